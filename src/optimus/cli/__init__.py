@@ -1,0 +1,7 @@
+"""The `optimus` command: parse, call optimus functions, print. Each module adds its commands to `app`."""
+from __future__ import annotations
+
+from optimus.cli.common import app
+from optimus.cli import core  # noqa: F401  (registers init, scan, ingest, status, sql, sample)
+
+__all__ = ["app"]

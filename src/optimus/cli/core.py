@@ -1,0 +1,197 @@
+"""init, scan, ingest, status, sql, sample: the commands of a one-shot ingest."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from optimus import config, ledger
+from optimus.cli.common import (
+    BarProgress, ConfigOption, app, console, errors_as_messages, fail, load_settings, out, progress_bar, warehouse,
+)
+from optimus.pipeline import Pipeline, RunSummary
+
+
+@app.command()
+def init(path: Path = typer.Argument(Path(config.DEFAULT_CONFIG_NAME), help="Where to write the example config.")) -> None:
+    """Write a commented example config file."""
+    if path.exists():
+        fail(f"{path} exists already; not overwriting it")
+    path.write_text(config.example_config(), encoding="utf-8")
+    out.print(f"wrote {path}: edit data_paths, then run 'optimus ingest --config {path}'")
+
+
+@app.command()
+def scan(cfg: Optional[Path] = ConfigOption) -> None:
+    """Register new and changed files, and print what was found per service."""
+    settings = load_settings(cfg)
+    with warehouse(settings) as wh, errors_as_messages():
+        pipeline = Pipeline(settings, wh)
+        pipeline.setup()
+        report = pipeline.scan()
+        _print_scan(report)
+
+
+def _print_scan(report: ledger.RegisterReport) -> None:
+    table = Table(title="scan")
+    table.add_column("service")
+    table.add_column("new", justify="right")
+    table.add_column("changed", justify="right")
+    for service in sorted(set(report.new) | set(report.changed)):
+        table.add_row(service, str(report.new.get(service, 0)), str(report.changed.get(service, 0)))
+    out.print(table)
+    out.print(f"{report.unchanged} unchanged files; {report.unclaimed} files claimed by no active service")
+    reasons: dict[str, int] = {}
+    for _path, reason in report.skipped:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, n in sorted(reasons.items()):
+        out.print(f"not ingested: {n} file(s): {reason}")
+
+
+@app.command()
+def ingest(
+    service: Optional[List[str]] = typer.Option(None, "--service", "-s", help="Run only this service (repeatable)."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Ingest one file, by the service that claims it (or --service)."),
+    cfg: Optional[Path] = ConfigOption,
+) -> None:
+    """Scan, then run the due services once, with a progress bar per file and a summary at the end."""
+    settings = load_settings(cfg)
+    from optimus.cli.common import setup_logging
+
+    setup_logging(settings, level=30)  # warnings and errors only; the table says the rest
+    with warehouse(settings) as wh, errors_as_messages():
+        bar = progress_bar()
+        pipeline = Pipeline(settings, wh, progress=lambda: BarProgress(bar))
+        requeued = pipeline.setup()
+        if requeued:
+            console.print(f"{requeued} file(s) left running by an interrupted run were queued again")
+        if file is not None:
+            if service and len(service) > 1:
+                fail("--file takes at most one --service")
+            pipeline.register_file(file, service[0] if service else None)
+        else:
+            _print_scan(pipeline.scan())
+        with bar:
+            summary = pipeline.run_once(only=list(service) if service else None)
+        _print_summary(summary)
+        if summary.failed:
+            raise typer.Exit(1)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    if not summary.services:
+        out.print("nothing to do: every file is ingested and every derived table is up to date")
+        return
+    table = Table(title="ingest")
+    for col in ("service", "status", "files", "rows", "seconds"):
+        table.add_column(col, justify="right" if col in ("files", "rows", "seconds") else "left")
+    for s in summary.services:
+        table.add_row(s.service, s.status, str(s.files), f"{s.rows:,}", f"{s.seconds:.2f}")
+    out.print(table)
+    quarantined = sum(f.quarantined for f in summary.files)
+    if quarantined:
+        out.print(f"{quarantined:,} malformed line(s) quarantined; see 'optimus status --files'")
+    for f in summary.files:
+        if f.state == "failed":
+            out.print(f"[red]failed[/] {f.path}: {f.error}", highlight=False)
+    for s in summary.services:
+        if s.status == "failed":
+            out.print(f"[red]failed[/] {s.service}: {s.error}", highlight=False)
+
+
+def status_data(wh) -> dict:  # type: ignore[no-untyped-def]
+    """The figures behind `optimus status --json`."""
+    from optimus.pipeline import order
+    from optimus.services.base import load_services
+
+    counts = ledger.counts(wh)
+    last = dict(wh.query("SELECT service, max(finished_at) FROM service_runs WHERE status = 'ok' GROUP BY service"))
+    services = {}
+    for name in order(load_services()):
+        c = counts.get(name, {s: 0 for s in ledger.STATES})
+        finished = last.get(name)
+        services[name] = {**c, "last_run": finished.isoformat() if finished else None}
+    return {"services": services}
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {services: {Name: {queued, running, done, failed, last_run}}}."),
+    files: bool = typer.Option(False, "--files", help="List failed files with their errors."),
+    cfg: Optional[Path] = ConfigOption,
+) -> None:
+    """Per service: files queued, running, done and failed, and the last run."""
+    settings = load_settings(cfg)
+    with warehouse(settings, read_only=True) as wh, errors_as_messages():
+        from optimus.warehouse import schema
+
+        if schema.current_version(wh) == 0:
+            fail("the warehouse has never been ingested into; run 'optimus ingest' first")
+        data = status_data(wh)
+        failed = wh.query("SELECT service, path, error FROM ingest_files WHERE state = 'failed' ORDER BY service, path") if files else []
+    if as_json:
+        if files:
+            data["failed_files"] = [{"service": s, "path": p, "error": e} for s, p, e in failed]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table(title="status")
+    for col in ("service", "queued", "running", "done", "failed", "last run"):
+        table.add_column(col, justify="left" if col in ("service", "last run") else "right")
+    for name, s in data["services"].items():
+        table.add_row(name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s["failed"]), s["last_run"] or "-")
+    out.print(table)
+    for service, path, error in failed:
+        out.print(f"[red]{service}[/] {path}: {error}", highlight=False)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="One read-only query."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
+    cfg: Optional[Path] = ConfigOption,
+) -> None:
+    """Run one read-only query on the warehouse and print the result."""
+    settings = load_settings(cfg)
+    with warehouse(settings, read_only=True) as wh:
+        try:
+            rows = wh.query_dicts(query)
+        except Exception as exc:  # the engine's own message says what is wrong with the query
+            fail(f"query failed: {exc}")
+    names = list(rows[0].keys()) if rows else []
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(names)
+        writer.writerows([list(r.values()) for r in rows])
+        return
+    table = Table()
+    for name in names:
+        table.add_column(name)
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    out.print(table)
+    out.print(f"{len(rows)} row(s)")
+
+
+@app.command()
+def sample(
+    directory: Path = typer.Argument(..., help="Folder to write the sample data path into."),
+    courses: int = typer.Option(2, help="Number of courses."),
+    learners: int = typer.Option(50, help="Number of learners."),
+    days: int = typer.Option(7, help="Number of daily event files."),
+    seed: int = typer.Option(1, help="Random seed: the same seed writes the same bytes."),
+) -> None:
+    """Write a realistic edX data package (no real learner data) in the exact layout and formats."""
+    from optimus.sample import generate
+
+    bar = progress_bar()
+    with bar:
+        task = bar.add_task("writing sample package", total=None)
+        manifest = generate(directory, courses=courses, learners=learners, days=days, seed=seed,
+                            progress=lambda label, n: bar.update(task, advance=n, description=label))
+    summary = manifest.get("summary", {}) if isinstance(manifest, dict) else {}
+    out.print(f"wrote a sample package to {directory}" + (f": {json.dumps(summary)}" if summary else ""))

@@ -1,0 +1,237 @@
+"""Settings: a TOML file, every key overridable by an OPTIMUS_<KEY> environment variable.
+
+The file is flat (no sections) so that each key maps to exactly one variable. Relative paths
+in the file are taken relative to the file's folder; in the environment, to the working folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optimus.errors import ConfigError
+
+CONFIG_ENV = "OPTIMUS_CONFIG"
+DEFAULT_CONFIG_NAME = "optimus.toml"
+
+
+@dataclass
+class Settings:
+    """Every setting, with its default. The docs for each live in DOCS below (and in the README)."""
+
+    data_paths: list[Path] = field(default_factory=list)
+    export_path: Path = Path("exports")
+    www_path: Path = Path("www")
+    warehouse: str = "duckdb:///optimus.duckdb"
+    warehouse_schema: str = "optimus"
+    memory_limit: str = "2GB"
+    spill_path: Path | None = None
+    threads: int = 0
+    geoip_country_db: Path | None = None
+    geoip_city_db: Path | None = None
+    event_file_prefix: str = ""
+    include_orgs: list[str] = field(default_factory=list)
+    exclude_orgs: list[str] = field(default_factory=list)
+    include_courses: list[str] = field(default_factory=list)
+    exclude_courses: list[str] = field(default_factory=list)
+    edge: bool = True
+    ignored_services: list[str] = field(default_factory=list)
+    rescan_interval: int = 300
+    api_host: str = "127.0.0.1"
+    api_port: int = 8850
+    api_token: str | None = None
+    require_token_for_all: bool = False
+    email_crm_mode: str = "delta"
+    time_gap_cutoff: int = 300
+    max_archive_bytes: int = 20 * 1024**3
+    intake_path: Path | None = None
+    gnupg_home: Path | None = None
+    gnupg_passphrase_file: Path | None = None
+    log_file: Path | None = None
+
+    source: str = "defaults"  # where the settings came from, for messages; not a key
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse as a URL; a bare path means a DuckDB file."""
+        if "://" in self.warehouse:
+            return self.warehouse
+        return f"duckdb:///{self.warehouse}"
+
+    def warehouse_path(self) -> Path | None:
+        """The DuckDB file, or None for a server warehouse."""
+        url = self.warehouse_url
+        return Path(url[len("duckdb:///"):]) if url.startswith("duckdb:///") else None
+
+
+DOCS: dict[str, str] = {
+    "data_paths": "Data directories, one per institution, each with clickstream_logs/latest and database_state/latest.",
+    "export_path": "Where Person Course, course profile and Email CRM exports are written.",
+    "www_path": "Where course structure JSON is written (www/course_structure/{org}-{course}-{run}.json).",
+    "warehouse": "The warehouse URL: duckdb:///path/to/file.duckdb (default) or postgresql://user@host:port/db.",
+    "warehouse_schema": "PostgreSQL only: the schema holding Optimus's tables.",
+    "memory_limit": "DuckDB memory limit (DuckDB's own default, 80% of RAM, is too much for a daemon).",
+    "spill_path": "Folder where DuckDB spills when the memory limit is reached (default: beside the warehouse).",
+    "threads": "DuckDB worker threads; 0 means one per core.",
+    "geoip_country_db": "Optional MaxMind/DB-IP country .mmdb file; takes precedence over the bundled data.",
+    "geoip_city_db": "Optional MaxMind/DB-IP city .mmdb file; adds region, city, latitude and longitude.",
+    "event_file_prefix": "Only event files whose name starts with this are taken (the original's prefix); empty: all.",
+    "include_orgs": "Institutions (orgs) to take; empty: all.",
+    "exclude_orgs": "Institutions (orgs) to leave.",
+    "include_courses": "Course patterns (fnmatch on the course id or its file-name form) to take; empty: all.",
+    "exclude_courses": "Course patterns to leave.",
+    "edge": "Take edX Edge files (…-edge-analytics.sql, -edge.mongo, edge events) too.",
+    "ignored_services": "Services not to run, by name (e.g. [\"EmailCRM\"]).",
+    "rescan_interval": "Seconds between scans of the data paths when running as a daemon.",
+    "api_host": "Address the API binds to (localhost by default).",
+    "api_port": "Port of the API (the original used 8850).",
+    "api_token": "Bearer token required for endpoints that can return personal data.",
+    "require_token_for_all": "Require the token for every endpoint, status included.",
+    "email_crm_mode": "Email CRM export: 'delta' (only learners whose status changed) or 'full'.",
+    "time_gap_cutoff": "Seconds: gaps between a learner's consecutive events longer than this are not time spent.",
+    "max_archive_bytes": "Largest total size an archive may unpack to (protects against archive bombs).",
+    "intake_path": "Folder of incoming edX deliveries that the daemon takes in before each scan.",
+    "gnupg_home": "GnuPG home holding the key that decrypts edX deliveries.",
+    "gnupg_passphrase_file": "File holding the passphrase of that key, if it has one.",
+    "log_file": "Also write the daemon's log lines to this file.",
+}
+
+KEYS = [f.name for f in dataclasses.fields(Settings) if f.name != "source"]
+
+
+def _coerce(key: str, value: object, where: str, base: Path) -> object:
+    """Turn a raw TOML/env value into the type the field declares, or fail naming key and file."""
+    hint = typing.get_type_hints(Settings)[key]
+    optional = type(None) in typing.get_args(hint)
+    target = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"{where}: setting '{key}' must not be empty")
+    origin = typing.get_origin(target)
+    try:
+        if origin is list:
+            if isinstance(value, str):
+                value = json.loads(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            if not isinstance(value, list):
+                raise ValueError("expected a list")
+            (item,) = typing.get_args(target)
+            return [(base / str(v)) if item is Path else str(v) for v in value]
+        if target is Path:
+            if not isinstance(value, str):
+                raise ValueError("expected a path")
+            path = Path(value).expanduser()
+            return path if path.is_absolute() else base / path
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if target is int:
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
+            return int(value)  # type: ignore[arg-type]
+        if target is str:
+            if not isinstance(value, (str, int, float)):
+                raise ValueError("expected a string")
+            if key == "warehouse" and "://" not in str(value):
+                return str(base / Path(str(value)).expanduser())
+            return str(value)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{where}: setting '{key}' has a bad value {value!r}: {exc}") from None
+    raise ConfigError(f"{where}: setting '{key}' has an unsupported type")
+
+
+def _validate(settings: Settings) -> None:
+    where = settings.source
+    if settings.email_crm_mode not in ("delta", "full"):
+        raise ConfigError(f"{where}: setting 'email_crm_mode' must be 'delta' or 'full', not {settings.email_crm_mode!r}")
+    scheme = settings.warehouse_url.split("://", 1)[0]
+    if scheme not in ("duckdb", "postgresql", "postgres"):
+        raise ConfigError(f"{where}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)")
+    if not 0 < settings.api_port < 65536:
+        raise ConfigError(f"{where}: setting 'api_port' must be between 1 and 65535")
+    if settings.rescan_interval < 1:
+        raise ConfigError(f"{where}: setting 'rescan_interval' must be at least 1 second")
+    if settings.time_gap_cutoff < 1:
+        raise ConfigError(f"{where}: setting 'time_gap_cutoff' must be at least 1 second")
+
+
+def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `path` (or $OPTIMUS_CONFIG, or ./optimus.toml if present), then the environment.
+
+    :param path: a TOML file; a missing file named explicitly is an error.
+    :param env: the environment (defaults to os.environ), for tests.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    sources: list[str] = []
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    elif path is None and Path(DEFAULT_CONFIG_NAME).is_file():
+        path = Path(DEFAULT_CONFIG_NAME)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist (run 'optimus init {path}' to write one)")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        base = path.resolve().parent
+        for key, value in raw.items():
+            if key not in KEYS:
+                raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(KEYS)})")
+            values[key] = _coerce(key, value, str(path), base)
+        sources.append(str(path))
+    cwd = Path.cwd()
+    for name, value in env.items():
+        if not name.startswith("OPTIMUS_") or name == CONFIG_ENV or name.startswith("OPTIMUS_TEST"):
+            continue
+        key = name[len("OPTIMUS_"):].lower()
+        if key not in KEYS:
+            raise ConfigError(f"environment: unknown setting {name} (known: OPTIMUS_{', OPTIMUS_'.join(k.upper() for k in KEYS)})")
+        values[key] = _coerce(key, value, f"environment variable {name}", cwd)
+        sources.append(name)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    settings.source = " + ".join(sources) or "defaults"
+    _validate(settings)
+    return settings
+
+
+def check_data_paths(settings: Settings) -> None:
+    """Fail clearly when a data path is missing, before anything is scanned."""
+    if not settings.data_paths:
+        raise ConfigError(f"{settings.source}: no data_paths configured (set data_paths in the config or OPTIMUS_DATA_PATHS)")
+    for path in settings.data_paths:
+        if not path.is_dir():
+            raise ConfigError(f"{settings.source}: data path {path} does not exist or is not a folder")
+
+
+def example_config() -> str:
+    """A commented config file with every key at its default, for `optimus init`."""
+    defaults = Settings()
+    lines = ["# Optimus configuration. Every key can also be set as OPTIMUS_<KEY> in the environment", "# (lists as JSON, e.g. OPTIMUS_DATA_PATHS='[\"/data/uqx\"]').", ""]
+    for key in KEYS:
+        lines.append(f"# {DOCS[key]}")
+        value = getattr(defaults, key)
+        if key == "data_paths":
+            lines.append('data_paths = ["data"]')
+        elif value is None:
+            lines.append(f"# {key} = \"\"")
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            lines.append(f"{key} = {value}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = {json.dumps([str(v) for v in value])}")
+        else:
+            lines.append(f"{key} = {json.dumps(str(value))}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""Course ids: the old `org/course/run`, the new `course-v1:org+course+run`, CCX, and the file-name form.
+
+Every form maps to one `course_key` (`org+course+run`, plus `+ccx@N` for CCX), so that a course
+renamed between id forms, or seen only in a file name, is still one course downstream.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+_NEW = re.compile(r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@(\d+))?$")
+_OLD = re.compile(r"^([^/+\s]+)/([^/\s]+)/([^/\s]+)$")
+_IN_URL = re.compile(r"/courses/((?:course-v1|ccx-v1)(?::|%3A)[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)(?=/|$|\?|#)", re.I)
+
+
+@dataclass(frozen=True)
+class CourseId:
+    """One course, whatever form it was written in."""
+
+    org: str
+    course: str
+    run: str
+    ccx: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The normalised key used to join every table of a course."""
+        base = f"{self.org}+{self.course}+{self.run}"
+        return f"{base}+ccx@{self.ccx}" if self.ccx else base
+
+    @property
+    def old(self) -> str:
+        return f"{self.org}/{self.course}/{self.run}"
+
+    @property
+    def new(self) -> str:
+        if self.ccx:
+            return f"ccx-v1:{self.org}+{self.course}+{self.run}+ccx@{self.ccx}"
+        return f"course-v1:{self.org}+{self.course}+{self.run}"
+
+    @property
+    def file_form(self) -> str:
+        """How edX writes the course in package file names (ambiguous when a part has a '-')."""
+        return f"{self.org}-{self.course}-{self.run}"
+
+
+def parse(course_id: str | None) -> CourseId | None:
+    """Parse any course id form (percent-encoded or not); None when it is not a course id."""
+    if not course_id:
+        return None
+    text = unquote(course_id.strip()) if "%" in course_id else course_id.strip()
+    match = _NEW.match(text)
+    if match:
+        return CourseId(*match.groups())
+    match = _OLD.match(text)
+    if match:
+        return CourseId(*match.groups())
+    return None
+
+
+def course_key(course_id: str | None) -> str | None:
+    parsed = parse(course_id)
+    return parsed.key if parsed else None
+
+
+def from_url(url: str | None) -> str | None:
+    """The course id in a `/courses/{course_id}/...` URL or path, decoded; None if there is none."""
+    if not url or "/courses/" not in url:
+        return None
+    match = _IN_URL.search(url)
+    if not match:
+        return None
+    found = unquote(match.group(1))
+    return found if parse(found) else None
+
+
+def from_file_form(name: str) -> CourseId | None:
+    """Split `org-course-run` when it is unambiguous (exactly three parts); otherwise None."""
+    parts = name.split("-")
+    if len(parts) == 3 and all(parts):
+        return CourseId(*parts)
+    return None
+
+
+def matches_file_form(course_id: str, name: str) -> bool:
+    """Whether a course id, written in the file-name form, is `name` (resolves ambiguous names)."""
+    parsed = parse(course_id)
+    return bool(parsed) and parsed.file_form == name  # type: ignore[union-attr]

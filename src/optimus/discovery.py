@@ -1,0 +1,209 @@
+"""Find the files of each data path and say which service claims each one.
+
+`classify` is pure (a file name in, a description out) so that the naming rules of the edX
+package (REFERENCE §3.1) can be tested on literal names; `scan` walks the folders.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from fnmatch import fnmatch
+from pathlib import Path
+
+from optimus import courses
+from optimus.config import Settings
+
+# What a service claims is a kind of file; the services name these in `claims`.
+EVENTS = "events"
+SQL = "sql"
+FORUM = "mongo"
+COURSE_EXPORT = "course_export"
+COURSE_STRUCTURE = "course_structure"
+EMAIL_OPT_IN = "email_opt_in"
+
+_MD5 = re.compile(r"-[0-9a-f]{32}$")
+_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+_EVENTS = re.compile(r"^(?P<org>.+)-(?P<site>edx|edge|prod)-events-(?P<date>\d{4}-\d{2}-\d{2})\.log(?:\.gz)?$")
+_COURSE_EVENTS = re.compile(r"^(?P<course>.+)-events-(?P<date>\d{4}-\d{2}-\d{2})\.log(?:\.gz)?$")
+_TRACKING = re.compile(r"^tracking\.log-(?P<date>\d{8})(?:-\d+)?(?:\.gz)?$")
+_SQL = re.compile(r"^(?P<course>.+)-(?P<table>[A-Za-z0-9_]+)-(?P<site>prod|edge)-analytics\.sql$")
+_MONGO = re.compile(r"^(?P<course>.+)-(?P<site>prod|edge)\.mongo$")
+_EXPORT = re.compile(r"^(?P<course>.+)-course-(?P<site>prod|edge)-analytics\.xml\.tar\.gz$")
+_STRUCTURE = re.compile(r"^(?P<course>.+)-course_structure-(?P<site>prod|edge)-analytics\.json$")
+_OPT_IN = re.compile(r"^(?P<org>[^-]+)-email_opt_in-(?P<site>prod|edge)-analytics\.csv$")
+
+
+@dataclass(frozen=True)
+class Classified:
+    """What a file name says: its kind, and what it can tell of course, table, site and date."""
+
+    kind: str
+    course: str | None = None  # the file-name form `org-course-run`, or a bare course for old .mongo
+    course_id: str | None = None  # set only when the name is unambiguous
+    org: str | None = None
+    table: str | None = None
+    site: str = "prod"
+    day: date | None = None
+    shortened: bool = False  # a long name cut by edX and ended with -{md5}: read the course from the file
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file no service takes, and why: it is listed, never silently dropped."""
+
+    path: Path
+    reason: str  # 'failed export', 'encrypted', 'unknown'
+
+
+@dataclass(frozen=True)
+class Found:
+    """A claimed file (or extracted course folder) with what its name told."""
+
+    path: Path  # the real path: relinking `latest` makes every file new
+    data_path: Path
+    info: Classified
+    package_date: date | None = None
+
+
+@dataclass
+class ScanResult:
+    found: list[Found] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _site(site: str) -> str:
+    return "edge" if site == "edge" else "prod"
+
+
+def _course_fields(name: str, site: str) -> dict[str, object]:
+    parsed = courses.from_file_form(name)
+    return {
+        "course": name,
+        "course_id": parsed.old if parsed else None,
+        "org": parsed.org if parsed else name.split("-", 1)[0],
+        "site": _site(site),
+    }
+
+
+def _day(text: str) -> date | None:
+    match = _DATE.search(text)
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+
+
+def classify(name: str) -> Classified | Skipped | None:
+    """Classify one file name; None for a name no rule knows (the caller records it as unknown)."""
+    if name.endswith(".failed"):
+        return Skipped(Path(name), "failed export")
+    if name.endswith(".gpg"):
+        return Skipped(Path(name), "encrypted (run 'optimus intake' to decrypt)")
+    if m := _EVENTS.match(name):
+        return Classified(EVENTS, org=m["org"], site=_site(m["site"]), day=_day(m["date"]))
+    if m := _TRACKING.match(name):
+        return Classified(EVENTS, day=_day(m["date"]))
+    if m := _COURSE_EVENTS.match(name):
+        return Classified(EVENTS, course=m["course"], day=_day(m["date"]))
+    if m := _OPT_IN.match(name):
+        return Classified(EMAIL_OPT_IN, org=m["org"], site=_site(m["site"]))
+    if m := _STRUCTURE.match(name):
+        return Classified(COURSE_STRUCTURE, **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+    if m := _EXPORT.match(name):
+        return Classified(COURSE_EXPORT, **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+    if m := _SQL.match(name):
+        return Classified(SQL, table=m["table"], **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+    if m := _MONGO.match(name):
+        return Classified(FORUM, **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+    stem, dot, ext = name.partition(".")
+    if _MD5.search(stem):
+        # edX cut a long name and appended -{md5}: the kind comes from the extension,
+        # the course and table from the file's own columns.
+        kinds = {"sql": SQL, "mongo": FORUM, "json": COURSE_STRUCTURE, "xml.tar.gz": COURSE_EXPORT, "csv": EMAIL_OPT_IN}
+        if ext in kinds:
+            return Classified(kinds[ext], org=stem.split("-", 1)[0], site="edge" if "-edge" in stem else "prod", shortened=True)
+    if name.endswith(".mongo") and "-" not in name:
+        # very old packages: {course}.mongo
+        return Classified(FORUM, course=name[: -len(".mongo")])
+    return None
+
+
+def _is_course_folder(path: Path) -> bool:
+    return (path / "course.xml").is_file() or any((child / "course.xml").is_file() for child in path.iterdir() if child.is_dir())
+
+
+def latest_folder(base: Path) -> Path | None:
+    """`base/latest` (a link or a folder), else the newest dated sub-folder by its date, not by name order."""
+    latest = base / "latest"
+    if latest.exists():
+        return latest.resolve()
+    if not base.is_dir():
+        return None
+    dated = [(d, p) for p in base.iterdir() if p.is_dir() and (d := _day(p.name))]
+    return max(dated)[1].resolve() if dated else None
+
+
+def _wanted(info: Classified, settings: Settings) -> bool:
+    org = info.org
+    if org and settings.include_orgs and org not in settings.include_orgs:
+        return False
+    if org and org in settings.exclude_orgs:
+        return False
+    if info.site == "edge" and not settings.edge:
+        return False
+    names = [n for n in (info.course, info.course_id) if n]
+    if names and settings.include_courses and not any(fnmatch(n, p) for n in names for p in settings.include_courses):
+        return False
+    if names and any(fnmatch(n, p) for n in names for p in settings.exclude_courses):
+        return False
+    return True
+
+
+def scan_data_path(data_path: Path, settings: Settings) -> ScanResult:
+    """List every file under clickstream_logs/latest and database_state/latest (sub-folders included)."""
+    result = ScanResult()
+    events_dir = latest_folder(data_path / "clickstream_logs")
+    state_dir = latest_folder(data_path / "database_state")
+    package_date = _day(state_dir.name) if state_dir else None
+    for top, only_events in ((events_dir, True), (state_dir, False)):
+        if top is None:
+            continue
+        for root, dirs, files in os.walk(top, followlinks=False):
+            root_path = Path(root)
+            for d in list(dirs):
+                folder = root_path / d
+                if not only_events and _is_course_folder(folder):
+                    dirs.remove(d)  # an extracted course export is one unit
+                    info = Classified(COURSE_EXPORT, **_course_fields(d, "prod"))  # type: ignore[arg-type]
+                    if _wanted(info, settings):
+                        result.found.append(Found(folder.resolve(), data_path, info, package_date))
+            for name in sorted(files):
+                path = (root_path / name).resolve()
+                info = classify(name)
+                if info is None:
+                    result.skipped.append(Skipped(path, "unknown"))
+                elif isinstance(info, Skipped):
+                    result.skipped.append(Skipped(path, info.reason))
+                elif only_events != (info.kind == EVENTS):
+                    result.skipped.append(Skipped(path, "unknown"))
+                elif info.kind == EVENTS and settings.event_file_prefix and not name.startswith(settings.event_file_prefix):
+                    result.skipped.append(Skipped(path, "event file prefix does not match"))
+                elif _wanted(info, settings):
+                    result.found.append(Found(path, data_path, info, None if only_events else package_date))
+                else:
+                    result.skipped.append(Skipped(path, "excluded by configuration"))
+    return result
+
+
+def scan(settings: Settings) -> ScanResult:
+    """Scan every configured data path."""
+    total = ScanResult()
+    for data_path in settings.data_paths:
+        part = scan_data_path(data_path, settings)
+        total.found.extend(part.found)
+        total.skipped.extend(part.skipped)
+    return total

@@ -1,0 +1,277 @@
+"""Scheduling, ledger state, progress, timing and errors, once, for every service.
+
+The dependency rule is the original's, with its gaps closed: a service with needs runs when
+none of them has files queued or running ("complete") and at least one of them finished a run
+since this service last started (or this service's rules changed). A file service runs when it
+has queued files. Each file is ingested in one transaction together with its ledger row.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from optimus import discovery, ledger
+from optimus.config import Settings
+from optimus.errors import OptimusError
+from optimus.ledger import LedgerFile, utcnow
+from optimus.services.base import FileResult, Progress, RunContext, Service, load_services
+from optimus.warehouse import schema
+from optimus.warehouse.base import Warehouse
+
+log = logging.getLogger("optimus")
+
+
+@dataclass
+class FileOutcome:
+    service: str
+    path: str
+    state: str  # done | failed
+    rows: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class ServiceOutcome:
+    service: str
+    run_id: int
+    status: str
+    files: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    files: list[FileOutcome] = field(default_factory=list)
+    services: list[ServiceOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.state == "failed" for f in self.files) or any(s.status == "failed" for s in self.services)
+
+
+def order(services: dict[str, type[Service]]) -> list[str]:
+    """Service names in dependency order (needs first); registration order breaks ties."""
+    done: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise OptimusError(f"services depend on each other in a cycle through {name}")
+        visiting.add(name)
+        for need in services[name].needs:
+            if need not in services:
+                raise OptimusError(f"service {name} needs {need}, which is not registered")
+            visit(need)
+        visiting.discard(name)
+        done.append(name)
+
+    for name in services:
+        visit(name)
+    return done
+
+
+class Pipeline:
+    """Runs the registered services against one warehouse."""
+
+    def __init__(self, settings: Settings, wh: Warehouse, progress: Callable[[], Progress] = Progress) -> None:
+        self.settings = settings
+        self.wh = wh
+        self.progress = progress
+        registry = load_services()
+        self.order = order(registry)
+        self.services = {name: registry[name](settings) for name in self.order}
+        self.active = [n for n in self.order if n not in settings.ignored_services]
+
+    def setup(self) -> int:
+        """Migrate the warehouse, create service tables, and requeue files a crash left running."""
+        schema.ensure(self.wh)
+        for name in self.order:
+            self.services[name].setup(self.wh)
+        return ledger.requeue_running(self.wh)
+
+    def claims(self) -> dict[str, str]:
+        """File kind -> the active service that claims it."""
+        result: dict[str, str] = {}
+        for name in self.active:
+            for kind in self.services[name].claims:
+                result[kind] = name
+        return result
+
+    def scan(self) -> ledger.RegisterReport:
+        """Register new and changed files of every data path."""
+        from optimus.config import check_data_paths
+
+        check_data_paths(self.settings)
+        return ledger.register(self.wh, discovery.scan(self.settings), self.claims())
+
+    def register_file(self, path: Path, service: str | None = None) -> None:
+        """Register one file given on the command line, by the service that claims its name or `service`."""
+        path = path.resolve()
+        if not path.exists():
+            raise OptimusError(f"{path}: no such file")
+        info = discovery.classify(path.name)
+        if service is not None:
+            if service not in self.services:
+                raise OptimusError(f"unknown service {service!r} (known: {', '.join(self.order)})")
+            kinds = self.services[service].claims
+            if not kinds:
+                raise OptimusError(f"service {service} claims no files")
+            if not isinstance(info, discovery.Classified) or info.kind not in kinds:
+                info = discovery.Classified(kinds[0])
+        elif not isinstance(info, discovery.Classified):
+            raise OptimusError(f"{path}: no service claims a file of this name; name one with --service")
+        data_path = next((p for p in self.settings.data_paths if str(path).startswith(str(p.resolve()))), path.parent)
+        found = discovery.Found(path, data_path, info, None)
+        claims = self.claims() if service is None else {info.kind: service}
+        report = ledger.register(self.wh, discovery.ScanResult(found=[found]), claims)
+        if not report.new and not report.changed:
+            # an explicit request ingests the file again even when it is unchanged
+            self.wh.execute("UPDATE ingest_files SET state = 'queued' WHERE path = ? AND state <> 'running'", [str(path)])
+
+    # -- the dependency rule -------------------------------------------------------------------
+    def _last_run(self, name: str) -> tuple[datetime | None, int | None]:
+        row = self.wh.query(
+            "SELECT started_at, rules_version FROM service_runs WHERE service = ? AND status = 'ok' ORDER BY id DESC LIMIT 1", [name]
+        )
+        return (row[0][0], row[0][1]) if row else (None, None)
+
+    def _complete(self, name: str) -> bool:
+        return not self.wh.scalar("SELECT count(*) FROM ingest_files WHERE service = ? AND state IN ('queued', 'running')", [name])
+
+    def _upstream_changed(self, service: Service, since: datetime | None) -> bool:
+        marks = ", ".join("?" for _ in service.needs)
+        sql = f"SELECT count(*) FROM service_runs WHERE status = 'ok' AND service IN ({marks})"
+        params: list[object] = list(service.needs)
+        if since is not None:
+            sql += " AND finished_at >= ?"
+            params.append(since)
+        return bool(self.wh.scalar(sql, params))
+
+    def due(self, name: str) -> tuple[bool, str]:
+        """Whether a service should run now, and why (or why not)."""
+        service = self.services[name]
+        waiting = [n for n in service.needs if not self._complete(n)]
+        if waiting:
+            return False, f"waiting for {', '.join(waiting)}"
+        has_files = bool(service.claims) and bool(
+            self.wh.scalar("SELECT count(*) FROM ingest_files WHERE service = ? AND state = 'queued'", [name])
+        )
+        if has_files:
+            return True, "files queued"
+        if service.is_derived():
+            last, version = self._last_run(name)
+            if last is not None and version != service.rules_version:
+                return True, "rules changed"
+            if service.needs and self._upstream_changed(service, last):
+                return True, "inputs changed"
+        return False, "nothing to do"
+
+    # -- running -------------------------------------------------------------------------------
+    def run_once(self, only: list[str] | None = None, force: bool = False) -> RunSummary:
+        """Run every due service once, in dependency order.
+
+        :param only: run just these services (their needs are not run).
+        :param force: run the named derived services even if nothing changed.
+        """
+        if only:
+            unknown = [n for n in only if n not in self.services]
+            if unknown:
+                raise OptimusError(f"unknown service(s) {', '.join(unknown)} (known: {', '.join(self.order)})")
+        summary = RunSummary()
+        for name in self.active:
+            if only and name not in only:
+                continue
+            is_due, _why = self.due(name)
+            if not is_due and not (force and only and self.services[name].is_derived()):
+                continue
+            summary.services.append(self._run_service(name, summary))
+        return summary
+
+    def _run_service(self, name: str, summary: RunSummary) -> ServiceOutcome:
+        service = self.services[name]
+        last_started, _ = self._last_run(name)
+        started = utcnow()
+        run_id = int(self.wh.scalar(
+            "INSERT INTO service_runs (service, started_at, status, rules_version) VALUES (?, ?, 'running', ?) RETURNING id",
+            [name, started, service.rules_version],
+        ))
+        ctx = RunContext(self.settings, self.wh, service, run_id, last_started, self.progress())
+        clock = time.monotonic()
+        outcome = ServiceOutcome(name, run_id, "ok")
+        files = ledger.queued(self.wh, name) if service.claims else []
+        try:
+            done_files: list[LedgerFile] = []
+            for file in files:
+                result = self._ingest_file(service, file, ctx)
+                summary.files.append(result)
+                outcome.files += 1
+                outcome.rows += result.rows
+                if result.state == "done":
+                    done_files.append(file)
+            with self.wh.transaction():
+                if done_files:
+                    service.finish(self.wh, done_files, ctx)
+                if service.is_derived():
+                    ctx.progress.start(f"{name}")
+                    outcome.rows += service.run(self.wh, ctx)
+                    ctx.progress.end()
+                self._record_changes(ctx)
+                self.wh.execute(
+                    "UPDATE service_runs SET finished_at = ?, status = 'ok', files = ?, rows = ? WHERE id = ?",
+                    [utcnow(), outcome.files, outcome.rows, run_id],
+                )
+        except Exception as exc:  # a service failure is recorded, and the others go on
+            outcome.status, outcome.error = "failed", _describe(exc)
+            log.error("%s failed: %s", name, outcome.error)
+            self.wh.execute(
+                "UPDATE service_runs SET finished_at = ?, status = 'failed', files = ?, rows = ?, error = ? WHERE id = ?",
+                [utcnow(), outcome.files, outcome.rows, outcome.error, run_id],
+            )
+        outcome.seconds = time.monotonic() - clock
+        return outcome
+
+    def _record_changes(self, ctx: RunContext) -> None:
+        self.wh.executemany(
+            "INSERT INTO service_run_changes (run_id, course_key, day) VALUES (?, ?, ?)",
+            [[ctx.run_id, key, day] for key, day in sorted(ctx.touched, key=lambda kd: (kd[0], str(kd[1])))],
+        )
+
+    def _ingest_file(self, service: Service, file: LedgerFile, ctx: RunContext) -> FileOutcome:
+        ledger.mark_running(self.wh, file, ctx.run_id)
+        ctx.progress.start(f"{service.name}: {file.path.name}", total=None)
+        ctx.rows_written = 0
+        clock = time.monotonic()
+        touched_before = set(ctx.touched)
+        try:
+            with self.wh.transaction():
+                result: FileResult = service.ingest(self.wh, file, ctx)
+                ledger.mark_done(self.wh, file, result.rows, result.quarantined, result.note, result.course_id)
+                ledger.note_course_id(self.wh, result.course_id or file.course_id)
+        except Exception as exc:
+            ctx.touched = touched_before
+            error = _describe(exc)
+            ledger.mark_failed(self.wh, file, error)
+            ctx.progress.end()
+            seconds = time.monotonic() - clock
+            log.warning("%s failed %s after %.2fs: %s", service.name, file.path, seconds, error)
+            return FileOutcome(service.name, str(file.path), "failed", seconds=seconds, error=error)
+        ctx.progress.end()
+        seconds = time.monotonic() - clock
+        log.info("%s ingested %s: %d rows, %d quarantined, %.2fs", service.name, file.path, result.rows, result.quarantined, seconds)
+        return FileOutcome(service.name, str(file.path), "done", result.rows, result.quarantined, seconds)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OptimusError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

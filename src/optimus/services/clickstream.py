@@ -1,0 +1,12 @@
+"""Clickstream: daily tracking-log event files into `events`.
+
+Registered by name so the pipeline's order and dependency rule hold; it claims no files and
+does nothing until its implementation lands.
+"""
+from optimus.services.base import Service, register
+
+
+@register
+class Clickstream(Service):
+    name = "Clickstream"
+    needs = ()

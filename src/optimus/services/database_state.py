@@ -1,0 +1,216 @@
+"""DatabaseState: load every `.sql` (TSV) table of the weekly package, one warehouse table per edX table.
+
+Reads `{org}-{course}-{run}-{table}-{prod|edge}-analytics.sql`; writes the table of the same
+name (all courses together) with provenance columns course_id, course_key, site, package_date
+and file_id, plus `db_state_loads` (which package each course's table came from) and
+`db_state_quarantine` (lines that could not be loaded). Needs nothing.
+
+A newer package replaces a course's rows of a table in one transaction; an older package never
+replaces newer rows; a table with no file in a course's newer package is emptied for that course
+(edX writes no file for an empty table), and db_state_loads records it as empty.
+"""
+from __future__ import annotations
+
+from optimus import courses, discovery
+from optimus.errors import IngestError
+from optimus.formats import sql_tables
+from optimus.ledger import LedgerFile, utcnow
+from optimus.services.base import FileResult, RunContext, Service, register
+from optimus.warehouse.base import Warehouse
+
+
+@register
+class DatabaseState(Service):
+    name = "DatabaseState"
+    claims = (discovery.SQL,)
+    writes = {"<edX table>": "evolve", "db_state_loads": "frozen", "db_state_quarantine": "frozen"}
+
+    def setup(self, wh: Warehouse) -> None:
+        wh.execute(
+            "CREATE TABLE IF NOT EXISTS db_state_loads (course_key VARCHAR NOT NULL, site VARCHAR NOT NULL, "
+            "table_name VARCHAR NOT NULL, course_id VARCHAR, package_date DATE, file_id BIGINT, rows BIGINT NOT NULL, "
+            "empty BOOLEAN NOT NULL, loaded_at TIMESTAMP NOT NULL, PRIMARY KEY (course_key, site, table_name))"
+        )
+        wh.execute(
+            "CREATE TABLE IF NOT EXISTS db_state_quarantine (file_id BIGINT NOT NULL, path VARCHAR NOT NULL, "
+            "line BIGINT, reason VARCHAR NOT NULL, raw VARCHAR)"
+        )
+
+    # -- one file ------------------------------------------------------------------------------
+    def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
+        table = self._table(file)
+        staging = f"_stage_{file.id}"
+        header, rejected = wh.stage_tsv(file.path, staging)
+        try:
+            course_id = self._course_id(wh, file, staging, header)
+            key = courses.course_key(course_id)
+            if key is None:
+                raise IngestError(f"{file.path}: cannot tell the course from the file name or a course_id column")
+            site = file.site or "prod"
+            loaded = wh.query(
+                "SELECT package_date FROM db_state_loads WHERE course_key = ? AND site = ? AND table_name = ?", [key, site, table]
+            )
+            if loaded and loaded[0][0] and file.package_date and file.package_date < loaded[0][0]:
+                return FileResult(0, 0, f"package {file.package_date} is older than the loaded {loaded[0][0]}; not loaded", course_id)
+            columns = self._columns(table, header)
+            self._ensure_table(wh, table, columns)
+            wh.execute("DELETE FROM db_state_quarantine WHERE file_id = ?", [file.id])
+            bad = self._bad_rows_sql(wh, table, columns)
+            quarantined = self._quarantine(wh, file, staging, header, bad, rejected)
+            q = wh.quote
+            wh.execute(f"DELETE FROM {q(table)} WHERE course_key = ? AND site = ?", [key, site])
+            targets = list(columns.values()) + ["course_key", "site", "package_date", "file_id"]
+            values = [self._cast(wh, table, src, dst) for src, dst in columns.items()] + ["?", "?", "?", "?"]
+            if "course_id" not in columns.values():
+                targets.append("course_id")
+                values.append("?")
+            params: list[object] = [key, site, file.package_date, file.id] + ([course_id] if "course_id" not in columns.values() else [])
+            wh.execute(
+                f"INSERT INTO {q(table)} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)} WHERE NOT ({bad})",
+                params,
+            )
+            rows = int(wh.scalar(f"SELECT count(*) FROM {q(table)} WHERE file_id = ?", [file.id]))
+            if "course_id" in columns.values():
+                wh.execute(f"UPDATE {q(table)} SET course_id = ? WHERE file_id = ? AND (course_id IS NULL OR course_id = '')", [course_id, file.id])
+            ctx.wrote(rows)
+            self._record_load(wh, key, site, table, course_id, file, rows)
+            ctx.touch(key)
+            return FileResult(rows, quarantined, None, course_id)
+        finally:
+            wh.execute(f"DROP TABLE IF EXISTS {wh.quote(staging)}")
+
+    def _table(self, file: LedgerFile) -> str:
+        name = file.table_name or sql_tables.table_from_shortened_name(file.path.name)
+        if not name:
+            raise IngestError(f"{file.path}: the file name was shortened by edX and no known table name is left in it")
+        try:
+            return sql_tables.safe_table_name(name)
+        except ValueError as exc:
+            raise IngestError(f"{file.path}: {exc}") from None
+
+    def _course_id(self, wh: Warehouse, file: LedgerFile, staging: str, header: list[str]) -> str | None:
+        """The course: from the file's own course_id column when it has one (it settles ambiguous names)."""
+        if "course_id" in header:
+            found = wh.scalar(
+                f"SELECT course_id FROM {wh.quote(staging)} WHERE course_id IS NOT NULL AND course_id <> '' "
+                "GROUP BY course_id ORDER BY count(*) DESC LIMIT 1"
+            )
+            if found and courses.parse(found) and (file.course_id is None or courses.course_key(found) == file.course_key or _same_file_form(found, file)):
+                return str(found)
+        if file.course_id:
+            return file.course_id
+        # an ambiguous name with no course_id column: look for the course in other files of the package
+        stem = file.path.name.split(f"-{file.table_name}-")[0] if file.table_name else None
+        if stem:
+            for (candidate,) in wh.query("SELECT DISTINCT course_id FROM course_ids"):
+                if courses.matches_file_form(candidate, stem):
+                    return str(candidate)
+            for (candidate,) in wh.query(
+                "SELECT DISTINCT course_id FROM ingest_files WHERE course_id IS NOT NULL AND data_path = ? AND package_date IS NOT DISTINCT FROM ?",
+                [str(file.data_path), file.package_date],
+            ):
+                if courses.matches_file_form(candidate, stem):
+                    return str(candidate)
+        return None
+
+    @staticmethod
+    def _columns(table: str, header: list[str]) -> dict[str, str]:
+        """Header column -> warehouse column (older names renamed, provenance names not overwritten)."""
+        renamed = sql_tables.RENAMED.get(table, {})
+        result: dict[str, str] = {}
+        for name in header:
+            target = renamed.get(name, name).lower()
+            if target in ("course_key", "site", "package_date", "file_id"):
+                target = f"edx_{target}"
+            if target in result.values():
+                continue
+            result[name] = target
+        return result
+
+    @staticmethod
+    def _ensure_table(wh: Warehouse, table: str, columns: dict[str, str]) -> None:
+        """Create the table, or add the columns a newer export brings (raw tables evolve)."""
+        q = wh.quote
+        if not wh.table_exists(table):
+            cols = dict(sql_tables.PROVENANCE)
+            for target in columns.values():
+                cols[target] = sql_tables.column_type(table, target)
+            wh.execute(f"CREATE TABLE {q(table)} ({', '.join(f'{q(n)} {t}' for n, t in cols.items())})")
+            return
+        existing = set(wh.columns(table))
+        for target in columns.values():
+            if target not in existing:
+                wh.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(target)} {sql_tables.column_type(table, target)}")
+
+    @staticmethod
+    def _cast(wh: Warehouse, table: str, source: str, target: str) -> str:
+        sql_type = sql_tables.column_type(table, target)
+        col = wh.quote(source)
+        if sql_type == "VARCHAR":
+            return col
+        return wh.try_cast_sql(f"NULLIF({col}, '')", sql_type)
+
+    @classmethod
+    def _bad_rows_sql(cls, wh: Warehouse, table: str, columns: dict[str, str]) -> str:
+        """A condition true for rows whose typed values do not parse (they go to quarantine)."""
+        checks = [
+            f"({wh.quote(src)} IS NOT NULL AND {wh.quote(src)} <> '' AND {cls._cast(wh, table, src, dst)} IS NULL)"
+            for src, dst in columns.items()
+            if sql_tables.column_type(table, dst) != "VARCHAR"
+        ]
+        return " OR ".join(checks) or "false"
+
+    @staticmethod
+    def _quarantine(wh: Warehouse, file: LedgerFile, staging: str, header: list[str], bad: str, rejected: list[tuple[int, str, str]]) -> int:
+        q = wh.quote
+        wh.executemany(
+            "INSERT INTO db_state_quarantine (file_id, path, line, reason, raw) VALUES (?, ?, ?, ?, ?)",
+            [[file.id, str(file.path), line, reason, raw] for line, reason, raw in rejected],
+        )
+        if bad != "false":
+            wh.execute(
+                f"INSERT INTO db_state_quarantine (file_id, path, line, reason, raw) SELECT ?, ?, _line, "
+                f"'a value does not fit its column type', concat_ws(chr(9), {', '.join(f'coalesce({q(c)}, {chr(39)}NULL{chr(39)})' for c in header)}) "
+                f"FROM {q(staging)} WHERE {bad}",
+                [file.id, str(file.path)],
+            )
+        return int(wh.scalar("SELECT count(*) FROM db_state_quarantine WHERE file_id = ?", [file.id]))
+
+    @staticmethod
+    def _record_load(wh: Warehouse, key: str, site: str, table: str, course_id: str | None, file: LedgerFile, rows: int) -> None:
+        wh.execute("DELETE FROM db_state_loads WHERE course_key = ? AND site = ? AND table_name = ?", [key, site, table])
+        wh.execute(
+            "INSERT INTO db_state_loads (course_key, site, table_name, course_id, package_date, file_id, rows, empty, loaded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, false, ?)",
+            [key, site, table, course_id, file.package_date, file.id, rows, utcnow()],
+        )
+
+    # -- after the run's files -----------------------------------------------------------------
+    def finish(self, wh: Warehouse, files: list[LedgerFile], ctx: RunContext) -> None:
+        """Empty, for each course loaded from a newer package, the tables that package has no file for."""
+        packages = {
+            (key, site, date)
+            for key, site, date in wh.query(
+                "SELECT course_key, site, package_date FROM ingest_files WHERE service = ? AND state = 'done' AND run_id = ? "
+                "AND package_date IS NOT NULL AND course_key IS NOT NULL",
+                [self.name, ctx.run_id],
+            )
+        }
+        for key, site, date in packages:
+            stale = wh.query(
+                "SELECT table_name, package_date FROM db_state_loads WHERE course_key = ? AND site = ? AND package_date < ? AND NOT empty",
+                [key, site, date],
+            )
+            for table, _old in stale:
+                wh.execute(f"DELETE FROM {wh.quote(table)} WHERE course_key = ? AND site = ?", [key, site])
+                wh.execute(
+                    "UPDATE db_state_loads SET empty = true, rows = 0, package_date = ?, file_id = NULL, loaded_at = ? "
+                    "WHERE course_key = ? AND site = ? AND table_name = ?",
+                    [date, utcnow(), key, site, table],
+                )
+                ctx.touch(key)
+
+
+def _same_file_form(course_id: str, file: LedgerFile) -> bool:
+    stem = file.path.name.split(f"-{file.table_name}-")[0] if file.table_name else ""
+    return courses.matches_file_form(course_id, stem)

@@ -1,0 +1,56 @@
+"""The one narrow interface every warehouse backend implements.
+
+Services and the pipeline speak only to this; the backend is chosen from the URL in config,
+never inside a service. SQL uses `?` placeholders on every backend.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+import pyarrow as pa
+
+
+class Warehouse(Protocol):
+    dialect: str  # 'duckdb' or 'postgres'
+    url: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for a few rows (bookkeeping only; bulk data goes through the loaders)."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a query and return all rows."""
+
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a query and return rows as dicts keyed by column name."""
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together or not at all; nested use joins the outer one."""
+
+    def table_exists(self, name: str) -> bool: ...
+
+    def columns(self, table: str) -> list[str]:
+        """Column names of a table, in order."""
+
+    def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Append Arrow data to an existing table by column name (the bulk path); returns rows."""
+
+    def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+        """Load an edX TSV dump (header row, literal NULL, backslash escapes decoded) into a new
+        all-text temporary table `staging` with an extra `_line` column (the row's line in the file).
+        Returns the header's column names and the rejected lines as (line, reason, raw text)."""
+
+    def try_cast_sql(self, expr: str, sql_type: str) -> str:
+        """SQL that casts `expr` to `sql_type`, giving NULL (not an error) when it does not fit."""
+
+    def quote(self, identifier: str) -> str:
+        """Quote an identifier for this dialect."""
+
+    def close(self) -> None: ...
