@@ -54,6 +54,11 @@ class Settings:
     log_file: Path | None = None
 
     source: str = "defaults"  # where the settings came from, for messages; not a key
+    origins: dict[str, str] = field(default_factory=dict)  # key -> the file or variable that set it
+
+    def origin(self, key: str) -> str:
+        """Where a key's value came from, for error messages."""
+        return self.origins.get(key, "defaults")
 
     @property
     def warehouse_url(self) -> str:
@@ -100,7 +105,7 @@ DOCS: dict[str, str] = {
     "log_file": "Also write the daemon's log lines to this file.",
 }
 
-KEYS = [f.name for f in dataclasses.fields(Settings) if f.name != "source"]
+KEYS = [f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "origins")]
 
 
 def _coerce(key: str, value: object, where: str, base: Path) -> object:
@@ -150,18 +155,17 @@ def _coerce(key: str, value: object, where: str, base: Path) -> object:
 
 
 def _validate(settings: Settings) -> None:
-    where = settings.source
     if settings.email_crm_mode not in ("delta", "full"):
-        raise ConfigError(f"{where}: setting 'email_crm_mode' must be 'delta' or 'full', not {settings.email_crm_mode!r}")
+        raise ConfigError(f"{settings.origin('email_crm_mode')}: setting 'email_crm_mode' must be 'delta' or 'full', not {settings.email_crm_mode!r}")
     scheme = settings.warehouse_url.split("://", 1)[0]
     if scheme not in ("duckdb", "postgresql", "postgres"):
-        raise ConfigError(f"{where}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)")
+        raise ConfigError(f"{settings.origin('warehouse')}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)")
     if not 0 < settings.api_port < 65536:
-        raise ConfigError(f"{where}: setting 'api_port' must be between 1 and 65535")
+        raise ConfigError(f"{settings.origin('api_port')}: setting 'api_port' must be between 1 and 65535")
     if settings.rescan_interval < 1:
-        raise ConfigError(f"{where}: setting 'rescan_interval' must be at least 1 second")
+        raise ConfigError(f"{settings.origin('rescan_interval')}: setting 'rescan_interval' must be at least 1 second")
     if settings.time_gap_cutoff < 1:
-        raise ConfigError(f"{where}: setting 'time_gap_cutoff' must be at least 1 second")
+        raise ConfigError(f"{settings.origin('time_gap_cutoff')}: setting 'time_gap_cutoff' must be at least 1 second")
 
 
 def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +177,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     sources: list[str] = []
+    origins: dict[str, str] = {}
     if path is None and env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
     elif path is None and Path(DEFAULT_CONFIG_NAME).is_file():
@@ -189,6 +194,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
             if key not in KEYS:
                 raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(KEYS)})")
             values[key] = _coerce(key, value, str(path), base)
+            origins[key] = str(path)
         sources.append(str(path))
     cwd = Path.cwd()
     for name, value in env.items():
@@ -198,9 +204,11 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
         if key not in KEYS:
             raise ConfigError(f"environment: unknown setting {name} (known: OPTIMUS_{', OPTIMUS_'.join(k.upper() for k in KEYS)})")
         values[key] = _coerce(key, value, f"environment variable {name}", cwd)
+        origins[key] = f"environment variable {name}"
         sources.append(name)
     settings = Settings(**values)  # type: ignore[arg-type]
     settings.source = " + ".join(sources) or "defaults"
+    settings.origins = origins
     _validate(settings)
     return settings
 
@@ -208,10 +216,10 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
 def check_data_paths(settings: Settings) -> None:
     """Fail clearly when a data path is missing, before anything is scanned."""
     if not settings.data_paths:
-        raise ConfigError(f"{settings.source}: no data_paths configured (set data_paths in the config or OPTIMUS_DATA_PATHS)")
+        raise ConfigError("no data_paths configured (set data_paths in the config file or OPTIMUS_DATA_PATHS)")
     for path in settings.data_paths:
         if not path.is_dir():
-            raise ConfigError(f"{settings.source}: data path {path} does not exist or is not a folder")
+            raise ConfigError(f"{settings.origin('data_paths')}: setting 'data_paths': data path {path} does not exist or is not a folder")
 
 
 def example_config() -> str:

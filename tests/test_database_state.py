@@ -1,0 +1,182 @@
+"""Database State: the TSV dumps land typed, with NULLs and escapes decoded, one package replacing another."""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from conftest import make_data_path
+
+HEADER = ["id", "username", "first_name", "last_name", "email", "is_staff", "is_active", "last_login", "date_joined"]
+ROWS = [
+    ["1", "ann", "Ann\\tMarie", "O\\\\Neil", "ann@example.org", "0", "1", "2015-08-12 23:13:03", "2015-01-02 03:04:05.250000"],
+    ["2", "bob", "", "NULL", "NULL", "1", "1", "NULL", "2015-01-02 03:04:05"],
+    ["3", "cyd", "line\\nbreak", "cr\\rhere", "c@example.org", "0", "0", "2016-02-29 12:00:00.000001", "2014-12-31 23:59:59"],
+    ["4", "dee", "back\\\\tslash", "x", "d@example.org", "0", "1", "NULL", "2014-12-31 23:59:59"],
+]
+
+
+def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+
+
+def decode(value: str) -> str | None:
+    """The edX escape rules, written independently of the loader: one pass, left to right."""
+    if value == "NULL":
+        return None
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value):
+            out.append({"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}.get(value[i + 1], value[i + 1]))
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def query(settings, sql: str, params: list | None = None) -> list[tuple]:  # type: ignore[no-untyped-def]
+    con = duckdb.connect(settings.warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
+    settings = settings_for(data_path)
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 0, result.output
+    got = query(settings, f"SELECT {', '.join(HEADER)} FROM auth_user ORDER BY id")
+    for row, expected in zip(got, ROWS):
+        want = [decode(v) for v in expected]
+        assert row[0] == int(want[0])
+        assert list(row[1:5]) == want[1:5]
+        assert row[5] is (want[5] == "1") and row[6] is (want[6] == "1")
+        for value, text in zip(row[7:], want[7:]):
+            assert value == (None if text is None else datetime.fromisoformat(text))
+    assert len(got) == len(ROWS)
+    # an empty string stays an empty string; only the literal NULL is SQL NULL
+    assert query(settings, "SELECT first_name IS NULL, last_name IS NULL FROM auth_user WHERE id = 2") == [(False, True)]
+    assert query(settings, "SELECT DISTINCT course_id, course_key, site, package_date::VARCHAR FROM auth_user") == [
+        ("UQx/BIO101/1T2015", "UQx+BIO101+1T2015", "prod", "2024-01-07")
+    ]
+    types = dict(query(settings, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'auth_user'"))
+    assert (types["id"], types["is_staff"], types["date_joined"], types["email"]) == ("BIGINT", "BOOLEAN", "TIMESTAMP", "VARCHAR")
+
+
+def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    rows = [ROWS[0], ["x", "bad", "a", "b", "c", "0", "1", "NULL", "2015-01-01 00:00:00"], ROWS[1] + ["extra"], ROWS[2]]
+    write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [1, 3]
+    bad = query(settings, "SELECT line, reason FROM db_state_quarantine ORDER BY line")
+    assert [line for line, _ in bad] == [3, 4]
+    assert "column type" in bad[0][1] and "COLUMNS" in bad[1][1].upper()
+    assert query(settings, "SELECT rows_loaded, rows_quarantined, state FROM ingest_files") == [(2, 2, "done")]
+
+
+def test_columns_are_matched_by_header_name_across_exports(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-A-1-student_courseenrollment-prod-analytics.sql", ["user_id", "id", "course_id", "created", "is_active", "mode"],
+              [["7", "1", "UQx/A/1", "2015-01-01 00:00:00", "1", "honor"]])
+    # a newer export with one more column and the columns in another order
+    write_tsv(pkg / "UQx-B-2-student_courseenrollment-prod-analytics.sql", ["id", "course_id", "user_id", "created", "is_active", "mode", "new_col"],
+              [["2", "course-v1:UQx+B+2", "8", "2016-01-01 00:00:00", "0", "verified", "v"]])
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    got = query(settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM student_courseenrollment ORDER BY id")
+    assert got == [(1, 7, "UQx/A/1", "UQx+A+1", True, "honor", None), (2, 8, "course-v1:UQx+B+2", "UQx+B+2", False, "verified", "v")]
+
+
+def test_an_ambiguous_file_name_takes_its_course_from_the_course_id_column(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-Think-101x-3T2015-student_courseenrollment-prod-analytics.sql", ["id", "user_id", "course_id", "created", "is_active", "mode"],
+              [["1", "7", "course-v1:UQx+Think-101x+3T2015", "2015-01-01 00:00:00", "1", "honor"]])
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    assert query(settings, "SELECT course_id, course_key FROM ingest_files") == [("course-v1:UQx+Think-101x+3T2015", "UQx+Think-101x+3T2015")]
+    assert ("UQx+Think-101x+3T2015", "course-v1:UQx+Think-101x+3T2015") in query(settings, "SELECT course_key, course_id FROM course_ids")
+
+
+def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    data = make_data_path(tmp_path / "data", "2024-01-07")
+    first = data / "database_state" / "2024-01-07"
+    write_tsv(first / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
+    write_tsv(first / "UQx-A-1-student_courseaccessrole-prod-analytics.sql", ["org", "course_id", "user_id", "role"], [["UQx", "UQx/A/1", "1", "staff"]])
+    settings = settings_for(data)
+    assert cli(["ingest"], settings).exit_code == 0
+
+    make_data_path(data, "2024-01-14")  # relink latest to a newer package with fewer learners and no role file
+    write_tsv(data / "database_state" / "2024-01-14" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:2])
+    assert cli(["ingest"], settings).exit_code == 0
+    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [1, 2]
+    assert query(settings, "SELECT DISTINCT package_date::VARCHAR FROM auth_user") == [("2024-01-14",)]
+    # edX writes no file for an empty table: the newer package empties the course's roles, and says so
+    assert query(settings, "SELECT count(*) FROM student_courseaccessrole") == [(0,)]
+    assert query(settings, "SELECT empty, package_date::VARCHAR FROM db_state_loads WHERE table_name = 'student_courseaccessrole'") == [(True, "2024-01-14")]
+
+    make_data_path(data, "2024-01-01")  # an older package becomes `latest`: it must not replace newer rows
+    write_tsv(data / "database_state" / "2024-01-01" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:1])
+    assert cli(["ingest"], settings).exit_code == 0
+    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [1, 2]
+    note = query(settings, "SELECT note FROM ingest_files WHERE path LIKE '%2024-01-01%'")[0][0]
+    assert "older" in note
+
+
+def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    target = pkg / "UQx-A-1-auth_user-prod-analytics.sql"
+    write_tsv(target, HEADER, ROWS)
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    runs = query(settings, "SELECT count(*) FROM service_runs")[0][0]
+    again = cli(["ingest"], settings)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert query(settings, "SELECT count(*) FROM service_runs")[0][0] == runs
+
+    write_tsv(target, HEADER, ROWS[1:3])
+    assert cli(["ingest"], settings).exit_code == 0
+    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [2, 3]
+    status = json.loads(cli(["status", "--json"], settings).output)
+    assert status["services"]["DatabaseState"]["done"] == 1 and status["services"]["DatabaseState"]["last_run"]
+
+
+def test_a_rescan_of_an_unchanged_tree_reads_no_file(data_path: Path, settings_for, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from optimus import ledger
+
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    reads: list[Path] = []
+    original = ledger.fingerprint
+    monkeypatch.setattr(ledger, "fingerprint", lambda path: reads.append(path) or original(path))
+    assert cli(["scan"], settings).exit_code == 0
+    assert reads == []
+    # touching the file (same content) reads it once and queues nothing
+    (pkg / "UQx-A-1-auth_user-prod-analytics.sql").touch()
+    assert cli(["scan"], settings).exit_code == 0
+    assert len(reads) == 1
+    assert query(settings, "SELECT state FROM ingest_files") == [("done",)]
+
+
+def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
+    (pkg / "UQx-B-2-auth_userprofile-prod-analytics.sql").write_bytes(b"")  # no header row at all
+    settings = settings_for(data_path)
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 1
+    assert "auth_userprofile" in result.output
+    states = dict(query(settings, "SELECT table_name, state FROM ingest_files"))
+    assert states == {"auth_user": "done", "auth_userprofile": "failed"}
+    error = query(settings, "SELECT error FROM ingest_files WHERE state = 'failed'")[0][0]
+    assert "UQx-B-2-auth_userprofile-prod-analytics.sql" in error and "header" in error
