@@ -91,6 +91,8 @@ class Pipeline:
         self.order = order(registry)
         self.services = {name: registry[name](settings) for name in self.order}
         self.active = [n for n in self.order if n not in settings.ignored_services]
+        # the daemon sets this on SIGTERM: the current file finishes, the rest waits for the next start
+        self.stop_requested: Callable[[], bool] = lambda: False
 
     def setup(self) -> int:
         """Migrate the warehouse, create service tables, and requeue files a crash left running."""
@@ -191,6 +193,8 @@ class Pipeline:
         for name in self.active:
             if only and name not in only:
                 continue
+            if self.stop_requested():
+                break
             is_due, _why = self.due(name)
             if not is_due and not (force and only and self.services[name].is_derived()):
                 continue
@@ -212,6 +216,8 @@ class Pipeline:
         try:
             done_files: list[LedgerFile] = []
             for file in files:
+                if self.stop_requested():
+                    break
                 result = self._ingest_file(service, file, ctx)
                 summary.files.append(result)
                 outcome.files += 1

@@ -194,6 +194,19 @@ class DuckDBWarehouse:
             names[key] = "VARCHAR"
         return names
 
+    def reader(self) -> "DuckDBWarehouse":
+        """A view of the same database through its own cursor and lock, for reads on another thread
+        (the API in the daemon): it sees committed data and never waits for the writer's lock."""
+        view = object.__new__(DuckDBWarehouse)
+        view.url, view.path = self.url, self.path
+        view.con = self.con.cursor()
+        view._depth, view._lock, view._staged = 0, threading.RLock(), 0
+        return view
+
+    def interrupt(self) -> None:
+        """Stop the query running on this connection (from another thread); its transaction rolls back."""
+        self.con.interrupt()
+
     def close(self) -> None:
         with self._lock:
             self.con.close()
