@@ -83,7 +83,9 @@ class DuckDBWarehouse:
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self._lock:
-            return self.con.execute(sql, list(params)).fetch_arrow_table()
+            cur = self.con.execute(sql, list(params))
+            # DuckDB 2.0 renamed fetch_arrow_table to to_arrow_table
+            return cur.to_arrow_table() if hasattr(cur, "to_arrow_table") else cur.fetch_arrow_table()
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(sql, params)
