@@ -110,10 +110,10 @@ def make_learners(n: int, n_courses: int, start: dt.date, days: int, seed: int) 
         country = rng.choices(countries, weights)[0]
         ip = _ip(rng, country)
         # quirks anchored to fixed indexes so even tiny samples show them
-        if i == 3:
+        if i == 4:
             ip = IPV6[0]
-        elif i == 7:
-            ip = "10.3.14.15"
+        elif i == 1:
+            ip = "10.3.14.15"  # an address from inside the campus network
         elif i % 97 == 11:
             ip = IPV6[1 + i % 2]
         if i % 29 == 5:

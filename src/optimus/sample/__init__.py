@@ -1,0 +1,231 @@
+"""Sample edX research data package: a complete, realistic, reproducible data directory.
+
+`generate(out, ...)` writes::
+
+    out/clickstream_logs/events/{org}-edx-events-{YYYY-MM-DD}.log.gz   one per day
+    out/clickstream_logs/latest -> events
+    out/database_state/{org}-{start+days}/...                          the weekly package
+    out/database_state/latest -> {org}-{start+days}
+    out/sample_manifest.json
+
+Same arguments, same bytes (no wall clock, fixed gzip and tar times). Events are streamed
+day by day, learner by learner, so memory grows with learners, not with events.
+
+The manifest (a plain JSON dict, also returned) is what tests compare an ingested warehouse
+with. Paths are relative to `out`. Keys:
+
+- ``format``: ``"optimus-sample/1"``; ``params``: the arguments (``start`` as ISO date).
+- ``courses``: list, one per course: ``course_id`` (the form its events and tables use),
+  ``id_form`` (``old``/``new``), ``old_id``, ``new_id``, ``prefix`` (file-name form),
+  ``display_name``, ``start``/``end`` (policy, ISO), ``pass_mark``, ``chapters`` (all),
+  ``published_chapters``, ``chapter_ids`` (published, in order), ``staff_only_chapters``,
+  ``blocks`` (count per OLX category, published tree), ``enrolled``, ``certificates``
+  ({status: n}), ``access_role_users``, ``files`` (the course's files: olx, course_structure,
+  forum, sql names).
+- ``learners``: ``total``, ``with_events``, ``never_events`` (silent), ``forum_only``,
+  ``two_courses``, ``under_15`` (year_of_birth > start.year - 15), ``is_staff``,
+  ``cert_without_enrollment`` ({user_id, course_id} or null).
+- ``events``: ``files`` (list, per daily file: ``path``, ``date``, ``lines``, ``valid``
+  (parseable event objects, incl. junk-prefixed ones and the duplicate), ``malformed``
+  ({reason: n}), ``malformed_lines`` ([{line (1-based), reason}]), ``junk_prefixed``
+  ({syslog_prefix|bom: n}), ``by_course`` ({course_id: n}, ``""`` for non-course events;
+  events whose context has no course id are counted under the course in their URL/page),
+  ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
+  event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
+  course_only_in_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
+  ``duplicates`` (1 or 0), ``distinct`` (= valid - duplicates); ``duplicate`` ({course_id,
+  kind, event_date, files, line_numbers} or null); ``malformed_reasons`` (all that occur).
+- ``learner_stats_fields``: the names below; ``learner_stats``: {course_id: {user_id: [nevents, ndays_act, nplay_video, nchapters,
+  nproblems_checked]}} counted over distinct valid events of learners (heartbeat, /dashboard
+  and /login_ajax excluded): nplay_video counts browser ``play_video`` and mobile
+  ``edx.video.played``; ndays_act counts distinct UTC event dates; nchapters counts
+  distinct chapters in courseware URL event_types; nproblems_checked counts distinct
+  problems in server ``problem_check`` events.
+- ``database_state``: ``dir``; ``sql`` ({path: rows}, every `.sql` incl. ``ora/``);
+  ``failed`` ([path]); ``olx`` ({path: members}); ``course_structure`` ({path: blocks}).
+- ``forums``: {path: {threads, comments, replies, malformed, lines, posts_by_user}}.
+- ``email_opt_in``: {path, rows}.
+- ``symlinks``: {link path: target}.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from optimus.errors import OptimusError
+from optimus.sample.course import course_structure, make_course, write_olx
+from optimus.sample.events import MALFORMED_REASONS, STAT_FIELDS, EventWriter
+from optimus.sample.forums import write_forum
+from optimus.sample.people import Learner, make_learners
+from optimus.sample.tables import (plan_certificates, write_course_tables, write_failed, write_opt_in,
+                                   write_ora)
+
+__all__ = ["generate", "SampleError", "STAT_FIELDS"]
+FORMAT = "optimus-sample/1"
+
+
+class SampleError(OptimusError):
+    """The sample cannot be written where or how it was asked."""
+
+
+def _orphan(learners: list[Learner], n_courses: int) -> tuple[Learner, int] | None:
+    """Pick the learner who gets a certificate in a course without being enrolled in it."""
+    for learner in learners[5:]:
+        if learner.kind == "active" and len(learner.enrollments) == 1:
+            own = learner.enrollments[0].course
+            if n_courses > 1:
+                return learner, (own + 1) % n_courses
+            learner.enrollments.clear()  # one course only: drop the enrolment itself
+            learner.kind = "silent"
+            return learner, own
+    return None
+
+
+def _symlink(link: Path, target: str) -> None:
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink(target, link)
+
+
+def generate(out: Path, *, courses: int = 2, learners: int = 50, days: int = 7, seed: int = 1,
+             start: dt.date = dt.date(2024, 3, 4), org: str = "UQx", malformed: bool = True,
+             events_per_learner_day: float = 6.0,
+             progress: Callable[[str, int], None] | None = None) -> dict:
+    """Write a sample data directory into `out` and return its manifest (see the module docstring).
+
+    :param out: a directory that does not exist yet or is empty.
+    :param courses: number of courses; odd-numbered ones (1st, 3rd, ...) use `org/course/run` ids.
+    :param learners: number of learners across all courses (about 20% take two courses).
+    :param days: number of daily event files, from `start`; the weekly package is dated start + days.
+    :param malformed: also write malformed event and forum lines.
+    :param events_per_learner_day: mean events per day of a learner with events.
+    :param progress: called as `progress(path, n)` after each file, n = lines/rows/members written.
+    """
+    if courses < 1 or learners < 1 or days < 1:
+        raise SampleError(f"sample needs at least one course, learner and day (got {courses}, {learners}, {days})")
+    if not org.replace("_", "").isalnum():
+        raise SampleError(f"org {org!r} must be letters, digits or '_' (it is part of file names)")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise SampleError(f"{out}: directory is not empty; choose a new directory for the sample")
+    events_dir = out / "clickstream_logs" / "events"
+    events_dir.mkdir(parents=True, exist_ok=True)
+    package_date = start + dt.timedelta(days=days)
+    package = f"{org}-{package_date.isoformat()}"
+    pkg_dir = out / "database_state" / package
+    pkg_dir.mkdir(parents=True)
+    tar_mtime = int(dt.datetime.combine(package_date, dt.time()).replace(tzinfo=dt.timezone.utc).timestamp())
+
+    course_list = [make_course(i, org, start, days, seed) for i in range(courses)]
+    people = make_learners(learners, courses, start, days, seed)
+    orphan = _orphan(people, courses)
+
+    # events, streamed per day
+    writer = EventWriter(course_list, people, start, days, seed, org, malformed, events_per_learner_day)
+    for day in range(days):
+        writer.write_day(events_dir, day, progress)
+    stats = writer.learner_stats()
+
+    # the weekly package
+    certs = plan_certificates(people, course_list, start, days, seed, orphan)
+    sql: dict[str, int] = {}
+    olx: dict[str, int] = {}
+    structures: dict[str, int] = {}
+    forums: dict[str, dict] = {}
+    course_entries = []
+    rel = f"database_state/{package}"
+
+    def note(path: str, n: int) -> None:
+        if progress:
+            progress(path, n)
+
+    for ci, course in enumerate(course_list):
+        active = {int(uid): s for uid, s in stats[course.course_id].items()}
+        # the second course has no access roles at all: an empty table, hence no file
+        tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1)
+        files = {"sql": sorted(tables)}
+        for name, n in tables.items():
+            sql[f"{rel}/{name}"] = n
+            note(f"{rel}/{name}", n)
+        if ci == 0:
+            for name, n in write_ora(pkg_dir, course, people, ci).items():
+                sql[f"{rel}/{name}"] = n
+                files["sql"].append(name)
+                note(f"{rel}/{name}", n)
+        name, counts = write_forum(pkg_dir, course, ci, people, start, days, seed, malformed)
+        forums[f"{rel}/{name}"] = counts
+        files["forum"] = name
+        note(f"{rel}/{name}", counts["lines"])
+        name = f"{course.prefix}-course-prod-analytics.xml.tar.gz"
+        olx[f"{rel}/{name}"] = write_olx(course, pkg_dir / name, tar_mtime)
+        files["olx"] = name
+        note(f"{rel}/{name}", olx[f"{rel}/{name}"])
+        name = f"{course.prefix}-course_structure-prod-analytics.json"
+        structure = course_structure(course)
+        (pkg_dir / name).write_text(json.dumps(structure, indent=2, sort_keys=True, ensure_ascii=False))
+        structures[f"{rel}/{name}"] = len(structure)
+        files["course_structure"] = name
+        note(f"{rel}/{name}", len(structure))
+        cert_counts: dict[str, int] = {}
+        for c in certs:
+            if c.course == ci:
+                cert_counts[c.status] = cert_counts.get(c.status, 0) + 1
+        enrolled = sum(1 for l in people for e in l.enrollments if e.course == ci)
+        course_entries.append({
+            "course_id": course.course_id, "id_form": "new" if course.new_form else "old",
+            "old_id": course.old_id, "new_id": course.new_id, "prefix": course.prefix,
+            "display_name": course.display_name, "start": course.start.isoformat(), "end": course.end.isoformat(),
+            "pass_mark": course.pass_mark, "chapters": len(course.all_chapter_ids),
+            "published_chapters": len(course.chapters), "chapter_ids": [c.url_name for c in course.chapters],
+            "staff_only_chapters": [course.staff_chapter] if course.staff_chapter else [],
+            "blocks": dict(sorted(course.counts().items())), "enrolled": enrolled,
+            "certificates": dict(sorted(cert_counts.items())), "files": files,
+        })
+    failed = [f"{rel}/{write_failed(pkg_dir, course_list[0])}"]
+    opt_name, opt_rows = write_opt_in(pkg_dir, org, people, course_list, seed)
+    note(f"{rel}/{opt_name}", opt_rows)
+
+    _symlink(out / "clickstream_logs" / "latest", "events")
+    _symlink(out / "database_state" / "latest", package)
+
+    files = [f.as_dict() for f in writer.files]
+    valid = sum(f["valid"] for f in files)
+    dup = writer.duplicate if writer.duplicate and len(writer.duplicate["files"]) == 2 else None
+    reasons = sorted({r for f in files for r in f["malformed"]})
+    manifest = {
+        "format": FORMAT,
+        "params": {"courses": courses, "learners": learners, "days": days, "seed": seed,
+                   "start": start.isoformat(), "org": org, "malformed": malformed,
+                   "events_per_learner_day": events_per_learner_day},
+        "courses": course_entries,
+        "learners": {
+            "total": len(people),
+            "with_events": len({uid for s in stats.values() for uid in s}),
+            "never_events": sum(1 for l in people if l.kind == "silent"),
+            "forum_only": sum(1 for l in people if l.kind == "forum_only"),
+            "two_courses": sum(1 for l in people if len(l.enrollments) > 1),
+            "under_15": sum(1 for l in people if l.year_of_birth and l.year_of_birth > start.year - 15),
+            "is_staff": sum(l.is_staff for l in people),
+            "cert_without_enrollment": ({"user_id": orphan[0].user_id, "course_id": course_list[orphan[1]].course_id}
+                                        if orphan else None),
+        },
+        "events": {"files": files, "valid": valid, "malformed": sum(sum(f["malformed"].values()) for f in files),
+                   "duplicates": 1 if dup else 0, "distinct": valid - (1 if dup else 0), "duplicate": dup,
+                   "malformed_reasons": reasons},
+        "learner_stats_fields": STAT_FIELDS,
+        "learner_stats": stats,
+        "database_state": {"dir": rel, "sql": dict(sorted(sql.items())), "failed": failed,
+                           "olx": olx, "course_structure": structures},
+        "forums": forums,
+        "email_opt_in": {"path": f"{rel}/{opt_name}", "rows": opt_rows},
+        "symlinks": {"clickstream_logs/latest": "events", "database_state/latest": package},
+    }
+    # readable layout, but the per-learner block on one line (it has a row per learner)
+    text = json.dumps({**manifest, "learner_stats": "@STATS@"}, indent=1, ensure_ascii=False)
+    text = text.replace('"@STATS@"', json.dumps(stats, separators=(",", ":")), 1)
+    (out / "sample_manifest.json").write_text(text + "\n")
+    note("sample_manifest.json", 1)
+    return manifest
