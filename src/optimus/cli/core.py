@@ -193,5 +193,9 @@ def sample(
         task = bar.add_task("writing sample package", total=None)
         manifest = generate(directory, courses=courses, learners=learners, days=days, seed=seed,
                             progress=lambda label, n: bar.update(task, advance=n, description=label))
-    summary = manifest.get("summary", {}) if isinstance(manifest, dict) else {}
-    out.print(f"wrote a sample package to {directory}" + (f": {json.dumps(summary)}" if summary else ""))
+    events = manifest["events"]
+    out.print(
+        f"wrote a sample package to {directory}: {len(manifest['courses'])} courses, {manifest['learners']['total']:,} learners, "
+        f"{events['valid']:,} events in {len(events['files'])} daily files ({events['malformed']} malformed lines on purpose), "
+        f"{len(manifest['database_state']['sql'])} .sql files, {len(manifest['forums'])} forum dumps"
+    )
