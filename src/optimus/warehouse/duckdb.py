@@ -134,9 +134,9 @@ class DuckDBWarehouse:
             try:
                 names = data.schema.names
                 cols = ", ".join(self.quote(n) for n in names)
-                before = self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchone()[0]
+                before = self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchall()[0][0]  # fetchall: DuckDB 2.0 refuses work on an unfinished result
                 self.con.execute(f"INSERT INTO {self.quote(table)} ({cols}) SELECT {cols} FROM _optimus_arrow_in")
-                return self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchone()[0] - before
+                return self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchall()[0][0] - before
             finally:
                 self.con.unregister("_optimus_arrow_in")
 
