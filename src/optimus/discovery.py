@@ -163,6 +163,9 @@ def _wanted(info: Classified, settings: Settings) -> bool:
     return True
 
 
+wanted = _wanted  # public: intake filters deliveries by the same org, edge and course rules
+
+
 def scan_data_path(data_path: Path, settings: Settings) -> ScanResult:
     """List every file under clickstream_logs/latest and database_state/latest (sub-folders included)."""
     result = ScanResult()

@@ -116,7 +116,9 @@ def status_data(wh) -> dict:  # type: ignore[no-untyped-def]
         c = counts.get(name, {s: 0 for s in ledger.STATES})
         finished = last.get(name)
         services[name] = {**c, "last_run": finished.isoformat() if finished else None}
-    return {"services": services}
+    from optimus.geo import staleness_warning
+
+    return {"services": services, "warnings": [w for w in [staleness_warning(wh)] if w]}
 
 
 @app.command()
@@ -145,6 +147,8 @@ def status(
     for name, s in data["services"].items():
         table.add_row(name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s["failed"]), s["last_run"] or "-")
     out.print(table)
+    for warning in data.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for service, path, error in failed:
         out.print(f"[red]{service}[/] {path}: {error}", highlight=False)
 
@@ -184,6 +188,8 @@ def sample(
     learners: int = typer.Option(50, help="Number of learners."),
     days: int = typer.Option(7, help="Number of daily event files."),
     seed: int = typer.Option(1, help="Random seed: the same seed writes the same bytes."),
+    encrypt: bool = typer.Option(False, "--encrypt", help="Also write an encrypted edX-style delivery beside it (DIR-delivery)."),
+    gnupg_home: Optional[Path] = typer.Option(None, "--gnupg-home", help="With --encrypt: GnuPG home where the sample key is made."),
 ) -> None:
     """Write a realistic edX data package (no real learner data) in the exact layout and formats."""
     from optimus.sample import generate
@@ -199,3 +205,7 @@ def sample(
         f"{events['valid']:,} events in {len(events['files'])} daily files ({events['malformed']} malformed lines on purpose), "
         f"{len(manifest['database_state']['sql'])} .sql files, {len(manifest['forums'])} forum dumps"
     )
+    if encrypt:
+        from optimus.cli.intake import encrypt_sample
+
+        encrypt_sample(directory, gnupg_home)
