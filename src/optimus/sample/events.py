@@ -230,6 +230,7 @@ class EventWriter:
         funcs = self.funcs
         kind_counts = [0] * len(funcs)
         burst2 = 2 * self.burst - 1
+        agents = {a: json.dumps(a) for a in {l.agent for l in self.learners}}
         specials = self._plan_specials(day)
         n_learners = max(1, len(self.learners))
         # spread the special lines over the file by learner position
@@ -253,6 +254,7 @@ class EventWriter:
                            f'"agent": "ELB-HealthChecker/2.0", "page": null}}\n')
             lineno += n_hb
             noncourse += n_hb
+            first_heartbeat = buf[0]
             fs.add(fs.by_kind, "heartbeat", n_hb)
             if self._dup_line is not None and day > 0:
                 # the same line re-delivered in the next day's file
@@ -301,7 +303,7 @@ class EventWriter:
                     s.uid = uid
                     s.ct = ct
                     s.head = (f'{{"username": "{learner.username}", "session": "{getrandbits(128):032x}", '
-                              f'"ip": "{learner.ip}", "agent": {json.dumps(learner.agent)}, "host": "{HOST}", '
+                              f'"ip": "{learner.ip}", "agent": {agents[learner.agent]}, "host": "{HOST}", '
                               f'"accept_language": "{learner.lang}", ')
                     s.ctx = f'{{"course_id": "{ct.cid}", "org_id": "{ct.org}", {uidpart}"path": '
                     s.ctx0 = f'{{"course_id": "", "org_id": "", {uidpart}"path": '
@@ -416,6 +418,12 @@ class EventWriter:
                     if len(buf) > 4000:
                         gz.write("".join(buf).encode())
                         buf = []
+            if want_dup:
+                # too few sessions to pick from: re-deliver the first health check instead
+                self._dup_line = first_heartbeat
+                self._dup_meta = ("", "heartbeat", day_str)
+                self.duplicate = {"course_id": "", "kind": "heartbeat", "event_date": day_str,
+                                  "files": [fs.path], "line_numbers": [1]}
             # specials that found no learner position go at the end
             for _, special in slots[slot_i:]:
                 if special in MALFORMED_REASONS:
