@@ -57,7 +57,7 @@ from typing import Callable
 
 from optimus.errors import OptimusError
 from optimus.sample.course import course_structure, make_course, write_olx
-from optimus.sample.events import MALFORMED_REASONS, STAT_FIELDS, EventWriter
+from optimus.sample.events import STAT_FIELDS, EventWriter
 from optimus.sample.forums import write_forum
 from optimus.sample.people import Learner, make_learners
 from optimus.sample.tables import (plan_certificates, write_course_tables, write_failed, write_opt_in,
