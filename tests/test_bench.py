@@ -1,0 +1,29 @@
+"""The benchmark suite runs end to end on a tiny package and produces every figure (no timing asserted)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = {"floor_one", "ingest_one", "floor_all", "ingest_all", "duckdb_raw", "python", "db_state", "read_csv", "derived"}
+
+
+def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--skip-postgres", "--cache", str(tmp_path / "cache"), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    (size,) = results["sizes"].values()
+    assert set(size["figures"]) >= FIGURES
+    for name, figure in size["figures"].items():
+        assert figure["runs"] >= 1 and 0 < figure["min_s"] <= figure["median_s"] <= figure["max_s"], name
+    assert size["input"]["events"] > 0 and size["input"]["bytes_unpacked"] > size["input"]["bytes_packed"] > 0
+    assert len(size["ratios"]) == 6 and size["events_per_second_per_core"] > 0
+    assert results["rescan"]["files"] == 50 and results["memory"]["peak_rss_mb"] > 0
+    assert {"cores", "memory_gb", "cpu", "duckdb", "optimus"} <= set(results["machine"])
+    assert "events/s per core" in proc.stdout
