@@ -82,7 +82,7 @@ def ensure_table(wh: Warehouse) -> None:
 
 def _last(wh: Warehouse, d: Delivery, data_path: Path) -> dict | None:
     rows = wh.query_dicts(
-        "SELECT id, checksum, size, mtime, state FROM intake_files WHERE name = ? AND data_path = ? AND kind = ? "
+        "SELECT id, checksum, size, mtime, state, target FROM intake_files WHERE name = ? AND data_path = ? AND kind = ? "
         "AND state IN ('done', 'failed') ORDER BY id DESC LIMIT 1",
         [d.source.name, str(data_path), d.kind],
     )
@@ -91,7 +91,7 @@ def _last(wh: Warehouse, d: Delivery, data_path: Path) -> dict | None:
 
 def _last_done(wh: Warehouse, d: Delivery, data_path: Path) -> dict | None:
     rows = wh.query_dicts(
-        "SELECT id, checksum, size, mtime FROM intake_files WHERE name = ? AND data_path = ? AND kind = ? AND state = 'done' "
+        "SELECT id, checksum, size, mtime, target FROM intake_files WHERE name = ? AND data_path = ? AND kind = ? AND state = 'done' "
         "ORDER BY id DESC LIMIT 1",
         [d.source.name, str(data_path), d.kind],
     )
@@ -441,6 +441,9 @@ def _take_one(settings: Settings, d: Delivery, data_path: Path, wh: Warehouse, r
             return
     size, mtime = _stat(d.source)
     last = _last(wh, d, data_path)
+    if last and last["state"] == "done" and not (last["target"] and Path(last["target"]).exists()):
+        report.notes.append(f"{d.source}: taken in before, but {last['target']} is gone; taking it in again")
+        last = None
     if last and last["size"] == size and last["mtime"] == mtime and (last["state"] == "done" or not retry_failed):
         if last["state"] == "done":
             report.unchanged.append(d.source)
@@ -449,7 +452,7 @@ def _take_one(settings: Settings, d: Delivery, data_path: Path, wh: Warehouse, r
         return
     digest = checksum(d.source)
     done = _last_done(wh, d, data_path)
-    if done and done["checksum"] == digest:
+    if done and done["checksum"] == digest and last is not None:
         wh.execute("UPDATE intake_files SET size = ?, mtime = ?, path = ? WHERE id = ?", [size, mtime, str(d.source), done["id"]])
         report.unchanged.append(d.source)
         return
@@ -466,7 +469,7 @@ def _take_one(settings: Settings, d: Delivery, data_path: Path, wh: Warehouse, r
         report.failed.append((d.source, message))
         _record(wh, [row + [None, "failed", utcnow(), message]])
         return
-    redelivered = done is not None
+    redelivered = done is not None and done["checksum"] != digest
     note = "re-delivered with other content; taken in again" if redelivered else None
     with wh.transaction():
         _record(wh, [row + [str(target), "done", utcnow(), note]] + members)

@@ -41,7 +41,7 @@ def _base(home: Path | None) -> list[str]:
 
 def _gpg_says(stderr: bytes) -> str:
     """gpg's own reason, one line: its last 'gpg:' lines without the chatter about key ids."""
-    lines = [l.strip() for l in stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+    lines = [l.strip().removeprefix("gpg: ") for l in stderr.decode("utf-8", "replace").splitlines() if l.strip() and not l.startswith("[GNUPG:]")]
     useful = [l for l in lines if not l.startswith('"') and "encrypted with" not in l]
     return "; ".join(useful[-3:]) or "no reason given"
 
@@ -65,7 +65,9 @@ def decrypt(source: Path, dest: Path, *, home: Path | None, passphrase_file: Pat
         if not passphrase_file.is_file():
             raise GnuPGError(f"passphrase file {passphrase_file} does not exist (setting 'gnupg_passphrase_file')")
         args += ["--pinentry-mode", "loopback", "--passphrase-file", str(passphrase_file)]
-    args += ["--decrypt", str(source)]
+    # gpg's exit status alone is not enough: a file whose key packet is damaged exits 0 having
+    # written nothing. Success is what its status lines say: DECRYPTION_OKAY, and no failure.
+    args += ["--status-fd", "2", "--decrypt", str(source)]
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -73,15 +75,19 @@ def decrypt(source: Path, dest: Path, *, home: Path | None, passphrase_file: Pat
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
-    if done.returncode != 0:
+    status = {l.split()[1] for l in done.stderr.decode("utf-8", "replace").splitlines() if l.startswith("[GNUPG:] ") and len(l.split()) > 1}
+    bad = {"DECRYPTION_FAILED", "BADMDC", "NODATA", "ERROR", "FAILURE"} & status
+    if done.returncode != 0 or "DECRYPTION_OKAY" not in status or bad:
         dest.unlink(missing_ok=True)
         reason = _gpg_says(done.stderr)
+        if reason == "no reason given":
+            reason = f"{reason} (status: {', '.join(sorted(status)) or 'none'}; no OpenPGP data it could decrypt)"
         hint = ""
         if "No secret key" in reason:
             hint = f" (the key it was encrypted to is not in GnuPG home {home or '~/.gnupg'}; set 'gnupg_home')"
         elif "Bad passphrase" in reason or "No passphrase" in reason or "Operation cancelled" in reason:
             hint = " (the key needs a passphrase: set 'gnupg_passphrase_file')"
-        elif "packet" in reason or "pending bytes" in reason or "CRC" in reason or "invalid" in reason.lower():
+        elif any(w in reason for w in ("packet", "pending bytes", "CRC", "OpenPGP data", "inflate", "invalid")):
             hint = " (corrupt or truncated: ask for the file to be delivered again)"
         raise DecryptError(f"{source}: does not decrypt: gpg: {reason}{hint}")
 
