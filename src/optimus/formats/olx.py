@@ -1,0 +1,416 @@
+"""Course structure (REFERENCE §1.3, §3.5): an OLX export folder or a flat course_structure JSON in,
+the original's nested JSON plus `courses` and `course_blocks` rows out. Pure: reads files, writes none.
+
+Both inputs become one tree of `Node`s, and one walk turns the tree into rows, so the course axis
+(chapter / sequential / vertical index), inheritance (start, due, graded, format) and publication
+(drafts, `visible_to_staff_only`, and everything under an unpublished parent) follow the same rules.
+XML is read with defusedxml: no DTD entities, no external references (an entity bomb is refused).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from optimus.errors import IngestError
+
+# Elements whose children are blocks; the children of any other element are its content (problem
+# markup, video sources...), which is not part of the course structure.
+CONTAINERS = {"course", "chapter", "sequential", "vertical", "split_test", "conditional", "library_content",
+              "randomize", "wrapper", "problemset", "videosequence", "unit", "itembank"}
+# Children of the course element that are settings, not courseware.
+NOT_BLOCKS = {"wiki", "textbook", "about", "info", "static_tab", "custom_tag_template", "course_info"}
+INHERITED = ("start", "due", "graded", "format")
+_MAX_DEPTH = 64
+
+
+class OlxError(IngestError):
+    """A course export or course_structure file that cannot be read; the message names the file."""
+
+
+@dataclass
+class Node:
+    """One block: its tag, its settings (XML attributes with policy applied, or JSON metadata), children."""
+
+    tag: str
+    attrs: dict[str, Any]
+    children: list["Node"] = field(default_factory=list)
+    draft: bool = False
+
+    @property
+    def url_name(self) -> str | None:
+        value = self.attrs.get("url_name")
+        return str(value) if value not in (None, "") else None
+
+
+@dataclass
+class ParsedCourse:
+    """What one course's structure says: ids, the www tree, the `courses` row fields and block rows."""
+
+    org: str
+    course: str
+    run: str
+    source: str  # 'olx' or 'course_structure'
+    id_form: str | None  # 'old' / 'new' when the input says (course_structure keys); None for OLX
+    tree: dict[str, Any]
+    info: dict[str, Any]
+    blocks: list[dict[str, Any]]
+
+
+# -- values -----------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """Old exports write attribute values JSON-encoded (start="&quot;2014-...&quot;"): unwrap them."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value[1:-1]
+    return value
+
+
+def truthy(value: Any) -> bool:
+    value = _plain(value)
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def to_float(value: Any) -> float | None:
+    value = _plain(value)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """An ISO date-time (naive values are UTC) -> naive UTC; None when absent or unreadable."""
+    value = _plain(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def youtube_id(attrs: dict[str, Any]) -> str | None:
+    """`youtube_id_1_0`, else the 1.00 entry of `youtube="0.75:a,1.00:b,1.25:c"`."""
+    direct = _plain(attrs.get("youtube_id_1_0"))
+    if isinstance(direct, str) and direct.strip():
+        return direct.strip()
+    speeds = _plain(attrs.get("youtube"))
+    if isinstance(speeds, str):
+        for part in speeds.split(","):
+            speed, _, vid = part.partition(":")
+            if vid.strip() and speed.strip() in ("1.00", "1.0", "1"):
+                return vid.strip()
+    return None
+
+
+def _text(value: Any) -> str | None:
+    value = _plain(value)
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# -- OLX folders --------------------------------------------------------------------------------
+def find_root(folder: Path) -> Path:
+    """The folder holding `course.xml`: the given one or its only sub-folder that has one."""
+    if (folder / "course.xml").is_file():
+        return folder
+    if not folder.is_dir():
+        raise OlxError(f"{folder}: not a course export folder")
+    found = [child for child in sorted(folder.iterdir()) if child.is_dir() and (child / "course.xml").is_file()]
+    if len(found) != 1:
+        raise OlxError(f"{folder}: no course.xml found (looked in the folder and its sub-folders)"
+                       if not found else f"{folder}: {len(found)} sub-folders hold a course.xml; expected one course")
+    return found[0]
+
+
+def _parse_xml(path: Path) -> Element:
+    try:
+        return SafeET.parse(path).getroot()
+    except DefusedXmlException as exc:
+        raise OlxError(f"{path}: refused: the XML declares entities or external references ({type(exc).__name__})") from None
+    except ParseError as exc:
+        raise OlxError(f"{path}: not well-formed XML: {exc}") from None
+    except OSError as exc:
+        raise OlxError(f"{path}: cannot read: {exc}") from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OlxError(f"{path}: not readable JSON: {exc}") from None
+
+
+class _OlxReader:
+    """Resolves url_name pointers into files, applying per-block policy, with a depth limit."""
+
+    def __init__(self, root: Path, policy: dict[str, Any]) -> None:
+        self.root = root
+        self.policy = policy
+
+    def _file(self, tag: str, url_name: str, draft: bool) -> Path | None:
+        names = [url_name, url_name.replace(":", "_"), url_name.replace(":", "/")]
+        places = (["drafts"] if draft else []) + [""]
+        for place in places:
+            for name in names:
+                path = self.root / place / tag / f"{name}.xml" if place else self.root / tag / f"{name}.xml"
+                # the name comes from the export: it must stay inside the export folder
+                if path.is_file() and path.resolve().is_relative_to(self.root.resolve()):
+                    return path
+        return None
+
+    def node(self, element: Element, draft: bool = False, depth: int = 0, seen: tuple[str, ...] = ()) -> Node:
+        if depth > _MAX_DEPTH:
+            raise OlxError(f"{self.root}: the course tree is nested more than {_MAX_DEPTH} deep (a cycle of url_name references?)")
+        tag = str(element.tag)
+        attrs: dict[str, Any] = dict(element.attrib)
+        url_name = attrs.get("url_name")
+        kids = list(element)
+        if url_name and not kids:
+            path = self._file(tag, url_name, draft)
+            if path is not None:
+                key = f"{tag}/{url_name}"
+                if key in seen:
+                    raise OlxError(f"{path}: refers back to itself through its children")
+                defined = _parse_xml(path)
+                attrs = {**attrs, **defined.attrib, "url_name": url_name}
+                kids = list(defined)
+                seen = seen + (key,)
+        if url_name:
+            for name, value in (self.policy.get(f"{tag}/{url_name}") or {}).items():
+                if not isinstance(value, (dict, list)):
+                    attrs[name] = value
+        node = Node(tag, attrs, draft=draft)
+        if tag in CONTAINERS:
+            node.children = [self.node(kid, draft, depth + 1, seen) for kid in kids if isinstance(kid.tag, str)]
+        return node
+
+
+def parse_export(folder: Path) -> ParsedCourse:
+    """An extracted OLX export (the folder holding course.xml, or its parent) -> a ParsedCourse."""
+    root = find_root(folder)
+    pointer = _parse_xml(root / "course.xml")
+    run = pointer.get("url_name") or ""
+    org = pointer.get("org") or ""
+    code = pointer.get("course") or ""
+    policy_file = next((p for p in (root / "policies" / run / "policy.json", root / "policies" / f"{run}.json") if run and p.is_file()), None)
+    policy: dict[str, Any] = _load_json(policy_file) if policy_file else {}
+    if not isinstance(policy, dict):
+        raise OlxError(f"{policy_file}: not a JSON object")
+    reader = _OlxReader(root, policy)
+    if len(pointer):  # very old exports: the whole course inline in course.xml
+        course_el = pointer
+    else:
+        path = next((p for p in (root / "course" / f"{run}.xml", root / "course" / "course.xml") if p.is_file()), None)
+        if path is None:
+            raise OlxError(f"{root}: course.xml points at course/{run}.xml, which is missing")
+        course_el = _parse_xml(path)
+        org = org or course_el.get("org") or ""
+        code = code or course_el.get("course") or ""
+    if course_el.tag != "course":
+        raise OlxError(f"{root}: the course file's root element is <{course_el.tag}>, not <course>")
+    if not (org and code and run):
+        raise OlxError(f"{root / 'course.xml'}: org, course and url_name (the run) are needed to name the course")
+    course_el.attrib.setdefault("url_name", run)
+    tree_root = reader.node(course_el)
+    _add_drafts(root, reader, tree_root)
+    grading_file = next((p for p in (root / "policies" / run / "grading_policy.json", root / "policies" / "grading_policy.json") if p.is_file()), None)
+    grading = _load_json(grading_file) if grading_file else {}
+    cutoffs = grading.get("GRADE_CUTOFFS") if isinstance(grading, dict) else None
+    marks = [v for v in (to_float(x) for x in (cutoffs or {}).values()) if v is not None] if isinstance(cutoffs, dict) else []
+    tree = _tree(tree_root)
+    tree["policy"] = policy
+    return _parsed(org, code, run, "olx", None, tree_root, tree, min(marks) if marks else None)
+
+
+def _add_drafts(root: Path, reader: _OlxReader, course: Node) -> None:
+    """Put the drafts/ blocks that have a parent (old: parent_sequential_url, newer: parent_url) into
+    the tree as unpublished; a draft of a block that is already published is a pending edit and skipped."""
+    drafts = root / "drafts"
+    if not drafts.is_dir():
+        return
+    by_name: dict[str, Node] = {}
+    present: set[tuple[str, str]] = set()
+    for node in _walk(course):
+        if node.url_name:
+            by_name.setdefault(node.url_name, node)
+            present.add((node.tag, node.url_name))
+    pending: list[tuple[int, str, Node, Path]] = []
+    for path in sorted(drafts.rglob("*.xml")):
+        element = _parse_xml(path)
+        parent_ref = element.get("parent_url") or element.get("parent_sequential_url")
+        if not parent_ref:
+            continue  # a child of another draft, reached through its parent
+        element.attrib.setdefault("url_name", path.stem)
+        node = reader.node(element, draft=True)
+        if node.url_name and (node.tag, node.url_name) in present:
+            continue
+        parent_name = parent_ref.rsplit("@", 1)[-1] if "@" in parent_ref else parent_ref.rstrip("/").rsplit("/", 1)[-1]
+        index = to_float(element.get("index_in_children_list"))
+        pending.append((int(index) if index is not None else 1 << 30, parent_name, node, path))
+    for index, parent_name, node, path in sorted(pending, key=lambda p: p[0]):
+        parent = by_name.get(parent_name)
+        if parent is None:
+            continue  # a draft of a block whose parent was deleted: not part of the course
+        parent.children.insert(min(max(index, 0), len(parent.children)), node)
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def _tree(node: Node) -> dict[str, Any]:
+    """The original's nested JSON: every attribute, `tag`, and `children` (drafts left out, as it did)."""
+    out: dict[str, Any] = {k: _plain(v) if k in INHERITED + ("start", "end") else v for k, v in node.attrs.items()}
+    out["tag"] = node.tag
+    out["children"] = [_tree(child) for child in node.children if not child.draft]
+    return out
+
+
+# -- course_structure JSON ----------------------------------------------------------------------
+def _split_key(key: str) -> tuple[str, str, str | None, str, str] | None:
+    """(org, course, run or None, category, name) of a block key in either form."""
+    if key.startswith("block-v1:"):
+        try:
+            course_part, type_part, block_part = key[len("block-v1:"):].split("+type@")[0], key.split("+type@")[1].split("+block@")[0], key.split("+block@")[1]
+            org, code, run = course_part.split("+")[:3]
+        except (IndexError, ValueError):
+            return None
+        return org, code, run, type_part, block_part
+    if key.startswith("i4x://"):
+        parts = key[len("i4x://"):].split("/")
+        if len(parts) >= 4:
+            return parts[0], parts[1], None, parts[2], parts[3]
+    return None
+
+
+def parse_structure(data: Any, path: Path) -> ParsedCourse:
+    """A flat `{block key: {category, children, metadata}}` course_structure file -> a ParsedCourse."""
+    if not isinstance(data, dict) or not data:
+        raise OlxError(f"{path}: not a course_structure object")
+    roots = [k for k, v in data.items() if isinstance(v, dict) and v.get("category") == "course"]
+    if len(roots) != 1:
+        raise OlxError(f"{path}: {len(roots)} blocks of category 'course'; expected one")
+    root_key = roots[0]
+    split = _split_key(root_key)
+    if split is None:
+        raise OlxError(f"{path}: the course block key {root_key!r} is neither i4x:// nor block-v1:")
+    org, code, run, _category, name = split
+    id_form = "new" if root_key.startswith("block-v1:") else "old"
+    run = run or name
+
+    def build(key: str, depth: int, seen: frozenset[str]) -> Node:
+        if depth > _MAX_DEPTH or key in seen:
+            raise OlxError(f"{path}: block {key!r} is its own ancestor or the tree is too deep")
+        entry = data[key]
+        meta = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
+        parts = _split_key(key)
+        category = str(entry.get("category") or (parts[3] if parts else "unknown"))
+        attrs = dict(meta)
+        attrs["url_name"] = run if category == "course" else (parts[4] if parts else key)
+        node = Node(category, attrs)
+        children = entry.get("children") if isinstance(entry.get("children"), list) else []
+        node.children = [build(child, depth + 1, seen | {key}) for child in children if child in data and isinstance(data[child], dict)]
+        return node
+
+    tree_root = build(root_key, 0, frozenset())
+    return _parsed(org, code, run, "course_structure", id_form, tree_root, _tree(tree_root), None)
+
+
+# -- rows ---------------------------------------------------------------------------------------
+def block_ids(org: str, code: str, run: str, category: str, url_name: str | None) -> tuple[str | None, str | None]:
+    """(old i4x id, new block-v1 id) of a block; the course block has its own forms."""
+    if category == "course":
+        return f"i4x://{org}/{code}/course/{run}", f"block-v1:{org}+{code}+{run}+type@course+block@course"
+    if not url_name:
+        return None, None
+    return f"i4x://{org}/{code}/{category}/{url_name}", f"block-v1:{org}+{code}+{run}+type@{category}+block@{url_name}"
+
+
+def _parsed(org: str, code: str, run: str, source: str, id_form: str | None, root: Node, tree: dict[str, Any], pass_mark: float | None) -> ParsedCourse:
+    blocks = list(_rows(org, code, run, root))
+    chapters = [b for b in blocks if b["category"] == "chapter" and not b["draft"]]
+    attrs = root.attrs
+    info = {
+        "display_name": _text(attrs.get("display_name")),
+        "start_date": to_datetime(attrs.get("start")),
+        "end_date": to_datetime(attrs.get("end")),
+        "enrollment_start": to_datetime(attrs.get("enrollment_start")),
+        "enrollment_end": to_datetime(attrs.get("enrollment_end")),
+        "pass_mark": pass_mark,
+        "chapters": len(chapters),
+        "published_chapters": sum(1 for b in chapters if b["published"]),
+    }
+    for key in ("display_name", "start", "end"):
+        if key not in tree and attrs.get(key) is not None:
+            tree[key] = _plain(attrs[key])
+    return ParsedCourse(org, code, run, source, id_form, tree, info, blocks)
+
+
+def _rows(org: str, code: str, run: str, root: Node) -> Iterator[dict[str, Any]]:
+    """Blocks in course order (depth first), with the course axis, inheritance and publication."""
+    position = 0
+
+    def visit(node: Node, parent: Node | None, axis: dict[str, int | None], inherited: dict[str, Any], published: bool) -> Iterator[dict[str, Any]]:
+        nonlocal position
+        position += 1
+        attrs = node.attrs
+        values = {k: attrs.get(k, inherited.get(k)) for k in INHERITED}
+        published = published and not node.draft and not truthy(attrs.get("visible_to_staff_only"))
+        old, new = block_ids(org, code, run, node.tag, node.url_name)
+        yield {
+            "position": position,
+            "block_id_old": old,
+            "block_id_new": new,
+            "category": node.tag,
+            "display_name": _text(attrs.get("display_name")),
+            "url_name": node.url_name,
+            "parent_url_name": parent.url_name if parent else None,
+            "chapter_index": axis.get("chapter"),
+            "sequential_index": axis.get("sequential"),
+            "vertical_index": axis.get("vertical"),
+            "graded": truthy(values["graded"]),
+            "format": _text(values["format"]),
+            "weight": to_float(attrs.get("weight")),
+            "start_date": to_datetime(values["start"]),
+            "due_date": to_datetime(values["due"]),
+            "published": published,
+            "youtube_id": youtube_id(attrs) if node.tag == "video" else None,
+            "discussion_id": _text(attrs.get("discussion_id")),
+            "discussion_category": _text(attrs.get("discussion_category")),
+            "draft": node.draft,
+        }
+        counts: dict[str, int] = {}
+        for child in node.children:
+            if node.tag == "course" and child.tag in NOT_BLOCKS:
+                continue
+            child_axis = dict(axis)
+            if child.tag in ("chapter", "sequential", "vertical"):
+                # the axis of the course as authored (staff-only blocks count, as in edx2bigquery's
+                # course_axis); a draft is not in the course tree, so it has no index of its own
+                if not child.draft:
+                    counts[child.tag] = counts.get(child.tag, 0) + 1
+                child_axis[child.tag] = None if child.draft else counts[child.tag]
+                # a new chapter (sequential) starts its sequentials (verticals) from 1
+                for lower in {"chapter": ("sequential", "vertical"), "sequential": ("vertical",), "vertical": ()}[child.tag]:
+                    child_axis[lower] = None
+            yield from visit(child, node, child_axis, values, published)
+
+    yield from visit(root, None, {}, {}, True)
