@@ -1,0 +1,40 @@
+"""`optimus copy --to postgresql://...`: move an embedded warehouse onto a PostgreSQL server."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, out, warehouse
+
+
+@app.command()
+def copy(
+    to: str = typer.Option(..., "--to", help="The PostgreSQL warehouse to copy into: postgresql://user@host:port/db."),
+    schema: Optional[str] = typer.Option(None, "--schema", help="Schema to copy into (default: the warehouse_schema setting)."),
+    cfg: Optional[Path] = ConfigOption,
+) -> None:
+    """Copy every table of the embedded DuckDB warehouse (ledger included) into a PostgreSQL one.
+
+    Afterwards, set `warehouse` to the PostgreSQL URL: an ingest then ingests nothing that was copied.
+    """
+    settings = load_settings(cfg)
+    if settings.warehouse_path() is None:
+        fail(f"the configured warehouse {settings.warehouse_url} is not an embedded DuckDB file; 'optimus copy' copies one into PostgreSQL")
+    if not to.startswith(("postgresql://", "postgres://")):
+        fail(f"--to must be a postgresql:// URL, not {to!r}")
+    target = dataclasses.replace(settings, warehouse=to, warehouse_schema=schema or settings.warehouse_schema)
+    from optimus.warehouse.transfer import copy_warehouse
+
+    with warehouse(settings, read_only=True) as src, warehouse(target) as dst, errors_as_messages():
+        report = copy_warehouse(src, dst, target)  # type: ignore[arg-type]
+    table = Table(title=f"copied into {dst.url} (schema {target.warehouse_schema})")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in report.tables.items():
+        table.add_row(name, f"{rows:,}")
+    out.print(table)
+    out.print(f"{len(report.tables)} tables copied; set warehouse = \"{dst.url}\" to use it")

@@ -1,0 +1,512 @@
+"""A shared PostgreSQL server: the team's warehouse, read by dashboards while one daemon writes.
+
+Everything lives in one schema (settings.warehouse_schema, default `optimus`). SQL arrives with
+DuckDB-style `?` placeholders and is translated here, so services never branch on the backend.
+The dialect differences handled in this file: `?` -> `%s`, the type name DOUBLE -> DOUBLE
+PRECISION, TRY_CAST -> `try_cast_sql` (plpgsql helpers with a fast regex path), numeric and
+JSON results returned as DuckDB returns them (int/float, str), edX TSV staging through COPY,
+Arrow loading through COPY (CSV), and the single writer held by an advisory lock.
+"""
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import pq
+from psycopg.adapt import Loader
+
+from optimus.config import Settings
+from optimus.errors import WarehouseError, WarehouseLocked
+
+# A private-use character stands in for an escaped backslash while the other escapes are decoded.
+_BACKSLASH = "\ue000"
+_BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
+
+# try_cast_sql: a regex fast path that is certain to cast, else a plpgsql helper that catches the error.
+_FAST: dict[str, str] = {
+    "BIGINT": r"^[+-]?[0-9]{1,18}$",
+    "INTEGER": r"^[+-]?[0-9]{1,9}$",
+    "DOUBLE PRECISION": r"^[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][+-]?[0-9]{1,2})?$",
+    "DATE": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+    "TIMESTAMP": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?$",
+    "BOOLEAN": r"^(true|false|t|f|0|1)$",
+}
+_HELPER_TYPES = {
+    "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE PRECISION": "double precision", "DATE": "date",
+    "TIMESTAMP": "timestamp", "BOOLEAN": "boolean", "JSON": "json", "SMALLINT": "smallint",
+}
+_ALIASES = {"DOUBLE": "DOUBLE PRECISION", "FLOAT8": "DOUBLE PRECISION", "FLOAT": "DOUBLE PRECISION", "INT": "INTEGER",
+            "INT8": "BIGINT", "INT4": "INTEGER", "BOOL": "BOOLEAN", "VARCHAR": "VARCHAR", "TEXT": "VARCHAR"}
+
+
+def _helper_name(pg_type: str) -> str:
+    return "optimus_try_" + pg_type.replace(" ", "_")
+
+
+def _helpers_sql() -> list[str]:
+    return [
+        f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE AS $f$ "
+        f"BEGIN RETURN v::{t}; EXCEPTION WHEN others THEN RETURN NULL; END $f$"
+        for t in sorted(set(_HELPER_TYPES.values()))
+    ]
+
+
+def translate(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s`, `%` escaped, and DuckDB's type name DOUBLE spelt for PostgreSQL.
+
+    Quoted literals, quoted identifiers, dollar-quoted bodies and comments are copied unchanged
+    (apart from `%`, which psycopg reads everywhere in a statement that has parameters).
+    """
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            j = i + 1
+            while j < n:
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:  # doubled quote inside
+                        j += 2
+                        continue
+                    break
+                if c == "'" and sql[j] == "\\" and i > 0 and sql[i - 1] in "eE":  # E'...' string
+                    j += 2
+                    continue
+                j += 1
+            out.append(sql[i:j + 1].replace("%", "%%"))
+            i = j + 1
+        elif c == "$" and (m := _dollar_tag(sql, i)):
+            end = sql.find(m, i + len(m))
+            end = n if end < 0 else end + len(m)
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+        elif c == "?":
+            out.append("%s")
+            i += 1
+        elif c == "%":
+            out.append("%%")
+            i += 1
+        elif c.isalpha() or c == "_":
+            j = i + 1
+            while j < n and (sql[j].isalnum() or sql[j] in "_$"):
+                j += 1
+            word = sql[i:j]
+            if word.upper() == "DOUBLE" and not sql[j:j + 20].lstrip().upper().startswith("PRECISION"):
+                word = "DOUBLE PRECISION"
+            out.append(word)
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _dollar_tag(sql: str, i: int) -> str | None:
+    """The `$tag$` opening a dollar-quoted string at i, if one does (not a `$1` parameter)."""
+    j = sql.find("$", i + 1)
+    if j < 0:
+        return None
+    tag = sql[i:j + 1]
+    inner = tag[1:-1]
+    if inner and not (inner[0].isalpha() or inner[0] == "_") or not all(ch.isalnum() or ch == "_" for ch in inner):
+        return None
+    return tag
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def lock_key(schema: str) -> int:
+    """The advisory-lock number that stands for 'the writer of this schema'."""
+    return 0x0F7100000000 + zlib.crc32(f"optimus:{schema}".encode())
+
+
+class _NumericLoader(Loader):
+    """numeric results as DuckDB gives them: int when whole (sum of BIGINT), else float (avg)."""
+
+    def load(self, data: Any) -> Any:
+        text = bytes(data).decode()
+        if "." not in text and text.lstrip("-").isdigit():
+            return int(text)
+        return float(text)
+
+
+class _TextLoader(Loader):
+    """JSON values as text, as DuckDB returns them."""
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode()
+
+
+def _connect_error(url: str, exc: Exception) -> WarehouseError:
+    """A connection failure said plainly: which server, what went wrong, what to do."""
+    text = str(exc).strip()
+    parts = urlsplit(url)
+    where = f"PostgreSQL warehouse {redact(url)}"
+    low = text.lower()
+    if "does not exist" in low and "database" in low:
+        db = parts.path.lstrip("/") or "?"
+        return WarehouseError(f"{where}: database {db!r} does not exist on the server; create it first (createdb {db})")
+    if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low \
+            or "not permitted to log in" in low:
+        return WarehouseError(f"{where}: the server refused the login ({text.splitlines()[-1].strip()}); check the user and password")
+    if "role" in low and "does not exist" in low:
+        return WarehouseError(f"{where}: {text.splitlines()[-1].strip()}; check the user name")
+    if "connection refused" in low or "could not connect" in low or "timeout" in low or "no such file" in low \
+            or "could not translate host name" in low or "network is unreachable" in low:
+        return WarehouseError(f"{where}: cannot reach the server ({text.splitlines()[0].strip()}); is PostgreSQL running and listening there?")
+    return WarehouseError(f"{where}: cannot connect: {text}")
+
+
+class PostgresWarehouse:
+    """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
+
+    dialect = "postgres"
+
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        raw_url = settings.warehouse_url
+        if raw_url.startswith("postgres://"):
+            raw_url = "postgresql://" + raw_url[len("postgres://"):]
+        self.url = redact(raw_url)
+        self._settings = settings
+        self.schema = settings.warehouse_schema
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._staged = 0
+        self._failure: str | None = None  # what aborted the current transaction
+        try:
+            self.con = psycopg.connect(raw_url, autocommit=True, connect_timeout=10, application_name="optimus")
+        except psycopg.Error as exc:
+            raise _connect_error(raw_url, exc) from None
+        try:
+            self._prepare_session()
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _prepare_session(self) -> None:
+        self.con.adapters.register_loader("numeric", _NumericLoader)
+        self.con.adapters.register_loader("json", _TextLoader)
+        self.con.adapters.register_loader("jsonb", _TextLoader)
+        q = self.quote(self.schema)
+        self.con.execute("SET TIME ZONE 'UTC'")
+        self.con.execute(f"SET search_path TO {q}")
+        if self.read_only:
+            self.con.execute("SET default_transaction_read_only = on")
+            return
+        key = lock_key(self.schema)
+        # a killed writer's session may take a moment to end on the server: wait briefly before refusing
+        deadline = time.monotonic() + 2
+        while not (locked := self.con.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]) and time.monotonic() < deadline:  # type: ignore[index]
+            time.sleep(0.2)
+        if not locked:
+            holder = self.con.execute(
+                "SELECT a.pid, a.client_addr, a.application_name, a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                "AND (l.classid::bigint << 32) + l.objid::bigint = %s LIMIT 1",
+                [key],
+            ).fetchone()
+            who = f" (server process {holder[0]}, client {holder[1] or 'local socket'}, connected {holder[3]:%Y-%m-%d %H:%M:%S})" if holder else ""
+            raise WarehouseLocked(
+                f"warehouse {self.url} schema {self.schema!r} is being written by another Optimus process{who}; "
+                "only one daemon or ingest may write at a time: stop it first, or read through its API"
+            )
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+        for statement in _helpers_sql():
+            self.con.execute(statement)
+
+    # -- statements -------------------------------------------------------------------------
+    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
+        if self._failure is not None and self.con.info.transaction_status == pq.TransactionStatus.INERROR:
+            raise WarehouseError(f"the transaction was aborted by an earlier error: {self._failure}")
+        try:
+            return self.con.execute(translate(sql), list(params))  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            if self.con.broken or self.con.closed:
+                raise WarehouseError(f"lost the connection to the PostgreSQL warehouse {self.url}: {exc}") from exc
+            if self._depth:
+                self._failure = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._lock:
+            self._run(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [list(r) for r in rows]
+        if rows:
+            with self._lock, self.con.cursor() as cur:
+                cur.executemany(translate(sql), rows)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            cur = self._run(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._run(sql, params)
+            if not cur.description:
+                return []
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self._lock:
+            cur = self._run(sql, params)
+            names = [d.name for d in cur.description] if cur.description else []
+            rows = cur.fetchall() if cur.description else []
+        return pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.con.execute("BEGIN")
+            self._depth = 1
+            self._failure = None
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._failure = None
+                if not self.con.closed and not self.con.broken:
+                    self.con.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            if self.con.info.transaction_status == pq.TransactionStatus.INERROR:
+                failure, self._failure = self._failure, None
+                self.con.execute("ROLLBACK")
+                raise WarehouseError(f"the transaction was rolled back after an error: {failure}")
+            self.con.execute("COMMIT")
+
+    # -- catalogue --------------------------------------------------------------------------
+    def table_exists(self, name: str) -> bool:
+        return bool(self.scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+            [self.schema, name],
+        ))
+
+    def columns(self, table: str) -> list[str]:
+        return [r[0] for r in self.query(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            [self.quote(table)],
+        )]
+
+    def try_cast_sql(self, expr: str, sql_type: str) -> str:
+        pg_type = _ALIASES.get(sql_type.strip().upper(), sql_type.strip().upper())
+        if pg_type == "VARCHAR":
+            return f"CAST({expr} AS VARCHAR)"
+        helper = _HELPER_TYPES.get(pg_type)
+        if helper is None:
+            raise WarehouseError(f"try_cast_sql: no safe cast to {sql_type} on PostgreSQL")
+        fast = _FAST.get(pg_type)
+        if fast is None:
+            return f"{_helper_name(helper)}({expr})"
+        # the text is matched once; values that the pattern guarantees are cast directly
+        return f"(CASE WHEN ({expr})::text ~* '{fast}' THEN ({expr})::{helper} ELSE {_helper_name(helper)}(({expr})::text) END)"
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    # -- bulk loaders -----------------------------------------------------------------------
+    def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        """Append Arrow data through COPY (CSV written by Arrow itself: no per-row Python)."""
+        names = data.schema.names
+        cols = ", ".join(self.quote(n) for n in names)
+        batches = data.to_batches(max_chunksize=65536) if isinstance(data, pa.Table) else data
+        total = 0
+        options = pacsv.WriteOptions(include_header=False, batch_size=65536, quoting_style="needed")
+        with self._lock, self.con.cursor() as cur:
+            with cur.copy(f"COPY {self.quote(table)} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                for batch in batches:
+                    if batch.num_rows == 0:
+                        continue
+                    sink = pa.BufferOutputStream()
+                    pacsv.write_csv(_csv_ready(batch), sink, write_options=options)
+                    copy.write(sink.getvalue().to_pybytes())
+                    total += batch.num_rows
+        return total
+
+    def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+        """Load an edX TSV dump into a temporary all-text table with escapes decoded.
+
+        Each line goes to COPY whole (its tabs and backslashes escaped, so COPY splits nothing) into a
+        one-column table numbered by line; SQL then splits the lines, so a line with the wrong number
+        of fields is rejected with its number instead of failing the file.
+        """
+        header = _header_columns(path)
+        q = self.quote
+        raw = q(f"{staging}_lines")
+        bad_utf8: list[int] = []
+        with self._lock:
+            self._run(f"DROP TABLE IF EXISTS {raw}", [])
+            self._run(f"CREATE TEMP TABLE {raw} (_line BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 2), raw TEXT)", [])
+            try:
+                with self.con.cursor() as cur, cur.copy(f"COPY {raw} (raw) FROM STDIN") as copy:
+                    for block in _tsv_blocks(path, bad_utf8):
+                        copy.write(block)
+            except psycopg.Error as exc:
+                if self._depth:
+                    self._failure = f"{type(exc).__name__}: {exc}"
+                raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
+            n = len(header)
+            fields = ", ".join(f"{_decode_sql(f'f[{i + 1}]')} AS {q(name)}" for i, name in enumerate(header))
+            self._run(f"DROP TABLE IF EXISTS {q(staging)}", [])
+            self._run(
+                f"CREATE TEMP TABLE {q(staging)} AS SELECT {fields}, _line FROM "
+                f"(SELECT _line, string_to_array(raw, chr(9), 'NULL') AS f FROM {raw} WHERE raw <> '') s "
+                f"WHERE cardinality(f) = {n} AND NOT (_line = ANY(?::bigint[]))",
+                [bad_utf8],
+            )
+            bad = self._run(
+                f"SELECT _line, raw, cardinality(string_to_array(raw, chr(9))) FROM {raw} WHERE raw <> '' AND "
+                f"(cardinality(string_to_array(raw, chr(9))) <> {n} OR _line = ANY(?::bigint[])) ORDER BY _line",
+                [bad_utf8],
+            ).fetchall()
+            self._run(f"DROP TABLE {raw}", [])
+        invalid = set(bad_utf8)
+        rejected = [
+            (int(line), "not valid UTF-8" if line in invalid else f"expected {n} fields (tab-separated), found {found}", str(text)[:2000])
+            for line, text, found in bad
+        ]
+        return header, rejected
+
+    def reader(self) -> "PostgresWarehouse":
+        """A read-only connection of its own, for reads on another thread (the API in the daemon):
+        it sees committed data and never waits for the writer."""
+        return PostgresWarehouse(self._settings, read_only=True)
+
+    def interrupt(self) -> None:
+        """Cancel the statement running on this connection (from another thread); its transaction rolls back."""
+        self.con.cancel()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.con.closed:
+                self.con.close()
+
+
+def _decode_sql(field: str) -> str:
+    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one field; cheap for values without a backslash."""
+    inner = f"replace({field}, '\\\\', '{_BACKSLASH}')"
+    for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
+        inner = f"replace({inner}, '{escaped}', chr({char}))"
+    inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
+    return f"CASE WHEN strpos({field}, '\\') > 0 THEN {inner} ELSE {field} END"
+
+
+def _open(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _header_columns(path: Path) -> list[str]:
+    """The header row's names (empty ones named columnN, repeats made unique), as the DuckDB backend names them."""
+    with _open(path) as fh:
+        header = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    if not header:
+        raise WarehouseError(f"{path}: empty file, no header row")
+    names: list[str] = []
+    for i, name in enumerate(header.split("\t")):
+        key = name.strip() or f"column{i}"
+        while key in names:
+            key += "_"
+        names.append(key)
+    return names
+
+
+def _tsv_blocks(path: Path, bad_utf8: list[int]) -> Iterator[bytes]:
+    """The file after its header, as COPY text-format data with one column per line.
+
+    Whole blocks are transformed at C speed: backslashes doubled and tabs escaped (so COPY splits and
+    decodes nothing), CRLF endings made LF, NUL bytes dropped. Lines that are not UTF-8 are sent with
+    replacement characters and their numbers noted in `bad_utf8`, so they can be rejected by number.
+    """
+    with _open(path) as fh:
+        fh.readline()
+        line = 2  # the number of the first line of the next block
+        rest = b""
+        while True:
+            chunk = fh.read(_BLOCK)
+            if chunk:
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = data
+                    continue
+                data, rest = data[:cut], data[cut:]
+            else:
+                data, rest = rest, b""
+                if not data:
+                    break
+                data += b"\n"
+            data = data.replace(b"\r\n", b"\n").replace(b"\x00", b"")
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                lines = data.split(b"\n")
+                for i, text in enumerate(lines[:-1]):
+                    try:
+                        text.decode("utf-8")
+                    except UnicodeDecodeError:
+                        bad_utf8.append(line + i)
+                        lines[i] = text.decode("utf-8", errors="replace").encode()
+                data = b"\n".join(lines)
+            line += data.count(b"\n")
+            yield data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+
+
+def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Columns Arrow's CSV writer cannot write (lists, structs, maps) become JSON text."""
+    import json
+
+    arrays, changed = [], False
+    for column, field in zip(batch.columns, batch.schema):
+        t = field.type
+        if pa.types.is_nested(t):
+            arrays.append(pa.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()], pa.string()))
+            changed = True
+        elif pa.types.is_dictionary(t):
+            arrays.append(column.cast(t.value_type))
+            changed = True
+        else:
+            arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names) if changed else batch

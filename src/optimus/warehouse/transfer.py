@@ -1,0 +1,116 @@
+"""Copy an embedded DuckDB warehouse into a PostgreSQL one, for a researcher who grows into a team.
+
+Every table is copied, in one PostgreSQL transaction: the framework's and the services' tables
+are first created by their own DDL (so keys, defaults and sequences are the real ones), tables
+only the data created (edX raw tables) are created from DuckDB's column types, then the rows
+stream through Arrow batches into COPY and the sequences move past the copied ids. The ledger
+comes along, so an ingest after the copy ingests nothing.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from optimus.config import Settings
+from optimus.errors import WarehouseError
+from optimus.warehouse.duckdb import DuckDBWarehouse
+from optimus.warehouse.postgres import PostgresWarehouse
+
+_SIMPLE = {
+    "VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "SMALLINT": "SMALLINT", "TINYINT": "SMALLINT",
+    "UTINYINT": "SMALLINT", "USMALLINT": "INTEGER", "UINTEGER": "BIGINT", "UBIGINT": "NUMERIC", "HUGEINT": "NUMERIC",
+    "UHUGEINT": "NUMERIC", "DOUBLE": "DOUBLE PRECISION", "FLOAT": "REAL", "BOOLEAN": "BOOLEAN", "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NS": "TIMESTAMP", "TIMESTAMP_MS": "TIMESTAMP", "TIMESTAMP_S": "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ", "TIME": "TIME", "INTERVAL": "INTERVAL", "JSON": "JSON", "UUID": "UUID",
+    "BLOB": "BYTEA",
+}
+
+
+def pg_type(duckdb_type: str) -> str:
+    """The PostgreSQL column type for a DuckDB one (lists, structs and maps become JSON)."""
+    t = duckdb_type.strip().upper()
+    if t in _SIMPLE:
+        return _SIMPLE[t]
+    if re.fullmatch(r"DECIMAL\(\d+,\s*\d+\)", t):
+        return t.replace("DECIMAL", "NUMERIC")
+    if t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION")):
+        return "JSON"
+    return "VARCHAR"
+
+
+@dataclass
+class CopyReport:
+    tables: dict[str, int] = field(default_factory=dict)  # table -> rows copied
+    created: list[str] = field(default_factory=list)  # tables created from DuckDB's types
+
+
+def copy_warehouse(src: DuckDBWarehouse, dst: PostgresWarehouse, dst_settings: Settings,
+                   progress: Callable[[str, int], None] | None = None) -> CopyReport:
+    """Copy every table of `src` into `dst`, which must hold no warehouse yet."""
+    from optimus.pipeline import Pipeline
+    from optimus.warehouse import schema
+
+    if schema.current_version(dst) and dst.scalar("SELECT count(*) FROM ingest_files"):
+        raise WarehouseError(
+            f"{dst.url} schema {dst.schema!r} already holds a warehouse with ingested files; "
+            "copy only into an empty schema (choose another with --schema, or drop this one)"
+        )
+    if schema.current_version(src) == 0:
+        raise WarehouseError(f"{src.url} has never been ingested into; there is nothing to copy")
+    version = schema.current_version(src)
+    if version != schema.SCHEMA_VERSION:
+        raise WarehouseError(
+            f"{src.url} has schema version {version}, this Optimus writes {schema.SCHEMA_VERSION}; "
+            "run 'optimus ingest' on it first (it migrates), then copy"
+        )
+    tables = [r[0] for r in src.query(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' ORDER BY table_name"
+    )]
+    report = CopyReport()
+    with dst.transaction():
+        Pipeline(dst_settings, dst).setup()  # the real DDL of the framework and every service
+        for table in tables:
+            columns = src.query(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+                "ORDER BY column_index",
+                [table],
+            )
+            _ensure_table(dst, table, columns, report)
+            dst.execute(f"DELETE FROM {dst.quote(table)}")
+            names = ", ".join(src.quote(c) for c, _t in columns)
+            with src._lock:
+                reader = src.con.sql(f"SELECT {names} FROM {src.quote(table)}").to_arrow_reader(65536)
+                rows = dst.load_arrow(table, reader)
+            report.tables[table] = rows
+            if progress:
+                progress(table, rows)
+        _advance_sequences(dst)
+    return report
+
+
+def _ensure_table(dst: PostgresWarehouse, table: str, columns: list[tuple[str, str]], report: CopyReport) -> None:
+    q = dst.quote
+    if not dst.table_exists(table):
+        dst.execute(f"CREATE TABLE {q(table)} ({', '.join(f'{q(c)} {pg_type(t)}' for c, t in columns)})")
+        report.created.append(table)
+        return
+    existing = set(dst.columns(table))
+    for name, duck_type in columns:
+        if name not in existing:
+            dst.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {pg_type(duck_type)}")
+
+
+def _advance_sequences(dst: PostgresWarehouse) -> None:
+    """Each column defaulting to nextval(...) continues after the largest id copied."""
+    for table, column, default in dst.query(
+        "SELECT table_name, column_name, column_default FROM information_schema.columns "
+        "WHERE table_schema = ? AND column_default LIKE 'nextval(%'",
+        [dst.schema],
+    ):
+        sequence = re.search(r"nextval\('([^']+)'", default)
+        if not sequence:
+            continue
+        top = dst.scalar(f"SELECT max({dst.quote(column)}) FROM {dst.quote(table)}")
+        if top is not None:
+            dst.execute("SELECT setval(CAST(? AS regclass), ?)", [sequence.group(1), int(top)])
