@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPTIMUS_TEST_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "json_to_relation"
 
+# a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation
+pytest_plugins = ["postgres_server"]
+
 
 @pytest.fixture
 def fixtures_dir() -> Path:

@@ -164,11 +164,14 @@ class DuckDBWarehouse:
             finally:
                 self.con.execute("SET preserve_insertion_order = false")
             names = [r[0] for r in self.con.execute(f"DESCRIBE {q(staging + '_raw')}").fetchall()]
-            bad = self.con.execute(f"SELECT line, error_type || ': ' || error_message, csv_line FROM {rejects} ORDER BY line").fetchall()
+            # DuckDB 2.0 may record one line several times (once per missing column): one entry per line
+            bad = self.con.execute(
+                f"SELECT line, min(error_type || ': ' || error_message), min(csv_line) FROM {rejects} GROUP BY line ORDER BY line"
+            ).fetchall()
             decoded = ", ".join(f"{decode_escapes_sql(q(n))} AS {q(n)}" for n in names)
             # line = 1 (header) + row position + the rejected lines that came before it
             position = f"(r.rowid - (SELECT min(rowid) FROM {q(staging + '_raw')}) + 2)"
-            shift = f" + (SELECT count(*) FROM {rejects} j WHERE j.line <= {position})" if bad else ""
+            shift = f" + (SELECT count(DISTINCT j.line) FROM {rejects} j WHERE j.line <= {position})" if bad else ""
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {q(staging)} AS SELECT {decoded}, {position}{shift} AS _line "
                 f"FROM {q(staging + '_raw')} r"
