@@ -396,3 +396,34 @@ def test_an_extracted_package_folder_is_taken_in_and_left_as_delivered(delivery,
     got = data / "database_state" / "latest"
     expected = {str(p.relative_to(folder)).removesuffix(".gpg") for p in folder.rglob("*.gpg")}
     assert {str(p.relative_to(got.resolve())) for p in got.resolve().rglob("*") if p.is_file()} == expected
+
+
+def test_a_key_with_a_passphrase_needs_the_passphrase_file(delivery, tmp_path, settings_for) -> None:
+    import subprocess
+
+    home = tmp_path / "gnupg-pass"
+    gpg.prepare_home(home)
+    uid = "Protected <protected@optimus.invalid>"
+    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "sekrit",
+                    "--quick-gen-key", uid, "future-default", "default", "never"], check=True, capture_output=True)
+    try:
+        plain = delivery["sample"] / "clickstream_logs" / "events" / delivery["events"][0].name.removesuffix(".gpg")
+        source = tmp_path / delivery["events"][0].name
+        gpg.encrypt(plain, source, home=home, recipient=gpg.find_key(home, uid))
+        data = tmp_path / "data"
+        right, wrong = tmp_path / "pass", tmp_path / "wrong"
+        right.write_text("sekrit\n")
+        wrong.write_text("guess\n")
+        target = data / "clickstream_logs" / "events" / plain.name
+        wh = connect(settings_for(data))
+        try:
+            for passphrase_file, expected in ((None, "set 'gnupg_passphrase_file'"), (wrong, "is wrong")):
+                report = take_in(settings_for(data, gnupg_home=home, gnupg_passphrase_file=passphrase_file), [source], wh)
+                assert len(report.failed) == 1 and expected in report.failed[0][1] and source.name in report.failed[0][1]
+                assert not target.exists() and leftovers(data) == []
+            report = take_in(settings_for(data, gnupg_home=home, gnupg_passphrase_file=right), [source], wh)
+        finally:
+            wh.close()
+        assert report.ok and target.read_bytes() == plain.read_bytes()
+    finally:
+        gpg.stop_agent(home)

@@ -60,11 +60,13 @@ def decrypt(source: Path, dest: Path, *, home: Path | None, passphrase_file: Pat
     """
     if home is not None and not home.is_dir():
         raise GnuPGError(f"GnuPG home {home} does not exist (setting 'gnupg_home')")
-    args = _base(home)
+    args = [a for a in _base(home) if a != "--quiet"]  # quiet hides why the secret key could not be used
     if passphrase_file is not None:
         if not passphrase_file.is_file():
             raise GnuPGError(f"passphrase file {passphrase_file} does not exist (setting 'gnupg_passphrase_file')")
         args += ["--pinentry-mode", "loopback", "--passphrase-file", str(passphrase_file)]
+    else:
+        args += ["--pinentry-mode", "error"]  # never wait on a passphrase prompt (a daemon has no one to ask)
     # gpg's exit status alone is not enough: a file whose key packet is damaged exits 0 having
     # written nothing. Success is what its status lines say: DECRYPTION_OKAY, and no failure.
     args += ["--status-fd", "2", "--decrypt", str(source)]
@@ -83,10 +85,11 @@ def decrypt(source: Path, dest: Path, *, home: Path | None, passphrase_file: Pat
         if reason == "no reason given":
             reason = f"{reason} (status: {', '.join(sorted(status)) or 'none'}; no OpenPGP data it could decrypt)"
         hint = ""
-        if "No secret key" in reason:
+        if any(w in reason for w in ("Bad passphrase", "No passphrase", "No pinentry", "Operation cancelled")):
+            hint = (" (the passphrase in 'gnupg_passphrase_file' is wrong)" if passphrase_file
+                    else " (the key needs a passphrase: set 'gnupg_passphrase_file')")
+        elif "NO_SECKEY" in status or "No secret key" in reason:
             hint = f" (the key it was encrypted to is not in GnuPG home {home or '~/.gnupg'}; set 'gnupg_home')"
-        elif "Bad passphrase" in reason or "No passphrase" in reason or "Operation cancelled" in reason:
-            hint = " (the key needs a passphrase: set 'gnupg_passphrase_file')"
         elif any(w in reason for w in ("packet", "pending bytes", "CRC", "OpenPGP data", "inflate", "invalid")):
             hint = " (corrupt or truncated: ask for the file to be delivered again)"
         raise DecryptError(f"{source}: does not decrypt: gpg: {reason}{hint}")
