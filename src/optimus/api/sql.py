@@ -1,0 +1,144 @@
+"""One read-only query (needs the token): a single SELECT/WITH, checked by parsing it with sqlglot.
+
+Refused: several statements; anything but a query (INSERT, COPY, ATTACH, PRAGMA, SET, ...);
+SELECT ... INTO; row locks; tables named like files (`FROM 'x.csv'`); table functions other
+than a few harmless ones; and the engines' file, network, secret and sequence functions.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import sqlglot
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+from sqlglot import exp
+
+from optimus.api.auth import require_token
+from optimus.api.state import warehouse_view
+from optimus.errors import OptimusError
+from optimus.warehouse import Warehouse
+
+router = APIRouter(tags=["sql"])
+
+MAX_ROWS = 100_000
+TIMEOUT_SECONDS = 60.0
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_TABLE_FUNCTIONS = {"range", "generate_series", "unnest", "duckdb_tables", "duckdb_columns", "duckdb_views", "duckdb_schemas",
+                    "duckdb_types", "duckdb_functions", "duckdb_constraints", "duckdb_indexes"}
+_DENIED = {"glob", "getenv", "query", "query_table", "nextval", "setval", "set_config", "load", "install", "checkpoint",
+           "force_checkpoint", "copy", "export_database", "import_database", "sleep", "pg_sleep", "current_setting"}
+_DENIED_PREFIXES = ("read_", "readcsv", "readjson", "readparquet", "pg_read", "pg_ls", "pg_stat_file", "pg_file", "pg_advisory",
+                    "pg_terminate", "pg_cancel", "pg_reload", "pg_rotate", "lo_", "dblink", "sqlite_", "postgres_", "mysql_",
+                    "iceberg_", "delta_", "parquet_", "sniff_", "duckdb_secret", "which_secret", "http", "s3", "gcs", "azure",
+                    "pragma_", "load_", "ducklake")
+_DENIED_SUFFIXES = ("_scan", "_attach", "_query", "_execute")
+_STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Copy,
+               exp.Attach, exp.Detach, exp.Pragma, exp.Set, exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.Lock)
+
+
+class QueryRefused(OptimusError):
+    """The query is not a single read-only SELECT/WITH."""
+
+
+def _function_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    return (node.sql_name() if isinstance(node, exp.Func) else node.key).lower()
+
+
+def _denied(name: str) -> bool:
+    plain = name.rsplit(".", 1)[-1]
+    return plain in _DENIED or plain.startswith(_DENIED_PREFIXES) or plain.endswith(_DENIED_SUFFIXES)
+
+
+def check(sql: str, dialect: str = "duckdb") -> str:
+    """Return the query unchanged when it is one read-only SELECT/WITH; raise QueryRefused otherwise."""
+    if not sql or not sql.strip():
+        raise QueryRefused("empty query")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="postgres" if dialect == "postgres" else "duckdb") if s is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise QueryRefused(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise QueryRefused(f"one statement only, not {len(statements)}")
+    root = statements[0]
+    if not isinstance(root, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
+        raise QueryRefused(f"only a SELECT or WITH query is allowed, not {root.key.upper()}")
+    for node in root.walk():
+        if isinstance(node, _STATEMENTS):
+            raise QueryRefused(f"only reading is allowed: {node.key.upper()} refused")
+        if isinstance(node, exp.Select) and node.args.get("into") is not None:
+            raise QueryRefused("SELECT ... INTO writes a table; refused")
+        if isinstance(node, exp.Select) and node.args.get("locks"):
+            raise QueryRefused("row locks (FOR UPDATE/SHARE) refused")
+        if isinstance(node, exp.Table):
+            target = node.this
+            if isinstance(target, (exp.Func, exp.Anonymous)):
+                name = _function_name(target)
+                if name not in _TABLE_FUNCTIONS:
+                    raise QueryRefused(f"table function {name}() refused (only {', '.join(sorted(_TABLE_FUNCTIONS))})")
+            elif isinstance(target, exp.Literal) or (node.name and not _IDENTIFIER.match(node.name)):
+                raise QueryRefused(f"table {node.name!r} refused: name tables, not files")
+            for part in ("db", "catalog"):
+                value = node.args.get(part)
+                if value is not None and not _IDENTIFIER.match(value.name or ""):
+                    raise QueryRefused(f"table {node.sql()!r} refused")
+        if isinstance(node, (exp.Func, exp.Anonymous)):
+            name = _function_name(node)
+            if _denied(name):
+                raise QueryRefused(f"function {name}() refused: files, network, secrets and sequences are off limits")
+    return sql
+
+
+class SqlRequest(BaseModel):
+    sql: str = Field(..., description="One read-only SELECT or WITH query.")
+    limit: int = Field(10_000, ge=1, le=MAX_ROWS)
+
+
+def run(wh: Warehouse, sql: str, limit: int) -> dict[str, Any]:
+    """Run a checked query on a read view, stopping it after TIMEOUT_SECONDS."""
+    check(sql, wh.dialect)
+    timer = threading.Timer(TIMEOUT_SECONDS, getattr(wh, "interrupt", lambda: None))
+    timer.start()
+    try:
+        if wh.dialect == "duckdb":
+            # fetch just what is asked from the cursor: no wrapping subquery that could lose ORDER BY
+            with wh._lock:  # type: ignore[attr-defined]
+                cur = wh.con.execute(sql)  # type: ignore[attr-defined]
+                columns = [d[0] for d in cur.description]
+                rows = cur.fetchmany(limit + 1)
+        else:
+            dicts = wh.query_dicts(f"SELECT * FROM ({sql}) AS q LIMIT {int(limit) + 1}")
+            columns = list(dicts[0]) if dicts else []
+            rows = [tuple(d.values()) for d in dicts]
+    except Exception as exc:  # the engine's message says what is wrong with the query
+        raise HTTPException(400, f"query failed: {str(exc).strip()}") from None
+    finally:
+        timer.cancel()
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    return jsonable_encoder({"columns": columns, "rows": [list(r) for r in rows], "row_count": len(rows), "truncated": truncated})
+
+
+@router.get("/sql", summary="Run one read-only query (needs the token)", dependencies=[Depends(require_token)])
+def sql_get(
+    q: str = Query(..., description="One read-only SELECT or WITH query."),
+    limit: int = Query(10_000, ge=1, le=MAX_ROWS),
+    wh: Warehouse = Depends(warehouse_view),
+) -> dict[str, Any]:
+    try:
+        return run(wh, q, limit)
+    except QueryRefused as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/sql", summary="Run one read-only query (needs the token)", dependencies=[Depends(require_token)])
+def sql_post(body: SqlRequest = Body(...), wh: Warehouse = Depends(warehouse_view)) -> dict[str, Any]:
+    try:
+        return run(wh, body.sql, body.limit)
+    except QueryRefused as exc:
+        raise HTTPException(422, str(exc)) from None
