@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from optimus.cli.common import app
 from optimus.cli import core  # noqa: F401  (registers init, scan, ingest, status, sql, sample)
+from optimus.cli import derived  # noqa: F401  (registers recompute, export)
 from optimus.cli import intake  # noqa: F401  (registers intake)
 from optimus.cli import copy  # noqa: F401  (registers copy)
 

@@ -1,12 +1,125 @@
-"""PersonCourse: `person_course` and `course_profile`.
+"""PersonCourse: `person_course` (one row per course and learner) and `course_profile` (one per course).
 
-Registered by name so the pipeline's order and dependency rule hold; it claims no files and
-does nothing until its implementation lands.
+Reads the Database State tables, `events` (learners resolved as in TimeFinder),
+`person_course_day` (time on course), `forum_posts`, `courses`/`course_blocks` and `ip_geo`
+when they exist. Needs IPToCountry, TimeFinder and DatabaseState. Every column's rule is in
+docs/person_course.md. Only courses whose inputs changed are recomputed, each replaced in the
+run's transaction; then their exports are written (`personcourse_{course}_{timestamp}.csv` and
+`.parquet`, `courseprofile_{timestamp}.csv` and `.parquet`).
 """
-from optimus.services.base import Service, register
+from __future__ import annotations
+
+from pathlib import Path
+
+from optimus import exports
+from optimus.config import Settings
+from optimus.services import person_course_sql as S
+from optimus.services.base import RunContext, Service, register
+from optimus.services.time_finder import create_table
+from optimus.warehouse.base import Warehouse
+
+# read but not (yet) declared as needs: their changes are picked up on the next run
+ALSO_READS = ("DiscussionForums", "CourseStructure")
+# left out of the de-identified copy (user_id is replaced by user_id_map.hash_id)
+IDENTIFYING = ("user_id", "username", "ip", "email_domain")
 
 
 @register
 class PersonCourse(Service):
     name = "PersonCourse"
     needs = ("IPToCountry", "TimeFinder", "DatabaseState")
+    writes = {"person_course": "frozen", "course_profile": "frozen"}
+    rules_version = 1
+    # set by `optimus recompute`: "all" or a set of course keys
+    recompute: str | set[str] | None = None
+
+    def setup(self, wh: Warehouse) -> None:
+        create_table(wh, "person_course", S.PC_COLUMNS)
+        create_table(wh, "course_profile", S.CP_COLUMNS)
+
+    def run(self, wh: Warehouse, ctx: RunContext) -> int:
+        scope = sorted(self._scope(wh, ctx))
+        if not scope:
+            return 0
+        S.scope_table(wh, "_pc_scope", {"course_key": "VARCHAR"}, [[k] for k in scope])
+        try:
+            wh.execute("DELETE FROM person_course WHERE course_key IN (SELECT course_key FROM _pc_scope)")
+            wh.execute("DELETE FROM course_profile WHERE course_key IN (SELECT course_key FROM _pc_scope)")
+            wh.execute(S.person_course_insert(wh), [self.rules_version])
+            rows = int(wh.scalar("SELECT count(*) FROM person_course WHERE course_key IN (SELECT course_key FROM _pc_scope)"))
+            wh.execute(S.course_profile_insert(wh), [self.rules_version])
+        finally:
+            wh.execute("DROP TABLE IF EXISTS _pc_scope")
+        ctx.touch_many((k, None) for k in scope)
+        ctx.wrote(rows)
+        written = export(wh, self.settings, scope)
+        ctx.progress.note(f"person_course: {rows} rows in {len(scope)} course(s); {len(written)} export file(s)")
+        return rows
+
+    def _scope(self, wh: Warehouse, ctx: RunContext) -> set[str]:
+        if self.recompute == "all" or ctx.last_run_started is None or bool(
+            wh.scalar(
+                "SELECT (SELECT count(*) FROM person_course WHERE rules_version <> ?) + "
+                "(SELECT count(*) FROM course_profile WHERE rules_version <> ?)",
+                [self.rules_version, self.rules_version],
+            )
+        ):
+            return all_courses(wh)
+        if isinstance(self.recompute, set):
+            return set(self.recompute)
+        scope = ctx.changed_courses([*self.needs, *ALSO_READS])
+        if wh.table_exists("ip_geo") and "looked_up_at" in wh.columns("ip_geo"):
+            # IPs placed since the last run change the geography of the learners whose modal IP they are
+            scope |= {
+                k for (k,) in wh.query(
+                    "SELECT DISTINCT p.course_key FROM person_course p JOIN ip_geo g ON g.ip = p.ip WHERE g.looked_up_at >= ?",
+                    [ctx.last_run_started],
+                )
+            }
+        return scope
+
+
+def all_courses(wh: Warehouse) -> set[str]:
+    """Every course with learners, events, certificates, a structure or earlier rows."""
+    parts = [
+        f"SELECT course_key FROM {S.source(wh, t)} x" for t in ("student_courseenrollment", "certificates_generatedcertificate", "courses")
+    ]
+    parts.append(f"SELECT DISTINCT course_key FROM {S.source(wh, 'events')} x")
+    parts += ["SELECT course_key FROM person_course", "SELECT course_key FROM course_profile"]
+    sql = " UNION ".join(parts)
+    return {k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM ({sql}) u WHERE course_key IS NOT NULL")}
+
+
+def course_file_part(course_key: str) -> str:
+    """`org+course+run` -> `org-course-run`, the original's per-course file-name form."""
+    return exports.safe_name(course_key.replace("+", "-"))
+
+
+def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False) -> list[Path]:
+    """Write person_course per course (all when `courses` is None) and course_profile, as CSV and Parquet.
+
+    The de-identified copy goes to `{export_path}/deidentified/`: user_id becomes user_id_map.hash_id
+    (NULL when the learner is not in user_id_map) and username, ip and email_domain are left out.
+    """
+    q = wh.quote
+    if courses is None:
+        courses = [k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course ORDER BY course_key")]
+    stamp = exports.timestamp()
+    folder = Path(settings.export_path) / ("deidentified" if deidentified else "")
+    columns = [c for c in S.PC_COLUMNS if c not in ("rules_version", "computed_at")]
+    if deidentified:
+        ids = S.source(wh, "user_id_map")
+        picked = ["m.hash_id AS hash_id"] + [f"p.{q(c)}" for c in columns if c not in IDENTIFYING]
+        sql = (
+            f"SELECT {', '.join(picked)} FROM person_course p LEFT JOIN "
+            f"(SELECT course_key, user_id, min(hash_id) AS hash_id FROM {ids} x GROUP BY course_key, user_id) m "
+            "ON m.course_key = p.course_key AND m.user_id = p.user_id WHERE p.course_key = ? ORDER BY m.hash_id, p.user_id"
+        )
+    else:
+        sql = f"SELECT {', '.join('p.' + q(c) for c in columns)} FROM person_course p WHERE p.course_key = ? ORDER BY p.user_id"
+    written: list[Path] = []
+    for key in courses:
+        written += exports.export_query(wh, sql, [key], folder / f"personcourse_{course_file_part(key)}_{stamp}")
+    profile = ", ".join(q(c) for c in S.CP_COLUMNS if c not in ("rules_version", "computed_at"))
+    written += exports.export_query(wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], folder / f"courseprofile_{stamp}")
+    return written

@@ -1,12 +1,172 @@
-"""TimeFinder: `person_course_day`: events placed on their own day.
+"""TimeFinder: place each event on its own day, and sum each learner's days.
 
-Registered by name so the pipeline's order and dependency rule hold; it claims no files and
-does nothing until its implementation lands.
+Reads `events` (Clickstream; times already typed and in UTC) and, when present, `auth_user`
+(to find the learner of events with an empty user_id). Writes `person_course_day` (one row
+per course, learner and day with events) and `event_time_anomalies` (events more than a day
+away from their file's date). Recomputes only the (course, day) pairs that new files touched,
+plus the days after them whose first gap may now start on a touched day. Needs Clickstream.
+
+Gap rule (docs/person_course.md): a learner's events in a course are ordered by (time,
+event_id); each event after the first has a gap to the previous one, counted on the day of
+the later event; gaps above settings.time_gap_cutoff seconds are left out.
 """
-from optimus.services.base import Service, register
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from optimus.services import person_course_sql as S
+from optimus.services.base import RunContext, Service, register
+from optimus.warehouse.base import Warehouse
+
+DAY_COLUMNS = {
+    "course_id": "VARCHAR", "course_key": "VARCHAR NOT NULL", "user_id": "BIGINT", "username": "VARCHAR",
+    "date": "DATE NOT NULL", "nevents": "BIGINT", "first_event": "TIMESTAMP", "last_event": "TIMESTAMP",
+    "nplay_video": "BIGINT", "nproblem_check": "BIGINT", "nforum_events": "BIGINT", "nchapters": "BIGINT",
+    "sum_dt": "DOUBLE PRECISION", "n_dt": "INTEGER", "max_dt": "DOUBLE PRECISION", "sum_dt2": "DOUBLE PRECISION",
+    "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
+}
+ANOMALY_COLUMNS = {
+    "file_id": "BIGINT NOT NULL", "path": "VARCHAR", "file_date": "DATE", "course_key": "VARCHAR",
+    "nevents": "BIGINT", "min_offset_days": "INTEGER", "max_offset_days": "INTEGER",
+    "min_time": "TIMESTAMP", "max_time": "TIMESTAMP", "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
+}
+
+
+def create_table(wh: Warehouse, name: str, columns: dict[str, str]) -> None:
+    cols = ", ".join(f"{wh.quote(c)} {t}" for c, t in columns.items())
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {wh.quote(name)} ({cols})")
 
 
 @register
 class TimeFinder(Service):
     name = "TimeFinder"
     needs = ("Clickstream",)
+    writes = {"person_course_day": "frozen", "event_time_anomalies": "frozen"}
+    rules_version = 1
+    # set by `optimus recompute`: "all" or a set of course keys to rebuild whole
+    recompute: str | set[str] | None = None
+
+    def setup(self, wh: Warehouse) -> None:
+        create_table(wh, "person_course_day", DAY_COLUMNS)
+        create_table(wh, "event_time_anomalies", ANOMALY_COLUMNS)
+
+    def run(self, wh: Warehouse, ctx: RunContext) -> int:
+        scope = self._scope(wh, ctx)
+        if not scope:
+            self._anomalies(wh, ctx)
+            return 0
+        span = self.settings.time_gap_cutoff // 86400 + 1  # days back a kept gap can reach
+        S.scope_table(wh, "_tf_scope", {"course_key": "VARCHAR", "day": "DATE"}, [[k, d] for k, d in sorted(scope, key=str)])
+        try:
+            wh.execute(
+                "DELETE FROM person_course_day WHERE EXISTS (SELECT 1 FROM _tf_scope s WHERE s.course_key = person_course_day.course_key "
+                "AND (s.day IS NULL OR s.day = person_course_day.date))"
+            )
+            rows = self._insert(wh, span)
+        finally:
+            wh.execute("DROP TABLE IF EXISTS _tf_scope")
+        ctx.touch_many(scope)
+        ctx.wrote(rows)
+        ctx.progress.note(f"person_course_day: {rows} learner-days recomputed")
+        return rows + self._anomalies(wh, ctx)
+
+    # -- what to recompute ---------------------------------------------------------------------
+    def _scope(self, wh: Warehouse, ctx: RunContext) -> set[tuple[str, date | None]]:
+        """(course_key, day) pairs to rebuild; day None rebuilds the whole course."""
+        events = S.source(wh, "events")
+        everything = self.recompute == "all" or bool(
+            wh.scalar("SELECT count(*) FROM person_course_day WHERE rules_version <> ?", [self.rules_version])
+        ) or ctx.last_run_started is None
+        if everything:
+            return {(k, None) for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {events} e WHERE course_key IS NOT NULL")} | {
+                (k, None) for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course_day")
+            }
+        if isinstance(self.recompute, set):
+            return {(k, None) for k in self.recompute}
+        span = self.settings.time_gap_cutoff // 86400 + 1
+        scope: set[tuple[str, date | None]] = set()
+        for key, day in ctx.changes():
+            if day is None:
+                scope.add((key, None))
+            else:
+                # a new event on `day` can become the previous event of a gap on the next days
+                scope.update((key, day + timedelta(days=i)) for i in range(span + 1))
+        # a newly loaded auth_user can match events that had only a username: rebuild the courses
+        # that have such unmatched learner-days
+        reloaded = ctx.changed_courses(["DatabaseState"])
+        if reloaded:
+            unmatched = {k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course_day WHERE user_id IS NULL")}
+            scope.update((key, None) for key in reloaded & unmatched)
+        whole = {k for k, d in scope if d is None}
+        return {(k, d) for k, d in scope if d is None or k not in whole}
+
+    # -- person_course_day ---------------------------------------------------------------------
+    def _insert(self, wh: Warehouse, span: int) -> int:
+        window = (
+            "EXISTS (SELECT 1 FROM _tf_scope s WHERE s.course_key = e.course_key AND (s.day IS NULL OR "
+            f"(e.time >= CAST(s.day - {int(span)} AS TIMESTAMP) AND e.time < CAST(s.day + 1 AS TIMESTAMP))))"
+        )
+        counts = S.counts_sql()
+        sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in counts.items() if name in ("nplay_video", "nproblem_check", "nforum_events"))
+        cutoff = float(self.settings.time_gap_cutoff)
+        auth = S.source(wh, "auth_user")
+        sql = f"""
+            INSERT INTO person_course_day (course_id, course_key, user_id, username, date, nevents, first_event, last_event,
+                nplay_video, nproblem_check, nforum_events, nchapters, sum_dt, n_dt, max_dt, sum_dt2, rules_version, computed_at)
+            WITH v AS ({S.learner_events(wh, window)}),
+            g AS (
+                SELECT v.*, CAST(EXTRACT(EPOCH FROM (v.time - lag(v.time) OVER (PARTITION BY v.course_key, v.who
+                       ORDER BY v.time, v.event_id))) AS DOUBLE PRECISION) AS gap
+                FROM v WHERE v.who IS NOT NULL
+            ),
+            k AS (
+                SELECT g.*, CASE WHEN g.gap <= {cutoff} THEN g.gap END AS kept FROM g
+                WHERE EXISTS (SELECT 1 FROM _tf_scope s WHERE s.course_key = g.course_key AND (s.day IS NULL OR s.day = g.day))
+            ),
+            names AS (SELECT course_key, id, min(username) AS username FROM {auth} GROUP BY course_key, id),
+            d AS (
+                SELECT k.course_key, k.who, min(k.uid) AS user_id, min(k.username) AS ev_username, k.day,
+                       min(k.course_id) AS course_id, count(*) AS nevents, min(k.time) AS first_event, max(k.time) AS last_event,
+                       {sums.replace('v.', 'k.')}, count(DISTINCT k.chapter) AS nchapters,
+                       coalesce(sum(k.kept), 0) AS sum_dt, count(k.kept) AS n_dt, max(k.kept) AS max_dt,
+                       coalesce(sum(k.kept * k.kept), 0) AS sum_dt2
+                FROM k GROUP BY k.course_key, k.who, k.day
+            )
+            SELECT d.course_id, d.course_key, d.user_id, coalesce(n.username, d.ev_username), d.day, d.nevents, d.first_event,
+                   d.last_event, d.nplay_video, d.nproblem_check, d.nforum_events, d.nchapters, d.sum_dt, d.n_dt, d.max_dt,
+                   d.sum_dt2, ?, current_timestamp
+            FROM d LEFT JOIN names n ON n.course_key = d.course_key AND n.id = d.user_id
+        """
+        before = int(wh.scalar("SELECT count(*) FROM person_course_day"))
+        wh.execute(sql, [self.rules_version])
+        return int(wh.scalar("SELECT count(*) FROM person_course_day")) - before
+
+    # -- event_time_anomalies ------------------------------------------------------------------
+    def _anomalies(self, wh: Warehouse, ctx: RunContext) -> int:
+        """Per event file and course: events whose own date is more than a day from the file's date.
+
+        Rebuilt for the Clickstream files finished since the last run (all files on a full rebuild)."""
+        if not wh.table_exists("events"):
+            return 0
+        everything = self.recompute == "all" or ctx.last_run_started is None or bool(
+            wh.scalar("SELECT count(*) FROM event_time_anomalies WHERE rules_version <> ?", [self.rules_version])
+        )
+        files = "SELECT id FROM ingest_files WHERE service = 'Clickstream' AND file_date IS NOT NULL"
+        params: list[object] = []
+        if not everything:
+            files += " AND finished_at >= ?"
+            params.append(ctx.last_run_started)
+        wh.execute(f"DELETE FROM event_time_anomalies WHERE file_id IN ({files})", params)
+        before = int(wh.scalar("SELECT count(*) FROM event_time_anomalies"))
+        offset = "(CAST(e.time AS DATE) - f.file_date)"
+        wh.execute(
+            f"""INSERT INTO event_time_anomalies (file_id, path, file_date, course_key, nevents, min_offset_days, max_offset_days,
+                    min_time, max_time, rules_version, computed_at)
+                SELECT f.id, f.path, f.file_date, e.course_key, count(*), CAST(min({offset}) AS INTEGER),
+                       CAST(max({offset}) AS INTEGER), min(e.time), max(e.time), ?, current_timestamp
+                FROM {S.source(wh, 'events')} e JOIN ingest_files f ON f.id = e.file_id
+                WHERE f.id IN ({files}) AND ({offset} > 1 OR {offset} < -1)
+                GROUP BY f.id, f.path, f.file_date, e.course_key""",
+            [self.rules_version, *params],
+        )
+        return int(wh.scalar("SELECT count(*) FROM event_time_anomalies")) - before

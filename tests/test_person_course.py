@@ -1,0 +1,396 @@
+"""PersonCourse against a plain-Python reference written from docs/person_course.md.
+
+The package is hand-built (tests/person_course_data.py) and ingested with `optimus ingest`; the
+reference reads the same source data (the raw event lines and table rows the test wrote) and
+only three inputs other services derive (course_id/pass_mark from `courses`, published chapters
+from `course_blocks`, places from `ip_geo`).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import stat
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from optimus.services import person_course_sql as S
+import person_course_data as D
+
+# -- running the real pipeline ------------------------------------------------------------------
+
+
+def ingest(cli: Any, settings: Any) -> Any:
+    if D.clickstream_is_placeholder():  # TEMPORARY, see person_course_data.fallback_clickstream
+        assert cli(["scan"], settings).exit_code == 0
+        D.fallback_clickstream(settings)
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def connect(settings: Any) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(settings.warehouse_path()), read_only=True)
+
+
+def rows(settings: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    con = connect(settings)
+    try:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def package(data_path: Path, settings_for: Any, cli: Any) -> Any:
+    D.write_package(data_path)
+    settings = settings_for(data_path)
+    ingest(cli, settings)
+    return settings
+
+
+# -- the reference implementation (docs/person_course.md) ---------------------------------------
+
+
+def parse_time(text: str) -> datetime:
+    t = datetime.fromisoformat(text)
+    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+
+def course_key(cid: str) -> str:
+    if cid.startswith("course-v1:"):
+        return cid[len("course-v1:"):]
+    return cid.replace("/", "+")
+
+
+def chapter_of(line: dict[str, Any]) -> str | None:
+    et, page = line.get("event_type") or "", line.get("page") or ""
+    url = et if "/courseware/" in et else page
+    if "/courseware/" not in url:
+        return None
+    part = url[url.index("/courseware/") + len("/courseware/"):].split("/")[0].split("?")[0].split("#")[0]
+    return part or None
+
+
+def payload(line: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    event = line.get("event")
+    if isinstance(event, str):
+        try:
+            event = json.loads(event)
+        except ValueError:
+            return {}
+    return event if isinstance(event, dict) else {}
+
+
+def normalise(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each raw line as the reference sees it, with its learner resolved."""
+    by_name = {(k, u[0]): uid for uid, u in D.USERS.items() for k in u[2]}
+    out = []
+    for line in lines:
+        ctx = line["context"]
+        key = course_key(ctx["course_id"])
+        uid = ctx.get("user_id")
+        uid = int(uid) if uid not in ("", None) else by_name.get((key, line["username"]))
+        who = ("u", uid) if uid is not None else (("n", line["username"]) if line["username"] else None)
+        et = line.get("name") or line["event_type"]
+        p = payload(line)
+        out.append({
+            "key": key, "cid": ctx["course_id"], "uid": uid, "who": who, "username": line["username"] or None,
+            "time": parse_time(line["time"]), "type": et, "source": line["event_source"], "ip": line["ip"] or None,
+            "chapter": chapter_of(line),
+            "video": p.get("id") if et in S.VIDEO_PLAY else None,
+            "problem": p.get("problem_id") if et == "problem_check" and line["event_source"] == "server" else None,
+        })
+    for e in out:
+        e["day"] = e["time"].date()
+    return out
+
+
+def classify(e: dict[str, Any]) -> dict[str, int]:
+    t = e["type"]
+    return {
+        "nplay_video": int(t in S.VIDEO_PLAY), "nvideo": int(t in S.VIDEO_ANY), "npause_video": int(t in S.VIDEO_PAUSE),
+        "nseek_video": int(t in S.VIDEO_SEEK), "nproblem_check": int(t == "problem_check" and e["source"] == "server"),
+        "nshow_answer": int(t == "showanswer"), "nseq_goto": int(t == "seq_goto"),
+        "nprogcheck": int(t.startswith("/courses/") and (t.endswith("/progress") or t.endswith("/progress/"))),
+        "nforum_events": int(t.startswith("edx.forum.") or (t.startswith("/courses/") and "/discussion/" in t)),
+    }
+
+
+def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tuple[Any, float]]]:
+    """(course, learner) -> [(day of the later event, gap seconds)] for the gaps kept."""
+    seqs: dict[Any, list[datetime]] = defaultdict(list)
+    for e in events:
+        if e["who"] is not None:
+            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))  # type: ignore[arg-type]
+    result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
+    for k, seq in seqs.items():
+        seq.sort()
+        for (t0, _d0), (t1, d1) in zip(seq, seq[1:]):  # type: ignore[misc]
+            g = (t1 - t0).total_seconds()
+            if g <= cutoff:
+                result[k].append((d1, g))
+    return result
+
+
+def latest(rows: list[tuple], order: Any) -> tuple | None:
+    return max(rows, key=order) if rows else None
+
+
+def reference_person_course(events: list[dict[str, Any]], courses: dict[str, dict[str, Any]], published: dict[str, set[str]],
+                            geo: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    kept = gaps(events)
+    result = []
+    for key in sorted(courses):
+        cid_full = D.A if key == D.A_KEY else D.B
+        enrol = {r[1]: r for r in D.ENROLMENTS if course_key(r[2]) == key}
+        certs = defaultdict(list)
+        for r in D.CERTS:
+            if course_key(r[2]) == key:
+                certs[r[1]].append(r)
+        ev = [e for e in events if e["key"] == key]
+        people = set(enrol) | {e["uid"] for e in ev if e["uid"] is not None} | set(certs)
+        auth = {u: v for u, v in D.USERS.items() if key in v[2]}
+        pass_mark = courses[key]["pass_mark"]
+        for uid in sorted(people):
+            mine = [e for e in ev if e["uid"] == uid]
+            n = {k: sum(classify(e)[k] for e in mine) for k in classify(ev[0]) } if mine else defaultdict(int)
+            en = enrol.get(uid)
+            cert = latest(certs.get(uid, []), lambda r: (r[6], r[0]))
+            grades = [g for _i, c, u, g in D.GRADES if course_key(c) == key and u == uid]
+            grade = max(grades) if grades else (cert[3] if cert else None)
+            chapters = {e["chapter"] for e in mine if e["chapter"]}
+            npub = len(published.get(key, set()))
+            matched = len(chapters & published.get(key, set()))
+            ipn: dict[str, list[datetime]] = defaultdict(list)
+            for e in mine:
+                if e["ip"]:
+                    ipn[e["ip"]].append(e["time"])
+            ip = max(ipn, key=lambda i: (len(ipn[i]), max(ipn[i]), i)) if ipn else None
+            place = geo.get(ip or "", {})
+            g = [x for _d, x in kept.get((key, ("u", uid)), [])]
+            posts = [d for d in D.FORUM if course_key(d["course_id"]) == key and int(d["author_id"]) == uid]
+            prof = D.PROFILES.get(uid) if uid in auth else None
+            access = {r[4] for r in D.ACCESS_ROLES if course_key(r[2]) == key and r[3] == uid}
+            forum_roles = {r[3] for r in D.FORUM_ROLES if course_key(r[1]) == key and r[2] == uid}
+            nevents = len(mine)
+            certified = int(bool(cert) and cert[4] == "downloadable")
+            nposts = len(posts)
+            row: dict[str, Any] = {
+                "course_id": courses[key]["course_id"] or cid_full, "course_key": key, "user_id": uid,
+                "username": auth[uid][0] if uid in auth else min((e["username"] for e in mine if e["username"]), default=None),
+                "registered": int(en is not None), "viewed": int(len({e["day"] for e in mine}) > 0),
+                "explored": int(npub > 0 and matched >= math.ceil(npub / 2)), "certified": certified,
+                "completed": int(grade is not None and pass_mark is not None and grade >= pass_mark),
+                "grade": grade, "passing_grade": pass_mark, "mode": en[5] if en else None,
+                "is_active": en[4] if en else None, "start_time": datetime.fromisoformat(en[3]) if en else None,
+                "first_event": min((e["time"] for e in mine), default=None), "last_event": max((e["time"] for e in mine), default=None),
+                "nevents": nevents, "ndays_act": len({e["day"] for e in mine}),
+                "nvideos_unique_viewed": len({e["video"] for e in mine if e["video"]}),
+                "nchapters": len(chapters), "nchapters_published": matched,
+                "attempted_problems": len({e["problem"] for e in mine if e["problem"]}),
+                "nforum_posts": nposts, "nforum_threads": sum(d["_type"] == "CommentThread" for d in posts),
+                "nforum_comments": sum(d["_type"] == "Comment" for d in posts),
+                "nforum_votes": sum(d["votes"]["up_count"] for d in posts),
+                "nforum_endorsed": sum(d["_type"] == "Comment" and bool(d.get("endorsed")) for d in posts),
+                "nforum_pinned": sum(d["_type"] == "CommentThread" and bool(d.get("pinned")) for d in posts),
+                "ip": ip, "cc_by_ip": place.get("country_code"), "countryLabel": place.get("country_name"),
+                "final_cc_cname": place.get("country_name"), "continent": place.get("continent"), "region": place.get("region"),
+                "city": place.get("city"), "latitude": place.get("latitude"), "longitude": place.get("longitude"),
+                "profile_country": (prof[3] or None) if prof else None, "LoE": (prof[2] or None) if prof else None,
+                "YoB": prof[1] if prof else None, "gender": (prof[0] or None) if prof else None,
+                "email_domain": auth[uid][1].split("@")[1].lower() if uid in auth else None,
+                "cert_status": cert[4] if cert else None,
+                "cert_created_date": datetime.fromisoformat(cert[5]) if cert else None,
+                "cert_modified_date": datetime.fromisoformat(cert[6]) if cert else None,
+                "avg_dt": sum(g) / len(g) if g else None,
+                "sdv_dt": math.sqrt(sum((x - sum(g) / len(g)) ** 2 for x in g) / (len(g) - 1)) if len(g) > 1 else None,
+                "max_dt": max(g) if g else None, "n_dt": len(g), "sum_dt": sum(g),
+                "inconsistent_flag": int(nevents == 0 and (nposts > 0 or certified == 1 or (grade or 0) > 0)),
+            }
+            for k in ("nplay_video", "nvideo", "npause_video", "nseek_video", "nproblem_check", "nshow_answer", "nseq_goto",
+                      "nprogcheck", "nforum_events"):
+                row[k] = n[k]
+            words = [role for role in S.ACCESS_ROLES if role in access] + [name for name in S.FORUM_ROLES if name in forum_roles]
+            row["roles"] = ",".join(words) or None
+            for role, flag in S.ACCESS_ROLES.items():
+                row[flag] = int(role in access)
+            for name, flag in S.FORUM_ROLES.items():
+                row[flag] = int(name in forum_roles)
+            result.append(row)
+    return result
+
+
+def warehouse_inputs(settings: Any) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]], dict[str, dict[str, Any]]]:
+    """The inputs other services derive: courses (course_id, pass mark), published chapters, IP places."""
+    courses = {r["course_key"]: r for r in rows(settings, "SELECT course_key, course_id, pass_mark FROM courses")}
+    for key in (D.A_KEY, D.B_KEY):
+        courses.setdefault(key, {"course_id": None, "pass_mark": None})
+    published: dict[str, set[str]] = defaultdict(set)
+    for r in rows(settings, "SELECT course_key, url_name FROM course_blocks WHERE category = 'chapter' AND published IS NOT false"):
+        published[r["course_key"]].add(r["url_name"])
+    geo = {r["ip"]: r for r in rows(settings, "SELECT * FROM ip_geo")}
+    return courses, published, geo
+
+
+def comparable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if k in ("rules_version", "computed_at"):
+            continue
+        if isinstance(v, bool):
+            v = int(v)
+        if isinstance(v, float):
+            v = round(v, 6)
+        out[k] = v
+    return out
+
+
+# -- tests -----------------------------------------------------------------------------------------
+
+
+def test_person_course_equals_the_reference(package: Any) -> None:
+    settings = package
+    events = normalise(D.day1_events())
+    expected = [comparable(r) for r in reference_person_course(events, *warehouse_inputs(settings))]
+    got = [comparable(r) for r in rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id")]
+    assert [(r["course_key"], r["user_id"]) for r in got] == [(r["course_key"], r["user_id"]) for r in expected]
+    for g, e in zip(got, expected):
+        assert set(g) == set(e) | set(), f"columns differ: {set(g) ^ set(e)}"
+        for col in e:
+            assert g[col] == e[col], f"{g['course_key']} user {g['user_id']} column {col}: {g[col]!r} != {e[col]!r}"
+    # the edge cases are really in the data
+    by = {(r["course_key"], r["user_id"]): r for r in got}
+    assert by[(D.A_KEY, 4)]["registered"] == 0 and by[(D.A_KEY, 4)]["certified"] == 1  # certificate, no enrolment
+    assert by[(D.A_KEY, 3)]["inconsistent_flag"] == 1 and by[(D.A_KEY, 3)]["nforum_posts"] == 2  # only forum posts
+    assert by[(D.A_KEY, 5)]["nevents"] == 2  # empty user_id, matched by username
+    assert by[(D.A_KEY, 1)]["ip"] == "1.1.1.1"  # a 3-3 tie goes to the IP of the latest event
+    assert by[(D.A_KEY, 6)]["roles_isStaff"] == 1 and by[(D.A_KEY, 6)]["forumRoles_isModerator"] == 1
+    assert by[(D.A_KEY, 1)]["explored"] == 1 and by[(D.A_KEY, 6)]["explored"] == 0
+    assert by[(D.A_KEY, 7)]["registered"] == 0 and by[(D.A_KEY, 7)]["username"] == "gina"
+    assert (D.B_KEY, 1) in by and by[(D.A_KEY, 2)]["nevents"] == 0
+
+
+def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any) -> None:
+    settings = package
+    events = normalise(D.day1_events())
+    pc = reference_person_course(events, *warehouse_inputs(settings))
+    profiles = {r["course_key"]: r for r in rows(settings, "SELECT * FROM course_profile")}
+    assert set(profiles) == {D.A_KEY, D.B_KEY}
+    for key, prof in profiles.items():
+        mine = [r for r in pc if r["course_key"] == key]
+        for col in ("registered", "viewed", "explored", "certified", "completed"):
+            assert prof[col] == sum(r[col] for r in mine), (key, col)
+        assert prof["learners"] == len(mine)
+        assert prof["nmode_audit"] == sum(r["registered"] == 1 and r["mode"] == "audit" for r in mine)
+        assert prof["nmode_verified"] == sum(r["registered"] == 1 and r["mode"] == "verified" for r in mine)
+        ev = [e for e in events if e["key"] == key]
+        assert prof["nevents"] == len(ev)
+        assert prof["nevents_unmatched"] == sum(e["uid"] is None for e in ev)
+        assert prof["nusernames_unmatched"] == len({e["username"] for e in ev if e["uid"] is None and e["username"]})
+        published = [c for c, p in D.CHAPTERS[key] if p]
+        assert prof["nchapters"] == len(published)
+        assert prof["nvideos"] == len(published) and prof["nhtml"] == len(published)
+        assert prof["nproblems_summative"] == sum(c.endswith("1") for c in published)
+        assert prof["nproblems_formative"] == sum(not c.endswith("1") for c in published)
+    assert profiles[D.A_KEY]["nevents_unmatched"] == 2 and profiles[D.A_KEY]["nusernames_unmatched"] == 1
+
+
+def test_second_run_records_no_new_person_course_run(package: Any, cli: Any) -> None:
+    settings = package
+    before = rows(settings, "SELECT count(*) AS n FROM service_runs WHERE service IN ('PersonCourse', 'TimeFinder')")[0]["n"]
+    assert before >= 2
+    ingest(cli, settings)
+    after = rows(settings, "SELECT count(*) AS n FROM service_runs WHERE service IN ('PersonCourse', 'TimeFinder')")[0]["n"]
+    assert after == before
+
+
+def test_new_event_file_for_a_recomputes_a_only(package: Any, cli: Any) -> None:
+    settings = package
+    stamp = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    D.write_events(settings.data_paths[0], "2024-01-03", D.day2_events())
+    ingest(cli, settings)
+    now = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    assert now[D.B_KEY] == stamp[D.B_KEY]
+    assert now[D.A_KEY] > stamp[D.A_KEY]
+    events = normalise(D.day1_events() + D.day2_events())
+    expected = [comparable(r) for r in reference_person_course(events, *warehouse_inputs(settings))]
+    got = [comparable(r) for r in rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id")]
+    assert got == expected
+
+
+def test_person_course_waits_while_clickstream_has_queued_files(package: Any, cli: Any) -> None:
+    settings = package
+    runs = "SELECT count(*) AS n FROM service_runs WHERE service = 'PersonCourse'"
+    before = rows(settings, runs)[0]["n"]
+    D.write_events(settings.data_paths[0], "2024-01-03", D.day2_events())
+    # a new Database State table arrives together with the event file; only Database State is run
+    folder = settings.data_paths[0] / "database_state" / D.PACKAGE
+    (folder / "UQx-Alpha-2024-student_courseaccessrole-prod-analytics.sql").write_text(
+        "id\torg\tcourse_id\tuser_id\trole\n51\tUQx\tcourse-v1:UQx+Alpha+2024\t6\tstaff\n", encoding="utf-8")
+    if D.clickstream_is_placeholder():  # TEMPORARY: register the event file as queued, as a scan would
+        D.fallback_clickstream(settings, queue_only=True)
+    result = cli(["ingest", "--service", "DatabaseState", "--service", "PersonCourse"], settings)
+    assert result.exit_code == 0, result.output
+    queued = rows(settings, "SELECT count(*) AS n FROM ingest_files WHERE service = 'Clickstream' AND state = 'queued'")[0]["n"]
+    assert queued == 1
+    assert rows(settings, runs)[0]["n"] == before  # Clickstream still has a queued file: no Person Course run
+    ingest(cli, settings)
+    assert rows(settings, runs)[0]["n"] == before + 1
+    got = {(r["course_key"], r["user_id"]): r for r in rows(settings, "SELECT * FROM person_course")}
+    assert got[(D.A_KEY, 1)]["nevents"] == len([e for e in normalise(D.day1_events() + D.day2_events()) if e["key"] == D.A_KEY and e["uid"] == 1])
+    assert got[(D.A_KEY, 6)]["roles_isInstructor"] == 0
+
+
+def test_exports_are_private_and_the_deidentified_copy_has_no_identifiers(package: Any, cli: Any) -> None:
+    settings = package
+    export = Path(settings.export_path)
+    files = sorted(p.name for p in export.iterdir() if p.is_file())
+    for part in ("UQx-Alpha-2024", "UQx-Beta-2024"):
+        assert any(f.startswith(f"personcourse_{part}_") and f.endswith(".csv") for f in files), files
+        assert any(f.startswith(f"personcourse_{part}_") and f.endswith(".parquet") for f in files), files
+    assert any(f.startswith("courseprofile_") and f.endswith(".csv") for f in files)
+    assert not [f for f in os.listdir(export) if f.endswith(".tmp")]
+    for p in export.iterdir():
+        if p.is_file():
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    a_csv = next(export / f for f in files if f.startswith("personcourse_UQx-Alpha-2024_") and f.endswith(".csv"))
+    with open(a_csv, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert {int(r["user_id"]) for r in table} == {1, 2, 3, 4, 5, 6, 7}
+
+    result = cli(["export", "--deidentified"], settings)
+    assert result.exit_code == 0, result.output
+    deid = export / "deidentified"
+    csvs = sorted(deid.glob("personcourse_UQx-Alpha-2024_*.csv"))
+    assert csvs
+    with open(csvs[-1], newline="") as fh:
+        table = list(csv.DictReader(fh))
+    header = set(table[0])
+    assert not header & {"user_id", "username", "ip", "email_domain"}
+    assert "hash_id" in header
+    assert {r["hash_id"] for r in table if r["hash_id"]} == {f"hash{u:04d}A" for u in (1, 2, 3, 4, 5, 6)}
+    text = csvs[-1].read_text()
+    for secret in ("alice", "8.8.8.8", "1.1.1.1", "example.org"):
+        assert secret not in text
+    for p in deid.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
+def test_recompute_one_course_rebuilds_only_it(package: Any, cli: Any) -> None:
+    settings = package
+    stamp = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    result = cli(["recompute", "--course", D.B], settings)
+    assert result.exit_code == 0, result.output
+    now = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    assert now[D.A_KEY] == stamp[D.A_KEY] and now[D.B_KEY] > stamp[D.B_KEY]
+    assert cli(["recompute", "--service", "NoSuch"], settings).exit_code != 0
