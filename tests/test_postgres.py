@@ -79,7 +79,7 @@ def _norm(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def dump(settings: Settings, tables: list[str], skip: tuple[str, ...] = ("loaded_at", "registered_at", "started_at", "finished_at", "reason")) -> dict[str, list[tuple]]:
+def dump(settings: Settings, tables: list[str], skip: tuple[str, ...] = ("loaded_at", "registered_at", "started_at", "finished_at", "first_seen", "reason")) -> dict[str, list[tuple]]:
     """Every row of each table (columns in order, floats rounded to 6 places), sorted."""
     wh = connect(settings, read_only=True)
     try:
@@ -304,3 +304,52 @@ def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url
     finally:
         with psycopg.connect(pg_server, autocommit=True) as con:
             con.execute(f'DROP ROLE IF EXISTS "{name}_nologin"')
+
+
+def _sql_tables(data: Path) -> dict[str, int]:
+    """Per edX table, the data lines of its .sql files, counted here in plain Python."""
+    counts: dict[str, int] = {}
+    for path in (data / "database_state" / "latest").rglob("*.sql"):
+        table = path.name.split("-")[-3]
+        lines = [ln for ln in path.read_bytes().split(b"\n")[1:] if ln]
+        counts[table] = counts.get(table, 0) + len(lines)
+    return counts
+
+
+def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+    from optimus.sample import generate
+
+    data = tmp_path / "sample"
+    generate(data, courses=2, learners=25, days=2, seed=3)
+    duck = duck_settings(settings_for, data)
+    pg = pg_settings(settings_for, data, pg_url)
+    for settings in (duck, pg):
+        result = run(["ingest"], settings)
+        assert result.exit_code == 0, result.output
+    wh = connect(pg, read_only=True)
+    try:
+        tables = sorted({r[0] for r in wh.query("SELECT table_name FROM db_state_loads")})
+    finally:
+        wh.close()
+    assert "auth_user" in tables and "student_courseenrollment" in tables
+    expected = _sql_tables(data)
+    on_pg = dump(pg, tables + ["db_state_loads", "db_state_quarantine", "course_ids"])
+    assert on_pg == dump(duck, tables + ["db_state_loads", "db_state_quarantine", "course_ids"])
+    quarantined = {t: 0 for t in tables}
+    for row in on_pg["db_state_quarantine"]:
+        quarantined[row[1].split("-")[-3]] += 1
+    for table in tables:  # every line of every file is either a row or in quarantine
+        assert len(on_pg[table]) + quarantined[table] == expected[table], table
+
+
+def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:  # type: ignore[no-untyped-def]
+    """The `backend` parametrisation other tests use: the same test body, on DuckDB and on PostgreSQL."""
+    write_package(data_path, users=4)
+    settings = settings_for(data_path, ignored_services=_others(), **backend)
+    assert run(["ingest"], settings).exit_code == 0
+    wh = connect(settings, read_only=True)
+    try:
+        assert wh.dialect == ("postgres" if backend else "duckdb")
+        assert wh.scalar("SELECT count(*) FROM auth_user") == 8
+    finally:
+        wh.close()
