@@ -159,10 +159,20 @@ class Pipeline:
             params.append(since)
         return bool(self.wh.scalar(sql, params))
 
+    def _upstream(self, name: str) -> list[str]:
+        """Every service `name` needs, directly or through another (a derived input is only complete
+        when its own inputs are: Person Course waits while Clickstream has queued files)."""
+        found: list[str] = []
+        for need in self.services[name].needs:
+            for n in [*self._upstream(need), need]:
+                if n not in found:
+                    found.append(n)
+        return found
+
     def due(self, name: str) -> tuple[bool, str]:
         """Whether a service should run now, and why (or why not)."""
         service = self.services[name]
-        waiting = [n for n in service.needs if not self._complete(n)]
+        waiting = [n for n in self._upstream(name) if not self._complete(n)]
         if waiting:
             return False, f"waiting for {', '.join(waiting)}"
         has_files = bool(service.claims) and bool(
