@@ -403,6 +403,7 @@ def test_a_key_with_a_passphrase_needs_the_passphrase_file(delivery, tmp_path, s
 
     home = tmp_path / "gnupg-pass"
     gpg.prepare_home(home)
+    (home / "gpg-agent.conf").write_text("s2k-count 65536\n")  # a fixed, cheap key hash: no seconds of calibration
     uid = "Protected <protected@optimus.invalid>"
     subprocess.run(["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "sekrit",
                     "--quick-gen-key", uid, "future-default", "default", "never"], check=True, capture_output=True)

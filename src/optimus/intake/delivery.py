@@ -191,9 +191,10 @@ def deliveries(sources: Iterable[Path], report: IntakeReport) -> list[Delivery]:
 
 
 def _data_path(settings: Settings, d: Delivery, explicit: Path | None) -> Path:
+    """Absolute, so that intake_files matches a data path however it was written."""
     if explicit is not None:
-        return explicit
-    paths = settings.data_paths
+        return Path(os.path.abspath(explicit))
+    paths = [Path(os.path.abspath(p)) for p in settings.data_paths]
     if len(paths) == 1:
         return paths[0]
     if not paths:
