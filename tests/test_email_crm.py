@@ -138,10 +138,10 @@ def expected(pc: dict, only: set | None = None) -> dict[tuple[str, str], dict[st
     return {(c, str(u)): expected_row(c, u, pc) for (c, u) in pc if (c, u) in opted_in and (only is None or (c, u) in only)}
 
 
-def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:  # type: ignore[no-untyped-def]
     make_package(data_path)
     write_opt_in(data_path / "database_state" / "2024-01-07" / "UQx-email_opt_in-prod-analytics.csv", OPT_IN)
-    settings = settings_crm(settings_for, data_path)
+    settings = settings_crm(settings_for, data_path, **backend)
     result = cli(["ingest", "-s", "DatabaseState", "-s", "EmailCRM"], settings)
     assert result.exit_code == 0, result.output
     set_person_course(settings, PERSON_COURSE)
@@ -185,19 +185,19 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     assert third.read_text().count("\n") == 1
 
     # full mode: everyone, whatever changed
-    _, full = run_crm(settings_crm(settings_for, data_path, email_crm_mode="full"))
+    _, full = run_crm(settings_crm(settings_for, data_path, email_crm_mode="full", **backend))
     _, rows = read_export(full)
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed)
 
 
-def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     pkg = make_package(data_path)
     bad = ['"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"', '"too","few"',
            '"z@example.org","Z","not a course","True",""']
     write_opt_in(pkg / "UQx-email_opt_in-prod-analytics.csv", OPT_IN, with_ids=False, extra_lines=bad)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    settings = settings_crm(settings_for, data_path, export_path=blocker / "exports")
+    settings = settings_crm(settings_for, data_path, export_path=blocker / "exports", **backend)
     result = cli(["ingest", "-s", "DatabaseState", "-s", "EmailCRM"], settings)
     # the file is loaded in its own transaction; the export after it fails (Person Course's table may be there, empty)
     assert result.exit_code in (0, 1), result.output
@@ -223,7 +223,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
         wh.close()
 
     # without user_id in the file, learners are found by email in the course's auth_user
-    good = settings_crm(settings_for, data_path)
+    good = settings_crm(settings_for, data_path, **backend)
     outcome, path = run_crm(good)
     assert outcome.status == "ok", outcome.error
     _, rows = read_export(path)

@@ -58,8 +58,8 @@ def with_events(settings, rows: list[tuple[str, str]]) -> None:  # type: ignore[
         wh.close()
 
 
-def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
-    settings = settings_for(data_path)
+def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(data_path, **backend)
     ips = {**PUBLIC_V4, **PUBLIC_V6}
     with_events(settings, [("UQx+A+1", ip) for ip in [*ips, *REASONS]] + [("UQx+B+1", "8.8.8.8"), ("UQx+B+1", "")])
     service, summary, rows = run(settings)
@@ -80,8 +80,8 @@ def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path:
     assert service.lookups == len(ips)
 
 
-def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
-    settings = settings_for(data_path)
+def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(data_path, **backend)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+A+1", "10.0.0.1"), ("UQx+A+1", "bogus"), ("UQx+B+1", "203.0.113.9")])
     first, _, rows = run(settings)
     looked_up_at = {r["ip"]: r["looked_up_at"] for r in rows}
@@ -113,14 +113,14 @@ def city_record(code: str, name: str, continent: str, city: str, region: str, la
     }
 
 
-def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     built = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
     write_mmdb(city_db, {"8.8.8.0/24": city_record("NZ", "New Zealand", "Oceania", "Dunedin", "Otago", -45.87, 170.5)}, "GeoLite2-City", built)
     write_mmdb(country_db, {"8.8.8.0/24": {"country": {"iso_code": "FR"}}, "2001:4860::/32": {"country": {"iso_code": "FR"}}},
                "GeoLite2-Country", built)
-    settings = settings_for(data_path, geoip_city_db=city_db, geoip_country_db=country_db)
+    settings = settings_for(data_path, geoip_city_db=city_db, geoip_country_db=country_db, **backend)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+A+1", "2001:4860:4860::8888"), ("UQx+A+1", "1.1.1.1")])
     service, _, rows = run(settings)
     by_ip = {r["ip"]: r for r in rows}
@@ -135,10 +135,10 @@ def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, set
     assert by_ip["1.1.1.1"]["country_code"] == "AU" and by_ip["1.1.1.1"]["source"].startswith("geoip2fast")
 
 
-def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     unrouted = "2c0f:ffff:ffff::1"  # in the IPv6 global range, allocated to no country
     assert geo.classify(unrouted)[1] is None and GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz").lookup(unrouted).country_code in ("--", "")
-    settings = settings_for(data_path)
+    settings = settings_for(data_path, **backend)
     with_events(settings, [("UQx+A+1", unrouted)])
     first, _, rows = run(settings)
     assert rows[0]["failure"] == "not found" and first.lookups == 1
@@ -146,7 +146,7 @@ def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, sett
     assert second.lookups == 0
     country_db = tmp_path / "country.mmdb"
     write_mmdb(country_db, {"2c0f:ffff::/32": {"country": {"iso_code": "ZA"}}}, "DBIP-Country-Lite", 1_780_000_000)
-    third, _, rows = run(settings_for(data_path, geoip_country_db=country_db))
+    third, _, rows = run(settings_for(data_path, geoip_country_db=country_db, **backend))
     assert third.lookups == 1
     assert (rows[0]["country_code"], rows[0]["country_name"], rows[0]["continent"], rows[0]["failure"]) == ("ZA", "South Africa", "Africa", None)
 

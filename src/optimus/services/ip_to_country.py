@@ -27,15 +27,15 @@ IP_GEO_COLUMNS = {
     "continent": "VARCHAR",
     "region": "VARCHAR",
     "city": "VARCHAR",
-    "latitude": "DOUBLE",
-    "longitude": "DOUBLE",
+    "latitude": "DOUBLE PRECISION",
+    "longitude": "DOUBLE PRECISION",
     "failure": "VARCHAR",
     "source": "VARCHAR",
     "source_date": "DATE",
     "looked_up_at": "TIMESTAMP",
 }
 BATCH = 100_000  # IPs looked up and written per Arrow batch
-_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE PRECISION": pa.float64(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
 
 
 @register
@@ -99,7 +99,7 @@ class IPToCountry(Service):
                 if name not in ("ip", "looked_up_at"):
                     columns[name].append(getattr(place, name))
             columns["looked_up_at"].append(now)
-        schema = pa.schema([(n, _ARROW_TYPES[t.split()[0]]) for n, t in IP_GEO_COLUMNS.items()])
+        schema = pa.schema([(n, _ARROW_TYPES[t.replace(" PRIMARY KEY", "")]) for n, t in IP_GEO_COLUMNS.items()])
         wh.load_arrow("ip_geo", pa.table(columns, schema=schema))
 
     @staticmethod
