@@ -353,6 +353,26 @@ def test_course_and_org_settings_leave_files_undecrypted(delivery, tmp_path, set
         wh.close()
 
 
+def test_edge_files_are_decrypted_only_when_edge_is_on(delivery, tmp_path, settings_for) -> None:
+    with zipfile.ZipFile(delivery["zip"]) as zf:
+        member = next(n for n in zf.namelist() if n.endswith("-auth_user-prod-analytics.sql.gpg"))
+        blob = zf.read(member)
+    edge_member = member.replace("-prod-analytics", "-edge-analytics")
+    package = repackage(delivery["zip"], _package_date(delivery["zip"]), tmp_path / "in", extra={edge_member: blob})
+    for edge in (False, True):
+        data = tmp_path / f"data-{edge}"
+        settings = settings_for(data, gnupg_home=delivery["home"], edge=edge)
+        wh = connect(settings)
+        try:
+            assert take_in(settings, [package], wh).ok
+        finally:
+            wh.close()
+        decrypted = data / "database_state" / "latest" / Path(edge_member).name.removesuffix(".gpg")
+        assert decrypted.exists() == edge
+        if edge:
+            assert decrypted.read_bytes() == (decrypted.parent / decrypted.name.replace("-edge-", "-prod-")).read_bytes()
+
+
 def test_take_in_folder_takes_what_arrived_and_does_not_retry_an_unchanged_failure(delivery, tmp_path, settings_for) -> None:
     data, incoming = tmp_path / "data", tmp_path / "incoming"
     data.mkdir()
@@ -428,3 +448,17 @@ def test_a_key_with_a_passphrase_needs_the_passphrase_file(delivery, tmp_path, s
         assert report.ok and target.read_bytes() == plain.read_bytes()
     finally:
         gpg.stop_agent(home)
+
+
+def test_with_several_data_paths_a_delivery_goes_to_the_one_named_after_its_org(delivery, tmp_path, settings_for) -> None:
+    uqx, other = tmp_path / "uqx", tmp_path / "other"
+    settings = settings_for(uqx, gnupg_home=delivery["home"], data_paths=[other, uqx])
+    wh = connect(settings)
+    try:
+        assert take_in(settings, [delivery["zip"]], wh).ok
+        assert (uqx / "database_state" / "latest").is_symlink() and not other.exists()
+        unnamed = settings_for(uqx, gnupg_home=delivery["home"], data_paths=[other, tmp_path / "third"])
+        report = take_in(unnamed, [delivery["zip"]], wh)
+        assert len(report.failed) == 1 and "--data-path" in report.failed[0][1]
+    finally:
+        wh.close()

@@ -160,7 +160,7 @@ def _event_file(path: Path) -> Delivery | None:
 
 
 def _looks_like_package_folder(path: Path) -> bool:
-    return _package(path) is not None and any(p.name.endswith(".gpg") for p in path.rglob("*.gpg"))
+    return _package(path) is not None and next(path.rglob("*.gpg"), None) is not None
 
 
 def deliveries(sources: Iterable[Path], report: IntakeReport) -> list[Delivery]:
