@@ -178,3 +178,29 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     assert ("over a year old" in " ".join(result.output.split())) == stale
     data = json.loads(cli(["status", "--json"], settings).output)
     assert bool(data["warnings"]) == stale
+
+
+def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(data_path)
+    with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+B+1", "1.1.1.1")])
+    run(settings)
+    country_db = tmp_path / "country.mmdb"
+    write_mmdb(country_db, {"8.8.8.0/24": {"country": {"iso_code": "CA"}}, "1.1.1.0/24": {"country": {"iso_code": "CA"}}},
+               "GeoLite2-Country", 1_780_000_000)
+    newer = settings_for(data_path, geoip_country_db=country_db)
+    _, _, rows = run(newer)
+    assert {r["ip"]: r["country_code"] for r in rows} == {"8.8.8.8": "US", "1.1.1.1": "AU"}  # found ones stay
+    env = {"OPTIMUS_GEOIP_COUNTRY_DB": str(country_db)}
+    result = cli(["recompute", "--service", "IPToCountry", "--course", "course-v1:UQx+A+1"], newer, env=env)
+    assert result.exit_code == 0, result.output
+    wh = connect(newer)
+    try:
+        assert dict(wh.query("SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "AU"}
+    finally:
+        wh.close()
+    assert cli(["recompute", "--service", "IPToCountry"], newer, env=env).exit_code == 0
+    wh = connect(newer)
+    try:
+        assert dict(wh.query("SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "CA"}
+    finally:
+        wh.close()

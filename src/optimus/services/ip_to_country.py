@@ -44,6 +44,9 @@ class IPToCountry(Service):
     needs = ("Clickstream",)
     writes = {"ip_geo": "frozen", "geo_sources": "frozen", "events_geo": "frozen"}
 
+    # set by `optimus recompute`: "all" or a set of course keys whose IPs are looked up again
+    recompute: str | set[str] | None = None
+
     def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
         super().__init__(settings)
         self.lookups = 0  # source look-ups made by this instance (tests count them)
@@ -67,6 +70,12 @@ class IPToCountry(Service):
             self._record_sources(wh, locator, now)
             # IPs no source found are tried again when the sources changed
             wh.execute("DELETE FROM ip_geo WHERE failure = ? AND source <> ?", [geo.NOT_FOUND, locator.signature])
+            if self.recompute == "all":
+                wh.execute("DELETE FROM ip_geo")
+            elif self.recompute:
+                keys = sorted(self.recompute)
+                marks = ", ".join("?" for _ in keys)
+                wh.execute(f"DELETE FROM ip_geo WHERE ip IN (SELECT ip FROM events WHERE course_key IN ({marks}))", keys)
             ips = [r[0] for r in wh.query(
                 "SELECT DISTINCT e.ip FROM events e WHERE e.ip IS NOT NULL AND e.ip <> '' "
                 "AND NOT EXISTS (SELECT 1 FROM ip_geo g WHERE g.ip = e.ip) ORDER BY e.ip"
