@@ -124,6 +124,7 @@ class TimeFinder(Service):
                 WHERE EXISTS (SELECT 1 FROM _tf_scope s WHERE s.course_key = g.course_key AND (s.day IS NULL OR s.day = g.day))
             ),
             names AS (SELECT course_key, id, min(username) AS username FROM {auth} GROUP BY course_key, id),
+            cid AS (SELECT course_key, min(course_id) AS course_id FROM {S.source(wh, 'courses')} c GROUP BY course_key),
             d AS (
                 SELECT k.course_key, k.who, min(k.uid) AS user_id, min(k.username) AS ev_username, k.day,
                        min(k.course_id) AS course_id, count(*) AS nevents, min(k.time) AS first_event, max(k.time) AS last_event,
@@ -132,10 +133,11 @@ class TimeFinder(Service):
                        coalesce(sum(k.kept * k.kept), 0) AS sum_dt2
                 FROM k GROUP BY k.course_key, k.who, k.day
             )
-            SELECT d.course_id, d.course_key, d.user_id, coalesce(n.username, d.ev_username), d.day, d.nevents, d.first_event,
+            SELECT coalesce(cid.course_id, d.course_id), d.course_key, d.user_id, coalesce(n.username, d.ev_username), d.day, d.nevents, d.first_event,
                    d.last_event, d.nplay_video, d.nproblem_check, d.nforum_events, d.nchapters, d.sum_dt, d.n_dt, d.max_dt,
                    d.sum_dt2, ?, current_timestamp
             FROM d LEFT JOIN names n ON n.course_key = d.course_key AND n.id = d.user_id
+            LEFT JOIN cid ON cid.course_key = d.course_key
         """
         before = int(wh.scalar("SELECT count(*) FROM person_course_day"))
         wh.execute(sql, [self.rules_version])

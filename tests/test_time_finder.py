@@ -1,0 +1,138 @@
+"""TimeFinder against a plain-Python reference of the day and gap rules (docs/person_course.md)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import person_course_data as D
+import pytest
+from test_person_course import gaps, ingest, normalise, rows
+
+
+def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cutoff: float = 300) -> dict[tuple, dict[str, Any]]:
+    kept = gaps(events, cutoff)
+    names = {uid: u[0] for uid, u in D.USERS.items()}
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        if e["who"] is not None:
+            groups[(e["key"], e["who"], e["day"])].append(e)
+    out = {}
+    for (key, who, day), evs in groups.items():
+        g = [x for d, x in kept.get((key, who), []) if d == day]
+        uid = evs[0]["uid"]
+        out[(key, uid if uid is not None else who[1], day)] = {
+            "course_id": course_ids.get(key) or min(e["cid"] for e in evs),
+            "username": names.get(uid) if uid in names else min(e["username"] for e in evs if e["username"]),
+            "nevents": len(evs), "first_event": min(e["time"] for e in evs), "last_event": max(e["time"] for e in evs),
+            "nplay_video": sum(e["type"] in ("play_video", "edx.video.played") for e in evs),
+            "nproblem_check": sum(e["type"] == "problem_check" and e["source"] == "server" for e in evs),
+            "nforum_events": sum(e["type"].startswith("edx.forum.") for e in evs),
+            "nchapters": len({e["chapter"] for e in evs if e["chapter"]}),
+            "sum_dt": round(sum(g), 6), "n_dt": len(g), "max_dt": max(g) if g else None,
+        }
+    return out
+
+
+def warehouse_days(settings: Any) -> dict[tuple, dict[str, Any]]:
+    out = {}
+    for r in rows(settings, "SELECT * FROM person_course_day"):
+        key = (r["course_key"], r["user_id"] if r["user_id"] is not None else r["username"], r["date"])
+        out[key] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()
+                    if k not in ("course_key", "user_id", "date", "rules_version", "computed_at", "sum_dt2")}
+    return out
+
+
+def course_ids(settings: Any) -> dict[str, str]:
+    return {r["course_key"]: r["course_id"] for r in rows(settings, "SELECT course_key, course_id FROM courses")}
+
+
+def reference_anomalies(files: dict[int, tuple[date, list[dict[str, Any]]]]) -> set[tuple]:
+    out = set()
+    for fid, (day, evs) in files.items():
+        per: dict[str, list[int]] = defaultdict(list)
+        for e in evs:
+            off = (e["day"] - day).days
+            if abs(off) > 1:
+                per[e["key"]].append(off)
+        out |= {(fid, k, len(v), min(v), max(v)) for k, v in per.items()}
+    return out
+
+
+@pytest.fixture
+def package(data_path: Path, settings_for: Any, cli: Any) -> Any:
+    D.write_package(data_path)
+    settings = settings_for(data_path)
+    ingest(cli, settings)
+    return settings
+
+
+def late_events() -> list[dict[str, Any]]:
+    """A file dated 2024-01-05 with an event of 2024-01-02 23:59:30: it gives alice's first event of
+    2024-01-03 (00:02:00, in the 2024-01-03 file) a previous event 150 s before it."""
+    return [D.ev("2024-01-02T23:59:30+00:00", "alice", 1, D.A, "play_video", "mobile", "", None, {"id": "vid9"}, name="edx.video.played")]
+
+
+def test_person_course_day_equals_the_reference_and_gaps_count_on_the_later_day(package: Any) -> None:
+    settings = package
+    events = normalise(D.day1_events())
+    assert warehouse_days(settings) == reference_days(events, course_ids(settings))
+    # alice's 23:58 -> 00:01:00.5 gap crosses midnight: it is counted on 2024-01-02, not 2024-01-01
+    day1 = rows(settings, "SELECT * FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?", [D.A_KEY, date(2024, 1, 1)])
+    assert day1[0]["n_dt"] == 0 and day1[0]["sum_dt"] == 0
+    day2 = rows(settings, "SELECT * FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?", [D.A_KEY, date(2024, 1, 2)])
+    assert day2[0]["max_dt"] == pytest.approx(180.5)
+    # the mobile event five days before its file's date is on its own day, and reported
+    assert rows(settings, "SELECT count(*) AS n FROM person_course_day WHERE date = ?", [date(2023, 12, 28)])[0]["n"] == 1
+
+
+def test_event_time_anomalies_per_file_and_course(package: Any) -> None:
+    settings = package
+    fid = rows(settings, "SELECT id FROM ingest_files WHERE path LIKE '%2024-01-02.log'")[0]["id"]
+    got = {(r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
+           for r in rows(settings, "SELECT * FROM event_time_anomalies")}
+    assert got == reference_anomalies({fid: (date(2024, 1, 2), normalise(D.day1_events()))})
+    assert got  # the data has one
+
+
+def test_only_touched_days_are_recomputed_including_the_next_days_first_gap(package: Any, cli: Any) -> None:
+    settings = package
+    data = settings.data_paths[0]
+    day2 = D.day2_events() + [D.ev("2024-01-03T00:02:00+00:00", "alice", 1, D.A, "seq_goto", "browser", "1.1.1.1", None, "{}")]
+    D.write_events(data, "2024-01-03", day2)
+    ingest(cli, settings)
+    stamps = {(r["course_key"], r["date"]): r["t"] for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")}
+    events = normalise(D.day1_events() + day2)
+    assert warehouse_days(settings) == reference_days(events, course_ids(settings))
+
+    D.write_events(data, "2024-01-05", late_events())
+    ingest(cli, settings)
+    events = normalise(D.day1_events() + day2 + late_events())
+    assert warehouse_days(settings) == reference_days(events, course_ids(settings))
+    after = {(r["course_key"], r["date"]): r["t"] for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")}
+    changed = {k for k in after if after[k] != stamps.get(k)}
+    assert changed == {(D.A_KEY, date(2024, 1, 2)), (D.A_KEY, date(2024, 1, 3))}
+    first = rows(settings, "SELECT n_dt, sum_dt FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?", [D.A_KEY, date(2024, 1, 3)])[0]
+    # 23:59:30 (day before) -> 00:02:00 = 150 s, kept on 2024-01-03; 00:02 -> 09:00 over the cut-off; 09:00 -> 09:04 = 240 s
+    assert first["n_dt"] == 2 and first["sum_dt"] == pytest.approx(150 + 240)
+    fids = {r["path"].rsplit("-events-", 1)[1][:10]: r["id"] for r in rows(settings, "SELECT id, path FROM ingest_files WHERE service = 'Clickstream'")}
+    got = {(r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
+           for r in rows(settings, "SELECT * FROM event_time_anomalies")}
+    assert got == reference_anomalies({
+        fids["2024-01-02"]: (date(2024, 1, 2), normalise(D.day1_events())),
+        fids["2024-01-03"]: (date(2024, 1, 3), normalise(day2)),
+        fids["2024-01-05"]: (date(2024, 1, 5), normalise(late_events())),
+    })
+
+
+def test_gap_cutoff_is_a_setting(data_path: Path, settings_for: Any, cli: Any) -> None:
+    D.write_package(data_path)
+    settings = settings_for(data_path)
+    ingest_env = {"OPTIMUS_TIME_GAP_CUTOFF": "60"}
+    if D.clickstream_is_placeholder():  # TEMPORARY, see person_course_data.fallback_clickstream
+        assert cli(["scan"], settings).exit_code == 0
+        D.fallback_clickstream(settings)
+    result = cli(["ingest"], settings, env=ingest_env)
+    assert result.exit_code == 0, result.output
+    assert warehouse_days(settings) == reference_days(normalise(D.day1_events()), course_ids(settings), cutoff=60)
