@@ -53,6 +53,8 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     running = con.execute("SELECT path FROM ingest_files WHERE state = 'running'").fetchall()
     assert len(running) == 1
     for table in data_tables(con):
+        if "file_id" not in [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]:
+            continue
         # the paused file's rows were never committed
         assert con.execute(f'SELECT count(*) FROM "{table}" WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
     con.close()
