@@ -21,16 +21,18 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optimus import discovery, ledger
-from optimus.api.state import ReadViews, ServerState
 from optimus.config import Settings, check_data_paths
 from optimus.errors import OptimusError
 from optimus.ledger import utcnow
 from optimus.pipeline import Pipeline
 from optimus.services.base import Progress
 from optimus.warehouse import Warehouse, connect
+
+if TYPE_CHECKING:
+    from optimus.api.state import ReadViews, ServerState
 
 log = logging.getLogger("optimus")
 
@@ -186,6 +188,8 @@ class StabilityFilter:
                 ready.append(f)
             else:
                 waiting.append(path)
+                if before and before[0] != stat:
+                    log.info("scan: %s is still being written; waiting until it stops changing", path)
         self.seen = seen
         return ready, waiting
 
@@ -208,6 +212,8 @@ class Daemon:
     """Scan, ingest and serve until SIGTERM or SIGINT."""
 
     def __init__(self, settings: Settings, settle: float = 2.0, watch: bool = True) -> None:
+        from optimus.api.state import ServerState  # the API is loaded only by the daemon, not by every command
+
         self.settings = settings
         self.settle = min(settle, float(settings.rescan_interval))
         self.watch = watch
@@ -235,8 +241,6 @@ class Daemon:
         new, changed = sum(report.new.values()), sum(report.changed.values())
         if new or changed:
             log.info("scan: %d new and %d changed file(s) queued", new, changed)
-        for path in waiting:
-            log.info("scan: %s is still being written; waiting for it to settle", path)
         self.state.last_scan_at = utcnow()
         self.state.last_scan = {"new": report.new, "changed": report.changed, "settling": waiting}
         return waiting
@@ -352,6 +356,8 @@ class Daemon:
             requeued = self.pipeline.setup()
             if requeued:
                 log.info("%d file(s) left running by an interrupted run were queued again", requeued)
+            from optimus.api.state import ReadViews
+
             self.views = ReadViews(self.settings, self.wh)  # before the worker starts using the connection
             server, _api_thread = self._serve(info)
             log.info("optimus daemon (pid %d) serving %s; scanning every %ds", os.getpid(), info.base_url, self.settings.rescan_interval)

@@ -30,7 +30,8 @@ def status(request: Request, wh: Warehouse = Depends(warehouse_view)) -> dict[st
     return {"response": {r["name"]: {**{k: r.get(k) for k in _FIELDS[:-1]}, "tasksleft": r["queued"]} for r in rows}}
 
 
-@router.api_route("/newdata", methods=["GET", "POST"], summary="Scan the data paths now and queue new files")
+@router.get("/newdata", summary="Scan the data paths now and queue new files")
+@router.post("/newdata", summary="Scan the data paths now and queue new files", operation_id="newdata_post")
 def newdata(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.server
     if state.mode != "daemon" or state.request_scan is None:

@@ -6,5 +6,6 @@ from optimus.cli import core  # noqa: F401  (registers init, scan, ingest, statu
 from optimus.cli import derived  # noqa: F401  (registers recompute, export)
 from optimus.cli import intake  # noqa: F401  (registers intake)
 from optimus.cli import copy  # noqa: F401  (registers copy)
+from optimus.cli import daemon  # noqa: F401  (registers run, serve)
 
 __all__ = ["app"]

@@ -61,6 +61,10 @@ def ingest(
 ) -> None:
     """Scan, then run the due services once, with a progress bar per file and a summary at the end."""
     settings = load_settings(cfg)
+    from optimus.cli import daemon as remote  # a running daemon ingests; ask it to scan instead
+
+    if (client := remote.remote(settings)) is not None:
+        return remote.remote_ingest(client, service, file)
     from optimus.cli.common import setup_logging
 
     setup_logging(settings, level=30)  # warnings and errors only; the table says the rest
@@ -129,6 +133,10 @@ def status(
 ) -> None:
     """Per service: files queued, running, done and failed, and the last run."""
     settings = load_settings(cfg)
+    from optimus.cli import daemon as remote  # a running daemon holds the warehouse; ask it
+
+    if (client := remote.remote(settings)) is not None:
+        return remote.remote_status(client, as_json, files)
     with warehouse(settings, read_only=True) as wh, errors_as_messages():
         from optimus.warehouse import schema
 
@@ -161,6 +169,10 @@ def sql(
 ) -> None:
     """Run one read-only query on the warehouse and print the result."""
     settings = load_settings(cfg)
+    from optimus.cli import daemon as remote  # a running daemon holds the warehouse; ask it
+
+    if (client := remote.remote(settings)) is not None:
+        return remote.remote_sql(client, query, as_csv)
     with warehouse(settings, read_only=True) as wh:
         try:
             rows = wh.query_dicts(query)
