@@ -1,0 +1,242 @@
+"""Tracking-log events: the pure rules of reading them, separate from any warehouse.
+
+What a line is (REFERENCE §3.3), decided here once:
+
+- A line is the bytes between two `\\n` (a trailing `\\r` is part of the line ending). Empty and
+  whitespace-only lines are not events and are skipped silently (they are not counted).
+- Junk before the first `{` (a syslog prefix, a byte-order mark) is stripped, as the edX pipeline
+  does; a line whose first non-blank character is `#` is a comment and is quarantined.
+- The event's fingerprint (`event_id`) is the SHA-1, in hex, of the line from its first `{` to its
+  end, without the line ending: the same event delivered in two files (even behind different
+  syslog prefixes) is one event.
+- A line is quarantined when it is not valid UTF-8, holds no JSON object, is not valid JSON (two
+  objects on one line, a truncated line, an escape that is not valid Unicode), or has no `time`
+  that parses. `time` without a zone is UTC.
+- The course comes from `context.course_id`; when that is empty, from a `/courses/{course_id}/...`
+  URL in `event_type`, else in `page` (percent-decoded), as `optimus.courses.from_url` finds it.
+- `event`: a JSON string holding an object becomes that object; anything else is kept as it is.
+
+This module holds the line splitter (bytes in, Arrow batches out) and the reasons; the SQL that
+applies the rules in bulk is `normalise_sql` below, the one place where they are written as SQL.
+"""
+from __future__ import annotations
+
+import array
+import json
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import pyarrow as pa
+
+RAW_LIMIT = 2000  # characters of a quarantined line kept in events_quarantine.raw
+
+# quarantine reasons
+COMMENT = "comment line (#)"
+NO_OBJECT = "no JSON object on the line"
+NOT_OBJECT = "JSON value is not an object"
+BAD_UTF8 = "not valid UTF-8"
+INVALID_JSON = "not valid JSON"
+TWO_OBJECTS = "more than one JSON object on the line"
+TRUNCATED = "truncated line (the JSON ends early)"
+NO_TIME = "no time"
+BAD_TIME = "time does not parse"
+
+# columns of `events`, in order (the shared contract; see docs/clickstream.md)
+EVENT_COLUMNS: dict[str, str] = {
+    "event_id": "VARCHAR",
+    "time": "TIMESTAMP",
+    "event_date": "DATE",
+    "username": "VARCHAR",
+    "user_id": "BIGINT",
+    "course_id": "VARCHAR",
+    "course_key": "VARCHAR",
+    "event_type": "VARCHAR",
+    "event_source": "VARCHAR",
+    "ip": "VARCHAR",
+    "agent": "VARCHAR",
+    "host": "VARCHAR",
+    "referer": "VARCHAR",
+    "accept_language": "VARCHAR",
+    "session": "VARCHAR",
+    "page": "VARCHAR",
+    "org_id": "VARCHAR",
+    "module_id": "VARCHAR",
+    "event": "JSON",
+    "context": "JSON",
+    "file_id": "BIGINT",
+    "line": "BIGINT",
+}
+
+# `/courses/{course_id}` in a URL: courses._IN_URL in RE2 syntax (RE2 has no look-ahead; the
+# look-ahead there always holds after the greedy segments, so group 1 is the same).
+COURSE_IN_URL_RE2 = r"(?i)/courses/((?:course-v1|ccx-v1)(?::|%3A)[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)(?:[/?#]|$)"
+
+
+@dataclass
+class LineBatch:
+    """Lines of a file as Arrow (`line` BIGINT 1-based, `raw` text with its `\\n`), plus the lines
+    that are not valid UTF-8 (already blanked in `raw`) as (line, reason, text)."""
+
+    table: pa.Table
+    bad: list[tuple[int, str, str]] = field(default_factory=list)
+    nbytes: int = 0
+
+
+def _split(block: bytes, first_line: int) -> LineBatch:
+    """Cut `block` (whole lines, each ending in `\\n`) into lines without copying the bytes."""
+    offsets = array.array("q", [0])
+    find, append = block.find, offsets.append
+    i = find(b"\n")
+    while i >= 0:
+        append(i + 1)
+        i = find(b"\n", i + 1)
+    n = len(offsets) - 1
+    data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+    bad: list[tuple[int, str, str]] = []
+    try:
+        text = data.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        bad_rows = _bad_utf8(data, 0)
+        blank = set(bad_rows)
+        for row in bad_rows:
+            raw = data[row].as_py().rstrip(b"\r\n").decode("utf-8", errors="replace")
+            bad.append((first_line + row, BAD_UTF8, raw[:RAW_LIMIT]))
+        text = pa.array([b"" if r in blank else v for r, v in enumerate(data.to_pylist())], pa.large_binary()).cast(pa.large_string())
+    lines = pa.array(range(first_line, first_line + n), pa.int64())
+    return LineBatch(pa.table({"line": lines, "raw": text}), bad, len(block))
+
+
+def _bad_utf8(data: pa.Array, offset: int) -> list[int]:
+    """Rows of `data` that are not valid UTF-8, found by halving (cheap when there are few)."""
+    try:
+        data.cast(pa.large_string())
+        return []
+    except pa.ArrowInvalid:
+        if len(data) == 1:
+            return [offset]
+        half = len(data) // 2
+        return _bad_utf8(data.slice(0, half), offset) + _bad_utf8(data.slice(half), offset + half)
+
+
+def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20) -> Iterator[LineBatch]:
+    """Read a (decompressed) stream in blocks of about `batch_bytes` and yield them as line batches.
+
+    The last line gets a `\\n` when the file does not end in one, so every `raw` ends in `\\n`.
+    """
+    rest = b""
+    line = 1
+    while True:
+        chunk = stream.read(batch_bytes)
+        if not chunk:
+            if rest:
+                batch = _split(rest + b"\n", line)
+                yield batch
+            return
+        if rest:
+            chunk = rest + chunk
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            rest = chunk
+            continue
+        rest = chunk[cut:]
+        block = chunk if cut == len(chunk) else chunk[:cut]
+        batch = _split(block, line)
+        line += batch.table.num_rows
+        yield batch
+
+
+def refine_reason(raw: str) -> str:
+    """Why a line that holds a `{` is not valid JSON: two objects, truncated, or plain invalid."""
+    text = raw[raw.find("{"):].rstrip("\r\n")
+    decoder = json.JSONDecoder()
+    try:
+        value, end = decoder.raw_decode(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()) - 1 or "Unterminated" in exc.msg:
+            return TRUNCATED
+        return f"{INVALID_JSON}: {exc.msg} at character {exc.pos + 1}"
+    if text[end:].lstrip().startswith("{"):
+        return TWO_OBJECTS
+    if text[end:].strip():
+        return f"{INVALID_JSON}: text after the object at character {end + 1}"
+    if not isinstance(value, dict):
+        return NOT_OBJECT
+    return f"{INVALID_JSON}: a string escape is not valid Unicode"
+
+
+_S = (
+    '{"username":"VARCHAR","event_type":"VARCHAR","name":"VARCHAR","event_source":"VARCHAR","ip":"VARCHAR",'
+    '"agent":"VARCHAR","host":"VARCHAR","referer":"VARCHAR","accept_language":"VARCHAR","session":"VARCHAR",'
+    '"page":"VARCHAR","time":"VARCHAR","event":"JSON","context":"JSON"}'
+)
+_CTX = '{"course_id":"VARCHAR","user_id":"VARCHAR","org_id":"VARCHAR","module":{"usage_key":"VARCHAR"}}'
+_EOL = "chr(13) || chr(10)"
+
+
+def parse_sql(dialect: str, lines: str) -> str:
+    """A SELECT that applies the rules above to a table `lines(line, raw)` in bulk.
+
+    Its columns: line, reason (NULL for an event; NO_OBJECT and INVALID_JSON are refined by
+    `refine_reason`), raw (bad lines only), event_id, time, event_date, username, user_id,
+    ctx_course, et_course, page_course (course candidates: from context, event_type, page),
+    event_type, event_source, ip, agent, host, referer, accept_language, session, page, org_id,
+    module_id, event, context. This is the one place where the rules are SQL.
+    """
+    if dialect != "duckdb":
+        # PostgreSQL: COPY the lines into `lines`, then the same columns with jsonb (`raw::jsonb`
+        # inside a function that returns NULL on error, `->>`, `sha1` from pgcrypto or encode(sha256)).
+        raise NotImplementedError(f"event parsing SQL is not written for {dialect} yet")
+    url = COURSE_IN_URL_RE2.replace("'", "''")
+    return f"""
+    WITH s AS (
+        SELECT line, raw,
+               CASE WHEN starts_with(raw, '{{') THEN raw
+                    WHEN starts_with(ltrim(raw, ' ' || chr(9) || chr(65279)), '#') THEN NULL
+                    WHEN strpos(raw, '{{') > 0 THEN substr(raw, strpos(raw, '{{')) END AS js
+        FROM {lines}
+        WHERE starts_with(raw, '{{') OR trim(raw, ' ' || chr(9) || {_EOL}) <> ''
+    ), j AS (
+        SELECT line, raw, js, try(json_transform(js, '{_S}')) AS j FROM s
+    ), t AS (
+        SELECT line, raw, js, j,
+               CASE WHEN j.time IS NULL THEN NULL
+                    WHEN ends_with(j.time, '+00:00') OR ends_with(j.time, 'Z') THEN TRY_CAST(j.time AS TIMESTAMP)
+                    WHEN regexp_matches(j.time, '[+-]\\d\\d:?\\d\\d$') AND length(j.time) > 16
+                        THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ))
+                    ELSE TRY_CAST(j.time AS TIMESTAMP) END AS ts,
+               CASE WHEN starts_with(j.event, '"{{') THEN j.event ->> '$' END AS event_inner,
+               try(json_transform(j.context, '{_CTX}')) AS c
+        FROM j
+    ), r AS (
+        SELECT *,
+               CASE WHEN js IS NULL AND strpos(raw, '{{') = 0 AND starts_with(ltrim(raw, ' ' || chr(9) || chr(65279)), '#') THEN '{COMMENT}'
+                    WHEN js IS NULL THEN '{NO_OBJECT}'
+                    WHEN j IS NULL THEN '{INVALID_JSON}'
+                    WHEN j.time IS NULL THEN '{NO_TIME}'
+                    WHEN ts IS NULL THEN '{BAD_TIME}' END AS reason,
+               nullif(c.course_id, '') AS ctx_course
+        FROM t
+    )
+    SELECT line, reason,
+           CASE WHEN reason IS NOT NULL THEN rtrim(raw, {_EOL}) END AS raw,
+           CASE WHEN reason IS NULL THEN sha1(rtrim(js, {_EOL})) END AS event_id,
+           ts AS time, CAST(ts AS DATE) AS event_date,
+           j.username, TRY_CAST(c.user_id AS BIGINT) AS user_id,
+           ctx_course,
+           CASE WHEN ctx_course IS NULL AND contains(j.event_type, '/courses/')
+                THEN nullif(url_decode(regexp_extract(j.event_type, '{url}', 1)), '') END AS et_course,
+           CASE WHEN ctx_course IS NULL AND contains(j.page, '/courses/')
+                THEN nullif(url_decode(regexp_extract(j.page, '{url}', 1)), '') END AS page_course,
+           coalesce(nullif(j.name, ''), j.event_type) AS event_type,
+           j.event_source, j.ip, j.agent, j.host, j.referer, j.accept_language, j.session, j.page,
+           c.org_id, c.module.usage_key AS module_id,
+           CASE WHEN event_inner IS NOT NULL AND json_valid(event_inner) THEN CAST(event_inner AS JSON) ELSE j.event END AS event,
+           j.context AS context
+    FROM r
+    """
+
+
+def first_brace_text(raw: str) -> str | None:
+    """The JSON part of a line (from the first `{`), or None when it has none; for reference and tests."""
+    at = raw.find("{")
+    return None if at < 0 else raw[at:].rstrip("\r\n")
