@@ -69,6 +69,7 @@ class IPToCountry(Service):
         try:
             self._record_sources(wh, locator, now)
             # IPs no source found are tried again when the sources changed
+            retry = [r[0] for r in wh.query("SELECT ip FROM ip_geo WHERE failure = ? AND source <> ?", [geo.NOT_FOUND, locator.signature])]
             wh.execute("DELETE FROM ip_geo WHERE failure = ? AND source <> ?", [geo.NOT_FOUND, locator.signature])
             if self.recompute == "all":
                 wh.execute("DELETE FROM ip_geo")
@@ -76,10 +77,7 @@ class IPToCountry(Service):
                 keys = sorted(self.recompute)
                 marks = ", ".join("?" for _ in keys)
                 wh.execute(f"DELETE FROM ip_geo WHERE ip IN (SELECT ip FROM events WHERE course_key IN ({marks}))", keys)
-            ips = [r[0] for r in wh.query(
-                "SELECT DISTINCT e.ip FROM events e WHERE e.ip IS NOT NULL AND e.ip <> '' "
-                "AND NOT EXISTS (SELECT 1 FROM ip_geo g WHERE g.ip = e.ip) ORDER BY e.ip"
-            )]
+            ips = sorted(set(retry) | set(self._new_ips(wh, ctx)))
             if not ips:
                 return 0
             ctx.progress.note(f"looking up {len(ips):,} new IP address(es)")
@@ -97,6 +95,18 @@ class IPToCountry(Service):
         ):
             ctx.touch(course_key)
         return len(ips)
+
+    def _new_ips(self, wh: Warehouse, ctx: RunContext) -> list[str]:
+        """IPs of events not in ip_geo yet: of the event files ingested since the last run, or of all
+        events on a first run or a recompute."""
+        sql = "SELECT DISTINCT e.ip FROM events e WHERE e.ip IS NOT NULL AND e.ip <> '' AND NOT EXISTS (SELECT 1 FROM ip_geo g WHERE g.ip = e.ip)"
+        params: list[object] = []
+        if ctx.last_run_started is not None and not self.recompute:
+            marks = ", ".join("?" for _ in self.needs)
+            sql += (f" AND (e.file_id IS NULL OR e.file_id IN (SELECT id FROM ingest_files WHERE service IN ({marks}) "
+                    "AND state = 'done' AND finished_at >= ?))")
+            params = [*self.needs, ctx.last_run_started]
+        return [r[0] for r in wh.query(sql, params)]
 
     @staticmethod
     def _write(wh: Warehouse, ips: list[str], places: list[geo.Place], now: datetime) -> None:
