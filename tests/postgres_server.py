@@ -12,6 +12,7 @@ Fixtures: `pg_url` (a fresh database per test), `pg_server` (the server's admin 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import pwd
 import re
@@ -29,6 +30,7 @@ import psycopg
 import pytest
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+_COUNTER = itertools.count(1)
 
 
 def _answers(url: str) -> bool:
@@ -141,7 +143,7 @@ def drop_database(admin_url: str, name: str) -> None:
 @pytest.fixture
 def pg_url(pg_server: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A URL to a new, empty database for this test alone (dropped afterwards)."""
-    name = re.sub(r"[^a-z0-9_]", "_", f"opt_{RUN_ID}_{request.node.name}".lower())[:63]
+    name = re.sub(r"[^a-z0-9_]", "_", f"opt_{RUN_ID}_{next(_COUNTER)}_{request.node.name}".lower())[:63]
     url = create_database(pg_server, name)
     yield url
     drop_database(pg_server, name)
