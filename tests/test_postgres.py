@@ -353,3 +353,23 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
         assert wh.scalar("SELECT count(*) FROM auth_user") == 8
     finally:
         wh.close()
+
+
+def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:  # type: ignore[no-untyped-def]
+    """`?` outside quotes, `%`, DOUBLE, CREATE OR REPLACE TABLE and try_cast_sql, as services write them."""
+    wh = connect(settings_for(data_path, warehouse=pg_url))
+    try:
+        wh.execute("CREATE TABLE spell (a VARCHAR, b DOUBLE, c VARCHAR)")
+        wh.execute("INSERT INTO spell VALUES (?, ?, '?%'), ('x?', CAST('2.5' AS DOUBLE), ?)", ["50%", 0.5, "it's"])
+        assert wh.query("SELECT a, b, c FROM spell WHERE a LIKE '%\\%' ESCAPE '\\' OR a = 'x?' ORDER BY b") == [("50%", 0.5, "?%"), ("x?", 2.5, "it's")]
+        wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp INTEGER)")
+        wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp2 INTEGER)")
+        assert wh.columns("spell") == ["only_temp2"]  # the temp table, replaced ...
+        assert wh.scalar(f"SELECT count(*) FROM {wh.quote(wh.schema)}.spell") == 2  # ... the schema's table untouched
+        cast = wh.try_cast_sql("v", "TIMESTAMP")
+        got = wh.query(f"SELECT {cast} FROM (VALUES ('2024-02-29 10:00:00'), ('2023-02-29 10:00:00'), ('x'), (NULL)) t(v)")
+        assert [r[0] for r in got] == [datetime(2024, 2, 29, 10), None, None, None]
+        assert wh.scalar(f"SELECT {wh.try_cast_sql(chr(39) + '99999999999999999999' + chr(39), 'BIGINT')}") is None
+        assert wh.scalar(f"SELECT {wh.try_cast_sql(chr(39) + '1e3' + chr(39), 'DOUBLE')}") == 1000.0
+    finally:
+        wh.close()

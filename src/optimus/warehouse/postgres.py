@@ -3,13 +3,14 @@
 Everything lives in one schema (settings.warehouse_schema, default `optimus`). SQL arrives with
 DuckDB-style `?` placeholders and is translated here, so services never branch on the backend.
 The dialect differences handled in this file: `?` -> `%s`, the type name DOUBLE -> DOUBLE
-PRECISION, TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
+PRECISION, CREATE OR REPLACE TABLE -> DROP + CREATE, TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
 JSON results returned as DuckDB returns them (int/float, str), edX TSV staging through COPY,
 Arrow loading through COPY (CSV), and the single writer held by an advisory lock.
 """
 from __future__ import annotations
 
 import gzip
+import re
 from functools import lru_cache
 import threading
 import time
@@ -39,6 +40,10 @@ _HELPER_TYPES = {
 }
 _ALIASES = {"DOUBLE": "DOUBLE PRECISION", "FLOAT8": "DOUBLE PRECISION", "FLOAT": "DOUBLE PRECISION", "INT": "INTEGER",
             "INT8": "BIGINT", "INT4": "INTEGER", "BOOL": "BOOLEAN", "VARCHAR": "VARCHAR", "TEXT": "VARCHAR"}
+
+
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_CREATE_OR_REPLACE = re.compile(rf"^\s*CREATE\s+OR\s+REPLACE\s+((?:TEMP|TEMPORARY)\s+)?TABLE\s+({_IDENT}(?:\.{_IDENT})?)", re.I)
 
 
 def _helper_name(pg_type: str) -> str:
@@ -251,6 +256,15 @@ class PostgresWarehouse:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._lock:
+            replace = _CREATE_OR_REPLACE.match(sql)
+            if replace:  # DuckDB's CREATE OR REPLACE TABLE: drop and create, in one transaction
+                name = replace.group(2)
+                if "." not in name.replace('""', ""):  # never drop a same-named table of the other kind
+                    name = f"pg_temp.{name}" if replace.group(1) else f"{self.quote(self.schema)}.{name}"
+                with self.transaction():
+                    self._run(f"DROP TABLE IF EXISTS {name}", [])
+                    self._run(_CREATE_OR_REPLACE.sub(lambda m: f"CREATE {m.group(1) or ''}TABLE {m.group(2)}", sql, count=1), params)
+                return
             self._run(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
