@@ -85,6 +85,11 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
         fill = {"rules_version": 1, "computed_at": datetime(2024, 1, 8)}
         wh.executemany(f"INSERT INTO person_course ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                        [[c, KEY[c], u, USERS[u][0], *v, *(fill[x] for x in extra)] for (c, u), v in values.items()])
+        # and a Person Course run that changed both courses, as Person Course records it
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        run_id = wh.scalar("INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
+                           "VALUES ('PersonCourse', ?, ?, 'ok', 1) RETURNING id", [now, now])
+        wh.executemany("INSERT INTO service_run_changes (run_id, course_key, day) VALUES (?, ?, NULL)", [[run_id, KEY[A]], [run_id, KEY[B]]])
     finally:
         wh.close()
 
@@ -178,14 +183,22 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     _, rows = read_export(second)
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed, only={(A, 2), (B, 3)})
 
-    # nothing changed: a header-only file says so
+    # Person Course ran again but no status changed: a header-only file says so
+    set_person_course(settings, changed)
     _, third = run_crm(settings)
     header, rows = read_export(third)
     assert third != second and header == list(expected_row(A, 1, PERSON_COURSE)) and rows == []
     assert third.read_text().count("\n") == 1
 
-    # full mode: everyone, whatever changed
-    _, full = run_crm(settings_crm(settings_for, data_path, email_crm_mode="full", **backend))
+    # nothing ran upstream and no opt-in file came: no run of its own, no file
+    outcome, latest = run_crm(settings)
+    assert outcome.rows == 0 and latest == third
+
+    # asked for, in full mode: everyone, whatever changed
+    result = cli(["recompute", "--service", "EmailCRM"], settings, env={"OPTIMUS_EMAIL_CRM_MODE": "full"})
+    assert result.exit_code == 0, result.output
+    _, full = run_crm(settings)  # (no new run: nothing changed since; it only reads the last export)
+    assert full != third
     _, rows = read_export(full)
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed)
 

@@ -7,8 +7,9 @@ learner and course of the opt-in list that Person Course has, with the original'
 labels (REFERENCE §1.5). In delta mode (the default) only learners whose viewed, explored or
 certified changed since the previous export are written (a learner-course never exported before
 counts as changed); the state at each export is kept in `email_crm_last`, the exports themselves in
-`email_crm_exports` (the previous one is found by time). A run with no change writes a header-only
-file, so every run leaves a file that says so. The file holds personal data: mode 0600, written
+`email_crm_exports` (the previous one is found by time). It exports when an opt-in file was loaded
+or an upstream service changed a course since the last export (or on `optimus recompute`); when
+no learner's status changed, the file has the header only, so every export run leaves a file. The file holds personal data: mode 0600, written
 under a temporary name and renamed; logs name its path, never its contents.
 Needs PersonCourse and DatabaseState (auth_user, auth_userprofile, student_courseenrollment);
 `courses` (CourseStructure) gives course names and start dates when present.
@@ -51,6 +52,8 @@ class EmailCRM(Service):
     name = "EmailCRM"
     claims = (discovery.EMAIL_OPT_IN,)
     needs = ("PersonCourse", "DatabaseState")
+    # set by `optimus recompute`: export even when nothing changed upstream
+    recompute: str | set[str] | None = None
     writes = {"email_opt_in": "frozen", "email_opt_in_quarantine": "frozen", "email_crm_exports": "frozen", "email_crm_last": "frozen"}
 
     def setup(self, wh: Warehouse) -> None:
@@ -127,6 +130,9 @@ class EmailCRM(Service):
             return 0
         if not wh.scalar("SELECT count(*) FROM email_opt_in"):
             return 0
+        if self.recompute is None and wh.scalar("SELECT count(*) FROM email_crm_exports") and not self._inputs_changed(wh, ctx):
+            ctx.progress.note("EmailCRM: no new opt-in file and no change in Person Course or Database State; nothing exported")
+            return 0
         now = utcnow()
         full = self.settings.email_crm_mode == "full"
         export_id = int(wh.scalar("SELECT nextval('email_crm_exports_id')"))
@@ -160,6 +166,12 @@ class EmailCRM(Service):
         log.info("EmailCRM wrote %s (%d rows, %s mode)", path, written, "full" if full else "delta")
         ctx.progress.note(f"EmailCRM wrote {path}")
         return written
+
+
+    def _inputs_changed(self, wh: Warehouse, ctx: RunContext) -> bool:
+        """An opt-in file loaded in this run, or a course changed upstream since the last export."""
+        loaded = wh.scalar("SELECT count(*) FROM ingest_files WHERE service = ? AND run_id = ? AND state = 'done'", [self.name, ctx.run_id])
+        return bool(loaded) or bool(ctx.changes())
 
 
 def read_opt_in(path: Path) -> tuple[pa.Table, list[tuple[int | None, str, str]]]:
