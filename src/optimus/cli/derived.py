@@ -9,12 +9,9 @@ import typer
 from optimus import courses
 from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, out, warehouse
 
-RECOMPUTABLE = ("TimeFinder", "PersonCourse")
-
-
 @app.command()
 def recompute(
-    service: Optional[str] = typer.Option(None, "--service", "-s", help="Recompute only this derived service (default: TimeFinder, then PersonCourse)."),
+    service: Optional[str] = typer.Option(None, "--service", "-s", help="Recompute only this derived service (default: every one that can, e.g. IPToCountry, TimeFinder, PersonCourse)."),
     course: Optional[str] = typer.Option(None, "--course", help="Only this course (either id form); default: every course."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:
@@ -30,7 +27,10 @@ def recompute(
     with warehouse(settings) as wh, errors_as_messages():
         pipeline = Pipeline(settings, wh)
         pipeline.setup()
-        names = [service] if service else [n for n in RECOMPUTABLE if n in pipeline.active]
+        # by default every active derived service that can recompute on demand, in dependency order
+        names = [service] if service else [
+            n for n in pipeline.active if pipeline.services[n].is_derived() and hasattr(pipeline.services[n], "recompute")
+        ]
         for name in names:
             if name not in pipeline.services:
                 fail(f"unknown service {name!r} (known: {', '.join(pipeline.order)})")

@@ -100,13 +100,12 @@ def json_text(wh: Warehouse, expr: str, key: str) -> str:
     )
 
 
-def chapter_sql(event_type: str, page: str) -> str:
-    """The chapter part of a courseware URL (`/courses/{id}/courseware/{chapter}/...`) in the
-    event type (implicit events) or else the page; NULL when neither is a courseware URL."""
-    url = f"(CASE WHEN strpos({event_type}, '/courseware/') > 0 THEN {event_type} ELSE {page} END)"
-    tail = f"substr({url}, strpos({url}, '/courseware/') + 12)"
+def chapter_sql(event_type: str) -> str:
+    """The chapter part of a courseware URL event type (`/courses/{id}/courseware/{chapter}/...`,
+    an implicit event: the page was requested); NULL for any other event."""
+    tail = f"substr({event_type}, strpos({event_type}, '/courseware/') + 12)"
     part = f"split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1)"
-    return f"(CASE WHEN strpos({url}, '/courseware/') > 0 THEN nullif({part}, '') END)"
+    return f"(CASE WHEN strpos({event_type}, '/courseware/') > 0 THEN nullif({part}, '') END)"
 
 
 def learner_events(wh: Warehouse, scope_filter: str) -> str:
@@ -126,7 +125,7 @@ def learner_events(wh: Warehouse, scope_filter: str) -> str:
                CASE WHEN coalesce(e.user_id, au.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, au.id) AS VARCHAR)
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
                e.event_type, e.event_source, nullif(e.ip, '') AS ip,
-               {chapter_sql('e.event_type', 'e.page')} AS chapter,
+               {chapter_sql('e.event_type')} AS chapter,
                CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
         FROM {events} e
