@@ -241,3 +241,53 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     assert outcome.status == "ok", outcome.error
     _, rows = read_export(path)
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(PERSON_COURSE)
+
+
+def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    """The real pipeline on a sample package: ip_geo covers every IP of events, the Email CRM export
+    has each opted-in learner-course of Person Course once, and a second ingest writes nothing."""
+    import gzip
+    import json
+
+    from optimus.sample import generate
+
+    data = tmp_path / "data"
+    generate(data, courses=2, learners=24, days=2, seed=5)
+    settings = settings_for(data)
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 0, result.output
+    ips = set()
+    for path in (data / "clickstream_logs").rglob("*.log.gz"):
+        for line in gzip.open(path, "rt", encoding="utf-8", errors="replace"):
+            try:
+                ip = json.loads(line).get("ip")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(ip, str) and ip:
+                ips.add(ip)
+    opt_in = next((data / "database_state").rglob("*email_opt_in*.csv"))
+    with open(opt_in, newline="", encoding="utf-8") as fh:
+        listed = {(r["course_id"], r["user_id"]) for r in csv.DictReader(fh)}
+    wh = connect(settings)
+    try:
+        geo_ips = {r[0] for r in wh.query("SELECT ip FROM ip_geo")}
+        event_ips = {r[0] for r in wh.query("SELECT DISTINCT ip FROM events WHERE ip <> ''")}
+        person_course = {(course_id, str(user_id)) for course_id, user_id in wh.query("SELECT course_id, user_id FROM person_course")}
+        export = Path(wh.scalar("SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1"))
+        runs = wh.scalar("SELECT count(*) FROM service_runs")
+    finally:
+        wh.close()
+    assert geo_ips == event_ips and event_ips <= ips and geo_ips
+    _, rows = read_export(export)
+    keys = [(r["course_id"], r["user_id"]) for r in rows]
+    assert len(keys) == len(set(keys)) and set(keys) == listed & person_course and keys
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600
+
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 0, result.output
+    wh = connect(settings)
+    try:
+        assert wh.scalar("SELECT count(*) FROM service_runs") == runs
+        assert wh.scalar("SELECT count(*) FROM email_crm_exports") == 1
+    finally:
+        wh.close()
