@@ -16,6 +16,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from optimus import geo
+from optimus.config import Settings
 from optimus.ledger import utcnow
 from optimus.services.base import RunContext, Service, register
 from optimus.warehouse.base import Warehouse
@@ -47,7 +48,7 @@ class IPToCountry(Service):
     # set by `optimus recompute`: "all" or a set of course keys whose IPs are looked up again
     recompute: str | set[str] | None = None
 
-    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.lookups = 0  # source look-ups made by this instance (tests count them)
 
