@@ -242,6 +242,7 @@ class Daemon:
         if new or changed:
             log.info("scan: %d new and %d changed file(s) queued", new, changed)
         self.state.last_scan_at = utcnow()
+        self.state.scans += 1
         self.state.last_scan = {"new": report.new, "changed": report.changed, "settling": waiting}
         return waiting
 
@@ -273,11 +274,11 @@ class Daemon:
                 if self.stopping.wait(DEBOUNCE_SECONDS):
                     break
             waiting: list[str] = []
+            self.state.busy = True
             try:
                 waiting = self.scan()
                 if self.stopping.is_set():
                     break
-                self.state.busy = True
                 summary = self.pipeline.run_once()
                 if summary.services:
                     self.state.last_run_at = utcnow()
@@ -347,7 +348,8 @@ class Daemon:
         """Run until a signal; returns the exit code."""
         lock = DaemonLock(self.settings)
         info = lock.acquire(self.settings.api_host, self.settings.api_port)
-        server = observer = None
+        server = observer = api_thread = None
+        stopped_cleanly = True
         try:
             check_data_paths(self.settings)
             self.wh = connect(self.settings)
@@ -359,7 +361,7 @@ class Daemon:
             from optimus.api.state import ReadViews
 
             self.views = ReadViews(self.settings, self.wh)  # before the worker starts using the connection
-            server, _api_thread = self._serve(info)
+            server, api_thread = self._serve(info)
             log.info("optimus daemon (pid %d) serving %s; scanning every %ds", os.getpid(), info.base_url, self.settings.rescan_interval)
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
@@ -372,7 +374,8 @@ class Daemon:
                     if not worker.is_alive():
                         log.error("the scan loop stopped unexpectedly")
                         self.stopping.set()
-                self._stop_worker(worker)
+                self.state.ready = False
+                stopped_cleanly = self._stop_worker(worker)
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
@@ -383,10 +386,14 @@ class Daemon:
                 observer.stop()
             if server is not None:
                 server.should_exit = True
-            if self.views is not None:
-                self.views.close()
-            if self.wh is not None:
-                self.wh.close()
+                if api_thread is not None:
+                    api_thread.join(5)
+            if stopped_cleanly:
+                # a worker stuck outside the warehouse still holds its lock: leave the connection to the exit
+                if self.views is not None:
+                    self.views.close()
+                if self.wh is not None:
+                    self.wh.close()
             lock.release()
             log.info("optimus daemon stopped")
 
@@ -396,33 +403,39 @@ class Daemon:
         self.stopping.set()
         self.wake.set()
 
-    def _stop_worker(self, worker: threading.Thread) -> None:
+    def _stop_worker(self, worker: threading.Thread) -> bool:
         """Let the current file finish; past the grace time, interrupt its query (its transaction rolls
-        back), then put the ledger back in order: nothing left running, the interrupted file queued."""
-        assert self.wh is not None
+        back), then put the ledger in order: nothing left running, the interrupted file queued again.
+        Returns False when the worker could not be stopped (the process then exits without it)."""
+        assert self.wh is not None and self.views is not None
         worker.join(GRACE_SECONDS)
-        interrupted: list[int] = []
-        if worker.is_alive() and hasattr(self.wh, "interrupt") and self.views is not None:
-            with self.views.open() as view:
-                interrupted = [int(r[0]) for r in view.query("SELECT id FROM ingest_files WHERE state = 'running'")]
-            log.info("interrupting the current query; its file (%s) is rolled back and queued again", interrupted or "none")
-            for _ in range(20):
-                self.wh.interrupt()  # type: ignore[attr-defined]
-                worker.join(0.25)
-                if not worker.is_alive():
-                    break
         if worker.is_alive():
-            log.error("the scan loop did not stop; exiting anyway (uncommitted work is rolled back by the warehouse)")
-            return
-        with self.wh.transaction():
-            if interrupted:
-                marks = ", ".join("?" for _ in interrupted)
-                self.wh.execute(
-                    f"UPDATE ingest_files SET state = 'queued', error = NULL, note = 'requeued: interrupted by shutdown' "
-                    f"WHERE id IN ({marks}) AND state IN ('running', 'failed')",
-                    interrupted,
-                )
-            ledger.requeue_running(self.wh)
-            self.wh.execute(
-                "UPDATE service_runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'", [utcnow()]
+            with self.views.open() as view:
+                running = [int(r[0]) for r in view.query("SELECT id FROM ingest_files WHERE state = 'running'")]
+            log.info("interrupting the current file %s: its transaction is rolled back and it is queued again", running or "")
+            deadline = time.monotonic() + 2.0
+            while worker.is_alive() and time.monotonic() < deadline:
+                interrupt = getattr(self.wh, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
+                worker.join(0.2)
+        if worker.is_alive():
+            # busy in Python, not in a query: its transaction never commits once the process ends, so the
+            # ledger is set right from a read view (the writer's open transaction has not touched the ledger)
+            log.warning("the current file did not stop; exiting without it (its rows are never committed)")
+            with self.views.open() as view:
+                self._settle_ledger(view)
+            return False
+        self._settle_ledger(self.wh)
+        return True
+
+    @staticmethod
+    def _settle_ledger(wh: Warehouse) -> None:
+        """Files left running (rolled back or never committed) and files failed by the interrupt go back to
+        the queue; runs left running are marked interrupted."""
+        with wh.transaction():
+            wh.execute(
+                "UPDATE ingest_files SET state = 'queued', error = NULL, note = 'requeued: interrupted by shutdown' "
+                "WHERE state = 'running' OR (state = 'failed' AND error LIKE '%Interrupt%')"
             )
+            wh.execute("UPDATE service_runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'", [utcnow()])

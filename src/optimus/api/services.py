@@ -129,6 +129,7 @@ def health(request: Request) -> JSONResponse:
     body: dict[str, Any] = {
         "ready": state.ready, "mode": state.mode, "started_at": iso(state.started_at),
         "last_scan_at": iso(state.last_scan_at), "last_run_at": iso(state.last_run_at), "busy": state.busy,
+        "scans": state.scans, "settling": list(state.last_scan.get("settling", [])),
     }
     try:
         with request.app.state.views.open() as wh:

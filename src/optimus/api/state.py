@@ -28,6 +28,7 @@ class ServerState:
     busy: bool = False
     task: str | None = None
     last_scan_at: datetime | None = None
+    scans: int = 0
     last_scan: dict[str, Any] = field(default_factory=dict)
     last_run_at: datetime | None = None
     local_token: str | None = None
