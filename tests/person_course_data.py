@@ -218,10 +218,10 @@ def write_package(data: Path) -> None:
     write_course_structure(data)
 
 
-# -- TEMPORARY: until Clickstream lands -----------------------------------------------------------
-# While services/clickstream.py is a placeholder (claims no files), the test loads the event files
-# into `events` itself, in the contract schema of notes/common.md, and records a Clickstream run with
-# its (course, day) changes, exactly what the real service will do. Remove once Clickstream lands.
+# -- TEMPORARY: until Clickstream runs on every backend ---------------------------------------------
+# While services/clickstream.py is a placeholder (claims no files) or has no PostgreSQL path, the test
+# loads the event files into `events` itself, in the contract schema of notes/common.md, and records a
+# Clickstream run with its (course, day) changes, as the real service does. Remove once it does.
 
 
 def clickstream_is_placeholder() -> bool:
@@ -243,50 +243,50 @@ def fallback_clickstream(settings: Any, queue_only: bool = False) -> None:
     import hashlib
     from datetime import date as _date, datetime as _dt, timezone as _tz
 
-    import duckdb
-
     from optimus import courses
+    from optimus.warehouse import connect
 
-    con = duckdb.connect(str(settings.warehouse_path()))
+    wh = connect(settings)
     try:
-        con.execute(EVENTS_DDL)
+        wh.execute(EVENTS_DDL)
         folder = Path(settings.data_paths[0]) / "clickstream_logs" / "events"
         now = _dt.now(_tz.utc).replace(tzinfo=None)
         touched: set[tuple[str, Any]] = set()
         loaded_any = False
         for path in sorted(folder.glob("*.log")):
             real = str(path.resolve())
-            row = con.execute("SELECT id, state FROM ingest_files WHERE path = ?", [real]).fetchone()
-            if row and row[1] == "done":
+            row = wh.query("SELECT id, state FROM ingest_files WHERE path = ?", [real])
+            if row and row[0][1] == "done":
                 continue
             day = _date.fromisoformat(path.name[-14:-4])
-            if row is None:
-                fid = con.execute(
+            if not row:
+                fid = wh.scalar(
                     "INSERT INTO ingest_files (path, data_path, service, kind, file_date, size, mtime, fingerprint, state, registered_at) "
                     "VALUES (?, ?, 'Clickstream', 'events', ?, ?, 0, 'x', 'queued', ?) RETURNING id",
-                    [real, str(settings.data_paths[0]), day, path.stat().st_size, now]).fetchone()[0]
+                    [real, str(settings.data_paths[0]), day, path.stat().st_size, now])
             else:
-                fid = row[0]
+                fid = row[0][0]
             if queue_only:
                 continue
+            batch = []
             for n, text in enumerate(path.read_text().splitlines(), start=1):
                 e = json.loads(text)
                 t = _dt.fromisoformat(e["time"]).astimezone(_tz.utc).replace(tzinfo=None)
                 ctx = e["context"]
                 uid = ctx.get("user_id")
                 key = courses.course_key(ctx["course_id"])
-                con.execute(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                batch.append(
                     [hashlib.sha1(text.encode()).hexdigest(), t, t.date(), e["username"], int(uid) if uid not in ("", None) else None,
                      ctx["course_id"], key, e.get("name") or e["event_type"], e["event_source"], e["ip"], e["agent"], e["host"],
                      e["referer"], e["accept_language"], e["session"], e["page"], ctx["org_id"], json.dumps(e["event"]),
                      json.dumps(ctx), fid, n])
                 touched.add((key, t.date()))
-            con.execute("UPDATE ingest_files SET state = 'done', finished_at = ? WHERE id = ?", [now, fid])
+            wh.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)", batch)
+            wh.execute("UPDATE ingest_files SET state = 'done', finished_at = ? WHERE id = ?", [now, fid])
             loaded_any = True
         if loaded_any:
-            run = con.execute("INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
-                              "VALUES ('Clickstream', ?, ?, 'ok', 1) RETURNING id", [now, now]).fetchone()[0]
-            con.executemany("INSERT INTO service_run_changes VALUES (?, ?, ?)", [[run, k, d] for k, d in sorted(touched)])
+            run = wh.scalar("INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
+                            "VALUES ('Clickstream', ?, ?, 'ok', 1) RETURNING id", [now, now])
+            wh.executemany("INSERT INTO service_run_changes VALUES (?, ?, ?)", [[run, k, d] for k, d in sorted(touched)])
     finally:
-        con.close()
+        wh.close()

@@ -129,7 +129,7 @@ def learner_events(wh: Warehouse, scope_filter: str) -> str:
                CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
         FROM {events} e
-        LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} WHERE username IS NOT NULL AND username <> ''
+        LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
                    GROUP BY course_key, username) au
           ON e.user_id IS NULL AND au.course_key = e.course_key AND au.username = e.username
         WHERE e.course_key IS NOT NULL AND {scope_filter}"""
@@ -241,28 +241,28 @@ def person_course_insert(wh: Warehouse) -> str:
         INSERT INTO person_course ({', '.join(q(c) for c in PC_COLUMNS)})
         WITH
         v AS ({learner_events(wh, f'e.{inscope}')}),
-        au AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src['auth_user']}
+        au AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src['auth_user']} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
-        aun AS (SELECT course_key, username, min(id) AS user_id FROM {src['auth_user']}
+        aun AS (SELECT course_key, username, min(id) AS user_id FROM {src['auth_user']} a
                 WHERE {inscope} AND username IS NOT NULL AND username <> '' GROUP BY course_key, username),
         en AS (SELECT * FROM (SELECT course_key, user_id, course_id, mode, is_active, created,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY created DESC NULLS LAST, id DESC NULLS LAST) AS rn
-               FROM {src['student_courseenrollment']} WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
+               FROM {src['student_courseenrollment']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
         ce AS (SELECT * FROM (SELECT course_key, user_id, grade, status, created_date, modified_date,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY modified_date DESC NULLS LAST, id DESC NULLS LAST) AS rn
-               FROM {src['certificates_generatedcertificate']} WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
-        gr AS (SELECT course_key, user_id, max(percent_grade) AS percent_grade FROM {src['grades_persistentcoursegrade']}
+               FROM {src['certificates_generatedcertificate']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
+        gr AS (SELECT course_key, user_id, max(percent_grade) AS percent_grade FROM {src['grades_persistentcoursegrade']} t
                WHERE {inscope} GROUP BY course_key, user_id),
         pr AS (SELECT * FROM (SELECT course_key, user_id, gender, year_of_birth, level_of_education, country,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY id DESC NULLS LAST) AS rn
-               FROM {src['auth_userprofile']} WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
+               FROM {src['auth_userprofile']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
         ea AS (SELECT v.course_key, v.uid, count(*) AS nevents, count(DISTINCT v.day) AS ndays_act,
                    min(v.time) AS first_event, max(v.time) AS last_event, min(v.username) AS username,
                    count(DISTINCT v.chapter) AS nchapters, count(DISTINCT v.video_id) AS nvideos_unique_viewed,
                    count(DISTINCT v.problem_id) AS attempted_problems,
                    {ev_sums}
                FROM v WHERE v.uid IS NOT NULL GROUP BY v.course_key, v.uid),
-        pub AS (SELECT DISTINCT course_key, url_name FROM {src['course_blocks']}
+        pub AS (SELECT DISTINCT course_key, url_name FROM {src['course_blocks']} t
                 WHERE {inscope} AND category = 'chapter' AND (published IS NULL OR published) AND url_name IS NOT NULL),
         npub AS (SELECT course_key, count(*) AS n FROM pub GROUP BY course_key),
         vis AS (SELECT x.course_key, x.uid, count(*) AS n FROM
@@ -280,7 +280,7 @@ def person_course_insert(wh: Warehouse) -> str:
                    sum({_flag("type = 'CommentThread'")}) AS nforum_threads, sum({_flag("type = 'Comment'")}) AS nforum_comments,
                    sum(coalesce(votes_up, 0)) AS nforum_votes, sum({_flag("type = 'Comment' AND endorsed")}) AS nforum_endorsed,
                    sum({_flag("type = 'CommentThread' AND pinned")}) AS nforum_pinned
-               FROM {src['forum_posts']} WHERE {inscope} AND author_id IS NOT NULL GROUP BY course_key, author_id),
+               FROM {src['forum_posts']} t WHERE {inscope} AND author_id IS NOT NULL GROUP BY course_key, author_id),
         ar AS (SELECT r.course_key, r.user_id, {access} FROM {src['student_courseaccessrole']} r
                WHERE r.{inscope} GROUP BY r.course_key, r.user_id),
         fr AS (SELECT r.course_key, r.user_id, {forum} FROM {src['django_comment_client_role_users']} r
@@ -355,7 +355,7 @@ def course_profile_insert(wh: Warehouse) -> str:
         INSERT INTO course_profile ({', '.join(q(c) for c in CP_COLUMNS)})
         WITH c AS (SELECT course_key, min(display_name) AS display_name, min(enrollment_start) AS enrollment_start,
                        min(start_date) AS start_date, max(end_date) AS end_date
-                   FROM {src['courses']} WHERE {inscope} GROUP BY course_key),
+                   FROM {src['courses']} t WHERE {inscope} GROUP BY course_key),
              v AS ({ev}),
              ve AS (SELECT course_key, count(*) AS nevents, sum(CASE WHEN uid IS NULL THEN 1 ELSE 0 END) AS unmatched,
                         count(DISTINCT CASE WHEN uid IS NULL THEN username END) AS unmatched_names

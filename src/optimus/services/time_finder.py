@@ -123,7 +123,7 @@ class TimeFinder(Service):
                 SELECT g.*, CASE WHEN g.gap <= {cutoff} THEN g.gap END AS kept FROM g
                 WHERE EXISTS (SELECT 1 FROM _tf_scope s WHERE s.course_key = g.course_key AND (s.day IS NULL OR s.day = g.day))
             ),
-            names AS (SELECT course_key, id, min(username) AS username FROM {auth} GROUP BY course_key, id),
+            names AS (SELECT course_key, id, min(username) AS username FROM {auth} a GROUP BY course_key, id),
             cid AS (SELECT course_key, min(course_id) AS course_id FROM {S.source(wh, 'courses')} c GROUP BY course_key),
             d AS (
                 SELECT k.course_key, k.who, min(k.uid) AS user_id, min(k.username) AS ev_username, k.day,
