@@ -70,8 +70,8 @@ function renderFailed(data) {
 
 const LAYOUT = { margin: { t: 40, r: 20, b: 50, l: 60 }, height: 320, showlegend: false };
 
-function draw(id, traces, title, empty) {
-  const layout = Object.assign({}, LAYOUT, { title: { text: title, font: { size: 14 } } });
+function draw(id, traces, title, empty, extra) {
+  const layout = Object.assign({}, LAYOUT, { title: { text: title, font: { size: 14 } } }, extra || {});
   if (empty) {
     layout.annotations = [{ text: empty, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
   }
@@ -85,8 +85,11 @@ function renderThroughput(data) {
   draw("chart-throughput", [
     { type: "bar", name: "rows", x: x, y: y, marker: { color: "#42a5f5" } },
     { type: "scatter", mode: "lines+markers", name: "files", x: x, y: data.series.map(p => p.files), yaxis: "y2" },
-  ], "rows ingested per " + data.bucket, data.series.length ? null : "nothing ingested yet");
-  Plotly.relayout("chart-throughput", { yaxis2: { overlaying: "y", side: "right", title: { text: "files" } }, yaxis: { title: { text: "rows" } } });
+  ], "rows ingested per " + data.bucket, data.series.length ? null : "nothing ingested yet", {
+    xaxis: { type: "category", automargin: true },
+    yaxis: { title: { text: "rows" }, rangemode: "tozero" },
+    yaxis2: { overlaying: "y", side: "right", title: { text: "files" }, rangemode: "tozero" },
+  });
 }
 
 function cumulative(values) { let t = 0; return values.map(v => (t += v)); }
@@ -103,10 +106,12 @@ function renderCourse(c) {
     "daily active learners", a.length ? null : "no activity data yet (TimeFinder)");
   const k = c.certificates.by_day;
   draw("chart-certificates", [{ type: "bar", x: k.map(p => p.date), y: k.map(p => p.count), marker: { color: "#ffb300" } }],
-    "certificates (" + fmt(c.certificates.total) + ")", k.length ? null : (c.certificates.total ? "dates not known" : "no certificates yet"));
+    "certificates (" + fmt(c.certificates.total) + ")", k.length ? null : (c.certificates.total ? "dates not known" : "no certificates yet"),
+    { xaxis: { type: "category", automargin: true } });
   const n = c.countries.by_country.slice().reverse();
   draw("chart-countries", [{ type: "bar", orientation: "h", x: n.map(p => p.learners), y: n.map(p => p.country), marker: { color: "#8e24aa" } }],
-    "learners by country" + (c.countries.unknown ? " (" + fmt(c.countries.unknown) + " unknown)" : ""), n.length ? null : "no country data yet (PersonCourse)");
+    "learners by country" + (c.countries.unknown ? " (" + fmt(c.countries.unknown) + " unknown)" : ""), n.length ? null : "no country data yet (PersonCourse)",
+    { yaxis: { automargin: true, type: "category" } });
   document.getElementById("course-summary").textContent =
     [c.display_name, (c.course_ids || []).join(" · "), fmt(c.enrolments.total) + " enrolled"].filter(Boolean).join(" — ");
 }
