@@ -61,23 +61,27 @@ class DatabaseState(Service):
             wh.execute(f"DELETE FROM {q(table)} WHERE course_key = ? AND site = ?", [key, site])
             targets = list(columns.values()) + ["course_key", "site", "package_date", "file_id"]
             values = [self._cast(wh, table, src, dst) for src, dst in columns.items()] + ["?", "?", "?", "?"]
-            if "course_id" not in columns.values():
+            params: list[object] = [key, site, file.package_date, file.id]
+            if "course_id" in columns.values():
+                # rows with an empty course_id (org-level roles, say) belong to the file's course
+                at = list(columns.values()).index("course_id")
+                values[at] = f"coalesce(NULLIF({values[at]}, ''), ?)"
+                params.insert(0, course_id)
+            else:
                 targets.append("course_id")
                 values.append("?")
-            params: list[object] = [key, site, file.package_date, file.id] + ([course_id] if "course_id" not in columns.values() else [])
+                params.append(course_id)
             wh.execute(
                 f"INSERT INTO {q(table)} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)} WHERE NOT ({bad})",
                 params,
             )
-            rows = int(wh.scalar(f"SELECT count(*) FROM {q(table)} WHERE file_id = ?", [file.id]))
-            if "course_id" in columns.values():
-                wh.execute(f"UPDATE {q(table)} SET course_id = ? WHERE file_id = ? AND (course_id IS NULL OR course_id = '')", [course_id, file.id])
+            rows = int(wh.scalar(f"SELECT count(*) FROM {q(staging)}")) - (quarantined - len(rejected))
             ctx.wrote(rows)
             self._record_load(wh, key, site, table, course_id, file, rows)
             ctx.touch(key)
             return FileResult(rows, quarantined, None, course_id)
         finally:
-            wh.execute(f"DROP TABLE IF EXISTS {wh.quote(staging)}")
+            wh.drop_staged(staging)
 
     def _table(self, file: LedgerFile) -> str:
         name = file.table_name or sql_tables.table_from_shortened_name(file.path.name)

@@ -47,6 +47,9 @@ class Warehouse(Protocol):
         all-text temporary table `staging` with an extra `_line` column (the row's line in the file).
         Returns the header's column names and the rejected lines as (line, reason, raw text)."""
 
+    def drop_staged(self, staging: str) -> None:
+        """Remove what stage_tsv created."""
+
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
         """SQL that casts `expr` to `sql_type`, giving NULL (not an error) when it does not fit."""
 

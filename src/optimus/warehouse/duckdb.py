@@ -141,7 +141,7 @@ class DuckDBWarehouse:
                 self.con.unregister("_optimus_arrow_in")
 
     def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
-        """Load an edX TSV dump into a temporary all-text table with escapes decoded.
+        """Stage an edX TSV dump as a temporary all-text relation with escapes decoded (see drop_staged).
 
         Returns the header's column names and the rejected lines as (line, reason, raw text).
         """
@@ -168,18 +168,31 @@ class DuckDBWarehouse:
             bad = self.con.execute(
                 f"SELECT line, min(error_type || ': ' || error_message), min(csv_line) FROM {rejects} GROUP BY line ORDER BY line"
             ).fetchall()
+            # A view, not a copy: escapes are decoded while the rows are read, once, by the insert.
+            raw = q(staging + "_raw")
+            base = self.con.execute(f"SELECT coalesce(min(rowid), 0) FROM {raw}").fetchall()[0][0]
+            # a row's line = 2 (after the header) + its position + the rejected lines before it; with
+            # rejects at lines r_1 < r_2 < ..., row p comes after r_i exactly when r_i - 1 - i <= p
+            shift = ""
+            if bad:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(staging + '_shift')} (t BIGINT)")
+                self.con.executemany(f"INSERT INTO {q(staging + '_shift')} VALUES (?)", [[line - 1 - i] for i, (line, _r, _t) in enumerate(bad, start=1)])
+                shift = f" + (SELECT count(*) FROM {q(staging + '_shift')} s WHERE s.t <= r.rowid - {int(base)})"
             decoded = ", ".join(f"{decode_escapes_sql(q(n))} AS {q(n)}" for n in names)
-            # line = 1 (header) + row position + the rejected lines that came before it
-            position = f"(r.rowid - (SELECT min(rowid) FROM {q(staging + '_raw')}) + 2)"
-            shift = f" + (SELECT count(DISTINCT j.line) FROM {rejects} j WHERE j.line <= {position})" if bad else ""
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {q(staging)} AS SELECT {decoded}, {position}{shift} AS _line "
-                f"FROM {q(staging + '_raw')} r"
+                f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, (r.rowid - {int(base)} + 2){shift} AS _line FROM {raw} r"
             )
-            self.con.execute(f"DROP TABLE {q(staging + '_raw')}")
             self.con.execute(f"DROP TABLE IF EXISTS {rejects}")
             self.con.execute(f"DROP TABLE IF EXISTS {scans}")
         return names, [(int(line), str(reason), str(raw)[:2000]) for line, reason, raw in bad]
+
+    def drop_staged(self, staging: str) -> None:
+        """Remove what stage_tsv created."""
+        q = self.quote
+        with self._lock:
+            self.con.execute(f"DROP VIEW IF EXISTS {q(staging)}")
+            self.con.execute(f"DROP TABLE IF EXISTS {q(staging + '_raw')}")
+            self.con.execute(f"DROP TABLE IF EXISTS {q(staging + '_shift')}")
 
     @staticmethod
     def _header_columns(path: Path) -> dict[str, str]:

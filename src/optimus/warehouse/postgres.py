@@ -370,6 +370,10 @@ class PostgresWarehouse:
                     total += batch.num_rows
         return total
 
+    def drop_staged(self, staging: str) -> None:
+        """Remove what stage_tsv created."""
+        self.execute(f"DROP TABLE IF EXISTS pg_temp.{self.quote(staging)}")
+
     def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Load an edX TSV dump into a temporary all-text table with escapes decoded.
 
