@@ -462,3 +462,28 @@ def test_with_several_data_paths_a_delivery_goes_to_the_one_named_after_its_org(
         assert len(report.failed) == 1 and "--data-path" in report.failed[0][1]
     finally:
         wh.close()
+
+
+def test_the_daemon_takes_in_the_intake_folder_before_it_scans(delivery, tmp_path, settings_for) -> None:
+    from optimus.daemon import Daemon
+    from optimus.pipeline import Pipeline
+
+    data, incoming = tmp_path / "data", tmp_path / "incoming"
+    data.mkdir()
+    incoming.mkdir()
+    settings = settings_for(data, gnupg_home=delivery["home"], intake_path=incoming)
+    arrived = incoming / delivery["zip"].name
+    shutil.copy2(delivery["zip"], arrived)
+    os.utime(arrived, (1_000_000_000, 1_000_000_000))  # arrived long ago: no longer "still arriving"
+    daemon = Daemon(settings, settle=0.0, watch=False)
+    daemon.wh = connect(settings)
+    try:
+        daemon.pipeline = Pipeline(settings, daemon.wh)
+        daemon.pipeline.setup()
+        daemon.scan()
+        daemon.scan()  # the stability filter registers what two looks agree on
+        queued = daemon.wh.query("SELECT count(*) FROM ingest_files WHERE service = 'DatabaseState'")[0][0]
+    finally:
+        daemon.wh.close()
+    assert (data / "database_state" / "latest").is_symlink()
+    assert queued > 0

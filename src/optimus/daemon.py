@@ -250,17 +250,21 @@ class Daemon:
         """Take in new edX deliveries first, when an intake folder is configured."""
         if self.settings.intake_path is None:
             return
+        from optimus.intake import take_in_folder
+
         try:
-            from optimus import intake
-        except ImportError:
-            return
-        take = getattr(intake, "take_in", None) or getattr(intake, "run", None)
-        if take is None:
-            return
-        try:
-            take(self.settings)
+            report = take_in_folder(self.settings, self.settings.intake_path, self.wh)
         except OptimusError as exc:
             log.error("intake: %s", exc)
+            return
+        for delivered, target in report.taken:
+            log.info("intake: took in %s -> %s", delivered, target)
+        for source, message in report.failed:
+            log.error("intake: %s: %s", source, message)
+        for path in report.failed_exports:
+            log.warning("intake: edX could not export %s", path)
+        for link, target in report.latest:
+            log.info("intake: %s now points at %s", link, target)
 
     def _work(self) -> None:
         assert self.pipeline is not None
