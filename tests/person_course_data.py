@@ -218,16 +218,11 @@ def write_package(data: Path) -> None:
     write_course_structure(data)
 
 
-# -- TEMPORARY: until Clickstream runs on every backend ---------------------------------------------
-# While services/clickstream.py is a placeholder (claims no files) or has no PostgreSQL path, the test
-# loads the event files into `events` itself, in the contract schema of notes/common.md, and records a
-# Clickstream run with its (course, day) changes, as the real service does. Remove once it does.
-
-
-def clickstream_is_placeholder() -> bool:
-    from optimus.services.base import load_services
-
-    return not load_services()["Clickstream"].claims
+# -- TEMPORARY: until Clickstream runs on PostgreSQL --------------------------------------------------
+# Clickstream has no PostgreSQL path yet (formats/events.py raises NotImplementedError), so on that
+# backend the oracle test loads the event files into `events` itself, in the contract schema of
+# notes/common.md, and records a Clickstream run with its (course, day) changes, as the real service
+# does. Remove once Clickstream runs on PostgreSQL.
 
 
 EVENTS_DDL = (

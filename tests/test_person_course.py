@@ -27,9 +27,9 @@ import person_course_data as D
 
 def ingest(cli: Any, settings: Any) -> Any:
     env = {}
-    if D.clickstream_is_placeholder() or not settings.warehouse_url.startswith("duckdb"):
-        # TEMPORARY (see person_course_data.fallback_clickstream): the test loads the events itself while
-        # Clickstream is a placeholder, or has no PostgreSQL path yet
+    if not settings.warehouse_url.startswith("duckdb"):
+        # TEMPORARY (see person_course_data.fallback_clickstream): the test loads the events itself
+        # while Clickstream has no PostgreSQL path yet
         env = {"OPTIMUS_IGNORED_SERVICES": '["Clickstream"]'}
         assert cli(["scan"], settings, env=env).exit_code == 0
         D.fallback_clickstream(settings)
@@ -343,8 +343,6 @@ def test_person_course_waits_while_clickstream_has_queued_files(package: Any, cl
     folder = settings.data_paths[0] / "database_state" / D.PACKAGE
     (folder / "UQx-Alpha-2024-student_courseaccessrole-prod-analytics.sql").write_text(
         "id\torg\tcourse_id\tuser_id\trole\n51\tUQx\tcourse-v1:UQx+Alpha+2024\t6\tstaff\n", encoding="utf-8")
-    if D.clickstream_is_placeholder():  # TEMPORARY: register the event file as queued, as a scan would
-        D.fallback_clickstream(settings, queue_only=True)
     result = cli(["ingest", "--service", "DatabaseState", "--service", "PersonCourse"], settings)
     assert result.exit_code == 0, result.output
     queued = rows(settings, "SELECT count(*) AS n FROM ingest_files WHERE service = 'Clickstream' AND state = 'queued'")[0]["n"]

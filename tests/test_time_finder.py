@@ -129,10 +129,6 @@ def test_only_touched_days_are_recomputed_including_the_next_days_first_gap(pack
 def test_gap_cutoff_is_a_setting(data_path: Path, settings_for: Any, cli: Any) -> None:
     D.write_package(data_path)
     settings = settings_for(data_path)
-    ingest_env = {"OPTIMUS_TIME_GAP_CUTOFF": "60"}
-    if D.clickstream_is_placeholder():  # TEMPORARY, see person_course_data.fallback_clickstream
-        assert cli(["scan"], settings).exit_code == 0
-        D.fallback_clickstream(settings)
-    result = cli(["ingest"], settings, env=ingest_env)
+    result = cli(["ingest"], settings, env={"OPTIMUS_TIME_GAP_CUTOFF": "60"})
     assert result.exit_code == 0, result.output
     assert warehouse_days(settings) == reference_days(normalise(D.day1_events()), course_ids(settings), cutoff=60)
