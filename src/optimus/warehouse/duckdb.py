@@ -83,9 +83,9 @@ class DuckDBWarehouse:
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self._lock:
-            cur = self.con.execute(sql, list(params))
+            rel = self.con.sql(sql, params=list(params) or None)
             # DuckDB 2.0 renamed fetch_arrow_table to to_arrow_table
-            return cur.to_arrow_table() if hasattr(cur, "to_arrow_table") else cur.fetch_arrow_table()
+            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(sql, params)
