@@ -7,8 +7,9 @@ What a line is (REFERENCE §3.3), decided here once:
 - Junk before the first `{` (a syslog prefix, a byte-order mark) is stripped, as the edX pipeline
   does; a line whose first non-blank character is `#` is a comment and is quarantined.
 - The event's fingerprint (`event_id`) is the SHA-1, in hex, of the line from its first `{` to its
-  end, without the line ending: the same event delivered in two files (even behind different
-  syslog prefixes) is one event.
+  end, with its line ending written as one `\n` (CRLF becomes LF; a last line without one gets
+  one): the same event delivered in two files (even behind different syslog prefixes, or with
+  other line endings) is one event. Hashing the `\n` too spares a copy of every line.
 - A line is quarantined when it is not valid UTF-8, holds no JSON object, is not valid JSON (two
   objects on one line, a truncated line, an escape that is not valid Unicode), or has no `time`
   that parses. `time` without a zone is UTC.
@@ -22,6 +23,7 @@ applies the rules in bulk is `normalise_sql` below, the one place where they are
 from __future__ import annotations
 
 import array
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
@@ -74,23 +76,40 @@ COURSE_IN_URL_RE2 = r"(?i)/courses/((?:course-v1|ccx-v1)(?::|%3A)[^/?#]+|[^/?#]+
 
 @dataclass
 class LineBatch:
-    """Lines of a file as Arrow (`line` BIGINT 1-based, `raw` text with its `\\n`), plus the lines
-    that are not valid UTF-8 (already blanked in `raw`) as (line, reason, text)."""
+    """Lines of a file as Arrow (`line` BIGINT 1-based, `raw` text with its `\\n`, `event_id` the
+    fingerprint), plus the lines that are not valid UTF-8 (blanked in `raw`) as (line, reason, text)."""
 
     table: pa.Table
     bad: list[tuple[int, str, str]] = field(default_factory=list)
     nbytes: int = 0
 
 
-def _split(block: bytes, first_line: int) -> LineBatch:
-    """Cut `block` (whole lines, each ending in `\\n`) into lines without copying the bytes."""
+def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
+    """Cut `block` (whole lines, each ending in `\\n`) into lines without copying the bytes, and
+    fingerprint each line that holds a `{` (hashlib here is faster than SQL hashing, and the
+    fingerprint is then the same whatever the warehouse)."""
+    end = len(block) if end is None else end  # lines end at `end`; bytes after it are not read
+    if block.find(b"\r", 0, end) >= 0:
+        block = block[:end].replace(b"\r\n", b"\n")
+        end = len(block)
     offsets = array.array("q", [0])
     find, append = block.find, offsets.append
-    i = find(b"\n")
+    i = find(b"\n", 0, end)
     while i >= 0:
         append(i + 1)
-        i = find(b"\n", i + 1)
+        i = find(b"\n", i + 1, end)
     n = len(offsets) - 1
+    view, sha1 = memoryview(block), hashlib.sha1
+    ids: list[str | None] = []
+    add = ids.append
+    for k in range(n):
+        start, stop = offsets[k], offsets[k + 1]
+        if block[start] != 123:  # not "{": junk before it, or no object at all
+            start = find(b"{", start, stop)
+            if start < 0:
+                add(None)
+                continue
+        add(sha1(view[start:stop]).hexdigest())
     data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     bad: list[tuple[int, str, str]] = []
     try:
@@ -101,9 +120,11 @@ def _split(block: bytes, first_line: int) -> LineBatch:
         for row in bad_rows:
             raw = data[row].as_py().rstrip(b"\r\n").decode("utf-8", errors="replace")
             bad.append((first_line + row, BAD_UTF8, raw[:RAW_LIMIT]))
+            ids[row] = None
         text = pa.array([b"" if r in blank else v for r, v in enumerate(data.to_pylist())], pa.large_binary()).cast(pa.large_string())
     lines = pa.array(range(first_line, first_line + n), pa.int64())
-    return LineBatch(pa.table({"line": lines, "raw": text}), bad, len(block))
+    table = pa.table({"line": lines, "raw": text, "event_id": pa.array(ids, pa.string())})
+    return LineBatch(table, bad, end)
 
 
 def _bad_utf8(data: pa.Array, offset: int) -> list[int]:
@@ -122,11 +143,14 @@ def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20) -> Iterator[Line
     """Read a (decompressed) stream in blocks of about `batch_bytes` and yield them as line batches.
 
     The last line gets a `\\n` when the file does not end in one, so every `raw` ends in `\\n`.
+    Blocks start small and double up to `batch_bytes`, so the engine starts work early.
     """
     rest = b""
     line = 1
+    size = min(batch_bytes, 16 << 20)
     while True:
-        chunk = stream.read(batch_bytes)
+        chunk = stream.read(size)
+        size = min(size * 2, batch_bytes)
         if not chunk:
             if rest:
                 batch = _split(rest + b"\n", line)
@@ -139,8 +163,7 @@ def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20) -> Iterator[Line
             rest = chunk
             continue
         rest = chunk[cut:]
-        block = chunk if cut == len(chunk) else chunk[:cut]
-        batch = _split(block, line)
+        batch = _split(chunk, line, cut)
         line += batch.table.num_rows
         yield batch
 
@@ -171,34 +194,70 @@ _S = (
 )
 _CTX = '{"course_id":"VARCHAR","user_id":"VARCHAR","org_id":"VARCHAR","module":{"usage_key":"VARCHAR"}}'
 _EOL = "chr(13) || chr(10)"
+# what Python's str.strip() and `\s` take for white space (courses.parse strips and matches with them)
+_SPACE_CHARS = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
+_SPACE_SQL = " || ".join(f"chr({c})" for c in _SPACE_CHARS)
+_S_RE2 = r"\t\n\x0b\x0c\r\x1c-\x1f\x85\pZ"
+# courses._NEW and courses._OLD in RE2 (Python's `$` also matches before a final newline)
+_NEW_RE2 = r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@([0-9]+))?\n?$"
+_OLD_RE2 = rf"^([^/+{_S_RE2}]+)/([^/{_S_RE2}]+)/([^/{_S_RE2}]+)\n?$"
+
+
+def _course_key_layers(names: list[str]) -> tuple[str, str, str]:
+    """Three SELECT-list layers computing `{name}_key` for each column, exactly as courses.course_key."""
+    norm, match, key = [], [], []
+    for n in names:
+        norm.append(
+            f"CASE WHEN contains({n}, '%') THEN try(url_decode(trim({n}, {_SPACE_SQL}))) ELSE trim({n}, {_SPACE_SQL}) END AS {n}_t"
+        )
+        match.append(
+            f"CASE WHEN {n}_t IS NOT NULL THEN regexp_extract({n}_t, '{_NEW_RE2}', ['o', 'c', 'r', 'x']) END AS {n}_n, "
+            f"CASE WHEN {n}_t IS NOT NULL AND NOT regexp_matches({n}_t, '{_NEW_RE2}') "
+            f"THEN regexp_extract({n}_t, '{_OLD_RE2}', ['o', 'c', 'r']) END AS {n}_o"
+        )
+        key.append(
+            f"CASE WHEN {n}_n.o <> '' THEN {n}_n.o || '+' || {n}_n.c || '+' || {n}_n.r || CASE WHEN {n}_n.x <> '' THEN '+ccx@' || {n}_n.x ELSE '' END "
+            f"WHEN {n}_o.o <> '' THEN {n}_o.o || '+' || {n}_o.c || '+' || {n}_o.r END AS {n}_key"
+        )
+    return ", ".join(norm), ", ".join(match), ", ".join(key)
+
+
+def course_key_sql(dialect: str, values: str, column: str) -> str:
+    """SELECT {column}, {column}_key FROM {values}: the SQL twin of courses.course_key (tested against it)."""
+    if dialect != "duckdb":
+        raise NotImplementedError(f"course key SQL is not written for {dialect} yet")
+    norm, match, key = _course_key_layers([column])
+    return (
+        f"SELECT {column}, {column}_key FROM (SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM {values}) a) b) c"
+    )
 
 
 def parse_sql(dialect: str, lines: str) -> str:
-    """A SELECT that applies the rules above to a table `lines(line, raw)` in bulk.
+    """A SELECT that applies the rules above to a table `lines(line, raw, event_id)` in bulk.
 
     Its columns: line, reason (NULL for an event; NO_OBJECT and INVALID_JSON are refined by
-    `refine_reason`), raw (bad lines only), event_id, time, event_date, username, user_id,
-    ctx_course, et_course, page_course (course candidates: from context, event_type, page),
-    event_type, event_source, ip, agent, host, referer, accept_language, session, page, org_id,
-    module_id, event, context. This is the one place where the rules are SQL.
+    `refine_reason`), raw (bad lines only), then every column of `events` but file_id.
+    This is the one place where the rules are SQL.
     """
     if dialect != "duckdb":
         # PostgreSQL: COPY the lines into `lines`, then the same columns with jsonb (`raw::jsonb`
         # inside a function that returns NULL on error, `->>`, `sha1` from pgcrypto or encode(sha256)).
         raise NotImplementedError(f"event parsing SQL is not written for {dialect} yet")
     url = COURSE_IN_URL_RE2.replace("'", "''")
+    norm, match, key = _course_key_layers(["ctx", "etc", "pgc"])
+    blank = f"' ' || chr(9) || chr(65279)"
     return f"""
     WITH s AS (
-        SELECT line, raw,
+        SELECT line, raw, event_id,
                CASE WHEN starts_with(raw, '{{') THEN raw
-                    WHEN starts_with(ltrim(raw, ' ' || chr(9) || chr(65279)), '#') THEN NULL
+                    WHEN starts_with(ltrim(raw, {blank}), '#') THEN NULL
                     WHEN strpos(raw, '{{') > 0 THEN substr(raw, strpos(raw, '{{')) END AS js
         FROM {lines}
         WHERE starts_with(raw, '{{') OR trim(raw, ' ' || chr(9) || {_EOL}) <> ''
     ), j AS (
-        SELECT line, raw, js, try(json_transform(js, '{_S}')) AS j FROM s
+        SELECT line, raw, event_id, js, try(json_transform(js, '{_S}')) AS j FROM s
     ), t AS (
-        SELECT line, raw, js, j,
+        SELECT line, raw, event_id, js, j,
                CASE WHEN j.time IS NULL THEN NULL
                     WHEN ends_with(j.time, '+00:00') OR ends_with(j.time, 'Z') THEN TRY_CAST(j.time AS TIMESTAMP)
                     WHEN regexp_matches(j.time, '[+-]\\d\\d:?\\d\\d$') AND length(j.time) > 16
@@ -209,30 +268,36 @@ def parse_sql(dialect: str, lines: str) -> str:
         FROM j
     ), r AS (
         SELECT *,
-               CASE WHEN js IS NULL AND strpos(raw, '{{') = 0 AND starts_with(ltrim(raw, ' ' || chr(9) || chr(65279)), '#') THEN '{COMMENT}'
+               CASE WHEN js IS NULL AND strpos(raw, '{{') = 0 AND starts_with(ltrim(raw, {blank}), '#') THEN '{COMMENT}'
                     WHEN js IS NULL THEN '{NO_OBJECT}'
                     WHEN j IS NULL THEN '{INVALID_JSON}'
                     WHEN j.time IS NULL THEN '{NO_TIME}'
                     WHEN ts IS NULL THEN '{BAD_TIME}' END AS reason,
-               nullif(c.course_id, '') AS ctx_course
+               nullif(c.course_id, '') AS ctx
         FROM t
+    ), u AS (
+        SELECT *,
+               CASE WHEN reason IS NULL AND ctx IS NULL AND contains(j.event_type, '/courses/')
+                    THEN nullif(try(url_decode(regexp_extract(j.event_type, '{url}', 1))), '') END AS etc,
+               CASE WHEN reason IS NULL AND ctx IS NULL AND contains(j.page, '/courses/')
+                    THEN nullif(try(url_decode(regexp_extract(j.page, '{url}', 1))), '') END AS pgc
+        FROM r
+    ), k AS (
+        SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM u) k1) k2
     )
     SELECT line, reason,
            CASE WHEN reason IS NOT NULL THEN rtrim(raw, {_EOL}) END AS raw,
-           CASE WHEN reason IS NULL THEN sha1(rtrim(js, {_EOL})) END AS event_id,
+           CASE WHEN reason IS NULL THEN event_id END AS event_id,
            ts AS time, CAST(ts AS DATE) AS event_date,
            j.username, TRY_CAST(c.user_id AS BIGINT) AS user_id,
-           ctx_course,
-           CASE WHEN ctx_course IS NULL AND contains(j.event_type, '/courses/')
-                THEN nullif(url_decode(regexp_extract(j.event_type, '{url}', 1)), '') END AS et_course,
-           CASE WHEN ctx_course IS NULL AND contains(j.page, '/courses/')
-                THEN nullif(url_decode(regexp_extract(j.page, '{url}', 1)), '') END AS page_course,
+           CASE WHEN ctx IS NOT NULL THEN ctx WHEN etc_key IS NOT NULL THEN etc WHEN pgc_key IS NOT NULL THEN pgc END AS course_id,
+           CASE WHEN ctx IS NOT NULL THEN ctx_key ELSE coalesce(etc_key, pgc_key) END AS course_key,
            coalesce(nullif(j.name, ''), j.event_type) AS event_type,
            j.event_source, j.ip, j.agent, j.host, j.referer, j.accept_language, j.session, j.page,
            c.org_id, c.module.usage_key AS module_id,
            CASE WHEN event_inner IS NOT NULL AND json_valid(event_inner) THEN CAST(event_inner AS JSON) ELSE j.event END AS event,
            j.context AS context
-    FROM r
+    FROM k
     """
 
 

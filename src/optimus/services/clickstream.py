@@ -16,20 +16,21 @@ import gzip
 import os
 import queue
 import threading
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
 
-from optimus import courses, discovery
+from optimus import discovery
 from optimus.errors import IngestError
 from optimus.formats import events as rules
 from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
 from optimus.warehouse.base import Warehouse
 
-_LINES, _PARSED, _FIRST, _KEYS = "_click_lines", "_click_parsed", "_click_first", "_click_keys"
+_LINES, _PARSED, _FIRST = "_click_lines", "_click_parsed", "_click_first"
 
 
 @register
@@ -37,7 +38,7 @@ class Clickstream(Service):
     name = "Clickstream"
     claims = (discovery.EVENTS,)
     writes = {"events": "frozen", "event_files": "frozen", "events_quarantine": "frozen"}
-    batch_bytes = 64 << 20  # decompressed bytes per block; OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
+    batch_bytes = 256 << 20  # decompressed bytes per block; OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
 
     def setup(self, wh: Warehouse) -> None:
         cols = ", ".join(f"{wh.quote(n)} {t}" for n, t in rules.EVENT_COLUMNS.items())
@@ -49,16 +50,14 @@ class Clickstream(Service):
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
         old_days = self._forget_links(wh, file.id)
         wh.execute("DELETE FROM events_quarantine WHERE file_id = ?", [file.id])
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} (line BIGINT, raw VARCHAR)")
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_KEYS} (course_id VARCHAR, course_key VARCHAR)")
-        keys: dict[str, str | None] = {}
+        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
         loaded = quarantined = 0
         try:
             for n, batch in enumerate(self._batches(file.path)):
                 wh.execute(f"DELETE FROM {_LINES}")
                 wh.load_arrow(_LINES, batch.table)
-                good, bad, batch_days = self._load_batch(wh, file, batch, keys, first=n == 0)
+                good, bad, batch_days = self._load_batch(wh, file, batch, first=n == 0)
                 loaded += good
                 quarantined += bad
                 days |= batch_days
@@ -75,32 +74,36 @@ class Clickstream(Service):
                 }
             ctx.touch_many(changed)
         finally:
-            for table in (_LINES, _PARSED, _FIRST, _KEYS):
+            for table in (_LINES, _PARSED, _FIRST):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
         note = f"{new} events stored by this file; {loaded - new} held by other files or repeated" if loaded != new else None
         return FileResult(rows=loaded, quarantined=quarantined, note=note)
 
     def _batches(self, path: Path) -> Iterator[rules.LineBatch]:
-        """Line batches read ahead by a thread, so decompression overlaps the engine's work."""
+        """Line batches read ahead by a thread, so decompression overlaps the engine's work; at
+        most two blocks are in memory (the one being loaded and the one being read)."""
         size = int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or self.batch_bytes)
-        ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+        ahead: queue.Queue[Any] = queue.Queue()
+        slots = threading.Semaphore(2)
         stop = threading.Event()
 
         def read() -> None:
             try:
                 opener = gzip.open if path.name.endswith(".gz") else open
                 with opener(path, "rb") as fh:  # type: ignore[operator]
-                    for batch in rules.line_batches(fh, size):
-                        while not stop.is_set():
-                            try:
-                                ahead.put(batch, timeout=0.5)
-                                break
-                            except queue.Full:
-                                continue
+                    batches = rules.line_batches(fh, size)
+                    while True:
+                        while not slots.acquire(timeout=0.5):
+                            if stop.is_set():
+                                return
                         if stop.is_set():
                             return
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                        batch = next(batches, None)
+                        if batch is None:
+                            break
+                        ahead.put(batch)
+            except (OSError, EOFError, zlib.error) as exc:
                 ahead.put(IngestError(f"{path}: cannot read: {exc}"))
                 return
             ahead.put(None)
@@ -112,15 +115,15 @@ class Clickstream(Service):
                 if isinstance(item, Exception):
                     raise item
                 yield item
+                slots.release()
         finally:
             stop.set()
             reader.join()
 
-    def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch, keys: dict[str, str | None], first: bool) -> tuple[int, int, set[date]]:
+    def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch, first: bool) -> tuple[int, int, set[date]]:
         """Parse one block, quarantine its bad lines, link its events to the file, store new events."""
         wh.execute(f"CREATE OR REPLACE TEMP TABLE {_PARSED} AS {rules.parse_sql(wh.dialect, _LINES)}")
         bad = self._quarantine(wh, file, batch)
-        self._course_keys(wh, keys)
         days = [d for (d,) in wh.query(f"SELECT DISTINCT event_date FROM {_PARSED} WHERE reason IS NULL")]
         if not days:
             return 0, bad, set()
@@ -129,27 +132,23 @@ class Clickstream(Service):
             f"CREATE OR REPLACE TEMP TABLE {_FIRST} AS SELECT event_id, event_date, min(line) AS line "
             f"FROM {_PARSED} WHERE reason IS NULL GROUP BY event_id, event_date"
         )
+        good = int(wh.scalar(f"SELECT count(*) FROM {_PARSED} WHERE reason IS NULL") or 0)
+        repeated = good != int(wh.scalar(f"SELECT count(*) FROM {_FIRST}") or 0)
         if not first:  # an event this file already showed in an earlier block keeps its first line
             wh.execute(
                 f"DELETE FROM {_FIRST} WHERE event_id IN (SELECT event_id FROM event_files WHERE file_id = ? AND event_date IN ({marks}))",
                 [file.id, *days],
             )
         wh.execute(f"INSERT INTO event_files (event_id, event_date, file_id, line) SELECT event_id, event_date, ?, line FROM {_FIRST}", [file.id])
-        cols = [c for c in rules.EVENT_COLUMNS if c not in ("course_id", "course_key", "file_id")]
+        cols = [c for c in rules.EVENT_COLUMNS if c != "file_id"]
+        # the same line twice in this block: store its first line only (a join, needed only then)
+        only_first = f"JOIN {_FIRST} f ON f.event_id = p.event_id AND f.line = p.line " if repeated else ""
         wh.execute(
-            f"INSERT INTO events ({', '.join(wh.quote(c) for c in cols)}, course_id, course_key, file_id) "
-            f"SELECT {', '.join('p.' + wh.quote(c) for c in cols)}, "
-            "CASE WHEN p.ctx_course IS NOT NULL THEN p.ctx_course WHEN ke.course_key IS NOT NULL THEN p.et_course "
-            "     WHEN kp.course_key IS NOT NULL THEN p.page_course END, "
-            "CASE WHEN p.ctx_course IS NOT NULL THEN kc.course_key ELSE coalesce(ke.course_key, kp.course_key) END, ? "
-            f"FROM {_PARSED} p JOIN {_FIRST} f ON f.event_id = p.event_id AND f.line = p.line "
-            f"LEFT JOIN {_KEYS} kc ON kc.course_id = p.ctx_course "
-            f"LEFT JOIN {_KEYS} ke ON ke.course_id = p.et_course "
-            f"LEFT JOIN {_KEYS} kp ON kp.course_id = p.page_course "
-            f"WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_date IN ({marks}) AND e.event_id = p.event_id)",
+            f"INSERT INTO events ({', '.join(wh.quote(c) for c in cols)}, file_id) "
+            f"SELECT {', '.join('p.' + wh.quote(c) for c in cols)}, ? FROM {_PARSED} p {only_first}"
+            f"WHERE p.reason IS NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_date IN ({marks}) AND e.event_id = p.event_id)",
             [file.id, *days],
         )
-        good = int(wh.scalar(f"SELECT count(*) FROM {_PARSED} WHERE reason IS NULL") or 0)
         return good, bad, set(days)
 
     def _quarantine(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> int:
@@ -173,17 +172,6 @@ class Clickstream(Service):
                 "raw": pa.array([r[2][: rules.RAW_LIMIT] for r in rows], pa.string()),
             }))
         return int(wh.scalar(f"SELECT count(*) FROM {_PARSED} WHERE reason IS NOT NULL") or 0) + len(batch.bad)
-
-    def _course_keys(self, wh: Warehouse, keys: dict[str, str | None]) -> None:
-        """course_key of every course id candidate of the block, by optimus.courses (the one definition)."""
-        found = wh.query(
-            f"SELECT ctx_course FROM {_PARSED} UNION SELECT et_course FROM {_PARSED} UNION SELECT page_course FROM {_PARSED}"
-        )
-        new = [v for (v,) in found if v is not None and v not in keys]
-        for value in new:
-            keys[value] = courses.course_key(value)
-        if new:
-            wh.load_arrow(_KEYS, pa.table({"course_id": pa.array(new, pa.string()), "course_key": pa.array([keys[v] for v in new], pa.string())}))
 
     # -- what a file held before ---------------------------------------------------------------
     def _forget_links(self, wh: Warehouse, file_id: int) -> set[date]:
