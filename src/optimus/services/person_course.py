@@ -38,6 +38,12 @@ class PersonCourse(Service):
         create_table(wh, "course_profile", S.CP_COLUMNS)
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
+        try:
+            return self._run(wh, ctx)
+        finally:
+            self.recompute = None  # a request to recompute is for one run only
+
+    def _run(self, wh: Warehouse, ctx: RunContext) -> int:
         scope = sorted(self._scope(wh, ctx))
         if not scope:
             return 0

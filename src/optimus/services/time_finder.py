@@ -51,6 +51,12 @@ class TimeFinder(Service):
         create_table(wh, "event_time_anomalies", ANOMALY_COLUMNS)
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
+        try:
+            return self._run(wh, ctx)
+        finally:
+            self.recompute = None  # a request to recompute is for one run only
+
+    def _run(self, wh: Warehouse, ctx: RunContext) -> int:
         scope = self._scope(wh, ctx)
         if not scope:
             self._anomalies(wh, ctx)
