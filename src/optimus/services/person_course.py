@@ -18,8 +18,6 @@ from optimus.services.base import RunContext, Service, register
 from optimus.services.time_finder import create_table
 from optimus.warehouse.base import Warehouse
 
-# read but not (yet) declared as needs: their changes are picked up on the next run
-ALSO_READS = ("DiscussionForums", "CourseStructure")
 # left out of the de-identified copy (user_id is replaced by user_id_map.hash_id)
 IDENTIFYING = ("user_id", "username", "ip", "email_domain")
 
@@ -27,7 +25,9 @@ IDENTIFYING = ("user_id", "username", "ip", "email_domain")
 @register
 class PersonCourse(Service):
     name = "PersonCourse"
-    needs = ("IPToCountry", "TimeFinder", "DatabaseState")
+    # the original's three needs, plus the forum and course-structure tables it reads (nforum_*,
+    # explored), so that a new forum dump or course export recomputes its course too
+    needs = ("IPToCountry", "TimeFinder", "DatabaseState", "DiscussionForums", "CourseStructure")
     writes = {"person_course": "frozen", "course_profile": "frozen"}
     rules_version = 1
     # set by `optimus recompute`: "all" or a set of course keys
@@ -73,7 +73,7 @@ class PersonCourse(Service):
             return all_courses(wh)
         if isinstance(self.recompute, set):
             return set(self.recompute)
-        scope = ctx.changed_courses([*self.needs, *ALSO_READS])
+        scope = ctx.changed_courses()
         if wh.table_exists("ip_geo") and "looked_up_at" in wh.columns("ip_geo"):
             # IPs placed since the last run change the geography of the learners whose modal IP they are
             scope |= {
