@@ -1,4 +1,5 @@
-"""`python -m optimus` is the `optimus` command."""
+"""`python -m optimus`: the same as the `optimus` command."""
 from optimus.cli import app
 
-app(prog_name="optimus")
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,396 @@
+"""Clickstream on real DuckDB files: counts against an independent reading of the rules, course
+resolution, dedup across overlapping files, re-ingest, a killed ingest, and a second run."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import duckdb
+import pytest
+
+from optimus import courses
+from optimus.formats import events as rules
+from optimus.pipeline import Pipeline
+from optimus.services.clickstream import Clickstream
+from optimus.warehouse import connect
+
+from conftest import make_data_path, settings_env
+
+NOT_EVENTS = {"twoJSONRecords.json", "jsonArray.json", "modulestore_sample.json", "mini_modulestore_latest.json", "modulestoreImport.json"}
+
+
+# -- an independent reading of the rules (standard json module, no SQL) ------------------------
+def read_lines(data: bytes) -> list[tuple[int, bytes]]:
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [(i + 1, p[:-1] if p.endswith(b"\r") else p) for i, p in enumerate(parts)]
+
+
+def judge(raw: bytes) -> tuple[str, dict | None, str | None]:
+    """('skip' | 'bad' | 'ok', the event, its JSON text from the first brace)."""
+    if not raw.strip(b" \t\r\n"):
+        return "skip", None, None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bad", None, None
+    if text.lstrip(" \t\ufeff").startswith("#") and not text.startswith("{"):
+        return "bad", None, None
+    at = text.find("{")
+    if at < 0:
+        return "bad", None, None
+    try:
+        obj = json.loads(text[at:])
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # lone surrogates cannot be stored
+    except (ValueError, UnicodeEncodeError):
+        return "bad", None, None
+    if not isinstance(obj.get("time"), str):
+        return "bad", None, None
+    try:
+        utc_time(obj["time"])
+    except ValueError:
+        return "bad", None, None
+    return "ok", obj, text[at:]
+
+
+def utc_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def expected_course(obj: dict) -> str | None:
+    ctx = obj.get("context") if isinstance(obj.get("context"), dict) else {}
+    cid = ctx.get("course_id")
+    if isinstance(cid, str) and cid:
+        return cid
+    et = obj.get("event_type")
+    page = obj.get("page")
+    return courses.from_url(et if isinstance(et, str) else None) or courses.from_url(page if isinstance(page, str) else None)
+
+
+def file_bytes(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def events_dir(data: Path) -> Path:
+    return data / "clickstream_logs" / "events"
+
+
+def ingest(settings) -> None:  # type: ignore[no-untyped-def]
+    wh = connect(settings)
+    try:
+        pipeline = Pipeline(settings, wh)
+        pipeline.setup()
+        pipeline.scan()
+        summary = pipeline.run_once(only=["Clickstream"])
+        assert not summary.failed, [f.error for f in summary.files if f.error]
+    finally:
+        wh.close()
+
+
+def ro(settings) -> duckdb.DuckDBPyConnection:  # type: ignore[no-untyped-def]
+    return duckdb.connect(str(settings.warehouse_path()), read_only=True)
+
+
+def copy_fixtures(fixtures_dir: Path, target: Path) -> dict[str, Path]:
+    """Every fixture file as a daily event file; returns fixture name -> copied path."""
+    copied = {}
+    for i, src in enumerate(sorted(fixtures_dir.glob("*.json"))):
+        dest = target / f"{src.stem}-events-2013-01-{i % 28 + 1:02d}.log"
+        shutil.copyfile(src, dest)
+        copied[src.name] = dest
+    gz = fixtures_dir / "tracking.log-20130609.gz"
+    shutil.copyfile(gz, target / gz.name)
+    copied[gz.name] = target / gz.name
+    return copied
+
+
+# -- the fixtures -------------------------------------------------------------------------------
+def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, settings_for):
+    copied = copy_fixtures(fixtures_dir, events_dir(data_path))
+    junk = events_dir(data_path) / "junk-events-2013-02-01.log"
+    good = '{"username": "u1", "event_type": "play_video", "time": "2013-06-09T10:00:00", "event": "{}", "context": {"course_id": ""}}'
+    junk.write_bytes(
+        b"Jun  9 10:00:00 host1 tracking: " + good.encode() + b"\n"
+        + "\ufeff".encode() + good.replace("u1", "u2").encode() + b"\r\n"
+        + b"# a comment line\n\n   \n"
+        + good.replace("u1", "u3").encode() + good.encode() + b"\n"
+        + good[:60].encode() + b"\n"
+        + b'{"username": "u4", "time": "yesterday"}\n{"username": "u5"}\n[1, 2, 3]\n'
+        + good.replace("u1", "caf\xe9").encode("latin-1") + b"\n"
+    )
+    copied["junk"] = junk
+    settings = settings_for(data_path)
+    ingest(settings)
+
+    con = ro(settings)
+    ledger = {Path(p).name: (s, r, q) for p, s, r, q in con.execute("SELECT path, state, rows_loaded, rows_quarantined FROM ingest_files").fetchall()}
+    all_ok: set[str] = set()
+    for name, path in copied.items():
+        judged = [judge(raw) for _n, raw in read_lines(file_bytes(path))]
+        ok = sum(1 for v, _o, _t in judged if v == "ok")
+        bad = sum(1 for v, _o, _t in judged if v == "bad")
+        all_ok |= {t for v, _o, t in judged if v == "ok"}
+        assert ledger[path.name] == ("done", ok, bad), name
+        if name in NOT_EVENTS:
+            assert ok == 0 and bad > 0, name
+    assert ledger["tracking.log-20130609.gz"][1] == 6460
+    assert ledger[junk.name] == ("done", 2, 7)  # the syslog-prefixed and BOM lines load; the rest are bad
+    # each distinct event once
+    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (len(all_ok), len(all_ok))
+    reasons = dict(con.execute("SELECT line, reason FROM events_quarantine WHERE path = ?", [str(junk.resolve())]).fetchall())
+    assert reasons[3] == rules.COMMENT and reasons[6] == rules.TWO_OBJECTS and reasons[7] == rules.TRUNCATED
+    assert reasons[8] == rules.BAD_TIME and reasons[9] == rules.NO_TIME and reasons[10] == rules.NOT_OBJECT and reasons[11] == rules.BAD_UTF8
+
+    # a time with no zone is UTC; event_date is its UTC day; course resolved as the rules say
+    for name in ("tracking.log-20130609.gz", "courseIdGetsProbId.json", "noCourseIDInProblemCheck.json", "edxTrackLogSample.json"):
+        path = copied[name].resolve()
+        rows = {
+            line: (t, d, cid, key)
+            for line, t, d, cid, key in con.execute(
+                "SELECT f.line, e.time, e.event_date, e.course_id, e.course_key FROM event_files f "
+                "JOIN events e ON e.event_id = f.event_id JOIN ingest_files i ON i.id = f.file_id WHERE i.path = ?",
+                [str(path)],
+            ).fetchall()
+        }
+        expected = {n: judge(raw)[1] for n, raw in read_lines(file_bytes(path))}
+        expected = {n: o for n, o in expected.items() if o is not None}
+        assert set(rows) == set(expected), name
+        for line, obj in expected.items():
+            t, d, cid, key = rows[line]
+            assert t == utc_time(obj["time"]) and d == t.date(), (name, line)
+            assert cid == expected_course(obj) and key == courses.course_key(cid), (name, line)
+    resolved = con.execute(
+        "SELECT DISTINCT e.course_id FROM events e JOIN event_files f ON f.event_id = e.event_id JOIN ingest_files i ON i.id = f.file_id "
+        "WHERE i.path LIKE '%courseIdGetsProbId%' OR i.path LIKE '%noCourseIDInProblemCheck%'"
+    ).fetchall()
+    assert resolved == [("Education/EDUC115N/How_to_Learn_Math",)]
+    con.close()
+
+
+def test_event_payload_and_new_fields_are_kept(data_path, settings_for):
+    lines = [
+        {"username": "a", "event_type": "problem_check", "time": "2014-03-01T10:00:00.5+00:00", "event_source": "browser",
+         "event": json.dumps({"answers": {"q1": "x"}}), "context": {"course_id": "course-v1:UQx+T1+2014", "user_id": 7, "brand_new": {"x": 1},
+         "module": {"usage_key": "block-v1:UQx+T1+2014+type@problem+block@p1"}}, "a_new_top_level_field": [1, 2]},
+        {"username": "b", "event_type": "problem_check", "time": "2014-03-01T23:30:00-05:00", "event": "input_1=choice_2&input_2=x",
+         "context": {"course_id": "UQx/T1/2014", "user_id": ""}},
+        {"username": "c", "name": "edx.video.played", "event_type": "play_video", "time": "2014-03-01T10:00:01", "event": [{"a": 1}],
+         "context": {"course_id": ""}, "page": "https://x.org/courses/course-v1%3AUQx%2BT2%2B2015/courseware/ch/seq/"},
+        {"username": "d", "event_type": "x", "time": "2014-03-01T10:00:02+00:00", "event": "{\"truncated\": \"abc", "context": {}},
+    ]
+    (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    settings = settings_for(data_path)
+    ingest(settings)
+    con = ro(settings)
+    rows = {r[0]: r[1:] for r in con.execute(
+        "SELECT username, event, context, user_id, time, event_date, event_type, course_id, course_key, module_id FROM events"
+    ).fetchall()}
+    assert json.loads(rows["a"][0]) == {"answers": {"q1": "x"}}  # a JSON string holding an object becomes the object
+    assert json.loads(rows["a"][1])["brand_new"] == {"x": 1}
+    assert rows["a"][2] == 7 and rows["b"][2] is None
+    assert rows["a"][8] == "block-v1:UQx+T1+2014+type@problem+block@p1"
+    assert json.loads(rows["b"][0]) == "input_1=choice_2&input_2=x"  # key=value kept as a string
+    assert json.loads(rows["c"][0]) == [{"a": 1}]  # a list kept
+    assert json.loads(rows["d"][0]) == "{\"truncated\": \"abc"  # a truncated payload stays a string
+    assert rows["b"][3] == datetime(2014, 3, 2, 4, 30) and str(rows["b"][4]) == "2014-03-02"  # converted to UTC
+    assert rows["a"][3] == datetime(2014, 3, 1, 10, 0, 0, 500000)
+    assert rows["c"][5] == "edx.video.played"
+    assert rows["c"][6:8] == ("course-v1:UQx+T2+2015", "UQx+T2+2015")  # from the page, percent-decoded
+    assert rows["a"][7] == rows["b"][7] == "UQx+T1+2014"
+    con.close()
+
+
+# -- course keys: SQL against optimus.courses ---------------------------------------------------
+COURSE_IDS = [
+    "UQx/T1/2014", "course-v1:UQx+T1+2014", "ccx-v1:UQx+T1+2014+ccx@12", "course-v1:UQx+T1+2014+ccx@3",
+    "Medicine/HRP258/Statistics_in_Medicine", "course-v1:edX+DemoX.1+2T2019", " UQx/T2/2015 ", "UQx/T2/2015\n",
+    "course-v1%3AUQx%2BT3%2B2016", "UQx%2FT4%2F2017", "ccx-v1%3AUQx%2BT5%2B2018%2Bccx%409", "course-v1:UQx+T1",
+    "a/b", "a/b/c/d", "not a course", "course-v1:UQx+T+1+2", "UQx/T 1/2014", "UQx+x/T1/2014", "\u00a0UQx/T6/2019\u3000",
+    "course-v1:Org-With-Dash+Course_1+Run.2", "UQx/T7/2020%0A", "", "%", "course-v1:a+b+c+ccx@", "course-v1:a+b+c+ccx@x",
+]
+
+
+def test_course_key_sql_equals_python(tmp_path, settings_for):
+    settings = settings_for(make_data_path(tmp_path / "d"))
+    wh = connect(settings)
+    try:
+        values = " UNION ALL ".join("SELECT ? AS cid" for _ in COURSE_IDS)
+        got = dict(wh.query(rules.course_key_sql(wh.dialect, f"({values}) v", "cid"), COURSE_IDS))
+    finally:
+        wh.close()
+    for cid in COURSE_IDS:
+        assert got[cid] == courses.course_key(cid), repr(cid)
+
+
+def test_course_resolution_on_many_ids(data_path, settings_for):
+    lines = []
+    for i, cid in enumerate(COURSE_IDS):
+        for where in ("context", "event_type", "page", "encoded_url"):
+            ev = {"username": f"u{i}", "time": f"2014-03-01T10:{i % 60:02d}:00+00:00", "event": "", "context": {"course_id": "", "n": where}}
+            if where == "context":
+                ev["context"]["course_id"] = cid
+            elif where == "event_type":
+                ev["event_type"] = f"/courses/{cid}/courseware/ch1/"
+            elif where == "page":
+                ev["event_type"], ev["page"] = "page_close", f"https://lms.example/courses/{cid}/about?x=1"
+            else:
+                ev["event_type"] = f"/courses/{quote(cid, safe='/')}/progress"
+            lines.append(json.dumps(ev))
+    (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(lines) + "\n")
+    settings = settings_for(data_path)
+    ingest(settings)
+    con = ro(settings)
+    got = {line: (cid, key) for line, cid, key in con.execute("SELECT f.line, e.course_id, e.course_key FROM events e JOIN event_files f USING (event_id)").fetchall()}
+    assert len(got) == len(lines)
+    for n, text in enumerate(lines, start=1):
+        want = expected_course(json.loads(text))
+        assert got[n] == (want, courses.course_key(want)), text
+    con.close()
+
+
+# -- overlapping files, re-ingest, removal -------------------------------------------------------
+def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settings_for):
+    source = [raw for _n, raw in read_lines(file_bytes(fixtures_dir / "tracking.log-20130609.gz")) if raw.strip()]
+    a_lines, extra = source[:400], source[400:600]
+    b_lines = a_lines[::2] + extra[:100]
+    a_path = events_dir(data_path) / "tracking.log-20130609.gz"
+    b_path = events_dir(data_path) / "tracking.log-20130610"
+    a_path.write_bytes(gzip.compress(b"\n".join(a_lines) + b"\n"))
+    b_path.write_bytes(b"\n".join(b_lines) + b"\n")
+    settings = settings_for(data_path)
+    ingest(settings)
+
+    def stored() -> set[str]:
+        con = ro(settings)
+        rows = con.execute("SELECT event_id, username, time FROM events").fetchall()
+        con.close()
+        assert len(rows) == len({r[0] for r in rows})
+        return {r[0] for r in rows}
+
+    def ids(lines: list[bytes]) -> set[str]:
+        import hashlib
+
+        return {hashlib.sha1(line[line.find(b"{"):] + b"\n").hexdigest() for line in lines}
+
+    assert stored() == ids(a_lines) | ids(b_lines)
+    assert len(stored()) == len(set(a_lines) | set(b_lines))
+    # A changes: drops lines only it held and lines B holds too, and gains new ones
+    a2 = a_lines[1:200:2] + a_lines[200:300] + extra[100:150]
+    time.sleep(0.01)
+    a_path.write_bytes(gzip.compress(b"\n".join(a2) + b"\n"))
+    os.utime(a_path, (time.time() + 5, time.time() + 5))
+    ingest(settings)
+    assert stored() == ids(a2) | ids(b_lines)
+    con = ro(settings)
+    assert con.execute("SELECT count(*) FROM event_files").fetchone()[0] == len(set(a2)) + len(set(b_lines))
+    # every event's file and line point at a file that holds it
+    assert con.execute("SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM event_files f WHERE f.event_id = e.event_id AND f.file_id = e.file_id AND f.line = e.line)").fetchone()[0] == 0
+    b_id = con.execute("SELECT id FROM ingest_files WHERE path = ?", [str(b_path.resolve())]).fetchone()[0]
+    con.close()
+    # removing B keeps what A still holds
+    wh = connect(settings)
+    try:
+        Clickstream(settings).remove_file(wh, b_id)
+    finally:
+        wh.close()
+    assert stored() == ids(a2)
+
+
+# -- a killed ingest, and a second run ------------------------------------------------------------
+def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
+    env.update(settings_env(settings))
+    env.update(extra_env or {})
+    cmd = [sys.executable, "-m", "optimus", "ingest", "-s", "Clickstream", "-s", "DatabaseState"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if wait:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out.decode()
+    return proc
+
+
+BOOKKEEPING = {"id", "file_id", "run_id", "started_at", "finished_at", "registered_at", "loaded_at", "attempts", "note", "first_seen", "last_seen", "applied_at", "mtime"}
+
+
+def _same_tables(a: Path, b: Path) -> list[str]:
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+    tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'a'").fetchall()]
+    assert {"events", "event_files", "events_quarantine", "ingest_files", "auth_user"} <= set(tables)
+    checked = []
+    for table in tables:
+        if table in ("service_runs", "service_run_changes", "schema_info"):
+            continue
+        cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND table_name = ?", [table]).fetchall() if c not in BOOKKEEPING]
+        sel = ", ".join(f'"{c}"' for c in cols)
+        if table in ("event_files", "events", "events_quarantine"):  # file ids as paths
+            sel += ", (SELECT path FROM {db}.ingest_files i WHERE i.id = t.file_id)"
+        for x, y in (("a", "b"), ("b", "a")):
+            diff = con.execute(f"SELECT count(*) FROM (SELECT {sel.format(db=x)} FROM {x}.\"{table}\" t EXCEPT ALL SELECT {sel.format(db=y)} FROM {y}.\"{table}\" t)").fetchone()[0]
+            assert diff == 0, (table, x, y)
+        checked.append(table)
+    con.close()
+    return checked
+
+
+def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
+    from optimus.sample import generate
+
+    data = tmp_path / "sample"
+    generate(data, courses=1, learners=30, days=2, seed=3)
+    whole = settings_for(data, warehouse=str(tmp_path / "whole.duckdb"))
+    _run(whole, {"OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES": "4096"})
+
+    killed = settings_for(data, warehouse=str(tmp_path / "killed.duckdb"))
+    marker = tmp_path / "paused"
+    proc = _run(killed, {"OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES": "4096", "OPTIMUS_TEST_PAUSE_AFTER_ROWS": "5",
+                         "OPTIMUS_TEST_PAUSE_MARKER": str(marker)}, wait=False)
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+        assert time.time() < deadline, "the ingest never paused"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    con = ro(killed)  # DuckDB's lock is gone with the process
+    assert con.execute("SELECT count(*) FROM ingest_files WHERE state = 'running' AND service = 'Clickstream'").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0  # the paused block was written, not committed
+    assert con.execute("SELECT count(*) FROM event_files").fetchone()[0] == 0
+    con.close()
+
+    _run(killed, {"OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES": "4096"})
+    checked = _same_tables(tmp_path / "whole.duckdb", tmp_path / "killed.duckdb")
+    assert "auth_user" in checked and "events" in checked
+
+
+def test_second_ingest_does_nothing(fixtures_dir, data_path, settings_for, cli):
+    shutil.copyfile(fixtures_dir / "tracking.log-20130609.gz", events_dir(data_path) / "tracking.log-20130609.gz")
+    settings = settings_for(data_path)
+    first = cli(["ingest"], settings)
+    con = ro(settings)
+    runs = con.execute("SELECT count(*) FROM service_runs").fetchone()[0]
+    events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert con.execute("SELECT status FROM service_runs WHERE service = 'Clickstream'").fetchall() == [("ok",)], first.output
+    con.close()
+    second = cli(["ingest"], settings)
+    assert second.exit_code == 0, second.output
+    assert "nothing to do" in second.output
+    con = ro(settings)
+    assert con.execute("SELECT count(*) FROM service_runs").fetchone()[0] == runs
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == events == 6460
+    con.close()
