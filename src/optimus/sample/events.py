@@ -411,7 +411,8 @@ class EventWriter:
                     by_course[ct.cid] += nl - n_nc
                     noncourse += n_nc
                     stats[0] += nl - n_nc
-                    stats[1] |= 1 << (day + 3)
+                    if nl - n_nc - late > 0:  # a session of only late (older) events is not active on the file's day
+                        stats[1] |= 1 << (day + 3)
                     stats[2] += nplay
                     stats[3] = chbits
                     stats[4] = pbits
