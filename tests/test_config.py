@@ -9,7 +9,6 @@ import pytest
 from optimus import config
 from optimus.config import KEYS, ConfigError, load
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_file_then_environment_with_relative_paths_from_the_file(tmp_path: Path) -> None:
@@ -60,11 +59,3 @@ def test_init_writes_an_example_that_loads_and_documents_every_key(tmp_path: Pat
     settings = load(target, env={})
     assert settings.memory_limit == config.Settings().memory_limit
     assert cli(["init", str(target)]).exit_code == 2  # never overwrites
-
-
-def test_every_key_is_documented_in_the_readme() -> None:
-    readme = (REPO / "README.md").read_text()
-    missing = [key for key in KEYS if f"`{key}`" not in readme]
-    assert not missing, f"README lacks {missing}"
-    for key in KEYS:
-        assert key in config.DOCS
