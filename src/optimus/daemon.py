@@ -174,7 +174,7 @@ class StabilityFilter:
         for f in found:
             path = str(f.path)
             try:
-                stat = ledger._stat(f.path)
+                stat = ledger.stat_path(f.path)
             except OSError:
                 continue  # vanished between the walk and the look
             if known.get(path) == stat:

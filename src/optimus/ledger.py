@@ -24,7 +24,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _stat(path: Path) -> tuple[int, float]:
+def stat_path(path: Path) -> tuple[int, float]:
     """Size and modification time; a folder (an extracted course export) sums its files."""
     if path.is_dir():
         size, mtime = 0, path.stat().st_mtime
@@ -109,7 +109,7 @@ def register(wh: Warehouse, scan: ScanResult, claims: Mapping[str, str]) -> Regi
                 report.unclaimed += 1
                 continue
             path = str(found.path)
-            size, mtime = _stat(found.path)
+            size, mtime = stat_path(found.path)
             previous = known.get(path)
             if previous and previous[0] == size and previous[1] == mtime:
                 report.unchanged += 1

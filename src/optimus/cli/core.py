@@ -144,9 +144,14 @@ def status(
             fail("the warehouse has never been ingested into; run 'optimus ingest' first")
         data = status_data(wh)
         failed = wh.query("SELECT service, path, error FROM ingest_files WHERE state = 'failed' ORDER BY service, path") if files else []
+    print_status(data, [{"service": s, "path": p, "error": e} for s, p, e in failed], as_json, files)
+
+
+def print_status(data: dict, failed: list[dict], as_json: bool, files: bool) -> None:
+    """`optimus status` output, whether the figures came from the warehouse or a running daemon."""
     if as_json:
         if files:
-            data["failed_files"] = [{"service": s, "path": p, "error": e} for s, p, e in failed]
+            data["failed_files"] = failed
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     table = Table(title="status")
@@ -157,8 +162,8 @@ def status(
     out.print(table)
     for warning in data.get("warnings", []):
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for service, path, error in failed:
-        out.print(f"[red]{service}[/] {path}: {error}", highlight=False)
+    for f in failed:
+        out.print(f"[red]{f['service']}[/] {f['path']}: {f['error']}", highlight=False)
 
 
 @app.command()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -82,22 +81,12 @@ def remote(settings: Settings) -> DaemonClient | None:
 
 
 def remote_status(client: DaemonClient, as_json: bool, files: bool) -> None:
+    from optimus.cli.core import print_status
+
     with errors_as_messages():
         data = client.status()
         failed = client.failed_files() if files else []
-    if as_json:
-        if files:
-            data["failed_files"] = [{"service": f["service"], "path": f["path"], "error": f["error"]} for f in failed]
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
-    table = Table(title="status")
-    for col in ("service", "queued", "running", "done", "failed", "last run"):
-        table.add_column(col, justify="left" if col in ("service", "last run") else "right")
-    for name, s in data["services"].items():
-        table.add_row(name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s["failed"]), s["last_run"] or "-")
-    out.print(table)
-    for f in failed:
-        out.print(f"[red]{f['service']}[/] {f['path']}: {f['error']}", highlight=False)
+    print_status(data, [{"service": f["service"], "path": f["path"], "error": f["error"]} for f in failed], as_json, files)
 
 
 def remote_sql(client: DaemonClient, query: str, as_csv: bool) -> None:

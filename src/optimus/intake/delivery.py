@@ -13,7 +13,6 @@ once; the same name with other content is taken in again and reported as re-deli
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -28,7 +27,7 @@ from optimus import discovery
 from optimus.config import Settings
 from optimus.errors import OptimusError
 from optimus.intake import gpg
-from optimus.ledger import utcnow
+from optimus.ledger import fingerprint, stat_path, utcnow
 from optimus.warehouse.base import Warehouse
 
 _PACKAGE = re.compile(r"^(?P<org>.+?)-(?P<date>\d{4}-\d{2}-\d{2})(?:\.zip)?$")
@@ -106,32 +105,9 @@ def _record(wh: Warehouse, rows: list[list[object]]) -> None:
     )
 
 
-def _stat(path: Path) -> tuple[int, float]:
-    if path.is_dir():
-        size, mtime = 0, path.stat().st_mtime
-        for root, _dirs, files in os.walk(path):
-            for name in files:
-                st = os.stat(os.path.join(root, name))
-                size, mtime = size + st.st_size, max(mtime, st.st_mtime)
-        return size, mtime
-    st = path.stat()
-    return st.st_size, st.st_mtime
-
-
-def checksum(path: Path) -> str:
-    """sha256 of a file, or of a folder's relative names and file contents."""
-    digest = hashlib.sha256()
-    if path.is_dir():
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                full = Path(root) / name
-                digest.update(str(full.relative_to(path)).encode() + b"\0" + checksum(full).encode())
-        return digest.hexdigest()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+# The ledger's own measures: one definition of "same file" for intake and ingest.
+_stat = stat_path
+checksum = fingerprint
 
 
 # -- what a source is -----------------------------------------------------------------------------
