@@ -17,7 +17,6 @@ from pathlib import Path
 
 import duckdb
 
-from bench import measure
 from bench.measure import Figure, fresh, gunzip_floor, optimus_argv, repeat, run_process
 
 ROOT = Path(__file__).resolve().parent

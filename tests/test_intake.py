@@ -54,7 +54,6 @@ def repackage(source: Path, day: date, out_dir: Path, *, mutate: Callable[[str, 
               extra: dict[str, bytes] | None = None) -> Path:
     """The same package under another date (members renamed), optionally with a member changed or dropped."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    old_folder = source.name.removesuffix(".zip")
     new_folder = f"UQx-{day.isoformat()}"
     target = out_dir / f"{new_folder}.zip"
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:

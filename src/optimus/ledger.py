@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from optimus import courses
-from optimus.discovery import Found, ScanResult
+from optimus.discovery import ScanResult
 from optimus.warehouse.base import Warehouse
 
 STATES = ("queued", "running", "done", "failed")
