@@ -306,6 +306,38 @@ def print_table(results: dict) -> None:
         console.print(f"peak RSS ingesting a {m['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file: {m['peak_rss_mb']:.0f} MB (target <= 1536 MB)")
 
 
+def markdown(results: dict) -> str:
+    """The figures as Markdown tables, for docs/performance.md."""
+    m = results["machine"]
+    lines = [f"Run `{results['name']}` on {results['date']}: {m['cores']} cores, {m['memory_gb']} GB, {m['cpu']}; "
+             f"Python {m['python']}, DuckDB {m['duckdb']}, pyarrow {m['pyarrow']}, Optimus {m['optimus']}.", ""]
+    for label, out in results["sizes"].items():
+        i = out["input"]
+        lines += [f"### {label}", "",
+                  f"{i['events']:,} events, {i['learners']:,} learners, {i['files']} day files, {i['bytes_packed'] / 1e6:,.0f} MB gzipped, "
+                  f"{i['bytes_unpacked'] / 1e6:,.0f} MB unpacked; largest file {i['largest_file_events']:,} events.", "",
+                  "| measurement | median s | min s | max s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+        for name, fig in out["figures"].items():
+            lines.append(f"| {name} | {fig['median_s']:.2f} | {fig['min_s']:.2f} | {fig['max_s']:.2f} | {fig.get('peak_rss_mb', '')} |")
+        lines += ["", "| ratio (medians) | value |", "|---|---:|"]
+        lines += [f"| {name} | {value:.2f} |" for name, value in out["ratios"].items()]
+        lines.append(f"| events/s end to end | {out['events_per_second']:,} |")
+        lines.append(f"| **events/s per core** | **{out['events_per_second_per_core']:,}** |")
+        if "events_per_second_postgres" in out:
+            lines.append(f"| events/s on PostgreSQL | {out['events_per_second_postgres']:,} |")
+        if "postgres_error" in out:
+            lines.append(f"| PostgreSQL | failed: {out['postgres_error'][:200]} |")
+        lines.append("")
+    if "rescan" in results:
+        r = results["rescan"]
+        lines.append(f"Rescan with nothing new, {r['files']:,} files registered: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}).")
+    if "memory" in results:
+        mem = results["memory"]
+        lines.append(f"Peak RSS ingesting one {mem['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file of {mem['events']:,} events: "
+                     f"{mem['peak_rss_mb']:,.0f} MB, in {mem['median_s']:.1f} s.")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--events", default="1000000,10000000", help="comma-separated event counts (1M pairs with 10k learners, 10M with 100k)")
@@ -334,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else ROOT / "results" / f"{dt.date.today().isoformat()}-{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))
     print_table(results)
     print(f"results written to {out}")
     return 0

@@ -27,3 +27,5 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert results["rescan"]["files"] == 50 and results["memory"]["peak_rss_mb"] > 0
     assert {"cores", "memory_gb", "cpu", "duckdb", "optimus"} <= set(results["machine"])
     assert "events/s per core" in proc.stdout
+    table = out.with_suffix(".md").read_text()
+    assert all(f"| {name} |" in table for name in FIGURES)
