@@ -101,8 +101,29 @@ def ingest(settings) -> None:  # type: ignore[no-untyped-def]
         wh.close()
 
 
-def ro(settings) -> duckdb.DuckDBPyConnection:  # type: ignore[no-untyped-def]
-    return duckdb.connect(str(settings.warehouse_path()), read_only=True)
+class _Reader:
+    """A read-only look at either backend with the DB-API shape the tests use (`?` parameters)."""
+
+    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+        self.wh = connect(settings, read_only=True)
+        self.rows: list[tuple] = []
+
+    def execute(self, sql: str, params: list | None = None) -> "_Reader":
+        self.rows = self.wh.query(sql, params or [])
+        return self
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+    def close(self) -> None:
+        self.wh.close()
+
+
+def ro(settings) -> _Reader:  # type: ignore[no-untyped-def]
+    return _Reader(settings)
 
 
 def copy_fixtures(fixtures_dir: Path, target: Path) -> dict[str, Path]:
@@ -119,7 +140,7 @@ def copy_fixtures(fixtures_dir: Path, target: Path) -> dict[str, Path]:
 
 
 # -- the fixtures -------------------------------------------------------------------------------
-def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, settings_for):
+def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, settings_for, backend):
     copied = copy_fixtures(fixtures_dir, events_dir(data_path))
     junk = events_dir(data_path) / "junk-events-2013-02-01.log"
     good = '{"username": "u1", "event_type": "play_video", "time": "2013-06-09T10:00:00", "event": "{}", "context": {"course_id": ""}}'
@@ -133,7 +154,7 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
         + good.replace("u1", "caf\xe9").encode("latin-1") + b"\n"
     )
     copied["junk"] = junk
-    settings = settings_for(data_path)
+    settings = settings_for(data_path, **backend)
     ingest(settings)
 
     con = ro(settings)
@@ -181,7 +202,7 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
     con.close()
 
 
-def test_event_payload_and_new_fields_are_kept(data_path, settings_for):
+def test_event_payload_and_new_fields_are_kept(data_path, settings_for, backend):
     lines = [
         {"username": "a", "event_type": "problem_check", "time": "2014-03-01T10:00:00.5+00:00", "event_source": "browser",
          "event": json.dumps({"answers": {"q1": "x"}}), "context": {"course_id": "course-v1:UQx+T1+2014", "user_id": 7, "brand_new": {"x": 1},
@@ -193,7 +214,7 @@ def test_event_payload_and_new_fields_are_kept(data_path, settings_for):
         {"username": "d", "event_type": "x", "time": "2014-03-01T10:00:02+00:00", "event": "{\"truncated\": \"abc", "context": {}},
     ]
     (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    settings = settings_for(data_path)
+    settings = settings_for(data_path, **backend)
     ingest(settings)
     con = ro(settings)
     rows = {r[0]: r[1:] for r in con.execute(
@@ -224,8 +245,8 @@ COURSE_IDS = [
 ]
 
 
-def test_course_key_sql_equals_python(tmp_path, settings_for):
-    settings = settings_for(make_data_path(tmp_path / "d"))
+def test_course_key_sql_equals_python(tmp_path, settings_for, backend):
+    settings = settings_for(make_data_path(tmp_path / "d"), **backend)
     wh = connect(settings)
     try:
         values = " UNION ALL ".join("SELECT ? AS cid" for _ in COURSE_IDS)
@@ -236,7 +257,7 @@ def test_course_key_sql_equals_python(tmp_path, settings_for):
         assert got[cid] == courses.course_key(cid), repr(cid)
 
 
-def test_course_resolution_on_many_ids(data_path, settings_for):
+def test_course_resolution_on_many_ids(data_path, settings_for, backend):
     lines = []
     for i, cid in enumerate(COURSE_IDS):
         for where in ("context", "event_type", "page", "encoded_url"):
@@ -251,7 +272,7 @@ def test_course_resolution_on_many_ids(data_path, settings_for):
                 ev["event_type"] = f"/courses/{quote(cid, safe='/')}/progress"
             lines.append(json.dumps(ev))
     (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(lines) + "\n")
-    settings = settings_for(data_path)
+    settings = settings_for(data_path, **backend)
     ingest(settings)
     con = ro(settings)
     got = {line: (cid, key) for line, cid, key in con.execute("SELECT f.line, e.course_id, e.course_key FROM events e JOIN event_files f USING (event_id)").fetchall()}
@@ -263,7 +284,7 @@ def test_course_resolution_on_many_ids(data_path, settings_for):
 
 
 # -- overlapping files, re-ingest, removal -------------------------------------------------------
-def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settings_for):
+def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settings_for, backend):
     source = [raw for _n, raw in read_lines(file_bytes(fixtures_dir / "tracking.log-20130609.gz")) if raw.strip()]
     a_lines, extra = source[:400], source[400:600]
     b_lines = a_lines[::2] + extra[:100]
@@ -271,7 +292,7 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
     b_path = events_dir(data_path) / "tracking.log-20130610"
     a_path.write_bytes(gzip.compress(b"\n".join(a_lines) + b"\n"))
     b_path.write_bytes(b"\n".join(b_lines) + b"\n")
-    settings = settings_for(data_path)
+    settings = settings_for(data_path, **backend)
     ingest(settings)
 
     def stored() -> set[str]:
@@ -378,9 +399,9 @@ def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
     assert "auth_user" in checked and "events" in checked
 
 
-def test_second_ingest_does_nothing(fixtures_dir, data_path, settings_for, cli):
+def test_second_ingest_does_nothing(fixtures_dir, data_path, settings_for, cli, backend):
     shutil.copyfile(fixtures_dir / "tracking.log-20130609.gz", events_dir(data_path) / "tracking.log-20130609.gz")
-    settings = settings_for(data_path)
+    settings = settings_for(data_path, **backend)
     first = cli(["ingest"], settings)
     con = ro(settings)
     runs = con.execute("SELECT count(*) FROM service_runs").fetchone()[0]

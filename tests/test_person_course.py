@@ -26,14 +26,7 @@ import person_course_data as D
 
 
 def ingest(cli: Any, settings: Any) -> Any:
-    env = {}
-    if not settings.warehouse_url.startswith("duckdb"):
-        # TEMPORARY (see person_course_data.fallback_clickstream): the test loads the events itself
-        # while Clickstream has no PostgreSQL path yet
-        env = {"OPTIMUS_IGNORED_SERVICES": '["Clickstream"]'}
-        assert cli(["scan"], settings, env=env).exit_code == 0
-        D.fallback_clickstream(settings)
-    result = cli(["ingest"], settings, env=env)
+    result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
     return result
 

@@ -224,6 +224,10 @@ def _course_key_layers(names: list[str]) -> tuple[str, str, str]:
 
 def course_key_sql(dialect: str, values: str, column: str) -> str:
     """SELECT {column}, {column}_key FROM {values}: the SQL twin of courses.course_key (tested against it)."""
+    if dialect == "postgres":
+        from optimus.formats import events_postgres
+
+        return events_postgres.course_key_sql(values, column)
     if dialect != "duckdb":
         raise NotImplementedError(f"course key SQL is not written for {dialect} yet")
     norm, match, key = _course_key_layers([column])
@@ -239,9 +243,11 @@ def parse_sql(dialect: str, lines: str) -> str:
     `refine_reason`), raw (bad lines only), then every column of `events` but file_id.
     This is the one place where the rules are SQL.
     """
+    if dialect == "postgres":  # the same rules spelt for PostgreSQL
+        from optimus.formats import events_postgres
+
+        return events_postgres.parse_sql(lines)
     if dialect != "duckdb":
-        # PostgreSQL: COPY the lines into `lines`, then the same columns with jsonb (`raw::jsonb`
-        # inside a function that returns NULL on error, `->>`, `sha1` from pgcrypto or encode(sha256)).
         raise NotImplementedError(f"event parsing SQL is not written for {dialect} yet")
     url = COURSE_IN_URL_RE2.replace("'", "''")
     norm, match, key = _course_key_layers(["ctx", "etc", "pgc"])

@@ -37,6 +37,7 @@ _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 _HELPER_TYPES = {
     "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE PRECISION": "double precision", "DATE": "date",
     "TIMESTAMP": "timestamp", "BOOLEAN": "boolean", "JSON": "json", "SMALLINT": "smallint",
+    "JSONB": "jsonb", "TIMESTAMPTZ": "timestamptz", "NUMERIC": "numeric",
 }
 _ALIASES = {"DOUBLE": "DOUBLE PRECISION", "FLOAT8": "DOUBLE PRECISION", "FLOAT": "DOUBLE PRECISION", "INT": "INTEGER",
             "INT8": "BIGINT", "INT4": "INTEGER", "BOOL": "BOOLEAN", "VARCHAR": "VARCHAR", "TEXT": "VARCHAR"}
@@ -55,6 +56,14 @@ def _helpers_sql() -> list[str]:
         f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$ "
         f"BEGIN RETURN v::{t}; EXCEPTION WHEN others THEN RETURN NULL; END $f$"
         for t in sorted(set(_HELPER_TYPES.values()))
+    ] + [
+        # DuckDB's try(url_decode(v)): %XX decoded, any other % kept, NULL when the bytes are not UTF-8
+        "CREATE OR REPLACE FUNCTION optimus_try_url_decode(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$ "
+        "BEGIN IF strpos(v, '%') = 0 THEN RETURN v; END IF; "
+        "RETURN convert_from((SELECT string_agg(CASE WHEN m[1] IS NOT NULL THEN decode(substr(m[1], 2), 'hex') "
+        "ELSE convert_to(m[2], 'UTF8') END, ''::bytea ORDER BY n) "
+        "FROM regexp_matches(v, '(%[0-9A-Fa-f]{2})|([^%]+|%)', 'g') WITH ORDINALITY AS t(m, n)), 'UTF8'); "
+        "EXCEPTION WHEN others THEN RETURN NULL; END $f$"
     ]
 
 
