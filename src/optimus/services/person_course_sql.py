@@ -91,12 +91,13 @@ def json_text(wh: Warehouse, expr: str, key: str) -> str:
             f"THEN json_extract_string(TRY_CAST(json_extract_string({expr}, '$') AS JSON), '$.{key}') "
             f"ELSE json_extract_string({expr}, '$.{key}') END)"
         )
-    # PostgreSQL: jsonb operators; a string payload is parsed only when it looks like an object
+    # PostgreSQL: jsonb operators; a string payload is parsed only when it looks like an object,
+    # and without failing (optimus_try_jsonb: NULL when it is not JSON, as DuckDB's TRY_CAST)
     j = f"CAST({expr} AS jsonb)"
     return (
         f"(CASE WHEN jsonb_typeof({j}) = 'object' THEN {j} ->> '{key}' "
         f"WHEN jsonb_typeof({j}) = 'string' AND ({j} #>> '{{}}') LIKE '{{%}}' "
-        f"THEN CAST({j} #>> '{{}}' AS jsonb) ->> '{key}' END)"
+        f"THEN optimus_try_jsonb({j} #>> '{{}}') ->> '{key}' END)"
     )
 
 

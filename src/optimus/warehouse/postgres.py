@@ -43,6 +43,13 @@ _ALIASES = {"DOUBLE": "DOUBLE PRECISION", "FLOAT8": "DOUBLE PRECISION", "FLOAT":
             "INT8": "BIGINT", "INT4": "INTEGER", "BOOL": "BOOLEAN", "VARCHAR": "VARCHAR", "TEXT": "VARCHAR"}
 
 
+# PostgreSQL type oids -> the Arrow type DuckDB gives the same SQL type (others: inferred from the values)
+_ARROW_TYPES = {
+    16: pa.bool_(), 21: pa.int16(), 23: pa.int32(), 20: pa.int64(), 700: pa.float32(), 701: pa.float64(),
+    25: pa.string(), 1042: pa.string(), 1043: pa.string(), 114: pa.string(), 3802: pa.string(),
+    1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+}
+
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _CREATE_OR_REPLACE = re.compile(rf"^\s*CREATE\s+OR\s+REPLACE\s+((?:TEMP|TEMPORARY)\s+)?TABLE\s+({_IDENT}(?:\.{_IDENT})?)", re.I)
 
@@ -296,11 +303,12 @@ class PostgresWarehouse:
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """The result as Arrow, typed from the columns' SQL types (as DuckDB types it), not guessed from values."""
         with self._lock:
             cur = self._run(sql, params)
-            names = [d.name for d in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
-        return pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
+            desc = list(cur.description or [])
+            rows = cur.fetchall() if desc else []
+        return pa.table({d.name: pa.array([r[i] for r in rows], _ARROW_TYPES.get(d.type_code)) for i, d in enumerate(desc)})
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(sql, params)
