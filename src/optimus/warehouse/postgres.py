@@ -520,13 +520,22 @@ def _tsv_blocks(path: Path, bad_utf8: list[int]) -> Iterator[bytes]:
 
 
 def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Columns Arrow's CSV writer cannot write (lists, structs, maps) become JSON text."""
+    """Columns Arrow's CSV writer cannot write (lists, structs, maps) become JSON text.
+
+    PostgreSQL text cannot hold NUL: each becomes U+0001, a control character too, so a line of
+    events that held one is still invalid JSON (quarantined, as on DuckDB) instead of failing COPY.
+    """
     import json
+
+    import pyarrow.compute as pc
 
     arrays, changed = [], False
     for column, field in zip(batch.columns, batch.schema):
         t = field.type
-        if pa.types.is_nested(t):
+        if (pa.types.is_string(t) or pa.types.is_large_string(t)) and pc.any(pc.match_substring(column, "\x00")).as_py():
+            arrays.append(pc.replace_substring(column, "\x00", "\x01"))
+            changed = True
+        elif pa.types.is_nested(t):
             arrays.append(pa.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()], pa.string()))
             changed = True
         elif pa.types.is_dictionary(t):
