@@ -203,12 +203,17 @@ _NEW_RE2 = r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@([0-9]+
 _OLD_RE2 = rf"^([^/+{_S_RE2}]+)/([^/{_S_RE2}]+)/([^/{_S_RE2}]+)\n?$"
 
 
-def _course_key_layers(names: list[str]) -> tuple[str, str, str]:
-    """Three SELECT-list layers computing `{name}_key` for each column, exactly as courses.course_key."""
+def _course_key_layers(names: list[str], known: bool = False) -> tuple[str, str, str]:
+    """Three SELECT-list layers computing `{name}_key` for each column, exactly as courses.course_key.
+
+    With `known`, a column `{name}_hit` says the key was looked up already (in `{name}_k`), and
+    the regexes run only for the other rows.
+    """
     norm, match, key = [], [], []
     for n in names:
+        skip = f"WHEN {n}_hit THEN NULL " if known else ""
         norm.append(
-            f"CASE WHEN contains({n}, '%') THEN try(url_decode(trim({n}, {_SPACE_SQL}))) ELSE trim({n}, {_SPACE_SQL}) END AS {n}_t"
+            f"CASE {skip}WHEN contains({n}, '%') THEN try(url_decode(trim({n}, {_SPACE_SQL}))) ELSE trim({n}, {_SPACE_SQL}) END AS {n}_t"
         )
         match.append(
             f"CASE WHEN {n}_t IS NOT NULL THEN regexp_extract({n}_t, '{_NEW_RE2}', ['o', 'c', 'r', 'x']) END AS {n}_n, "
@@ -216,7 +221,7 @@ def _course_key_layers(names: list[str]) -> tuple[str, str, str]:
             f"THEN regexp_extract({n}_t, '{_OLD_RE2}', ['o', 'c', 'r']) END AS {n}_o"
         )
         key.append(
-            f"CASE WHEN {n}_n.o <> '' THEN {n}_n.o || '+' || {n}_n.c || '+' || {n}_n.r || CASE WHEN {n}_n.x <> '' THEN '+ccx@' || {n}_n.x ELSE '' END "
+            f"CASE {'WHEN ' + n + '_hit THEN ' + n + '_k ' if known else ''}WHEN {n}_n.o <> '' THEN {n}_n.o || '+' || {n}_n.c || '+' || {n}_n.r || CASE WHEN {n}_n.x <> '' THEN '+ccx@' || {n}_n.x ELSE '' END "
             f"WHEN {n}_o.o <> '' THEN {n}_o.o || '+' || {n}_o.c || '+' || {n}_o.r END AS {n}_key"
         )
     return ", ".join(norm), ", ".join(match), ", ".join(key)
@@ -236,12 +241,16 @@ def course_key_sql(dialect: str, values: str, column: str) -> str:
     )
 
 
-def parse_sql(dialect: str, lines: str) -> str:
+def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
     """A SELECT that applies the rules above to a table `lines(line, raw, event_id)` in bulk.
 
     Its columns: line, reason (NULL for an event; NO_OBJECT and INVALID_JSON are refined by
     `refine_reason`), raw (bad lines only), then every column of `events` but file_id.
     This is the one place where the rules are SQL.
+
+    `courses` (DuckDB; optional) names a table `(v, k)` of course values whose key is known
+    (`k`, NULL when `v` is not a course id): those rows skip the course-key regexes, which
+    otherwise cost more than the JSON parse (a day holds a few dozen distinct course values).
     """
     if dialect == "postgres":  # the same rules spelt for PostgreSQL
         from optimus.formats import events_postgres
@@ -250,7 +259,12 @@ def parse_sql(dialect: str, lines: str) -> str:
     if dialect != "duckdb":
         raise NotImplementedError(f"event parsing SQL is not written for {dialect} yet")
     url = COURSE_IN_URL_RE2.replace("'", "''")
-    norm, match, key = _course_key_layers(["ctx", "etc", "pgc"])
+    norm, match, key = _course_key_layers(["ctx", "etc", "pgc"], known=courses is not None)
+    looked_up = (
+        "SELECT u.*, lc.v IS NOT NULL AS ctx_hit, lc.k AS ctx_k, le.v IS NOT NULL AS etc_hit, le.k AS etc_k, "
+        f"lp.v IS NOT NULL AS pgc_hit, lp.k AS pgc_k FROM u LEFT JOIN {courses} lc ON lc.v = u.ctx "
+        f"LEFT JOIN {courses} le ON le.v = u.etc LEFT JOIN {courses} lp ON lp.v = u.pgc"
+    ) if courses else "SELECT * FROM u"
     blank = f"' ' || chr(9) || chr(65279)"
     return f"""
     WITH s AS (
@@ -288,8 +302,10 @@ def parse_sql(dialect: str, lines: str) -> str:
                CASE WHEN reason IS NULL AND ctx IS NULL AND contains(j.page, '/courses/')
                     THEN nullif(try(url_decode(regexp_extract(j.page, '{url}', 1))), '') END AS pgc
         FROM r
+    ), h AS (
+        {looked_up}
     ), k AS (
-        SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM u) k1) k2
+        SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM h) k1) k2
     )
     SELECT line, reason,
            CASE WHEN reason IS NOT NULL THEN rtrim(raw, {_EOL}) END AS raw,

@@ -30,7 +30,7 @@ from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
 from optimus.warehouse.base import Warehouse
 
-_LINES, _PARSED, _FIRST = "_click_lines", "_click_parsed", "_click_first"
+_LINES, _BAD, _COURSES = "_click_lines", "_click_bad", "_click_courses"
 
 
 @register
@@ -50,13 +50,19 @@ class Clickstream(Service):
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
         old_days = self._forget_links(wh, file.id)
         wh.execute("DELETE FROM events_quarantine WHERE file_id = ?", [file.id])
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
+        if old_days:  # the rows this file stored before stand aside (as -id) until its new reading is settled
+            wh.execute(
+                f"UPDATE events SET file_id = ? WHERE event_date IN ({', '.join('?' for _ in old_days)}) AND file_id = ?",
+                [-file.id, *sorted(old_days), file.id],
+            )
+        if wh.dialect == "duckdb":
+            wh.execute(f"CREATE OR REPLACE TEMP TABLE {_COURSES} (v VARCHAR, k VARCHAR)")
+        else:
+            wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
         loaded = quarantined = 0
         try:
             for n, batch in enumerate(self._batches(file.path)):
-                wh.execute(f"DELETE FROM {_LINES}")
-                wh.load_arrow(_LINES, batch.table)
                 good, bad, batch_days = self._load_batch(wh, file, batch, first=n == 0)
                 loaded += good
                 quarantined += bad
@@ -74,7 +80,7 @@ class Clickstream(Service):
                 }
             ctx.touch_many(changed)
         finally:
-            for table in (_LINES, _PARSED, _FIRST):
+            for table in (_LINES, _BAD, _COURSES):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
         note = f"{new} events stored by this file; {loaded - new} held by other files or repeated" if loaded != new else None
@@ -121,45 +127,69 @@ class Clickstream(Service):
             reader.join()
 
     def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch, first: bool) -> tuple[int, int, set[date]]:
-        """Parse one block, quarantine its bad lines, link its events to the file, store new events."""
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_PARSED} AS {rules.parse_sql(wh.dialect, _LINES)}")
-        bad = self._quarantine(wh, file, batch)
-        days = [d for (d,) in wh.query(f"SELECT DISTINCT event_date FROM {_PARSED} WHERE reason IS NULL")]
+        """One block: its events straight into `events` (parsed and stored in one statement, no
+        copy of the block in between), then its bad lines to quarantine, its links to the file,
+        and the rows of events stored before (by another file or earlier in this one) taken out."""
+        rows = batch.table.num_rows
+        if not rows:
+            return 0, len(batch.bad), set()
+        lo, hi = batch.table["line"][0].as_py(), batch.table["line"][-1].as_py()
+        block = _block(file.id, lo, hi)
+        if wh.dialect == "duckdb":
+            with wh.arrow_view(_LINES, batch.table):  # type: ignore[attr-defined]
+                good = self._insert_events(wh, file, block, courses=_COURSES)
+                bad = self._quarantine(wh, file, batch, lo, hi) if good < rows else len(batch.bad)
+        else:
+            wh.execute(f"DELETE FROM {_LINES}")
+            wh.load_arrow(_LINES, batch.table)
+            good = self._insert_events(wh, file, block, courses=None)
+            bad = self._quarantine(wh, file, batch, lo, hi) if good < rows else len(batch.bad)
+        days = [d for (d,) in wh.query(f"SELECT DISTINCT event_date FROM events WHERE {block}")] if good else []
         if not days:
             return 0, bad, set()
         marks = ", ".join("?" for _ in days)
+        # every event of the block is held by this file, at its first line here (an event an
+        # earlier block showed keeps that block's line)
+        seen = "" if first else f" AND event_id NOT IN (SELECT event_id FROM event_files WHERE file_id = ? AND event_date IN ({marks}))"
         wh.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_FIRST} AS SELECT event_id, event_date, min(line) AS line "
-            f"FROM {_PARSED} WHERE reason IS NULL GROUP BY event_id, event_date"
+            f"INSERT INTO event_files (event_id, event_date, file_id, line) SELECT event_id, event_date, ?, min(line) "
+            f"FROM events WHERE {block}{seen} GROUP BY event_id, event_date",
+            [file.id] + ([] if first else [file.id, *days]),
         )
-        good = int(wh.scalar(f"SELECT count(*) FROM {_PARSED} WHERE reason IS NULL") or 0)
-        repeated = good != int(wh.scalar(f"SELECT count(*) FROM {_FIRST}") or 0)
-        if not first:  # an event this file already showed in an earlier block keeps its first line
+        # an event is stored once: a row of this block goes when the same event is stored on its
+        # day by another file (or this file's rows from before, -id) or at an earlier line of this file
+        wh.execute(
+            f"DELETE FROM events WHERE {block} AND EXISTS (SELECT 1 FROM events o WHERE o.event_date IN ({marks}) "
+            f"AND o.event_id = events.event_id AND (o.file_id <> ? OR o.line < events.line))",
+            [*days, file.id],
+        )
+        if wh.dialect == "duckdb":  # course values seen: their keys are looked up in the next blocks
             wh.execute(
-                f"DELETE FROM {_FIRST} WHERE event_id IN (SELECT event_id FROM event_files WHERE file_id = ? AND event_date IN ({marks}))",
-                [file.id, *days],
+                f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
+                f"AND course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
             )
-        wh.execute(f"INSERT INTO event_files (event_id, event_date, file_id, line) SELECT event_id, event_date, ?, line FROM {_FIRST}", [file.id])
-        cols = [c for c in rules.EVENT_COLUMNS if c != "file_id"]
-        # the same line twice in this block: store its first line only (a join, needed only then)
-        only_first = f"JOIN {_FIRST} f ON f.event_id = p.event_id AND f.line = p.line " if repeated else ""
-        wh.execute(
-            f"INSERT INTO events ({', '.join(wh.quote(c) for c in cols)}, file_id) "
-            f"SELECT {', '.join('p.' + wh.quote(c) for c in cols)}, ? FROM {_PARSED} p {only_first}"
-            f"WHERE p.reason IS NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_date IN ({marks}) AND e.event_id = p.event_id)",
-            [file.id, *days],
-        )
         return good, bad, set(days)
 
-    def _quarantine(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> int:
-        """Bad lines to events_quarantine; lines SQL calls 'no object' or 'invalid JSON' get a precise reason."""
+    def _insert_events(self, wh: Warehouse, file: LedgerFile, block: str, courses: str | None) -> int:
+        """The block's valid lines (read from `_LINES`) parsed into `events`; returns how many."""
+        cols = ", ".join(wh.quote(c) for c in rules.EVENT_COLUMNS if c != "file_id")
+        parsed = rules.parse_sql(wh.dialect, _LINES, courses) if courses else rules.parse_sql(wh.dialect, _LINES)
+        wh.execute(f"INSERT INTO events ({cols}, file_id) SELECT {cols}, {int(file.id)} FROM ({parsed}) p WHERE reason IS NULL")
+        return int(wh.scalar(f"SELECT count(*) FROM events WHERE {block}") or 0)
+
+    def _quarantine(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch, lo: int, hi: int) -> int:
+        """Bad lines to events_quarantine; lines SQL calls 'no object' or 'invalid JSON' get a precise reason.
+
+        The bad lines are those of `_LINES` that did not become events (few): only they are parsed again."""
+        rest = f"(SELECT * FROM {_LINES} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
+        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL")
         wh.execute(
             f"INSERT INTO events_quarantine (file_id, path, line, reason, raw) SELECT ?, ?, line, reason, left(raw, {rules.RAW_LIMIT}) "
-            f"FROM {_PARSED} WHERE reason IS NOT NULL AND reason NOT IN (?, ?)",
+            f"FROM {_BAD} WHERE reason NOT IN (?, ?)",
             [file.id, str(file.path), rules.NO_OBJECT, rules.INVALID_JSON],
         )
         rows = [(line, rules.refine_reason(raw) if "{" in raw else rules.NO_OBJECT, raw) for line, raw in wh.query(
-            f"SELECT line, raw FROM {_PARSED} WHERE reason IN (?, ?)", [rules.NO_OBJECT, rules.INVALID_JSON]
+            f"SELECT line, raw FROM {_BAD} WHERE reason IN (?, ?)", [rules.NO_OBJECT, rules.INVALID_JSON]
         )]
         rows = [(line, _not_object(raw) if reason == rules.NO_OBJECT else reason, raw) for line, reason, raw in rows]
         rows += batch.bad
@@ -171,7 +201,7 @@ class Clickstream(Service):
                 "reason": pa.array([r[1] for r in rows], pa.string()),
                 "raw": pa.array([r[2][: rules.RAW_LIMIT] for r in rows], pa.string()),
             }))
-        return int(wh.scalar(f"SELECT count(*) FROM {_PARSED} WHERE reason IS NOT NULL") or 0) + len(batch.bad)
+        return int(wh.scalar(f"SELECT count(*) FROM {_BAD}") or 0) + len(batch.bad)
 
     # -- what a file held before ---------------------------------------------------------------
     def _forget_links(self, wh: Warehouse, file_id: int) -> set[date]:
@@ -182,7 +212,8 @@ class Clickstream(Service):
         return days
 
     def _drop_orphans(self, wh: Warehouse, file_id: int, days: set[date]) -> set[tuple[str | None, date]]:
-        """Delete events of `days` no file holds any more; re-point the rest of this file's to a holder."""
+        """Delete events of `days` no file holds any more; re-point the rest of this file's (and its
+        rows from before a re-ingest, -id) to a holder."""
         marks = ", ".join("?" for _ in days)
         params = sorted(days)
         orphan = f"e.event_date IN ({marks}) AND NOT EXISTS (SELECT 1 FROM event_files f WHERE f.event_date IN ({marks}) AND f.event_id = e.event_id)"
@@ -194,9 +225,9 @@ class Clickstream(Service):
             f"  SELECT event_id, file_id, line FROM ("
             f"    SELECT event_id, file_id, line, row_number() OVER (PARTITION BY event_id ORDER BY CASE WHEN file_id = ? THEN 0 ELSE 1 END, file_id) AS rn"
             f"    FROM event_files WHERE event_date IN ({marks})) ranked WHERE rn = 1"
-            f") h WHERE events.event_date IN ({marks}) AND events.file_id = ? AND h.event_id = events.event_id "
+            f") h WHERE events.event_date IN ({marks}) AND events.file_id IN (?, ?) AND h.event_id = events.event_id "
             f"AND (events.file_id <> h.file_id OR events.line <> h.line)",
-            [file_id, *params, *params, file_id],
+            [file_id, *params, *params, file_id, -file_id],
         )
         return changed
 
@@ -210,6 +241,11 @@ class Clickstream(Service):
             if ctx is not None:
                 ctx.touch_many(changed)
             return before - int(wh.scalar("SELECT count(*) FROM events") or 0)
+
+
+def _block(file_id: int, lo: int, hi: int, alias: str = "") -> str:
+    """The rows of `events` a block of a file stored (numbers inlined: they are ints)."""
+    return f"{alias}file_id = {int(file_id)} AND {alias}line BETWEEN {int(lo)} AND {int(hi)}"
 
 
 def _not_object(raw: str) -> str:

@@ -140,6 +140,16 @@ class DuckDBWarehouse:
             finally:
                 self.con.unregister("_optimus_arrow_in")
 
+    @contextmanager
+    def arrow_view(self, name: str, data: pa.Table) -> Iterator[None]:
+        """`data` readable as the relation `name` while the block runs, without copying it (DuckDB only)."""
+        with self._lock:
+            self.con.register(name, data)
+            try:
+                yield
+            finally:
+                self.con.unregister(name)
+
     def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Stage an edX TSV dump as a temporary all-text relation with escapes decoded (see drop_staged).
 
