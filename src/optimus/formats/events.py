@@ -25,11 +25,13 @@ from __future__ import annotations
 import array
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 import pyarrow as pa
 
+_NEWLINE = re.compile(b"\n")
 RAW_LIMIT = 2000  # characters of a quarantined line kept in events_quarantine.raw
 
 # quarantine reasons
@@ -93,23 +95,23 @@ def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
         block = block[:end].replace(b"\r\n", b"\n")
         end = len(block)
     offsets = array.array("q", [0])
-    find, append = block.find, offsets.append
-    i = find(b"\n", 0, end)
-    while i >= 0:
-        append(i + 1)
-        i = find(b"\n", i + 1, end)
+    offsets.extend(m.end() for m in _NEWLINE.finditer(block, 0, end))
     n = len(offsets) - 1
-    view, sha1 = memoryview(block), hashlib.sha1
-    ids: list[str | None] = []
-    add = ids.append
-    for k in range(n):
-        start, stop = offsets[k], offsets[k + 1]
-        if block[start] != 123:  # not "{": junk before it, or no object at all
-            start = find(b"{", start, stop)
-            if start < 0:
-                add(None)
-                continue
-        add(sha1(view[start:stop]).hexdigest())
+    view, sha1, find = memoryview(block), hashlib.sha1, block.find
+    ids: list[str | None]
+    if n and block[0] == 123 and block.count(b"\n{", 0, end) == n - 1:  # every line starts with "{" (the usual case)
+        ids = [sha1(view[start:stop]).hexdigest() for start, stop in zip(offsets, offsets[1:])]
+    else:
+        ids = []
+        add = ids.append
+        for k in range(n):
+            start, stop = offsets[k], offsets[k + 1]
+            if block[start] != 123:  # not "{": junk before it, or no object at all
+                start = find(b"{", start, stop)
+                if start < 0:
+                    add(None)
+                    continue
+            add(sha1(view[start:stop]).hexdigest())
     data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     bad: list[tuple[int, str, str]] = []
     try:

@@ -62,12 +62,12 @@ class Clickstream(Service):
         days: set[date] = set()
         loaded = quarantined = 0
         try:
-            for n, batch in enumerate(self._batches(file.path)):
-                good, bad, batch_days = self._load_batch(wh, file, batch, first=n == 0)
+            for batch in self._batches(file.path):
+                good, bad = self._load_batch(wh, file, batch)
                 loaded += good
                 quarantined += bad
-                days |= batch_days
                 ctx.wrote(good)
+            days = self._settle(wh, file.id, loaded) if loaded else set()
             changed = self._drop_orphans(wh, file.id, old_days) if old_days else set()
             all_days = sorted(days | old_days)
             if all_days:
@@ -126,63 +126,62 @@ class Clickstream(Service):
             stop.set()
             reader.join()
 
-    def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch, first: bool) -> tuple[int, int, set[date]]:
+    def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> tuple[int, int]:
         """One block: its events straight into `events` (parsed and stored in one statement, no
-        copy of the block in between), then its bad lines to quarantine, its links to the file,
-        and the rows of events stored before (by another file or earlier in this one) taken out."""
+        copy of the block in between), then its bad lines to quarantine; returns (events, bad lines)."""
         rows = batch.table.num_rows
         if not rows:
-            return 0, len(batch.bad), set()
+            return 0, len(batch.bad)
         lo, hi = batch.table["line"][0].as_py(), batch.table["line"][-1].as_py()
         block = _block(file.id, lo, hi)
-        if wh.dialect == "duckdb":
-            with wh.arrow_view(_LINES, batch.table):  # type: ignore[attr-defined]
-                good = self._insert_events(wh, file, block, courses=_COURSES)
-                bad = self._quarantine(wh, file, batch, lo, hi) if good < rows else len(batch.bad)
+        if wh.dialect == "duckdb":  # the block is read in place, as `arrow_block`
+            lines, run = "arrow_block", lambda sql: wh.execute_over_arrow(sql, batch.table)  # type: ignore[attr-defined]
         else:
             wh.execute(f"DELETE FROM {_LINES}")
             wh.load_arrow(_LINES, batch.table)
-            good = self._insert_events(wh, file, block, courses=None)
-            bad = self._quarantine(wh, file, batch, lo, hi) if good < rows else len(batch.bad)
-        days = [d for (d,) in wh.query(f"SELECT DISTINCT event_date FROM events WHERE {block}")] if good else []
-        if not days:
-            return 0, bad, set()
-        marks = ", ".join("?" for _ in days)
-        # every event of the block is held by this file, at its first line here (an event an
-        # earlier block showed keeps that block's line)
-        seen = "" if first else f" AND event_id NOT IN (SELECT event_id FROM event_files WHERE file_id = ? AND event_date IN ({marks}))"
-        wh.execute(
-            f"INSERT INTO event_files (event_id, event_date, file_id, line) SELECT event_id, event_date, ?, min(line) "
-            f"FROM events WHERE {block}{seen} GROUP BY event_id, event_date",
-            [file.id] + ([] if first else [file.id, *days]),
-        )
-        # an event is stored once: a row of this block goes when the same event is stored on its
-        # day by another file (or this file's rows from before, -id) or at an earlier line of this file
-        wh.execute(
-            f"DELETE FROM events WHERE {block} AND EXISTS (SELECT 1 FROM events o WHERE o.event_date IN ({marks}) "
-            f"AND o.event_id = events.event_id AND (o.file_id <> ? OR o.line < events.line))",
-            [*days, file.id],
-        )
-        if wh.dialect == "duckdb":  # course values seen: their keys are looked up in the next blocks
+            lines, run = _LINES, wh.execute
+        cols = ", ".join(wh.quote(c) for c in rules.EVENT_COLUMNS if c != "file_id")
+        parsed = rules.parse_sql(wh.dialect, lines, _COURSES) if wh.dialect == "duckdb" else rules.parse_sql(wh.dialect, lines)
+        run(f"INSERT INTO events ({cols}, file_id) SELECT {cols}, {int(file.id)} FROM ({parsed}) p WHERE reason IS NULL")
+        good = int(wh.scalar(f"SELECT count(*) FROM events WHERE {block}") or 0)
+        bad = len(batch.bad)
+        if good < rows:  # the lines that did not become events (few) are parsed again, alone
+            rest = f"(SELECT * FROM {lines} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
+            run(f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL")
+            bad = self._quarantine(wh, file, batch)
+        if wh.dialect == "duckdb":  # course values seen: their keys are looked up in the next blocks, not computed again
             wh.execute(
                 f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
                 f"AND course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
             )
-        return good, bad, set(days)
+        return good, bad
 
-    def _insert_events(self, wh: Warehouse, file: LedgerFile, block: str, courses: str | None) -> int:
-        """The block's valid lines (read from `_LINES`) parsed into `events`; returns how many."""
-        cols = ", ".join(wh.quote(c) for c in rules.EVENT_COLUMNS if c != "file_id")
-        parsed = rules.parse_sql(wh.dialect, _LINES, courses) if courses else rules.parse_sql(wh.dialect, _LINES)
-        wh.execute(f"INSERT INTO events ({cols}, file_id) SELECT {cols}, {int(file.id)} FROM ({parsed}) p WHERE reason IS NULL")
-        return int(wh.scalar(f"SELECT count(*) FROM events WHERE {block}") or 0)
+    def _settle(self, wh: Warehouse, file_id: int, loaded: int) -> set[date]:
+        """Once the whole file is in `events`: link each of its events to it (at its first line),
+        then keep each event once: its repeats within the file go, and so do its rows of events
+        already stored on the same day by another file (or by this one before a re-ingest, -id).
+        Done once per file, not per block, so a day's events are compared once. Returns its days."""
+        days = sorted(d for (d,) in wh.query("SELECT DISTINCT event_date FROM events WHERE file_id = ?", [file_id]))
+        if not days:
+            return set()
+        marks = ", ".join("?" for _ in days)
+        wh.execute(
+            "INSERT INTO event_files (event_id, event_date, file_id, line) SELECT event_id, event_date, ?, min(line) "
+            "FROM events WHERE file_id = ? GROUP BY event_id, event_date",
+            [file_id, file_id],
+        )
+        if int(wh.scalar("SELECT count(*) FROM event_files WHERE file_id = ?", [file_id]) or 0) < loaded:
+            wh.execute("DELETE FROM events WHERE file_id = ? AND line NOT IN (SELECT line FROM event_files WHERE file_id = ?)", [file_id, file_id])
+        others = f"event_date IN ({marks}) AND file_id <> ?"
+        if wh.scalar(f"SELECT 1 FROM events WHERE {others} LIMIT 1", [*days, file_id]):
+            wh.execute(
+                f"DELETE FROM events WHERE file_id = ? AND event_date IN ({marks}) AND event_id IN (SELECT event_id FROM events WHERE {others})",
+                [file_id, *days, *days, file_id],
+            )
+        return set(days)
 
-    def _quarantine(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch, lo: int, hi: int) -> int:
-        """Bad lines to events_quarantine; lines SQL calls 'no object' or 'invalid JSON' get a precise reason.
-
-        The bad lines are those of `_LINES` that did not become events (few): only they are parsed again."""
-        rest = f"(SELECT * FROM {_LINES} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL")
+    def _quarantine(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> int:
+        """Bad lines (in `_BAD`) to events_quarantine; lines SQL calls 'no object' or 'invalid JSON' get a precise reason."""
         wh.execute(
             f"INSERT INTO events_quarantine (file_id, path, line, reason, raw) SELECT ?, ?, line, reason, left(raw, {rules.RAW_LIMIT}) "
             f"FROM {_BAD} WHERE reason NOT IN (?, ?)",

@@ -140,15 +140,16 @@ class DuckDBWarehouse:
             finally:
                 self.con.unregister("_optimus_arrow_in")
 
-    @contextmanager
-    def arrow_view(self, name: str, data: pa.Table) -> Iterator[None]:
-        """`data` readable as the relation `name` while the block runs, without copying it (DuckDB only)."""
+    def execute_over_arrow(self, sql: str, data: pa.Table, params: Sequence[Any] = ()) -> None:
+        """Run `sql`, in which the relation `arrow_block` is `data`, read in place (DuckDB only).
+
+        DuckDB's scan of a Python variable: no copy, and nothing of it outlives the statement
+        (a view registered inside a transaction keeps its table in memory until the commit, so a
+        big file's blocks would pile up).
+        """
+        arrow_block = data  # noqa: F841  (read by name by DuckDB's replacement scan)
         with self._lock:
-            self.con.register(name, data)
-            try:
-                yield
-            finally:
-                self.con.unregister(name)
+            self.con.execute(sql, list(params))
 
     def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Stage an edX TSV dump as a temporary all-text relation with escapes decoded (see drop_staged).
