@@ -28,7 +28,7 @@ class Settings:
     www_path: Path = Path("www")
     warehouse: str = "duckdb:///optimus.duckdb"
     warehouse_schema: str = "optimus"
-    memory_limit: str = "2GB"
+    memory_limit: str = "1GB"
     spill_path: Path | None = None
     threads: int = 0
     geoip_country_db: Path | None = None
@@ -79,7 +79,7 @@ DOCS: dict[str, str] = {
     "www_path": "Where course structure JSON is written (www/course_structure/{org}-{course}-{run}.json).",
     "warehouse": "The warehouse URL: duckdb:///path/to/file.duckdb (default) or postgresql://user@host:port/db.",
     "warehouse_schema": "PostgreSQL only: the schema holding Optimus's tables.",
-    "memory_limit": "DuckDB memory limit (DuckDB's own default, 80% of RAM, is too much for a daemon).",
+    "memory_limit": "DuckDB memory limit (DuckDB's own default, 80% of RAM, is too much for a daemon); DuckDB fills it as a cache, so the process peaks near it plus ~0.4 GB (1GB keeps a multi-GB event file under 1.5 GB; raise it for big derived queries).",
     "spill_path": "Folder where DuckDB spills when the memory limit is reached (default: beside the warehouse).",
     "threads": "DuckDB worker threads; 0 means one per core.",
     "geoip_country_db": "Optional MaxMind/DB-IP country .mmdb file; takes precedence over the bundled data.",

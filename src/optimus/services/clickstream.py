@@ -38,7 +38,7 @@ class Clickstream(Service):
     name = "Clickstream"
     claims = (discovery.EVENTS,)
     writes = {"events": "frozen", "event_files": "frozen", "events_quarantine": "frozen"}
-    batch_bytes = 256 << 20  # decompressed bytes per block; OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
+    batch_bytes = 128 << 20  # decompressed bytes per block (up to ~3 in memory); OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
 
     def setup(self, wh: Warehouse) -> None:
         cols = ", ".join(f"{wh.quote(n)} {t}" for n, t in rules.EVENT_COLUMNS.items())
