@@ -6,8 +6,8 @@ typed), `event_files` (which files hold each event, and on which line), `events_
 
 The rules of a line (junk, fingerprint, course, time, payload) are in optimus.formats.events.
 A file is read in blocks by a reader thread (decompression runs beside the engine), each block
-is parsed set-at-a-time in SQL, and events are compared by fingerprint only within the days the
-block touches. Re-ingesting a changed file replaces what it held: events only it held and no
+is parsed set-at-a-time in SQL straight into `events`, and once the file is in, its events are
+compared by fingerprint only within the days it touches (docs/clickstream.md). Re-ingesting a changed file replaces what it held: events only it held and no
 longer holds disappear; events another file holds stay.
 """
 from __future__ import annotations
