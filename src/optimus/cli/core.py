@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from optimus import config, ledger
 from optimus.cli.common import (
-    BarProgress, ConfigOption, app, console, errors_as_messages, fail, load_settings, out, progress_bar, warehouse,
+    BarProgress, ConfigOption, app, console, errors_as_messages, fail, load_settings, out, progress_bar, setup_logging, warehouse,
 )
 from optimus.pipeline import Pipeline, RunSummary
 
@@ -65,9 +66,7 @@ def ingest(
 
     if (client := remote.remote(settings)) is not None:
         return remote.remote_ingest(client, service, file)
-    from optimus.cli.common import setup_logging
-
-    setup_logging(settings, level=30)  # warnings and errors only; the table says the rest
+    setup_logging(settings, level=logging.WARNING)  # warnings and errors only; the table says the rest
     with warehouse(settings) as wh, errors_as_messages():
         bar = progress_bar()
         pipeline = Pipeline(settings, wh, progress=lambda: BarProgress(bar))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable
 
 from optimus.config import Settings
 from optimus.ledger import LedgerFile
@@ -158,5 +158,3 @@ def load_services() -> dict[str, type[Service]]:
         entry.load()
     return dict(REGISTRY)
 
-
-ProgressFactory = Callable[[], Progress]
