@@ -415,3 +415,31 @@ def test_second_ingest_does_nothing(fixtures_dir, data_path, settings_for, cli, 
     assert con.execute("SELECT count(*) FROM service_runs").fetchone()[0] == runs
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == events == 6460
     con.close()
+
+
+def test_next_file_is_read_while_this_one_is_loaded(tmp_path):
+    """The reader of the file after this one starts when this one is read to its end, and is the
+    one used for it; what it read is the file, line for line; a plan without it lets it go."""
+    from optimus.services.clickstream_reader import ReadAhead
+
+    paths = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.log.gz"
+        with gzip.open(path, "wb") as fh:
+            fh.write(b"".join(b'{"n": "%s%d"}\n' % (name.encode(), i) for i in range(1000)))
+        paths.append(path)
+    reads = ReadAhead(batch_bytes=4096)
+    reads.plan(paths[0], paths[1])
+    first = reads.batches(paths[0])
+    lines = [line for batch in first for line in batch.table["raw"].to_pylist()]
+    assert lines == [f'{{"n": "a{i}"}}\n' for i in range(1000)]
+    ahead = reads._ready
+    assert ahead is not None and ahead.path == paths[1]
+    reads.plan(paths[1], paths[2])
+    second = reads.batches(paths[1])
+    assert second is ahead  # the reader started ahead is the one used
+    assert sum(batch.table.num_rows for batch in second) == 1000
+    third = reads._ready
+    assert third is not None and third.path == paths[2]
+    reads.plan(None, None)  # the run stops before c: its reader is let go
+    assert reads._ready is None and not third._thread.is_alive()

@@ -225,15 +225,19 @@ class Pipeline:
         files = ledger.queued(self.wh, name) if service.claims else []
         try:
             done_files: list[LedgerFile] = []
-            for file in files:
-                if self.stop_requested():
-                    break
-                result = self._ingest_file(service, file, ctx)
-                summary.files.append(result)
-                outcome.files += 1
-                outcome.rows += result.rows
-                if result.state == "done":
-                    done_files.append(file)
+            try:
+                for i, file in enumerate(files):
+                    if self.stop_requested():
+                        break
+                    service.read_ahead(file, files[i + 1] if i + 1 < len(files) else None)
+                    result = self._ingest_file(service, file, ctx)
+                    summary.files.append(result)
+                    outcome.files += 1
+                    outcome.rows += result.rows
+                    if result.state == "done":
+                        done_files.append(file)
+            finally:
+                service.read_ahead(None, None)  # nothing more: a file read ahead (after a stop) is let go
             with self.wh.transaction():
                 if done_files:
                     service.finish(self.wh, done_files, ctx)

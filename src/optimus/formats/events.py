@@ -33,6 +33,7 @@ import pyarrow as pa
 
 _NEWLINE = re.compile(b"\n")
 RAW_LIMIT = 2000  # characters of a quarantined line kept in events_quarantine.raw
+SCAN_ROWS = 4096  # rows per Arrow record batch of a block: the unit the engine's threads share
 
 # quarantine reasons
 COMMENT = "comment line (#)"
@@ -126,7 +127,9 @@ def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
         text = pa.array([b"" if r in blank else v for r, v in enumerate(data.to_pylist())], pa.large_binary()).cast(pa.large_string())
     lines = pa.array(range(first_line, first_line + n), pa.int64())
     table = pa.table({"line": lines, "raw": text, "event_id": pa.array(ids, pa.string())})
-    return LineBatch(table, bad, end)
+    # in slices (no copy): DuckDB scans an Arrow table one record batch per thread, so one big
+    # batch would parse and store a block on a single core
+    return LineBatch(pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_ROWS)), bad, end)
 
 
 def _bad_utf8(data: pa.Array, offset: int) -> list[int]:

@@ -127,6 +127,10 @@ class Service:
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
         raise NotImplementedError(f"{self.name} claims files but does not implement ingest()")
 
+    def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
+        """A hint before each file: `now` is ingested next, then `then` (None: nothing more). A
+        service may start reading `then` while `now` is loaded."""
+
     def finish(self, wh: Warehouse, files: list[LedgerFile], ctx: RunContext) -> None:
         """After a run's files are ingested (e.g. to drop rows a newer package no longer has)."""
 

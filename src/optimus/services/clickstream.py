@@ -5,29 +5,25 @@ typed), `event_files` (which files hold each event, and on which line), `events_
 (lines that are not events, with line number and reason). Needs nothing.
 
 The rules of a line (junk, fingerprint, course, time, payload) are in optimus.formats.events.
-A file is read in blocks by a reader thread (decompression runs beside the engine), each block
+A file is read in blocks by a reader thread (decompression runs beside the engine, and the next
+file is read while this one is settled: services/clickstream_reader.py), each block
 is parsed set-at-a-time in SQL straight into `events`, and once the file is in, its events are
 compared by fingerprint only within the days it touches (docs/clickstream.md). Re-ingesting a changed file replaces what it held: events only it held and no
 longer holds disappear; events another file holds stay.
 """
 from __future__ import annotations
 
-import gzip
 import os
-import queue
-import threading
-import zlib
 from datetime import date
-from pathlib import Path
-from typing import Any, Iterator
 
 import pyarrow as pa
 
 from optimus import discovery
-from optimus.errors import IngestError
+from optimus.config import Settings
 from optimus.formats import events as rules
 from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
+from optimus.services.clickstream_reader import ReadAhead
 from optimus.warehouse.base import Warehouse
 
 _LINES, _BAD, _COURSES = "_click_lines", "_click_bad", "_click_courses"
@@ -39,6 +35,13 @@ class Clickstream(Service):
     claims = (discovery.EVENTS,)
     writes = {"events": "frozen", "event_files": "frozen", "events_quarantine": "frozen"}
     batch_bytes = 128 << 20  # decompressed bytes per block (up to ~3 in memory); OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._reader = ReadAhead(int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or self.batch_bytes))
+
+    def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
+        self._reader.plan(now.path if now else None, then.path if then else None)
 
     def setup(self, wh: Warehouse) -> None:
         cols = ", ".join(f"{wh.quote(n)} {t}" for n, t in rules.EVENT_COLUMNS.items())
@@ -62,7 +65,7 @@ class Clickstream(Service):
         days: set[date] = set()
         loaded = quarantined = 0
         try:
-            for batch in self._batches(file.path):
+            for batch in self._reader.batches(file.path):
                 good, bad = self._load_batch(wh, file, batch)
                 loaded += good
                 quarantined += bad
@@ -85,46 +88,6 @@ class Clickstream(Service):
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
         note = f"{new} events stored by this file; {loaded - new} held by other files or repeated" if loaded != new else None
         return FileResult(rows=loaded, quarantined=quarantined, note=note)
-
-    def _batches(self, path: Path) -> Iterator[rules.LineBatch]:
-        """Line batches read ahead by a thread, so decompression overlaps the engine's work; at
-        most two blocks are in memory (the one being loaded and the one being read)."""
-        size = int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or self.batch_bytes)
-        ahead: queue.Queue[Any] = queue.Queue()
-        slots = threading.Semaphore(2)
-        stop = threading.Event()
-
-        def read() -> None:
-            try:
-                opener = gzip.open if path.name.endswith(".gz") else open
-                with opener(path, "rb") as fh:  # type: ignore[operator]
-                    batches = rules.line_batches(fh, size)
-                    while True:
-                        while not slots.acquire(timeout=0.5):
-                            if stop.is_set():
-                                return
-                        if stop.is_set():
-                            return
-                        batch = next(batches, None)
-                        if batch is None:
-                            break
-                        ahead.put(batch)
-            except (OSError, EOFError, zlib.error) as exc:
-                ahead.put(IngestError(f"{path}: cannot read: {exc}"))
-                return
-            ahead.put(None)
-
-        reader = threading.Thread(target=read, name=f"read {path.name}", daemon=True)
-        reader.start()
-        try:
-            while (item := ahead.get()) is not None:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-                slots.release()
-        finally:
-            stop.set()
-            reader.join()
 
     def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> tuple[int, int]:
         """One block: its events straight into `events` (parsed and stored in one statement, no
