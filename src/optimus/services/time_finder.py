@@ -6,9 +6,10 @@ per course, learner and day with events) and `event_time_anomalies` (events more
 away from their file's date). Recomputes only the (course, day) pairs that new files touched,
 plus the days after them whose first gap may now start on a touched day. Needs Clickstream.
 
-Gap rule (docs/person_course.md): a learner's events in a course are ordered by (time,
-event_id); each event after the first has a gap to the previous one, counted on the day of
-the later event; gaps above settings.time_gap_cutoff seconds are left out.
+Gap rule (docs/person_course.md): a learner's events in a course are ordered by time (ties need
+no order: they give the same gaps either way); each event after the first has a gap to the
+previous one, counted on the day of the later event; gaps above settings.time_gap_cutoff
+seconds are left out.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ class TimeFinder(Service):
             WITH v AS ({S.learner_events(wh, window)}),
             g AS (
                 SELECT v.*, CAST(EXTRACT(EPOCH FROM (v.time - lag(v.time) OVER (PARTITION BY v.course_key, v.who
-                       ORDER BY v.time, v.event_id))) AS DOUBLE PRECISION) AS gap
+                       ORDER BY v.time))) AS DOUBLE PRECISION) AS gap
                 FROM v WHERE v.who IS NOT NULL
             ),
             k AS (
