@@ -179,3 +179,31 @@ def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, se
     assert states == {"auth_user": "done", "auth_userprofile": "failed"}
     error = query(settings, "SELECT error FROM ingest_files WHERE state = 'failed'")[0][0]
     assert "UQx-B-2-auth_userprofile-prod-analytics.sql" in error and "header" in error
+
+
+def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    """The second file is read while the first is loaded: its rejected lines, misfits and escapes come out the same."""
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
+    escaped = ["5", "eve", "a\\\\b", "\\\\t\\t", "x\\\\\\\\y", "0", "1", "NULL", "2014-12-31 23:59:59"]
+    rows = [ROWS[0], ["short"], ["x", "bad", "a", "b", "c", "0", "1", "NULL", "2015-01-01 00:00:00"], escaped, ROWS[2][:8] + ["not a time"]]
+    write_tsv(pkg / "UQx-B-2-auth_user-prod-analytics.sql", HEADER, rows)
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    assert [r[0] for r in query(settings, "SELECT id FROM auth_user WHERE course_key = 'UQx+B+2' ORDER BY id")] == [1, 5]
+    got = query(settings, "SELECT first_name, last_name, email FROM auth_user WHERE id = 5")
+    assert got == [tuple(decode(v) for v in escaped[2:5])]
+    bad = query(settings, "SELECT line, reason FROM db_state_quarantine q JOIN ingest_files f ON f.id = q.file_id WHERE f.course_key = 'UQx+B+2' ORDER BY line")
+    assert [line for line, _ in bad] == [3, 4, 6]
+    assert "COLUMNS" in bad[0][1].upper() and "column type" in bad[1][1] and "column type" in bad[2][1]
+    assert query(settings, "SELECT rows_loaded, rows_quarantined FROM ingest_files WHERE course_key = 'UQx+B+2'") == [(2, 3)]
+
+
+def test_escape_decoding_matches_the_edx_rules() -> None:
+    """The SQL decoding (with its shortcut for values whose only escape is `\\\\`) against the reference rules."""
+    from optimus.warehouse.duckdb import decode_escapes_sql
+
+    values = ["plain", "", "a\\\\b", "\\\\t", "\\t", "\\\\\\t", "x\\\\\\\\y\\\\n", "end\\\\", "\\r\\n", "\\\\\\\\"]
+    con = duckdb.connect()
+    got = [con.execute(f"SELECT {decode_escapes_sql('v')} FROM (SELECT ? AS v)", [v]).fetchall()[0][0] for v in values]
+    assert got == [decode(v) for v in values]

@@ -12,6 +12,7 @@ replaces newer rows; a table with no file in a course's newer package is emptied
 from __future__ import annotations
 
 from optimus import courses, discovery
+from optimus.config import Settings
 from optimus.errors import IngestError
 from optimus.formats import sql_tables
 from optimus.ledger import LedgerFile, utcnow
@@ -24,6 +25,17 @@ class DatabaseState(Service):
     name = "DatabaseState"
     claims = (discovery.SQL,)
     writes = {"<edX table>": "evolve", "db_state_loads": "frozen", "db_state_quarantine": "frozen"}
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._next: LedgerFile | None = None  # the file after the one being ingested (read_ahead)
+        self._reading: Warehouse | None = None  # the warehouse reading it ahead
+
+    def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
+        self._next = then
+        if now is None and self._reading is not None:  # the run is over (or stops): let go of what was read ahead
+            self._reading.prefetch_tsv(None)
+            self._reading = None
 
     def setup(self, wh: Warehouse) -> None:
         wh.execute(
@@ -40,9 +52,15 @@ class DatabaseState(Service):
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
         table = self._table(file)
         staging = f"_stage_{file.id}"
-        header, rejected = wh.stage_tsv(file.path, staging)
+        header, rejected = wh.stage_tsv(file.path, staging, numbered=False)  # lines are numbered only if a row misfits
+        if self._next is not None and self._next.id != file.id:  # read the next file while this one is loaded
+            wh.prefetch_tsv(self._next.path)
+            self._reading = wh
         try:
-            course_id = self._course_id(wh, file, staging, header)
+            columns = self._columns(table, header)
+            typed = {src: dst for src, dst in columns.items() if sql_tables.column_type(table, dst) != "VARCHAR"}
+            staged, texts, found = self._profile(wh, staging, header, list(typed))
+            course_id = self._course_id(wh, file, found)
             key = courses.course_key(course_id)
             if key is None:
                 raise IngestError(f"{file.path}: cannot tell the course from the file name or a course_id column")
@@ -52,11 +70,12 @@ class DatabaseState(Service):
             )
             if loaded and loaded[0][0] and file.package_date and file.package_date < loaded[0][0]:
                 return FileResult(0, 0, f"package {file.package_date} is older than the loaded {loaded[0][0]}; not loaded", course_id)
-            columns = self._columns(table, header)
             self._ensure_table(wh, table, columns)
             wh.execute("DELETE FROM db_state_quarantine WHERE file_id = ?", [file.id])
-            bad = self._bad_rows_sql(wh, table, columns)
-            quarantined = self._quarantine(wh, file, staging, header, bad, rejected)
+            wh.executemany(
+                "INSERT INTO db_state_quarantine (file_id, path, line, reason, raw) VALUES (?, ?, ?, ?, ?)",
+                [[file.id, str(file.path), line, reason, raw] for line, reason, raw in rejected],
+            )
             q = wh.quote
             wh.execute(f"DELETE FROM {q(table)} WHERE course_key = ? AND site = ?", [key, site])
             targets = list(columns.values()) + ["course_key", "site", "package_date", "file_id"]
@@ -71,17 +90,38 @@ class DatabaseState(Service):
                 targets.append("course_id")
                 values.append("?")
                 params.append(course_id)
-            wh.execute(
-                f"INSERT INTO {q(table)} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)} WHERE NOT ({bad})",
-                params,
-            )
-            rows = int(wh.scalar(f"SELECT count(*) FROM {q(staging)}")) - (quarantined - len(rejected))
+            insert = f"INSERT INTO {q(table)} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)}"
+            misfits = 0
+            if not self._insert_all(wh, insert, params, table, dict(zip(typed.values(), texts)), (key, site, file.id)):
+                # some value did not fit its type: load again without the rows holding one, and quarantine those
+                wh.execute(f"DELETE FROM {q(table)} WHERE course_key = ? AND site = ? AND file_id = ?", [key, site, file.id])
+                wh.drop_staged(staging)
+                wh.stage_tsv(file.path, staging)
+                bad = self._bad_rows_sql(wh, table, columns)
+                misfits = self._quarantine(wh, file, staging, header, bad)
+                wh.execute(f"{insert} WHERE NOT ({bad})", params)
+            rows = staged - misfits
             ctx.wrote(rows)
             self._record_load(wh, key, site, table, course_id, file, rows)
             ctx.touch(key)
-            return FileResult(rows, quarantined, None, course_id)
+            return FileResult(rows, len(rejected) + misfits, None, course_id)
         finally:
             wh.drop_staged(staging)
+
+    @staticmethod
+    def _profile(wh: Warehouse, staging: str, header: list[str], typed: list[str]) -> tuple[int, list[int], str | None]:
+        """One scan of the staged rows: how many, how many non-empty texts each typed column has, and
+        the most frequent course_id when the file has that column."""
+        q = wh.quote
+        course = q("course_id") if "course_id" in header else "NULL"
+        texts = "".join(f", count(NULLIF({q(src)}, ''))" for src in typed)
+        groups = wh.query(f"SELECT {course}, count(*){texts} FROM {q(staging)} GROUP BY 1")
+        named = [g for g in groups if g[0]]
+        return (
+            sum(int(g[1]) for g in groups),
+            [sum(int(g[i]) for g in groups) for i in range(2, 2 + len(typed))],
+            str(max(named, key=lambda g: g[1])[0]) if named else None,
+        )
 
     def _table(self, file: LedgerFile) -> str:
         name = file.table_name or sql_tables.table_from_shortened_name(file.path.name)
@@ -92,15 +132,11 @@ class DatabaseState(Service):
         except ValueError as exc:
             raise IngestError(f"{file.path}: {exc}") from None
 
-    def _course_id(self, wh: Warehouse, file: LedgerFile, staging: str, header: list[str]) -> str | None:
-        """The course: from the file's own course_id column when it has one (it settles ambiguous names)."""
-        if "course_id" in header:
-            found = wh.scalar(
-                f"SELECT course_id FROM {wh.quote(staging)} WHERE course_id IS NOT NULL AND course_id <> '' "
-                "GROUP BY course_id ORDER BY count(*) DESC LIMIT 1"
-            )
-            if found and courses.parse(found) and (file.course_id is None or courses.course_key(found) == file.course_key or _same_file_form(found, file)):
-                return str(found)
+    def _course_id(self, wh: Warehouse, file: LedgerFile, found: str | None) -> str | None:
+        """The course: from the file's own course_id column when it has one (`found`, its most frequent
+        value: it settles ambiguous names)."""
+        if found and courses.parse(found) and (file.course_id is None or courses.course_key(found) == file.course_key or _same_file_form(found, file)):
+            return found
         if file.course_id:
             return file.course_id
         # an ambiguous name with no course_id column: look for the course in other files of the package
@@ -165,20 +201,39 @@ class DatabaseState(Service):
         return " OR ".join(checks) or "false"
 
     @staticmethod
-    def _quarantine(wh: Warehouse, file: LedgerFile, staging: str, header: list[str], bad: str, rejected: list[tuple[int, str, str]]) -> int:
+    def _insert_all(wh: Warehouse, insert: str, params: list[object], table: str, texts: dict[str, int], rows_of: tuple[str, str, int]) -> bool:
+        """Insert every staged row; True when every typed value fit its type.
+
+        The casts are evaluated once, here: a value that does not fit is NULL in the table, so all fit
+        exactly when each typed column (`texts`: its non-empty texts in the file) got a value per text.
+        """
         q = wh.quote
-        wh.executemany(
-            "INSERT INTO db_state_quarantine (file_id, path, line, reason, raw) VALUES (?, ?, ?, ?, ?)",
-            [[file.id, str(file.path), line, reason, raw] for line, reason, raw in rejected],
+        texts = {column: n for column, n in texts.items() if n}  # a column with no text has nothing to misfit
+        if not texts:
+            wh.execute(insert, params)
+            return True
+        counts = ", ".join(f"count({q(c)})" for c in texts)
+        if wh.dialect == "postgres":  # counted as the insert returns them: no scan of the table
+            got = wh.query(f"WITH ins AS ({insert} RETURNING {', '.join(q(c) for c in texts)}) SELECT {counts} FROM ins", params)[0]
+        else:
+            wh.execute(insert, params)
+            # the file's rows were appended together: min/max statistics skip the rest of the table
+            got = wh.query(f"SELECT {counts} FROM {q(table)} WHERE course_key = ? AND site = ? AND file_id = ?", list(rows_of))[0]
+        return [int(n) for n in got] == list(texts.values())
+
+    @staticmethod
+    def _quarantine(wh: Warehouse, file: LedgerFile, staging: str, header: list[str], bad: str) -> int:
+        """Quarantine the rows holding a value that does not fit its column type; returns how many."""
+        q = wh.quote
+        wh.execute(
+            f"INSERT INTO db_state_quarantine (file_id, path, line, reason, raw) SELECT ?, ?, _line, "
+            f"'a value does not fit its column type', concat_ws(chr(9), {', '.join(f'coalesce({q(c)}, {chr(39)}NULL{chr(39)})' for c in header)}) "
+            f"FROM {q(staging)} WHERE {bad}",
+            [file.id, str(file.path)],
         )
-        if bad != "false":
-            wh.execute(
-                f"INSERT INTO db_state_quarantine (file_id, path, line, reason, raw) SELECT ?, ?, _line, "
-                f"'a value does not fit its column type', concat_ws(chr(9), {', '.join(f'coalesce({q(c)}, {chr(39)}NULL{chr(39)})' for c in header)}) "
-                f"FROM {q(staging)} WHERE {bad}",
-                [file.id, str(file.path)],
-            )
-        return int(wh.scalar("SELECT count(*) FROM db_state_quarantine WHERE file_id = ?", [file.id]))
+        return int(wh.scalar(
+            "SELECT count(*) FROM db_state_quarantine WHERE file_id = ? AND reason = 'a value does not fit its column type'", [file.id]
+        ))
 
     @staticmethod
     def _record_load(wh: Warehouse, key: str, site: str, table: str, course_id: str | None, file: LedgerFile, rows: int) -> None:

@@ -42,10 +42,15 @@ class Warehouse(Protocol):
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
         """Append Arrow data to an existing table by column name (the bulk path); returns rows."""
 
-    def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+    def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Load an edX TSV dump (header row, literal NULL, backslash escapes decoded) into a new
-        all-text temporary table `staging` with an extra `_line` column (the row's line in the file).
+        all-text temporary table `staging` with an extra `_line` column (the row's line in the file;
+        with numbered=False it may be NULL, where numbering costs a slower read).
         Returns the header's column names and the rejected lines as (line, reason, raw text)."""
+
+    def prefetch_tsv(self, path: Path | None) -> None:
+        """A hint: an unnumbered stage_tsv of `path` follows the current file (a backend may start
+        reading it now); None: nothing follows, let go of what was read."""
 
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""

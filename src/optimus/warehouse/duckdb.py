@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
@@ -17,12 +19,17 @@ _BACKSLASH = "\ue000"
 
 
 def decode_escapes_sql(column: str) -> str:
-    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one column; cheap for values without a backslash."""
+    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one column; cheap for values without a backslash.
+
+    A value whose only escapes are `\\\\` (JSON state, say) takes one replace instead of five: with
+    no `\\t`, `\\n`, `\\r` (nor the stand-in) in it, the others change nothing.
+    """
     inner = f"replace({column}, '\\\\', '{_BACKSLASH}')"
     for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
         inner = f"replace({inner}, '{escaped}', chr({char}))"
     inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
-    return f"CASE WHEN strpos({column}, '\\') > 0 THEN {inner} ELSE {column} END"
+    others = " OR ".join(f"contains({column}, '{text}')" for text in ("\\t", "\\n", "\\r", _BACKSLASH))
+    return f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
 
 
 class DuckDBWarehouse:
@@ -59,6 +66,9 @@ class DuckDBWarehouse:
         self._depth = 0
         self._lock = threading.RLock()
         self._staged = 0
+        self._ahead: tuple[Path, Future] | None = None  # a file being read ahead (see prefetch_tsv)
+        self._ahead_pool: ThreadPoolExecutor | None = None
+        self._registered: set[str] = set()
 
     # -- statements -------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -151,58 +161,112 @@ class DuckDBWarehouse:
         with self._lock:
             self.con.execute(sql, list(params))
 
-    def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+    def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Stage an edX TSV dump as a temporary all-text relation with escapes decoded (see drop_staged).
 
         Returns the header's column names and the rejected lines as (line, reason, raw text).
+        Unnumbered (`_line` NULL), the file is read in parallel, in any order (numbering costs a read
+        that keeps the file's order), or taken as read ahead by prefetch_tsv.
         """
-        self._staged += 1
-        rejects = f"_rejects_{self._staged}"
-        scans = f"_reject_scans_{self._staged}"
         q = self.quote
+        raw = q(staging + "_raw")
         with self._lock:
-            try:
-                # Insertion order is kept for this one read, so rowid follows the file's line order.
+            ahead = None if numbered else self._read_ahead(path)
+            escaped: Sequence[bool | None] | None = None
+            if ahead is not None:
+                names, table, bad, escaped = ahead
+                self.con.register(staging + "_raw", table)
+                self._registered.add(staging + "_raw")
+            else:
+                names, bad = self._read_tsv(path, raw, numbered)
+            numbering = "NULL::BIGINT"
+            if numbered:
+                base = self.con.execute(f"SELECT coalesce(min(rowid), 0) FROM {raw}").fetchall()[0][0]
+                # a row's line = 2 (after the header) + its position + the rejected lines before it; with
+                # rejects at lines r_1 < r_2 < ..., row p comes after r_i exactly when r_i - 1 - i <= p
+                shift = ""
+                if bad:
+                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(staging + '_shift')} (t BIGINT)")
+                    self.con.executemany(f"INSERT INTO {q(staging + '_shift')} VALUES (?)", [[line - 1 - i] for i, (line, _r, _t) in enumerate(bad, start=1)])
+                    shift = f" + (SELECT count(*) FROM {q(staging + '_shift')} s WHERE s.t <= r.rowid - {int(base)})"
+                numbering = f"(r.rowid - {int(base)} + 2){shift}"
+            # A view, not a copy: escapes are decoded while the rows are read, in the columns that hold a
+            # backslash (the decoding of every column would cost each query over the view time to plan).
+            if escaped is None:
+                escaped = self.con.execute(f"SELECT {', '.join(f'bool_or(contains({q(n)}, chr(92)))' for n in names)} FROM {raw}").fetchall()[0]
+            decoded = ", ".join(f"{decode_escapes_sql(q(n)) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped))
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, {numbering} AS _line FROM {raw} r")
+        return names, [(int(line), str(reason), str(text)[:2000]) for line, reason, text in bad]
+
+    def _read_tsv(self, path: Path, raw: str, numbered: bool) -> tuple[list[str], list[tuple]]:
+        """Read the dump into the temporary table `raw`; returns its column names and rejected lines."""
+        self._staged += 1
+        rejects, scans = f"_rejects_{self._staged}", f"_reject_scans_{self._staged}"
+        columns = self._header_columns(path)
+        try:
+            if numbered:  # insertion order is kept for this one read, so rowid follows the file's line order
                 self.con.execute("SET preserve_insertion_order = true")
-                self.con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {q(staging + '_raw')} AS SELECT * FROM read_csv(?, delim='\t', quote='', escape='', "
-                    f"header=true, all_varchar=true, nullstr='NULL', store_rejects=true, rejects_table='{rejects}', "
-                    f"rejects_scan='{scans}', auto_detect=false, columns=?)",
-                    [str(path), self._header_columns(path)],
-                )
-            except duckdb.Error as exc:
-                raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
-            finally:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {_read_csv_sql(rejects, scans)}", [str(path), columns])
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
+        finally:
+            if numbered:
                 self.con.execute("SET preserve_insertion_order = false")
-            names = [r[0] for r in self.con.execute(f"DESCRIBE {q(staging + '_raw')}").fetchall()]
-            # DuckDB 2.0 may record one line several times (once per missing column): one entry per line
-            bad = self.con.execute(
-                f"SELECT line, min(error_type || ': ' || error_message), min(csv_line) FROM {rejects} GROUP BY line ORDER BY line"
-            ).fetchall()
-            # A view, not a copy: escapes are decoded while the rows are read, once, by the insert.
-            raw = q(staging + "_raw")
-            base = self.con.execute(f"SELECT coalesce(min(rowid), 0) FROM {raw}").fetchall()[0][0]
-            # a row's line = 2 (after the header) + its position + the rejected lines before it; with
-            # rejects at lines r_1 < r_2 < ..., row p comes after r_i exactly when r_i - 1 - i <= p
-            shift = ""
-            if bad:
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(staging + '_shift')} (t BIGINT)")
-                self.con.executemany(f"INSERT INTO {q(staging + '_shift')} VALUES (?)", [[line - 1 - i] for i, (line, _r, _t) in enumerate(bad, start=1)])
-                shift = f" + (SELECT count(*) FROM {q(staging + '_shift')} s WHERE s.t <= r.rowid - {int(base)})"
-            decoded = ", ".join(f"{decode_escapes_sql(q(n))} AS {q(n)}" for n in names)
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, (r.rowid - {int(base)} + 2){shift} AS _line FROM {raw} r"
-            )
-            self.con.execute(f"DROP TABLE IF EXISTS {rejects}")
-            self.con.execute(f"DROP TABLE IF EXISTS {scans}")
-        return names, [(int(line), str(reason), str(raw)[:2000]) for line, reason, raw in bad]
+        return list(columns), _rejected_lines(self.con, rejects, scans)
+
+    def prefetch_tsv(self, path: Path | None) -> None:
+        """Start reading an edX TSV dump on another thread, for an unnumbered stage_tsv of it soon after
+        (so it is read while this connection loads the file before); None lets go of what was read.
+
+        Only files up to _READ_AHEAD_BYTES: what is read waits in memory, outside DuckDB's limit.
+        """
+        with self._lock:
+            self._ahead = None
+            try:
+                if path is None or path.stat().st_size > _READ_AHEAD_BYTES:
+                    return
+            except OSError:  # gone or unreadable: its own stage_tsv says so
+                return
+            if self._ahead_pool is None:
+                self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="optimus-read-ahead")
+            cursor = self.con.cursor()  # a connection of its own: its reads do not wait for this one's statements
+            self._staged += 1
+            self._ahead = (path, self._ahead_pool.submit(self._read_tsv_apart, cursor, path, self._staged))
+
+    def _read_tsv_apart(self, cursor: duckdb.DuckDBPyConnection, path: Path, n: int) -> tuple[list[str], pa.Table, list[tuple], list[bool | None]]:
+        """On the read-ahead thread: the dump as an Arrow table, with its rejected lines and which
+        columns hold a backslash."""
+        try:
+            columns = self._header_columns(path)
+            rejects, scans = f"_rejects_{n}", f"_reject_scans_{n}"
+            rel = cursor.sql(f"SELECT * FROM {_read_csv_sql(rejects, scans)}", params=[str(path), columns])
+            table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()  # renamed in DuckDB 2.0
+            escaped = [pc.any(pc.match_substring(column, "\\")).as_py() for column in table.columns]
+            return list(columns), table, _rejected_lines(cursor, rejects, scans), escaped
+        finally:
+            cursor.close()
+
+    def _read_ahead(self, path: Path) -> tuple[list[str], pa.Table, list[tuple], list[bool | None]] | None:
+        """What prefetch_tsv read of `path`, or None (not read ahead, or the read failed: it is read
+        again here, and fails with the usual message)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != path:
+            return None
+        try:
+            return ahead[1].result()
+        except Exception:
+            return None
 
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
         q = self.quote
         with self._lock:
             self.con.execute(f"DROP VIEW IF EXISTS {q(staging)}")
-            self.con.execute(f"DROP TABLE IF EXISTS {q(staging + '_raw')}")
+            if staging + "_raw" in self._registered:
+                self._registered.discard(staging + "_raw")
+                self.con.unregister(staging + "_raw")
+            else:
+                self.con.execute(f"DROP TABLE IF EXISTS {q(staging + '_raw')}")
             self.con.execute(f"DROP TABLE IF EXISTS {q(staging + '_shift')}")
 
     @staticmethod
@@ -230,6 +294,7 @@ class DuckDBWarehouse:
         view.url, view.path = self.url, self.path
         view.con = self.con.cursor()
         view._depth, view._lock, view._staged = 0, threading.RLock(), 0
+        view._ahead, view._ahead_pool, view._registered = None, None, set()
         return view
 
     def interrupt(self) -> None:
@@ -238,4 +303,30 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         with self._lock:
+            self._ahead = None
+            if self._ahead_pool is not None:
+                self._ahead_pool.shutdown(wait=True)  # the read-ahead thread's cursor must close first
             self.con.close()
+
+
+# A file read ahead waits in memory as Arrow (about its size again) until it is staged.
+_READ_AHEAD_BYTES = 64 << 20
+
+
+def _read_csv_sql(rejects: str, scans: str) -> str:
+    """read_csv of an edX TSV dump (parameters: path, columns), its rejected lines kept in `rejects`."""
+    return (
+        "read_csv(?, delim='\t', quote='', escape='', header=true, all_varchar=true, nullstr='NULL', store_rejects=true, "
+        f"rejects_table='{rejects}', rejects_scan='{scans}', auto_detect=false, columns=?)"
+    )
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection, rejects: str, scans: str) -> list[tuple]:
+    """The lines read_csv rejected, as (line, reason, raw), one entry per line (DuckDB 2.0 may record
+    a line several times, once per missing column); the rejects tables are dropped."""
+    bad = con.execute(
+        f"SELECT line, min(error_type || ': ' || error_message), min(csv_line) FROM {rejects} GROUP BY line ORDER BY line"
+    ).fetchall()
+    con.execute(f"DROP TABLE IF EXISTS {rejects}")
+    con.execute(f"DROP TABLE IF EXISTS {scans}")
+    return bad

@@ -387,12 +387,15 @@ class PostgresWarehouse:
                     total += batch.num_rows
         return total
 
+    def prefetch_tsv(self, path: Path | None) -> None:
+        """Nothing is read ahead here: COPY runs on the server, one statement at a time per connection."""
+
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
         self.execute(f"DROP TABLE IF EXISTS pg_temp.{self.quote(staging)}")
 
-    def stage_tsv(self, path: Path, staging: str) -> tuple[list[str], list[tuple[int, str, str]]]:
-        """Load an edX TSV dump into a temporary all-text table with escapes decoded.
+    def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
+        """Load an edX TSV dump into a temporary all-text table with escapes decoded (always numbered: it costs nothing here).
 
         Each line goes to COPY whole (its tabs and backslashes escaped, so COPY splits nothing) into a
         one-column table numbered by line; SQL then splits the lines, so a line with the wrong number
