@@ -132,3 +132,23 @@ def test_gap_cutoff_is_a_setting(data_path: Path, settings_for: Any, cli: Any) -
     result = cli(["ingest"], settings, env={"OPTIMUS_TIME_GAP_CUTOFF": "60"})
     assert result.exit_code == 0, result.output
     assert warehouse_days(settings) == reference_days(normalise(D.day1_events()), course_ids(settings), cutoff=60)
+
+
+def test_read_ranges_are_disjoint_and_cover_each_day_with_its_gap_span() -> None:
+    from datetime import datetime, timedelta
+
+    from optimus.services.time_finder import read_ranges
+
+    d = date(2024, 3, 10)
+    scope = {("A", d), ("A", d + timedelta(days=1)), ("A", d + timedelta(days=5)), ("B", None), ("B", d)}
+    got = read_ranges(scope, 2)
+    at = lambda day: datetime.combine(day, datetime.min.time())  # noqa: E731
+    # days 10 and 11 need [8, 12) together; day 15 needs [13, 16); B is read whole
+    assert got == [["A", at(d - timedelta(days=2)), at(d + timedelta(days=2))], ["A", at(d + timedelta(days=3)), at(d + timedelta(days=6))],
+                   ["B", None, None]]
+    touching = read_ranges({("A", d), ("A", d + timedelta(days=3))}, 2)  # [8, 11) and [11, 14) join
+    assert touching == [["A", at(d - timedelta(days=2)), at(d + timedelta(days=4))]]
+    apart = read_ranges({("A", d), ("A", d + timedelta(days=6))}, 2)
+    assert apart == [["A", at(d - timedelta(days=2)), at(d + timedelta(days=1))], ["A", at(d + timedelta(days=4)), at(d + timedelta(days=7))]]
+    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in zip(apart, apart[1:]):
+        assert hi1 < lo2  # disjoint: a join on them reads each event once

@@ -109,12 +109,14 @@ def chapter_sql(event_type: str) -> str:
     return f"(CASE WHEN strpos({event_type}, '/courseware/') > 0 THEN nullif({part}, '') END)"
 
 
-def learner_events(wh: Warehouse, scope_filter: str) -> str:
+def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> str:
     """SELECT of the events in scope with the learner resolved.
 
     `uid` is events.user_id (context.user_id), else the course's auth_user id of the event's
     username; `who` identifies the learner for ordering gaps (uid, else the username).
-    `scope_filter` is a condition on `e` (the events alias).
+    `scope_filter` is a condition on `e` (the events alias); `scope_join` an inner join that picks
+    events by more than their course (a condition correlated with each event's time would make the
+    engine deduplicate every event's (course, time) first).
     """
     events, auth = source(wh, "events"), source(wh, "auth_user")
     video = json_text(wh, "e.event", "id")
@@ -129,7 +131,7 @@ def learner_events(wh: Warehouse, scope_filter: str) -> str:
                {chapter_sql('e.event_type')} AS chapter,
                CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
-        FROM {events} e
+        FROM {events} e {scope_join}
         LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
                    GROUP BY course_key, username) au
           ON e.user_id IS NULL AND au.course_key = e.course_key AND au.username = e.username
@@ -241,7 +243,7 @@ def person_course_insert(wh: Warehouse) -> str:
     return f"""
         INSERT INTO person_course ({', '.join(q(c) for c in PC_COLUMNS)})
         WITH
-        v AS ({learner_events(wh, f'e.{inscope}')}),
+        v AS NOT MATERIALIZED ({learner_events(wh, f'e.{inscope}')}),
         au AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src['auth_user']} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
         aun AS (SELECT course_key, username, min(id) AS user_id FROM {src['auth_user']} a
@@ -257,18 +259,16 @@ def person_course_insert(wh: Warehouse) -> str:
         pr AS (SELECT * FROM (SELECT course_key, user_id, gender, year_of_birth, level_of_education, country,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY id DESC NULLS LAST) AS rn
                FROM {src['auth_userprofile']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
-        ea AS (SELECT v.course_key, v.uid, count(*) AS nevents, count(DISTINCT v.day) AS ndays_act,
-                   min(v.time) AS first_event, max(v.time) AS last_event, min(v.username) AS username,
-                   count(DISTINCT v.chapter) AS nchapters, count(DISTINCT v.video_id) AS nvideos_unique_viewed,
-                   count(DISTINCT v.problem_id) AS attempted_problems,
-                   {ev_sums}
-               FROM v WHERE v.uid IS NOT NULL GROUP BY v.course_key, v.uid),
         pub AS (SELECT DISTINCT course_key, url_name FROM {src['course_blocks']} t
                 WHERE {inscope} AND category = 'chapter' AND (published IS NULL OR published) AND url_name IS NOT NULL),
         npub AS (SELECT course_key, count(*) AS n FROM pub GROUP BY course_key),
-        vis AS (SELECT x.course_key, x.uid, count(*) AS n FROM
-                   (SELECT DISTINCT v.course_key, v.uid, v.chapter FROM v JOIN pub ON pub.course_key = v.course_key
-                    AND pub.url_name = v.chapter WHERE v.uid IS NOT NULL) x GROUP BY x.course_key, x.uid),
+        ea AS (SELECT v.course_key, v.uid, count(*) AS nevents, count(DISTINCT v.day) AS ndays_act,
+                   min(v.time) AS first_event, max(v.time) AS last_event, min(v.username) AS username,
+                   count(DISTINCT v.chapter) AS nchapters, count(DISTINCT pub.url_name) AS nchapters_published,
+                   count(DISTINCT v.video_id) AS nvideos_unique_viewed, count(DISTINCT v.problem_id) AS attempted_problems,
+                   {ev_sums}
+               FROM v LEFT JOIN pub ON pub.course_key = v.course_key AND pub.url_name = v.chapter
+               WHERE v.uid IS NOT NULL GROUP BY v.course_key, v.uid),
         ipc AS (SELECT course_key, uid, ip, count(*) AS n, max(time) AS latest FROM v
                 WHERE uid IS NOT NULL AND ip IS NOT NULL GROUP BY course_key, uid, ip),
         mip AS (SELECT * FROM (SELECT ipc.*, row_number() OVER (PARTITION BY course_key, uid ORDER BY n DESC, latest DESC, ip DESC) AS rn
@@ -289,19 +289,19 @@ def person_course_insert(wh: Warehouse) -> str:
         cid AS (SELECT s.course_key, coalesce(
                     (SELECT min(c.course_id) FROM {src['courses']} c WHERE c.course_key = s.course_key),
                     (SELECT min(x.course_id) FROM en x WHERE x.course_key = s.course_key),
-                    (SELECT min(y.course_id) FROM v y WHERE y.course_key = s.course_key)) AS course_id,
+                    (SELECT min(y.course_id) FROM {src['events']} y WHERE y.course_key = s.course_key)) AS course_id,
                     (SELECT max(c.pass_mark) FROM {src['courses']} c WHERE c.course_key = s.course_key) AS pass_mark
                 FROM _pc_scope s),
         people AS (SELECT course_key, user_id FROM en UNION SELECT course_key, uid FROM ea
                    UNION SELECT course_key, user_id FROM ce)
         SELECT cid.course_id, p.course_key, p.user_id, coalesce(au.username, ea.username),
                {_flag("en.user_id IS NOT NULL")}, {_flag(f"{ndays} > 0")},
-               {_flag("coalesce(npub.n, 0) > 0 AND coalesce(vis.n, 0) >= ceil(npub.n / 2.0)")},
+               {_flag("coalesce(npub.n, 0) > 0 AND coalesce(ea.nchapters_published, 0) >= ceil(npub.n / 2.0)")},
                {certified}, {_flag(f"{grade} IS NOT NULL AND cid.pass_mark IS NOT NULL AND {grade} >= cid.pass_mark")},
                {grade}, cid.pass_mark, en.mode, CASE WHEN en.is_active THEN 1 WHEN NOT en.is_active THEN 0 END, en.created,
                ea.first_event, ea.last_event, coalesce(ea.nevents, 0), {ndays},
                coalesce(ea.nplay_video, 0), coalesce(ea.nvideo, 0), coalesce(ea.nvideos_unique_viewed, 0),
-               coalesce(ea.npause_video, 0), coalesce(ea.nseek_video, 0), coalesce(ea.nchapters, 0), coalesce(vis.n, 0),
+               coalesce(ea.npause_video, 0), coalesce(ea.nseek_video, 0), coalesce(ea.nchapters, 0), coalesce(ea.nchapters_published, 0),
                coalesce(ea.nproblem_check, 0), coalesce(ea.attempted_problems, 0), coalesce(ea.nshow_answer, 0),
                coalesce(ea.nprogcheck, 0), coalesce(ea.nseq_goto, 0), coalesce(ea.nforum_events, 0),
                {nforum_posts}, coalesce(fp.nforum_threads, 0), coalesce(fp.nforum_comments, 0), coalesce(fp.nforum_votes, 0),
@@ -327,7 +327,6 @@ def person_course_insert(wh: Warehouse) -> str:
         LEFT JOIN pr ON pr.course_key = p.course_key AND pr.user_id = p.user_id
         LEFT JOIN ea ON ea.course_key = p.course_key AND ea.uid = p.user_id
         LEFT JOIN npub ON npub.course_key = p.course_key
-        LEFT JOIN vis ON vis.course_key = p.course_key AND vis.uid = p.user_id
         LEFT JOIN mip ON mip.course_key = p.course_key AND mip.uid = p.user_id
         LEFT JOIN {src['ip_geo']} geo ON geo.ip = mip.ip
         LEFT JOIN dt ON dt.course_key = p.course_key AND dt.uid = p.user_id
