@@ -12,6 +12,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import duckdb
@@ -443,3 +444,20 @@ def test_next_file_is_read_while_this_one_is_loaded(tmp_path):
     assert third is not None and third.path == paths[2]
     reads.plan(None, None)  # the run stops before c: its reader is let go
     assert reads._ready is None and not third._thread.is_alive()
+
+
+def test_engine_memory_gives_way_to_the_blocks_held_outside_it(data_path: Path, settings_for: Any) -> None:
+    """DuckDB fills its memory_limit as a cache: while Clickstream holds blocks in memory, the engine's
+    share is the setting less the blocks (never under half), and the whole setting again after."""
+    wh = connect(settings_for(data_path, memory_limit="1GiB"))
+    try:
+        limit = lambda: wh.scalar("SELECT current_setting('memory_limit')")  # noqa: E731
+        assert limit() == "1.0 GiB"
+        wh.hold_outside(384 << 20)
+        assert limit() == "640.0 MiB"
+        wh.hold_outside(900 << 20)
+        assert limit() == "512.0 MiB"
+        wh.hold_outside(0)
+        assert limit() == "1.0 GiB"
+    finally:
+        wh.close()

@@ -34,7 +34,8 @@ class Clickstream(Service):
     name = "Clickstream"
     claims = (discovery.EVENTS,)
     writes = {"events": "frozen", "event_files": "frozen", "events_quarantine": "frozen"}
-    batch_bytes = 128 << 20  # decompressed bytes per block (up to ~3 in memory); OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
+    batch_bytes = 128 << 20  # decompressed bytes per block; OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
+    blocks_held = 3  # blocks in memory outside the engine: the one loading and two read ahead
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -64,6 +65,7 @@ class Clickstream(Service):
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
         loaded = quarantined = 0
+        wh.hold_outside(self.blocks_held * self._reader.batch_bytes)
         try:
             for batch in self._reader.batches(file.path):
                 good, bad = self._load_batch(wh, file, batch)
@@ -83,6 +85,7 @@ class Clickstream(Service):
                 }
             ctx.touch_many(changed)
         finally:
+            wh.hold_outside(0)
             for table in (_LINES, _BAD, _COURSES):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0

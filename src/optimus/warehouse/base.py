@@ -52,6 +52,10 @@ class Warehouse(Protocol):
         """A hint: an unnumbered stage_tsv of `path` follows the current file (a backend may start
         reading it now); None: nothing follows, let go of what was read."""
 
+    def hold_outside(self, nbytes: int) -> None:
+        """The process now holds `nbytes` of data outside the engine (0: none again); an engine with
+        a memory limit lowers it by as much, so that the process as a whole keeps to the setting."""
+
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
 

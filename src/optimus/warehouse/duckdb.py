@@ -66,6 +66,7 @@ class DuckDBWarehouse:
         self._depth = 0
         self._lock = threading.RLock()
         self._staged = 0
+        self._memory_limit = _bytes(self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
         self._ahead: tuple[Path, Future] | None = None  # a file being read ahead (see prefetch_tsv)
         self._ahead_pool: ThreadPoolExecutor | None = None
         self._registered: set[str] = set()
@@ -257,6 +258,13 @@ class DuckDBWarehouse:
         except Exception:
             return None
 
+    def hold_outside(self, nbytes: int) -> None:
+        """DuckDB fills its memory_limit as a cache: while the process holds `nbytes` elsewhere, the
+        engine gets the setting less that much (never less than half of it)."""
+        share = max(self._memory_limit - nbytes, self._memory_limit // 2)
+        with self._lock:
+            self.con.execute(f"SET memory_limit = '{share >> 20}MiB'")
+
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
         q = self.quote
@@ -295,6 +303,7 @@ class DuckDBWarehouse:
         view.con = self.con.cursor()
         view._depth, view._lock, view._staged = 0, threading.RLock(), 0
         view._ahead, view._ahead_pool, view._registered = None, None, set()
+        view._memory_limit = self._memory_limit
         return view
 
     def interrupt(self) -> None:
@@ -311,6 +320,14 @@ class DuckDBWarehouse:
 
 # A file read ahead waits in memory as Arrow (about its size again) until it is staged.
 _READ_AHEAD_BYTES = 64 << 20
+
+
+def _bytes(size: str) -> int:
+    """DuckDB's rendering of a size ('953.6 MiB', '2.3 GiB') in bytes."""
+    number, _, unit = size.partition(" ")
+    scale = {"": 1, "bytes": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+             "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+    return int(float(number) * scale[unit.strip().lower()])
 
 
 def _read_csv_sql(rejects: str, scans: str) -> str:

@@ -390,6 +390,9 @@ class PostgresWarehouse:
     def prefetch_tsv(self, path: Path | None) -> None:
         """Nothing is read ahead here: COPY runs on the server, one statement at a time per connection."""
 
+    def hold_outside(self, nbytes: int) -> None:
+        """Nothing to do: the server's memory is not this process's."""
+
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
         self.execute(f"DROP TABLE IF EXISTS pg_temp.{self.quote(staging)}")
