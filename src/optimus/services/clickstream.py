@@ -35,7 +35,6 @@ class Clickstream(Service):
     claims = (discovery.EVENTS,)
     writes = {"events": "frozen", "event_files": "frozen", "events_quarantine": "frozen"}
     batch_bytes = 128 << 20  # decompressed bytes per block; OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
-    blocks_held = 3  # blocks in memory outside the engine: the one loading and two read ahead
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -65,7 +64,7 @@ class Clickstream(Service):
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
         loaded = quarantined = 0
-        wh.hold_outside(self.blocks_held * self._reader.batch_bytes)
+        wh.hold_outside(self._reader.bytes_held)
         try:
             for batch in self._reader.batches(file.path):
                 good, bad = self._load_batch(wh, file, batch)

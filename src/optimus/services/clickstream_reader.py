@@ -3,7 +3,7 @@
 Decompression, fingerprinting and line splitting run on a thread beside the engine's work on the
 block before, and, when the pipeline says which file comes next, the next file's reader starts as
 soon as this one reaches its end, so the core that read does not idle while a file is settled and
-committed. At most two blocks of a file wait in memory.
+committed. At most SLOTS blocks of a file wait in memory.
 """
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from typing import Any, Callable, Iterator
 from optimus.errors import IngestError
 from optimus.formats import events as rules
 
+SLOTS = 2  # blocks a reader may have waiting beside the one being loaded
+
 
 class BlockReader:
     """Line batches of one file, read by a thread; `start()` begins reading, iterating consumes."""
 
-    def __init__(self, path: Path, batch_bytes: int, slots: int = 2) -> None:
+    def __init__(self, path: Path, batch_bytes: int, slots: int = SLOTS) -> None:
         self.path = path
         self.batch_bytes = batch_bytes
         self.on_end: Callable[[], None] | None = None  # called on the reader thread once the file is read
@@ -85,6 +87,11 @@ class ReadAhead:
         self._ready: BlockReader | None = None  # started ahead, for the file ingested next
         self._then: Path | None = None  # the file after the current one
         self._lock = threading.Lock()
+
+    @property
+    def bytes_held(self) -> int:
+        """Most bytes of blocks in memory at a time: the one being loaded and those waiting."""
+        return (1 + SLOTS) * self.batch_bytes
 
     def plan(self, now: Path | None, then: Path | None) -> None:
         """`now` is ingested next and `then` after it (None: nothing); a reader of another file stops."""
