@@ -31,3 +31,12 @@ class IngestError(OptimusError):
 
 class ArchiveError(IngestError):
     """An archive is unsafe (path escape, link, device, too large) or broken."""
+
+
+class QueryRefused(OptimusError):
+    """An untrusted query is not exactly one read-only SELECT."""
+
+
+class UnsafeName(IngestError):
+    """A name read from data (org, course, run, table, file) does not have the shape it must have
+    before it may become part of a path, a key or a table name."""

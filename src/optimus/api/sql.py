@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from optimus.api.auth import require_token
 from optimus.api.state import warehouse_view
-from optimus.errors import OptimusError
+from optimus.errors import QueryRefused
 from optimus.warehouse import Warehouse
 
 router = APIRouter(tags=["sql"])
@@ -38,10 +38,6 @@ _DENIED_PREFIXES = ("read_", "readcsv", "readjson", "readparquet", "pg_read", "p
 _DENIED_SUFFIXES = ("_scan", "_attach", "_query", "_execute")
 _STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Copy,
                exp.Attach, exp.Detach, exp.Pragma, exp.Set, exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.Lock)
-
-
-class QueryRefused(OptimusError):
-    """The query is not a single read-only SELECT/WITH."""
 
 
 def _function_name(node: exp.Expression) -> str:

@@ -6,10 +6,26 @@ never inside a service. SQL uses `?` placeholders on every backend.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
 import pyarrow as pa
+
+
+# The schema the raw edX tables of Database State live in, apart from every table Optimus computes,
+# so that no dump's name can ever reach an Optimus table (`SELECT ... FROM edx.auth_user`).
+RAW_SCHEMA = "edx"
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    """What an untrusted read-only query returned, capped (see Warehouse.read_only_query)."""
+
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool  # True when the cap in rows or bytes cut the answer short
+    note: str | None = None  # says where and why it was cut ("truncated at 10000 rows")
 
 
 class Warehouse(Protocol):
@@ -64,5 +80,11 @@ class Warehouse(Protocol):
 
     def quote(self, identifier: str) -> str:
         """Quote an identifier for this dialect."""
+
+    def read_only_query(self, sql: str, *, max_rows: int, max_bytes: int, timeout: float) -> QueryAnswer:
+        """Run one untrusted query (the API's and `optimus sql`'s) so that the engine itself can
+        reach nothing but the warehouse: exactly one SELECT, read only, stopped after `timeout`
+        seconds, its answer cut at `max_rows` rows or about `max_bytes` bytes (streamed, never
+        fetched whole). Raises QueryRefused (not a SELECT) or WarehouseError (the engine's error)."""
 
     def close(self) -> None: ...
