@@ -1,6 +1,8 @@
 """The file ledger: every claimed file registered once, ingested once, its state queryable.
 
-States: queued -> running -> done | failed. A rescan stats files and reads a file's content
+States: queued -> running -> done | damaged | failed. `damaged` is done with a loss (a damaged
+archive: every complete line before the damage is loaded; `damage` says why and at which byte), so
+a re-delivery of the file replaces it; `failed` loaded nothing. A rescan stats files and reads a file's content
 (for its fingerprint) only when its size or modification time changed; a changed fingerprint
 queues the file again, and its service replaces the rows it loaded before.
 """
@@ -17,7 +19,7 @@ from optimus import courses
 from optimus.discovery import ScanResult
 from optimus.warehouse.base import Warehouse
 
-STATES = ("queued", "running", "done", "failed")
+STATES = ("queued", "running", "done", "damaged", "failed")
 
 
 def utcnow() -> datetime:
@@ -172,11 +174,15 @@ def mark_running(wh: Warehouse, file: LedgerFile, run_id: int) -> None:
     )
 
 
-def mark_done(wh: Warehouse, file: LedgerFile, rows: int, quarantined: int, note: str | None = None, course_id: str | None = None) -> None:
+def mark_done(
+    wh: Warehouse, file: LedgerFile, rows: int, quarantined: int, note: str | None = None, course_id: str | None = None,
+    coerced: int = 0, damage: str | None = None,
+) -> None:
+    """The file's rows are in; with `damage` (what was lost, and at which byte) it is `damaged`, not `done`."""
     wh.execute(
-        "UPDATE ingest_files SET state = 'done', finished_at = ?, rows_loaded = ?, rows_quarantined = ?, error = NULL, note = ?, "
-        "course_id = coalesce(?, course_id), course_key = coalesce(?, course_key) WHERE id = ?",
-        [utcnow(), rows, quarantined, note, course_id, courses.course_key(course_id), file.id],
+        "UPDATE ingest_files SET state = ?, finished_at = ?, rows_loaded = ?, rows_quarantined = ?, coerced = ?, damage = ?, "
+        "error = NULL, note = ?, course_id = coalesce(?, course_id), course_key = coalesce(?, course_key) WHERE id = ?",
+        ["damaged" if damage else "done", utcnow(), rows, quarantined, coerced, damage, note, course_id, courses.course_key(course_id), file.id],
     )
 
 

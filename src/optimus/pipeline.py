@@ -29,7 +29,7 @@ log = logging.getLogger("optimus")
 class FileOutcome:
     service: str
     path: str
-    state: str  # done | failed
+    state: str  # done | damaged | failed
     rows: int = 0
     quarantined: int = 0
     seconds: float = 0.0
@@ -275,7 +275,7 @@ class Pipeline:
         try:
             with self.wh.transaction():
                 result: FileResult = service.ingest(self.wh, file, ctx)
-                ledger.mark_done(self.wh, file, result.rows, result.quarantined, result.note, result.course_id)
+                ledger.mark_done(self.wh, file, result.rows, result.quarantined, result.note, result.course_id, result.coerced, result.damage)
                 ledger.note_course_id(self.wh, result.course_id or file.course_id)
         except Exception as exc:
             ctx.touched = touched_before
@@ -288,7 +288,8 @@ class Pipeline:
         ctx.progress.end()
         seconds = time.monotonic() - clock
         log.info("%s ingested %s: %d rows, %d quarantined, %.2fs", service.name, file.path, result.rows, result.quarantined, seconds)
-        return FileOutcome(service.name, str(file.path), "done", result.rows, result.quarantined, seconds)
+        state = "damaged" if result.damage else "done"
+        return FileOutcome(service.name, str(file.path), state, result.rows, result.quarantined, seconds, error=result.damage)
 
 
 def _describe(exc: BaseException) -> str:

@@ -36,6 +36,8 @@ class FileResult:
     quarantined: int = 0
     note: str | None = None
     course_id: str | None = None  # the course read from the file, when its name was ambiguous
+    coerced: int = 0  # values loaded in a changed form (e.g. a duplicate JSON key, an out-of-range id made NULL)
+    damage: str | None = None  # the file is damaged: what was lost and at which byte (what could be read is loaded)
 
 
 class Progress:

@@ -72,6 +72,12 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (course_key, course_id)
         )""",
     ],
+    # version 2: a file may be done with a loss ('damaged': e.g. a truncated .gz, every complete line
+    # before the damage loaded), and values a service had to coerce are counted per file
+    [
+        "ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS coerced BIGINT",
+        "ALTER TABLE ingest_files ADD COLUMN IF NOT EXISTS damage VARCHAR",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
