@@ -18,6 +18,12 @@ import pyarrow as pa
 RAW_SCHEMA = "edx"
 
 
+def raw_schema_for(warehouse_schema: str | None) -> str:
+    """The raw tables' schema beside an Optimus schema: `edx` beside the default one (and on DuckDB),
+    `<schema>_edx` beside any other, so two Optimus schemas in one database never share raw tables."""
+    return RAW_SCHEMA if warehouse_schema in (None, "optimus") else f"{warehouse_schema}_{RAW_SCHEMA}"
+
+
 @dataclass(frozen=True)
 class QueryAnswer:
     """What an untrusted read-only query returned, capped (see Warehouse.read_only_query)."""
@@ -31,6 +37,7 @@ class QueryAnswer:
 class Warehouse(Protocol):
     dialect: str  # 'duckdb' or 'postgres'
     url: str
+    raw_schema: str  # where Database State's raw edX tables live (RAW_SCHEMA, see raw_schema_for)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""

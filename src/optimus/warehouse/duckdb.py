@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
+from optimus.warehouse.base import raw_schema_for
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
@@ -36,6 +37,7 @@ class DuckDBWarehouse:
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
     dialect = "duckdb"
+    raw_schema = raw_schema_for(None)
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.url = settings.warehouse_url

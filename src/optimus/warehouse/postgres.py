@@ -28,6 +28,7 @@ from psycopg.adapt import Loader
 
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
+from optimus.warehouse.base import raw_schema_for
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
@@ -211,6 +212,7 @@ class PostgresWarehouse:
         self.url = redact(raw_url)
         self._settings = settings
         self.schema = settings.warehouse_schema
+        self.raw_schema = raw_schema_for(self.schema)
         self.read_only = read_only
         self._lock = threading.RLock()
         self._depth = 0
