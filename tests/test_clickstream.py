@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from optimus import courses
+from optimus.errors import WarehouseError
 from optimus.formats import events as rules
 from optimus.pipeline import Pipeline
 from optimus.services.clickstream import Clickstream
@@ -446,18 +447,26 @@ def test_next_file_is_read_while_this_one_is_loaded(tmp_path):
     assert reads._ready is None and not third._thread.is_alive()
 
 
-def test_engine_memory_gives_way_to_the_blocks_held_outside_it(data_path: Path, settings_for: Any) -> None:
-    """DuckDB fills its memory_limit as a cache: while Clickstream holds blocks in memory, the engine's
-    share is the setting less the blocks (never under half), and the whole setting again after."""
-    wh = connect(settings_for(data_path, memory_limit="1GiB"))
+def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Path, settings_for: Any) -> None:
+    """DuckDB fills its memory_limit as a cache, and its settings are locked once open: a writer's engine
+    gets the setting less the blocks Clickstream may hold (never under half of it), from the start; a
+    reader, or a writer without Clickstream, gets the whole setting; nothing can SET it afterwards."""
+    held = Clickstream.bytes_outside_engine()
+    assert held == 3 * Clickstream._batch_bytes()
+    settings = settings_for(data_path, memory_limit="1GiB")
+    wh = connect(settings)
     try:
-        limit = lambda: wh.scalar("SELECT current_setting('memory_limit')")  # noqa: E731
-        assert limit() == "1.0 GiB"
-        wh.hold_outside(384 << 20)
-        assert limit() == "640.0 MiB"
-        wh.hold_outside(900 << 20)
-        assert limit() == "512.0 MiB"
-        wh.hold_outside(0)
-        assert limit() == "1.0 GiB"
+        limit = lambda w: w.scalar("SELECT current_setting('memory_limit')")  # noqa: E731
+        assert limit(wh) == f"{max((1 << 30) - held, 1 << 29) >> 20:.1f} MiB"
+        wh.hold_outside(held)  # within the room left: nothing to do
+        with pytest.raises(WarehouseError):
+            wh.hold_outside(held + 1)
+        with pytest.raises(duckdb.Error, match="locked"):
+            wh.execute("SET memory_limit = '4GiB'")
     finally:
         wh.close()
+    without = connect(settings_for(data_path, memory_limit="1GiB", ignored_services=["Clickstream"]))
+    try:
+        assert limit(without) == "1.0 GiB"
+    finally:
+        without.close()

@@ -54,6 +54,7 @@ class Settings:
     log_file: Path | None = None
 
     source: str = "defaults"  # where the settings came from, for messages; not a key
+    config_file: Path | None = None  # the config file read, if any (it may hold api_token); not a key
     origins: dict[str, str] = field(default_factory=dict)  # key -> the file or variable that set it
 
     def origin(self, key: str) -> str:
@@ -105,7 +106,7 @@ DOCS: dict[str, str] = {
     "log_file": "Also write the daemon's log lines to this file.",
 }
 
-KEYS = [f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "origins")]
+KEYS = [f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "origins", "config_file")]
 
 
 def _coerce(key: str, value: object, where: str, base: Path) -> object:
@@ -209,6 +210,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
     settings = Settings(**values)  # type: ignore[arg-type]
     settings.source = " + ".join(sources) or "defaults"
     settings.origins = origins
+    settings.config_file = path.resolve() if path is not None else None
     _validate(settings)
     return settings
 
@@ -220,6 +222,37 @@ def check_data_paths(settings: Settings) -> None:
     for path in settings.data_paths:
         if not path.is_dir():
             raise ConfigError(f"{settings.origin('data_paths')}: setting 'data_paths': data path {path} does not exist or is not a folder")
+
+
+def secrets(settings: Settings) -> dict[str, Path]:
+    """Every file or folder Optimus knows to be secret, by what it is: none may lie in a folder the
+    engine is allowed to read (see check_allowed_folders)."""
+    from optimus.daemon import lock_path  # the daemon's module knows where its lock file lives
+
+    found: dict[str, Path | None] = {
+        "the config file": settings.config_file,
+        "the daemon's lock file (it holds a local token)": lock_path(settings),
+        "setting 'gnupg_home'": settings.gnupg_home,
+        "setting 'gnupg_passphrase_file'": settings.gnupg_passphrase_file,
+    }
+    warehouse = settings.warehouse_path()
+    if warehouse is not None:
+        found["the warehouse file"] = warehouse
+        found["the warehouse's write-ahead log"] = warehouse.with_name(warehouse.name + ".wal")
+    return {what: path.resolve() for what, path in found.items() if path is not None}
+
+
+def check_allowed_folders(settings: Settings, folders: dict[Path, str]) -> None:
+    """Refuse to start when a folder the engine may read and write (`folders`: path -> what it is)
+    holds a secret: a query could read it, or COPY over it."""
+    known = secrets(settings)
+    for folder, what_folder in folders.items():
+        for what, secret in known.items():
+            if secret == folder or secret.is_relative_to(folder):
+                raise ConfigError(
+                    f"{what_folder} {folder} holds {what} ({secret}); the warehouse engine may read and write that folder, "
+                    "so move one of them elsewhere"
+                )
 
 
 def example_config() -> str:

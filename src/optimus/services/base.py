@@ -120,6 +120,12 @@ class Service:
     writes: ClassVar[dict[str, str]] = {}
     rules_version: ClassVar[int] = 1
 
+    @classmethod
+    def bytes_outside_engine(cls) -> int:
+        """The most memory this service holds beside the warehouse engine while it works (data read
+        in Python): the engine is opened with that much less (see bytes_outside_engine below)."""
+        return 0
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
@@ -154,6 +160,12 @@ def register(cls: type[Service]) -> type[Service]:
         raise ValueError(f"two services are named {cls.name}")
     REGISTRY[cls.name] = cls
     return cls
+
+
+def bytes_outside_engine(settings: Settings) -> int:
+    """The most memory any active service holds beside the engine: the engine's share of
+    memory_limit is the setting less this (its settings are locked once open; see warehouse.connect)."""
+    return max((cls.bytes_outside_engine() for name, cls in load_services().items() if name not in settings.ignored_services), default=0)
 
 
 def load_services() -> dict[str, type[Service]]:

@@ -38,7 +38,16 @@ class Clickstream(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._reader = ReadAhead(int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or self.batch_bytes))
+        self._reader = ReadAhead(self._batch_bytes())
+
+    @classmethod
+    def _batch_bytes(cls) -> int:
+        return int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or cls.batch_bytes)
+
+    @classmethod
+    def bytes_outside_engine(cls) -> int:
+        """The blocks read ahead wait in memory beside the engine (the engine is opened with that much less)."""
+        return ReadAhead(cls._batch_bytes()).bytes_held
 
     def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
         self._reader.plan(now.path if now else None, then.path if then else None)

@@ -24,6 +24,12 @@ def raw_schema_for(warehouse_schema: str | None) -> str:
     return RAW_SCHEMA if warehouse_schema in (None, "optimus") else f"{warehouse_schema}_{RAW_SCHEMA}"
 
 
+# The caps of an untrusted query (the API's /sql and `optimus sql`, on every backend), in one place.
+QUERY_MAX_ROWS = 100_000  # rows an answer may hold at most
+QUERY_MAX_BYTES = 64 << 20  # about this many bytes of values, then the answer is cut
+QUERY_TIMEOUT_SECONDS = 60.0  # the engine stops the query after this long
+
+
 @dataclass(frozen=True)
 class QueryAnswer:
     """What an untrusted read-only query returned, capped (see Warehouse.read_only_query)."""

@@ -11,9 +11,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from optimus.config import Settings
-from optimus.errors import WarehouseError, WarehouseLocked
-from optimus.warehouse.base import raw_schema_for
+from optimus.config import Settings, check_allowed_folders
+from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
+from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
@@ -39,7 +39,16 @@ class DuckDBWarehouse:
     dialect = "duckdb"
     raw_schema = raw_schema_for(None)
 
-    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+    def __init__(self, settings: Settings, read_only: bool = False, outside_bytes: int = 0,
+                 also_allowed: Sequence[Path] = ()) -> None:
+        """Open the file and shut the engine off from the rest of the host (see _lock_down).
+
+        :param outside_bytes: the most this process holds beside the engine while ingesting (Clickstream's
+            blocks): the engine gets memory_limit less that much (never under half of it), since its
+            settings are locked once open and cannot give way later.
+        :param also_allowed: folders the engine may read besides the data paths (a file named on the
+            command line), writable only.
+        """
         self.url = settings.warehouse_url
         path = settings.warehouse_path()
         assert path is not None
@@ -49,6 +58,8 @@ class DuckDBWarehouse:
         elif not path.exists():
             raise WarehouseError(f"warehouse {path} does not exist yet (run 'optimus ingest' first)")
         spill = settings.spill_path or path.parent / f"{path.name}.spill"
+        folders = {} if read_only else allowed_folders(settings, spill, also_allowed)
+        check_allowed_folders(settings, folders)
         config: dict[str, Any] = {
             "memory_limit": settings.memory_limit,
             "temp_directory": str(spill),
@@ -65,13 +76,47 @@ class DuckDBWarehouse:
                     "talk to it through its API, or stop it first"
                 ) from None
             raise WarehouseError(f"cannot open warehouse {path}: {exc}") from None
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open warehouse {path}: {exc}") from None
         self._depth = 0
         self._lock = threading.RLock()
         self._staged = 0
+        self._outside = outside_bytes
+        if outside_bytes:  # before the lock: the engine's share for good
+            full = _bytes(self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+            self.con.execute(f"SET memory_limit = '{max(full - outside_bytes, full // 2) >> 20}MiB'")
         self._memory_limit = _bytes(self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
         self._ahead: tuple[Path, Future] | None = None  # a file being read ahead (see prefetch_tsv)
         self._ahead_pool: ThreadPoolExecutor | None = None
         self._registered: set[str] = set()
+        self._parent: DuckDBWarehouse | None = None  # a reader's warehouse (see reader)
+        self._spare: list[duckdb.DuckDBPyConnection] = []
+        self._lock_down(folders)
+
+    def _lock_down(self, folders: dict[Path, str]) -> None:
+        """Shut the engine off from the host for the rest of the process, before any other statement.
+
+        DuckDB's settings are instance-wide and a cursor shares them, so this holds for every query
+        of the process, the API's included: files only in `folders` (a read-only instance: none),
+        no extension loaded, and the configuration locked so that no statement can turn it back.
+        A cursor's own time limit cannot be set once locked (a cursor does not inherit its parent's),
+        so the readers' cursors are made first, each with max_execution_time (see reader). Not in the
+        connect config: DuckDB refuses a temp_directory there once external access is off; here the
+        instance is still private to this constructor, no query of anyone else has run on it.
+        """
+        try:
+            for _ in range(READER_CURSORS):
+                cursor = self.con.cursor()
+                cursor.execute(f"SET SESSION max_execution_time = {int(QUERY_TIMEOUT_SECONDS * 1000)}")
+                self._spare.append(cursor)
+            if folders:
+                listed = ", ".join("'" + _as_prefix(f).replace("'", "''") + "'" for f in folders)
+                self.con.execute(f"SET allowed_directories = [{listed}]")
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+        except BaseException:
+            self.close()
+            raise
 
     # -- statements -------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -142,27 +187,23 @@ class DuckDBWarehouse:
 
     # -- bulk loaders -----------------------------------------------------------------------
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+        names = data.schema.names
+        cols = ", ".join(self.quote(n) for n in names)
         with self._lock:
-            self.con.register("_optimus_arrow_in", data)
-            try:
-                names = data.schema.names
-                cols = ", ".join(self.quote(n) for n in names)
-                before = self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchall()[0][0]  # fetchall: DuckDB 2.0 refuses work on an unfinished result
-                self.con.execute(f"INSERT INTO {self.quote(table)} ({cols}) SELECT {cols} FROM _optimus_arrow_in")
-                return self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchall()[0][0] - before
-            finally:
-                self.con.unregister("_optimus_arrow_in")
+            before = self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchall()[0][0]  # fetchall: DuckDB 2.0 refuses work on an unfinished result
+            self.execute_over_arrow(f"INSERT INTO {self.quote(table)} ({cols}) SELECT {cols} FROM arrow_block", data)
+            return self.con.execute(f"SELECT count(*) FROM {self.quote(table)}").fetchall()[0][0] - before
 
-    def execute_over_arrow(self, sql: str, data: pa.Table, params: Sequence[Any] = ()) -> None:
+    def execute_over_arrow(self, sql: str, data: pa.Table | pa.RecordBatchReader) -> None:
         """Run `sql`, in which the relation `arrow_block` is `data`, read in place (DuckDB only).
 
-        DuckDB's scan of a Python variable: no copy, and nothing of it outlives the statement
-        (a view registered inside a transaction keeps its table in memory until the commit, so a
-        big file's blocks would pile up).
+        A relation over the Arrow data, named for this one statement: no copy, and nothing of it
+        outlives the statement. Not a view registered on the connection (a view registered inside a
+        transaction keeps its table in memory until the commit, so a big file's blocks would pile
+        up), nor a Python variable found by name (replacement scans are off with external access).
         """
-        arrow_block = data  # noqa: F841  (read by name by DuckDB's replacement scan)
         with self._lock:
-            self.con.execute(sql, list(params))
+            self.con.from_arrow(data).query("arrow_block", sql)
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Stage an edX TSV dump as a temporary all-text relation with escapes decoded (see drop_staged).
@@ -207,14 +248,12 @@ class DuckDBWarehouse:
         rejects, scans = f"_rejects_{self._staged}", f"_reject_scans_{self._staged}"
         columns = self._header_columns(path)
         try:
-            if numbered:  # insertion order is kept for this one read, so rowid follows the file's line order
-                self.con.execute("SET preserve_insertion_order = true")
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {_read_csv_sql(rejects, scans)}", [str(path), columns])
+            # numbered: the file is read by one thread, so rows are stored (and rowid follows) in the file's
+            # line order even with preserve_insertion_order off (the setting cannot change once locked)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {_read_csv_sql(rejects, scans, parallel=not numbered)}",
+                             [str(path), columns])
         except duckdb.Error as exc:
             raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
-        finally:
-            if numbered:
-                self.con.execute("SET preserve_insertion_order = false")
         return list(columns), _rejected_lines(self.con, rejects, scans)
 
     def prefetch_tsv(self, path: Path | None) -> None:
@@ -261,11 +300,14 @@ class DuckDBWarehouse:
             return None
 
     def hold_outside(self, nbytes: int) -> None:
-        """DuckDB fills its memory_limit as a cache: while the process holds `nbytes` elsewhere, the
-        engine gets the setting less that much (never less than half of it)."""
-        share = max(self._memory_limit - nbytes, self._memory_limit // 2)
-        with self._lock:
-            self.con.execute(f"SET memory_limit = '{share >> 20}MiB'")
+        """Nothing to change: DuckDB fills its memory_limit as a cache, so the engine was opened with the
+        setting less what the process may hold beside it (`outside_bytes`), its settings being locked
+        from then on. Holding more than that is a caller's mistake, said at once."""
+        if nbytes > self._outside:
+            raise WarehouseError(
+                f"{nbytes} bytes held beside the engine, but it was opened leaving room for {self._outside} "
+                "(open the warehouse through optimus.warehouse.connect)"
+            )
 
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
@@ -299,29 +341,142 @@ class DuckDBWarehouse:
 
     def reader(self) -> "DuckDBWarehouse":
         """A view of the same database through its own cursor and lock, for reads on another thread
-        (the API in the daemon): it sees committed data and never waits for the writer's lock."""
+        (the API in the daemon): it sees committed data and never waits for the writer's lock.
+
+        Its cursor is one made before the configuration was locked, with the engine's time limit
+        (QUERY_TIMEOUT_SECONDS) on it; closing the view hands the cursor back. Past READER_CURSORS
+        open views, a plain cursor: read_only_query's own timer then stops its queries.
+        """
         view = object.__new__(DuckDBWarehouse)
         view.url, view.path = self.url, self.path
-        view.con = self.con.cursor()
+        with self._lock:
+            view.con = self._spare.pop() if self._spare else self.con.cursor()
         view._depth, view._lock, view._staged = 0, threading.RLock(), 0
         view._ahead, view._ahead_pool, view._registered = None, None, set()
-        view._memory_limit = self._memory_limit
+        view._memory_limit, view._outside = self._memory_limit, 0
+        view._parent, view._spare = self, []
         return view
+
+    def read_only_query(self, sql: str, *, max_rows: int, max_bytes: int, timeout: float) -> QueryAnswer:
+        """One untrusted query: the engine itself keeps it inside the warehouse (external access is off
+        and locked for the instance, see _lock_down); here it must be exactly one SELECT by DuckDB's own
+        parser, it runs in a read-only transaction that is always rolled back, it is stopped after
+        `timeout` seconds (and by the cursor's max_execution_time), and its rows are fetched in chunks,
+        cut at `max_rows` rows or once they pass about `max_bytes` bytes."""
+        with self._lock:
+            try:
+                statements = self.con.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise QueryRefused(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
+            if len(statements) != 1:
+                raise QueryRefused(f"one statement only, not {len(statements)}")
+            kind = statements[0].type
+            if kind != duckdb.StatementType.SELECT:
+                raise QueryRefused(f"only a SELECT query is allowed, not {kind.name}")
+            timer = threading.Timer(timeout, self.con.interrupt)
+            self.con.execute("BEGIN TRANSACTION READ ONLY")
+            timer.start()
+            try:
+                cursor = self.con.execute(sql)
+                columns = [d[0] for d in cursor.description or []]
+                rows, note = _fetch_capped(cursor, max_rows, max_bytes)
+            except duckdb.InterruptException:
+                raise WarehouseError(f"the query was stopped after {min(timeout, QUERY_TIMEOUT_SECONDS):g} seconds") from None
+            except duckdb.Error as exc:
+                raise WarehouseError(str(exc).strip()) from None
+            finally:
+                timer.cancel()
+                self.con.execute("ROLLBACK")
+        return QueryAnswer(columns, rows, note is not None, note)
 
     def interrupt(self) -> None:
         """Stop the query running on this connection (from another thread); its transaction rolls back."""
         self.con.interrupt()
 
     def close(self) -> None:
+        parent = self._parent
+        if parent is not None:  # a reader: its cursor goes back to its warehouse for the next reader
+            with parent._lock:
+                if not parent._closed():
+                    parent._spare.append(self.con)
+                    return
         with self._lock:
             self._ahead = None
             if self._ahead_pool is not None:
                 self._ahead_pool.shutdown(wait=True)  # the read-ahead thread's cursor must close first
+            for cursor in self._spare:
+                cursor.close()
+            self._spare = []
             self.con.close()
+
+    def _closed(self) -> bool:
+        try:
+            self.con.execute("SELECT 1").fetchall()
+            return False
+        except duckdb.Error:
+            return True
 
 
 # A file read ahead waits in memory as Arrow (about its size again) until it is staged.
 _READ_AHEAD_BYTES = 64 << 20
+
+# Cursors made, before the configuration is locked, for the readers (the API's views): more than the
+# API's threads, so a view closed and opened again (or a second pool) still gets one.
+READER_CURSORS = 8
+_FETCH_ROWS = 256  # rows fetched at a time by read_only_query
+
+
+def allowed_folders(settings: Settings, spill: Path, also: Sequence[Path] = ()) -> dict[Path, str]:
+    """The only folders a writing engine may touch, by what they are: each data path (as given and
+    resolved, and where its `latest` links point, since files are read through them), the spill folder,
+    and `also`. Every other file of the host is out of its reach (see DuckDBWarehouse._lock_down)."""
+    from optimus.discovery import latest_folder
+
+    folders: dict[Path, str] = {}
+    for data_path in settings.data_paths:
+        for path in (data_path.absolute(), data_path.resolve()):
+            folders.setdefault(path, "data path")
+        for sub in ("clickstream_logs", "database_state"):
+            latest = latest_folder(data_path / sub)
+            if latest is not None:
+                folders.setdefault(latest, f"the folder {data_path / sub / 'latest'} points at, in data path")
+    folders.setdefault(spill.absolute(), "the spill folder")
+    for path in also:
+        folders.setdefault(path.absolute(), "the folder of the file named")
+    return folders
+
+
+def _as_prefix(folder: Path) -> str:
+    """A folder as DuckDB's allowed_directories takes it: a prefix, so with its final slash
+    (`/data/uqx` alone would let `/data/uqx-old/...` through too)."""
+    return str(folder).rstrip("/") + "/"
+
+
+def _fetch_capped(cursor: duckdb.DuckDBPyConnection, max_rows: int, max_bytes: int) -> tuple[list[tuple], str | None]:
+    """The rows of a running query, fetched a chunk at a time and never more than the caps; with
+    the note saying where the answer was cut (None: it is whole)."""
+    rows: list[tuple] = []
+    size = 0
+    while True:
+        chunk = cursor.fetchmany(min(_FETCH_ROWS, max_rows + 1 - len(rows)))
+        if not chunk:
+            return rows, None
+        for row in chunk:
+            if len(rows) >= max_rows:
+                return rows, f"truncated at {max_rows} rows"
+            size += sum(_value_bytes(v) for v in row)
+            if size > max_bytes:
+                return rows, f"truncated at {len(rows)} rows: the answer passed {max_bytes} bytes"
+            rows.append(row)
+
+
+def _value_bytes(value: Any) -> int:
+    """About the bytes a value takes in an answer (text by its length; numbers and dates a few)."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    if value is None or isinstance(value, (int, float, bool)):
+        return 8
+    return len(str(value))
 
 
 def _bytes(size: str) -> int:
@@ -332,11 +487,12 @@ def _bytes(size: str) -> int:
     return int(float(number) * scale[unit.strip().lower()])
 
 
-def _read_csv_sql(rejects: str, scans: str) -> str:
-    """read_csv of an edX TSV dump (parameters: path, columns), its rejected lines kept in `rejects`."""
+def _read_csv_sql(rejects: str, scans: str, parallel: bool = True) -> str:
+    """read_csv of an edX TSV dump (parameters: path, columns), its rejected lines kept in `rejects`;
+    parallel=False: read by one thread, in the file's order."""
     return (
         "read_csv(?, delim='\t', quote='', escape='', header=true, all_varchar=true, nullstr='NULL', store_rejects=true, "
-        f"rejects_table='{rejects}', rejects_scan='{scans}', auto_detect=false, columns=?)"
+        f"rejects_table='{rejects}', rejects_scan='{scans}', auto_detect=false, columns=?{'' if parallel else ', parallel=false'})"
     )
 
 
