@@ -10,6 +10,7 @@ from typing import Any
 from optimus.config import Settings
 from optimus.daemon import lock_path, running_daemon
 from optimus.errors import OptimusError
+from optimus.warehouse.base import QUERY_MAX_ROWS
 
 
 class DaemonUnreachable(OptimusError):
@@ -67,9 +68,10 @@ class DaemonClient:
             if not page["files"] or offset >= page["total"]:
                 return files
 
-    def sql(self, query: str, limit: int = 100_000) -> tuple[list[str], list[list[Any]]]:
+    def sql(self, query: str, limit: int = QUERY_MAX_ROWS) -> tuple[list[str], list[list[Any]], str | None]:
+        """The columns, rows and note (where a capped answer was cut, else None) of one read-only query."""
         result = self.request("/api/v1/sql", body={"sql": query, "limit": limit})
-        return result["columns"], result["rows"]
+        return result["columns"], result["rows"], result.get("note")
 
     def newdata(self) -> str:
         return str(self.request("/newdata")["response"])

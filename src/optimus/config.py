@@ -242,10 +242,14 @@ def secrets(settings: Settings) -> dict[str, Path]:
     return {what: path.resolve() for what, path in found.items() if path is not None}
 
 
-def check_allowed_folders(settings: Settings, folders: dict[Path, str]) -> None:
+def check_allowed_folders(settings: Settings, folders: dict[Path, str], files: typing.Sequence[Path] = ()) -> None:
     """Refuse to start when a folder the engine may read and write (`folders`: path -> what it is)
-    holds a secret: a query could read it, or COPY over it."""
+    holds a secret, or a file it may read (`files`) is one: a query could read it, or COPY over it."""
     known = secrets(settings)
+    for file in files:
+        for what, secret in known.items():
+            if file.resolve() == secret or secret.is_relative_to(file.resolve()):
+                raise ConfigError(f"{file} is {what}: not a file to ingest")
     for folder, what_folder in folders.items():
         for what, secret in known.items():
             if secret == folder or secret.is_relative_to(folder):

@@ -1,5 +1,8 @@
-"""One read-only query (needs the token): a single SELECT/WITH, checked by parsing it with sqlglot.
+"""One read-only query (needs the token), run by `Warehouse.read_only_query`: the engine itself
+keeps it inside the warehouse (docs/security.md), one SELECT, stopped after QUERY_TIMEOUT_SECONDS,
+its answer capped in rows and bytes.
 
+Before that, a first, friendly refusal (not the defence), parsing the query with sqlglot.
 Refused: several statements; anything but a query (INSERT, COPY, ATTACH, PRAGMA, SET, ...);
 SELECT ... INTO; row locks; tables named like files (`FROM 'x.csv'`); table functions other
 than a few harmless ones; and the engines' file, network, secret and sequence functions.
@@ -7,7 +10,6 @@ than a few harmless ones; and the engines' file, network, secret and sequence fu
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any
 
 import sqlglot
@@ -20,11 +22,12 @@ from optimus.api.auth import require_token
 from optimus.api.state import warehouse_view
 from optimus.errors import QueryRefused
 from optimus.warehouse import Warehouse
+from optimus.warehouse.base import QUERY_MAX_BYTES, QUERY_MAX_ROWS, QUERY_TIMEOUT_SECONDS
 
 router = APIRouter(tags=["sql"])
 
-MAX_ROWS = 100_000
-TIMEOUT_SECONDS = 60.0
+MAX_ROWS = QUERY_MAX_ROWS
+TIMEOUT_SECONDS = QUERY_TIMEOUT_SECONDS
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _TABLE_FUNCTIONS = {"range", "generate_series", "unnest", "duckdb_tables", "duckdb_columns", "duckdb_views", "duckdb_schemas",
@@ -96,28 +99,16 @@ class SqlRequest(BaseModel):
 
 
 def run(wh: Warehouse, sql: str, limit: int) -> dict[str, Any]:
-    """Run a checked query on a read view, stopping it after TIMEOUT_SECONDS."""
+    """Run a checked query on a read view through the engine's read-only path, capped."""
     check(sql, wh.dialect)
-    timer = threading.Timer(TIMEOUT_SECONDS, getattr(wh, "interrupt", lambda: None))
-    timer.start()
     try:
-        if wh.dialect == "duckdb":
-            # fetch just what is asked from the cursor: no wrapping subquery that could lose ORDER BY
-            with wh._lock:  # type: ignore[attr-defined]
-                cur = wh.con.execute(sql)  # type: ignore[attr-defined]
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchmany(limit + 1)
-        else:
-            dicts = wh.query_dicts(f"SELECT * FROM ({sql}) AS q LIMIT {int(limit) + 1}")
-            columns = list(dicts[0]) if dicts else []
-            rows = [tuple(d.values()) for d in dicts]
+        answer = wh.read_only_query(sql, max_rows=limit, max_bytes=QUERY_MAX_BYTES, timeout=TIMEOUT_SECONDS)
+    except QueryRefused:
+        raise
     except Exception as exc:  # the engine's message says what is wrong with the query
         raise HTTPException(400, f"query failed: {str(exc).strip()}") from None
-    finally:
-        timer.cancel()
-    truncated = len(rows) > limit
-    rows = rows[:limit]
-    return jsonable_encoder({"columns": columns, "rows": [list(r) for r in rows], "row_count": len(rows), "truncated": truncated})
+    return jsonable_encoder({"columns": answer.columns, "rows": [list(r) for r in answer.rows], "row_count": len(answer.rows),
+                             "truncated": answer.truncated, "note": answer.note})
 
 
 @router.get("/sql", summary="Run one read-only query (needs the token)", dependencies=[Depends(require_token)])

@@ -5,7 +5,7 @@ import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -46,9 +46,10 @@ def errors_as_messages() -> Iterator[None]:
 
 
 @contextmanager
-def warehouse(settings: config.Settings, read_only: bool = False) -> Iterator[Warehouse]:
+def warehouse(settings: config.Settings, read_only: bool = False, also_allowed: Sequence[Path] = ()) -> Iterator[Warehouse]:
+    """The warehouse, open for the command; `also_allowed`: files the engine may read besides the data paths'."""
     with errors_as_messages():
-        wh = connect(settings, read_only=read_only)
+        wh = connect(settings, read_only=read_only, also_allowed=also_allowed)
     try:
         yield wh
     finally:

@@ -67,7 +67,8 @@ def ingest(
     if (client := remote.remote(settings)) is not None:
         return remote.remote_ingest(client, service, file)
     setup_logging(settings, level=logging.WARNING)  # warnings and errors only; the table says the rest
-    with warehouse(settings) as wh, errors_as_messages():
+    named = [file.resolve()] if file is not None else []  # a file named here may lie outside the data paths
+    with warehouse(settings, also_allowed=named) as wh, errors_as_messages():
         bar = progress_bar()
         pipeline = Pipeline(settings, wh, progress=lambda: BarProgress(bar))
         requeued = pipeline.setup()
@@ -177,24 +178,36 @@ def sql(
 
     if (client := remote.remote(settings)) is not None:
         return remote.remote_sql(client, query, as_csv)
-    with warehouse(settings, read_only=True) as wh:
+    from optimus.errors import QueryRefused
+    from optimus.warehouse.base import QUERY_MAX_BYTES, QUERY_MAX_ROWS, QUERY_TIMEOUT_SECONDS
+
+    with warehouse(settings, read_only=True) as wh:  # an instance of its own, shut off from the host
         try:
-            rows = wh.query_dicts(query)
+            answer = wh.read_only_query(query, max_rows=QUERY_MAX_ROWS, max_bytes=QUERY_MAX_BYTES, timeout=QUERY_TIMEOUT_SECONDS)
+        except QueryRefused as exc:
+            fail(f"query refused: {exc}")
         except Exception as exc:  # the engine's own message says what is wrong with the query
             fail(f"query failed: {exc}")
-    names = list(rows[0].keys()) if rows else []
+    print_answer(answer.columns, [list(r) for r in answer.rows], answer.note, as_csv)
+
+
+def print_answer(names: list[str], rows: list[list], note: str | None, as_csv: bool) -> None:
+    """`optimus sql` output, whether the answer came from the warehouse or a running daemon; the
+    note (where a capped answer was cut) goes to stderr, so that CSV stays data only."""
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(names)
-        writer.writerows([list(r.values()) for r in rows])
-        return
-    table = Table()
-    for name in names:
-        table.add_column(name)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r.values()))
-    out.print(table)
-    out.print(f"{len(rows)} row(s)")
+        writer.writerows(rows)
+    else:
+        table = Table()
+        for name in names:
+            table.add_column(name)
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r))
+        out.print(table)
+        out.print(f"{len(rows)} row(s)")
+    if note:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 @app.command()

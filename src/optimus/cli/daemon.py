@@ -1,13 +1,10 @@
 """run, serve: the daemon and the read-only API server; and how other commands reach a running daemon."""
 from __future__ import annotations
 
-import csv
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from optimus.cli.common import ConfigOption, app, console, errors_as_messages, fail, load_settings, out, setup_logging
 from optimus.client import DaemonClient, remote_daemon
@@ -90,20 +87,12 @@ def remote_status(client: DaemonClient, as_json: bool, files: bool) -> None:
 
 
 def remote_sql(client: DaemonClient, query: str, as_csv: bool) -> None:
+    """The daemon runs it through its API: the same rules and caps as a local query."""
+    from optimus.cli.core import print_answer
+
     with errors_as_messages():
-        names, rows = client.sql(query)
-    if as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(names)
-        writer.writerows(rows)
-        return
-    table = Table()
-    for name in names:
-        table.add_column(name)
-    for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
-    out.print(table)
-    out.print(f"{len(rows)} row(s)")
+        names, rows, note = client.sql(query)
+    print_answer(names, rows, note, as_csv)
 
 
 def remote_ingest(client: DaemonClient, service: Optional[list[str]], file: Optional[Path]) -> None:

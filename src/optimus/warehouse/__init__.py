@@ -12,7 +12,7 @@ def connect(settings: Settings, read_only: bool = False, also_allowed: Sequence[
     """Open the configured warehouse (creating a DuckDB file's folder if needed).
 
     A DuckDB file is shut off from the rest of the host as it opens (only the data paths, the spill
-    folder and `also_allowed` for a writer; nothing for a reader), and a writer's engine is given
+    folder and the files `also_allowed` for a writer; nothing for a reader), and a writer's engine is given
     memory_limit less what the services hold beside it, since its settings are locked from then on.
     """
     url = settings.warehouse_url

@@ -46,8 +46,8 @@ class DuckDBWarehouse:
         :param outside_bytes: the most this process holds beside the engine while ingesting (Clickstream's
             blocks): the engine gets memory_limit less that much (never under half of it), since its
             settings are locked once open and cannot give way later.
-        :param also_allowed: folders the engine may read besides the data paths (a file named on the
-            command line), writable only.
+        :param also_allowed: files the engine may read besides those in the data paths (a file named on
+            the command line), writable only.
         """
         self.url = settings.warehouse_url
         path = settings.warehouse_path()
@@ -58,8 +58,9 @@ class DuckDBWarehouse:
         elif not path.exists():
             raise WarehouseError(f"warehouse {path} does not exist yet (run 'optimus ingest' first)")
         spill = settings.spill_path or path.parent / f"{path.name}.spill"
-        folders = {} if read_only else allowed_folders(settings, spill, also_allowed)
-        check_allowed_folders(settings, folders)
+        folders = {} if read_only else allowed_folders(settings, spill)
+        files = [] if read_only else [f.absolute() for f in also_allowed]
+        check_allowed_folders(settings, folders, files)
         config: dict[str, Any] = {
             "memory_limit": settings.memory_limit,
             "temp_directory": str(spill),
@@ -91,13 +92,13 @@ class DuckDBWarehouse:
         self._registered: set[str] = set()
         self._parent: DuckDBWarehouse | None = None  # a reader's warehouse (see reader)
         self._spare: list[duckdb.DuckDBPyConnection] = []
-        self._lock_down(folders)
+        self._lock_down(folders, files)
 
-    def _lock_down(self, folders: dict[Path, str]) -> None:
+    def _lock_down(self, folders: dict[Path, str], files: Sequence[Path] = ()) -> None:
         """Shut the engine off from the host for the rest of the process, before any other statement.
 
         DuckDB's settings are instance-wide and a cursor shares them, so this holds for every query
-        of the process, the API's included: files only in `folders` (a read-only instance: none),
+        of the process, the API's included: files only in `folders` and `files` (a reader: none),
         no extension loaded, and the configuration locked so that no statement can turn it back.
         A cursor's own time limit cannot be set once locked (a cursor does not inherit its parent's),
         so the readers' cursors are made first, each with max_execution_time (see reader). Not in the
@@ -112,6 +113,9 @@ class DuckDBWarehouse:
             if folders:
                 listed = ", ".join("'" + _as_prefix(f).replace("'", "''") + "'" for f in folders)
                 self.con.execute(f"SET allowed_directories = [{listed}]")
+            if files:
+                listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+                self.con.execute(f"SET allowed_paths = [{listed}]")
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
         except BaseException:
@@ -426,10 +430,10 @@ READER_CURSORS = 8
 _FETCH_ROWS = 256  # rows fetched at a time by read_only_query
 
 
-def allowed_folders(settings: Settings, spill: Path, also: Sequence[Path] = ()) -> dict[Path, str]:
+def allowed_folders(settings: Settings, spill: Path) -> dict[Path, str]:
     """The only folders a writing engine may touch, by what they are: each data path (as given and
-    resolved, and where its `latest` links point, since files are read through them), the spill folder,
-    and `also`. Every other file of the host is out of its reach (see DuckDBWarehouse._lock_down)."""
+    resolved, and where its `latest` links point, since files are read through them) and the spill
+    folder. Every other file of the host is out of its reach (see DuckDBWarehouse._lock_down)."""
     from optimus.discovery import latest_folder
 
     folders: dict[Path, str] = {}
@@ -441,8 +445,6 @@ def allowed_folders(settings: Settings, spill: Path, also: Sequence[Path] = ()) 
             if latest is not None:
                 folders.setdefault(latest, f"the folder {data_path / sub / 'latest'} points at, in data path")
     folders.setdefault(spill.absolute(), "the spill folder")
-    for path in also:
-        folders.setdefault(path.absolute(), "the folder of the file named")
     return folders
 
 
