@@ -80,7 +80,7 @@ DOCS: dict[str, str] = {
     "www_path": "Where course structure JSON is written (www/course_structure/{org}-{course}-{run}.json).",
     "warehouse": "The warehouse URL: duckdb:///path/to/file.duckdb (default) or postgresql://user@host:port/db.",
     "warehouse_schema": "PostgreSQL only: the schema holding Optimus's tables.",
-    "memory_limit": "DuckDB memory limit (DuckDB's own default, 80% of RAM, is too much for a daemon); DuckDB fills it as a cache; while Clickstream holds its blocks (~0.4 GB) DuckDB gets that much less, so the process peaks near the limit plus ~0.25 GB (1.26 GB on a 8.5 GB event file with 1GB; raise it for big derived queries).",
+    "memory_limit": "The process's memory budget for DuckDB (DuckDB's own default, 80% of RAM, is too much for a daemon); DuckDB fills it as a cache, and a writer's engine gets it less what Clickstream holds beside it (~0.4 GB; never under half), fixed at open since its settings are locked, so the process peaks near the limit plus ~0.25 GB (raise it for big derived queries).",
     "spill_path": "Folder where DuckDB spills when the memory limit is reached (default: beside the warehouse).",
     "threads": "DuckDB worker threads; 0 means one per core.",
     "geoip_country_db": "Optional MaxMind/DB-IP country .mmdb file; takes precedence over the bundled data.",
