@@ -259,6 +259,22 @@ def test_a_query_past_its_time_is_stopped(target: dict[str, Any], daemon_instanc
     assert response.status_code == 400 and "stopped" in response.json()["detail"]
 
 
+def test_a_reader_made_again_gets_a_cursor_with_the_time_limit(daemon_instance: Any) -> None:
+    """Cursors are prepared before the configuration is locked; a closed view hands its own back."""
+    wh, _views = daemon_instance  # the read views hold some prepared cursors already
+    limit = int(QUERY_TIMEOUT_SECONDS * 1000)
+    setting = "SELECT current_setting('max_execution_time')"
+    readers = [wh.reader() for _ in range(12)]
+    limits = [r.con.execute(setting).fetchall()[0][0] for r in readers]
+    assert limits.count(limit) >= 1 and set(limits) <= {limit, 0}
+    for reader in readers:
+        reader.close()
+    again = [wh.reader() for _ in range(limits.count(limit))]
+    assert [r.con.execute(setting).fetchall()[0][0] for r in again] == [limit] * len(again)
+    for reader in again:
+        reader.close()
+
+
 def test_an_answer_is_cut_at_its_caps_with_a_note(target: dict[str, Any], daemon_instance: Any) -> None:
     _wh, views = daemon_instance
     with views.open() as view:

@@ -90,7 +90,7 @@ class DuckDBWarehouse:
         self._ahead: tuple[Path, Future] | None = None  # a file being read ahead (see prefetch_tsv)
         self._ahead_pool: ThreadPoolExecutor | None = None
         self._registered: set[str] = set()
-        self._parent: DuckDBWarehouse | None = None  # a reader's warehouse (see reader)
+        self._parent: DuckDBWarehouse | None = None  # where a reader's prepared cursor goes back (see reader)
         self._spare: list[duckdb.DuckDBPyConnection] = []
         self._lock_down(folders, files)
 
@@ -354,11 +354,12 @@ class DuckDBWarehouse:
         view = object.__new__(DuckDBWarehouse)
         view.url, view.path = self.url, self.path
         with self._lock:
-            view.con = self._spare.pop() if self._spare else self.con.cursor()
+            pooled = bool(self._spare)
+            view.con = self._spare.pop() if pooled else self.con.cursor()
         view._depth, view._lock, view._staged = 0, threading.RLock(), 0
         view._ahead, view._ahead_pool, view._registered = None, None, set()
         view._memory_limit, view._outside = self._memory_limit, 0
-        view._parent, view._spare = self, []
+        view._parent, view._spare = (self if pooled else None), []
         return view
 
     def read_only_query(self, sql: str, *, max_rows: int, max_bytes: int, timeout: float) -> QueryAnswer:
@@ -399,7 +400,7 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         parent = self._parent
-        if parent is not None:  # a reader: its cursor goes back to its warehouse for the next reader
+        if parent is not None:  # a reader with a prepared cursor: it goes back for the next reader
             with parent._lock:
                 if not parent._closed():
                     parent._spare.append(self.con)
