@@ -207,3 +207,17 @@ def test_escape_decoding_matches_the_edx_rules() -> None:
     con = duckdb.connect()
     got = [con.execute(f"SELECT {decode_escapes_sql('v')} FROM (SELECT ? AS v)", [v]).fetchall()[0][0] for v in values]
     assert got == [decode(v) for v in values]
+
+
+def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    """The misfit re-read numbers lines by the order rows are stored in; the engine's settings are locked
+    (no `SET preserve_insertion_order`), so that read is one thread's, in the file's order."""
+    pkg = data_path / "database_state" / "2024-01-07"
+    bad_at = {7, 150_001, 299_998}  # lines (the header is line 1)
+    rows = [[("x" if n + 2 in bad_at else str(n)), f"u{n}", "a", "b", f"u{n}@example.org", "0", "1", "NULL", "2015-01-01 00:00:00"]
+            for n in range(300_000)]
+    write_tsv(pkg / "UQx-BIG-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    assert [line for (line,) in query(settings, "SELECT line FROM db_state_quarantine ORDER BY line")] == sorted(bad_at)
+    assert query(settings, "SELECT count(*) FROM auth_user")[0][0] == 300_000 - len(bad_at)
