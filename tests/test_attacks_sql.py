@@ -259,6 +259,24 @@ def test_a_query_past_its_time_is_stopped(target: dict[str, Any], daemon_instanc
     assert response.status_code == 400 and "stopped" in response.json()["detail"]
 
 
+def test_the_engine_itself_stops_a_readers_query_at_its_time_limit(target: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursors' max_execution_time, set before the lock, stops a query even when the caller's own
+    timer would let it run (here the engine's limit is 1 s, the caller's 60 s)."""
+    import optimus.warehouse.duckdb as duckdb_warehouse
+
+    monkeypatch.setattr(duckdb_warehouse, "QUERY_TIMEOUT_SECONDS", 1.0)
+    wh = connect(target["settings"])
+    try:
+        view = wh.reader()
+        start = time.monotonic()
+        with pytest.raises(OptimusError, match="stopped"):
+            view.read_only_query("SELECT count(*) FROM range(1000000000000) a, range(10) b", max_rows=10, max_bytes=1000, timeout=60)
+        assert time.monotonic() - start < 15
+        view.close()
+    finally:
+        wh.close()
+
+
 def test_a_reader_made_again_gets_a_cursor_with_the_time_limit(daemon_instance: Any) -> None:
     """Cursors are prepared before the configuration is locked; a closed view hands its own back."""
     wh, _views = daemon_instance  # the read views hold some prepared cursors already
