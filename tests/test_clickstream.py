@@ -447,6 +447,27 @@ def test_next_file_is_read_while_this_one_is_loaded(tmp_path):
     assert reads._ready is None and not third._thread.is_alive()
 
 
+def test_blocks_fed_to_the_engine_are_let_go_inside_the_files_transaction(data_path: Path, settings_for: Any) -> None:
+    """With external access off, a block is a relation named for one statement: once the statement is
+    done, DuckDB holds none of its Arrow memory, even inside the file's transaction (a view registered
+    there would keep every block until the commit)."""
+    import pyarrow as pa
+
+    wh = connect(settings_for(data_path))
+    try:
+        wh.execute("CREATE TABLE blocks (line BIGINT, raw VARCHAR)")
+        with wh.transaction():
+            for i in range(6):
+                block = pa.table({"line": pa.array(range(i * 100_000, (i + 1) * 100_000), pa.int64()),
+                                  "raw": pa.array(["x" * 200] * 100_000)})  # ~20 MB of Arrow
+                wh.execute_over_arrow("INSERT INTO blocks SELECT line, left(raw, 3) FROM arrow_block", block)
+                del block
+                assert pa.total_allocated_bytes() < 25 << 20, f"block {i}: {pa.total_allocated_bytes()} bytes of Arrow still held"
+            assert wh.scalar("SELECT count(*) FROM blocks") == 600_000
+    finally:
+        wh.close()
+
+
 def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Path, settings_for: Any) -> None:
     """DuckDB fills its memory_limit as a cache, and its settings are locked once open: a writer's engine
     gets the setting less the blocks Clickstream may hold (never under half of it), from the start; a
