@@ -110,18 +110,15 @@ def _fill(query: str, place: dict[str, Path]) -> str:
 def _leaks(text: str, place: dict[str, Path]) -> list[str]:
     """What of the host an answer shows: the canary, a token, /etc/passwd."""
     found = [s for s in (CANARY, TOKEN, "root:x:0:0", ".bashrc") if s in text]
-    if lock_path_of(place).exists():
-        local = json.loads(lock_path_of(place).read_text() or "{}").get("local_token")
+    if place["lock"].exists():
+        local = json.loads(place["lock"].read_text() or "{}").get("local_token")
         if local and local in text:
             found.append("the daemon's local token")
     return found
 
 
-def lock_path_of(place: dict[str, Path]) -> Path:
-    return place["lock"]
-
-
-def _nothing_written(place: dict[str, Path]) -> list[str]:
+def _written(place: dict[str, Path]) -> list[str]:
+    """What an attack wrote, outside the allowed folders or inside a data path."""
     return [str(p) for folder in (place["outside"], place["data"]) for name in WRITTEN if (p := folder / name).exists()]
 
 
@@ -166,7 +163,7 @@ def _tables(settings: Settings) -> dict[str, int]:
 def _assert_held(answers: dict[str, str], place: dict[str, Path]) -> None:
     leaked = {q: _leaks(a, place) for q, a in answers.items() if _leaks(a, place)}
     assert not leaked, leaked
-    assert not _nothing_written(place)
+    assert not _written(place)
 
 
 # -- (a) the daemon's writable instance, its read views in-process and through the API -----------------------
@@ -223,7 +220,7 @@ def test_the_daemons_own_connection_cannot_reach_the_host_or_unlock_itself(targe
                       "SELECT content FROM read_text('{config}')"):
         with pytest.raises(duckdb.Error):
             wh.query(_fill(statement, place))
-    assert not _nothing_written(place)
+    assert not _written(place)
     # the data paths stay readable: Database State's read of a dump inside them
     dump = next(place["data"].rglob("*auth_user*.sql"))
     assert wh.scalar(f"SELECT count(*) FROM read_csv('{dump}', delim='\t', header=true, all_varchar=true)") > 0
