@@ -5,6 +5,10 @@ thread scans and runs the pipeline; the API is served from the same process on i
 cursor; the main thread only waits for signals, so that SIGTERM is handled even while a long
 query runs. A lock file beside the warehouse says which daemon holds it and where its API
 listens, so that other commands can talk to it instead of opening the warehouse.
+
+The warehouse is opened shut off from the host for the whole process (`warehouse.connect`: DuckDB's
+external access off, only the data paths and the spill folder allowed, its configuration locked),
+so the API's queries, on cursors of the same instance, reach nothing else (docs/security.md).
 """
 from __future__ import annotations
 

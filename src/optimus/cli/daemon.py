@@ -57,7 +57,7 @@ def serve(
         settings.api_port = port
     _logging(settings, log_format)
     with errors_as_messages():
-        wh = connect(settings, read_only=True)
+        wh = connect(settings, read_only=True)  # an instance of this process's own: read-only, shut off from every file
     views = ReadViews(settings, wh)
     try:
         console.print(f"serving {settings.warehouse_url} read-only at http://{settings.api_host}:{settings.api_port}/ (dashboard: /ui/)")
