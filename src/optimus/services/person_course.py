@@ -29,7 +29,7 @@ class PersonCourse(Service):
     # explored), so that a new forum dump or course export recomputes its course too
     needs = ("IPToCountry", "TimeFinder", "DatabaseState", "DiscussionForums", "CourseStructure")
     writes = {"person_course": "frozen", "course_profile": "frozen"}
-    rules_version = 1
+    rules_version = 2  # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums
     # set by `optimus recompute`: "all" or a set of course keys
     recompute: str | set[str] | None = None
 
