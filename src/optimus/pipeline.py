@@ -45,6 +45,19 @@ class ServiceOutcome:
     rows: int = 0
     seconds: float = 0.0
     error: str | None = None
+    failed_files: int = 0
+    damaged_files: int = 0
+
+    @property
+    def label(self) -> str:
+        """The summary's status cell: a service whose files failed is not 'ok' (its run still is)."""
+        if self.status != "ok":
+            return self.status
+        if self.failed_files:
+            return f"{self.failed_files} of {self.files} files failed"
+        if self.damaged_files:
+            return f"ok, {self.damaged_files} damaged"
+        return "ok"
 
 
 @dataclass
@@ -115,6 +128,24 @@ class Pipeline:
 
         check_data_paths(self.settings)
         return ledger.register(self.wh, discovery.scan(self.settings), self.claims())
+
+    def retry_failed(self, services: list[str] | None = None) -> int:
+        """Queue failed files again (of these services, default all active); returns how many.
+
+        Damaged files are left alone: their file is broken, and reading it again loses the same lines;
+        a re-delivery changes its content, and the next scan queues it by itself."""
+        names = list(services or self.active)
+        unknown = [n for n in names if n not in self.services]
+        if unknown:
+            raise OptimusError(f"unknown service(s) {', '.join(unknown)} (known: {', '.join(self.order)})")
+        return ledger.requeue_failed(self.wh, names)
+
+    def failed_files(self) -> int:
+        """Files of active services that are failed now, whichever run failed them."""
+        return ledger.count_in_state(self.wh, "failed", self.active)
+
+    def damaged_files(self) -> int:
+        return ledger.count_in_state(self.wh, "damaged", self.active)
 
     def register_file(self, path: Path, service: str | None = None) -> None:
         """Register one file given on the command line, by the service that claims its name or `service`."""
@@ -234,6 +265,8 @@ class Pipeline:
                     summary.files.append(result)
                     outcome.files += 1
                     outcome.rows += result.rows
+                    outcome.failed_files += result.state == "failed"
+                    outcome.damaged_files += result.state == "damaged"
                     if result.state == "done":
                         done_files.append(file)
             finally:
@@ -283,13 +316,19 @@ class Pipeline:
             ledger.mark_failed(self.wh, file, error)
             ctx.progress.end()
             seconds = time.monotonic() - clock
-            log.warning("%s failed %s after %.2fs: %s", service.name, file.path, seconds, error)
+            log.warning("%s failed after %.2fs: %s", service.name, seconds, file_message(str(file.path), error))
             return FileOutcome(service.name, str(file.path), "failed", seconds=seconds, error=error)
         ctx.progress.end()
         seconds = time.monotonic() - clock
         log.info("%s ingested %s: %d rows, %d quarantined, %.2fs", service.name, file.path, result.rows, result.quarantined, seconds)
         state = "damaged" if result.damage else "done"
         return FileOutcome(service.name, str(file.path), state, result.rows, result.quarantined, seconds, error=result.damage)
+
+
+def file_message(path: str, message: str | None) -> str:
+    """`path: message`, without the path twice when the message names it already (most errors do)."""
+    message = message or ""
+    return message if path in message else f"{path}: {message}"
 
 
 def _describe(exc: BaseException) -> str:

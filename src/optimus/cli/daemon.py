@@ -83,10 +83,12 @@ def remote(settings: Settings) -> DaemonClient | None:
 def remote_status(client: DaemonClient, as_json: bool, files: bool) -> None:
     from optimus.cli.core import print_status
 
+    fields = ("service", "path", "state", "rows_loaded", "rows_quarantined", "coerced", "error", "damage")
     with errors_as_messages():
         data = client.status()
-        failed = client.failed_files() if files else []
-    print_status(data, [{"service": f["service"], "path": f["path"], "error": f["error"]} for f in failed], as_json, files)
+        # the API lists files by state: failed and damaged ones (quarantine counts come with them)
+        listed = [*client.files_in_state("failed"), *client.files_in_state("damaged")] if files else []
+    print_status(data, [{k: f.get(k) for k in fields} for f in listed], as_json, files)
 
 
 def remote_sql(client: DaemonClient, query: str, as_csv: bool) -> None:
