@@ -89,3 +89,66 @@ def cli() -> Callable[..., Any]:
         return runner.invoke(app, args, env=full_env, catch_exceptions=False)
 
     return invoke
+
+
+# -- crash tests: a real `optimus` subprocess, killed at a pause point, and tables compared both ways ----
+BOOKKEEPING_TABLES = {"ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "schema_info", "course_ids", "db_state_loads"}
+VOLATILE_COLUMNS = ("file_id", "computed_at", "looked_up_at", "loaded_at")
+
+
+def optimus_process(settings: Settings, *args: str, **env: str) -> "subprocess.Popen[bytes]":
+    """`optimus ARGS` (default: ingest) in a subprocess with these settings and extra variables."""
+    import subprocess
+    import sys
+
+    full = {**{k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}, **settings_env(settings), **env}
+    return subprocess.Popen([sys.executable, "-m", "optimus", *(args or ("ingest",))], env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def kill_when_paused(proc: "subprocess.Popen[bytes]", marker: Path, timeout: float = 60) -> bool:
+    """SIGKILL the process once it writes `marker` (a pause point); False when it ended first, without pausing."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            return False
+        assert time.time() < deadline, "the process never reached the pause point"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    marker.unlink()
+    return True
+
+
+def data_tables(con: Any) -> list[str]:
+    """The tables of a DuckDB warehouse that hold data (not the ledger and run records)."""
+    names = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()").fetchall()]
+    return sorted(n for n in names if n not in BOOKKEEPING_TABLES)
+
+
+def assert_same_tables(warehouse: str, clean: str) -> list[str]:
+    """Every data table of `warehouse` equals the one in `clean` both ways (EXCEPT ALL), leaving out the
+    columns that record when or by which file id a row came; returns the tables compared."""
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        con.execute(f"ATTACH '{clean}' AS clean (READ_ONLY)")
+        tables = data_tables(con)
+        clean_tables = sorted(r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'clean' AND NOT temporary").fetchall()
+            if r[0] not in BOOKKEEPING_TABLES)
+        assert tables == clean_tables
+        for table in tables:
+            cols = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in VOLATILE_COLUMNS]
+            select = ", ".join(f'"{c}"' for c in cols)
+            for a, b in (("", "clean."), ("clean.", "")):
+                extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}"{table}" EXCEPT ALL SELECT {select} FROM {b}"{table}")').fetchone()
+                assert extra == (0,), f"{table}: {extra[0]} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
+        return tables
+    finally:
+        con.close()
