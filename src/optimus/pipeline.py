@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from optimus import discovery, ledger
+from optimus import discovery, exports, ledger
 from optimus.config import Settings
 from optimus.errors import OptimusError
 from optimus.ledger import LedgerFile, utcnow
@@ -108,11 +108,24 @@ class Pipeline:
         self.stop_requested: Callable[[], bool] = lambda: False
 
     def setup(self) -> int:
-        """Migrate the warehouse, create service tables, and requeue files a crash left running."""
+        """Migrate the warehouse, create service tables, requeue files a crash left running, and finish or
+        remove the exports a crash left staged."""
         schema.ensure(self.wh)
         for name in self.order:
             self.services[name].setup(self.wh)
+        published, removed = exports.recover(self.settings.export_path, self._export_committed)
+        if published or removed:
+            log.warning("exports left by an interrupted run: %d set(s) published (their run had committed), %d removed", published, removed)
         return ledger.requeue_running(self.wh)
+
+    def _export_committed(self, manifest: dict) -> bool | None:
+        """Whether the run that sealed an export set committed: its service_runs row is 'ok' (the same
+        transaction as the run's tables and records). None: another warehouse's set."""
+        if manifest.get("run_id") is None:
+            return True  # an `optimus export` set: no run to commit; sealed means whole
+        if manifest.get("warehouse") != self.settings.warehouse_url:
+            return None  # its run ids are another warehouse's
+        return bool(self.wh.scalar("SELECT count(*) FROM service_runs WHERE id = ? AND status = 'ok'", [int(manifest["run_id"])]))
 
     def claims(self) -> dict[str, str]:
         """File kind -> the active service that claims it."""
@@ -251,6 +264,8 @@ class Pipeline:
             [name, started, service.rules_version],
         ))
         ctx = RunContext(self.settings, self.wh, service, run_id, last_started, self.progress())
+        ctx.exports = exports.ExportSet(self.settings.export_path, exports.set_name(f"run{run_id}"),
+                                        warehouse=self.settings.warehouse_url, run_id=run_id, service=name)
         clock = time.monotonic()
         outcome = ServiceOutcome(name, run_id, "ok")
         files = ledger.queued(self.wh, name) if service.claims else []
@@ -283,15 +298,33 @@ class Pipeline:
                     "UPDATE service_runs SET finished_at = ?, status = 'ok', files = ?, rows = ? WHERE id = ?",
                     [utcnow(), outcome.files, outcome.rows, run_id],
                 )
+                # the exports are whole on disk before the warehouse says the run happened
+                ctx.exports.seal()
+                if ctx.exports.files:
+                    exports.test_pause("export-written")
         except Exception as exc:  # a service failure is recorded, and the others go on
+            ctx.exports.discard()  # the run did not commit: it exported nothing
             outcome.status, outcome.error = "failed", _describe(exc)
             log.error("%s failed: %s", name, outcome.error)
             self.wh.execute(
                 "UPDATE service_runs SET finished_at = ?, status = 'failed', files = ?, rows = ?, error = ? WHERE id = ?",
                 [utcnow(), outcome.files, outcome.rows, outcome.error, run_id],
             )
+        else:
+            self._publish(ctx.exports)
         outcome.seconds = time.monotonic() - clock
         return outcome
+
+    @staticmethod
+    def _publish(staged: exports.ExportSet) -> None:
+        """Rename a committed run's exports into place; a failure leaves them staged for the next start."""
+        if not staged.files:
+            return
+        exports.test_pause("export-committed")
+        try:
+            staged.publish()
+        except OSError as exc:
+            log.error("exports of a committed run stay in %s (published at the next start): %s", staged.folder, exc)
 
     def _record_changes(self, ctx: RunContext) -> None:
         self.wh.executemany(
