@@ -49,7 +49,7 @@ class ExportError(OptimusError):
 _pauses: dict[str, int] = {}
 
 
-def test_pause(point: str) -> None:
+def pause_for_tests(point: str) -> None:
     """For crash tests: at the k-th time `point` is reached (OPTIMUS_TEST_PAUSE_AT=point or point#k), write
     the marker file (OPTIMUS_TEST_PAUSE_MARKER) and wait to be killed."""
     wanted = os.environ.get("OPTIMUS_TEST_PAUSE_AT", "")
@@ -130,7 +130,7 @@ class ExportSet:
             final.parent.mkdir(parents=True, exist_ok=True)
             if staged.exists():
                 os.replace(staged, final)
-                test_pause("export-publishing")
+                pause_for_tests("export-publishing")
             published.append(final)
         for folder in {inside(self.root, rel).parent for rel in self.files}:
             _fsync_dir(folder)
@@ -239,7 +239,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     os.chmod(tmp_path, FILE_MODE)
     try:
         yield tmp_path
-        test_pause("export-writing")
+        pause_for_tests("export-writing")
         os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, final)
     except BaseException as exc:

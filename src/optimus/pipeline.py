@@ -301,7 +301,7 @@ class Pipeline:
                 # the exports are whole on disk before the warehouse says the run happened
                 ctx.exports.seal()
                 if ctx.exports.files:
-                    exports.test_pause("export-written")
+                    exports.pause_for_tests("export-written")
         except Exception as exc:  # a service failure is recorded, and the others go on
             ctx.exports.discard()  # the run did not commit: it exported nothing
             outcome.status, outcome.error = "failed", _describe(exc)
@@ -320,7 +320,7 @@ class Pipeline:
         """Rename a committed run's exports into place; a failure leaves them staged for the next start."""
         if not staged.files:
             return
-        exports.test_pause("export-committed")
+        exports.pause_for_tests("export-committed")
         try:
             staged.publish()
         except OSError as exc:
