@@ -57,7 +57,7 @@ def kill_once(settings: Settings, rng: random.Random, marker: Path, seconds: flo
             proc.wait()
             return f"killed at {delay:.2f}s"
     if how == "rows":
-        env = {"OPTIMUS_TEST_PAUSE_AFTER_ROWS": str(rng.randint(1, 3000))}
+        env = {"OPTIMUS_TEST_PAUSE_AFTER_ROWS": str(rng.randint(1, 150))}
     else:
         point = rng.choice(sorted(EXPORT_POINTS))
         env = {"OPTIMUS_TEST_PAUSE_AT": f"{point}#{rng.randint(1, EXPORT_POINTS[point])}"}
