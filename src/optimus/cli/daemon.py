@@ -114,4 +114,9 @@ def remote_ingest(client: DaemonClient, service: Optional[list[str]], file: Opti
              "put the file in a data path (the daemon takes it) or stop the daemon first")
     with errors_as_messages():
         answer = client.newdata()
+        services = client.status().get("services", {})
     out.print(f"the daemon is ingesting this warehouse; asked it to scan now: {answer}")
+    failed = sum(int(s.get("failed") or 0) for s in services.values())
+    if failed:  # the same exit rule as a local ingest: the warehouse lacks these files
+        out.print(f"[red]{failed} file(s) failed[/] and are not in the warehouse; see 'optimus status --files'", highlight=False)
+        raise typer.Exit(1)
