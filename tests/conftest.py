@@ -89,3 +89,98 @@ def cli() -> Callable[..., Any]:
         return runner.invoke(app, args, env=full_env, catch_exceptions=False)
 
     return invoke
+
+
+# -- crash tests: a real `optimus` subprocess, killed at a pause point, and tables compared both ways ----
+BOOKKEEPING_TABLES = {"ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "schema_info", "course_ids", "db_state_loads"}
+VOLATILE_COLUMNS = ("file_id", "computed_at", "looked_up_at", "loaded_at", "first_used", "last_used")
+
+
+def optimus_process(settings: Settings, *args: str, **env: str) -> "subprocess.Popen[bytes]":
+    """`optimus ARGS` (default: ingest) in a subprocess with these settings and extra variables."""
+    import subprocess
+    import sys
+
+    full = {**{k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}, **settings_env(settings), **env}
+    return subprocess.Popen([sys.executable, "-m", "optimus", *(args or ("ingest",))], env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def kill_when_paused(proc: "subprocess.Popen[bytes]", marker: Path, timeout: float = 60) -> bool:
+    """SIGKILL the process once it writes `marker` (a pause point); False when it ended first, without pausing."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            return False
+        assert time.time() < deadline, "the process never reached the pause point"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    marker.unlink()
+    return True
+
+
+def data_tables(con: Any) -> list[str]:
+    """The tables of a DuckDB warehouse that hold data (not the ledger and run records)."""
+    names = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()").fetchall()]
+    return sorted(n for n in names if n not in BOOKKEEPING_TABLES)
+
+
+def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Every data table of `warehouse` equals the one in `clean` both ways (EXCEPT ALL), leaving out the
+    columns that record when or by which file id a row came (and `ignore`'s columns of a table, e.g.
+    RUN_RECORDS); returns the tables compared."""
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        con.execute(f"ATTACH '{clean}' AS clean (READ_ONLY)")
+        tables = data_tables(con)
+        clean_tables = sorted(r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'clean' AND NOT temporary").fetchall()
+            if r[0] not in BOOKKEEPING_TABLES)
+        assert tables == clean_tables
+        for table in tables:
+            skip = (*VOLATILE_COLUMNS, *(ignore or {}).get(table, ()))
+            cols = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in skip]
+            select = ", ".join(f'"{c}"' for c in cols)
+            for a, b in (("", "clean."), ("clean.", "")):
+                extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}"{table}" EXCEPT ALL SELECT {select} FROM {b}"{table}")').fetchone()
+                assert extra == (0,), f"{table}: {extra[0]} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
+        return tables
+    finally:
+        con.close()
+
+
+RUN_RECORDS = {"email_crm_exports": ("id", "path", "exported_at", "run_id"), "email_crm_last": ("export_id",)}
+
+
+def export_files(folder: Path) -> dict[str, list[Path]]:
+    """Every file under an export folder by its kind: the name without its timestamp (`personcourse_X_.csv`)."""
+    import re
+
+    kinds: dict[str, list[Path]] = {}
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        kind = re.sub(r"\d{8}T\d{12}Z", "", str(path.relative_to(folder)))
+        kinds.setdefault(kind, []).append(path)
+    return kinds
+
+
+def assert_same_exports(folder: Path, clean: Path) -> None:
+    """The export folder holds exactly the clean run's files, once each, with the same content, and nothing else
+    (no temporary file, no staging folder, no file of a run that never committed)."""
+    import pyarrow.parquet as pq
+
+    got, want = export_files(folder), export_files(clean)
+    assert sorted(got) == sorted(want), f"export files differ: extra {sorted(set(got) - set(want))}, missing {sorted(set(want) - set(got))}"
+    for kind, paths in got.items():
+        assert len(paths) == len(want[kind]), f"{kind}: {len(paths)} file(s), a clean run writes {len(want[kind])}"
+        for mine, theirs in zip(paths, want[kind]):
+            if mine.suffix == ".parquet":
+                assert pq.read_table(mine).equals(pq.read_table(theirs)), kind
+            elif mine.suffix == ".csv":
+                assert mine.read_bytes() == theirs.read_bytes(), kind

@@ -1,19 +1,12 @@
 """A run killed in the middle of a file leaves nothing half-written; the rerun equals an uninterrupted run."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
 
-from conftest import make_data_path, settings_env
+from conftest import assert_same_tables, data_tables, kill_when_paused, make_data_path, optimus_process
 from test_database_state import HEADER, ROWS, write_tsv
-
-BOOKKEEPING = {"ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "schema_info", "course_ids", "db_state_loads"}
 
 
 def build(root: Path) -> Path:
@@ -26,28 +19,12 @@ def build(root: Path) -> Path:
     return data
 
 
-def ingest(settings, **env: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
-    full = {**{k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}, **settings_env(settings), **env}
-    return subprocess.Popen([sys.executable, "-m", "optimus", "ingest"], env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()]
-    return sorted(n for n in names if n not in BOOKKEEPING)
-
-
 def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
     data = build(tmp_path / "a")
     settings = settings_for(data, warehouse=str(tmp_path / "killed.duckdb"))
     marker = tmp_path / "paused"
-    proc = ingest(settings, OPTIMUS_TEST_PAUSE_AFTER_ROWS="1", OPTIMUS_TEST_PAUSE_MARKER=str(marker))
-    deadline = time.time() + 60
-    while not marker.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
-        assert time.time() < deadline, "the ingest never reached the pause point"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = optimus_process(settings, OPTIMUS_TEST_PAUSE_AFTER_ROWS="1", OPTIMUS_TEST_PAUSE_MARKER=str(marker))
+    assert kill_when_paused(proc, marker), proc.stdout.read().decode()  # type: ignore[union-attr]
 
     con = duckdb.connect(settings.warehouse)
     running = con.execute("SELECT path FROM ingest_files WHERE state = 'running'").fetchall()
@@ -59,19 +36,13 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
         assert con.execute(f'SELECT count(*) FROM "{table}" WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
     con.close()
 
-    rerun = ingest(settings)
+    rerun = optimus_process(settings)
     assert rerun.wait(120) == 0, rerun.stdout.read().decode()  # type: ignore[union-attr]
     reference = settings_for(build(tmp_path / "b"), warehouse=str(tmp_path / "clean.duckdb"))
-    assert ingest(reference).wait(120) == 0
+    assert optimus_process(reference).wait(120) == 0
 
-    con = duckdb.connect(settings.warehouse)
-    con.execute(f"ATTACH '{reference.warehouse}' AS clean (READ_ONLY)")
+    con = duckdb.connect(settings.warehouse, read_only=True)
     assert con.execute("SELECT count(*) FROM ingest_files WHERE state <> 'done'").fetchone() == (0,)
-    tables = data_tables(con)
+    con.close()
+    tables = assert_same_tables(settings.warehouse, reference.warehouse)
     assert "auth_user" in tables and "student_courseenrollment" in tables
-    for table in tables:
-        cols = [c for c in (r[0] for r in con.execute(f"DESCRIBE \"{table}\"").fetchall()) if c not in ("file_id", "computed_at", "looked_up_at")]
-        select = ", ".join(f'"{c}"' for c in cols)
-        for a, b in (("main", "clean"), ("clean", "main")):
-            extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}."{table}" EXCEPT ALL SELECT {select} FROM {b}."{table}")').fetchone()
-            assert extra == (0,), f"{table}: rows in {a} not in {b}"

@@ -203,6 +203,16 @@ def test_daemon_waits_for_a_file_being_written_then_ingests_it(tmp_path: Path, s
         ingest = subprocess.run(optimus_cmd("ingest"), env=daemon.env, cwd=tmp_path, capture_output=True, timeout=60)
         assert ingest.returncode == 0 and b"asked it to scan" in ingest.stdout, ingest.stderr.decode()
         daemon.wait(lambda: daemon.get("/api/v1/health")["scans"] > before, 10, "the scan /newdata asked for")
+        # a file that fails: `optimus ingest` through the daemon exits 1 while it is failed; status --files lists it
+        broken = data / "database_state" / "latest" / "UQx-DEMO101x-2024_1-auth_userprofile-prod-analytics.sql"
+        broken.write_bytes(b"")
+        daemon.wait(lambda: (f := daemon.file(broken)) and f["state"] == "failed", RESCAN + 10, "the empty file to fail")
+        ingest = subprocess.run(optimus_cmd("ingest"), env=daemon.env, cwd=tmp_path, capture_output=True, timeout=60)
+        assert ingest.returncode == 1 and b"1 file(s) failed" in ingest.stdout, ingest.stdout.decode()
+        listed = subprocess.run(optimus_cmd("status", "--files", "--json"), env=daemon.env, cwd=tmp_path, capture_output=True, timeout=60)
+        assert [(f["path"], f["state"]) for f in json.loads(listed.stdout)["files"]] == [(str(broken.resolve()), "failed")]
+        broken.write_bytes(tsv(3))  # re-delivered whole: the daemon queues it again by itself
+        daemon.wait(lambda: (f := daemon.file(broken)) and f["state"] == "done", RESCAN + 10, "the re-delivered file to load")
 
         # a second daemon on the same warehouse is refused, clearly
         second = subprocess.run(optimus_cmd("run"), env=env_for(settings, free_port()), cwd=tmp_path, capture_output=True, timeout=60)

@@ -31,6 +31,7 @@ def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cut
             "nforum_events": sum(e["type"].startswith("edx.forum.") for e in evs),
             "nchapters": len({e["chapter"] for e in evs if e["chapter"]}),
             "sum_dt": round(sum(g), 6), "n_dt": len(g), "max_dt": max(g) if g else None,
+            "sum_dt_us": sum(round(x * 1_000_000) for x in g),
         }
     return out
 
@@ -40,7 +41,7 @@ def warehouse_days(settings: Any) -> dict[tuple, dict[str, Any]]:
     for r in rows(settings, "SELECT * FROM person_course_day"):
         key = (r["course_key"], r["user_id"] if r["user_id"] is not None else r["username"], r["date"])
         out[key] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()
-                    if k not in ("course_key", "user_id", "date", "rules_version", "computed_at", "sum_dt2")}
+                    if k not in ("course_key", "user_id", "date", "rules_version", "computed_at", "sum_dt2", "sum_dt2_us")}
     return out
 
 

@@ -59,10 +59,13 @@ class DaemonClient:
         }}
 
     def failed_files(self) -> list[dict[str, Any]]:
+        return self.files_in_state("failed")
+
+    def files_in_state(self, state: str) -> list[dict[str, Any]]:
         files: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.request("/api/v1/files", {"state": "failed", "limit": 1000, "offset": offset})
+            page = self.request("/api/v1/files", {"state": state, "limit": 1000, "offset": offset})
             files.extend(page["files"])
             offset += len(page["files"])
             if not page["files"] or offset >= page["total"]:

@@ -158,6 +158,34 @@ def requeue_running(wh: Warehouse) -> int:
     return count
 
 
+def requeue_failed(wh: Warehouse, services: list[str]) -> int:
+    """Failed files of these services go back to the queue (`optimus retry`)."""
+    if not services:
+        return 0
+    marks = ", ".join("?" for _ in services)
+    where = f"state = 'failed' AND service IN ({marks})"
+    count = int(wh.scalar(f"SELECT count(*) FROM ingest_files WHERE {where}", services) or 0)
+    if count:
+        wh.execute(f"UPDATE ingest_files SET state = 'queued', note = 'queued again by retry' WHERE {where}", services)
+    return count
+
+
+def count_in_state(wh: Warehouse, state: str, services: list[str]) -> int:
+    if not services:
+        return 0
+    marks = ", ".join("?" for _ in services)
+    return int(wh.scalar(f"SELECT count(*) FROM ingest_files WHERE state = ? AND service IN ({marks})", [state, *services]) or 0)
+
+
+def attention(wh: Warehouse) -> list[dict[str, Any]]:
+    """Files a reader should look at: failed, damaged, or with quarantined lines or coerced values."""
+    return wh.query_dicts(
+        "SELECT service, path, state, rows_loaded, rows_quarantined, coalesce(coerced, 0) AS coerced, error, damage "
+        "FROM ingest_files WHERE state IN ('failed', 'damaged') OR rows_quarantined > 0 OR coerced > 0 "
+        "ORDER BY CASE state WHEN 'failed' THEN 0 WHEN 'damaged' THEN 1 ELSE 2 END, service, path"
+    )
+
+
 def queued(wh: Warehouse, service: str, path: Path | None = None) -> list[LedgerFile]:
     sql = "SELECT * FROM ingest_files WHERE service = ? AND state = 'queued'"
     params: list[Any] = [service]

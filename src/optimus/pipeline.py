@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from optimus import discovery, ledger
+from optimus import discovery, exports, ledger
 from optimus.config import Settings
 from optimus.errors import OptimusError
 from optimus.ledger import LedgerFile, utcnow
@@ -45,6 +45,19 @@ class ServiceOutcome:
     rows: int = 0
     seconds: float = 0.0
     error: str | None = None
+    failed_files: int = 0
+    damaged_files: int = 0
+
+    @property
+    def label(self) -> str:
+        """The summary's status cell: a service whose files failed is not 'ok' (its run still is)."""
+        if self.status != "ok":
+            return self.status
+        if self.failed_files:
+            return f"{self.failed_files} of {self.files} files failed"
+        if self.damaged_files:
+            return f"ok, {self.damaged_files} damaged"
+        return "ok"
 
 
 @dataclass
@@ -95,11 +108,24 @@ class Pipeline:
         self.stop_requested: Callable[[], bool] = lambda: False
 
     def setup(self) -> int:
-        """Migrate the warehouse, create service tables, and requeue files a crash left running."""
+        """Migrate the warehouse, create service tables, requeue files a crash left running, and finish or
+        remove the exports a crash left staged."""
         schema.ensure(self.wh)
         for name in self.order:
             self.services[name].setup(self.wh)
+        published, removed = exports.recover(self.settings.export_path, self._export_committed)
+        if published or removed:
+            log.warning("exports left by an interrupted run: %d set(s) published (their run had committed), %d removed", published, removed)
         return ledger.requeue_running(self.wh)
+
+    def _export_committed(self, manifest: dict) -> bool | None:
+        """Whether the run that sealed an export set committed: its service_runs row is 'ok' (the same
+        transaction as the run's tables and records). None: another warehouse's set."""
+        if manifest.get("run_id") is None:
+            return True  # an `optimus export` set: no run to commit; sealed means whole
+        if manifest.get("warehouse") != self.settings.warehouse_url:
+            return None  # its run ids are another warehouse's
+        return bool(self.wh.scalar("SELECT count(*) FROM service_runs WHERE id = ? AND status = 'ok'", [int(manifest["run_id"])]))
 
     def claims(self) -> dict[str, str]:
         """File kind -> the active service that claims it."""
@@ -115,6 +141,24 @@ class Pipeline:
 
         check_data_paths(self.settings)
         return ledger.register(self.wh, discovery.scan(self.settings), self.claims())
+
+    def retry_failed(self, services: list[str] | None = None) -> int:
+        """Queue failed files again (of these services, default all active); returns how many.
+
+        Damaged files are left alone: their file is broken, and reading it again loses the same lines;
+        a re-delivery changes its content, and the next scan queues it by itself."""
+        names = list(services or self.active)
+        unknown = [n for n in names if n not in self.services]
+        if unknown:
+            raise OptimusError(f"unknown service(s) {', '.join(unknown)} (known: {', '.join(self.order)})")
+        return ledger.requeue_failed(self.wh, names)
+
+    def failed_files(self) -> int:
+        """Files of active services that are failed now, whichever run failed them."""
+        return ledger.count_in_state(self.wh, "failed", self.active)
+
+    def damaged_files(self) -> int:
+        return ledger.count_in_state(self.wh, "damaged", self.active)
 
     def register_file(self, path: Path, service: str | None = None) -> None:
         """Register one file given on the command line, by the service that claims its name or `service`."""
@@ -220,6 +264,8 @@ class Pipeline:
             [name, started, service.rules_version],
         ))
         ctx = RunContext(self.settings, self.wh, service, run_id, last_started, self.progress())
+        ctx.exports = exports.ExportSet(self.settings.export_path, exports.set_name(f"run{run_id}"),
+                                        warehouse=self.settings.warehouse_url, run_id=run_id, service=name)
         clock = time.monotonic()
         outcome = ServiceOutcome(name, run_id, "ok")
         files = ledger.queued(self.wh, name) if service.claims else []
@@ -234,6 +280,8 @@ class Pipeline:
                     summary.files.append(result)
                     outcome.files += 1
                     outcome.rows += result.rows
+                    outcome.failed_files += result.state == "failed"
+                    outcome.damaged_files += result.state == "damaged"
                     if result.state == "done":
                         done_files.append(file)
             finally:
@@ -250,15 +298,33 @@ class Pipeline:
                     "UPDATE service_runs SET finished_at = ?, status = 'ok', files = ?, rows = ? WHERE id = ?",
                     [utcnow(), outcome.files, outcome.rows, run_id],
                 )
+                # the exports are whole on disk before the warehouse says the run happened
+                ctx.exports.seal()
+                if ctx.exports.files:
+                    exports.pause_for_tests("export-written")
         except Exception as exc:  # a service failure is recorded, and the others go on
+            ctx.exports.discard()  # the run did not commit: it exported nothing
             outcome.status, outcome.error = "failed", _describe(exc)
             log.error("%s failed: %s", name, outcome.error)
             self.wh.execute(
                 "UPDATE service_runs SET finished_at = ?, status = 'failed', files = ?, rows = ?, error = ? WHERE id = ?",
                 [utcnow(), outcome.files, outcome.rows, outcome.error, run_id],
             )
+        else:
+            self._publish(ctx.exports)
         outcome.seconds = time.monotonic() - clock
         return outcome
+
+    @staticmethod
+    def _publish(staged: exports.ExportSet) -> None:
+        """Rename a committed run's exports into place; a failure leaves them staged for the next start."""
+        if not staged.files:
+            return
+        exports.pause_for_tests("export-committed")
+        try:
+            staged.publish()
+        except OSError as exc:
+            log.error("exports of a committed run stay in %s (published at the next start): %s", staged.folder, exc)
 
     def _record_changes(self, ctx: RunContext) -> None:
         self.wh.executemany(
@@ -283,13 +349,19 @@ class Pipeline:
             ledger.mark_failed(self.wh, file, error)
             ctx.progress.end()
             seconds = time.monotonic() - clock
-            log.warning("%s failed %s after %.2fs: %s", service.name, file.path, seconds, error)
+            log.warning("%s failed after %.2fs: %s", service.name, seconds, file_message(str(file.path), error))
             return FileOutcome(service.name, str(file.path), "failed", seconds=seconds, error=error)
         ctx.progress.end()
         seconds = time.monotonic() - clock
         log.info("%s ingested %s: %d rows, %d quarantined, %.2fs", service.name, file.path, result.rows, result.quarantined, seconds)
         state = "damaged" if result.damage else "done"
         return FileOutcome(service.name, str(file.path), state, result.rows, result.quarantined, seconds, error=result.damage)
+
+
+def file_message(path: str, message: str | None) -> str:
+    """`path: message`, without the path twice when the message names it already (most errors do)."""
+    message = message or ""
+    return message if path in message else f"{path}: {message}"
 
 
 def _describe(exc: BaseException) -> str:

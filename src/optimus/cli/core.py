@@ -15,7 +15,7 @@ from optimus import config, ledger
 from optimus.cli.common import (
     BarProgress, ConfigOption, app, console, errors_as_messages, fail, load_settings, out, progress_bar, setup_logging, warehouse,
 )
-from optimus.pipeline import Pipeline, RunSummary
+from optimus.pipeline import Pipeline, RunSummary, file_message
 
 
 @app.command()
@@ -58,13 +58,31 @@ def _print_scan(report: ledger.RegisterReport) -> None:
 def ingest(
     service: Optional[List[str]] = typer.Option(None, "--service", "-s", help="Run only this service (repeatable)."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Ingest one file, by the service that claims it (or --service)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Queue failed files again first (as 'optimus retry')."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:
-    """Scan, then run the due services once, with a progress bar per file and a summary at the end."""
-    settings = load_settings(cfg)
+    """Scan, then run the due services once, with a progress bar per file and a summary at the end.
+
+    Exits 1 while any file is failed (of this run or an earlier one: the warehouse lacks it), 0 when
+    every file is done or damaged (damaged files loaded what could be read; they are reported)."""
+    _ingest(load_settings(cfg), service, file, retry_failed)
+
+
+@app.command()
+def retry(
+    service: Optional[List[str]] = typer.Option(None, "--service", "-s", help="Retry only this service's failed files (repeatable)."),
+    cfg: Optional[Path] = ConfigOption,
+) -> None:
+    """Queue failed files again and ingest (damaged files are not retried: a re-delivery queues them)."""
+    _ingest(load_settings(cfg), service, None, retry_failed=True)
+
+
+def _ingest(settings: config.Settings, service: Optional[List[str]], file: Optional[Path], retry_failed: bool) -> None:
     from optimus.cli import daemon as remote  # a running daemon ingests; ask it to scan instead
 
     if (client := remote.remote(settings)) is not None:
+        if retry_failed:
+            fail("a daemon is ingesting this warehouse: stop it to retry failed files (or re-deliver them: a changed file is queued)")
         return remote.remote_ingest(client, service, file)
     setup_logging(settings, level=logging.WARNING)  # warnings and errors only; the table says the rest
     named = [file.resolve()] if file is not None else []  # a file named here may lie outside the data paths
@@ -74,6 +92,8 @@ def ingest(
         requeued = pipeline.setup()
         if requeued:
             console.print(f"{requeued} file(s) left running by an interrupted run were queued again")
+        if retry_failed:
+            console.print(f"{pipeline.retry_failed(list(service) if service else None)} failed file(s) queued again")
         if file is not None:
             if service and len(service) > 1:
                 fail("--file takes at most one --service")
@@ -83,8 +103,14 @@ def ingest(
         with bar:
             summary = pipeline.run_once(only=list(service) if service else None)
         _print_summary(summary)
-        if summary.failed:
-            raise typer.Exit(1)
+        failed, damaged = pipeline.failed_files(), pipeline.damaged_files()
+    if damaged:
+        out.print(f"[yellow]{damaged} damaged file(s)[/] loaded what could be read; see 'optimus status --files'", highlight=False)
+    if failed:
+        out.print(f"[red]{failed} file(s) failed[/] and are not in the warehouse; see 'optimus status --files', "
+                  "fix them, then 'optimus retry'", highlight=False)
+    if failed or summary.failed:
+        raise typer.Exit(1)
 
 
 def _print_summary(summary: RunSummary) -> None:
@@ -95,14 +121,15 @@ def _print_summary(summary: RunSummary) -> None:
     for col in ("service", "status", "files", "rows", "seconds"):
         table.add_column(col, justify="right" if col in ("files", "rows", "seconds") else "left")
     for s in summary.services:
-        table.add_row(s.service, s.status, str(s.files), f"{s.rows:,}", f"{s.seconds:.2f}")
+        table.add_row(s.service, s.label, str(s.files), f"{s.rows:,}", f"{s.seconds:.2f}")
     out.print(table)
     quarantined = sum(f.quarantined for f in summary.files)
     if quarantined:
         out.print(f"{quarantined:,} malformed line(s) quarantined; see 'optimus status --files'")
     for f in summary.files:
-        if f.state == "failed":
-            out.print(f"[red]failed[/] {f.path}: {f.error}", highlight=False)
+        if f.state in ("failed", "damaged"):
+            colour = "red" if f.state == "failed" else "yellow"
+            out.print(f"[{colour}]{f.state}[/] {file_message(f.path, f.error)}", highlight=False)
     for s in summary.services:
         if s.status == "failed":
             out.print(f"[red]failed[/] {s.service}: {s.error}", highlight=False)
@@ -127,11 +154,11 @@ def status_data(wh) -> dict:  # type: ignore[no-untyped-def]
 
 @app.command()
 def status(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: {services: {Name: {queued, running, done, failed, last_run}}}."),
-    files: bool = typer.Option(False, "--files", help="List failed files with their errors."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {services: {Name: {queued, running, done, damaged, failed, last_run}}}."),
+    files: bool = typer.Option(False, "--files", help="List failed and damaged files, and files with quarantined lines or coerced values."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:
-    """Per service: files queued, running, done and failed, and the last run."""
+    """Per service: files queued, running, done, damaged and failed, and the last run."""
     settings = load_settings(cfg)
     from optimus.cli import daemon as remote  # a running daemon holds the warehouse; ask it
 
@@ -143,27 +170,42 @@ def status(
         if schema.current_version(wh) == 0:
             fail("the warehouse has never been ingested into; run 'optimus ingest' first")
         data = status_data(wh)
-        failed = wh.query("SELECT service, path, error FROM ingest_files WHERE state = 'failed' ORDER BY service, path") if files else []
-    print_status(data, [{"service": s, "path": p, "error": e} for s, p, e in failed], as_json, files)
+        listed = ledger.attention(wh) if files else []
+    print_status(data, listed, as_json, files)
 
 
-def print_status(data: dict, failed: list[dict], as_json: bool, files: bool) -> None:
-    """`optimus status` output, whether the figures came from the warehouse or a running daemon."""
+def print_status(data: dict, files_listed: list[dict], as_json: bool, files: bool) -> None:
+    """`optimus status` output, whether the figures came from the warehouse or a running daemon.
+
+    With --files, `files_listed` holds one dict per file worth a look (ledger.attention): service,
+    path, state, rows_loaded, rows_quarantined, coerced, error, damage."""
     if as_json:
         if files:
-            data["failed_files"] = failed
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            data["files"] = files_listed
+            data["failed_files"] = [{k: f.get(k) for k in ("service", "path", "error")} for f in files_listed if f.get("state") == "failed"]
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
     table = Table(title="status")
-    for col in ("service", "queued", "running", "done", "failed", "last run"):
+    for col in ("service", "queued", "running", "done", "damaged", "failed", "last run"):
         table.add_column(col, justify="left" if col in ("service", "last run") else "right")
     for name, s in data["services"].items():
-        table.add_row(name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s["failed"]), s["last_run"] or "-")
+        table.add_row(name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s.get("damaged", 0)), str(s["failed"]),
+                      s["last_run"] or "-")
     out.print(table)
     for warning in data.get("warnings", []):
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    for f in failed:
-        out.print(f"[red]{f['service']}[/] {f['path']}: {f['error']}", highlight=False)
+    if not files:
+        return
+    if not files_listed:
+        out.print("no failed or damaged files, no quarantined lines, no coerced values")
+        return
+    listing = Table(title="files to look at")
+    for col in ("service", "state", "loaded", "quarantined", "coerced", "path", "error or damage"):
+        listing.add_column(col, justify="right" if col in ("loaded", "quarantined", "coerced") else "left", overflow="fold")
+    for f in files_listed:
+        listing.add_row(f["service"], f["state"], str(f.get("rows_loaded") or 0), str(f.get("rows_quarantined") or 0),
+                        str(f.get("coerced") or 0), f["path"], f.get("error") or f.get("damage") or "")
+    out.print(listing)
 
 
 @app.command()

@@ -80,10 +80,12 @@ def remote(settings: Settings) -> DaemonClient | None:
 def remote_status(client: DaemonClient, as_json: bool, files: bool) -> None:
     from optimus.cli.core import print_status
 
+    fields = ("service", "path", "state", "rows_loaded", "rows_quarantined", "coerced", "error", "damage")
     with errors_as_messages():
         data = client.status()
-        failed = client.failed_files() if files else []
-    print_status(data, [{"service": f["service"], "path": f["path"], "error": f["error"]} for f in failed], as_json, files)
+        # the API lists files by state: failed and damaged ones (quarantine counts come with them)
+        listed = [*client.files_in_state("failed"), *client.files_in_state("damaged")] if files else []
+    print_status(data, [{k: f.get(k) for k in fields} for f in listed], as_json, files)
 
 
 def remote_sql(client: DaemonClient, query: str, as_csv: bool) -> None:
@@ -101,4 +103,9 @@ def remote_ingest(client: DaemonClient, service: Optional[list[str]], file: Opti
              "put the file in a data path (the daemon takes it) or stop the daemon first")
     with errors_as_messages():
         answer = client.newdata()
+        services = client.status().get("services", {})
     out.print(f"the daemon is ingesting this warehouse; asked it to scan now: {answer}")
+    failed = sum(int(s.get("failed") or 0) for s in services.values())
+    if failed:  # the same exit rule as a local ingest: the warehouse lacks these files
+        out.print(f"[red]{failed} file(s) failed[/] and are not in the warehouse; see 'optimus status --files'", highlight=False)
+        raise typer.Exit(1)

@@ -39,7 +39,7 @@ def recompute(
             pipeline.services[name].recompute = {key} if key else "all"  # type: ignore[attr-defined]
         summary = pipeline.run_once(only=names, force=True)
     for s in summary.services:
-        out.print(f"{s.service}: {s.status}, {s.rows:,} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""), highlight=False)
+        out.print(f"{s.service}: {s.label}, {s.rows:,} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""), highlight=False)
     if summary.failed:
         raise typer.Exit(1)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from optimus.config import Settings
+from optimus.exports import ExportSet
 from optimus.ledger import LedgerFile
 from optimus.warehouse.base import Warehouse
 
@@ -64,6 +65,8 @@ class RunContext:
     progress: Progress = field(default_factory=Progress)
     touched: set[tuple[str, date | None]] = field(default_factory=set)
     rows_written: int = 0
+    # the run's export files: staged here, published by the pipeline once the run commits (optimus.exports)
+    exports: ExportSet | None = None
 
     def touch(self, course_key: str | None, day: date | None = None) -> None:
         """Record that this run changed a course (and day), so that dependants recompute only it."""

@@ -4,13 +4,15 @@ Claims `{org}-email_opt_in-{site}-analytics.csv` (both header versions: since 20
 user_id,username) and loads it into `email_opt_in` (a newer file replaces its org's rows; bad lines
 go to `email_opt_in_quarantine`). Then writes `EXPORT_PATH/emailcrm_{timestamp}.csv`: one row per
 learner and course of the opt-in list that Person Course has, with the original's columns and
-labels (REFERENCE §1.5). In delta mode (the default) only learners whose viewed, explored or
+labels (REFERENCE §1.5); the file is staged and appears once the run commits (optimus.exports). In delta mode (the default) only learners whose viewed, explored or
 certified changed since the previous export are written (a learner-course never exported before
 counts as changed); the state at each export is kept in `email_crm_last`, the exports themselves in
 `email_crm_exports` (the previous one is found by time). It exports when an opt-in file was loaded
 or an upstream service changed a course since the last export (or on `optimus recompute`); when
-no learner's status changed, the file has the header only, so every export run leaves a file. The file holds personal data: mode 0600, written
-under a temporary name and renamed; logs name its path, never its contents.
+no learner's status changed, the file has the header only, so every export run leaves a file. The
+record of an export (`email_crm_exports`, `email_crm_last`) commits in the run's transaction and the
+file is published only after that commit, so each change is exported exactly once, even when a run
+is killed. The file holds personal data: mode 0600; logs name its path, never its contents.
 Needs PersonCourse and DatabaseState (auth_user, auth_userprofile, student_courseenrollment);
 `courses` (CourseStructure) gives course names and start dates when present.
 """
@@ -146,23 +148,25 @@ class EmailCRM(Service):
             "OR l.certified IS DISTINCT FROM c.certified ORDER BY c.course_id, c.user_id"
         )
         rows = wh.query_dicts(changed, [full])
-        path = Path(self.settings.export_path) / f"emailcrm_{exports.timestamp(now)}.csv"
-        written = exports.write_csv(path, EXPORT_COLUMNS, (_export_row(r) for r in rows))
-        try:
-            wh.execute(
-                "INSERT INTO email_crm_exports (id, path, mode, rows, learners, exported_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [export_id, str(path), "full" if full else "delta", written, len({r["user_id"] for r in rows}), now, ctx.run_id],
-            )
-            wh.execute("DELETE FROM email_crm_last")
-            wh.execute(
-                "INSERT INTO email_crm_last (user_id, course_key, viewed, explored, certified, export_id) "
-                "SELECT user_id, course_key, viewed, explored, certified, ? FROM _crm_current",
-                [export_id],
-            )
-            wh.execute("DROP TABLE _crm_current")
-        except BaseException:
-            path.unlink(missing_ok=True)  # the warehouse will not record this export: no file either
-            raise
+        # staged, and published by the pipeline only once this run commits with the record below: a
+        # run killed before its commit leaves no file and no record, and the rerun writes the delta once
+        name = f"emailcrm_{exports.timestamp(now)}.csv"
+        staged = ctx.exports.path(name) if ctx.exports is not None else None
+        if staged is None:
+            raise RuntimeError("EmailCRM runs inside the pipeline, which gives it the run's export set")
+        path = Path(self.settings.export_path) / name
+        written = exports.write_csv(staged, EXPORT_COLUMNS, (_export_row(r) for r in rows))
+        wh.execute(
+            "INSERT INTO email_crm_exports (id, path, mode, rows, learners, exported_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [export_id, str(path), "full" if full else "delta", written, len({r["user_id"] for r in rows}), now, ctx.run_id],
+        )
+        wh.execute("DELETE FROM email_crm_last")
+        wh.execute(
+            "INSERT INTO email_crm_last (user_id, course_key, viewed, explored, certified, export_id) "
+            "SELECT user_id, course_key, viewed, explored, certified, ? FROM _crm_current",
+            [export_id],
+        )
+        wh.execute("DROP TABLE _crm_current")
         log.info("EmailCRM wrote %s (%d rows, %s mode)", path, written, "full" if full else "delta")
         ctx.progress.note(f"EmailCRM wrote {path}")
         return written

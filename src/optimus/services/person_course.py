@@ -29,7 +29,7 @@ class PersonCourse(Service):
     # explored), so that a new forum dump or course export recomputes its course too
     needs = ("IPToCountry", "TimeFinder", "DatabaseState", "DiscussionForums", "CourseStructure")
     writes = {"person_course": "frozen", "course_profile": "frozen"}
-    rules_version = 1
+    rules_version = 2  # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums
     # set by `optimus recompute`: "all" or a set of course keys
     recompute: str | set[str] | None = None
 
@@ -58,7 +58,7 @@ class PersonCourse(Service):
             wh.execute("DROP TABLE IF EXISTS _pc_scope")
         ctx.touch_many((k, None) for k in scope)
         ctx.wrote(rows)
-        written = export(wh, self.settings, scope)
+        written = export(wh, self.settings, scope, into=ctx.exports)
         ctx.progress.note(f"person_course: {rows} rows in {len(scope)} course(s); {len(written)} export file(s)")
         return rows
 
@@ -101,17 +101,22 @@ def course_file_part(course_key: str) -> str:
     return exports.safe_name(course_key.replace("+", "-"))
 
 
-def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False) -> list[Path]:
+def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False,
+           into: exports.ExportSet | None = None) -> list[Path]:
     """Write person_course per course (all when `courses` is None) and course_profile, as CSV and Parquet.
 
     The de-identified copy goes to `{export_path}/deidentified/`: user_id becomes user_id_map.hash_id
     (NULL when the learner is not in user_id_map) and username, ip and email_domain are left out.
+    :param into: the run's export set (published when the run commits); without one (`optimus
+        export`) the files are staged in a set of their own and published at the end, all together.
     """
     q = wh.quote
     if courses is None:
         courses = [k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course ORDER BY course_key")]
     stamp = exports.timestamp()
-    folder = Path(settings.export_path) / ("deidentified" if deidentified else "")
+    own = into is None
+    staged = into if into is not None else exports.ExportSet(settings.export_path, exports.set_name("export"))
+    folder = "deidentified/" if deidentified else ""
     columns = [c for c in S.PC_COLUMNS if c not in ("rules_version", "computed_at")]
     if deidentified:
         ids = S.source(wh, "user_id_map")
@@ -123,9 +128,17 @@ def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, 
         )
     else:
         sql = f"SELECT {', '.join('p.' + q(c) for c in columns)} FROM person_course p WHERE p.course_key = ? ORDER BY p.user_id"
-    written: list[Path] = []
-    for key in courses:
-        written += exports.export_query(wh, sql, [key], folder / f"personcourse_{course_file_part(key)}_{stamp}")
-    profile = ", ".join(q(c) for c in S.CP_COLUMNS if c not in ("rules_version", "computed_at"))
-    written += exports.export_query(wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], folder / f"courseprofile_{stamp}")
-    return written
+    names: list[str] = []
+    try:
+        for key in courses:
+            names += exports.export_query(wh, sql, [key], staged, f"{folder}personcourse_{course_file_part(key)}_{stamp}")
+        profile = ", ".join(q(c) for c in S.CP_COLUMNS if c not in ("rules_version", "computed_at"))
+        names += exports.export_query(wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], staged, f"{folder}courseprofile_{stamp}")
+        if own:
+            staged.seal()
+            staged.publish()
+    except BaseException:
+        if own:
+            staged.discard()
+        raise
+    return [Path(settings.export_path) / n for n in names]

@@ -215,6 +215,10 @@ CP_COLUMNS: dict[str, str] = {
     "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
 }
 
+# Seconds from exact microsecond sums: one division, by a double, the same on every engine.
+MICROS = "CAST(1000000 AS DOUBLE PRECISION)"
+MICROS2 = "CAST(1000000000000 AS DOUBLE PRECISION)"
+
 STRUCTURAL = ("course", "chapter", "sequential", "vertical", "video", "html", "problem", "discussion")
 
 
@@ -273,8 +277,8 @@ def person_course_insert(wh: Warehouse) -> str:
                 WHERE uid IS NOT NULL AND ip IS NOT NULL GROUP BY course_key, uid, ip),
         mip AS (SELECT * FROM (SELECT ipc.*, row_number() OVER (PARTITION BY course_key, uid ORDER BY n DESC, latest DESC, ip DESC) AS rn
                 FROM ipc) x WHERE rn = 1),
-        dt AS (SELECT d.course_key, coalesce(d.user_id, aun.user_id) AS uid, sum(d.sum_dt) AS sum_dt, sum(d.n_dt) AS n_dt,
-                   max(d.max_dt) AS max_dt, sum(d.sum_dt2) AS sum_dt2
+        dt AS (SELECT d.course_key, coalesce(d.user_id, aun.user_id) AS uid, CAST(sum(d.sum_dt_us) AS NUMERIC(38,0)) AS s1,
+                   CAST(sum(d.n_dt) AS BIGINT) AS n_dt, max(d.max_dt) AS max_dt, CAST(sum(d.sum_dt2_us) AS NUMERIC(38,0)) AS s2
                FROM person_course_day d LEFT JOIN aun ON d.user_id IS NULL AND aun.course_key = d.course_key AND aun.username = d.username
                WHERE d.{inscope} GROUP BY d.course_key, coalesce(d.user_id, aun.user_id)),
         fp AS (SELECT course_key, author_id, count(*) AS nforum_posts,
@@ -311,9 +315,10 @@ def person_course_insert(wh: Warehouse) -> str:
                nullif(pr.country, ''), nullif(pr.level_of_education, ''), pr.year_of_birth, nullif(pr.gender, ''),
                nullif(lower(split_part(au.email, '@', 2)), ''),
                ce.status, ce.created_date, ce.modified_date,
-               CASE WHEN {n_dt} > 0 THEN dt.sum_dt / dt.n_dt END,
-               CASE WHEN {n_dt} > 1 THEN sqrt(greatest((dt.sum_dt2 - dt.sum_dt * dt.sum_dt / dt.n_dt) / (dt.n_dt - 1), 0)) END,
-               dt.max_dt, {n_dt}, coalesce(dt.sum_dt, 0),
+               CASE WHEN {n_dt} > 0 THEN CAST(dt.s1 AS DOUBLE PRECISION) / dt.n_dt / {MICROS} END,
+               CASE WHEN {n_dt} > 1 THEN sqrt(CAST(dt.n_dt * dt.s2 - dt.s1 * dt.s1 AS DOUBLE PRECISION)
+                                              / CAST(dt.n_dt * (dt.n_dt - 1) AS DOUBLE PRECISION)) / {MICROS} END,
+               dt.max_dt, {n_dt}, coalesce(CAST(dt.s1 AS DOUBLE PRECISION) / {MICROS}, 0),
                nullif(concat_ws(',', {', '.join(role_words)}), ''),
                {', '.join(flags)},
                {_flag(f"coalesce(ea.nevents, 0) = 0 AND ({nforum_posts} > 0 OR ce.status = 'downloadable' OR coalesce({grade}, 0) > 0)")},

@@ -20,11 +20,16 @@ from optimus.services import person_course_sql as S
 from optimus.services.base import RunContext, Service, register
 from optimus.warehouse.base import Warehouse
 
+# The exact sums behind sum_dt and sum_dt2: whole microseconds, added as integers, so that the order
+# in which threads add never changes a bit (a square of a 5-minute gap is 9e16 us^2: a day's sum of
+# them can pass BIGINT, hence NUMERIC(38,0)). The seconds columns are one division of these.
+EXACT_COLUMNS = {"sum_dt_us": "BIGINT", "sum_dt2_us": "NUMERIC(38,0)"}
 DAY_COLUMNS = {
     "course_id": "VARCHAR", "course_key": "VARCHAR NOT NULL", "user_id": "BIGINT", "username": "VARCHAR",
     "date": "DATE NOT NULL", "nevents": "BIGINT", "first_event": "TIMESTAMP", "last_event": "TIMESTAMP",
     "nplay_video": "BIGINT", "nproblem_check": "BIGINT", "nforum_events": "BIGINT", "nchapters": "BIGINT",
     "sum_dt": "DOUBLE PRECISION", "n_dt": "INTEGER", "max_dt": "DOUBLE PRECISION", "sum_dt2": "DOUBLE PRECISION",
+    **EXACT_COLUMNS,
     "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
 }
 ANOMALY_COLUMNS = {
@@ -44,13 +49,15 @@ class TimeFinder(Service):
     name = "TimeFinder"
     needs = ("Clickstream",)
     writes = {"person_course_day": "frozen", "event_time_anomalies": "frozen"}
-    rules_version = 1
+    rules_version = 2  # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
     # set by `optimus recompute`: "all" or a set of course keys to rebuild whole
     recompute: str | set[str] | None = None
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course_day", DAY_COLUMNS)
         create_table(wh, "event_time_anomalies", ANOMALY_COLUMNS)
+        for name, sql_type in EXACT_COLUMNS.items():  # a warehouse of rules_version 1 lacks them; version 2 rebuilds every day
+            wh.execute(f"ALTER TABLE person_course_day ADD COLUMN IF NOT EXISTS {wh.quote(name)} {sql_type}")
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
         try:
@@ -123,7 +130,7 @@ class TimeFinder(Service):
         read = "JOIN _tf_read w ON w.course_key = e.course_key AND (w.lo IS NULL OR e.time >= w.lo) AND (w.hi IS NULL OR e.time < w.hi)"
         counts = S.counts_sql()
         sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in counts.items() if name in ("nplay_video", "nproblem_check", "nforum_events"))
-        cutoff = float(self.settings.time_gap_cutoff)
+        cutoff_us = int(self.settings.time_gap_cutoff) * 1_000_000
         auth = S.source(wh, "auth_user")
         # Two passes over the events, each cheap: the counts are a plain group-by, and the gaps a
         # window that carries only (course, learner, time); a window carrying every column the
@@ -131,19 +138,22 @@ class TimeFinder(Service):
         # per pass (NOT MATERIALIZED), not kept between the passes. Events are picked by joins
         # (_tf_read, _tf_days), not by conditions correlated with each event: those cost more than
         # the rest of the query. Gaps are summed for every day read; the join keeps the days in scope.
+        # A gap is whole microseconds (timestamps hold no finer time), so its sums are exact integers:
+        # a float sum would change its last bits with the order threads add in.
         sql = f"""
             INSERT INTO person_course_day (course_id, course_key, user_id, username, date, nevents, first_event, last_event,
-                nplay_video, nproblem_check, nforum_events, nchapters, sum_dt, n_dt, max_dt, sum_dt2, rules_version, computed_at)
+                nplay_video, nproblem_check, nforum_events, nchapters, sum_dt, n_dt, max_dt, sum_dt2, sum_dt_us, sum_dt2_us,
+                rules_version, computed_at)
             WITH v AS NOT MATERIALIZED ({S.learner_events(wh, 'true', read)}),
             g AS (
-                SELECT v.course_key, v.who, v.day, CAST(EXTRACT(EPOCH FROM (v.time - lag(v.time) OVER (PARTITION BY v.course_key, v.who
-                       ORDER BY v.time))) AS DOUBLE PRECISION) AS gap
+                SELECT v.course_key, v.who, v.day, CAST(round(EXTRACT(EPOCH FROM (v.time - lag(v.time) OVER (PARTITION BY v.course_key, v.who
+                       ORDER BY v.time))) * 1000000) AS BIGINT) AS gap
                 FROM v WHERE v.who IS NOT NULL
             ),
             gaps AS (
-                SELECT k.course_key, k.who, k.day, coalesce(sum(k.kept), 0) AS sum_dt, count(k.kept) AS n_dt, max(k.kept) AS max_dt,
-                       coalesce(sum(k.kept * k.kept), 0) AS sum_dt2
-                FROM (SELECT g.*, CASE WHEN g.gap <= {cutoff} THEN g.gap END AS kept FROM g) k
+                SELECT k.course_key, k.who, k.day, CAST(coalesce(sum(k.kept), 0) AS BIGINT) AS sum_us, count(k.kept) AS n_dt,
+                       max(k.kept) AS max_us, coalesce(sum(CAST(k.kept AS NUMERIC(38,0)) * k.kept), 0) AS sum2_us
+                FROM (SELECT g.*, CASE WHEN g.gap <= {cutoff_us} THEN g.gap END AS kept FROM g) k
                 GROUP BY k.course_key, k.who, k.day
             ),
             names AS (SELECT course_key, id, min(username) AS username FROM {auth} a GROUP BY course_key, id),
@@ -156,8 +166,10 @@ class TimeFinder(Service):
                 WHERE v.who IS NOT NULL GROUP BY v.course_key, v.who, v.day
             )
             SELECT coalesce(cid.course_id, d.course_id), d.course_key, d.user_id, coalesce(n.username, d.ev_username), d.day, d.nevents, d.first_event,
-                   d.last_event, d.nplay_video, d.nproblem_check, d.nforum_events, d.nchapters, coalesce(x.sum_dt, 0), coalesce(x.n_dt, 0),
-                   x.max_dt, coalesce(x.sum_dt2, 0), ?, current_timestamp
+                   d.last_event, d.nplay_video, d.nproblem_check, d.nforum_events, d.nchapters,
+                   coalesce(CAST(x.sum_us AS DOUBLE PRECISION) / {S.MICROS}, 0), coalesce(x.n_dt, 0),
+                   CAST(x.max_us AS DOUBLE PRECISION) / {S.MICROS}, coalesce(CAST(x.sum2_us AS DOUBLE PRECISION) / {S.MICROS2}, 0),
+                   coalesce(x.sum_us, 0), coalesce(x.sum2_us, 0), ?, current_timestamp
             FROM d LEFT JOIN gaps x ON x.course_key = d.course_key AND x.who = d.who AND x.day = d.day
             LEFT JOIN names n ON n.course_key = d.course_key AND n.id = d.user_id
             LEFT JOIN cid ON cid.course_key = d.course_key
