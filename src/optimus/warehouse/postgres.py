@@ -38,7 +38,10 @@ __all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact", "trans
 _BACKSLASH = "\ue000"
 _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 
-# try_cast_sql: plpgsql helpers that return NULL when the cast fails (measured faster than a regex guard)
+# try_cast_sql: plpgsql helpers that return NULL when the cast fails (measured faster than a regex guard).
+# PARALLEL UNSAFE: the exception block starts a subtransaction, which PostgreSQL refuses anywhere in a
+# parallel plan, in the workers and in the leader alike (so PARALLEL RESTRICTED fails too, issue 14 item 2).
+_PARALLEL = "PARALLEL UNSAFE"
 _HELPER_TYPES = {
     "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE PRECISION": "double precision", "DATE": "date",
     "TIMESTAMP": "timestamp", "BOOLEAN": "boolean", "JSON": "json", "SMALLINT": "smallint",
@@ -65,12 +68,12 @@ def _helper_name(pg_type: str) -> str:
 
 def _helpers_sql() -> list[str]:
     return [
-        f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$ "
+        f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
         f"BEGIN RETURN v::{t}; EXCEPTION WHEN others THEN RETURN NULL; END $f$"
         for t in sorted(set(_HELPER_TYPES.values()))
     ] + [
         # DuckDB's try(url_decode(v)): %XX decoded, any other % kept, NULL when the bytes are not UTF-8
-        "CREATE OR REPLACE FUNCTION optimus_try_url_decode(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$ "
+        f"CREATE OR REPLACE FUNCTION optimus_try_url_decode(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
         "BEGIN IF strpos(v, '%') = 0 THEN RETURN v; END IF; "
         "RETURN convert_from((SELECT string_agg(CASE WHEN m[1] IS NOT NULL THEN decode(substr(m[1], 2), 'hex') "
         "ELSE convert_to(m[2], 'UTF8') END, ''::bytea ORDER BY n) "
