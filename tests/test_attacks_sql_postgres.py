@@ -522,3 +522,14 @@ def test_cli_sql_attacks_are_refused(scene: dict, canary: Canary, cli: Any) -> N
     nothing_changed(scene["writer"], before)
     result = cli(["sql", "SELECT current_user AS who"], env=env)
     assert result.exit_code == 0 and scene["reader"].scalar("SELECT current_user") in result.output
+
+
+def test_a_reader_url_must_name_a_postgresql_role(tmp_path: Path) -> None:
+    from optimus.config import load
+    from optimus.errors import ConfigError
+
+    for bad in ("duckdb:///x.duckdb", "postgresql://db.example.org/optimus"):
+        with pytest.raises(ConfigError, match="warehouse_reader_url"):
+            load(env={"OPTIMUS_WAREHOUSE_READER_URL": bad})
+    good = load(env={"OPTIMUS_WAREHOUSE_READER_URL": "postgresql://reader:pw@db.example.org/optimus"})
+    assert good.warehouse_reader_url == "postgresql://reader:pw@db.example.org/optimus"
