@@ -5,7 +5,8 @@ DuckDB-style `?` placeholders and is translated here, so services never branch o
 The dialect differences handled in this file: `?` -> `%s`, the type name DOUBLE -> DOUBLE
 PRECISION, CREATE OR REPLACE TABLE -> DROP + CREATE, TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
 JSON results returned as DuckDB returns them (int/float, str), edX TSV staging through COPY,
-Arrow loading through COPY (CSV), and the single writer held by an advisory lock.
+Arrow loading through COPY (CSV), and the single writer held by an advisory lock. Read views and
+untrusted queries log in as the reader role (postgres_reader.py, postgres_query.py).
 """
 from __future__ import annotations
 
