@@ -6,7 +6,8 @@ this plugin starts with Debian's initdb/pg_ctl in a temporary folder on a free p
 at the end. Each test gets a database of its own (named after this run and the test), dropped
 afterwards, so runs and tests never see each other's tables.
 
-Fixtures: `pg_url` (a fresh database per test), `pg_server` (the server's admin URL), and
+The reader roles Optimus makes for a test database (warehouse/postgres_reader.py) are dropped
+with it. Fixtures: `pg_url` (a fresh database per test), `pg_server` (the server's admin URL), and
 `backend` (parametrised over duckdb and postgres: Settings overrides for `settings_for`).
 """
 from __future__ import annotations
@@ -130,14 +131,28 @@ def create_database(admin_url: str, name: str) -> str:
     return with_database(admin_url, name)
 
 
+def reader_roles_of(con: psycopg.Connection, database: str) -> list[str]:
+    """The reader roles Optimus made for a database: roles are cluster-wide and outlive it, so the
+    plugin finds them by the comment Optimus gives them (see warehouse/postgres_reader.py)."""
+    return [r for (r,) in con.execute(
+        "SELECT r.rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass "
+        "WHERE d.description LIKE 'Optimus reader:%%' AND strpos(d.description, %s) > 0",
+        [f'of database "{database}"'],
+    ).fetchall()]
+
+
 def drop_database(admin_url: str, name: str) -> None:
+    """Drop a test database and the reader roles Optimus made for it, so roles do not pile up on a shared server."""
     with psycopg.connect(admin_url, autocommit=True) as con:
+        roles = reader_roles_of(con, name)
         for attempt in range(20):
             try:
                 con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                return
+                break
             except psycopg.errors.ObjectInUse:  # a killed subprocess's session is still going away
                 time.sleep(0.25)
+        for role in roles:  # its privileges went with the database
+            con.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from optimus.errors import ConfigError
 
@@ -28,6 +29,7 @@ class Settings:
     www_path: Path = Path("www")
     warehouse: str = "duckdb:///optimus.duckdb"
     warehouse_schema: str = "optimus"
+    warehouse_reader_url: str | None = None
     memory_limit: str = "1GB"
     spill_path: Path | None = None
     threads: int = 0
@@ -80,6 +82,7 @@ DOCS: dict[str, str] = {
     "www_path": "Where course structure JSON is written (www/course_structure/{org}-{course}-{run}.json).",
     "warehouse": "The warehouse URL: duckdb:///path/to/file.duckdb (default) or postgresql://user@host:port/db.",
     "warehouse_schema": "PostgreSQL only: the schema holding Optimus's tables.",
+    "warehouse_reader_url": "PostgreSQL only: how the API's SQL, `optimus sql` and read views log in (postgresql://role:password@host/db), a role that may only SELECT the Optimus schemas; empty: Optimus makes one per database and schema when its writer may create roles (docs/postgresql.md).",
     "memory_limit": "The process's memory budget for DuckDB (DuckDB's own default, 80% of RAM, is too much for a daemon); DuckDB fills it as a cache, and a writer's engine gets it less what Clickstream holds beside it (~0.4 GB; never under half), fixed at open since its settings are locked, so the process peaks near the limit plus ~0.25 GB (raise it for big derived queries).",
     "spill_path": "Folder where DuckDB spills when the memory limit is reached (default: beside the warehouse).",
     "threads": "DuckDB worker threads; 0 means one per core.",
@@ -161,6 +164,10 @@ def _validate(settings: Settings) -> None:
     scheme = settings.warehouse_url.split("://", 1)[0]
     if scheme not in ("duckdb", "postgresql", "postgres"):
         raise ConfigError(f"{settings.origin('warehouse')}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)")
+    reader = settings.warehouse_reader_url
+    if reader is not None and (reader.split("://", 1)[0] not in ("postgresql", "postgres") or not urlsplit(reader).username):
+        raise ConfigError(f"{settings.origin('warehouse_reader_url')}: setting 'warehouse_reader_url' must be a postgresql:// URL "
+                          "naming the reader role (postgresql://role:password@host:port/db)")
     if not 0 < settings.api_port < 65536:
         raise ConfigError(f"{settings.origin('api_port')}: setting 'api_port' must be between 1 and 65535")
     if settings.rescan_interval < 1:

@@ -5,7 +5,8 @@ DuckDB-style `?` placeholders and is translated here, so services never branch o
 The dialect differences handled in this file: `?` -> `%s`, the type name DOUBLE -> DOUBLE
 PRECISION, CREATE OR REPLACE TABLE -> DROP + CREATE, TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
 JSON results returned as DuckDB returns them (int/float, str), edX TSV staging through COPY,
-Arrow loading through COPY (CSV), and the single writer held by an advisory lock.
+Arrow loading through COPY (CSV), and the single writer held by an advisory lock. Read views and
+untrusted queries log in as the reader role (postgres_reader.py, postgres_query.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
@@ -28,13 +29,20 @@ from psycopg.adapt import Loader
 
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
-from optimus.warehouse.base import raw_schema_for
+from optimus.warehouse.base import QueryAnswer, raw_schema_for
+from optimus.warehouse.postgres_query import run_untrusted
+from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
+
+__all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact", "translate"]
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
 _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 
-# try_cast_sql: plpgsql helpers that return NULL when the cast fails (measured faster than a regex guard)
+# try_cast_sql: plpgsql helpers that return NULL when the cast fails (measured faster than a regex guard).
+# PARALLEL UNSAFE: the exception block starts a subtransaction, which PostgreSQL refuses anywhere in a
+# parallel plan, in the workers and in the leader alike (so PARALLEL RESTRICTED fails too, issue 14 item 2).
+_PARALLEL = "PARALLEL UNSAFE"
 _HELPER_TYPES = {
     "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE PRECISION": "double precision", "DATE": "date",
     "TIMESTAMP": "timestamp", "BOOLEAN": "boolean", "JSON": "json", "SMALLINT": "smallint",
@@ -61,12 +69,12 @@ def _helper_name(pg_type: str) -> str:
 
 def _helpers_sql() -> list[str]:
     return [
-        f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$ "
+        f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
         f"BEGIN RETURN v::{t}; EXCEPTION WHEN others THEN RETURN NULL; END $f$"
         for t in sorted(set(_HELPER_TYPES.values()))
     ] + [
         # DuckDB's try(url_decode(v)): %XX decoded, any other % kept, NULL when the bytes are not UTF-8
-        "CREATE OR REPLACE FUNCTION optimus_try_url_decode(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$ "
+        f"CREATE OR REPLACE FUNCTION optimus_try_url_decode(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
         "BEGIN IF strpos(v, '%') = 0 THEN RETURN v; END IF; "
         "RETURN convert_from((SELECT string_agg(CASE WHEN m[1] IS NOT NULL THEN decode(substr(m[1], 2), 'hex') "
         "ELSE convert_to(m[2], 'UTF8') END, ''::bytea ORDER BY n) "
@@ -148,6 +156,26 @@ def _dollar_tag(sql: str, i: int) -> str | None:
     return tag
 
 
+def _normal_url(url: str) -> str:
+    return "postgresql://" + url[len("postgres://"):] if url.startswith("postgres://") else url
+
+
+def _resolve_reader_login(settings: Settings, writer_url: str) -> ReaderLogin:
+    """How a read-only process logs in: `warehouse_reader_url`, or the managed reader's login, read
+    with the writer's login (which this process has: it is the same configuration)."""
+    if settings.warehouse_reader_url:
+        return ReaderLogin(_normal_url(settings.warehouse_reader_url))
+    try:
+        con = psycopg.connect(writer_url, autocommit=True, connect_timeout=10, application_name="optimus")
+    except psycopg.Error as exc:
+        raise _connect_error(writer_url, exc) from None
+    try:
+        login = managed_login(con, writer_url, settings.warehouse_schema, raw_schema_for(settings.warehouse_schema))
+    finally:
+        con.close()
+    return ReaderLogin(writer_url, login.overrides)
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -205,10 +233,12 @@ class PostgresWarehouse:
 
     dialect = "postgres"
 
-    def __init__(self, settings: Settings, read_only: bool = False) -> None:
-        raw_url = settings.warehouse_url
-        if raw_url.startswith("postgres://"):
-            raw_url = "postgresql://" + raw_url[len("postgres://"):]
+    def __init__(self, settings: Settings, read_only: bool = False, login: ReaderLogin | None = None) -> None:
+        """A writer logs in with `warehouse`; a reader (read_only) as the reader role, never as the writer.
+
+        :param login: the reader's login, when already known (reader() passes its own).
+        """
+        raw_url = _normal_url(settings.warehouse_url)
         self.url = redact(raw_url)
         self._settings = settings
         self.schema = settings.warehouse_schema
@@ -218,25 +248,36 @@ class PostgresWarehouse:
         self._depth = 0
         self._staged = 0
         self._failure: str | None = None  # what aborted the current transaction
-        try:
-            self.con = psycopg.connect(raw_url, autocommit=True, connect_timeout=10, application_name="optimus")
-        except psycopg.Error as exc:
-            raise _connect_error(raw_url, exc) from None
+        self._reader_login: ReaderLogin | None = login
+        self._reader_problem: WarehouseError | None = None  # why no reader login could be had (the writer's)
+        self._query_view: PostgresWarehouse | None = None  # the writer's reader for read_only_query
+        if read_only and login is None:
+            self._reader_login = _resolve_reader_login(settings, raw_url)
+        self.con = self._connect(raw_url)
         try:
             self._prepare_session()
         except BaseException:
             self.con.close()
             raise
 
+    def _connect(self, raw_url: str) -> psycopg.Connection:
+        try:
+            if self.read_only:
+                assert self._reader_login is not None
+                return self._reader_login.connect(autocommit=True, connect_timeout=10, application_name="optimus-reader")
+            return psycopg.connect(raw_url, autocommit=True, connect_timeout=10, application_name="optimus")
+        except psycopg.Error as exc:
+            raise _connect_error(self._reader_login.url if self.read_only and self._reader_login else raw_url, exc) from None
+
     def _prepare_session(self) -> None:
         self.con.adapters.register_loader("numeric", _NumericLoader)
         self.con.adapters.register_loader("json", _TextLoader)
         self.con.adapters.register_loader("jsonb", _TextLoader)
         q = self.quote(self.schema)
-        self.con.execute("SET TIME ZONE 'UTC'")
-        self.con.execute(f"SET search_path TO {q}")
+        self._session_settings()
         if self.read_only:
-            self.con.execute("SET default_transaction_read_only = on")
+            where = "setting 'warehouse_reader_url'" if self._settings.warehouse_reader_url else "the reader role"
+            check_reader(self.con, self.schema, self.raw_schema, where)
             return
         key = lock_key(self.schema)
         # a killed writer's session may take a moment to end on the server: wait briefly before refusing
@@ -258,6 +299,31 @@ class PostgresWarehouse:
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
         for statement in _helpers_sql():
             self.con.execute(statement)
+        self._make_reader()
+
+    def _session_settings(self) -> None:
+        """What every statement of this connection assumes (set again after DISCARD ALL)."""
+        self.con.execute("SET TIME ZONE 'UTC'")
+        self.con.execute(f"SET search_path TO {self.quote(self.schema)}")
+        if self.read_only:
+            self.con.execute("SET default_transaction_read_only = on")
+
+    def _make_reader(self) -> None:
+        """Make (when it may) the reader role and grant it SELECT on this schema and the raw one;
+        without it ingest still works, and what needs the reader says what a DBA must run."""
+        configured = self._settings.warehouse_reader_url
+        if configured:
+            parts = urlsplit(_normal_url(configured))
+            ensure_reader(self.con, self.schema, self.raw_schema, unquote(parts.username or ""),
+                          unquote(parts.password) if parts.password else None)
+            self._reader_login = ReaderLogin(_normal_url(configured))
+            return
+        ensure_reader(self.con, self.schema, self.raw_schema)  # grants again on every start: tables others made too
+        try:
+            login = managed_login(self.con, self.url, self.schema, self.raw_schema)
+            self._reader_login = ReaderLogin(_normal_url(self._settings.warehouse_url), login.overrides)
+        except WarehouseError as exc:
+            self._reader_problem = exc
 
     # -- statements -------------------------------------------------------------------------
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
@@ -444,15 +510,44 @@ class PostgresWarehouse:
         return header, rejected
 
     def reader(self) -> "PostgresWarehouse":
-        """A read-only connection of its own, for reads on another thread (the API in the daemon):
-        it sees committed data and never waits for the writer."""
-        return PostgresWarehouse(self._settings, read_only=True)
+        """A read-only connection of its own, logged in as the reader role, for reads on another
+        thread (the API in the daemon): it sees committed data and never waits for the writer."""
+        if self._reader_problem is not None:
+            raise self._reader_problem
+        return PostgresWarehouse(self._settings, read_only=True, login=self._reader_login)
+
+    def read_only_query(self, sql: str, *, max_rows: int, max_bytes: int, timeout: float) -> QueryAnswer:
+        """Run one untrusted query as the reader role (see postgres_query.run_untrusted); the writer
+        hands it to a reader connection of its own, never runs it itself."""
+        if not self.read_only:
+            if self._query_view is None:
+                self._query_view = self.reader()
+            return self._query_view.read_only_query(sql, max_rows=max_rows, max_bytes=max_bytes, timeout=timeout)
+        with self._lock:
+            try:
+                return run_untrusted(self.con, sql, max_rows=max_rows, max_bytes=max_bytes, timeout=timeout)
+            finally:
+                self._after_untrusted()
+
+    def _after_untrusted(self) -> None:
+        """Whatever the query did to the session goes: rolled back, DISCARD ALL (session locks,
+        settings, prepared statements, temporary tables), Optimus's session settings again."""
+        if self.con.broken or self.con.closed:
+            self.con = self._connect(_normal_url(self._settings.warehouse_url))
+            self._prepare_session()
+            return
+        if self.con.info.transaction_status != pq.TransactionStatus.IDLE:
+            self.con.execute("ROLLBACK")
+        self.con.execute("DISCARD ALL")
+        self._session_settings()
 
     def interrupt(self) -> None:
         """Cancel the statement running on this connection (from another thread); its transaction rolls back."""
         self.con.cancel()
 
     def close(self) -> None:
+        if self._query_view is not None:
+            self._query_view.close()
         with self._lock:
             if not self.con.closed:
                 self.con.close()
