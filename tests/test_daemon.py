@@ -246,7 +246,7 @@ def test_sigterm_mid_file_rolls_it_back_and_a_restart_ingests_it(tmp_path: Path,
     assert states == {"queued": 1}
     wh = connect(settings, read_only=True)
     try:
-        assert not wh.table_exists("auth_user") or wh.scalar("SELECT count(*) FROM auth_user") == 0
+        assert not wh.table_exists("auth_user", schema=wh.raw_schema) or wh.scalar("SELECT count(*) FROM edx.auth_user") == 0
     finally:
         wh.close()
     # a new daemon takes the queued file and ingests it whole

@@ -42,7 +42,7 @@ def test_ingest_one_file_by_name_or_by_service(tmp_path: Path, data_path: Path, 
     write_tsv(good, HEADER, ROWS)
     assert cli(["ingest", "--file", str(good)], settings).exit_code == 0
     con = duckdb.connect(settings.warehouse, read_only=True)
-    assert con.execute("SELECT count(*) FROM auth_user").fetchone() == (len(ROWS),)
+    assert con.execute("SELECT count(*) FROM edx.auth_user").fetchone() == (len(ROWS),)
 
 
 def test_schema_version_is_recorded_migrated_and_a_newer_one_refused(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
