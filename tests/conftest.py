@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
 from optimus.cli import app
@@ -17,6 +19,17 @@ FIXTURES = SHARED / "fixtures" / "json_to_relation"
 
 # a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation
 pytest_plugins = ["postgres_server"]
+
+# Property-based (fuzz) tests, defined once for every test file: a bounded number of examples in the
+# test command; derandomized under CI=true (the same examples every run: no flaky CI); more with
+# `pytest --hypothesis-profile=thorough` (hypothesis' own option) or OPTIMUS_HYPOTHESIS_PROFILE=thorough.
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+hypothesis_settings.register_profile("dev", max_examples=40, **_FUZZ)
+hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_FUZZ)
+hypothesis_settings.register_profile("thorough", max_examples=2000, **_FUZZ)
+hypothesis_settings.load_profile(
+    os.environ.get("OPTIMUS_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 
 
 @pytest.fixture

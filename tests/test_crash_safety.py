@@ -32,8 +32,13 @@ def ingest(settings, **env: str) -> subprocess.Popen:  # type: ignore[no-untyped
 
 
 def data_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()]
-    return sorted(n for n in names if n not in BOOKKEEPING)
+    """`schema.table` of every table of the warehouse (Optimus's own in main, the raw edX ones in edx)."""
+    names = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()").fetchall()
+    return sorted(f"{s}.{n}" for s, n in names if n not in BOOKKEEPING)
+
+
+def _sql(table: str) -> str:
+    return ".".join(f'"{part}"' for part in table.split("."))
 
 
 def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
@@ -53,10 +58,10 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     running = con.execute("SELECT path FROM ingest_files WHERE state = 'running'").fetchall()
     assert len(running) == 1
     for table in data_tables(con):
-        if "file_id" not in [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]:
+        if "file_id" not in [r[0] for r in con.execute(f'DESCRIBE {_sql(table)}').fetchall()]:
             continue
         # the paused file's rows were never committed
-        assert con.execute(f'SELECT count(*) FROM "{table}" WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
+        assert con.execute(f'SELECT count(*) FROM {_sql(table)} WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
     con.close()
 
     rerun = ingest(settings)
@@ -68,10 +73,10 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     con.execute(f"ATTACH '{reference.warehouse}' AS clean (READ_ONLY)")
     assert con.execute("SELECT count(*) FROM ingest_files WHERE state <> 'done'").fetchone() == (0,)
     tables = data_tables(con)
-    assert "auth_user" in tables and "student_courseenrollment" in tables
+    assert "edx.auth_user" in tables and "edx.student_courseenrollment" in tables
     for table in tables:
-        cols = [c for c in (r[0] for r in con.execute(f"DESCRIBE \"{table}\"").fetchall()) if c not in ("file_id", "computed_at", "looked_up_at")]
+        cols = [c for c in (r[0] for r in con.execute(f"DESCRIBE {_sql(table)}").fetchall()) if c not in ("file_id", "computed_at", "looked_up_at")]
         select = ", ".join(f'"{c}"' for c in cols)
         for a, b in (("main", "clean"), ("clean", "main")):
-            extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}."{table}" EXCEPT ALL SELECT {select} FROM {b}."{table}")').fetchone()
+            extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}.{_sql(table)} EXCEPT ALL SELECT {select} FROM {b}.{_sql(table)})').fetchone()
             assert extra == (0,), f"{table}: rows in {a} not in {b}"

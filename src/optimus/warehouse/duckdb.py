@@ -31,7 +31,11 @@ def decode_escapes_sql(column: str) -> str:
         inner = f"replace({inner}, '{escaped}', chr({char}))"
     inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
     others = " OR ".join(f"contains({column}, '{text}')" for text in ("\\t", "\\n", "\\r", _BACKSLASH))
-    return f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
+    # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
+    split = (f"array_to_string(list_transform(string_split({column}, '\\\\'), lambda _optimus_part: "
+             f"replace(replace(replace(_optimus_part, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13))), '\\')")
+    return (f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN contains({column}, '{_BACKSLASH}') THEN {split} "
+            f"WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END")
 
 
 class DuckDBWarehouse:
