@@ -77,6 +77,7 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     for table in tables:
         cols = [c for c in (r[0] for r in con.execute(f"DESCRIBE {_sql(table)}").fetchall()) if c not in ("file_id", "computed_at", "looked_up_at")]
         select = ", ".join(f'"{c}"' for c in cols)
-        for a, b in (("main", "clean"), ("clean", "main")):
+        killed = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        for a, b in ((killed, "clean"), ("clean", killed)):
             extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}.{_sql(table)} EXCEPT ALL SELECT {select} FROM {b}.{_sql(table)})').fetchone()
             assert extra == (0,), f"{table}: rows in {a} not in {b}"

@@ -91,7 +91,7 @@ _LINE = st.one_of(
 )
 
 
-def test_any_dump_loads_quarantines_or_fails_naming_the_file(data_path: Path, settings_for: Any) -> None:
+def test_any_dump_loads_quarantines_or_fails_naming_the_file(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
     def check(wh: Any, folder: Path) -> None:
         @given(st.lists(_LINE, min_size=1, max_size=8))
         def any_dump(lines: list[bytes]) -> None:
@@ -108,7 +108,7 @@ def test_any_dump_loads_quarantines_or_fails_naming_the_file(data_path: Path, se
 
         any_dump()
 
-    _with_warehouse(settings_for(data_path), check)
+    _with_warehouse(settings_for(data_path, **backend), check)
 
 
 @given(st.one_of(st.binary(max_size=60), st.lists(st.text(max_size=8), max_size=6).map(lambda f: "\t".join(f).encode("utf-8", "surrogatepass"))))

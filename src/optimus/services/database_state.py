@@ -17,12 +17,11 @@ replaces newer rows; a table with no file in a course's newer package is emptied
 from __future__ import annotations
 
 from optimus import courses, discovery
-from optimus.services import base as services_base
 from optimus.config import Settings
 from optimus.errors import IngestError
 from optimus.formats import sql_tables
 from optimus.ledger import LedgerFile, utcnow
-from optimus.services.base import FileResult, RunContext, Service, register
+from optimus.services.base import REGISTRY, FileResult, RunContext, Service, register
 from optimus.warehouse.base import Warehouse, raw_table
 
 
@@ -290,7 +289,7 @@ def _move_raw_tables(wh: Warehouse) -> None:
     """Warehouses written before the raw schema kept the raw tables beside Optimus's: move each
     (once; a table named after one of Optimus's own stays, and its dumps load again, into the raw
     schema). One SQL on both engines: copy, then drop, in one transaction."""
-    own = _FRAMEWORK_TABLES | {t for cls in services_base.REGISTRY.values() for t in cls.writes}
+    own = _FRAMEWORK_TABLES | {t for cls in REGISTRY.values() for t in cls.writes}
     for (table,) in wh.query("SELECT DISTINCT table_name FROM db_state_loads ORDER BY 1"):
         if not wh.table_exists(table) or wh.table_exists(table, schema=wh.raw_schema):
             continue
