@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
 from optimus.cli import app
@@ -17,6 +19,17 @@ FIXTURES = SHARED / "fixtures" / "json_to_relation"
 
 # a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation
 pytest_plugins = ["postgres_server"]
+
+# Property-based (fuzz) tests, defined once for every test file: a bounded number of examples in the
+# test command; derandomized under CI=true (the same examples every run: no flaky CI); more with
+# `pytest --hypothesis-profile=thorough` (hypothesis' own option) or OPTIMUS_HYPOTHESIS_PROFILE=thorough.
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+hypothesis_settings.register_profile("dev", max_examples=40, **_FUZZ)
+hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_FUZZ)
+hypothesis_settings.register_profile("thorough", max_examples=2000, **_FUZZ)
+hypothesis_settings.load_profile(
+    os.environ.get("OPTIMUS_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 
 
 @pytest.fixture
@@ -123,11 +136,18 @@ def kill_when_paused(proc: "subprocess.Popen[bytes]", marker: Path, timeout: flo
     return True
 
 
-def data_tables(con: Any) -> list[str]:
-    """The tables of a DuckDB warehouse that hold data (not the ledger and run records)."""
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()").fetchall()]
-    return sorted(n for n in names if n not in BOOKKEEPING_TABLES)
+def data_tables(con: Any, database: str | None = None) -> list[str]:
+    """`schema.table` of every table of a DuckDB warehouse that holds data (Optimus's own in main, the
+    raw edX ones in edx; not the ledger and run records)."""
+    names = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = coalesce(?, current_database())",
+        [database]).fetchall()
+    return sorted(f"{schema}.{name}" for schema, name in names if name not in BOOKKEEPING_TABLES)
+
+
+def quoted(table: str) -> str:
+    """`schema.table` as quoted SQL."""
+    return ".".join(f'"{part}"' for part in table.split("."))
 
 
 def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, ...]] | None = None) -> list[str]:
@@ -140,16 +160,13 @@ def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, 
     try:
         con.execute(f"ATTACH '{clean}' AS clean (READ_ONLY)")
         tables = data_tables(con)
-        clean_tables = sorted(r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'clean' AND NOT temporary").fetchall()
-            if r[0] not in BOOKKEEPING_TABLES)
-        assert tables == clean_tables
+        assert tables == data_tables(con, "clean")
         for table in tables:
-            skip = (*VOLATILE_COLUMNS, *(ignore or {}).get(table, ()))
-            cols = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in skip]
+            skip = (*VOLATILE_COLUMNS, *(ignore or {}).get(table.split(".")[-1], ()))
+            cols = [r[0] for r in con.execute(f"DESCRIBE {quoted(table)}").fetchall() if r[0] not in skip]
             select = ", ".join(f'"{c}"' for c in cols)
             for a, b in (("", "clean."), ("clean.", "")):
-                extra = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}"{table}" EXCEPT ALL SELECT {select} FROM {b}"{table}")').fetchone()
+                extra = con.execute(f"SELECT count(*) FROM (SELECT {select} FROM {a}{quoted(table)} EXCEPT ALL SELECT {select} FROM {b}{quoted(table)})").fetchone()
                 assert extra == (0,), f"{table}: {extra[0]} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
         return tables
     finally:

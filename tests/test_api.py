@@ -218,10 +218,10 @@ def expected_figures(wh: Warehouse, key: str) -> dict[str, Any]:
             }
     else:
         first: dict[int, datetime] = {}
-        for user, created in wh.query("SELECT user_id, created FROM student_courseenrollment WHERE course_key = ?", [key]):
+        for user, created in wh.query("SELECT user_id, created FROM edx.student_courseenrollment WHERE course_key = ?", [key]):
             first[user] = min(first.get(user, created), created)
         out["enrolments"] = {"source": "student_courseenrollment", "total": len(first), "by_day": _by_day(list(first.values()))}
-        certs = wh.query("SELECT user_id, created_date FROM certificates_generatedcertificate WHERE course_key = ? AND status = 'downloadable'", [key])
+        certs = wh.query("SELECT user_id, created_date FROM edx.certificates_generatedcertificate WHERE course_key = ? AND status = 'downloadable'", [key])
         out["certificates"] = {"source": "certificates_generatedcertificate", "total": len({u for u, _ in certs}),
                                "by_day": _by_day([d for _, d in certs])}
     if wh.table_exists("person_course_day"):
@@ -341,30 +341,30 @@ def test_require_token_for_all_closes_every_endpoint(ingested: Settings, wh: War
 
 # -- sql ----------------------------------------------------------------------------------------------------
 def test_sql_returns_the_rows_of_one_query(client: TestClient, wh: Warehouse) -> None:
-    query = "WITH u AS (SELECT course_key, count(*) AS n FROM auth_user GROUP BY course_key) SELECT * FROM u ORDER BY course_key"
+    query = "WITH u AS (SELECT course_key, count(*) AS n FROM edx.auth_user GROUP BY course_key) SELECT * FROM u ORDER BY course_key"
     body = client.post("/api/v1/sql", json={"sql": query}, headers=AUTH).json()
     assert body["columns"] == ["course_key", "n"]
     assert body["rows"] == [list(r) for r in wh.query(query)]
-    limited = client.get("/api/v1/sql", params={"q": "SELECT id FROM auth_user ORDER BY id", "limit": 3}, headers=AUTH).json()
-    assert limited["rows"] == [[i] for (i,) in wh.query("SELECT id FROM auth_user ORDER BY id LIMIT 3")] and limited["truncated"]
-    failed = client.get("/api/v1/sql", params={"q": "SELECT nope FROM auth_user"}, headers=AUTH)
+    limited = client.get("/api/v1/sql", params={"q": "SELECT id FROM edx.auth_user ORDER BY id", "limit": 3}, headers=AUTH).json()
+    assert limited["rows"] == [[i] for (i,) in wh.query("SELECT id FROM edx.auth_user ORDER BY id LIMIT 3")] and limited["truncated"]
+    failed = client.get("/api/v1/sql", params={"q": "SELECT nope FROM edx.auth_user"}, headers=AUTH)
     assert failed.status_code == 400 and "nope" in failed.json()["detail"]
 
 
 REFUSED = [
-    "INSERT INTO auth_user (id) VALUES (1)",
-    "DELETE FROM auth_user",
-    "UPDATE auth_user SET username = 'x'",
-    "DROP TABLE auth_user",
+    "INSERT INTO edx.auth_user (id) VALUES (1)",
+    "DELETE FROM edx.auth_user",
+    "UPDATE edx.auth_user SET username = 'x'",
+    "DROP TABLE edx.auth_user",
     "CREATE TABLE x AS SELECT 1",
-    "SELECT * INTO copy_of_users FROM auth_user",
+    "SELECT * INTO copy_of_users FROM edx.auth_user",
     "COPY auth_user TO '/tmp/users.csv'",
     "ATTACH '/tmp/other.duckdb' AS other",
     "PRAGMA version",
     "SET memory_limit = '10GB'",
     "INSTALL httpfs",
     "SELECT 1; SELECT 2",
-    "SELECT 1; DELETE FROM auth_user",
+    "SELECT 1; DELETE FROM edx.auth_user",
     "SELECT * FROM read_csv('/etc/passwd')",
     "SELECT * FROM read_csv_auto('/etc/passwd')",
     "SELECT * FROM read_json('/etc/x.json')",
@@ -377,7 +377,7 @@ REFUSED = [
     "SELECT getenv('HOME')",
     "SELECT nextval('ingest_files_id')",
     "WITH a AS (SELECT * FROM read_json_auto('x.json')) SELECT * FROM a",
-    "SELECT * FROM auth_user WHERE id IN (SELECT * FROM read_parquet('x.parquet'))",
+    "SELECT * FROM edx.auth_user WHERE id IN (SELECT * FROM read_parquet('x.parquet'))",
     "SELECT * FROM duckdb_secrets()",
     "",
 ]
@@ -385,13 +385,13 @@ REFUSED = [
 
 @pytest.mark.parametrize("query", REFUSED)
 def test_sql_refuses_writes_several_statements_and_file_functions(client: TestClient, wh: Warehouse, query: str) -> None:
-    users = wh.scalar("SELECT count(*) FROM auth_user")
+    users = wh.scalar("SELECT count(*) FROM edx.auth_user")
     with pytest.raises(QueryRefused):
         check(query)
     answer = client.post("/api/v1/sql", json={"sql": query}, headers=AUTH)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]
-    assert wh.scalar("SELECT count(*) FROM auth_user") == users
+    assert wh.scalar("SELECT count(*) FROM edx.auth_user") == users
     assert not wh.table_exists("copy_of_users")
 
 

@@ -180,3 +180,36 @@ def test_existing_target_is_not_overwritten(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="already exists"):
         extract(archive, dest, max_bytes=LIMIT)
     assert (dest / "keep.txt").read_text() == "keep"
+
+
+def _writes_spied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files extraction opens for writing (archive.py's own `open`), in order."""
+    import builtins
+
+    import optimus.archive
+
+    written: list[str] = []
+
+    def spy(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if any(c in mode for c in "wax+"):
+            written.append(str(file))
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(optimus.archive, "open", spy, raising=False)
+    return written
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar.gz", "w:gz"), (".tar", "w")])
+def test_entry_and_size_limits_are_checked_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, mode: str) -> None:
+    """Issue 14 item 6: a tarball of many entries was extracted up to the limit before it was refused."""
+    written = _writes_spied(monkeypatch)
+    many = _tar(tmp_path / f"many{suffix}", [(_file(f"d/f{i}.xml"), b"") for i in range(50)], mode)
+    _refused(many, tmp_path / "out" / "many", "more than 40 entries", max_files=40)
+    assert written == [], "the entry limit must trip before any member is written"
+    big = _tar(tmp_path / f"big{suffix}", [(_file("small.bin"), b"x" * 10), (_file("large.bin"), b"\0" * 20_000)], mode)
+    _refused(big, tmp_path / "out" / "big", "'large.bin'", "10000 bytes", max_bytes=10_000)
+    assert written == [], "the size limit (declared sizes) must trip before any member is written"
+    bad = _tar(tmp_path / f"bad{suffix}", [(_file("ok.xml"), b"<x/>"), (_file("../escape.xml"), b"<x/>")], mode)
+    _refused(bad, tmp_path / "out" / "bad", "escape")
+    assert written == [], "a member that escapes is found before any member is written"
+    assert extract(many, tmp_path / "ok", max_bytes=LIMIT, max_files=60) and len(written) == 50

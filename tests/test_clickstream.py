@@ -353,18 +353,21 @@ def _same_tables(a: Path, b: Path) -> list[str]:
     con = duckdb.connect()
     con.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
     con.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
-    tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'a'").fetchall()]
+    schemas = dict(con.execute("SELECT table_name, schema_name FROM duckdb_tables() WHERE database_name = 'a'").fetchall())
+    tables = list(schemas)
     assert {"events", "event_files", "events_quarantine", "ingest_files", "auth_user"} <= set(tables)
+    assert schemas["auth_user"] == "edx" and schemas["events"] == "main"
     checked = []
     for table in tables:
         if table in ("service_runs", "service_run_changes", "schema_info"):
             continue
-        cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND table_name = ?", [table]).fetchall() if c not in BOOKKEEPING]
+        cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND schema_name = ? AND table_name = ?",
+                                          [schemas[table], table]).fetchall() if c not in BOOKKEEPING]
         sel = ", ".join(f'"{c}"' for c in cols)
         if table in ("event_files", "events", "events_quarantine"):  # file ids as paths
             sel += ", (SELECT path FROM {db}.ingest_files i WHERE i.id = t.file_id)"
         for x, y in (("a", "b"), ("b", "a")):
-            diff = con.execute(f"SELECT count(*) FROM (SELECT {sel.format(db=x)} FROM {x}.\"{table}\" t EXCEPT ALL SELECT {sel.format(db=y)} FROM {y}.\"{table}\" t)").fetchone()[0]
+            diff = con.execute(f"SELECT count(*) FROM (SELECT {sel.format(db=x)} FROM {x}.{schemas[table]}.\"{table}\" t EXCEPT ALL SELECT {sel.format(db=y)} FROM {y}.{schemas[table]}.\"{table}\" t)").fetchone()[0]
             assert diff == 0, (table, x, y)
         checked.append(table)
     con.close()

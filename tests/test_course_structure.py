@@ -7,6 +7,9 @@ import json
 import tarfile
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import pytest
 
 from optimus.sample.course import Block, Course, course_structure, make_course, olx_files, write_olx
 from optimus.warehouse import connect
@@ -316,3 +319,40 @@ def test_newer_package_replaces_a_course(tmp_path: Path, settings_for: Any, cli:
         ("Intro to CS (2nd)", 2, 2, dt.date(2024, 1, 14))]
     assert _rows(settings, "SELECT count(*) FROM course_blocks WHERE url_name IN ('Staff', 'Notes', 'N_v1')") == [(0,)]
     assert _rows(settings, "SELECT count(*), count(DISTINCT position) FROM course_blocks") == [(len(TRICKY_BLOCKS) - 3,) * 2]
+
+
+# -- names from data never become paths or keys unchecked (issue 13 item 3) --------------------
+_UNSAFE_PARTS = ["/tmp/x/evil", "../evil", "a/b", "..", "ev\x00il", "a b", "a\\b"]
+
+
+@pytest.mark.parametrize("field", ["org", "course", "url_name"])
+@pytest.mark.parametrize("bad", _UNSAFE_PARTS)
+def test_export_with_unsafe_course_name_fails_and_writes_nothing(data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, field: str, bad: str) -> None:
+    evil_dir = tmp_path / "x"
+    value = bad.replace("/tmp/x", str(evil_dir))
+    attrs = {"url_name": "R", "org": "O", "course": "C", field: value}
+    pointer = "<course " + " ".join(f"{k}={quoteattr(v.replace(chr(0), '&#0;'))}" for k, v in attrs.items()) + "/>"
+    files = {**TRICKY, "course.xml": pointer, "course/R.xml": TRICKY["course/2013_Fall.xml"]}
+    name = "O-C-R-course-prod-analytics.xml.tar.gz"
+    _tarball(data_path / "database_state" / "latest" / name, files, top="")
+    settings = settings_for(data_path)
+    error = _failed(cli, settings)
+    if "\x00" not in bad:  # NUL is not even well-formed XML: refused as such
+        assert name in error and field.replace("url_name", "run") in error and "unsafe" in error.lower(), error
+    assert not evil_dir.exists() and not list(tmp_path.glob("**/*evil*"))
+    assert _rows(settings, "SELECT count(*) FROM course_ids WHERE course_key LIKE '%evil%' OR course_key LIKE '%/%'") == [(0,)]
+
+
+@pytest.mark.parametrize("root_key", [
+    "block-v1:/tmp/x/evil+C+R+type@course+block@course",
+    "block-v1:O+..+R+type@course+block@course",
+    "i4x://../C/course/R",
+])
+def test_course_structure_json_with_unsafe_course_name_fails(data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, root_key: str) -> None:
+    root_key = root_key.replace("/tmp/x", str(tmp_path / "x"))
+    name = "O-C-R-course_structure-prod-analytics.json"
+    (data_path / "database_state" / "latest" / name).write_text(json.dumps({root_key: {"category": "course", "children": [], "metadata": {}}}))
+    settings = settings_for(data_path)
+    error = _failed(cli, settings)
+    assert name in error and "unsafe" in error.lower(), error
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob("**/*evil*"))

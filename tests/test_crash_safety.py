@@ -5,7 +5,7 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import assert_same_tables, data_tables, kill_when_paused, make_data_path, optimus_process
+from conftest import assert_same_tables, data_tables, kill_when_paused, make_data_path, optimus_process, quoted
 from test_database_state import HEADER, ROWS, write_tsv
 
 
@@ -30,10 +30,10 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     running = con.execute("SELECT path FROM ingest_files WHERE state = 'running'").fetchall()
     assert len(running) == 1
     for table in data_tables(con):
-        if "file_id" not in [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]:
+        if "file_id" not in [r[0] for r in con.execute(f'DESCRIBE {quoted(table)}').fetchall()]:
             continue
         # the paused file's rows were never committed
-        assert con.execute(f'SELECT count(*) FROM "{table}" WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
+        assert con.execute(f'SELECT count(*) FROM {quoted(table)} WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
     con.close()
 
     rerun = optimus_process(settings)
@@ -45,4 +45,4 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     assert con.execute("SELECT count(*) FROM ingest_files WHERE state <> 'done'").fetchone() == (0,)
     con.close()
     tables = assert_same_tables(settings.warehouse, reference.warehouse)
-    assert "auth_user" in tables and "student_courseenrollment" in tables
+    assert "edx.auth_user" in tables and "edx.student_courseenrollment" in tables

@@ -28,6 +28,7 @@ from optimus.daemon import lock_path, running_daemon
 from optimus.sample import generate
 from optimus.services.base import load_services
 from optimus.warehouse import connect
+from optimus.warehouse.base import raw_table
 
 from conftest import make_data_path, settings_env
 
@@ -145,7 +146,7 @@ def consistent_ledger(settings: Settings) -> dict[str, int]:
         for file_id, table, rows in wh.query(
             "SELECT id, table_name, rows_loaded FROM ingest_files WHERE state = 'done' AND service = 'DatabaseState'"
         ):
-            assert wh.scalar(f"SELECT count(*) FROM {wh.quote(table)} WHERE file_id = ?", [file_id]) == rows, (file_id, table)
+            assert wh.scalar(f"SELECT count(*) FROM {raw_table(wh, table)} WHERE file_id = ?", [file_id]) == rows, (file_id, table)
         if wh.table_exists("event_files"):
             for file_id, state in wh.query("SELECT id, state FROM ingest_files WHERE service = 'Clickstream'"):
                 held = wh.scalar("SELECT count(*) FROM event_files WHERE file_id = ?", [file_id])
@@ -256,7 +257,7 @@ def test_sigterm_mid_file_rolls_it_back_and_a_restart_ingests_it(tmp_path: Path,
     assert states == {"queued": 1}
     wh = connect(settings, read_only=True)
     try:
-        assert not wh.table_exists("auth_user") or wh.scalar("SELECT count(*) FROM auth_user") == 0
+        assert not wh.table_exists("auth_user", schema=wh.raw_schema) or wh.scalar("SELECT count(*) FROM edx.auth_user") == 0
     finally:
         wh.close()
     # a new daemon takes the queued file and ingests it whole

@@ -179,7 +179,7 @@ def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(served:
     # no username or email of the data in the page, nor in anything it fetched
     wh = connect(settings, read_only=True)
     try:
-        people = [(u, e) for u, e in wh.query("SELECT username, email FROM auth_user")]
+        people = [(u, e) for u, e in wh.query("SELECT username, email FROM edx.auth_user")]
     finally:
         wh.close()
     assert people

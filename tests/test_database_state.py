@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from conftest import make_data_path
 
@@ -51,7 +52,7 @@ def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_
     settings = settings_for(data_path)
     result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
-    got = query(settings, f"SELECT {', '.join(HEADER)} FROM auth_user ORDER BY id")
+    got = query(settings, f"SELECT {', '.join(HEADER)} FROM edx.auth_user ORDER BY id")
     for row, expected in zip(got, ROWS):
         want = [decode(v) for v in expected]
         assert row[0] == int(want[0])
@@ -61,8 +62,8 @@ def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_
             assert value == (None if text is None else datetime.fromisoformat(text))
     assert len(got) == len(ROWS)
     # an empty string stays an empty string; only the literal NULL is SQL NULL
-    assert query(settings, "SELECT first_name IS NULL, last_name IS NULL FROM auth_user WHERE id = 2") == [(False, True)]
-    assert query(settings, "SELECT DISTINCT course_id, course_key, site, package_date::VARCHAR FROM auth_user") == [
+    assert query(settings, "SELECT first_name IS NULL, last_name IS NULL FROM edx.auth_user WHERE id = 2") == [(False, True)]
+    assert query(settings, "SELECT DISTINCT course_id, course_key, site, package_date::VARCHAR FROM edx.auth_user") == [
         ("UQx/BIO101/1T2015", "UQx+BIO101+1T2015", "prod", "2024-01-07")
     ]
     types = dict(query(settings, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'auth_user'"))
@@ -75,7 +76,7 @@ def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path:
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [1, 3]
+    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 3]
     bad = query(settings, "SELECT line, reason FROM db_state_quarantine ORDER BY line")
     assert [line for line, _ in bad] == [3, 4]
     assert "column type" in bad[0][1] and "COLUMNS" in bad[1][1].upper()
@@ -91,7 +92,7 @@ def test_columns_are_matched_by_header_name_across_exports(data_path: Path, sett
               [["2", "course-v1:UQx+B+2", "8", "2016-01-01 00:00:00", "0", "verified", "v"]])
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    got = query(settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM student_courseenrollment ORDER BY id")
+    got = query(settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM edx.student_courseenrollment ORDER BY id")
     assert got == [(1, 7, "UQx/A/1", "UQx+A+1", True, "honor", None), (2, 8, "course-v1:UQx+B+2", "UQx+B+2", False, "verified", "v")]
 
 
@@ -116,16 +117,16 @@ def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_fo
     make_data_path(data, "2024-01-14")  # relink latest to a newer package with fewer learners and no role file
     write_tsv(data / "database_state" / "2024-01-14" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:2])
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [1, 2]
-    assert query(settings, "SELECT DISTINCT package_date::VARCHAR FROM auth_user") == [("2024-01-14",)]
+    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 2]
+    assert query(settings, "SELECT DISTINCT package_date::VARCHAR FROM edx.auth_user") == [("2024-01-14",)]
     # edX writes no file for an empty table: the newer package empties the course's roles, and says so
-    assert query(settings, "SELECT count(*) FROM student_courseaccessrole") == [(0,)]
+    assert query(settings, "SELECT count(*) FROM edx.student_courseaccessrole") == [(0,)]
     assert query(settings, "SELECT empty, package_date::VARCHAR FROM db_state_loads WHERE table_name = 'student_courseaccessrole'") == [(True, "2024-01-14")]
 
     make_data_path(data, "2024-01-01")  # an older package becomes `latest`: it must not replace newer rows
     write_tsv(data / "database_state" / "2024-01-01" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:1])
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [1, 2]
+    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 2]
     note = query(settings, "SELECT note FROM ingest_files WHERE path LIKE '%2024-01-01%'")[0][0]
     assert "older" in note
 
@@ -143,7 +144,7 @@ def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_pa
 
     write_tsv(target, HEADER, ROWS[1:3])
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM auth_user ORDER BY id")] == [2, 3]
+    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [2, 3]
     status = json.loads(cli(["status", "--json"], settings).output)
     assert status["services"]["DatabaseState"]["done"] == 1 and status["services"]["DatabaseState"]["last_run"]
 
@@ -190,8 +191,8 @@ def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, setting
     write_tsv(pkg / "UQx-B-2-auth_user-prod-analytics.sql", HEADER, rows)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM auth_user WHERE course_key = 'UQx+B+2' ORDER BY id")] == [1, 5]
-    got = query(settings, "SELECT first_name, last_name, email FROM auth_user WHERE id = 5")
+    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user WHERE course_key = 'UQx+B+2' ORDER BY id")] == [1, 5]
+    got = query(settings, "SELECT first_name, last_name, email FROM edx.auth_user WHERE id = 5")
     assert got == [tuple(decode(v) for v in escaped[2:5])]
     bad = query(settings, "SELECT line, reason FROM db_state_quarantine q JOIN ingest_files f ON f.id = q.file_id WHERE f.course_key = 'UQx+B+2' ORDER BY line")
     assert [line for line, _ in bad] == [3, 4, 6]
@@ -220,4 +221,145 @@ def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
     assert [line for (line,) in query(settings, "SELECT line FROM db_state_quarantine ORDER BY line")] == sorted(bad_at)
-    assert query(settings, "SELECT count(*) FROM auth_user")[0][0] == 300_000 - len(bad_at)
+    assert query(settings, "SELECT count(*) FROM edx.auth_user")[0][0] == 300_000 - len(bad_at)
+
+
+# -- raw edX tables live apart (issue 13 items 4, 5) -------------------------------------------
+def _rows(settings, sql: str, params: list | None = None) -> list[tuple]:  # type: ignore[no-untyped-def]
+    from optimus.warehouse import connect
+
+    wh = connect(settings, read_only=True)
+    try:
+        return [tuple(r) for r in wh.query(sql, params or [])]
+    finally:
+        wh.close()
+
+
+def test_raw_tables_live_in_the_edx_schema(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
+    settings = settings_for(data_path, **backend)
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 0, result.output
+    assert _rows(settings, "SELECT id FROM edx.auth_user ORDER BY id") == [(1,), (2,), (3,), (4,)]
+    from optimus.warehouse import connect
+
+    wh = connect(settings, read_only=True)
+    try:
+        assert not wh.table_exists("auth_user"), "a raw table must not be among Optimus's own tables"
+        assert wh.table_exists("auth_user", schema=wh.raw_schema)
+    finally:
+        wh.close()
+
+
+OPTIMUS_TABLES = ["forum_posts", "events", "ingest_files", "person_course", "schema_info", "db_state_loads", "courses", "course_ids"]
+
+
+@pytest.mark.parametrize("table", OPTIMUS_TABLES)
+def test_a_dump_named_after_an_optimus_table_never_reaches_it(data_path: Path, settings_for, cli, backend, table: str) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
+    settings = settings_for(data_path, **backend)
+    assert cli(["ingest"], settings).exit_code == 0
+    from optimus.warehouse import connect
+
+    wh = connect(settings, read_only=True)
+    try:
+        before = wh.query(f"SELECT * FROM {wh.quote(table)}") if wh.table_exists(table) else None
+        columns_before = wh.columns(table) if before is not None else None
+    finally:
+        wh.close()
+    # a dump that shares the table's name and looks like it (some of its columns)
+    write_tsv(pkg / f"UQx-BIO101-1T2015-{table}-prod-analytics.sql", ["id", "course_key", "version", "path", "x"], [["1", "evil", "99", "/evil", "y"]])
+    cli(["ingest"], settings)
+    wh = connect(settings, read_only=True)
+    try:
+        if before is not None:
+            after = wh.query(f"SELECT * FROM {wh.quote(table)}")
+            if table not in ("ingest_files", "schema_info", "db_state_loads", "course_ids"):  # the bookkeeping moves on
+                assert after == before, f"{table} changed"
+            assert wh.columns(table) == columns_before, f"{table} got new columns"
+        assert wh.query(f"SELECT x FROM {wh.quote(wh.raw_schema)}.{wh.quote(table)}") == [("y",)]
+    finally:
+        wh.close()
+
+
+def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
+    settings = settings_for(data_path, **backend)
+    assert cli(["ingest"], settings).exit_code == 0
+    name = "UQx-CHEM-1T2015-auth_user-prod-analytics.sql"
+    write_tsv(pkg / name, ROWS[0], ROWS[1:])  # no header: its first row is a learner
+    cli(["ingest"], settings)
+    (state, error), = _rows(settings, "SELECT state, error FROM ingest_files WHERE path LIKE ?", [f"%{name}"])
+    assert state == "failed" and name in error and "header" in error, error
+    from optimus.warehouse import connect
+
+    wh = connect(settings, read_only=True)
+    try:
+        columns = wh.columns("auth_user", schema=wh.raw_schema)
+    finally:
+        wh.close()
+    assert not {"ann", "ann@example.org", "1"} & set(columns), columns
+    assert _rows(settings, "SELECT count(*) FROM edx.auth_user WHERE course_key = 'UQx+CHEM+1T2015'") == [(0,)]
+
+
+@pytest.mark.parametrize("header,why", [
+    (["id", "user name", "email"], "identifier"),  # a space: a value, not a column name
+    (["id", "email"], "username"),  # a known table without its key columns
+    (["1", "username"], "identifier"),
+    (["id", "username", "ann@example.org"], "identifier"),
+])
+def test_a_header_must_be_identifiers_with_the_key_columns(data_path: Path, settings_for, cli, header: list[str], why: str) -> None:  # type: ignore[no-untyped-def]
+    name = "UQx-BIO101-1T2015-auth_user-prod-analytics.sql"
+    write_tsv(data_path / "database_state" / "2024-01-07" / name, header, [["1"] * len(header)])
+    settings = settings_for(data_path)
+    cli(["ingest"], settings)
+    (state, error), = query(settings, "SELECT state, error FROM ingest_files")
+    assert state == "failed" and name in error and why in error, error
+
+
+def test_new_header_columns_of_a_known_table_are_accepted(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+    write_tsv(data_path / "database_state" / "2024-01-07" / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql",
+              HEADER + ["newer_column"], [r + ["v"] for r in ROWS])
+    settings = settings_for(data_path)
+    assert cli(["ingest"], settings).exit_code == 0
+    assert query(settings, "SELECT DISTINCT newer_column FROM edx.auth_user") == [("v",)]
+
+
+@pytest.mark.parametrize("table", ["Auth-User", "1table", "auth_usér", "a b"])
+def test_a_table_name_from_a_file_name_must_be_an_identifier(table: str) -> None:
+    from optimus.errors import UnsafeName
+    from optimus.formats import sql_tables
+
+    with pytest.raises(UnsafeName):
+        sql_tables.safe_table_name(table, "x.sql")
+
+
+def test_a_warehouse_from_before_the_edx_schema_moves_its_raw_tables(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
+    from optimus.warehouse import connect
+
+    pkg = data_path / "database_state" / "2024-01-07"
+    write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
+    settings = settings_for(data_path, **backend)
+    assert cli(["ingest"], settings).exit_code == 0
+    wh = connect(settings)
+    try:  # the old layout: the raw table beside Optimus's own, and a dump that once replaced an Optimus table
+        wh.execute(f"CREATE TABLE {wh.quote('auth_user')} AS SELECT * FROM edx.auth_user")
+        wh.execute("DROP TABLE edx.auth_user")
+        wh.execute("INSERT INTO db_state_loads SELECT course_key, site, 'courses', course_id, package_date, file_id, 1, false, loaded_at "
+                   "FROM db_state_loads WHERE table_name = 'auth_user'")
+        wh.execute("UPDATE ingest_files SET table_name = 'courses' WHERE table_name = 'auth_user'")
+    finally:
+        wh.close()
+    result = cli(["ingest"], settings)
+    assert result.exit_code == 0, result.output
+    wh = connect(settings, read_only=True)
+    try:
+        assert not wh.table_exists("auth_user")
+        assert wh.query("SELECT id FROM edx.auth_user ORDER BY id") == [(1,), (2,), (3,), (4,)]
+        assert "display_name" in wh.columns("courses") and "id" not in wh.columns("courses")  # Optimus's own table stays ...
+        assert wh.query("SELECT count(*) FROM edx.courses") == [(4,)]  # ... and the dump that reached it loaded again, apart
+    finally:
+        wh.close()

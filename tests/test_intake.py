@@ -138,19 +138,22 @@ def test_encrypted_delivery_ingests_to_the_same_tables_as_the_plain_sample(deliv
     tables = sorted(r[0] for r in con.execute("SELECT DISTINCT table_name FROM db_state_loads WHERE NOT empty").fetchall())
     assert tables == sorted(r[0] for r in con.execute("SELECT DISTINCT table_name FROM taken.db_state_loads WHERE NOT empty").fetchall())
     assert "auth_user" in tables and "student_courseenrollment" in tables
+    schemas = {t: "edx" for t in tables}  # the raw edX tables, in their own schema
     if "Clickstream" in services:
         tables.append("events")
+        schemas["events"] = "main"
     for table in tables:
-        cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'plain' AND table_name = ? "
-                                          "ORDER BY column_index", [table]).fetchall() if r[0] not in PROVENANCE]
-        their = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'taken' AND table_name = ? "
-                                           "ORDER BY column_index", [table]).fetchall() if r[0] not in PROVENANCE]
+        cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'plain' AND schema_name = ? "
+                                          "AND table_name = ? ORDER BY column_index", [schemas[table], table]).fetchall() if r[0] not in PROVENANCE]
+        their = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'taken' AND schema_name = ? "
+                                           "AND table_name = ? ORDER BY column_index", [schemas[table], table]).fetchall() if r[0] not in PROVENANCE]
         assert cols == their, table
         select = ", ".join(f'"{c}"' for c in cols)
-        n = con.execute(f'SELECT count(*) FROM main."{table}"').fetchone()[0]
+        n = con.execute(f'SELECT count(*) FROM plain.{schemas[table]}."{table}"').fetchone()[0]
         assert n > 0, table
-        for a, b in (("main", "taken"), ("taken", "main")):
-            diff = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}."{table}" EXCEPT ALL SELECT {select} FROM {b}."{table}")').fetchone()[0]
+        for a, b in (("plain", "taken"), ("taken", "plain")):
+            diff = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}.{schemas[table]}."{table}" '
+                               f'EXCEPT ALL SELECT {select} FROM {b}.{schemas[table]}."{table}")').fetchone()[0]
             assert diff == 0, f"{table}: {diff} row(s) in {a} and not in {b}"
     con.close()
 

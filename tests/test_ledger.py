@@ -44,7 +44,7 @@ def test_ingest_one_file_by_name_or_by_service(tmp_path: Path, data_path: Path, 
     loaded = cli(["ingest", "--file", str(good)], settings)
     assert loaded.exit_code == 1 and "1 file(s) failed" in loaded.output, loaded.output
     con = duckdb.connect(settings.warehouse, read_only=True)
-    assert con.execute("SELECT count(*) FROM auth_user").fetchone() == (len(ROWS),)
+    assert con.execute("SELECT count(*) FROM edx.auth_user").fetchone() == (len(ROWS),)
 
 
 def test_schema_version_is_recorded_migrated_and_a_newer_one_refused(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]

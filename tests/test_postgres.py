@@ -20,6 +20,7 @@ from conftest import settings_env
 from postgres_server import create_database, drop_database, with_database
 from optimus.config import Settings
 from optimus.warehouse import connect, schema
+from optimus.warehouse.base import raw_table
 
 pytestmark = pytest.mark.postgres
 
@@ -84,16 +85,18 @@ def dump(settings: Settings, tables: list[str], skip: tuple[str, ...] = ("loaded
     wh = connect(settings, read_only=True)
     try:
         result = {}
-        for table in tables:
-            cols = [c for c in wh.columns(table) if c not in skip]
-            rows = wh.query(f"SELECT {', '.join(wh.quote(c) for c in cols)} FROM {wh.quote(table)}")
+        for table in tables:  # `edx.x`: the raw edX table x, in the warehouse's raw schema
+            raw = table.startswith("edx.")
+            name, schema = table.removeprefix("edx."), wh.raw_schema if raw else None
+            cols = [c for c in wh.columns(name, schema=schema) if c not in skip]
+            rows = wh.query(f"SELECT {', '.join(wh.quote(c) for c in cols)} FROM {raw_table(wh, name) if raw else wh.quote(name)}")
             result[table] = sorted((tuple(_norm(v) for v in r) for r in rows), key=repr)
         return result
     finally:
         wh.close()
 
 
-DB_STATE_TABLES = ["auth_user", "student_courseenrollment", "certificates_generatedcertificate", "db_state_loads", "db_state_quarantine"]
+DB_STATE_TABLES = ["edx.auth_user", "edx.student_courseenrollment", "edx.certificates_generatedcertificate", "db_state_loads", "db_state_quarantine"]
 LEDGER = ["ingest_files", "course_ids", "schema_info"]
 
 
@@ -135,20 +138,20 @@ def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, 
     on_pg = dump(pg, DB_STATE_TABLES)
     for table in DB_STATE_TABLES:
         assert on_pg[table] == on_duck[table], table
-    assert on_pg["auth_user"]  # not trivially equal
+    assert on_pg["edx.auth_user"]  # not trivially equal
     # the rows and quarantined lines are the ones the package holds
     wh = connect(pg, read_only=True)
     try:
         for (table, course), n in expect["rows"].items():
             key = course.replace("-", "+")
-            assert wh.scalar(f"SELECT count(*) FROM {table} WHERE course_key = ?", [key]) == n
+            assert wh.scalar(f"SELECT count(*) FROM edx.{table} WHERE course_key = ?", [key]) == n
         for (table, course), lines in expect["quarantined"].items():
             got = [r[0] for r in wh.query("SELECT line FROM db_state_quarantine WHERE path LIKE ? ORDER BY line", [f"%{course}-{table}-%"])]
             assert got == lines
-        names = {r[0] for r in wh.query("SELECT first_name FROM auth_user")}
+        names = {r[0] for r in wh.query("SELECT first_name FROM edx.auth_user")}
         assert any("\t" in n for n in names) and any("\n" in n for n in names) and any("\\" in n for n in names)
         assert wh.scalar("SELECT max(version) FROM schema_info") == schema.SCHEMA_VERSION
-        assert wh.scalar("SELECT count(*) FROM auth_user WHERE last_login IS NULL") == 2 * len(range(0, 60, 5))
+        assert wh.scalar("SELECT count(*) FROM edx.auth_user WHERE last_login IS NULL") == 2 * len(range(0, 60, 5))
     finally:
         wh.close()
     # a second ingest does nothing
@@ -171,7 +174,7 @@ def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_
         assert schema.ensure(wh) == schema.SCHEMA_VERSION
         assert wh.table_exists("extra_v2") and wh.columns("extra_v2") == ["a", "b"]
         assert wh.scalar("SELECT max(version) FROM schema_info") == schema.SCHEMA_VERSION
-        assert wh.scalar("SELECT count(*) FROM auth_user") == 10
+        assert wh.scalar("SELECT count(*) FROM edx.auth_user") == 10
         wh.execute("INSERT INTO schema_info (version) VALUES (?)", [schema.SCHEMA_VERSION + 5])
     finally:
         wh.close()
@@ -222,7 +225,7 @@ def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, r
         assert '"running": 1' in status.output
         wh = connect(pg, read_only=True)
         try:  # the paused file's rows are not visible: the table it is creating does not exist yet
-            assert not wh.table_exists("auth_user") and not wh.table_exists("student_courseenrollment")
+            assert not wh.table_exists("auth_user", schema=wh.raw_schema) and not wh.table_exists("student_courseenrollment", schema=wh.raw_schema)
         finally:
             wh.close()
     finally:
@@ -333,13 +336,14 @@ def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings
         wh.close()
     assert "auth_user" in tables and "student_courseenrollment" in tables
     expected = _sql_tables(data)
-    on_pg = dump(pg, tables + ["db_state_loads", "db_state_quarantine", "course_ids"])
-    assert on_pg == dump(duck, tables + ["db_state_loads", "db_state_quarantine", "course_ids"])
+    raw = [f"edx.{t}" for t in tables]
+    on_pg = dump(pg, raw + ["db_state_loads", "db_state_quarantine", "course_ids"])
+    assert on_pg == dump(duck, raw + ["db_state_loads", "db_state_quarantine", "course_ids"])
     quarantined = {t: 0 for t in tables}
     for row in on_pg["db_state_quarantine"]:
         quarantined[row[1].split("-")[-3]] += 1
     for table in tables:  # every line of every file is either a row or in quarantine
-        assert len(on_pg[table]) + quarantined[table] == expected[table], table
+        assert len(on_pg[f"edx.{table}"]) + quarantined[table] == expected[table], table
 
 
 def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:  # type: ignore[no-untyped-def]
@@ -350,7 +354,7 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
     wh = connect(settings, read_only=True)
     try:
         assert wh.dialect == ("postgres" if backend else "duckdb")
-        assert wh.scalar("SELECT count(*) FROM auth_user") == 8
+        assert wh.scalar("SELECT count(*) FROM edx.auth_user") == 8
     finally:
         wh.close()
 

@@ -101,7 +101,7 @@ def test_database_state_rows_match_every_sql_file(ingested: dict[str, Any]) -> N
     for path, rows in m.items():
         by_table[discovery.classify(Path(path).name).table] += rows  # type: ignore[union-attr]
     for table, rows in by_table.items():
-        assert q(ingested, f'SELECT count(*) FROM "{table}"')[0][0] == rows, table
+        assert q(ingested, f'SELECT count(*) FROM edx."{table}"')[0][0] == rows, table
 
 
 def test_forums_courses_and_structure_match_the_package(ingested: dict[str, Any]) -> None:

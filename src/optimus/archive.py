@@ -1,9 +1,12 @@
 """Safe extraction of `.tar`, `.tar.gz`/`.tgz` and `.zip` archives (edX packages and course exports).
 
 Everything in an archive is untrusted: no member may land outside the target folder, links,
-devices and FIFOs are refused, and the unpacked size and the number of entries are limited
-(a member's declared size is checked first, then the bytes really written are counted, so a
-zip bomb that lies about its sizes is stopped too). Extraction goes to a hidden temporary
+devices and FIFOs are refused, and the unpacked size and the number of entries are limited.
+Every member's name, type and declared size, the entry count and the declared total are checked
+before anything is written (a tar is read twice: its headers, then its data; a zip's directory
+is read first); the bytes really written are counted too, so a zip bomb that lies about its
+sizes is stopped as well. Work per member is constant, so time is linear in the number of
+entries (a tarball of 120,000 empty entries must not hang ingest). Extraction goes to a hidden temporary
 folder beside the target and is renamed into place only when whole: nothing half-extracted is
 ever visible, and a refused archive leaves nothing behind.
 """
@@ -81,7 +84,9 @@ class _Writer:
         self.max_files = max_files
         self.written = 0
         self.entries = 0
+        self.declared = 0  # the declared sizes of the members surveyed so far
         self.files: list[Path] = []
+        self._seen: set[Path] = set()  # self.files as a set: a list lookup per member made extraction quadratic
 
     def fail(self, member: str, why: str) -> ArchiveError:
         return ArchiveError(f"{self.archive}: member {member!r}: {why}; archive refused")
@@ -114,6 +119,20 @@ class _Writer:
     def check_declared(self, member: str, size: int) -> None:
         if size < 0 or self.written + size > self.max_bytes:
             raise self.fail(member, f"declared size {size} takes the archive past its limit of {self.max_bytes} bytes")
+
+    def survey(self, member: str, size: int | None) -> None:
+        """Check one member before anything is written: its name, the entry count and (for a file,
+        `size` not None) the declared total. Raises ArchiveError."""
+        self.target(member)
+        self.count(member)
+        if size is not None:
+            if size < 0 or self.declared + size > self.max_bytes:
+                raise self.fail(member, f"declared size {size} takes the archive past its limit of {self.max_bytes} bytes")
+            self.declared += size
+
+    def surveyed(self) -> None:
+        """The survey is over: the writing pass counts entries again from zero."""
+        self.entries = 0
 
     def directory(self, member: str) -> None:
         found = self.target(member)
@@ -150,7 +169,8 @@ class _Writer:
         except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as exc:
             raise self.fail(member, f"cannot be extracted: {exc}") from None
         self.written += size
-        if rel not in self.files:
+        if rel not in self._seen:
+            self._seen.add(rel)
             self.files.append(rel)
 
 
@@ -159,11 +179,34 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
+def _survey_tar(archive: Path, writer: _Writer) -> None:
+    """Read every header (no data is written): names, types, entry count and declared total."""
+    with tarfile.open(archive, mode="r|*") as tar:
+        for member in tar:
+            _refuse_special(member, writer)
+            writer.survey(member.name, member.size if member.isreg() else None)
+            tar.members.clear()  # stream mode keeps every header it read: nothing needs them here
+
+
+def _refuse_special(member: tarfile.TarInfo, writer: _Writer) -> None:
+    name = member.name
+    if member.isdir() or member.isreg():
+        return
+    if member.issym() or member.islnk():
+        raise writer.fail(name, f"a {'symbolic' if member.issym() else 'hard'} link (to {member.linkname!r})")
+    if member.isdev() or member.isfifo():
+        raise writer.fail(name, "a device or FIFO")
+    raise writer.fail(name, f"an unsupported member type {member.type!r}")
+
+
 def _extract_tar(archive: Path, writer: _Writer) -> None:
     try:
+        _survey_tar(archive, writer)
+        writer.surveyed()
         # stream mode: one pass over the (compressed) file, members in order
         with tarfile.open(archive, mode="r|*") as tar:
             for member in tar:
+                tar.members.clear()
                 name = member.name
                 if member.isdir():
                     writer.directory(name)
@@ -172,12 +215,8 @@ def _extract_tar(archive: Path, writer: _Writer) -> None:
                     if source is None:  # pragma: no cover - isreg members always have data
                         raise writer.fail(name, "no data")
                     writer.file(name, member.size, source)
-                elif member.issym() or member.islnk():
-                    raise writer.fail(name, f"a {'symbolic' if member.issym() else 'hard'} link (to {member.linkname!r})")
-                elif member.isdev() or member.isfifo():
-                    raise writer.fail(name, "a device or FIFO")
                 else:
-                    raise writer.fail(name, f"an unsupported member type {member.type!r}")
+                    _refuse_special(member, writer)
     except ArchiveError:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:

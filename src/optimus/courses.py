@@ -9,8 +9,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from optimus.errors import UnsafeName
+
 _NEW = re.compile(r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@(\d+))?$")
 _OLD = re.compile(r"^([^/+\s]+)/([^/\s]+)/([^/\s]+)$")
+# The characters edX's own course keys allow in org, course and run: opaque-keys'
+# `Locator.ALLOWED_ID_CHARS = r'[\w\-~.:]'` (course-v1 keys) and `DEPRECATED_ALLOWED_ID_CHARS =
+# r'[\w\-~.:%]'` (org/course/run ids), in openedx/opaque-keys opaque_keys/edx/locator.py. No '/',
+# '\\', '+', white space or NUL: a part of this shape cannot leave a folder or split a key.
+_PART = re.compile(r"[\w\-~.:%]+\Z")
+_MAX_ID = 255  # edX's CourseKeyField is a VARCHAR(255); a longer id is no course of edX's
 _IN_URL = re.compile(r"/courses/((?:course-v1|ccx-v1)(?::|%3A)[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)(?=/|$|\?|#)", re.I)
 
 
@@ -43,6 +51,22 @@ class CourseId:
     def file_form(self) -> str:
         """How edX writes the course in package file names (ambiguous when a part has a '-')."""
         return f"{self.org}-{self.course}-{self.run}"
+
+
+def checked(org: str, course: str, run: str, where: object) -> CourseId:
+    """A CourseId from names read from data, refused (UnsafeName, naming `where` and the value)
+    unless each part has the shape of an edX course-id part; only such a course may name a path
+    or a key."""
+    for field, value in (("org", org), ("course", course), ("run", run)):
+        if not isinstance(value, str) or not _PART.match(value) or not value.strip("."):
+            raise UnsafeName(
+                f"{where}: unsafe {field} {value!r}: a course's org, course and run may hold only letters, digits "
+                "and - _ ~ . : % (as edX's course keys), and not be dots alone"
+            )
+    cid = CourseId(org, course, run)
+    if len(cid.new) > _MAX_ID or len(f"{cid.file_form}.json".encode()) > 255:
+        raise UnsafeName(f"{where}: unsafe course id {cid.new[:80]!r}...: longer than edX's {_MAX_ID} characters")
+    return cid
 
 
 def parse(course_id: str | None) -> CourseId | None:

@@ -18,6 +18,7 @@ from optimus import courses as course_ids
 from optimus.api.auth import require_token
 from optimus.api.state import iso, warehouse_view
 from optimus.warehouse import Warehouse
+from optimus.warehouse.base import raw_table
 
 router = APIRouter(tags=["courses"])
 
@@ -76,8 +77,8 @@ def enrolments(wh: Warehouse, key: str) -> dict[str, Any]:
         total = wh.scalar(f"SELECT count(*) {base}", [key])
         by_day = wh.query(f"SELECT CAST(start_time AS DATE) AS d, count(*) {base} AND start_time IS NOT NULL GROUP BY 1 ORDER BY 1", [key])
         return {"source": "person_course", "total": int(total or 0), "by_day": _series(by_day, "count")}
-    if wh.table_exists("student_courseenrollment"):
-        first = "SELECT user_id, min(created) AS created FROM student_courseenrollment WHERE course_key = ? GROUP BY user_id"
+    if wh.table_exists("student_courseenrollment", schema=wh.raw_schema):
+        first = f"SELECT user_id, min(created) AS created FROM {raw_table(wh, 'student_courseenrollment')} WHERE course_key = ? GROUP BY user_id"
         total = wh.scalar(f"SELECT count(*) FROM ({first}) e", [key])
         by_day = wh.query(f"SELECT CAST(created AS DATE) AS d, count(*) FROM ({first}) e WHERE created IS NOT NULL GROUP BY 1 ORDER BY 1", [key])
         return {"source": "student_courseenrollment", "total": int(total or 0), "by_day": _series(by_day, "count")}
@@ -103,8 +104,8 @@ def certificates(wh: Warehouse, key: str) -> dict[str, Any]:
         if "cert_created_date" in wh.columns("person_course"):
             by_day = wh.query(f"SELECT CAST(cert_created_date AS DATE) AS d, count(*) {base} GROUP BY 1 ORDER BY 1", [key])
         return {"source": "person_course", "total": int(total or 0), "by_day": _series(by_day, "count")}
-    if wh.table_exists("certificates_generatedcertificate"):
-        base = "FROM certificates_generatedcertificate WHERE course_key = ? AND status = 'downloadable'"
+    if wh.table_exists("certificates_generatedcertificate", schema=wh.raw_schema):
+        base = f"FROM {raw_table(wh, 'certificates_generatedcertificate')} WHERE course_key = ? AND status = 'downloadable'"
         total = wh.scalar(f"SELECT count(DISTINCT user_id) {base}", [key])
         by_day = wh.query(f"SELECT CAST(created_date AS DATE) AS d, count(DISTINCT user_id) {base} GROUP BY 1 ORDER BY 1", [key])
         return {"source": "certificates_generatedcertificate", "total": int(total or 0), "by_day": _series(by_day, "count")}

@@ -18,6 +18,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from optimus import courses
 from optimus.errors import IngestError
 
 # Elements whose children are blocks; the children of any other element are its content (problem
@@ -208,6 +209,8 @@ def parse_export(folder: Path) -> ParsedCourse:
     run = pointer.get("url_name") or ""
     org = pointer.get("org") or ""
     code = pointer.get("course") or ""
+    if run:  # the run names the policy and course files below: its shape first
+        courses.checked(org or "org", code or "course", run, root / "course.xml")
     policy_file = next((p for p in (root / "policies" / run / "policy.json", root / "policies" / f"{run}.json") if run and p.is_file()), None)
     policy: dict[str, Any] = _load_json(policy_file) if policy_file else {}
     if not isinstance(policy, dict):
@@ -226,6 +229,7 @@ def parse_export(folder: Path) -> ParsedCourse:
         raise OlxError(f"{root}: the course file's root element is <{course_el.tag}>, not <course>")
     if not (org and code and run):
         raise OlxError(f"{root / 'course.xml'}: org, course and url_name (the run) are needed to name the course")
+    courses.checked(org, code, run, root / "course.xml")
     course_el.attrib.setdefault("url_name", run)
     tree_root = reader.node(course_el)
     _add_drafts(root, reader, tree_root)
@@ -315,6 +319,7 @@ def parse_structure(data: Any, path: Path) -> ParsedCourse:
     org, code, run, _category, name = split
     id_form = "new" if root_key.startswith("block-v1:") else "old"
     run = run or name
+    courses.checked(org, code, run, path)
 
     def build(key: str, depth: int, seen: frozenset[str]) -> Node:
         if depth > _MAX_DEPTH or key in seen:

@@ -1,8 +1,16 @@
 """What Optimus knows of the edX `.sql` (TSV) tables: the typed columns and old column names.
 
 Columns not listed here are kept as text; tables not listed are loaded generically by header.
+Pure: the only file it reads is a dump's first line (`read_header`), the one rule for what a
+header is, which both warehouse backends call before they stage a dump.
 """
 from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+from optimus.errors import IngestError, UnsafeName
 
 ID = "BIGINT"
 TS = "TIMESTAMP"
@@ -42,6 +50,27 @@ RENAMED: dict[str, dict[str, str]] = {
     "user_id_map": {"id": "user_id"},
 }
 
+# The columns a dump of a known table must have in its header: what identifies its rows (REFERENCE
+# §3.2). A header without them is not this table's (or is a data row); other columns may come and go.
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "auth_user": ("id", "username"),
+    "auth_userprofile": ("user_id",),
+    "student_courseenrollment": ("user_id", "course_id"),
+    "certificates_generatedcertificate": ("user_id", "course_id"),
+    "courseware_studentmodule": ("student_id", "module_id"),
+    "user_id_map": ("hash_id", "user_id"),
+    "student_courseaccessrole": ("user_id", "role"),
+    "django_comment_client_role_users": ("user_id", "name"),
+    "grades_persistentcoursegrade": ("user_id", "course_id"),
+}
+
+# A table name from a file name: a lower-case SQL identifier (every edX table name has this shape).
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+# A column name in a header: an SQL identifier. A value of a data row (a number, an e-mail, a name
+# with a space, a date) is not one, so a dump without its header is refused instead of loaded.
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_MAX_HEADER = 1 << 20  # bytes: a header is a line of names, never megabytes
+
 KNOWN_TABLES = sorted(COLUMN_TYPES, key=len, reverse=True)
 
 # Columns every Database State table gets, saying where each row came from.
@@ -57,9 +86,53 @@ def column_type(table: str, column: str) -> str:
     return COLUMN_TYPES.get(table, {}).get(column, "VARCHAR")
 
 
-def safe_table_name(name: str) -> str:
-    """edX table names are lower-case words and underscores; anything else is refused."""
-    cleaned = name.strip().lower()
-    if not cleaned or not all(c.isalnum() or c == "_" for c in cleaned) or cleaned[0].isdigit():
-        raise ValueError(f"not a table name: {name!r}")
-    return cleaned
+def safe_table_name(name: str, where: object) -> str:
+    """The table a file name names, refused (UnsafeName naming `where`) unless it is a lower-case
+    SQL identifier, as every edX table name is."""
+    if not isinstance(name, str) or not _TABLE_NAME.match(name) or len(name) > 63:  # 63: PostgreSQL's identifier limit
+        raise UnsafeName(f"{where}: unsafe table name {name!r}: a table name is a lower-case identifier (a-z, 0-9, _) of at most 63 characters")
+    return name
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names in the first line of an edX TSV dump (gzipped or not), which must be its header.
+
+    Every name must be an identifier, so a dump whose first row is data fails here (naming the file)
+    instead of making its values column names; a repeated name gets a `_` per repeat.
+    """
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            line = fh.readline(_MAX_HEADER + 1)
+    except (OSError, EOFError) as exc:
+        raise IngestError(f"{path}: cannot read the header row: {exc}") from None
+    if len(line) > _MAX_HEADER:
+        raise IngestError(f"{path}: the first line is longer than {_MAX_HEADER} bytes; it is not a header row of column names")
+    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    if not text.strip():
+        raise IngestError(f"{path}: empty file, no header row")
+    names: list[str] = []
+    for i, raw in enumerate(text.split("\t"), start=1):
+        name = raw.strip()
+        if not _COLUMN_NAME.match(name):
+            raise UnsafeName(
+                f"{path}: line 1 is not a header row: field {i} ({name[:60]!r}) is not a column name (an identifier: "
+                "letters, digits, _); a dump must start with its header, values never become columns"
+            )
+        while name in names:
+            name += "_"
+        names.append(name)
+    return names
+
+
+def check_header(table: str, columns: list[str], path: Path) -> None:
+    """Refuse a dump of a known table whose header lacks the table's key columns (after old names
+    are renamed); new columns are welcome (newer exports)."""
+    renamed = RENAMED.get(table, {})
+    have = {renamed.get(c, c).lower() for c in columns}
+    missing = [c for c in KEY_COLUMNS.get(table, ()) if c not in have]
+    if missing:
+        raise IngestError(
+            f"{path}: the header row has no {', '.join(missing)} column; a {table} dump's header names "
+            f"{', '.join(KEY_COLUMNS[table])} (is line 1 a header?)"
+        )

@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Iterable
 
-from optimus import discovery
+from optimus import discovery, paths
 from optimus.config import Settings
 from optimus.errors import OptimusError
 from optimus.intake import gpg
@@ -284,7 +284,7 @@ def _take_package(settings: Settings, d: Delivery, data_path: Path, report: Inta
             if isinstance(info, discovery.Classified) and not discovery.wanted(info, settings):
                 excluded += 1
                 continue
-            target = out / rel.parent / plain
+            target = paths.inside(out, *rel.parent.parts, plain, what=f"{d.source}: member {rel}")
             _private_dir(target.parent)
             if path.name.endswith(".gpg"):
                 gpg.decrypt(path, target, home=settings.gnupg_home, passphrase_file=settings.gnupg_passphrase_file)
@@ -303,7 +303,7 @@ def _take_package(settings: Settings, d: Delivery, data_path: Path, report: Inta
             if excluded:
                 raise _AllExcluded()
             raise IntakeError(f"{d.source}: the package holds no files; not taken in")
-        final = state_dir / d.day.isoformat()  # type: ignore[union-attr]
+        final = paths.inside(state_dir, d.day.isoformat(), what=str(d.source))  # type: ignore[union-attr]
         _publish(out, final, d.org, work)
         may_move, current = _latest_day(state_dir)
         if may_move and (current is None or current < d.day):  # type: ignore[operator]
@@ -342,9 +342,9 @@ def _take_events(settings: Settings, d: Delivery, data_path: Path, report: Intak
     _private_dir(events)
     work = _work_dir(logs)
     try:
-        tmp = work / d.plain_name
+        tmp = paths.inside(work, d.plain_name, what=str(d.source))
         gpg.decrypt(d.source, tmp, home=settings.gnupg_home, passphrase_file=settings.gnupg_passphrase_file)
-        final = events / d.plain_name
+        final = paths.inside(events, d.plain_name, what=str(d.source))
         os.replace(tmp, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)

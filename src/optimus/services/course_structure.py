@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from optimus import archive, courses, discovery
-from optimus.errors import IngestError
+from optimus import archive, courses, discovery, paths
+from optimus.errors import IngestError, UnsafeName
 from optimus.formats import olx
 from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
@@ -60,7 +60,7 @@ class CourseStructure(Service):
     # -- one file ------------------------------------------------------------------------------
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
         parsed = self._parse(file)
-        cid = courses.CourseId(parsed.org, parsed.course, parsed.run)
+        cid = courses.checked(parsed.org, parsed.course, parsed.run, file.path)  # olx checked them too: a key and a path follow
         key = cid.key
         existing = wh.query_dicts("SELECT course_id, package_date, source FROM courses WHERE course_key = ?", [key])
         current = existing[0] if existing else None
@@ -107,9 +107,9 @@ class CourseStructure(Service):
             archive.extract(path, folder, max_bytes=self.settings.max_archive_bytes)
             try:
                 return olx.parse_export(folder)
-            except olx.OlxError as exc:
+            except (olx.OlxError, UnsafeName) as exc:
                 # name the tarball, not the temporary folder it was unpacked into
-                raise olx.OlxError(f"{path}: {str(exc).replace(str(folder), '').lstrip('/: ') or exc}") from None
+                raise type(exc)(f"{path}: {str(exc).replace(str(folder), '').lstrip('/: ') or exc}") from None
 
     @staticmethod
     def _known_form(wh: Warehouse, key: str, current: dict[str, Any] | None) -> str:
@@ -141,7 +141,7 @@ class CourseStructure(Service):
         """Write to a temporary name and rename, so readers never see half a file."""
         folder = Path(self.settings.www_path) / "course_structure"
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{cid.file_form}.json"
+        target = paths.inside(folder, f"{cid.file_form}.json", what=f"the www JSON of course {cid.key!r}")
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

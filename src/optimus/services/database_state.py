@@ -1,9 +1,14 @@
 """DatabaseState: load every `.sql` (TSV) table of the weekly package, one warehouse table per edX table.
 
 Reads `{org}-{course}-{run}-{table}-{prod|edge}-analytics.sql`; writes the table of the same
-name (all courses together) with provenance columns course_id, course_key, site, package_date
-and file_id, plus `db_state_loads` (which package each course's table came from) and
-`db_state_quarantine` (lines that could not be loaded). Needs nothing.
+name (all courses together) in the raw schema (`edx.auth_user`, Warehouse.raw_schema), apart from
+every table Optimus computes, so no dump's name can reach one of those; with provenance columns
+course_id, course_key, site, package_date and file_id, plus `db_state_loads` (which package each
+course's table came from) and `db_state_quarantine` (lines that could not be loaded), both in
+Optimus's own schema. Needs nothing.
+
+A dump's first line must be its header (identifiers only; a known table's key columns); its
+table name, from the file name, a lower-case identifier: otherwise the file fails.
 
 A newer package replaces a course's rows of a table in one transaction; an older package never
 replaces newer rows; a table with no file in a course's newer package is emptied for that course
@@ -16,8 +21,8 @@ from optimus.config import Settings
 from optimus.errors import IngestError
 from optimus.formats import sql_tables
 from optimus.ledger import LedgerFile, utcnow
-from optimus.services.base import FileResult, RunContext, Service, register
-from optimus.warehouse.base import Warehouse
+from optimus.services.base import REGISTRY, FileResult, RunContext, Service, register
+from optimus.warehouse.base import Warehouse, raw_table
 
 
 @register
@@ -38,6 +43,7 @@ class DatabaseState(Service):
             self._reading = None
 
     def setup(self, wh: Warehouse) -> None:
+        wh.execute(f"CREATE SCHEMA IF NOT EXISTS {wh.quote(wh.raw_schema)}")
         wh.execute(
             "CREATE TABLE IF NOT EXISTS db_state_loads (course_key VARCHAR NOT NULL, site VARCHAR NOT NULL, "
             "table_name VARCHAR NOT NULL, course_id VARCHAR, package_date DATE, file_id BIGINT, rows BIGINT NOT NULL, "
@@ -47,6 +53,7 @@ class DatabaseState(Service):
             "CREATE TABLE IF NOT EXISTS db_state_quarantine (file_id BIGINT NOT NULL, path VARCHAR NOT NULL, "
             "line BIGINT, reason VARCHAR NOT NULL, raw VARCHAR)"
         )
+        _move_raw_tables(wh)
 
     # -- one file ------------------------------------------------------------------------------
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
@@ -57,6 +64,7 @@ class DatabaseState(Service):
             wh.prefetch_tsv(self._next.path)
             self._reading = wh
         try:
+            sql_tables.check_header(table, header, file.path)
             columns = self._columns(table, header)
             typed = {src: dst for src, dst in columns.items() if sql_tables.column_type(table, dst) != "VARCHAR"}
             staged, texts, found = self._profile(wh, staging, header, list(typed))
@@ -77,7 +85,8 @@ class DatabaseState(Service):
                 [[file.id, str(file.path), line, reason, raw] for line, reason, raw in rejected],
             )
             q = wh.quote
-            wh.execute(f"DELETE FROM {q(table)} WHERE course_key = ? AND site = ?", [key, site])
+            raw = raw_table(wh, table)
+            wh.execute(f"DELETE FROM {raw} WHERE course_key = ? AND site = ?", [key, site])
             targets = list(columns.values()) + ["course_key", "site", "package_date", "file_id"]
             values = [self._cast(wh, table, src, dst) for src, dst in columns.items()] + ["?", "?", "?", "?"]
             params: list[object] = [key, site, file.package_date, file.id]
@@ -90,11 +99,11 @@ class DatabaseState(Service):
                 targets.append("course_id")
                 values.append("?")
                 params.append(course_id)
-            insert = f"INSERT INTO {q(table)} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)}"
+            insert = f"INSERT INTO {raw} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)}"
             misfits = 0
             if not self._insert_all(wh, insert, params, table, dict(zip(typed.values(), texts)), (key, site, file.id)):
                 # some value did not fit its type: load again without the rows holding one, and quarantine those
-                wh.execute(f"DELETE FROM {q(table)} WHERE course_key = ? AND site = ? AND file_id = ?", [key, site, file.id])
+                wh.execute(f"DELETE FROM {raw} WHERE course_key = ? AND site = ? AND file_id = ?", [key, site, file.id])
                 wh.drop_staged(staging)
                 wh.stage_tsv(file.path, staging)
                 bad = self._bad_rows_sql(wh, table, columns)
@@ -127,10 +136,7 @@ class DatabaseState(Service):
         name = file.table_name or sql_tables.table_from_shortened_name(file.path.name)
         if not name:
             raise IngestError(f"{file.path}: the file name was shortened by edX and no known table name is left in it")
-        try:
-            return sql_tables.safe_table_name(name)
-        except ValueError as exc:
-            raise IngestError(f"{file.path}: {exc}") from None
+        return sql_tables.safe_table_name(name, file.path)
 
     def _course_id(self, wh: Warehouse, file: LedgerFile, found: str | None) -> str | None:
         """The course: from the file's own course_id column when it has one (`found`, its most frequent
@@ -169,18 +175,18 @@ class DatabaseState(Service):
 
     @staticmethod
     def _ensure_table(wh: Warehouse, table: str, columns: dict[str, str]) -> None:
-        """Create the table, or add the columns a newer export brings (raw tables evolve)."""
-        q = wh.quote
-        if not wh.table_exists(table):
+        """Create the raw table, or add the columns a newer export brings (raw tables evolve)."""
+        q, raw = wh.quote, raw_table(wh, table)
+        if not wh.table_exists(table, schema=wh.raw_schema):
             cols = dict(sql_tables.PROVENANCE)
             for target in columns.values():
                 cols[target] = sql_tables.column_type(table, target)
-            wh.execute(f"CREATE TABLE {q(table)} ({', '.join(f'{q(n)} {t}' for n, t in cols.items())})")
+            wh.execute(f"CREATE TABLE {raw} ({', '.join(f'{q(n)} {t}' for n, t in cols.items())})")
             return
-        existing = set(wh.columns(table))
+        existing = set(wh.columns(table, schema=wh.raw_schema))
         for target in columns.values():
             if target not in existing:
-                wh.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(target)} {sql_tables.column_type(table, target)}")
+                wh.execute(f"ALTER TABLE {raw} ADD COLUMN {q(target)} {sql_tables.column_type(table, target)}")
 
     @staticmethod
     def _cast(wh: Warehouse, table: str, source: str, target: str) -> str:
@@ -218,7 +224,7 @@ class DatabaseState(Service):
         else:
             wh.execute(insert, params)
             # the file's rows were appended together: min/max statistics skip the rest of the table
-            got = wh.query(f"SELECT {counts} FROM {q(table)} WHERE course_key = ? AND site = ? AND file_id = ?", list(rows_of))[0]
+            got = wh.query(f"SELECT {counts} FROM {raw_table(wh, table)} WHERE course_key = ? AND site = ? AND file_id = ?", list(rows_of))[0]
         return [int(n) for n in got] == list(texts.values())
 
     @staticmethod
@@ -261,7 +267,7 @@ class DatabaseState(Service):
                 [key, site, date],
             )
             for table, _old in stale:
-                wh.execute(f"DELETE FROM {wh.quote(table)} WHERE course_key = ? AND site = ?", [key, site])
+                wh.execute(f"DELETE FROM {raw_table(wh, table)} WHERE course_key = ? AND site = ?", [key, site])
                 wh.execute(
                     "UPDATE db_state_loads SET empty = true, rows = 0, package_date = ?, file_id = NULL, loaded_at = ? "
                     "WHERE course_key = ? AND site = ? AND table_name = ?",
@@ -273,3 +279,24 @@ class DatabaseState(Service):
 def _same_file_form(course_id: str, file: LedgerFile) -> bool:
     stem = file.path.name.split(f"-{file.table_name}-")[0] if file.table_name else ""
     return courses.matches_file_form(course_id, stem)
+
+
+# Optimus's own tables besides the services' declared ones (the framework's, warehouse/schema.py).
+_FRAMEWORK_TABLES = {"schema_info", "ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "course_ids"}
+
+
+def _move_raw_tables(wh: Warehouse) -> None:
+    """Warehouses written before the raw schema kept the raw tables beside Optimus's: move each
+    (once; a table named after one of Optimus's own stays, and its dumps load again, into the raw
+    schema). One SQL on both engines: copy, then drop, in one transaction."""
+    own = _FRAMEWORK_TABLES | {t for cls in REGISTRY.values() for t in cls.writes}
+    for (table,) in wh.query("SELECT DISTINCT table_name FROM db_state_loads ORDER BY 1"):
+        if not wh.table_exists(table) or wh.table_exists(table, schema=wh.raw_schema):
+            continue
+        with wh.transaction():
+            if table in own:
+                wh.execute("DELETE FROM db_state_loads WHERE table_name = ?", [table])
+                wh.execute("UPDATE ingest_files SET state = 'queued' WHERE service = ? AND table_name = ?", [DatabaseState.name, table])
+                continue
+            wh.execute(f"CREATE TABLE {raw_table(wh, table)} AS SELECT * FROM {wh.quote(table)}")
+            wh.execute(f"DROP TABLE {wh.quote(table)}")

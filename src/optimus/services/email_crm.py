@@ -28,7 +28,7 @@ from optimus import courses, discovery, exports, geo
 from optimus.errors import IngestError
 from optimus.ledger import LedgerFile, utcnow
 from optimus.services.base import FileResult, RunContext, Service, register
-from optimus.warehouse.base import Warehouse
+from optimus.warehouse.base import Warehouse, raw_table
 
 log = logging.getLogger("optimus")
 
@@ -275,13 +275,14 @@ def _latest(wh: Warehouse, table: str, columns: list[str], keys: list[str], prov
     table of the same shape when the table is not there, so the export still runs."""
     q = wh.quote
     wanted = list(dict.fromkeys(keys + columns))
-    if not wh.table_exists(table) or not set(wanted) <= set(wh.columns(table)):
+    schema = wh.raw_schema if provenance else None  # Database State's tables are raw edX tables
+    if not wh.table_exists(table, schema=schema) or not set(wanted) <= set(wh.columns(table, schema=schema)):
         nulls = ", ".join(f"CAST(NULL AS {'BIGINT' if c in ('id', 'user_id', 'year_of_birth') else 'BOOLEAN' if c.startswith('is_') else 'TIMESTAMP' if c == 'start_date' else 'VARCHAR'}) AS {q(c)}" for c in wanted)
         return f"(SELECT {nulls} WHERE 1 = 0)"
     order = "CASE WHEN site = 'prod' THEN 0 ELSE 1 END, package_date DESC NULLS LAST" if provenance else "1"
     cols = ", ".join(q(c) for c in wanted)
     partition = ", ".join(q(k) for k in keys)
-    return f"(SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS _rn FROM {q(table)}) x WHERE _rn = 1)"
+    return f"(SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS _rn FROM {raw_table(wh, table) if provenance else q(table)}) x WHERE _rn = 1)"
 
 
 def _export_row(row: dict) -> list[object]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from optimus.warehouse.base import Warehouse
+from optimus.formats import sql_tables
+from optimus.warehouse.base import Warehouse, raw_table
 
 # The columns read from each input, with the type used when the table (or column) is missing.
 INPUTS: dict[str, dict[str, str]] = {
@@ -67,14 +68,16 @@ VIDEO_ANY = (
 
 
 def source(wh: Warehouse, table: str) -> str:
-    """A relation with the INPUTS columns of `table`: the table itself, or an empty stand-in."""
+    """A relation with the INPUTS columns of `table`: the table itself, or an empty stand-in.
+    edX's own tables (those Database State knows) are read from the raw schema."""
     cols = INPUTS[table]
-    if not wh.table_exists(table):
+    schema = wh.raw_schema if table in sql_tables.COLUMN_TYPES else None
+    if not wh.table_exists(table, schema=schema):
         body = ", ".join(f"CAST(NULL AS {t}) AS {wh.quote(c)}" for c, t in cols.items())
         return f"(SELECT {body} WHERE 1 = 0)"
-    have = set(wh.columns(table))
+    have = set(wh.columns(table, schema=schema))
     body = ", ".join(wh.quote(c) if c in have else f"CAST(NULL AS {t}) AS {wh.quote(c)}" for c, t in cols.items())
-    return f"(SELECT {body} FROM {wh.quote(table)})"
+    return f"(SELECT {body} FROM {raw_table(wh, table) if schema else wh.quote(table)})"
 
 
 def in_list(values: list[str] | tuple[str, ...]) -> str:

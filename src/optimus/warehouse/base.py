@@ -30,6 +30,12 @@ QUERY_MAX_BYTES = 64 << 20  # about this many bytes of values, then the answer i
 QUERY_TIMEOUT_SECONDS = 60.0  # the engine stops the query after this long
 
 
+def raw_table(wh: "Warehouse", table: str) -> str:
+    """SQL naming the raw edX table `table` in the warehouse's raw schema (`"edx"."auth_user"`),
+    both quoted: whatever a dump is called, it can only name a table of that schema."""
+    return f"{wh.quote(wh.raw_schema)}.{wh.quote(table)}"
+
+
 @dataclass(frozen=True)
 class QueryAnswer:
     """What an untrusted read-only query returned, capped (see Warehouse.read_only_query)."""
@@ -63,13 +69,16 @@ class Warehouse(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together or not at all; nested use joins the outer one."""
 
-    def table_exists(self, name: str) -> bool: ...
+    def table_exists(self, name: str, schema: str | None = None) -> bool:
+        """Whether table (or view) `name` exists in `schema`: by default Optimus's own schema, never
+        another (a raw table in `raw_schema` is not one of Optimus's)."""
 
-    def columns(self, table: str) -> list[str]:
-        """Column names of a table, in order."""
+    def columns(self, table: str, schema: str | None = None) -> list[str]:
+        """Column names of a table of `schema` (default: Optimus's own), in order."""
 
-    def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
-        """Append Arrow data to an existing table by column name (the bulk path); returns rows."""
+    def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:
+        """Append Arrow data to an existing table (of `schema`, default Optimus's own) by column name
+        (the bulk path); returns rows."""
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Load an edX TSV dump (header row, literal NULL, backslash escapes decoded) into a new

@@ -29,6 +29,7 @@ from psycopg.adapt import Loader
 
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
+from optimus.formats import sql_tables
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
 from optimus.warehouse.postgres_query import run_untrusted
 from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
@@ -411,17 +412,17 @@ class PostgresWarehouse:
             self.con.execute("COMMIT")
 
     # -- catalogue --------------------------------------------------------------------------
-    def table_exists(self, name: str) -> bool:
+    def table_exists(self, name: str, schema: str | None = None) -> bool:
         return bool(self.scalar(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
-            [self.schema, name],
+            [schema or self.schema, name],
         ))
 
-    def columns(self, table: str) -> list[str]:
+    def columns(self, table: str, schema: str | None = None) -> list[str]:
         return [r[0] for r in self.query(
             "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            [self.quote(table)],
+            [f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)],  # unqualified: a temp table first, as in SQL
         )]
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
@@ -437,7 +438,7 @@ class PostgresWarehouse:
         return '"' + identifier.replace('"', '""') + '"'
 
     # -- bulk loaders -----------------------------------------------------------------------
-    def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader) -> int:
+    def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:
         """Append Arrow data through COPY (CSV written by Arrow itself: no per-row Python)."""
         names = data.schema.names
         cols = ", ".join(self.quote(n) for n in names)
@@ -445,7 +446,8 @@ class PostgresWarehouse:
         total = 0
         options = pacsv.WriteOptions(include_header=False, batch_size=65536, quoting_style="needed")
         with self._lock, self.con.cursor() as cur:
-            with cur.copy(f"COPY {self.quote(table)} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+            target = f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)  # unqualified: a temp table too
+            with cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)") as copy:
                 for batch in batches:
                     if batch.num_rows == 0:
                         continue
@@ -559,7 +561,10 @@ def _decode_sql(field: str) -> str:
     for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
         inner = f"replace({inner}, '{escaped}', chr({char}))"
     inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
-    return f"CASE WHEN strpos({field}, '\\') > 0 THEN {inner} ELSE {field} END"
+    # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
+    split = (f"array_to_string(ARRAY(SELECT replace(replace(replace(p, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13)) "
+             f"FROM unnest(string_to_array({field}, '\\\\')) WITH ORDINALITY AS u(p, i) ORDER BY i), '\\')")
+    return f"CASE WHEN strpos({field}, '{_BACKSLASH}') > 0 AND strpos({field}, '\\') > 0 THEN {split} WHEN strpos({field}, '\\') > 0 THEN {inner} ELSE {field} END"
 
 
 def _open(path: Path) -> Any:
@@ -567,18 +572,8 @@ def _open(path: Path) -> Any:
 
 
 def _header_columns(path: Path) -> list[str]:
-    """The header row's names (empty ones named columnN, repeats made unique), as the DuckDB backend names them."""
-    with _open(path) as fh:
-        header = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
-    if not header:
-        raise WarehouseError(f"{path}: empty file, no header row")
-    names: list[str] = []
-    for i, name in enumerate(header.split("\t")):
-        key = name.strip() or f"column{i}"
-        while key in names:
-            key += "_"
-        names.append(key)
-    return names
+    """The header row's names, by formats.sql_tables' one rule (as the DuckDB backend reads them)."""
+    return sql_tables.read_header(path)
 
 
 def _tsv_blocks(path: Path, bad_utf8: list[int]) -> Iterator[bytes]:

@@ -2,7 +2,8 @@
 
 Every table is copied, in one PostgreSQL transaction: the framework's and the services' tables
 are first created by their own DDL (so keys, defaults and sequences are the real ones), tables
-only the data created (edX raw tables) are created from DuckDB's column types, then the rows
+only the data created (edX raw tables, from DuckDB's raw schema into PostgreSQL's) are created
+from DuckDB's column types, then the rows
 stream through Arrow batches into COPY and the sequences move past the copied ids. The ledger
 comes along, so an ingest after the copy ingests nothing.
 """
@@ -64,41 +65,47 @@ def copy_warehouse(src: DuckDBWarehouse, dst: PostgresWarehouse, dst_settings: S
             f"{src.url} has schema version {version}, this Optimus writes {schema.SCHEMA_VERSION}; "
             "run 'optimus ingest' on it first (it migrates), then copy"
         )
-    tables = [r[0] for r in src.query(
-        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' ORDER BY table_name"
+    # (source schema, table, destination schema): Optimus's own tables, then the raw edX tables
+    tables = [(schema_name, name, None if schema_name == "main" else dst.raw_schema) for schema_name, name in src.query(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name IN ('main', ?) "
+        "ORDER BY schema_name <> 'main', table_name",
+        [src.raw_schema],
     )]
     report = CopyReport()
     with dst.transaction():
-        Pipeline(dst_settings, dst).setup()  # the real DDL of the framework and every service
-        for table in tables:
+        Pipeline(dst_settings, dst).setup()  # the real DDL of the framework and every service (and the raw schema)
+        for src_schema, table, dst_schema in tables:
             columns = src.query(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = ? "
                 "ORDER BY column_index",
-                [table],
+                [table, src_schema],
             )
-            _ensure_table(dst, table, columns, report)
-            dst.execute(f"DELETE FROM {dst.quote(table)}")
+            _ensure_table(dst, table, columns, report, dst_schema)
+            target = f"{dst.quote(dst_schema)}.{dst.quote(table)}" if dst_schema else dst.quote(table)
+            dst.execute(f"DELETE FROM {target}")
             names = ", ".join(src.quote(c) for c, _t in columns)
             with src._lock:
-                reader = src.con.sql(f"SELECT {names} FROM {src.quote(table)}").to_arrow_reader(65536)
-                rows = dst.load_arrow(table, reader)
-            report.tables[table] = rows
+                reader = src.con.sql(f"SELECT {names} FROM {src.quote(src_schema)}.{src.quote(table)}").to_arrow_reader(65536)
+                rows = dst.load_arrow(table, reader, schema=dst_schema)
+            shown = table if dst_schema is None else f"{dst_schema}.{table}"
+            report.tables[shown] = rows
             if progress:
-                progress(table, rows)
+                progress(shown, rows)
         _advance_sequences(dst)
     return report
 
 
-def _ensure_table(dst: PostgresWarehouse, table: str, columns: list[tuple[str, str]], report: CopyReport) -> None:
+def _ensure_table(dst: PostgresWarehouse, table: str, columns: list[tuple[str, str]], report: CopyReport, schema: str | None) -> None:
     q = dst.quote
-    if not dst.table_exists(table):
-        dst.execute(f"CREATE TABLE {q(table)} ({', '.join(f'{q(c)} {pg_type(t)}' for c, t in columns)})")
-        report.created.append(table)
+    target = f"{q(schema)}.{q(table)}" if schema else q(table)
+    if not dst.table_exists(table, schema=schema):
+        dst.execute(f"CREATE TABLE {target} ({', '.join(f'{q(c)} {pg_type(t)}' for c, t in columns)})")
+        report.created.append(table if schema is None else f"{schema}.{table}")
         return
-    existing = set(dst.columns(table))
+    existing = set(dst.columns(table, schema=schema))
     for name, duck_type in columns:
         if name not in existing:
-            dst.execute(f"ALTER TABLE {q(table)} ADD COLUMN {q(name)} {pg_type(duck_type)}")
+            dst.execute(f"ALTER TABLE {target} ADD COLUMN {q(name)} {pg_type(duck_type)}")
 
 
 def _advance_sequences(dst: PostgresWarehouse) -> None:
