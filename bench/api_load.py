@@ -16,7 +16,10 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import httpx
 
 # what a dashboard and a status poller ask for, open endpoints only (no token needed)
 PATHS = ("/", "/status", "/api/v1/services", "/api/v1/files?limit=20", "/api/v1/courses", "/api/v1/throughput",
@@ -55,26 +58,25 @@ class LoadResult:
         }
 
 
-async def _client(base_url: str, index: int, until: float, timeout: float, result: LoadResult) -> None:
+async def _client(http: "httpx.AsyncClient", index: int, until: float, result: LoadResult) -> None:
     import httpx
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=1)) as http:
-        n = index
-        while time.monotonic() < until:
-            path = PATHS[n % len(PATHS)]
-            n += 1
-            started = time.monotonic()
-            try:
-                answer = await http.get(path)
-            except httpx.HTTPError as exc:
-                result.errors.append(f"{path}: {type(exc).__name__} after {time.monotonic() - started:.1f}s")
-                continue
-            result.latencies.append(time.monotonic() - started)
-            result.statuses[answer.status_code] = result.statuses.get(answer.status_code, 0) + 1
-            if answer.status_code != 200:
-                result.errors.append(f"{path}: {answer.status_code} {answer.text[:200]}")
-            elif path == "/api/v1/services" and answer.json()["daemon"]["busy"]:
-                result.busy_seen += 1
+    n = index
+    while time.monotonic() < until:
+        path = PATHS[n % len(PATHS)]
+        n += 1
+        started = time.monotonic()
+        try:
+            answer = await http.get(path)
+        except httpx.HTTPError as exc:
+            result.errors.append(f"{path}: {type(exc).__name__} after {time.monotonic() - started:.1f}s")
+            continue
+        result.latencies.append(time.monotonic() - started)
+        result.statuses[answer.status_code] = result.statuses.get(answer.status_code, 0) + 1
+        if answer.status_code != 200:
+            result.errors.append(f"{path}: {answer.status_code} {answer.text[:200]}")
+        elif path == "/api/v1/services" and answer.json()["daemon"]["busy"]:
+            result.busy_seen += 1
 
 
 def hammer(base_url: str, clients: int, seconds: float, timeout: float = REQUEST_TIMEOUT) -> LoadResult:
@@ -83,8 +85,13 @@ def hammer(base_url: str, clients: int, seconds: float, timeout: float = REQUEST
     result = LoadResult(clients=clients)
 
     async def main() -> None:
-        until = time.monotonic() + seconds
-        await asyncio.gather(*(_client(base_url, i, until, timeout, result) for i in range(clients)))
+        import httpx
+
+        # one client, one connection per task (a client each would spend seconds making SSL contexts)
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as http:
+            until = time.monotonic() + seconds
+            await asyncio.gather(*(_client(http, i, until, result) for i in range(clients)))
 
     started = time.monotonic()
     asyncio.run(main())

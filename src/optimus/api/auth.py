@@ -27,15 +27,16 @@ def refusal(authorization: str, settings: Settings, state: ServerState) -> tuple
     return None
 
 
-def require_token(request: Request) -> None:
-    """Dependency for anything that can return personal data."""
+async def require_token(request: Request) -> None:
+    """Dependency for anything that can return personal data (async: it blocks on nothing, so it
+    takes no worker thread from the endpoints)."""
     problem = refusal(request.headers.get("authorization", ""), request.app.state.settings, request.app.state.server)
     if problem is not None:
         status, reason = problem
         raise HTTPException(status, reason, headers=BEARER_CHALLENGE if status == 401 else None)
 
 
-def open_access(request: Request) -> None:
+async def open_access(request: Request) -> None:
     """Dependency for status and aggregate endpoints: open unless require_token_for_all is set."""
     if request.app.state.settings.require_token_for_all:
-        require_token(request)
+        await require_token(request)
