@@ -115,6 +115,7 @@ def get_json(url: str, timeout: float = 5.0) -> dict:
 def daemon_ingesting(data: Path, work: Path, startup_seconds: float = 60.0) -> Iterator[str]:
     """An `optimus run` process on `data` with a fresh warehouse in `work`, listening on loopback;
     yields its base URL once its API is ready (it starts ingesting at once) and stops it afterwards."""
+    data, work = data.resolve(), work.resolve()  # the daemon runs in `work`
     work.mkdir(parents=True, exist_ok=True)
     for name in ("wh.duckdb", "wh.duckdb.wal"):
         (work / name).unlink(missing_ok=True)
