@@ -54,15 +54,28 @@ def daemon_state() -> ServerState:
 
 
 # -- many clients ----------------------------------------------------------------------------------------
-def test_ten_clients_without_a_token_never_freeze_the_api(ingested: Settings, wh: Warehouse) -> None:
-    views = ReadViews(ingested, wh)
-    with serve_on_loopback(create_app(ingested, views, daemon_state())) as base_url:
-        result = hammer(base_url, clients=10, seconds=4, timeout=15)
-        assert result.errors == [], result.errors[:5]
-        assert result.requests >= 10 and set(result.statuses) == {200}
-        # and it still answers afterwards: every view was given back
-        assert httpx.get(base_url + "/status", timeout=5).status_code == 200
-    assert views.free == views.size
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def either(request: pytest.FixtureRequest, ingested: Settings, tmp_path: Path) -> Settings:
+    """The ingested sample package on DuckDB, or the same package ingested into PostgreSQL."""
+    if request.param == "duckdb":
+        return ingested
+    return ingest_sample(tmp_path, api_token=TOKEN, warehouse=request.getfixturevalue("pg_url"))
+
+
+def test_ten_clients_without_a_token_never_freeze_the_api(either: Settings) -> None:
+    wh = connect(either)
+    views = ReadViews(either, wh)
+    try:
+        with serve_on_loopback(create_app(either, views, daemon_state())) as base_url:
+            result = hammer(base_url, clients=10, seconds=4, timeout=15)
+            assert result.errors == [], result.errors[:5]
+            assert result.requests >= 10 and set(result.statuses) == {200}
+            # and it still answers afterwards: every view was given back
+            assert httpx.get(base_url + "/status", timeout=5).status_code == 200
+        assert views.free == views.size
+    finally:
+        views.close()
+        wh.close()
 
 
 def test_a_request_that_cannot_get_a_read_view_gets_503_quickly(ingested: Settings, wh: Warehouse) -> None:
