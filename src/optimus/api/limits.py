@@ -61,10 +61,12 @@ class BodyLimit:
                 await JSONResponse({"detail": f"a request body is read only from a token holder: {reason}"}, status,
                                    headers={**extra, **CLOSE})(scope, receive, send)
                 return
-        declared = headers.get("content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
-            status, reason = (413, BodyTooLarge(limit).detail) if declared.strip().isdigit() else (400, "Content-Length is not a number")
-            await JSONResponse({"detail": reason}, status, headers=CLOSE)(scope, receive, send)
+        declared = headers.get("content-length", "").strip()
+        if declared and not declared.isdigit():
+            await JSONResponse({"detail": "Content-Length is not a number"}, 400, headers=CLOSE)(scope, receive, send)
+            return
+        if declared and (len(declared) > 18 or int(declared) > limit):  # 19+ digits: past any limit (and int() of thousands fails)
+            await JSONResponse({"detail": BodyTooLarge(limit).detail}, 413, headers=CLOSE)(scope, receive, send)
             return
 
         received = 0

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from optimus import ledger
-from optimus.api.state import ServerState, iso, warehouse_view
+from optimus.api.state import ServerState, ViewsBusy, iso, warehouse_view
 from optimus.config import Settings
 from optimus.warehouse import Warehouse
 
@@ -142,6 +142,8 @@ async def health(request: Request) -> JSONResponse:
         async with request.app.state.views.borrow() as wh:
             version = await anyio.to_thread.run_sync(_probe, wh)
         body.update(warehouse="reachable", schema_version=version)
+    except ViewsBusy as exc:
+        body.update(warehouse=f"busy: {exc}", ready=False)
     except Exception as exc:  # health reports the problem rather than failing
         body.update(warehouse=f"unreachable: {exc}", ready=False)
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
