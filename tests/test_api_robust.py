@@ -109,6 +109,35 @@ def test_a_client_gone_while_waiting_for_a_view_leaves_nothing_taken(ingested: S
         assert httpx.get(base_url + "/api/v1/services", timeout=5).status_code == 200
 
 
+def test_views_go_to_waiting_requests_first_come_first_served(ingested: Settings, wh: Warehouse) -> None:
+    """A request arriving just as a view comes free queues behind the ones already waiting
+    (else, under steady load, a waiter could lose every race and end in a 503)."""
+    import anyio
+
+    views = ReadViews(ingested, wh, wait_seconds=5.0)
+    order: list[str] = []
+
+    async def request(name: str) -> None:
+        async with views.borrow():
+            order.append(name)
+
+    async def main() -> None:
+        with ExitStack() as held:
+            for _ in range(views.size):
+                held.enter_context(views.open())
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(request, "waiting")
+                await anyio.sleep(0.3)  # it waits for a view now
+                held.close()  # every view comes free, and a newcomer arrives at once
+                await request("newcomer")
+        assert order[0] == "waiting", order
+
+    for _ in range(5):
+        order.clear()
+        anyio.run(main)
+    assert views.free == views.size
+
+
 @pytest.mark.slow
 def test_fifty_clients_during_an_ingest_are_all_answered(tmp_path: Path) -> None:
     """More clients than the server has worker threads (40 by default), during an ingest; bounded in time."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ class ReadViews:
         self.dialect = wh.dialect
         self.wait_seconds = wait_seconds
         self._closed = False
+        self._queued = 0  # requests waiting for a view; while there are any, newcomers queue behind them
+        self._count = threading.Lock()
         reader = getattr(wh, "reader", None)
         for _ in range(size):
             view = reader() if reader is not None else connect(settings, read_only=True)
@@ -82,6 +85,17 @@ class ReadViews:
     def free(self) -> int:
         """Views not borrowed right now."""
         return self._pool.qsize()
+
+    def _take_now(self) -> Warehouse | None:
+        """A free view, unless requests are already waiting (then None, and this one joins them)."""
+        with self._count:
+            if not self._queued:
+                try:
+                    return self._pool.get_nowait()
+                except queue.Empty:
+                    pass
+            self._queued += 1
+            return None
 
     def _take(self, taken: list[Warehouse], deadline: float) -> None:
         """Wait (in a thread) until a view is free or the deadline passes; the view goes into `taken`
@@ -103,14 +117,19 @@ class ReadViews:
             raise self._busy()
         taken: list[Warehouse] = []
         try:
-            try:
-                taken.append(self._pool.get_nowait())
-            except queue.Empty:
-                # one thread at a time waits on the pool, on a limiter of its own; the other waiters
-                # queue on that limiter, on the event loop, and give up at the deadline
-                deadline = time.monotonic() + self.wait_seconds
-                with anyio.move_on_after(self.wait_seconds):
-                    await anyio.to_thread.run_sync(self._take, taken, deadline, limiter=_waiter(self))
+            first = self._take_now()
+            if first is not None:
+                taken.append(first)
+            else:
+                try:
+                    # one thread at a time waits on the pool, on a limiter of its own (first come, first
+                    # served); the other waiters queue on that limiter, on the event loop, holding no thread
+                    deadline = time.monotonic() + self.wait_seconds
+                    with anyio.move_on_after(self.wait_seconds):
+                        await anyio.to_thread.run_sync(self._take, taken, deadline, limiter=_waiter(self))
+                finally:
+                    with self._count:
+                        self._queued -= 1
             if not taken:
                 raise self._busy()
             yield taken[0]
