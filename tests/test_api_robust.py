@@ -138,6 +138,30 @@ def test_views_go_to_waiting_requests_first_come_first_served(ingested: Settings
     assert views.free == views.size
 
 
+def test_a_queue_that_moves_is_served_past_the_stall_time(ingested: Settings, wh: Warehouse) -> None:
+    """503 is for a stuck pool (no view given back for wait_seconds), not for a long queue that moves:
+    one view, 8 requests holding it 0.3 s each, so the last waits about 2 s, twice the stall time."""
+    import anyio
+
+    views = ReadViews(ingested, wh, size=1, wait_seconds=1.0, queue_seconds=10.0)
+    served: list[int] = []
+
+    async def request(n: int) -> None:
+        async with views.borrow():
+            await anyio.sleep(0.3)
+            served.append(n)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for n in range(8):
+                tasks.start_soon(request, n)
+
+    started = time.monotonic()
+    anyio.run(main)
+    assert sorted(served) == list(range(8)) and time.monotonic() - started > 2.0
+    assert views.free == views.size
+
+
 @pytest.mark.slow
 def test_fifty_clients_during_an_ingest_are_all_answered(tmp_path: Path) -> None:
     """More clients than the server has worker threads (40 by default), during an ingest; bounded in time."""

@@ -21,7 +21,8 @@ from optimus.ledger import utcnow
 from optimus.warehouse import Warehouse, connect
 
 API_THREADS = 4  # reads are quick; a small pool keeps them from crowding the ingest
-VIEW_WAIT_SECONDS = 10.0  # a request waits this long for a free read view, then gets a 503
+VIEW_WAIT_SECONDS = 10.0  # no read view given back for this long while a request waits: it gets a 503
+VIEW_QUEUE_SECONDS = 20.0  # the longest a request waits in a queue that moves (under the load test's 30 s)
 MAX_ID = 2**63 - 1  # ids and offsets are BIGINT in both engines: a bigger number is a 422, not an engine error
 
 
@@ -58,16 +59,20 @@ class ReadViews:
     Requests borrow a view with `borrow()` on the event loop: waiting for one holds no worker
     thread of the API's limiter (the freeze of issue 14 was requests waiting for views inside
     worker threads while the requests holding the views waited for a worker thread), and a view
-    is given back on every path, including a client gone while it waited. Threads outside the
-    event loop (the daemon at shutdown) use `open()`.
+    is given back on every path, including a client gone while it waited. Waiters are served first
+    come, first served; a 503 (ViewsBusy) is for a pool that is stuck (no view given back for
+    `wait_seconds`) or a wait past `queue_seconds`, not for a long queue that moves. Threads
+    outside the event loop (the daemon at shutdown) use `open()`.
     """
 
     def __init__(self, settings: Settings, wh: Warehouse, size: int = API_THREADS,
-                 wait_seconds: float = VIEW_WAIT_SECONDS) -> None:
+                 wait_seconds: float = VIEW_WAIT_SECONDS, queue_seconds: float = VIEW_QUEUE_SECONDS) -> None:
         self._pool: "queue.Queue[Warehouse]" = queue.Queue()
         self._all: list[Warehouse] = []
         self.dialect = wh.dialect
         self.wait_seconds = wait_seconds
+        self.queue_seconds = max(queue_seconds, wait_seconds)
+        self._given_back = time.monotonic()  # when a view last came back: a queue that moves is not stuck
         self._closed = False
         self._queued = 0  # requests waiting for a view; while there are any, newcomers queue behind them
         self._count = threading.Lock()
@@ -97,22 +102,32 @@ class ReadViews:
             self._queued += 1
             return None
 
-    def _take(self, taken: list[Warehouse], deadline: float) -> None:
-        """Wait (in a thread) until a view is free or the deadline passes; the view goes into `taken`
-        so that it is given back even when the request was cancelled meanwhile."""
-        try:
-            taken.append(self._pool.get(timeout=max(0.0, deadline - time.monotonic())))
-        except queue.Empty:
-            pass
+    def _take(self, taken: list[Warehouse], since: float) -> None:
+        """Wait (in a thread) for a free view; the view goes into `taken`, so that it is given back even
+        when the request was cancelled meanwhile. Gives up when no view has come back for `wait_seconds`
+        (the pool is stuck: this request cannot be served) or after `queue_seconds` in all."""
+        while True:
+            try:
+                taken.append(self._pool.get(timeout=0.2))
+                return
+            except queue.Empty:
+                now = time.monotonic()
+                if now - max(self._given_back, since) > self.wait_seconds or now - since > self.queue_seconds:
+                    return
+
+    def _give_back(self, view: Warehouse) -> None:
+        self._given_back = time.monotonic()
+        self._pool.put(view)
 
     def _busy(self) -> ViewsBusy:
         if self._closed:
             return ViewsBusy("the server is shutting down; try again shortly")
-        return ViewsBusy(f"the warehouse is busy: no read view came free within {self.wait_seconds:g}s; try again shortly")
+        return ViewsBusy(f"the warehouse is busy: no read view came free (none given back for {self.wait_seconds:g}s, "
+                         f"or {self.queue_seconds:g}s in the queue); try again shortly")
 
     @asynccontextmanager
     async def borrow(self) -> AsyncIterator[Warehouse]:
-        """A view for one request, waited for on the event loop; ViewsBusy after `wait_seconds`."""
+        """A view for one request, waited for on the event loop; ViewsBusy when the pool is stuck."""
         if self._closed:
             raise self._busy()
         taken: list[Warehouse] = []
@@ -124,9 +139,9 @@ class ReadViews:
                 try:
                     # one thread at a time waits on the pool, on a limiter of its own (first come, first
                     # served); the other waiters queue on that limiter, on the event loop, holding no thread
-                    deadline = time.monotonic() + self.wait_seconds
-                    with anyio.move_on_after(self.wait_seconds):
-                        await anyio.to_thread.run_sync(self._take, taken, deadline, limiter=_waiter(self))
+                    since = time.monotonic()
+                    with anyio.move_on_after(self.queue_seconds):
+                        await anyio.to_thread.run_sync(self._take, taken, since, limiter=_waiter(self))
                 finally:
                     with self._count:
                         self._queued -= 1
@@ -135,7 +150,7 @@ class ReadViews:
             yield taken[0]
         finally:
             for view in taken:
-                self._pool.put(view)
+                self._give_back(view)
 
     @contextmanager
     def open(self) -> Iterator[Warehouse]:
@@ -147,7 +162,7 @@ class ReadViews:
         try:
             yield view
         finally:
-            self._pool.put(view)
+            self._give_back(view)
 
     def interrupt_all(self) -> None:
         for view in self._all:
