@@ -262,6 +262,16 @@ def run_size(label: str, events: int, learners: int, days: int, args: argparse.N
     results["sizes"][label] = out
 
 
+def run_api_load(args: argparse.Namespace, results: dict) -> None:
+    """The API under N concurrent clients while a daemon ingests the first size's sample package."""
+    from bench.api_load import api_load_figure
+
+    count = int(args.events.split(",")[0])
+    learners = 100 if args.quick else max(1000, count // 100)
+    pkg, _manifest = package(Path(args.cache), count, learners, args.days, args.quick)
+    results["api_load"] = api_load_figure(pkg, Path(args.cache) / "work-api", args.api_clients, args.api_seconds)
+
+
 def run_memory(args: argparse.Namespace, results: dict) -> None:
     """Peak RSS ingesting one big day file with the default memory limit."""
     cache = Path(args.cache)
@@ -301,9 +311,17 @@ def print_table(results: dict) -> None:
         console.print(ratios)
     if "rescan" in results:
         console.print(f"rescan, nothing new, {results['rescan']['files']:,} files registered: {results['rescan']['median_s']:.3f}s (target <= 1 s)")
+    if "api_load" in results:
+        console.print(api_load_line(results["api_load"]))
     if "memory" in results:
         m = results["memory"]
         console.print(f"peak RSS ingesting a {m['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file: {m['peak_rss_mb']:.0f} MB (target <= 1536 MB)")
+
+
+def api_load_line(a: dict) -> str:
+    return (f"API under load, {a['clients']} clients during {a['during']}: {a['requests_per_second']:,} requests/s, "
+            f"p50 {a['p50_ms']:,.0f} ms, p95 {a['p95_ms']:,.0f} ms, p99 {a['p99_ms']:,.0f} ms, max {a['max_ms']:,.0f} ms; "
+            f"{a['requests']:,} requests in {a['seconds']:.1f} s, {a['errors']} errors.")
 
 
 def markdown(results: dict) -> str:
@@ -331,6 +349,8 @@ def markdown(results: dict) -> str:
     if "rescan" in results:
         r = results["rescan"]
         lines.append(f"Rescan with nothing new, {r['files']:,} files registered: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}).")
+    if "api_load" in results:
+        lines.append(api_load_line(results["api_load"]))
     if "memory" in results:
         mem = results["memory"]
         lines.append(f"Peak RSS ingesting one {mem['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file of {mem['events']:,} events: "
@@ -348,11 +368,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescan-files", type=int, default=10_000)
     parser.add_argument("--big-file-gb", type=float, default=5.0, help="size (unpacked) of the day file for the memory figure; 0 skips it")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--api-clients", type=int, default=50, help="concurrent clients of the API-under-load figure")
+    parser.add_argument("--api-seconds", type=float, default=10.0, help="how long they run (0 skips the figure)")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks every figure is produced (seconds)")
     parser.add_argument("--out", default=None, help="results JSON path (default bench/results/<date>-<name>.json)")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.runs, args.days, args.rescan_files, args.big_file_gb = "3000", 1, 2, 50, 0.001
+        args.api_seconds = min(args.api_seconds, 3.0)
     results: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "name": args.name, "machine": machine(), "sizes": {}}
     for count in (int(c) for c in args.events.split(",") if c):
         learners = 100 if args.quick else max(1000, count // 100)
@@ -361,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     rescan = rescan_figure(work, args.rescan_files, max(3, args.runs))
     results["rescan"] = {"files": args.rescan_files, **rescan.as_dict()}
+    if args.api_seconds > 0:
+        run_api_load(args, results)
     if args.big_file_gb > 0:
         run_memory(args, results)
     out = Path(args.out) if args.out else ROOT / "results" / f"{dt.date.today().isoformat()}-{args.name}.json"

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck
@@ -201,3 +204,40 @@ def assert_same_exports(folder: Path, clean: Path) -> None:
                 assert pq.read_table(mine).equals(pq.read_table(theirs)), kind
             elif mine.suffix == ".csv":
                 assert mine.read_bytes() == theirs.read_bytes(), kind
+
+
+def ingest_sample(root: Path, **settings: Any) -> Settings:
+    """A sample package (2 courses) in root/data, ingested once by the real CLI into root/wh."""
+    from optimus.sample import generate
+
+    generate(root / "data", courses=2, learners=30, days=3, seed=7)
+    values: dict[str, Any] = {
+        "data_paths": [root / "data"], "warehouse": str(root / "wh" / "optimus.duckdb"), "export_path": root / "exports",
+        "www_path": root / "www", "memory_limit": "1GB",
+    }
+    result = CliRunner().invoke(app, ["ingest"], env=settings_env(Settings(**{**values, **settings})), catch_exceptions=False)
+    assert "DatabaseState" in result.output, result.output
+    return Settings(**{**values, **settings})
+
+
+@contextmanager
+def serve_on_loopback(asgi_app: Any) -> Iterator[str]:
+    """The app served by a real uvicorn server on 127.0.0.1 (a thread of this process); yields its base URL."""
+    import uvicorn
+
+    from bench.api_load import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                           lifespan="on", timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="test-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -15,17 +15,14 @@ from typing import Any, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from optimus.api.app import create_app
 from optimus.api.sql import QueryRefused, check
 from optimus.api.state import ReadViews, ServerState
-from optimus.cli import app as cli_app
 from optimus.config import Settings
-from optimus.sample import generate
 from optimus.warehouse import Warehouse, connect
 
-from conftest import settings_env
+from conftest import ingest_sample
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -34,15 +31,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A sample package (2 courses) ingested once by the real CLI."""
-    root = tmp_path_factory.mktemp("api")
-    generate(root / "data", courses=2, learners=30, days=3, seed=7)
-    settings = Settings(
-        data_paths=[root / "data"], warehouse=str(root / "wh" / "optimus.duckdb"), export_path=root / "exports",
-        www_path=root / "www", memory_limit="1GB", api_token=TOKEN,
-    )
-    result = CliRunner().invoke(cli_app, ["ingest"], env=settings_env(settings), catch_exceptions=False)
-    assert "DatabaseState" in result.output, result.output
-    return settings
+    return ingest_sample(tmp_path_factory.mktemp("api"), api_token=TOKEN)
 
 
 @pytest.fixture(scope="module")

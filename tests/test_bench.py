@@ -26,6 +26,10 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert len(size["ratios"]) == 6 and size["events_per_second_per_core"] > 0
     assert results["rescan"]["files"] == 50 and results["memory"]["peak_rss_mb"] > 0
     assert {"cores", "memory_gb", "cpu", "duckdb", "optimus"} <= set(results["machine"])
+    api = results["api_load"]
+    assert api["clients"] == 50 and api["requests"] > 0 and api["requests_per_second"] > 0
+    assert 0 < api["p50_ms"] <= api["p95_ms"] <= api["p99_ms"] <= api["max_ms"]
     assert "events/s per core" in proc.stdout
     table = out.with_suffix(".md").read_text()
     assert all(f"| {name} |" in table for name in FIGURES)
+    assert "API under load, 50 clients" in table

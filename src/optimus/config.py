@@ -47,6 +47,7 @@ class Settings:
     api_port: int = 8850
     api_token: str | None = None
     require_token_for_all: bool = False
+    api_max_body_bytes: int = 1024 * 1024
     email_crm_mode: str = "delta"
     time_gap_cutoff: int = 300
     max_archive_bytes: int = 20 * 1024**3
@@ -100,6 +101,7 @@ DOCS: dict[str, str] = {
     "api_port": "Port of the API (the original used 8850).",
     "api_token": "Bearer token required for endpoints that can return personal data.",
     "require_token_for_all": "Require the token for every endpoint, status included.",
+    "api_max_body_bytes": "Largest request body the API accepts (bytes); a bigger one gets 413 before it is read.",
     "email_crm_mode": "Email CRM export: 'delta' (only learners whose status changed) or 'full'.",
     "time_gap_cutoff": "Seconds: gaps between a learner's consecutive events longer than this are not time spent.",
     "max_archive_bytes": "Largest total size an archive may unpack to (protects against archive bombs).",
@@ -170,6 +172,8 @@ def _validate(settings: Settings) -> None:
                           "naming the reader role (postgresql://role:password@host:port/db)")
     if not 0 < settings.api_port < 65536:
         raise ConfigError(f"{settings.origin('api_port')}: setting 'api_port' must be between 1 and 65535")
+    if settings.api_max_body_bytes < 1:
+        raise ConfigError(f"{settings.origin('api_max_body_bytes')}: setting 'api_max_body_bytes' must be at least 1 byte")
     if settings.rescan_interval < 1:
         raise ConfigError(f"{settings.origin('rescan_interval')}: setting 'rescan_interval' must be at least 1 second")
     if settings.time_gap_cutoff < 1:

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from optimus.api import auth, compat, courses, dashboard, files, services, sql
-from optimus.api.state import API_THREADS, ReadViews, ServerState
+from optimus.api.limits import BodyLimit
+from optimus.api.state import API_THREADS, ReadViews, ServerState, ViewsBusy
 from optimus.config import Settings
 
 
@@ -41,6 +42,13 @@ def create_app(settings: Settings, views: ReadViews, state: ServerState | None =
     async def _bad_params(_request: Request, exc: RequestValidationError) -> JSONResponse:
         reasons = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'query')}: {e.get('msg')}" for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(reasons)}, status_code=422)
+
+    @app.exception_handler(ViewsBusy)
+    async def _busy(_request: Request, exc: ViewsBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+    # outermost: bodies are bounded (and a missing token refused) before anything reads them
+    app.add_middleware(BodyLimit, api=app)
 
     gate = [Depends(auth.open_access)]
     app.include_router(compat.router, dependencies=gate)

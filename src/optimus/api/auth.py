@@ -6,29 +6,37 @@ import hmac
 
 from fastapi import HTTPException, Request
 
+from optimus.api.state import ServerState
+from optimus.config import Settings
 
-def _accepted(request: Request) -> list[str]:
-    settings = request.app.state.settings
-    state = request.app.state.server
-    # the daemon's local token (in its lock file, readable by its owner only) lets local commands in
-    return [t for t in (settings.api_token, state.local_token) if t]
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def require_token(request: Request) -> None:
-    """Dependency for anything that can return personal data."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def refusal(authorization: str, settings: Settings, state: ServerState) -> tuple[int, str] | None:
+    """(status, reason) when this Authorization header may not see personal data; None when it may.
+    Shared by the dependency and the body-limit middleware (which refuses before reading a body)."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(401, "this endpoint can return personal data: send 'Authorization: Bearer <api_token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    accepted = _accepted(request)
+        return 401, "this endpoint can return personal data: send 'Authorization: Bearer <api_token>'"
+    # the daemon's local token (in its lock file, readable by its owner only) lets local commands in
+    accepted = [t for t in (settings.api_token, state.local_token) if t]
     if not accepted:
-        raise HTTPException(403, "personal data is not served: no api_token is configured on this server")
+        return 403, "personal data is not served: no api_token is configured on this server"
     if not any(hmac.compare_digest(token.strip().encode(), t.encode()) for t in accepted):
-        raise HTTPException(403, "wrong token")
+        return 403, "wrong token"
+    return None
 
 
-def open_access(request: Request) -> None:
+async def require_token(request: Request) -> None:
+    """Dependency for anything that can return personal data (async: it blocks on nothing, so it
+    takes no worker thread from the endpoints)."""
+    problem = refusal(request.headers.get("authorization", ""), request.app.state.settings, request.app.state.server)
+    if problem is not None:
+        status, reason = problem
+        raise HTTPException(status, reason, headers=BEARER_CHALLENGE if status == 401 else None)
+
+
+async def open_access(request: Request) -> None:
     """Dependency for status and aggregate endpoints: open unless require_token_for_all is set."""
     if request.app.state.settings.require_token_for_all:
-        require_token(request)
+        await require_token(request)

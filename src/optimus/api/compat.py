@@ -16,7 +16,8 @@ _FIELDS = ("name", "status", "task", "file", "startdate", "lastcompletedate", "t
 
 
 @router.get("/", summary="Is ingestion running")
-def root(request: Request) -> dict[str, Any]:
+async def root(request: Request) -> dict[str, Any]:
+    # async: answered on the event loop, so it answers even when every worker thread is busy
     state: ServerState = request.app.state.server
     if state.mode == "daemon":
         return {"response": "Ingestion running", "statuscode": 200}

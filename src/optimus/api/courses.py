@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from optimus import courses as course_ids
 from optimus.api.auth import require_token
-from optimus.api.state import iso, warehouse_view
+from optimus.api.state import MAX_ID, iso, warehouse_view
 from optimus.warehouse import Warehouse
 from optimus.warehouse.base import raw_table
 
@@ -164,7 +164,7 @@ def person_course(
     course_id: str,
     format: Literal["json", "csv"] = Query("json", description="json or csv"),
     limit: int = Query(1000, ge=1, le=100000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     wh: Warehouse = Depends(warehouse_view),
 ) -> Response:
     key = resolve(wh, course_id)

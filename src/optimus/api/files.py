@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from optimus import ledger
 from optimus.api.auth import require_token
 from optimus.api.courses import course_key_of
 from optimus.api.services import _services
-from optimus.api.state import iso, warehouse_view
+from optimus.api.state import MAX_ID, iso, warehouse_view
 from optimus.warehouse import Warehouse
 
 router = APIRouter(tags=["files"])
@@ -31,7 +31,7 @@ def files(
     service: str | None = Query(None, description="A service name, e.g. DatabaseState."),
     course: str | None = Query(None, description="A course id in either form, or its course_key."),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     wh: Warehouse = Depends(warehouse_view),
 ) -> dict[str, Any]:
     where: list[str] = []
@@ -63,7 +63,7 @@ def files(
 
 @router.get("/files/{file_id}", summary="One file, with its first 100 quarantined lines (needs the token)",
             dependencies=[Depends(require_token)])
-def file(file_id: int, wh: Warehouse = Depends(warehouse_view)) -> dict[str, Any]:
+def file(file_id: int = Path(..., ge=1, le=MAX_ID), wh: Warehouse = Depends(warehouse_view)) -> dict[str, Any]:
     rows = wh.query_dicts(f"SELECT {_COLUMNS} FROM ingest_files WHERE id = ?", [file_id]) if wh.table_exists("ingest_files") else []
     if not rows:
         raise HTTPException(404, f"no file with id {file_id}")

@@ -5,11 +5,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from optimus import ledger
-from optimus.api.state import ServerState, iso, warehouse_view
+from optimus.api.state import ServerState, ViewsBusy, iso, warehouse_view
 from optimus.config import Settings
 from optimus.warehouse import Warehouse
 
@@ -123,8 +124,14 @@ def throughput(
     return {"bucket": bucket, "series": series}
 
 
+def _probe(wh: Warehouse) -> int:
+    wh.query("SELECT 1")
+    return int(wh.scalar("SELECT max(version) FROM schema_info") or 0) if wh.table_exists("schema_info") else 0
+
+
 @router.get("/health", summary="Ready, warehouse reachable, last scan time")
-def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
+    # async: the view is borrowed on the event loop and the probe runs in one worker-thread call
     state: ServerState = request.app.state.server
     body: dict[str, Any] = {
         "ready": state.ready, "mode": state.mode, "started_at": iso(state.started_at),
@@ -132,10 +139,11 @@ def health(request: Request) -> JSONResponse:
         "scans": state.scans, "settling": list(state.last_scan.get("settling", [])),
     }
     try:
-        with request.app.state.views.open() as wh:
-            wh.query("SELECT 1")
-            version = wh.scalar("SELECT max(version) FROM schema_info") if wh.table_exists("schema_info") else 0
+        async with request.app.state.views.borrow() as wh:
+            version = await anyio.to_thread.run_sync(_probe, wh)
         body.update(warehouse="reachable", schema_version=version)
+    except ViewsBusy as exc:
+        body.update(warehouse=f"busy: {exc}", ready=False)
     except Exception as exc:  # health reports the problem rather than failing
         body.update(warehouse=f"unreachable: {exc}", ready=False)
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
