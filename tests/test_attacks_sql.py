@@ -26,7 +26,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import settings_env
+from conftest import quoted, settings_env
 from optimus import config
 from optimus.api.app import create_app
 from optimus.api.state import ReadViews
@@ -151,11 +151,15 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "settings": config.load(conf, env={}), "place": place}
 
 
+_TABLES = "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary"
+
+
 def _tables(settings: Settings) -> dict[str, int]:
+    """Rows per `schema.table` of the warehouse file (Optimus's tables and the raw edx ones)."""
     con = duckdb.connect(settings.warehouse, read_only=True)
     try:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()]
-        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for n in names}
+        names = [r[0] for r in con.execute(_TABLES).fetchall()]
+        return {n: con.execute(f"SELECT count(*) FROM {quoted(n)}").fetchall()[0][0] for n in names}
     finally:
         con.close()
 
@@ -205,8 +209,8 @@ def test_read_views_of_the_daemon_refuse_every_host_access(target: dict[str, Any
 
 
 def _tables_of(wh: Any) -> dict[str, int]:
-    names = [r[0] for r in wh.query("SELECT table_name FROM duckdb_tables() WHERE NOT temporary")]
-    return {n: wh.scalar(f"SELECT count(*) FROM {wh.quote(n)}") for n in names}
+    """_tables, through an open warehouse."""
+    return {n: wh.scalar(f"SELECT count(*) FROM {quoted(n)}") for (n,) in wh.query(_TABLES)}
 
 
 def test_the_daemons_own_connection_cannot_reach_the_host_or_unlock_itself(target: dict[str, Any], daemon_instance: Any) -> None:

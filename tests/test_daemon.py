@@ -205,7 +205,7 @@ def test_daemon_waits_for_a_file_being_written_then_ingests_it(tmp_path: Path, s
         assert ingest.returncode == 0 and b"asked it to scan" in ingest.stdout, ingest.stderr.decode()
         daemon.wait(lambda: daemon.get("/api/v1/health")["scans"] > before, 10, "the scan /newdata asked for")
         # a file that fails: `optimus ingest` through the daemon exits 1 while it is failed; status --files lists it
-        broken = data / "database_state" / "latest" / "UQx-DEMO101x-2024_1-auth_userprofile-prod-analytics.sql"
+        broken = data / "database_state" / "latest" / "UQx-OTHER101x-2024_1-auth_user-prod-analytics.sql"
         broken.write_bytes(b"")
         daemon.wait(lambda: (f := daemon.file(broken)) and f["state"] == "failed", RESCAN + 10, "the empty file to fail")
         ingest = subprocess.run(optimus_cmd("ingest"), env=daemon.env, cwd=tmp_path, capture_output=True, timeout=60)

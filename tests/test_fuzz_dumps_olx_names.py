@@ -57,7 +57,8 @@ def _staged(wh: Any, path: Path) -> tuple[list[str], list[tuple], list[tuple[int
 
 def _with_warehouse(settings: Any, check: Callable[[Any, Path], None]) -> None:
     wh = connect(settings)
-    folder = Path(tempfile.mkdtemp(prefix="optimus-fuzz-"))
+    # inside the data path: the warehouse's engine reads nothing outside its allowed folders
+    folder = Path(tempfile.mkdtemp(prefix="optimus-fuzz-", dir=settings.data_paths[0]))
     try:
         check(wh, folder)
     finally:
