@@ -78,6 +78,24 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+@contextmanager
+def reading(settings: Settings) -> Iterator[Any]:
+    """The settings' warehouse opened read-only for the length of a `with`."""
+    from optimus.warehouse import connect
+
+    wh = connect(settings, read_only=True)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def query_rows(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    """One query's rows, as tuples, on the settings' warehouse (read-only)."""
+    with reading(settings) as wh:
+        return [tuple(r) for r in wh.query(sql, params or [])]
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as OPTIMUS_* variables, for the CLI and for subprocesses."""
     import json

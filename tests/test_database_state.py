@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import make_data_path
+from conftest import make_data_path, query_rows, reading
 
 HEADER = ["id", "username", "first_name", "last_name", "email", "is_staff", "is_active", "last_login", "date_joined"]
 ROWS = [
@@ -38,21 +38,13 @@ def decode(value: str) -> str | None:
     return "".join(out)
 
 
-def query(settings, sql: str, params: list | None = None) -> list[tuple]:  # type: ignore[no-untyped-def]
-    con = duckdb.connect(settings.warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path)
     result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
-    got = query(settings, f"SELECT {', '.join(HEADER)} FROM edx.auth_user ORDER BY id")
+    got = query_rows(settings, f"SELECT {', '.join(HEADER)} FROM edx.auth_user ORDER BY id")
     for row, expected in zip(got, ROWS):
         want = [decode(v) for v in expected]
         assert row[0] == int(want[0])
@@ -62,11 +54,11 @@ def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_
             assert value == (None if text is None else datetime.fromisoformat(text))
     assert len(got) == len(ROWS)
     # an empty string stays an empty string; only the literal NULL is SQL NULL
-    assert query(settings, "SELECT first_name IS NULL, last_name IS NULL FROM edx.auth_user WHERE id = 2") == [(False, True)]
-    assert query(settings, "SELECT DISTINCT course_id, course_key, site, package_date::VARCHAR FROM edx.auth_user") == [
+    assert query_rows(settings, "SELECT first_name IS NULL, last_name IS NULL FROM edx.auth_user WHERE id = 2") == [(False, True)]
+    assert query_rows(settings, "SELECT DISTINCT course_id, course_key, site, package_date::VARCHAR FROM edx.auth_user") == [
         ("UQx/BIO101/1T2015", "UQx+BIO101+1T2015", "prod", "2024-01-07")
     ]
-    types = dict(query(settings, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'auth_user'"))
+    types = dict(query_rows(settings, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'auth_user'"))
     assert (types["id"], types["is_staff"], types["date_joined"], types["email"]) == ("BIGINT", "BOOLEAN", "TIMESTAMP", "VARCHAR")
 
 
@@ -76,11 +68,11 @@ def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path:
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 3]
-    bad = query(settings, "SELECT line, reason FROM db_state_quarantine ORDER BY line")
+    assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 3]
+    bad = query_rows(settings, "SELECT line, reason FROM db_state_quarantine ORDER BY line")
     assert [line for line, _ in bad] == [3, 4]
     assert "column type" in bad[0][1] and "COLUMNS" in bad[1][1].upper()
-    assert query(settings, "SELECT rows_loaded, rows_quarantined, state FROM ingest_files") == [(2, 2, "done")]
+    assert query_rows(settings, "SELECT rows_loaded, rows_quarantined, state FROM ingest_files") == [(2, 2, "done")]
 
 
 def test_columns_are_matched_by_header_name_across_exports(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +84,7 @@ def test_columns_are_matched_by_header_name_across_exports(data_path: Path, sett
               [["2", "course-v1:UQx+B+2", "8", "2016-01-01 00:00:00", "0", "verified", "v"]])
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    got = query(settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM edx.student_courseenrollment ORDER BY id")
+    got = query_rows(settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM edx.student_courseenrollment ORDER BY id")
     assert got == [(1, 7, "UQx/A/1", "UQx+A+1", True, "honor", None), (2, 8, "course-v1:UQx+B+2", "UQx+B+2", False, "verified", "v")]
 
 
@@ -102,8 +94,8 @@ def test_an_ambiguous_file_name_takes_its_course_from_the_course_id_column(data_
               [["1", "7", "course-v1:UQx+Think-101x+3T2015", "2015-01-01 00:00:00", "1", "honor"]])
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert query(settings, "SELECT course_id, course_key FROM ingest_files") == [("course-v1:UQx+Think-101x+3T2015", "UQx+Think-101x+3T2015")]
-    assert ("UQx+Think-101x+3T2015", "course-v1:UQx+Think-101x+3T2015") in query(settings, "SELECT course_key, course_id FROM course_ids")
+    assert query_rows(settings, "SELECT course_id, course_key FROM ingest_files") == [("course-v1:UQx+Think-101x+3T2015", "UQx+Think-101x+3T2015")]
+    assert ("UQx+Think-101x+3T2015", "course-v1:UQx+Think-101x+3T2015") in query_rows(settings, "SELECT course_key, course_id FROM course_ids")
 
 
 def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
@@ -117,17 +109,17 @@ def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_fo
     make_data_path(data, "2024-01-14")  # relink latest to a newer package with fewer learners and no role file
     write_tsv(data / "database_state" / "2024-01-14" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:2])
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 2]
-    assert query(settings, "SELECT DISTINCT package_date::VARCHAR FROM edx.auth_user") == [("2024-01-14",)]
+    assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 2]
+    assert query_rows(settings, "SELECT DISTINCT package_date::VARCHAR FROM edx.auth_user") == [("2024-01-14",)]
     # edX writes no file for an empty table: the newer package empties the course's roles, and says so
-    assert query(settings, "SELECT count(*) FROM edx.student_courseaccessrole") == [(0,)]
-    assert query(settings, "SELECT empty, package_date::VARCHAR FROM db_state_loads WHERE table_name = 'student_courseaccessrole'") == [(True, "2024-01-14")]
+    assert query_rows(settings, "SELECT count(*) FROM edx.student_courseaccessrole") == [(0,)]
+    assert query_rows(settings, "SELECT empty, package_date::VARCHAR FROM db_state_loads WHERE table_name = 'student_courseaccessrole'") == [(True, "2024-01-14")]
 
     make_data_path(data, "2024-01-01")  # an older package becomes `latest`: it must not replace newer rows
     write_tsv(data / "database_state" / "2024-01-01" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:1])
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 2]
-    note = query(settings, "SELECT note FROM ingest_files WHERE path LIKE '%2024-01-01%'")[0][0]
+    assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [1, 2]
+    note = query_rows(settings, "SELECT note FROM ingest_files WHERE path LIKE '%2024-01-01%'")[0][0]
     assert "older" in note
 
 
@@ -137,14 +129,14 @@ def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_pa
     write_tsv(target, HEADER, ROWS)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    runs = query(settings, "SELECT count(*) FROM service_runs")[0][0]
+    runs = query_rows(settings, "SELECT count(*) FROM service_runs")[0][0]
     again = cli(["ingest"], settings)
     assert again.exit_code == 0 and "nothing to do" in again.output
-    assert query(settings, "SELECT count(*) FROM service_runs")[0][0] == runs
+    assert query_rows(settings, "SELECT count(*) FROM service_runs")[0][0] == runs
 
     write_tsv(target, HEADER, ROWS[1:3])
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [2, 3]
+    assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [2, 3]
     status = json.loads(cli(["status", "--json"], settings).output)
     assert status["services"]["DatabaseState"]["done"] == 1 and status["services"]["DatabaseState"]["last_run"]
 
@@ -165,7 +157,7 @@ def test_a_rescan_of_an_unchanged_tree_reads_no_file(data_path: Path, settings_f
     (pkg / "UQx-A-1-auth_user-prod-analytics.sql").touch()
     assert cli(["scan"], settings).exit_code == 0
     assert len(reads) == 1
-    assert query(settings, "SELECT state FROM ingest_files") == [("done",)]
+    assert query_rows(settings, "SELECT state FROM ingest_files") == [("done",)]
 
 
 def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
@@ -176,9 +168,9 @@ def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, se
     result = cli(["ingest"], settings)
     assert result.exit_code == 1
     assert "auth_userprofile" in result.output
-    states = dict(query(settings, "SELECT table_name, state FROM ingest_files"))
+    states = dict(query_rows(settings, "SELECT table_name, state FROM ingest_files"))
     assert states == {"auth_user": "done", "auth_userprofile": "failed"}
-    error = query(settings, "SELECT error FROM ingest_files WHERE state = 'failed'")[0][0]
+    error = query_rows(settings, "SELECT error FROM ingest_files WHERE state = 'failed'")[0][0]
     assert "UQx-B-2-auth_userprofile-prod-analytics.sql" in error and "header" in error
 
 
@@ -191,13 +183,13 @@ def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, setting
     write_tsv(pkg / "UQx-B-2-auth_user-prod-analytics.sql", HEADER, rows)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert [r[0] for r in query(settings, "SELECT id FROM edx.auth_user WHERE course_key = 'UQx+B+2' ORDER BY id")] == [1, 5]
-    got = query(settings, "SELECT first_name, last_name, email FROM edx.auth_user WHERE id = 5")
+    assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user WHERE course_key = 'UQx+B+2' ORDER BY id")] == [1, 5]
+    got = query_rows(settings, "SELECT first_name, last_name, email FROM edx.auth_user WHERE id = 5")
     assert got == [tuple(decode(v) for v in escaped[2:5])]
-    bad = query(settings, "SELECT line, reason FROM db_state_quarantine q JOIN ingest_files f ON f.id = q.file_id WHERE f.course_key = 'UQx+B+2' ORDER BY line")
+    bad = query_rows(settings, "SELECT line, reason FROM db_state_quarantine q JOIN ingest_files f ON f.id = q.file_id WHERE f.course_key = 'UQx+B+2' ORDER BY line")
     assert [line for line, _ in bad] == [3, 4, 6]
     assert "COLUMNS" in bad[0][1].upper() and "column type" in bad[1][1] and "column type" in bad[2][1]
-    assert query(settings, "SELECT rows_loaded, rows_quarantined FROM ingest_files WHERE course_key = 'UQx+B+2'") == [(2, 3)]
+    assert query_rows(settings, "SELECT rows_loaded, rows_quarantined FROM ingest_files WHERE course_key = 'UQx+B+2'") == [(2, 3)]
 
 
 def test_escape_decoding_matches_the_edx_rules() -> None:
@@ -220,36 +212,21 @@ def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings
     write_tsv(pkg / "UQx-BIG-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert [line for (line,) in query(settings, "SELECT line FROM db_state_quarantine ORDER BY line")] == sorted(bad_at)
-    assert query(settings, "SELECT count(*) FROM edx.auth_user")[0][0] == 300_000 - len(bad_at)
+    assert [line for (line,) in query_rows(settings, "SELECT line FROM db_state_quarantine ORDER BY line")] == sorted(bad_at)
+    assert query_rows(settings, "SELECT count(*) FROM edx.auth_user")[0][0] == 300_000 - len(bad_at)
 
 
 # -- raw edX tables live apart (issue 13 items 4, 5) -------------------------------------------
-def _rows(settings, sql: str, params: list | None = None) -> list[tuple]:  # type: ignore[no-untyped-def]
-    from optimus.warehouse import connect
-
-    wh = connect(settings, read_only=True)
-    try:
-        return [tuple(r) for r in wh.query(sql, params or [])]
-    finally:
-        wh.close()
-
-
 def test_raw_tables_live_in_the_edx_schema(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path, **backend)
     result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
-    assert _rows(settings, "SELECT id FROM edx.auth_user ORDER BY id") == [(1,), (2,), (3,), (4,)]
-    from optimus.warehouse import connect
-
-    wh = connect(settings, read_only=True)
-    try:
+    assert query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id") == [(1,), (2,), (3,), (4,)]
+    with reading(settings) as wh:
         assert not wh.table_exists("auth_user"), "a raw table must not be among Optimus's own tables"
         assert wh.table_exists("auth_user", schema=wh.raw_schema)
-    finally:
-        wh.close()
 
 
 OPTIMUS_TABLES = ["forum_posts", "events", "ingest_files", "person_course", "schema_info", "db_state_loads", "courses", "course_ids"]
@@ -261,27 +238,19 @@ def test_a_dump_named_after_an_optimus_table_never_reaches_it(data_path: Path, s
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path, **backend)
     assert cli(["ingest"], settings).exit_code == 0
-    from optimus.warehouse import connect
-
-    wh = connect(settings, read_only=True)
-    try:
+    with reading(settings) as wh:
         before = wh.query(f"SELECT * FROM {wh.quote(table)}") if wh.table_exists(table) else None
         columns_before = wh.columns(table) if before is not None else None
-    finally:
-        wh.close()
     # a dump that shares the table's name and looks like it (some of its columns)
     write_tsv(pkg / f"UQx-BIO101-1T2015-{table}-prod-analytics.sql", ["id", "course_key", "version", "path", "x"], [["1", "evil", "99", "/evil", "y"]])
     cli(["ingest"], settings)
-    wh = connect(settings, read_only=True)
-    try:
+    with reading(settings) as wh:
         if before is not None:
             after = wh.query(f"SELECT * FROM {wh.quote(table)}")
             if table not in ("ingest_files", "schema_info", "db_state_loads", "course_ids"):  # the bookkeeping moves on
                 assert after == before, f"{table} changed"
             assert wh.columns(table) == columns_before, f"{table} got new columns"
         assert wh.query(f"SELECT x FROM {wh.quote(wh.raw_schema)}.{wh.quote(table)}") == [("y",)]
-    finally:
-        wh.close()
 
 
 def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
@@ -292,17 +261,12 @@ def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: P
     name = "UQx-CHEM-1T2015-auth_user-prod-analytics.sql"
     write_tsv(pkg / name, ROWS[0], ROWS[1:])  # no header: its first row is a learner
     cli(["ingest"], settings)
-    (state, error), = _rows(settings, "SELECT state, error FROM ingest_files WHERE path LIKE ?", [f"%{name}"])
+    (state, error), = query_rows(settings, "SELECT state, error FROM ingest_files WHERE path LIKE ?", [f"%{name}"])
     assert state == "failed" and name in error and "header" in error, error
-    from optimus.warehouse import connect
-
-    wh = connect(settings, read_only=True)
-    try:
+    with reading(settings) as wh:
         columns = wh.columns("auth_user", schema=wh.raw_schema)
-    finally:
-        wh.close()
     assert not {"ann", "ann@example.org", "1"} & set(columns), columns
-    assert _rows(settings, "SELECT count(*) FROM edx.auth_user WHERE course_key = 'UQx+CHEM+1T2015'") == [(0,)]
+    assert query_rows(settings, "SELECT count(*) FROM edx.auth_user WHERE course_key = 'UQx+CHEM+1T2015'") == [(0,)]
 
 
 @pytest.mark.parametrize("header,why", [
@@ -316,7 +280,7 @@ def test_a_header_must_be_identifiers_with_the_key_columns(data_path: Path, sett
     write_tsv(data_path / "database_state" / "2024-01-07" / name, header, [["1"] * len(header)])
     settings = settings_for(data_path)
     cli(["ingest"], settings)
-    (state, error), = query(settings, "SELECT state, error FROM ingest_files")
+    (state, error), = query_rows(settings, "SELECT state, error FROM ingest_files")
     assert state == "failed" and name in error and why in error, error
 
 
@@ -325,7 +289,7 @@ def test_new_header_columns_of_a_known_table_are_accepted(data_path: Path, setti
               HEADER + ["newer_column"], [r + ["v"] for r in ROWS])
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert query(settings, "SELECT DISTINCT newer_column FROM edx.auth_user") == [("v",)]
+    assert query_rows(settings, "SELECT DISTINCT newer_column FROM edx.auth_user") == [("v",)]
 
 
 @pytest.mark.parametrize("table", ["Auth-User", "1table", "auth_usér", "a b"])
@@ -355,11 +319,8 @@ def test_a_warehouse_from_before_the_edx_schema_moves_its_raw_tables(data_path: 
         wh.close()
     result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
-    wh = connect(settings, read_only=True)
-    try:
+    with reading(settings) as wh:
         assert not wh.table_exists("auth_user")
         assert wh.query("SELECT id FROM edx.auth_user ORDER BY id") == [(1,), (2,), (3,), (4,)]
         assert "display_name" in wh.columns("courses") and "id" not in wh.columns("courses")  # Optimus's own table stays ...
         assert wh.query("SELECT count(*) FROM edx.courses") == [(4,)]  # ... and the dump that reached it loaded again, apart
-    finally:
-        wh.close()
