@@ -45,6 +45,20 @@ TWO_OBJECTS = "more than one JSON object on the line"
 TRUNCATED = "truncated line (the JSON ends early)"
 NO_TIME = "no time"
 BAD_TIME = "time does not parse"
+TIME_RANGE = "time out of range (years 1970 to 2100)"
+BAD_OFFSET = "time zone offset out of range (over 15:59)"
+TOO_LONG = "line too long"  # followed by ": N bytes (max_line_bytes M)"
+
+# the times an event may have (UTC, inclusive lower, exclusive upper): outside is a bad line
+FIRST_TIME, END_TIME = "1970-01-01", "2101-01-01"
+# a zone offset at the end of a time (±HH, ±HH:MM, ±HH:MM:SS, colons optional) and the ones read:
+# up to 15:59:59, PostgreSQL's bound (real zones are -12:00 to +14:00), applied to the second
+OFFSET_RE = r"[+-][0-9][0-9](:?[0-9][0-9]){0,2}$"
+OFFSET_OK_RE = r"[+-](0[0-9]|1[0-5])(:?[0-5][0-9]){0,2}$"
+# a time starting with a year out of range (one engine may not parse it at all: PostgreSQL has no year 0)
+YEAR_OUT_RE = r"^\s*(-[0-9]|([0-9]{5,}|0[0-9]{3}|1[0-8][0-9]{2}|19[0-6][0-9]|210[1-9]|21[1-9][0-9]|2[2-9][0-9]{2}|[3-9][0-9]{3})-)"
+# a zone name after the time ('... PST'): not read (DuckDB would drop it silently), a bad time
+ZONE_NAME_RE = r"[0-9]\s*[A-Za-z]{2,}$"
 
 # columns of `events`, in order (the shared contract; see docs/clickstream.md)
 EVENT_COLUMNS: dict[str, str] = {
@@ -285,8 +299,9 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
         SELECT line, raw, event_id, js, j,
                CASE WHEN j.time IS NULL THEN NULL
                     WHEN ends_with(j.time, '+00:00') OR ends_with(j.time, 'Z') THEN TRY_CAST(j.time AS TIMESTAMP)
-                    WHEN regexp_matches(j.time, '[+-]\\d\\d:?\\d\\d$') AND length(j.time) > 16
-                        THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ))
+                    WHEN regexp_matches(j.time, '{OFFSET_RE}') AND length(j.time) > 16
+                        THEN CASE WHEN regexp_matches(j.time, '{OFFSET_OK_RE}') THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ)) END
+                    WHEN regexp_matches(j.time, '{ZONE_NAME_RE}') THEN NULL
                     ELSE TRY_CAST(j.time AS TIMESTAMP) END AS ts,
                CASE WHEN starts_with(j.event, '"{{') THEN j.event ->> '$' END AS event_inner,
                try(json_transform(j.context, '{_CTX}')) AS c
@@ -297,7 +312,11 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
                     WHEN js IS NULL THEN '{NO_OBJECT}'
                     WHEN j IS NULL THEN '{INVALID_JSON}'
                     WHEN j.time IS NULL THEN '{NO_TIME}'
-                    WHEN ts IS NULL THEN '{BAD_TIME}' END AS reason,
+                    WHEN ts IS NULL AND length(j.time) > 16 AND regexp_matches(j.time, '{OFFSET_RE}')
+                         AND NOT regexp_matches(j.time, '{OFFSET_OK_RE}') THEN '{BAD_OFFSET}'
+                    WHEN ts IS NULL AND regexp_matches(j.time, '{YEAR_OUT_RE}') THEN '{TIME_RANGE}'
+                    WHEN ts IS NULL THEN '{BAD_TIME}'
+                    WHEN ts < TIMESTAMP '{FIRST_TIME}' OR ts >= TIMESTAMP '{END_TIME}' THEN '{TIME_RANGE}' END AS reason,
                nullif(c.course_id, '') AS ctx
         FROM t
     ), u AS (

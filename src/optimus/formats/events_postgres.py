@@ -86,7 +86,9 @@ def _time_sql(t: str) -> str:
         f"CASE WHEN {t} IS NULL THEN NULL "
         f"WHEN {t} !~* '^\\s*([0-9]{{4}}[-/][0-9]{{1,2}}[-/][0-9]{{1,2}}|epoch\\s*$)' THEN NULL "
         f"WHEN right({t}, 6) = '+00:00' OR right({t}, 1) = 'Z' THEN optimus_try_timestamp({cut}) "
-        f"WHEN {t} ~ '[+-][0-9][0-9]:?[0-9][0-9]$' AND length({t}) > 16 THEN timezone('UTC', optimus_try_timestamptz({cut})) "
+        f"WHEN {t} ~ '{rules.OFFSET_RE}' AND length({t}) > 16 "
+        f"THEN CASE WHEN {t} ~ '{rules.OFFSET_OK_RE}' THEN timezone('UTC', optimus_try_timestamptz({cut})) END "
+        f"WHEN {t} ~ '{rules.ZONE_NAME_RE}' THEN NULL "
         f"ELSE optimus_try_timestamp({cut}) END"
     )
 
@@ -141,7 +143,11 @@ def parse_sql(lines: str) -> str:
                     WHEN js IS NULL THEN '{rules.NO_OBJECT}'
                     WHEN j IS NULL THEN '{rules.INVALID_JSON}'
                     WHEN j_time IS NULL THEN '{rules.NO_TIME}'
-                    WHEN ts IS NULL THEN '{rules.BAD_TIME}' END AS reason,
+                    WHEN ts IS NULL AND length(j_time) > 16 AND j_time ~ '{rules.OFFSET_RE}'
+                         AND j_time !~ '{rules.OFFSET_OK_RE}' THEN '{rules.BAD_OFFSET}'
+                    WHEN ts IS NULL AND j_time ~ '{rules.YEAR_OUT_RE}' THEN '{rules.TIME_RANGE}'
+                    WHEN ts IS NULL THEN '{rules.BAD_TIME}'
+                    WHEN ts < TIMESTAMP '{rules.FIRST_TIME}' OR ts >= TIMESTAMP '{rules.END_TIME}' THEN '{rules.TIME_RANGE}' END AS reason,
                nullif(c_course_id, '') AS ctx
         FROM t
     ), u AS (

@@ -1,0 +1,100 @@
+"""A bad value is a bad line, never a bad file: hostile times, huge and deep lines, damaged
+archives and silently coerced values, on both backends (issue 14, items 3, 4, 5 and 8)."""
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optimus.pipeline import Pipeline
+from optimus.warehouse import connect
+
+from conftest import make_data_path
+
+DAY = "2013-01-0{}T10:00:00Z"
+
+
+def event(n: int, **fields: Any) -> bytes:
+    """One valid event line (its own `\\n`), unique by `n`."""
+    doc: dict[str, Any] = {"username": f"u{n}", "event_type": "play_video", "time": DAY.format(1 + n % 3),
+                           "context": {"course_id": "course-v1:UQx+T1+2013", "user_id": str(n)}, "event": {"n": n}}
+    doc.update(fields)
+    return json.dumps(doc).encode() + b"\n"
+
+
+def ingest(settings: Any, only: str = "Clickstream") -> Any:
+    """One run of one service; the summary of its files."""
+    wh = connect(settings)
+    try:
+        pipeline = Pipeline(settings, wh)
+        pipeline.setup()
+        pipeline.scan()
+        return pipeline.run_once(only=[only])
+    finally:
+        wh.close()
+
+
+def query(settings: Any, sql: str, params: list | None = None) -> list[tuple]:
+    wh = connect(settings, read_only=True)
+    try:
+        return wh.query(sql, params or [])
+    finally:
+        wh.close()
+
+
+def write_events(data: Path, name: str, body: bytes) -> Path:
+    path = data / "clickstream_logs" / "events" / name
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    return path
+
+
+def ledger_row(settings: Any, name: str) -> tuple:
+    (row,) = query(settings, "SELECT state, rows_loaded, rows_quarantined, coerced, damage, note FROM ingest_files WHERE path LIKE ?",
+                   [f"%{name}"])
+    return row
+
+
+def quarantined(settings: Any, table: str = "events_quarantine") -> dict[int, str]:
+    return {line: reason for line, reason in query(settings, f"SELECT line, reason FROM {table}")}
+
+
+# -- 3. times --------------------------------------------------------------------------------------
+HOSTILE_TIMES = {
+    "0000-01-01T00:00:00Z": "time out of range",
+    "10000-01-01T00:00:00Z": "time out of range",
+    "-0005-01-01T00:00:00Z": "time out of range",
+    "0001-01-01T00:00:00+14:00": "time out of range",
+    "1969-12-31T23:59:59Z": "time out of range",
+    "2101-01-01T00:00:00Z": "time out of range",
+    "2013-01-01T00:00:00+16:00": "time zone offset out of range",
+    "2013-01-01T00:00:00 PST": "time does not parse",  # a zone name is not read (DuckDB would drop it)
+}
+
+
+def test_a_hostile_time_is_a_bad_line_not_a_bad_file(data_path, settings_for, backend):
+    lines = [event(1)] + [event(10 + i, time=t) for i, t in enumerate(HOSTILE_TIMES)] + [event(2), event(3, time="2100-12-31T23:59:59Z")]
+    write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
+    settings = settings_for(data_path, **backend)
+    summary = ingest(settings)
+    assert not summary.failed, [f.error for f in summary.files]
+    assert query(settings, "SELECT count(*) FROM events") == [(3,)]
+    reasons = quarantined(settings)
+    assert sorted(reasons) == list(range(2, 2 + len(HOSTILE_TIMES)))
+    for (line, reason), expected in zip(sorted(reasons.items()), HOSTILE_TIMES.values()):
+        assert reason.startswith(expected), (line, reason)
+    assert ledger_row(settings, "x-events-2013-01-01.log")[:3] == ("done", 3, len(HOSTILE_TIMES))
+
+
+def test_offsets_are_applied_to_the_second(data_path, settings_for, backend):
+    given = ["2013-01-01T05:30:00+05:30", "2013-01-01T00:00:00-0130", "2013-01-01T00:00:00+05:30:17", "2013-01-01T10:00:00+05",
+             "2013-01-01T10:00:00.5-15:59:59"]
+    write_events(data_path, "x-events-2013-01-01.log", b"".join(event(i, time=t) for i, t in enumerate(given)))
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    times = [str(t) for (t,) in query(settings, "SELECT time FROM events ORDER BY username")]
+    assert times == ["2013-01-01 00:00:00", "2013-01-01 01:30:00", "2012-12-31 18:29:43", "2013-01-01 05:00:00",
+                     "2013-01-02 01:59:59.500000"]
