@@ -171,7 +171,7 @@ def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20) -> Iterator[Line
         chunk = stream.read(size)
         size = min(size * 2, batch_bytes)
         if not chunk:
-            if rest:
+            if rest and not getattr(stream, "cut_short", False):  # a damaged archive ends inside a line: it is lost
                 batch = _split(rest + b"\n", line)
                 yield batch
             return

@@ -66,7 +66,8 @@ class Clickstream(Service):
         loaded = quarantined = 0
         wh.hold_outside(self._reader.bytes_held)
         try:
-            for batch in self._reader.batches(file.path):
+            reader = self._reader.batches(file.path)
+            for batch in reader:
                 good, bad = self._load_batch(wh, file, batch)
                 loaded += good
                 quarantined += bad
@@ -89,7 +90,7 @@ class Clickstream(Service):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
         note = f"{new} events stored by this file; {loaded - new} held by other files or repeated" if loaded != new else None
-        return FileResult(rows=loaded, quarantined=quarantined, note=note)
+        return FileResult(rows=loaded, quarantined=quarantined, note=note, damage=reader.damage)
 
     def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> tuple[int, int]:
         """One block: its events straight into `events` (parsed and stored in one statement, no
