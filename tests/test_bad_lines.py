@@ -181,3 +181,90 @@ def test_a_damaged_file_delivered_again_whole_is_done(data_path, settings_for):
     state, loaded, _bad, _coerced, why, _note = ledger_row(settings, path.name)
     assert (state, loaded, why) == ("done", N_GOOD, None)
     assert query(settings, "SELECT count(*) FROM events") == [(N_GOOD,)]
+
+
+# -- 5. huge and deep lines -----------------------------------------------------------------------
+def test_a_line_over_the_size_limit_is_quarantined_as_too_long(data_path, settings_for, backend):
+    huge = event(7, event={"blob": "x" * (50 << 20)})  # 50 MB, with the default memory limit of 1GB
+    no_end = b"{" + b"y" * (20 << 20)  # 20 MB and the file ends inside it
+    write_events(data_path, "x-events-2013-01-01.log", event(1) + huge + event(2) + no_end)
+    settings = settings_for(data_path, **backend)  # the default limit
+    summary = ingest(settings)
+    assert not summary.failed, [f.error for f in summary.files]
+    assert query(settings, "SELECT count(*) FROM events") == [(2,)]
+    rows = query(settings, "SELECT line, reason, length(raw) FROM events_quarantine ORDER BY line")
+    assert [(line, reason) for line, reason, _ in rows] == [
+        (2, f"line too long: {len(huge) - 1} bytes (max_line_bytes {settings.max_line_bytes})"),
+        (4, f"line too long: {len(no_end)} bytes (max_line_bytes {settings.max_line_bytes})"),
+    ]
+    assert ledger_row(settings, "x-events-2013-01-01.log")[:3] == ("done", 2, 2)
+    assert all(size <= 200 for _l, _r, size in rows)  # the head of the line, not the whole text
+
+
+def test_a_line_just_under_the_size_limit_loads(data_path, settings_for, backend):
+    settings = settings_for(data_path, **backend)
+    doc = event(7, event={"blob": ""})
+    big = doc.replace(b'"blob": ""', b'"blob": "' + b"z" * (settings.max_line_bytes - len(doc) + 1) + b'"')
+    assert len(big) - 1 == settings.max_line_bytes
+    write_events(data_path, "x-events-2013-01-01.log", event(1) + big)
+    summary = ingest(settings)
+    assert not summary.failed, [f.error for f in summary.files]
+    assert query(settings, "SELECT count(*) FROM events") == [(2,)]
+
+
+def test_a_line_read_in_pieces_is_still_too_long(data_path, settings_for):
+    """Lines longer than a read: the reader never holds more than the limit of one line."""
+    settings = settings_for(data_path, max_line_bytes=10_000)
+    lines = [event(1), event(2, event={"blob": "q" * 30_000}), event(3), event(4, event={"blob": "r" * 9_000})]
+    write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
+    import os
+    os.environ["OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES"] = "4096"
+    try:
+        ingest(settings)
+    finally:
+        del os.environ["OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES"]
+    assert query(settings, "SELECT count(*) FROM events") == [(3,)]
+    assert quarantined(settings) == {2: f"line too long: {len(lines[1]) - 1} bytes (max_line_bytes 10000)"}
+
+
+DEEP = 100_000
+
+
+def test_a_deeply_nested_event_is_a_bad_line(data_path, settings_for, backend):
+    deep = event(5)[:-2] + b', "deep": ' + b"[" * DEEP + b"]" * DEEP + b"}\n"
+    unclosed = event(6)[:-2] + b', "deep": ' + b"{\"a\":" * DEEP + b"1}\n"
+    fine = event(7, event={"s": "[[[[" * 2000})[:-2] + b', "d": ' + b"[" * 4000 + b"]" * 4000 + b"}\n"  # deep, within the limit
+    write_events(data_path, "x-events-2013-01-01.log", event(1) + deep + event(2) + unclosed + event(3) + fine)
+    settings = settings_for(data_path, **backend)
+    summary = ingest(settings)
+    assert not summary.failed, [f.error for f in summary.files]
+    assert quarantined(settings) == {2: "nested too deep (over 5000 levels)", 4: "nested too deep (over 5000 levels)"}
+    assert query(settings, "SELECT count(*) FROM events") == [(4,)]
+
+
+def _forum_line(n: int, **fields: Any) -> str:
+    doc = {"_id": {"$oid": f"{n:024x}"}, "_type": "CommentThread", "course_id": "course-v1:UQx+T1+2013", "title": f"t{n}",
+           "created_at": {"$date": 1357034400000 + n}}
+    doc.update(fields)
+    return json.dumps(doc)
+
+
+def _write_forum(data: Path, lines: list[str]) -> Path:
+    path = data / "database_state" / "latest" / "UQx-T1-2013-prod.mongo"
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_deep_and_long_forum_lines_are_quarantined(data_path, settings_for, backend):
+    deep = _forum_line(2)[:-1] + ', "deep": ' + "[" * DEEP + "]" * DEEP + "}"
+    deep_doc = _forum_line(3)[:-1] + ', "deep": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"  # deep, but parses
+    long = _forum_line(4, body="b" * 300_000)
+    _write_forum(data_path, [_forum_line(1), deep, deep_doc, long, _forum_line(5)])
+    settings = settings_for(data_path, max_line_bytes=250_000, **backend)
+    summary = ingest(settings, only="DiscussionForums")
+    assert not summary.failed, [f.error for f in summary.files]
+    assert query(settings, "SELECT count(*) FROM forum_posts") == [(2,)]
+    reasons = quarantined(settings, "forum_quarantine")
+    assert sorted(reasons) == [2, 3, 4]
+    assert reasons[2].startswith("nested too deep") and reasons[3].startswith("nested too deep"), reasons
+    assert reasons[4] == f"line too long: {len(long)} bytes (max_line_bytes 250000)"

@@ -30,9 +30,12 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _NEWLINE = re.compile(b"\n")
 RAW_LIMIT = 2000  # characters of a quarantined line kept in events_quarantine.raw
+LONG_HEAD = 200  # bytes of a line over max_line_bytes kept in quarantine (its head, not its text)
+MAX_LINE_BYTES = 16 << 20  # the default of the max_line_bytes setting
 SCAN_ROWS = 4096  # rows per Arrow record batch of a block: the unit the engine's threads share
 
 # quarantine reasons
@@ -47,7 +50,9 @@ NO_TIME = "no time"
 BAD_TIME = "time does not parse"
 TIME_RANGE = "time out of range (years 1970 to 2100)"
 BAD_OFFSET = "time zone offset out of range (over 15:59)"
-TOO_LONG = "line too long"  # followed by ": N bytes (max_line_bytes M)"
+TOO_LONG = "line too long"  # too_long() adds the size and the limit
+MAX_DEPTH = 5000  # deepest JSON nesting read; PostgreSQL's parser stops near 10,000 levels, DuckDB's does not
+TOO_DEEP = f"nested too deep (over {MAX_DEPTH} levels)"
 
 # the times an event may have (UTC, inclusive lower, exclusive upper): outside is a bad line
 FIRST_TIME, END_TIME = "1970-01-01", "2101-01-01"
@@ -101,10 +106,20 @@ class LineBatch:
     nbytes: int = 0
 
 
-def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
+def too_long(size: int, limit: int) -> str:
+    """The quarantine reason of a line over the limit."""
+    return f"{TOO_LONG}: {size} bytes (max_line_bytes {limit})"
+
+
+def _head(line: bytes) -> str:
+    return line[:LONG_HEAD].decode("utf-8", errors="replace")
+
+
+def _split(block: bytes, first_line: int, end: int | None = None, max_line: int = MAX_LINE_BYTES) -> LineBatch:
     """Cut `block` (whole lines, each ending in `\\n`) into lines without copying the bytes, and
     fingerprint each line that holds a `{` (hashlib here is faster than SQL hashing, and the
-    fingerprint is then the same whatever the warehouse)."""
+    fingerprint is then the same whatever the warehouse). Lines over `max_line` bytes (without
+    their `\\n`) and lines that are not UTF-8 are blanked in `raw` and listed in `bad`."""
     end = len(block) if end is None else end  # lines end at `end`; bytes after it are not read
     if block.find(b"\r", 0, end) >= 0:
         block = block[:end].replace(b"\r\n", b"\n")
@@ -129,21 +144,52 @@ def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
             add(sha1(view[start:stop]).hexdigest())
     data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     bad: list[tuple[int, str, str]] = []
+    blank: set[int] = set()
+    if n and pc.max(sizes := pc.binary_length(data)).as_py() > 2 * MAX_DEPTH:  # long lines: too long, or maybe too deep
+        for row in pc.indices_nonzero(pc.greater(sizes, 2 * MAX_DEPTH)).to_pylist():
+            start, stop = offsets[row], offsets[row + 1]
+            if stop - start - 1 > max_line:
+                why = too_long(stop - start - 1, max_line)
+            elif (line := block[start:stop]).count(b"[") + line.count(b"{") > MAX_DEPTH and _deeper_than(line, MAX_DEPTH):
+                why = TOO_DEEP
+            else:
+                continue
+            bad.append((first_line + row, why, _head(block[start:min(stop, start + LONG_HEAD)])))
+            blank.add(row)
     try:
+        if blank:
+            raise pa.ArrowInvalid("lines over the limit are blanked")
         text = data.cast(pa.large_string())
     except pa.ArrowInvalid:
-        bad_rows = _bad_utf8(data, 0)
-        blank = set(bad_rows)
-        for row in bad_rows:
-            raw = data[row].as_py().rstrip(b"\r\n").decode("utf-8", errors="replace")
-            bad.append((first_line + row, BAD_UTF8, raw[:RAW_LIMIT]))
+        for row in _bad_utf8(data, 0):
+            if row not in blank:
+                raw = data[row].as_py().rstrip(b"\r\n").decode("utf-8", errors="replace")
+                bad.append((first_line + row, BAD_UTF8, raw[:RAW_LIMIT]))
+                blank.add(row)
+        for row in blank:
             ids[row] = None
         text = pa.array([b"" if r in blank else v for r, v in enumerate(data.to_pylist())], pa.large_binary()).cast(pa.large_string())
+        bad.sort()
     lines = pa.array(range(first_line, first_line + n), pa.int64())
     table = pa.table({"line": lines, "raw": text, "event_id": pa.array(ids, pa.string())})
     # in slices (no copy): DuckDB scans an Arrow table one record batch per thread, so one big
     # batch would parse and store a block on a single core
     return LineBatch(pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_ROWS)), bad, end)
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _deeper_than(line: bytes, limit: int) -> bool:
+    """Whether JSON text nests deeper than `limit` (brackets inside strings do not count); run
+    only on the rare long lines holding that many brackets."""
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub(b"", line)):
+        depth += 1 if m.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def _bad_utf8(data: pa.Array, offset: int) -> list[int]:
@@ -158,33 +204,59 @@ def _bad_utf8(data: pa.Array, offset: int) -> list[int]:
         return _bad_utf8(data.slice(0, half), offset) + _bad_utf8(data.slice(half), offset + half)
 
 
-def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20) -> Iterator[LineBatch]:
+def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20, max_line: int = MAX_LINE_BYTES) -> Iterator[LineBatch]:
     """Read a (decompressed) stream in blocks of about `batch_bytes` and yield them as line batches.
 
     The last line gets a `\\n` when the file does not end in one, so every `raw` ends in `\\n`.
-    Blocks start small and double up to `batch_bytes`, so the engine starts work early.
+    Blocks start small and double up to `batch_bytes`, so the engine starts work early. A line
+    that grows past `max_line` before its end is read is not held: it is counted to its `\\n`
+    and stands in its batch as a blank row, listed as too long (so memory stays bounded).
+    A stream that says it was `cut_short` (a damaged archive) loses its last, partial line.
     """
     rest = b""
     line = 1
     size = min(batch_bytes, 16 << 20)
+    skipping: tuple[int, bytes] | None = None  # (bytes so far, head) of a line too long to hold
+    long_lines: list[tuple[int, str, str]] = []
     while True:
         chunk = stream.read(size)
         size = min(size * 2, batch_bytes)
+        if skipping is not None:
+            seen, head = skipping
+            end = chunk.find(b"\n")
+            if chunk and end < 0:
+                skipping = (seen + len(chunk), head)
+                continue
+            skipping = None
+            long_lines.append((line, too_long(seen + (end if end >= 0 else 0), max_line), _head(head)))
+            chunk = b"\n" + (chunk[end + 1:] if end >= 0 else b"")  # the long line, blank
         if not chunk:
             if rest and not getattr(stream, "cut_short", False):  # a damaged archive ends inside a line: it is lost
-                batch = _split(rest + b"\n", line)
-                yield batch
+                yield _split(rest + b"\n", line, max_line=max_line)
             return
         if rest:
             chunk = rest + chunk
         cut = chunk.rfind(b"\n") + 1
         if cut == 0:
-            rest = chunk
+            if len(chunk) > max_line:
+                skipping, rest = (len(chunk), chunk[:LONG_HEAD]), b""
+            else:
+                rest = chunk
             continue
         rest = chunk[cut:]
-        batch = _split(chunk, line, cut)
+        if len(rest) > max_line:
+            skipping, rest = (len(rest), rest[:LONG_HEAD]), b""
+        batch = _with(_split(chunk, line, cut, max_line), long_lines)
         line += batch.table.num_rows
         yield batch
+
+
+def _with(batch: LineBatch, long_lines: list[tuple[int, str, str]]) -> LineBatch:
+    """The batch with the lines too long to hold (blank rows in it) listed as bad; empties the list."""
+    if long_lines:
+        batch.bad = sorted(batch.bad + long_lines)
+        long_lines.clear()
+    return batch
 
 
 def refine_reason(raw: str) -> str:
@@ -193,6 +265,8 @@ def refine_reason(raw: str) -> str:
     decoder = json.JSONDecoder()
     try:
         value, end = decoder.raw_decode(text)
+    except RecursionError:
+        return TOO_DEEP
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()) - 1 or "Unterminated" in exc.msg:
             return TRUNCATED

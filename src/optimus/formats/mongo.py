@@ -18,6 +18,7 @@ from optimus import courses
 
 TYPES = ("CommentThread", "Comment")
 MAX_RAW = 2000
+TOO_DEEP = "nested too deep (over Python's recursion limit, about 1,000 levels)"
 _EPOCH = datetime(1970, 1, 1)
 
 # forum_posts columns (REFERENCE §3.4 fields, typed) in table order, with their Arrow types
@@ -148,12 +149,17 @@ def parse_line(raw: bytes, fallback_course_id: str | None = None) -> dict[str, A
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadLine(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:  # Python's parser stops at its recursion limit (about 1,000 levels)
+        raise BadLine(TOO_DEEP) from None
     if not isinstance(value, dict):
         raise BadLine(f"a JSON {type(value).__name__}, not a document")
     try:
         doc = convert(value)
+        whole = json.dumps(doc, default=_json_default, ensure_ascii=False)
     except (TypeError, ValueError, OverflowError) as exc:
         raise BadLine(f"bad Extended JSON value: {exc}") from None
+    except RecursionError:
+        raise BadLine(TOO_DEEP) from None
     post_id = doc.get("_id")
     if not isinstance(post_id, str) or not post_id:
         raise BadLine("no _id")
@@ -190,7 +196,7 @@ def parse_line(raw: bytes, fallback_course_id: str | None = None) -> dict[str, A
         "pinned": _bool(doc.get("pinned")),
         "anonymous": _bool(doc.get("anonymous")),
         "comment_count": _int(doc.get("comment_count")),
-        "doc": json.dumps(doc, default=_json_default, ensure_ascii=False),
+        "doc": whole,
     }
 
 

@@ -38,7 +38,7 @@ class Clickstream(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._reader = ReadAhead(int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or self.batch_bytes))
+        self._reader = ReadAhead(int(os.environ.get("OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES") or self.batch_bytes), settings.max_line_bytes)
 
     def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
         self._reader.plan(now.path if now else None, then.path if then else None)

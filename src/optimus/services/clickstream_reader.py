@@ -169,9 +169,10 @@ class SalvagingGzip:
 class BlockReader:
     """Line batches of one file, read by a thread; `start()` begins reading, iterating consumes."""
 
-    def __init__(self, path: Path, batch_bytes: int, slots: int = SLOTS) -> None:
+    def __init__(self, path: Path, batch_bytes: int, max_line: int = rules.MAX_LINE_BYTES, slots: int = SLOTS) -> None:
         self.path = path
         self.batch_bytes = batch_bytes
+        self.max_line = max_line
         self.on_end: Callable[[], None] | None = None  # called on the reader thread once the file is read
         self._ahead: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(slots)
@@ -189,7 +190,7 @@ class BlockReader:
         try:
             raw = open(self.path, "rb")
             with SalvagingGzip(raw) if self.path.name.endswith(".gz") else raw as fh:
-                batches = rules.line_batches(fh, self.batch_bytes)
+                batches = rules.line_batches(fh, self.batch_bytes, self.max_line)
                 while True:
                     while not self._slots.acquire(timeout=0.5):
                         if self._stop.is_set():
@@ -230,8 +231,9 @@ class BlockReader:
 class ReadAhead:
     """The reader of the file being ingested and, when known, of the one after it."""
 
-    def __init__(self, batch_bytes: int) -> None:
+    def __init__(self, batch_bytes: int, max_line: int = rules.MAX_LINE_BYTES) -> None:
         self.batch_bytes = batch_bytes
+        self.max_line = max_line
         self._ready: BlockReader | None = None  # started ahead, for the file ingested next
         self._then: Path | None = None  # the file after the current one
         self._lock = threading.Lock()
@@ -259,7 +261,7 @@ class ReadAhead:
         if reader is None or reader.path != path:
             if reader is not None:
                 reader.close()
-            reader = BlockReader(path, self.batch_bytes)
+            reader = BlockReader(path, self.batch_bytes, self.max_line)
         reader.on_end = self._start_then
         if reader.finished.is_set():  # read to its end before it had someone to tell
             self._start_then()
@@ -268,4 +270,4 @@ class ReadAhead:
     def _start_then(self) -> None:
         with self._lock:
             if self._then is not None and self._ready is None:
-                self._ready, self._then = BlockReader(self._then, self.batch_bytes).start(), None
+                self._ready, self._then = BlockReader(self._then, self.batch_bytes, self.max_line).start(), None

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import pyarrow as pa
 
 from optimus import discovery
+from optimus.formats import events as rules
 from optimus.formats import mongo
 from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
@@ -70,14 +71,17 @@ class DiscussionForums(Service):
             note += f", {len(bad)} lines quarantined (first: line {bad[0][0]}: {bad[0][1]})"
         return FileResult(rows, len(bad), note, course_id)
 
-    @staticmethod
-    def _parse(file: LedgerFile) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]], int]:
+    def _parse(self, file: LedgerFile) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]], int]:
         """Every line parsed; the last copy of an id in one file wins."""
         posts: dict[str, dict[str, Any]] = {}
         bad: list[tuple[int, str, str]] = []
         number = 0
+        limit = self.settings.max_line_bytes
         with open(file.path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
+            for number, raw in enumerate(_bounded_lines(fh, limit), start=1):
+                if isinstance(raw, int):
+                    bad.append((number, rules.too_long(raw, limit), ""))
+                    continue
                 line = raw.rstrip(b"\r\n")
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
@@ -121,3 +125,16 @@ class DiscussionForums(Service):
             return int(wh.scalar("SELECT count(*) FROM forum_posts WHERE file_id = ?", [file.id])) - before
         finally:
             wh.execute(f"DROP TABLE IF EXISTS {q(stage)}")
+
+
+def _bounded_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | int]:
+    """The lines of `fh` (with their `\\n`); a line over `limit` bytes comes as its size alone,
+    read past in pieces, never held whole."""
+    while line := fh.readline(limit + 2):
+        if len(line.rstrip(b"\r\n")) <= limit:
+            yield line
+            continue
+        size = len(line.rstrip(b"\r\n"))
+        while not line.endswith(b"\n") and (line := fh.readline(1 << 20)):
+            size += len(line.rstrip(b"\r\n"))
+        yield size
