@@ -268,3 +268,42 @@ def test_deep_and_long_forum_lines_are_quarantined(data_path, settings_for, back
     assert sorted(reasons) == [2, 3, 4]
     assert reasons[2].startswith("nested too deep") and reasons[3].startswith("nested too deep"), reasons
     assert reasons[4] == f"line too long: {len(long)} bytes (max_line_bytes 250000)"
+
+
+# -- 8. silent coercions, counted ------------------------------------------------------------------
+def test_coerced_values_are_counted_per_file(data_path, settings_for, backend):
+    dup_time = event(1)[:-2] + b', "time": "2013-01-03T10:00:00Z", "username": "again"}\n'  # two keys given twice
+    lines = [
+        dup_time,
+        event(2, context={"course_id": "course-v1:UQx+T1+2013", "user_id": 2 ** 70}),  # beyond 64 bits
+        event(3, context={"course_id": "course-v1:UQx+T1+2013", "user_id": "12abc"}),  # not a number
+        event(4, context={"course_id": "course-v1:UQx+T1+2013", "user_id": ""}),  # no user: not a coercion
+        event(5, context={"course_id": "course-v1:UQx+T1+2013", "user_id": None}),
+        event(6, context={"course_id": "course-v1:UQx+T1+2013", "user_id": 2 ** 63 - 1}),  # fits
+        event(7, time="1900-01-01T00:00:00Z")[:-2] + b', "ip": "1", "ip": "2"}\n',  # quarantined: nothing of it coerced
+    ]
+    write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    state, loaded, bad, coerced, _damage, note = ledger_row(settings, "x-events-2013-01-01.log")
+    assert (state, loaded, bad, coerced) == ("done", 6, 1, 4)
+    assert "4 values coerced" in note
+    (time_, user), = query(settings, "SELECT CAST(time AS VARCHAR), username FROM events WHERE line = 1")
+    # one of the copies, as the engine keeps it (DuckDB the first, PostgreSQL the last)
+    assert (time_, user) in (("2013-01-02 10:00:00", "u1"), ("2013-01-03 10:00:00", "again"))
+    assert query(settings, "SELECT line, user_id FROM events WHERE line >= 2 ORDER BY line") == [
+        (2, None), (3, None), (4, None), (5, None), (6, 2 ** 63 - 1)]
+
+
+def test_an_empty_file_says_so(data_path, settings_for, backend):
+    write_events(data_path, "x-events-2013-01-01.log", b"")
+    write_events(data_path, "x-events-2013-01-02.log.gz", b"")
+    write_events(data_path, "x-events-2013-01-03.log", b"\n  \n")
+    (data_path / "database_state" / "latest" / "UQx-T1-2013-prod.mongo").write_bytes(b"")
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    ingest(settings, only="DiscussionForums")
+    assert ledger_row(settings, "x-events-2013-01-01.log")[::5] == ("done", "empty file: no lines")
+    assert ledger_row(settings, "x-events-2013-01-02.log.gz")[::5] == ("done", "empty file: no lines")
+    assert ledger_row(settings, "x-events-2013-01-03.log")[::5] == ("done", "no events: 2 blank lines")
+    assert ledger_row(settings, "UQx-T1-2013-prod.mongo")[::5] == ("done", "empty file: no lines")

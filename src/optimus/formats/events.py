@@ -47,6 +47,7 @@ INVALID_JSON = "not valid JSON"
 TWO_OBJECTS = "more than one JSON object on the line"
 TRUNCATED = "truncated line (the JSON ends early)"
 NO_TIME = "no time"
+EMPTY_FILE = "empty file: no lines"  # the note of a file with no lines at all (0 bytes, or a .gz of nothing)
 BAD_TIME = "time does not parse"
 TIME_RANGE = "time out of range (years 1970 to 2100)"
 BAD_OFFSET = "time zone offset out of range (over 15:59)"
@@ -419,6 +420,30 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
            j.context AS context
     FROM k
     """
+
+
+def duplicate_keys_sql(dialect: str, lines: str) -> str:
+    """A SELECT of one number: the keys given more than once at the top of the JSON objects of
+    `lines(raw)` (from the first `{`; invalid JSON counts 0). Each extra copy is one value
+    dropped: DuckDB keeps the first, PostgreSQL the last. A second parse of each line, the price
+    of counting (about a quarter of the parse's time; see docs/clickstream.md)."""
+    if dialect == "postgres":
+        from optimus.formats import events_postgres
+
+        return events_postgres.duplicate_keys_sql(lines)
+    if dialect != "duckdb":
+        raise NotImplementedError(f"duplicate key SQL is not written for {dialect} yet")
+    return (
+        f"SELECT coalesce(sum(len(k) - list_unique(k)), 0) FROM (SELECT try(json_keys(substr(raw, strpos(raw, '{{')))) AS k "
+        f"FROM {lines} WHERE strpos(raw, '{{') > 0) d"
+    )
+
+
+def lost_user_ids_sql(where: str) -> str:
+    """A SELECT of one number: stored events whose `context.user_id` was given (not empty, not
+    null) but is not a whole number that fits 64 bits, so `user_id` is NULL. Same SQL on both
+    engines (`->>` reads a JSON key on each)."""
+    return f"SELECT count(*) FROM events WHERE {where} AND user_id IS NULL AND coalesce(context ->> 'user_id', '') <> ''"
 
 
 def first_brace_text(raw: str) -> str | None:

@@ -172,3 +172,13 @@ def parse_sql(lines: str) -> str:
            CAST(j_context AS json) AS context
     FROM k
     """
+
+
+def duplicate_keys_sql(lines: str) -> str:
+    """events.duplicate_keys_sql for PostgreSQL: `json` (not jsonb) keeps every copy of a key;
+    only lines that parse (as jsonb, the rules' test) are read."""
+    js = "substr(raw, strpos(raw, '{'))"
+    return (
+        f"SELECT coalesce(sum((SELECT count(*) - count(DISTINCT k) FROM json_object_keys(CAST({js} AS json)) k)), 0) "
+        f"FROM {lines} WHERE strpos(raw, '{{') > 0 AND jsonb_typeof(optimus_try_jsonb({js})) = 'object'"
+    )

@@ -64,7 +64,7 @@ class DiscussionForums(Service):
             ctx.touch(key)
         course_ids = Counter(p["course_id"] for p in posts.values())
         course_id = course_ids.most_common(1)[0][0] if course_ids else file.course_id
-        note = f"{lines} lines: {rows} posts loaded"
+        note = rules.EMPTY_FILE if not lines else f"{lines} lines: {rows} posts loaded"
         if len(posts) > rows:
             note += f", {len(posts) - rows} kept from a newer package"
         if bad:
