@@ -164,6 +164,8 @@ def test_any_event_lines_end_loaded_or_quarantined(warehouses, parts, max_line):
     stored = {line for (line,) in pipeline.wh.query("SELECT line FROM event_files WHERE file_id = ?", [file_id])}
     bad_lines = {line for (line,) in pipeline.wh.query("SELECT line FROM events_quarantine WHERE file_id = ?", [file_id])}
     assert len(stored) <= loaded and not stored & bad_lines
+    too_long = {n + 1 for n, line in enumerate(raw.split(b"\n")[:-1]) if len(line) - line.endswith(b"\r") > max_line}
+    assert too_long <= bad_lines
 
 
 @FUZZ
@@ -238,3 +240,38 @@ def test_the_mongo_reader_gives_a_row_or_a_reason(raw):
         return
     assert set(row) == set(mongo.COLUMNS)
     mongo.to_arrow([row], {})  # every value fits its column's type
+
+
+@FUZZ
+@given(parts=st.lists(st.one_of(lines, st.binary(max_size=400).map(lambda b: b + b"\r")), min_size=0, max_size=30),
+       batch_bytes=st.integers(16, 600), max_line=st.integers(1, 500), final_newline=st.booleans())
+def test_the_line_splitter_keeps_every_line_once(parts, batch_bytes, max_line, final_newline):
+    """Whatever the read size and the limit: every line once, in order, too long exactly when over the limit."""
+    import io
+
+    from optimus.formats import events as rules
+
+    raw = body(parts)
+    if not final_newline and raw.endswith(b"\n"):
+        raw = raw[:-1]
+    expected = raw.split(b"\n")
+    if raw.endswith(b"\n") or not raw:
+        expected.pop()
+    expected = [e[:-1] if e.endswith(b"\r") else e for e in expected]
+    seen: dict[int, str] = {}
+    bad: dict[int, str] = {}
+    for batch in rules.line_batches(io.BytesIO(raw), batch_bytes, max_line):
+        for line, text in zip(batch.table["line"].to_pylist(), batch.table["raw"].to_pylist()):
+            assert line not in seen
+            seen[line] = text
+        for line, reason, _head in batch.bad:
+            assert line in seen and line not in bad
+            bad[line] = reason
+    assert sorted(seen) == list(range(1, len(expected) + 1))
+    for n, text in enumerate(expected, start=1):
+        if len(text) > max_line:
+            assert bad.get(n) == rules.too_long(len(text), max_line), (n, text, bad.get(n))
+        elif n in bad:
+            assert bad[n] in (rules.BAD_UTF8, rules.TOO_DEEP) and seen[n] == ""
+        else:
+            assert seen[n] == text.decode() + "\n"

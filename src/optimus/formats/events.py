@@ -146,8 +146,9 @@ def _split(block: bytes, first_line: int, end: int | None = None, max_line: int 
     data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     bad: list[tuple[int, str, str]] = []
     blank: set[int] = set()
-    if n and pc.max(sizes := pc.binary_length(data)).as_py() > 2 * MAX_DEPTH:  # long lines: too long, or maybe too deep
-        for row in pc.indices_nonzero(pc.greater(sizes, 2 * MAX_DEPTH)).to_pylist():
+    long = min(max_line + 1, 2 * MAX_DEPTH)  # bytes (with the "\n") past which a line may be too long or too deep
+    if n and pc.max(sizes := pc.binary_length(data)).as_py() > long:
+        for row in pc.indices_nonzero(pc.greater(sizes, long)).to_pylist():
             start, stop = offsets[row], offsets[row + 1]
             if stop - start - 1 > max_line:
                 why = too_long(stop - start - 1, max_line)
@@ -217,20 +218,22 @@ def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20, max_line: int = 
     rest = b""
     line = 1
     size = min(batch_bytes, 16 << 20)
-    skipping: tuple[int, bytes] | None = None  # (bytes so far, head) of a line too long to hold
+    skipping: tuple[int, bytes, bytes] | None = None  # (bytes so far, head, last byte) of a line too long to hold
     long_lines: list[tuple[int, str, str]] = []
     while True:
         chunk = stream.read(size)
         size = min(size * 2, batch_bytes)
         if skipping is not None:
-            seen, head = skipping
+            seen, head, last = skipping
             end = chunk.find(b"\n")
             if chunk and end < 0:
-                skipping = (seen + len(chunk), head)
+                skipping = (seen + len(chunk), head, chunk[-1:])
                 continue
             skipping = None
-            long_lines.append((line, too_long(seen + (end if end >= 0 else 0), max_line), _head(head)))
-            chunk = b"\n" + (chunk[end + 1:] if end >= 0 else b"")  # the long line, blank
+            end = max(end, 0)  # (at the end of the stream: 0)
+            seen += end - ((chunk[end - 1:end] if end else last) == b"\r")  # a CR before the "\n" is no text
+            long_lines.append((line, too_long(seen, max_line), _head(head)))
+            chunk = b"\n" + chunk[end + 1:] if chunk else b"\n"  # the long line, blank
         if not chunk:
             if rest and not getattr(stream, "cut_short", False):  # a damaged archive ends inside a line: it is lost
                 yield _split(rest + b"\n", line, max_line=max_line)
@@ -239,14 +242,14 @@ def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20, max_line: int = 
             chunk = rest + chunk
         cut = chunk.rfind(b"\n") + 1
         if cut == 0:
-            if len(chunk) > max_line:
-                skipping, rest = (len(chunk), chunk[:LONG_HEAD]), b""
+            if len(chunk) > max_line + 1:  # (+1: a CR may end it)
+                skipping, rest = (len(chunk), chunk[:LONG_HEAD], chunk[-1:]), b""
             else:
                 rest = chunk
             continue
         rest = chunk[cut:]
-        if len(rest) > max_line:
-            skipping, rest = (len(rest), rest[:LONG_HEAD]), b""
+        if len(rest) > max_line + 1:
+            skipping, rest = (len(rest), rest[:LONG_HEAD], rest[-1:]), b""
         batch = _with(_split(chunk, line, cut, max_line), long_lines)
         line += batch.table.num_rows
         yield batch
@@ -434,8 +437,8 @@ def duplicate_keys_sql(dialect: str, lines: str) -> str:
     if dialect != "duckdb":
         raise NotImplementedError(f"duplicate key SQL is not written for {dialect} yet")
     return (
-        f"SELECT coalesce(sum(len(k) - list_unique(k)), 0) FROM (SELECT try(json_keys(substr(raw, strpos(raw, '{{')))) AS k "
-        f"FROM {lines} WHERE strpos(raw, '{{') > 0) d"
+        "SELECT coalesce(sum(len(k) - list_unique(k)), 0) FROM (SELECT try(json_keys(CASE WHEN starts_with(raw, '{') THEN raw "
+        f"ELSE substr(raw, strpos(raw, '{{')) END)) AS k FROM {lines} WHERE strpos(raw, '{{') > 0) d"
     )
 
 
