@@ -307,3 +307,17 @@ def test_an_empty_file_says_so(data_path, settings_for, backend):
     assert ledger_row(settings, "x-events-2013-01-02.log.gz")[::5] == ("done", "empty file: no lines")
     assert ledger_row(settings, "x-events-2013-01-03.log")[::5] == ("done", "no events: 2 blank lines")
     assert ledger_row(settings, "UQx-T1-2013-prod.mongo")[::5] == ("done", "empty file: no lines")
+
+
+def test_forum_nul_characters_and_out_of_range_numbers_are_counted(data_path, settings_for, backend):
+    nul_body = _forum_line(1, body="a\u0000b", author_id=str(2 ** 70))  # a NUL in a string, an author id beyond 64 bits
+    raw_nul = '{"_id": "x\x00y"}'  # a NUL byte in the line itself: not JSON, quarantined
+    _write_forum(data_path, [nul_body, raw_nul, _forum_line(2, votes={"up_count": 2 ** 40})])
+    settings = settings_for(data_path, **backend)
+    summary = ingest(settings, only="DiscussionForums")
+    assert not summary.failed, [f.error for f in summary.files]
+    assert query(settings, "SELECT body, author_id, votes_up FROM forum_posts ORDER BY id") == [("a\ufffdb", None, None), (None, None, None)]
+    state, loaded, bad, coerced, _damage, _note = ledger_row(settings, "UQx-T1-2013-prod.mongo")
+    assert (state, loaded, bad, coerced) == ("done", 2, 1, 3)
+    (reason, raw), = query(settings, "SELECT reason, raw FROM forum_quarantine")
+    assert reason.startswith("not valid JSON") and raw == "{\"_id\": \"x\ufffdy\"}"

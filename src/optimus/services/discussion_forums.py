@@ -53,7 +53,7 @@ class DiscussionForums(Service):
         wh.execute("DELETE FROM forum_quarantine WHERE file_id = ?", [file.id])
         wh.executemany(
             "INSERT INTO forum_quarantine (file_id, path, line, reason, raw) VALUES (?, ?, ?, ?, ?)",
-            [[file.id, str(file.path), line, reason, raw] for line, reason, raw in bad],
+            [[file.id, str(file.path), line, reason, raw.replace("\x00", "\ufffd")] for line, reason, raw in bad],  # PostgreSQL text holds no NUL
         )
         # a re-ingest takes back what this file loaded before
         wh.execute("DELETE FROM forum_posts WHERE file_id = ?", [file.id])
@@ -69,7 +69,10 @@ class DiscussionForums(Service):
             note += f", {len(posts) - rows} kept from a newer package"
         if bad:
             note += f", {len(bad)} lines quarantined (first: line {bad[0][0]}: {bad[0][1]})"
-        return FileResult(rows, len(bad), note, course_id)
+        coerced = sum(p[mongo.COERCED] for p in posts.values())
+        if coerced:
+            note += f", {coerced} values coerced (a NUL character in a string, a number out of its column's range)"
+        return FileResult(rows, len(bad), note, course_id, coerced=coerced)
 
     def _parse(self, file: LedgerFile) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]], int]:
         """Every line parsed; the last copy of an id in one file wins."""
