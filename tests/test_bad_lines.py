@@ -321,3 +321,10 @@ def test_forum_nul_characters_and_out_of_range_numbers_are_counted(data_path, se
     assert (state, loaded, bad, coerced) == ("done", 2, 1, 3)
     (reason, raw), = query(settings, "SELECT reason, raw FROM forum_quarantine")
     assert reason.startswith("not valid JSON") and raw == "{\"_id\": \"x\ufffdy\"}"
+
+
+def test_a_file_that_is_not_gzip_at_all_is_a_clear_file_error(data_path, settings_for):
+    (data_path / "clickstream_logs" / "events" / "x-events-2013-01-01.log.gz").write_bytes(event(1))
+    summary = ingest(settings_for(data_path))
+    (outcome,) = summary.files
+    assert outcome.state == "failed" and "x-events-2013-01-01.log.gz" in outcome.error and "not a gzip file" in outcome.error

@@ -177,6 +177,11 @@ def test_any_cut_of_an_archive_ends_done_or_damaged(duckdb_warehouses, parts, cu
     damaged = packed[: int(len(packed) * cut)] + tail
     path = data / "clickstream_logs" / "events" / f"f{next(_RUN)}-events-2013-01-01.log.gz"
     path.write_bytes(damaged)
+    if damaged and not damaged.startswith(b"\x1f\x8b\x08"[: len(damaged)]):  # not gzip at all: a clear file error
+        pipeline.scan()
+        (outcome,) = pipeline.run_once(only=["Clickstream"]).files
+        assert outcome.state == "failed" and path.name in outcome.error and "not a gzip file" in outcome.error
+        return
     (state, loaded, bad, damage), _file_id = ingest_one(pipeline, path, "Clickstream")
     assert (state == "damaged") == (damage is not None)
     if damaged == packed:

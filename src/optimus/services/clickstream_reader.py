@@ -7,6 +7,7 @@ committed. At most SLOTS blocks of a file wait in memory.
 """
 from __future__ import annotations
 
+import gzip
 import queue
 import threading
 import zlib
@@ -75,11 +76,14 @@ class SalvagingGzip:
                 break
             self._consume(zeros)
         if not self._fill(10):
+            if not self._members and self._input[:3] != b"\x1f\x8b\x08"[:len(self._input)]:
+                raise gzip.BadGzipFile("not a gzip file (it does not start with a gzip header)")
             return self._stop("truncated gzip header", self._at + len(self._input), False)
         head = self._input
         if head[:3] != b"\x1f\x8b\x08":
-            what = "junk after the gzip stream" if self._members else "not a gzip file"
-            return self._stop(what, self._at, False)
+            if not self._members:  # nothing of it is readable: a file error, not a damaged file
+                raise gzip.BadGzipFile("not a gzip file (it does not start with a gzip header)")
+            return self._stop("junk after the gzip stream", self._at, False)
         flags, pos = head[3], 10
         try:
             if flags & 4:  # FEXTRA
