@@ -328,3 +328,30 @@ def test_a_file_that_is_not_gzip_at_all_is_a_clear_file_error(data_path, setting
     summary = ingest(settings_for(data_path))
     (outcome,) = summary.files
     assert outcome.state == "failed" and "x-events-2013-01-01.log.gz" in outcome.error and "not a gzip file" in outcome.error
+
+
+MANY_TIMES = [
+    "2013-01-01T10:00:00Z", "2013-01-01T10:00:00.123456+00:00", "2013-01-01 10:00:00", "2020-02-29T23:59:59-05:00",
+    "2013-01-01T10:00:00.1234567Z", "2100-12-31T23:59:59+0100", "1970-01-01T00:00:00Z", "2013-01-01T10:00:00+05:30:17",
+    "2013-01-01T10:00:00+1559", "2013-01-01T10:00:00+1600", "2013-01-01T10:00:00-15:59:59", "2013-01-01T10:00:00.5-15:59:59",
+    "2013-01-01", "2013-01-01T10", "2013-1-1 1:2:3", "1970-01-01T00:00:00+00:01", "2100-12-31T23:59:59-00:01",
+    "2013-01-01T10:00:00+05:30:60", " 2013-01-01T10:00:00Z", "2013-01-01T24:00:00Z", "2013-01-01T10:00:00.999999999Z",
+    "0000-01-01T00:00:00Z", "10000-01-01T00:00:00Z", "-0005-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
+    "1969-12-31T23:59:59.999999Z", "2101-01-01T00:00:00Z", "2013-02-30", "2013-01-01T00:00:00 PST", "epoch", "now",
+    "infinity", "", "2013-13-01T00:00:00Z", "1900-01-01T00:00:00+05:00", "2099-06-01T12:00:00+14:00",
+]
+
+
+def test_both_engines_read_every_time_alike(tmp_path, settings_for, pg_url):
+    """The same file on DuckDB and PostgreSQL: the same times stored, the same lines quarantined for the same reasons."""
+    results = []
+    for name, extra in (("duck", {}), ("pg", {"warehouse": pg_url})):
+        data = make_data_path(tmp_path / name)
+        write_events(data, "x-events-2013-01-01.log", b"".join(event(i, time=t) for i, t in enumerate(MANY_TIMES)))
+        settings = settings_for(data, **extra)
+        ingest(settings)
+        results.append((query(settings, "SELECT line, CAST(time AS VARCHAR) FROM events ORDER BY line"),
+                        query(settings, "SELECT line, reason FROM events_quarantine ORDER BY line")))
+    duck, pg = ({**dict(stored), **dict(bad)} for stored, bad in results)
+    assert {line: (MANY_TIMES[line - 1], duck.get(line), pg.get(line)) for line in duck.keys() | pg.keys() if duck.get(line) != pg.get(line)} == {}
+    assert len(duck) == len(MANY_TIMES)

@@ -393,7 +393,7 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
                     WHEN ts IS NULL AND length(j.time) > 16 AND regexp_matches(j.time, '{OFFSET_RE}')
                          AND NOT regexp_matches(j.time, '{OFFSET_OK_RE}') THEN '{BAD_OFFSET}'
                     WHEN ts IS NULL AND regexp_matches(j.time, '{YEAR_OUT_RE}') THEN '{TIME_RANGE}'
-                    WHEN ts IS NULL THEN '{BAD_TIME}'
+                    WHEN ts IS NULL OR NOT isfinite(ts) THEN '{BAD_TIME}'
                     WHEN ts < TIMESTAMP '{FIRST_TIME}' OR ts >= TIMESTAMP '{END_TIME}' THEN '{TIME_RANGE}' END AS reason,
                nullif(c.course_id, '') AS ctx
         FROM t
