@@ -268,6 +268,7 @@ def test_deep_and_long_forum_lines_are_quarantined(data_path, settings_for, back
     assert sorted(reasons) == [2, 3, 4]
     assert reasons[2].startswith("nested too deep") and reasons[3].startswith("nested too deep"), reasons
     assert reasons[4] == f"line too long: {len(long)} bytes (max_line_bytes 250000)"
+    assert query(settings, "SELECT raw FROM forum_quarantine WHERE line = 4") == [(long[:200],)]
 
 
 # -- 8. silent coercions, counted ------------------------------------------------------------------

@@ -82,8 +82,9 @@ class DiscussionForums(Service):
         limit = self.settings.max_line_bytes
         with open(file.path, "rb") as fh:
             for number, raw in enumerate(_bounded_lines(fh, limit), start=1):
-                if isinstance(raw, int):
-                    bad.append((number, rules.too_long(raw, limit), ""))
+                if isinstance(raw, tuple):
+                    size, head = raw
+                    bad.append((number, rules.too_long(size, limit), head.decode("utf-8", errors="replace")))
                     continue
                 line = raw.rstrip(b"\r\n")
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
@@ -130,14 +131,14 @@ class DiscussionForums(Service):
             wh.execute(f"DROP TABLE IF EXISTS {q(stage)}")
 
 
-def _bounded_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | int]:
-    """The lines of `fh` (with their `\\n`); a line over `limit` bytes comes as its size alone,
-    read past in pieces, never held whole."""
+def _bounded_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | tuple[int, bytes]]:
+    """The lines of `fh` (with their `\\n`); a line over `limit` bytes comes as (its size, its
+    first rules.LONG_HEAD bytes), read past in pieces, never held whole."""
     while line := fh.readline(limit + 2):
         if len(line.rstrip(b"\r\n")) <= limit:
             yield line
             continue
-        size = len(line.rstrip(b"\r\n"))
+        head, size = line[: rules.LONG_HEAD], len(line.rstrip(b"\r\n"))
         while not line.endswith(b"\n") and (line := fh.readline(1 << 20)):
             size += len(line.rstrip(b"\r\n"))
-        yield size
+        yield size, head
