@@ -15,6 +15,10 @@ Differences from DuckDB worth knowing, each made to give DuckDB's answer:
   course in a URL is found with one regex per id form, and the earlier match wins (the new form
   when both start at the same `/courses/`).
 - `user_id` '5.0' or '1e3' is a whole number to DuckDB's cast: read through numeric, rounded.
+- The time rules are bounded so both engines agree: years 1970 to 2100 (PostgreSQL has no year 0,
+  DuckDB has), offsets up to 15:59:59 (PostgreSQL's bound), a time starting with an out-of-range
+  year is out of range even where one engine cannot parse it. JSON nested over 5,000 levels is
+  cut in the reader (PostgreSQL's parser stops near 10,000, DuckDB's does not).
 Known remaining differences (documented in docs/postgresql.md): a JSON object with a key twice
 keeps the first value on DuckDB and the last on PostgreSQL; `\\u0000` in a string is accepted by
 DuckDB and makes the line invalid JSON on PostgreSQL (text there cannot hold NUL); JSON values
