@@ -63,8 +63,11 @@ OFFSET_RE = r"[+-][0-9][0-9](:?[0-9][0-9]){0,2}$"
 OFFSET_OK_RE = r"[+-](0[0-9]|1[0-5])(:?[0-5][0-9]){0,2}$"
 # a time starting with a year out of range (one engine may not parse it at all: PostgreSQL has no year 0)
 YEAR_OUT_RE = r"^\s*(-[0-9]|([0-9]{5,}|0[0-9]{3}|1[0-8][0-9]{2}|19[0-6][0-9]|210[1-9]|21[1-9][0-9]|2[2-9][0-9]{2}|[3-9][0-9]{3})-)"
-# a zone name after the time ('... PST'): not read (DuckDB would drop it silently), a bad time
-ZONE_NAME_RE = r"[0-9]\s*[A-Za-z]{2,}$"
+# a time given as a number (or a string of one): not read; engines spell JSON numbers differently
+NUMBER_RE = r"^\s*[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*$"
+# a zone name or letter after the time ('... PST', '...z'; only 'Z' is read): not read (DuckDB
+# would drop a name silently, PostgreSQL reads military letters), a bad time
+ZONE_NAME_RE = r"[^A-Za-z\s]\s*[A-Za-z]+$"
 
 # columns of `events`, in order (the shared contract; see docs/clickstream.md)
 EVENT_COLUMNS: dict[str, str] = {
@@ -377,6 +380,7 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
         SELECT line, raw, event_id, js, j,
                CASE WHEN j.time IS NULL THEN NULL
                     WHEN ends_with(j.time, '+00:00') OR ends_with(j.time, 'Z') THEN TRY_CAST(j.time AS TIMESTAMP)
+                    WHEN regexp_matches(j.time, '{NUMBER_RE}') THEN NULL
                     WHEN regexp_matches(j.time, '{OFFSET_RE}') AND length(j.time) > 16
                         THEN CASE WHEN regexp_matches(j.time, '{OFFSET_OK_RE}') THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ)) END
                     WHEN regexp_matches(j.time, '{ZONE_NAME_RE}') THEN NULL
@@ -390,6 +394,7 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
                     WHEN js IS NULL THEN '{NO_OBJECT}'
                     WHEN j IS NULL THEN '{INVALID_JSON}'
                     WHEN j.time IS NULL THEN '{NO_TIME}'
+                    WHEN ts IS NULL AND regexp_matches(j.time, '{NUMBER_RE}') THEN '{BAD_TIME}'
                     WHEN ts IS NULL AND length(j.time) > 16 AND regexp_matches(j.time, '{OFFSET_RE}')
                          AND NOT regexp_matches(j.time, '{OFFSET_OK_RE}') THEN '{BAD_OFFSET}'
                     WHEN ts IS NULL AND regexp_matches(j.time, '{YEAR_OUT_RE}') THEN '{TIME_RANGE}'

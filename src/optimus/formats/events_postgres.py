@@ -88,6 +88,8 @@ def _time_sql(t: str) -> str:
     cut = f"CASE WHEN {t} ~ '\\.[0-9]{{7}}' THEN regexp_replace({t}, '(\\.[0-9]{{6}})[0-9]+', '\\1') ELSE {t} END"
     return (
         f"CASE WHEN {t} IS NULL THEN NULL "
+        f"WHEN {t} ~ '[0-9]:60' THEN NULL "  # a 60th second (or minute): PostgreSQL rolls it over, DuckDB refuses
+        f"WHEN {t} ~ '{rules.NUMBER_RE}' THEN NULL "
         f"WHEN {t} !~* '^\\s*([0-9]{{4}}[-/][0-9]{{1,2}}[-/][0-9]{{1,2}}|epoch\\s*$)' THEN NULL "
         f"WHEN right({t}, 6) = '+00:00' OR right({t}, 1) = 'Z' THEN optimus_try_timestamp({cut}) "
         f"WHEN {t} ~ '{rules.OFFSET_RE}' AND length({t}) > 16 "
@@ -147,6 +149,7 @@ def parse_sql(lines: str) -> str:
                     WHEN js IS NULL THEN '{rules.NO_OBJECT}'
                     WHEN j IS NULL THEN '{rules.INVALID_JSON}'
                     WHEN j_time IS NULL THEN '{rules.NO_TIME}'
+                    WHEN ts IS NULL AND j_time ~ '{rules.NUMBER_RE}' THEN '{rules.BAD_TIME}'
                     WHEN ts IS NULL AND length(j_time) > 16 AND j_time ~ '{rules.OFFSET_RE}'
                          AND j_time !~ '{rules.OFFSET_OK_RE}' THEN '{rules.BAD_OFFSET}'
                     WHEN ts IS NULL AND j_time ~ '{rules.YEAR_OUT_RE}' THEN '{rules.TIME_RANGE}'
