@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -26,7 +27,9 @@ pytest_plugins = ["postgres_server"]
 # Property-based (fuzz) tests, defined once for every test file: a bounded number of examples in the
 # test command; derandomized under CI=true (the same examples every run: no flaky CI); more with
 # `pytest --hypothesis-profile=thorough` (hypothesis' own option) or OPTIMUS_HYPOTHESIS_PROFILE=thorough.
-_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+# function-scoped fixtures (a data folder, a warehouse) are set up once per test, not per example: the examples
+# of a property write their own files inside them
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]}
 hypothesis_settings.register_profile("dev", max_examples=40, **_FUZZ)
 hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_FUZZ)
 hypothesis_settings.register_profile("thorough", max_examples=2000, **_FUZZ)
@@ -132,7 +135,6 @@ VOLATILE_COLUMNS = ("file_id", "computed_at", "looked_up_at", "loaded_at", "firs
 
 def optimus_process(settings: Settings, *args: str, **env: str) -> "subprocess.Popen[bytes]":
     """`optimus ARGS` (default: ingest) in a subprocess with these settings and extra variables."""
-    import subprocess
     import sys
 
     full = {**{k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}, **settings_env(settings), **env}

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -66,9 +66,15 @@ def judge(raw: bytes) -> tuple[str, dict | None, str | None]:
 
 
 def utc_time(text: str) -> datetime:
+    """The rules' reading of a time: ISO, offsets up to 15:59:59 applied, years 1970 to 2100 in UTC."""
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is not None:
+        offset = parsed.utcoffset()
+        if offset is not None and abs(offset) >= timedelta(hours=16):
+            raise ValueError("offset out of range")
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    if not datetime(1970, 1, 1) <= parsed < datetime(2101, 1, 1):
+        raise ValueError("out of range")
     return parsed
 
 

@@ -51,6 +51,7 @@ class Settings:
     email_crm_mode: str = "delta"
     time_gap_cutoff: int = 300
     max_archive_bytes: int = 20 * 1024**3
+    max_line_bytes: int = 16 * 1024**2
     intake_path: Path | None = None
     gnupg_home: Path | None = None
     gnupg_passphrase_file: Path | None = None
@@ -105,6 +106,7 @@ DOCS: dict[str, str] = {
     "email_crm_mode": "Email CRM export: 'delta' (only learners whose status changed) or 'full'.",
     "time_gap_cutoff": "Seconds: gaps between a learner's consecutive events longer than this are not time spent.",
     "max_archive_bytes": "Largest total size an archive may unpack to (protects against archive bombs).",
+    "max_line_bytes": "Longest line of an event or forum file; a longer line is quarantined as too long (its size and first 200 characters kept). The default keeps the 1GB memory limit safe (edX caps an event at 50 KB).",
     "intake_path": "Folder of incoming edX deliveries that the daemon takes in before each scan.",
     "gnupg_home": "GnuPG home holding the key that decrypts edX deliveries.",
     "gnupg_passphrase_file": "File holding the passphrase of that key, if it has one.",

@@ -30,9 +30,12 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _NEWLINE = re.compile(b"\n")
 RAW_LIMIT = 2000  # characters of a quarantined line kept in events_quarantine.raw
+LONG_HEAD = 200  # bytes of a line over max_line_bytes kept in quarantine (its head, not its text)
+MAX_LINE_BYTES = 16 << 20  # the default of the max_line_bytes setting
 SCAN_ROWS = 4096  # rows per Arrow record batch of a block: the unit the engine's threads share
 
 # quarantine reasons
@@ -44,7 +47,27 @@ INVALID_JSON = "not valid JSON"
 TWO_OBJECTS = "more than one JSON object on the line"
 TRUNCATED = "truncated line (the JSON ends early)"
 NO_TIME = "no time"
+EMPTY_FILE = "empty file: no lines"  # the note of a file with no lines at all (0 bytes, or a .gz of nothing)
 BAD_TIME = "time does not parse"
+TIME_RANGE = "time out of range (years 1970 to 2100)"
+BAD_OFFSET = "time zone offset out of range (over 15:59)"
+TOO_LONG = "line too long"  # too_long() adds the size and the limit
+MAX_DEPTH = 5000  # deepest JSON nesting read; PostgreSQL's parser stops near 10,000 levels, DuckDB's does not
+TOO_DEEP = f"nested too deep (over {MAX_DEPTH} levels)"
+
+# the times an event may have (UTC, inclusive lower, exclusive upper): outside is a bad line
+FIRST_TIME, END_TIME = "1970-01-01", "2101-01-01"
+# a zone offset at the end of a time (±HH, ±HH:MM, ±HH:MM:SS, colons optional) and the ones read:
+# up to 15:59:59, PostgreSQL's bound (real zones are -12:00 to +14:00), applied to the second
+OFFSET_RE = r"[+-][0-9][0-9](:?[0-9][0-9]){0,2}$"
+OFFSET_OK_RE = r"[+-](0[0-9]|1[0-5])(:?[0-5][0-9]){0,2}$"
+# a time starting with a year out of range (one engine may not parse it at all: PostgreSQL has no year 0)
+YEAR_OUT_RE = r"^\s*(-[0-9]|([0-9]{5,}|0[0-9]{3}|1[0-8][0-9]{2}|19[0-6][0-9]|210[1-9]|21[1-9][0-9]|2[2-9][0-9]{2}|[3-9][0-9]{3})-)"
+# a time given as a number (or a string of one): not read; engines spell JSON numbers differently
+NUMBER_RE = r"^\s*[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*$"
+# a zone name or letter after the time ('... PST', '...z'; only 'Z' is read): not read (DuckDB
+# would drop a name silently, PostgreSQL reads military letters), a bad time
+ZONE_NAME_RE = r"[^A-Za-z\s]\s*[A-Za-z]+$"
 
 # columns of `events`, in order (the shared contract; see docs/clickstream.md)
 EVENT_COLUMNS: dict[str, str] = {
@@ -87,10 +110,20 @@ class LineBatch:
     nbytes: int = 0
 
 
-def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
+def too_long(size: int, limit: int) -> str:
+    """The quarantine reason of a line over the limit."""
+    return f"{TOO_LONG}: {size} bytes (max_line_bytes {limit})"
+
+
+def _head(line: bytes) -> str:
+    return line[:LONG_HEAD].decode("utf-8", errors="replace")
+
+
+def _split(block: bytes, first_line: int, end: int | None = None, max_line: int = MAX_LINE_BYTES) -> LineBatch:
     """Cut `block` (whole lines, each ending in `\\n`) into lines without copying the bytes, and
     fingerprint each line that holds a `{` (hashlib here is faster than SQL hashing, and the
-    fingerprint is then the same whatever the warehouse)."""
+    fingerprint is then the same whatever the warehouse). Lines over `max_line` bytes (without
+    their `\\n`) and lines that are not UTF-8 are blanked in `raw` and listed in `bad`."""
     end = len(block) if end is None else end  # lines end at `end`; bytes after it are not read
     if block.find(b"\r", 0, end) >= 0:
         block = block[:end].replace(b"\r\n", b"\n")
@@ -115,21 +148,53 @@ def _split(block: bytes, first_line: int, end: int | None = None) -> LineBatch:
             add(sha1(view[start:stop]).hexdigest())
     data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     bad: list[tuple[int, str, str]] = []
+    blank: set[int] = set()
+    long = min(max_line + 1, 2 * MAX_DEPTH)  # bytes (with the "\n") past which a line may be too long or too deep
+    if n and pc.max(sizes := pc.binary_length(data)).as_py() > long:
+        for row in pc.indices_nonzero(pc.greater(sizes, long)).to_pylist():
+            start, stop = offsets[row], offsets[row + 1]
+            if stop - start - 1 > max_line:
+                why = too_long(stop - start - 1, max_line)
+            elif (line := block[start:stop]).count(b"[") + line.count(b"{") > MAX_DEPTH and _deeper_than(line, MAX_DEPTH):
+                why = TOO_DEEP
+            else:
+                continue
+            bad.append((first_line + row, why, _head(block[start:min(stop, start + LONG_HEAD)])))
+            blank.add(row)
     try:
+        if blank:
+            raise pa.ArrowInvalid("lines over the limit are blanked")
         text = data.cast(pa.large_string())
     except pa.ArrowInvalid:
-        bad_rows = _bad_utf8(data, 0)
-        blank = set(bad_rows)
-        for row in bad_rows:
-            raw = data[row].as_py().rstrip(b"\r\n").decode("utf-8", errors="replace")
-            bad.append((first_line + row, BAD_UTF8, raw[:RAW_LIMIT]))
+        for row in _bad_utf8(data, 0):
+            if row not in blank:
+                raw = data[row].as_py().rstrip(b"\r\n").decode("utf-8", errors="replace")
+                bad.append((first_line + row, BAD_UTF8, raw[:RAW_LIMIT]))
+                blank.add(row)
+        for row in blank:
             ids[row] = None
         text = pa.array([b"" if r in blank else v for r, v in enumerate(data.to_pylist())], pa.large_binary()).cast(pa.large_string())
+        bad.sort()
     lines = pa.array(range(first_line, first_line + n), pa.int64())
     table = pa.table({"line": lines, "raw": text, "event_id": pa.array(ids, pa.string())})
     # in slices (no copy): DuckDB scans an Arrow table one record batch per thread, so one big
     # batch would parse and store a block on a single core
     return LineBatch(pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_ROWS)), bad, end)
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _deeper_than(line: bytes, limit: int) -> bool:
+    """Whether JSON text nests deeper than `limit` (brackets inside strings do not count); run
+    only on the rare long lines holding that many brackets."""
+    depth = 0
+    for m in _BRACKET.finditer(_STRING.sub(b"", line)):
+        depth += 1 if m.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def _bad_utf8(data: pa.Array, offset: int) -> list[int]:
@@ -144,33 +209,61 @@ def _bad_utf8(data: pa.Array, offset: int) -> list[int]:
         return _bad_utf8(data.slice(0, half), offset) + _bad_utf8(data.slice(half), offset + half)
 
 
-def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20) -> Iterator[LineBatch]:
+def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20, max_line: int = MAX_LINE_BYTES) -> Iterator[LineBatch]:
     """Read a (decompressed) stream in blocks of about `batch_bytes` and yield them as line batches.
 
     The last line gets a `\\n` when the file does not end in one, so every `raw` ends in `\\n`.
-    Blocks start small and double up to `batch_bytes`, so the engine starts work early.
+    Blocks start small and double up to `batch_bytes`, so the engine starts work early. A line
+    that grows past `max_line` before its end is read is not held: it is counted to its `\\n`
+    and stands in its batch as a blank row, listed as too long (so memory stays bounded).
+    A stream that says it was `cut_short` (a damaged archive) loses its last, partial line.
     """
     rest = b""
     line = 1
     size = min(batch_bytes, 16 << 20)
+    skipping: tuple[int, bytes, bytes] | None = None  # (bytes so far, head, last byte) of a line too long to hold
+    long_lines: list[tuple[int, str, str]] = []
     while True:
         chunk = stream.read(size)
         size = min(size * 2, batch_bytes)
+        if skipping is not None:
+            seen, head, last = skipping
+            end = chunk.find(b"\n")
+            if chunk and end < 0:
+                skipping = (seen + len(chunk), head, chunk[-1:])
+                continue
+            skipping = None
+            end = max(end, 0)  # (at the end of the stream: 0)
+            seen += end - ((chunk[end - 1:end] if end else last) == b"\r")  # a CR before the "\n" is no text
+            long_lines.append((line, too_long(seen, max_line), _head(head)))
+            chunk = b"\n" + chunk[end + 1:] if chunk else b"\n"  # the long line, blank
         if not chunk:
-            if rest:
-                batch = _split(rest + b"\n", line)
-                yield batch
+            if rest and not getattr(stream, "cut_short", False):  # a damaged archive ends inside a line: it is lost
+                yield _split(rest + b"\n", line, max_line=max_line)
             return
         if rest:
             chunk = rest + chunk
         cut = chunk.rfind(b"\n") + 1
         if cut == 0:
-            rest = chunk
+            if len(chunk) > max_line + 1:  # (+1: a CR may end it)
+                skipping, rest = (len(chunk), chunk[:LONG_HEAD], chunk[-1:]), b""
+            else:
+                rest = chunk
             continue
         rest = chunk[cut:]
-        batch = _split(chunk, line, cut)
+        if len(rest) > max_line + 1:
+            skipping, rest = (len(rest), rest[:LONG_HEAD], rest[-1:]), b""
+        batch = _with(_split(chunk, line, cut, max_line), long_lines)
         line += batch.table.num_rows
         yield batch
+
+
+def _with(batch: LineBatch, long_lines: list[tuple[int, str, str]]) -> LineBatch:
+    """The batch with the lines too long to hold (blank rows in it) listed as bad; empties the list."""
+    if long_lines:
+        batch.bad = sorted(batch.bad + long_lines)
+        long_lines.clear()
+    return batch
 
 
 def refine_reason(raw: str) -> str:
@@ -179,6 +272,8 @@ def refine_reason(raw: str) -> str:
     decoder = json.JSONDecoder()
     try:
         value, end = decoder.raw_decode(text)
+    except RecursionError:
+        return TOO_DEEP
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()) - 1 or "Unterminated" in exc.msg:
             return TRUNCATED
@@ -285,8 +380,10 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
         SELECT line, raw, event_id, js, j,
                CASE WHEN j.time IS NULL THEN NULL
                     WHEN ends_with(j.time, '+00:00') OR ends_with(j.time, 'Z') THEN TRY_CAST(j.time AS TIMESTAMP)
-                    WHEN regexp_matches(j.time, '[+-]\\d\\d:?\\d\\d$') AND length(j.time) > 16
-                        THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ))
+                    WHEN regexp_matches(j.time, '{NUMBER_RE}') THEN NULL
+                    WHEN regexp_matches(j.time, '{OFFSET_RE}') AND length(j.time) > 16
+                        THEN CASE WHEN regexp_matches(j.time, '{OFFSET_OK_RE}') THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ)) END
+                    WHEN regexp_matches(j.time, '{ZONE_NAME_RE}') THEN NULL
                     ELSE TRY_CAST(j.time AS TIMESTAMP) END AS ts,
                CASE WHEN starts_with(j.event, '"{{') THEN j.event ->> '$' END AS event_inner,
                try(json_transform(j.context, '{_CTX}')) AS c
@@ -297,7 +394,12 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
                     WHEN js IS NULL THEN '{NO_OBJECT}'
                     WHEN j IS NULL THEN '{INVALID_JSON}'
                     WHEN j.time IS NULL THEN '{NO_TIME}'
-                    WHEN ts IS NULL THEN '{BAD_TIME}' END AS reason,
+                    WHEN ts IS NULL AND regexp_matches(j.time, '{NUMBER_RE}') THEN '{BAD_TIME}'
+                    WHEN ts IS NULL AND length(j.time) > 16 AND regexp_matches(j.time, '{OFFSET_RE}')
+                         AND NOT regexp_matches(j.time, '{OFFSET_OK_RE}') THEN '{BAD_OFFSET}'
+                    WHEN ts IS NULL AND regexp_matches(j.time, '{YEAR_OUT_RE}') THEN '{TIME_RANGE}'
+                    WHEN ts IS NULL OR NOT isfinite(ts) THEN '{BAD_TIME}'
+                    WHEN ts < TIMESTAMP '{FIRST_TIME}' OR ts >= TIMESTAMP '{END_TIME}' THEN '{TIME_RANGE}' END AS reason,
                nullif(c.course_id, '') AS ctx
         FROM t
     ), u AS (
@@ -326,6 +428,30 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
            j.context AS context
     FROM k
     """
+
+
+def duplicate_keys_sql(dialect: str, lines: str) -> str:
+    """A SELECT of one number: the keys given more than once at the top of the JSON objects of
+    `lines(raw)` (from the first `{`; invalid JSON counts 0). Each extra copy is one value
+    dropped: DuckDB keeps the first, PostgreSQL the last. A second parse of each line, the price
+    of counting (about a quarter of the parse's time; see docs/clickstream.md)."""
+    if dialect == "postgres":
+        from optimus.formats import events_postgres
+
+        return events_postgres.duplicate_keys_sql(lines)
+    if dialect != "duckdb":
+        raise NotImplementedError(f"duplicate key SQL is not written for {dialect} yet")
+    return (
+        "SELECT coalesce(sum(len(k) - list_unique(k)), 0) FROM (SELECT try(json_keys(CASE WHEN starts_with(raw, '{') THEN raw "
+        f"ELSE substr(raw, strpos(raw, '{{')) END)) AS k FROM {lines} WHERE strpos(raw, '{{') > 0) d"
+    )
+
+
+def lost_user_ids_sql(where: str) -> str:
+    """A SELECT of one number: stored events whose `context.user_id` was given (not empty, not
+    null) but is not a whole number that fits 64 bits, so `user_id` is NULL. Same SQL on both
+    engines (`->>` reads a JSON key on each)."""
+    return f"SELECT count(*) FROM events WHERE {where} AND user_id IS NULL AND coalesce(context ->> 'user_id', '') <> ''"
 
 
 def first_brace_text(raw: str) -> str | None:

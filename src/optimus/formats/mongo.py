@@ -18,6 +18,11 @@ from optimus import courses
 
 TYPES = ("CommentThread", "Comment")
 MAX_RAW = 2000
+# the row key (not a column) counting values stored otherwise than given: a NUL character in a
+# string (PostgreSQL text cannot hold it; U+FFFD on both engines) or a number out of its
+# column's range (NULL)
+COERCED = "_coerced"
+TOO_DEEP = "nested too deep (over Python's recursion limit, about 1,000 levels)"
 _EPOCH = datetime(1970, 1, 1)
 
 # forum_posts columns (REFERENCE §3.4 fields, typed) in table order, with their Arrow types
@@ -96,6 +101,23 @@ def parse_date(value: Any) -> datetime:
     raise BadLine(f"$date is not a date: {value!r}")
 
 
+def _without_nul(value: Any) -> tuple[Any, int]:
+    """`value` with every NUL character in its strings and keys made U+FFFD, and how many strings changed."""
+    if isinstance(value, str):
+        return (value.replace("\x00", "\ufffd"), 1) if "\x00" in value else (value, 0)
+    if isinstance(value, list):
+        pairs = [_without_nul(v) for v in value]
+        return [v for v, _n in pairs], sum(n for _v, n in pairs)
+    if isinstance(value, dict):
+        out, count = {}, 0
+        for k, v in value.items():
+            (k2, n1), (v2, n2) = _without_nul(k), _without_nul(v)
+            out[k2] = v2
+            count += n1 + n2
+        return out, count
+    return value, 0
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -148,12 +170,22 @@ def parse_line(raw: bytes, fallback_course_id: str | None = None) -> dict[str, A
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadLine(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:  # Python's parser stops at its recursion limit (about 1,000 levels)
+        raise BadLine(TOO_DEEP) from None
     if not isinstance(value, dict):
         raise BadLine(f"a JSON {type(value).__name__}, not a document")
     try:
         doc = convert(value)
+        if not isinstance(doc, dict):  # the whole line is one Extended JSON value ({"$oid": ...})
+            raise BadLine(f"an Extended JSON {type(doc).__name__}, not a document")
+        doc, nuls = _without_nul(doc)
+        whole = json.dumps(doc, default=_json_default, ensure_ascii=False)
     except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, BadLine):
+            raise
         raise BadLine(f"bad Extended JSON value: {exc}") from None
+    except RecursionError:
+        raise BadLine(TOO_DEEP) from None
     post_id = doc.get("_id")
     if not isinstance(post_id, str) or not post_id:
         raise BadLine("no _id")
@@ -168,12 +200,18 @@ def parse_line(raw: bytes, fallback_course_id: str | None = None) -> dict[str, A
         raise BadLine(f"course_id {course_id!r} is not a course id")
     votes = doc.get("votes") if isinstance(doc.get("votes"), dict) else {}
     thread_id = post_id if kind == "CommentThread" else doc.get("comment_thread_id")
+    numbers = {"author_id": (doc.get("author_id"), 64), "votes_up": (votes.get("up_count"), 32),
+               "votes_count": (votes.get("count"), 32), "votes_point": (votes.get("point"), 32),
+               "comment_count": (doc.get("comment_count"), 32)}
+    ints = {name: _int(given, bits) for name, (given, bits) in numbers.items()}
+    lost = sum(ints[name] is None and given not in (None, "") for name, (given, _bits) in numbers.items())
     return {
+        COERCED: nuls + lost,
         "id": post_id,
         "type": kind,
         "course_id": course_id,
         "course_key": key,
-        "author_id": _int(doc.get("author_id"), 64),
+        "author_id": ints["author_id"],
         "author_username": _text(doc.get("author_username")),
         "created_at": _date(doc, "created_at"),
         "updated_at": _date(doc, "updated_at"),
@@ -183,14 +221,14 @@ def parse_line(raw: bytes, fallback_course_id: str | None = None) -> dict[str, A
         "body": _text(doc.get("body")),
         "commentable_id": _text(doc.get("commentable_id")),
         "thread_type": _text(doc.get("thread_type")),
-        "votes_up": _int(votes.get("up_count")),
-        "votes_count": _int(votes.get("count")),
-        "votes_point": _int(votes.get("point")),
+        "votes_up": ints["votes_up"],
+        "votes_count": ints["votes_count"],
+        "votes_point": ints["votes_point"],
         "endorsed": _bool(doc.get("endorsed")),
         "pinned": _bool(doc.get("pinned")),
         "anonymous": _bool(doc.get("anonymous")),
-        "comment_count": _int(doc.get("comment_count")),
-        "doc": json.dumps(doc, default=_json_default, ensure_ascii=False),
+        "comment_count": ints["comment_count"],
+        "doc": whole,
     }
 
 

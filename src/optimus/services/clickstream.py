@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 
@@ -26,7 +27,7 @@ from optimus.services.base import FileResult, RunContext, Service, register
 from optimus.services.clickstream_reader import ReadAhead
 from optimus.warehouse.base import Warehouse
 
-_LINES, _BAD, _COURSES = "_click_lines", "_click_bad", "_click_courses"
+_LINES, _BAD, _COURSES, _COERCED = "_click_lines", "_click_bad", "_click_courses", "_click_coerced"
 
 
 @register
@@ -38,7 +39,7 @@ class Clickstream(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._reader = ReadAhead(self._batch_bytes())
+        self._reader = ReadAhead(self._batch_bytes(), settings.max_line_bytes)
 
     @classmethod
     def _batch_bytes(cls) -> int:
@@ -72,13 +73,16 @@ class Clickstream(Service):
         else:
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
-        loaded = quarantined = 0
+        loaded = quarantined = coerced = lines = 0
         wh.hold_outside(self._reader.bytes_held)
         try:
-            for batch in self._reader.batches(file.path):
-                good, bad = self._load_batch(wh, file, batch)
+            reader = self._reader.batches(file.path)
+            for batch in reader:
+                good, bad, changed_values = self._load_batch(wh, file, batch)
                 loaded += good
                 quarantined += bad
+                coerced += changed_values
+                lines += batch.table.num_rows
                 ctx.wrote(good)
             days = self._settle(wh, file.id, loaded) if loaded else set()
             changed = self._drop_orphans(wh, file.id, old_days) if old_days else set()
@@ -94,18 +98,27 @@ class Clickstream(Service):
             ctx.touch_many(changed)
         finally:
             wh.hold_outside(0)
-            for table in (_LINES, _BAD, _COURSES):
+            for table in (_LINES, _BAD, _COURSES, _COERCED):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
-        note = f"{new} events stored by this file; {loaded - new} held by other files or repeated" if loaded != new else None
-        return FileResult(rows=loaded, quarantined=quarantined, note=note)
+        notes = []
+        if not lines:
+            notes.append(rules.EMPTY_FILE)
+        elif not loaded and not quarantined:
+            notes.append(f"no events: {lines} blank lines")
+        if loaded != new:
+            notes.append(f"{new} events stored by this file; {loaded - new} held by other files or repeated")
+        if coerced:
+            notes.append(f"{coerced} values coerced (a key given twice, a user_id that is not a 64-bit whole number)")
+        return FileResult(rows=loaded, quarantined=quarantined, note="; ".join(notes) or None, coerced=coerced, damage=reader.damage)
 
-    def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> tuple[int, int]:
+    def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> tuple[int, int, int]:
         """One block: its events straight into `events` (parsed and stored in one statement, no
-        copy of the block in between), then its bad lines to quarantine; returns (events, bad lines)."""
+        copy of the block in between), then its bad lines to quarantine; returns (events, bad
+        lines, coerced values)."""
         rows = batch.table.num_rows
         if not rows:
-            return 0, len(batch.bad)
+            return 0, len(batch.bad), 0
         lo, hi = batch.table["line"][0].as_py(), batch.table["line"][-1].as_py()
         block = _block(file.id, lo, hi)
         if wh.dialect == "duckdb":  # the block is read in place, as `arrow_block`
@@ -118,17 +131,28 @@ class Clickstream(Service):
         parsed = rules.parse_sql(wh.dialect, lines, _COURSES) if wh.dialect == "duckdb" else rules.parse_sql(wh.dialect, lines)
         run(f"INSERT INTO events ({cols}, file_id) SELECT {cols}, {int(file.id)} FROM ({parsed}) p WHERE reason IS NULL")
         good = int(wh.scalar(f"SELECT count(*) FROM events WHERE {block}") or 0)
+        coerced = self._coerced(wh, lines, run, block) if good else 0
         bad = len(batch.bad)
         if good < rows:  # the lines that did not become events (few) are parsed again, alone
             rest = f"(SELECT * FROM {lines} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
             run(f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL")
+            if coerced:  # keys given twice on lines not loaded were not coerced
+                coerced -= int(wh.scalar(rules.duplicate_keys_sql(wh.dialect, _BAD)) or 0)
             bad = self._quarantine(wh, file, batch)
         if wh.dialect == "duckdb":  # course values seen: their keys are looked up in the next blocks, not computed again
             wh.execute(
                 f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
                 f"AND course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
             )
-        return good, bad
+        return good, bad, coerced
+
+    @staticmethod
+    def _coerced(wh: Warehouse, lines: str, run: Any, block: str) -> int:
+        """Values of the block's stored events that the line gave otherwise: extra copies of a
+        key (the engine keeps one; counted over the block, less its quarantined lines) and user
+        ids that are not 64-bit whole numbers (stored NULL)."""
+        run(f"CREATE OR REPLACE TEMP TABLE {_COERCED} AS {rules.duplicate_keys_sql(wh.dialect, lines)}")
+        return int(wh.scalar(f"SELECT * FROM {_COERCED}") or 0) + int(wh.scalar(rules.lost_user_ids_sql(block)) or 0)
 
     def _settle(self, wh: Warehouse, file_id: int, loaded: int) -> set[date]:
         """Once the whole file is in `events`: link each of its events to it (at its first line),

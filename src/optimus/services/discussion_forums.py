@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import pyarrow as pa
 
 from optimus import discovery
+from optimus.formats import events as rules
 from optimus.formats import mongo
 from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
@@ -52,7 +53,7 @@ class DiscussionForums(Service):
         wh.execute("DELETE FROM forum_quarantine WHERE file_id = ?", [file.id])
         wh.executemany(
             "INSERT INTO forum_quarantine (file_id, path, line, reason, raw) VALUES (?, ?, ?, ?, ?)",
-            [[file.id, str(file.path), line, reason, raw] for line, reason, raw in bad],
+            [[file.id, str(file.path), line, reason, raw.replace("\x00", "\ufffd")] for line, reason, raw in bad],  # PostgreSQL text holds no NUL
         )
         # a re-ingest takes back what this file loaded before
         wh.execute("DELETE FROM forum_posts WHERE file_id = ?", [file.id])
@@ -63,21 +64,28 @@ class DiscussionForums(Service):
             ctx.touch(key)
         course_ids = Counter(p["course_id"] for p in posts.values())
         course_id = course_ids.most_common(1)[0][0] if course_ids else file.course_id
-        note = f"{lines} lines: {rows} posts loaded"
+        note = rules.EMPTY_FILE if not lines else f"{lines} lines: {rows} posts loaded"
         if len(posts) > rows:
             note += f", {len(posts) - rows} kept from a newer package"
         if bad:
             note += f", {len(bad)} lines quarantined (first: line {bad[0][0]}: {bad[0][1]})"
-        return FileResult(rows, len(bad), note, course_id)
+        coerced = sum(p[mongo.COERCED] for p in posts.values())
+        if coerced:
+            note += f", {coerced} values coerced (a NUL character in a string, a number out of its column's range)"
+        return FileResult(rows, len(bad), note, course_id, coerced=coerced)
 
-    @staticmethod
-    def _parse(file: LedgerFile) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]], int]:
+    def _parse(self, file: LedgerFile) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str, str]], int]:
         """Every line parsed; the last copy of an id in one file wins."""
         posts: dict[str, dict[str, Any]] = {}
         bad: list[tuple[int, str, str]] = []
         number = 0
+        limit = self.settings.max_line_bytes
         with open(file.path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
+            for number, raw in enumerate(_bounded_lines(fh, limit), start=1):
+                if isinstance(raw, tuple):
+                    size, head = raw
+                    bad.append((number, rules.too_long(size, limit), head.decode("utf-8", errors="replace")))
+                    continue
                 line = raw.rstrip(b"\r\n")
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
@@ -121,3 +129,16 @@ class DiscussionForums(Service):
             return int(wh.scalar("SELECT count(*) FROM forum_posts WHERE file_id = ?", [file.id])) - before
         finally:
             wh.execute(f"DROP TABLE IF EXISTS {q(stage)}")
+
+
+def _bounded_lines(fh: BinaryIO, limit: int) -> Iterator[bytes | tuple[int, bytes]]:
+    """The lines of `fh` (with their `\\n`); a line over `limit` bytes comes as (its size, its
+    first rules.LONG_HEAD bytes), read past in pieces, never held whole."""
+    while line := fh.readline(limit + 2):
+        if len(line.rstrip(b"\r\n")) <= limit:
+            yield line
+            continue
+        head, size = line[: rules.LONG_HEAD], len(line.rstrip(b"\r\n"))
+        while not line.endswith(b"\n") and (line := fh.readline(1 << 20)):
+            size += len(line.rstrip(b"\r\n"))
+        yield size, head
