@@ -31,9 +31,9 @@ from optimus.config import Settings
 from optimus.errors import OptimusError, QueryRefused, WarehouseError
 from optimus.warehouse import connect
 from optimus.warehouse.base import QUERY_MAX_BYTES
-from optimus.warehouse.postgres import PostgresWarehouse, lock_key, reader_role_name
+from optimus.warehouse.postgres import lock_key, reader_role_name
 
-from postgres_server import create_database, drop_database, with_database
+from postgres_server import create_database, drop_database
 
 pytestmark = pytest.mark.postgres
 

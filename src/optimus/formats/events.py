@@ -365,7 +365,7 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
         f"lp.v IS NOT NULL AS pgc_hit, lp.k AS pgc_k FROM u LEFT JOIN {courses} lc ON lc.v = u.ctx "
         f"LEFT JOIN {courses} le ON le.v = u.etc LEFT JOIN {courses} lp ON lp.v = u.pgc"
     ) if courses else "SELECT * FROM u"
-    blank = f"' ' || chr(9) || chr(65279)"
+    blank = "' ' || chr(9) || chr(65279)"
     return f"""
     WITH s AS (
         SELECT line, raw, event_id,
