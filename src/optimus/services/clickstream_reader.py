@@ -138,14 +138,19 @@ class SalvagingGzip:
             self._consume(8)
 
     def _salvage(self, inflate: Any, chunk: bytes, exc: zlib.error) -> None:
-        """The deflate stream is broken inside `chunk`: keep what small steps decompress before it."""
-        at = 0
-        try:
-            while at < len(chunk):
-                self._emit(inflate.decompress(chunk[at:at + _PROBE]))
-                at += _PROBE
-        except zlib.error:
-            pass
+        """The deflate stream is broken inside `chunk`: keep all it decompresses before the
+        broken byte (fed again from a copy in small steps, then the failing step byte by byte)."""
+        at, step = 0, _PROBE
+        while at < len(chunk):
+            saved = inflate.copy()
+            try:
+                self._emit(inflate.decompress(chunk[at:at + step]))
+            except zlib.error:
+                if step == 1:
+                    break
+                inflate, step = saved, 1
+                continue
+            at += step
         self._stop(f"broken deflate data ({exc})", self._at + at, True)
 
     def read(self, size: int = -1) -> bytes:
