@@ -183,6 +183,40 @@ def test_a_damaged_file_delivered_again_whole_is_done(data_path, settings_for):
     assert query(settings, "SELECT count(*) FROM events") == [(N_GOOD,)]
 
 
+def test_a_damaged_file_shows_its_damage_and_counts_in_status_and_the_api(data_path, settings_for, cli):
+    """`damaged` is visible with its reason and byte, beside a file with quarantined lines and coerced
+    values, in `optimus status --files` and in the API's /files?attention=true (what status asks a daemon)."""
+    from fastapi.testclient import TestClient
+
+    from optimus.api.app import create_app
+    from optimus.api.state import ReadViews
+
+    damaged = write_events(data_path, "x-events-2013-01-01.log", b"")
+    damaged.unlink()
+    damaged = damaged.with_name(damaged.name + ".gz")
+    damaged.write_bytes(_truncated(_body())[0])
+    odd = write_events(data_path, "x-events-2013-01-02.log", event(1) + b"{not json\n" + b'{"username": "a", "username": "b", "time": "2013-01-02T00:00:00Z"}\n')
+    settings = settings_for(data_path, api_token="t")
+    ingest(settings)
+    want = {}
+    for path in (damaged, odd):
+        state, loaded, bad, coerced, why, _note = ledger_row(settings, path.name)
+        want[str(path.resolve())] = {"state": state, "rows_loaded": loaded, "rows_quarantined": bad, "coerced": coerced or 0, "damage": why}
+    assert want[str(damaged.resolve())]["state"] == "damaged" and "at byte" in want[str(damaged.resolve())]["damage"]
+    assert want[str(odd.resolve())]["rows_quarantined"] == 1 and want[str(odd.resolve())]["coerced"] == 1
+
+    listed = json.loads(cli(["status", "--files", "--json"], settings).output)["files"]
+    assert {f["path"]: {k: f[k] for k in want[f["path"]]} for f in listed} == want
+    wh = connect(settings, read_only=True)
+    try:
+        with TestClient(create_app(settings, ReadViews(settings, wh, size=1))) as api:
+            files = api.get("/api/v1/files", params={"attention": "true"}).json()["files"]
+    finally:
+        wh.close()
+    assert [f["path"] for f in files] == [str(damaged.resolve()), str(odd.resolve())]  # damaged before the rest
+    assert {f["path"]: {k: f[k] for k in want[f["path"]]} for f in files} == want
+
+
 # -- 5. huge and deep lines -----------------------------------------------------------------------
 def test_a_line_over_the_size_limit_is_quarantined_as_too_long(data_path, settings_for, backend):
     huge = event(7, event={"blob": "x" * (50 << 20)})  # 50 MB, with the default memory limit of 1GB

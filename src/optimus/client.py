@@ -59,13 +59,18 @@ class DaemonClient:
         }}
 
     def failed_files(self) -> list[dict[str, Any]]:
-        return self.files_in_state("failed")
+        return self._files({"state": "failed"})
 
-    def files_in_state(self, state: str) -> list[dict[str, Any]]:
+    def files_worth_a_look(self) -> list[dict[str, Any]]:
+        """Failed, damaged, or with quarantined lines or coerced values (ledger.ATTENTION), failed first."""
+        return self._files({"attention": "true"})
+
+    def _files(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """Every page of /api/v1/files for this filter."""
         files: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.request("/api/v1/files", {"state": state, "limit": 1000, "offset": offset})
+            page = self.request("/api/v1/files", {**query, "limit": 1000, "offset": offset})
             files.extend(page["files"])
             offset += len(page["files"])
             if not page["files"] or offset >= page["total"]:

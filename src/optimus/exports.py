@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from optimus import paths
 from optimus.errors import OptimusError, UnsafeName
 
 FILE_MODE = 0o600
@@ -71,18 +72,8 @@ def timestamp(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def inside(folder: Path | str, *parts: str, what: str = "an export file name") -> Path:
-    """`folder / parts...`, refused unless it resolves (links followed) inside `folder`.
-
-    A minimal twin of optimus.paths.inside (helper h3's shared rule), same signature: the integrator
-    keeps one of them."""
-    if any("\x00" in p for p in parts):
-        raise UnsafeName(f"{what}: {'/'.join(parts)!r} holds a NUL byte; it cannot be part of a path")
-    path = Path(folder).joinpath(*parts)
-    real_folder, real = os.path.realpath(folder), os.path.realpath(path)
-    if not (real == real_folder or real.startswith(real_folder.rstrip(os.sep) + os.sep)):
-        raise UnsafeName(f"{what}: {'/'.join(parts)!r} would write {real}, outside {folder}; refused")
-    return path
+def _inside(folder: Path | str, *parts: str) -> Path:
+    return paths.inside(folder, *parts, what="an export file name")
 
 
 class ExportSet:
@@ -96,15 +87,15 @@ class ExportSet:
 
     @property
     def folder(self) -> Path:
-        return inside(self.root, STAGING, self.name)
+        return _inside(self.root, STAGING, self.name)
 
     def path(self, relative: str) -> Path:
         """Where to write the file that will be published as EXPORT_PATH/relative."""
-        final = inside(self.root, relative)
+        final = _inside(self.root, relative)
         rel = os.path.relpath(os.path.realpath(final), os.path.realpath(self.root))
         if rel.split(os.sep)[0] == STAGING:
             raise UnsafeName(f"{relative!r}: the staging folder is not an export")
-        staged = inside(self.folder, rel)
+        staged = _inside(self.folder, rel)
         try:
             staged.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -126,13 +117,13 @@ class ExportSet:
         """Rename every file into place (a file already moved by an interrupted publish is kept), then drop the folder."""
         published = []
         for rel in self.files:
-            staged, final = inside(self.folder, rel), inside(self.root, rel)
+            staged, final = _inside(self.folder, rel), _inside(self.root, rel)
             final.parent.mkdir(parents=True, exist_ok=True)
             if staged.exists():
                 os.replace(staged, final)
                 pause_for_tests("export-publishing")
             published.append(final)
-        for folder in {inside(self.root, rel).parent for rel in self.files}:
+        for folder in {_inside(self.root, rel).parent for rel in self.files}:
             _fsync_dir(folder)
         self.discard()
         return published

@@ -177,12 +177,16 @@ def count_in_state(wh: Warehouse, state: str, services: list[str]) -> int:
     return int(wh.scalar(f"SELECT count(*) FROM ingest_files WHERE state = ? AND service IN ({marks})", [state, *services]) or 0)
 
 
+# Files a reader should look at: failed, damaged, or with quarantined lines or coerced values.
+ATTENTION = "(state IN ('failed', 'damaged') OR rows_quarantined > 0 OR coerced > 0)"
+ATTENTION_ORDER = "CASE state WHEN 'failed' THEN 0 WHEN 'damaged' THEN 1 ELSE 2 END, service, path"
+
+
 def attention(wh: Warehouse) -> list[dict[str, Any]]:
-    """Files a reader should look at: failed, damaged, or with quarantined lines or coerced values."""
+    """The files worth a look (ATTENTION), failed first, then damaged, then the rest."""
     return wh.query_dicts(
         "SELECT service, path, state, rows_loaded, rows_quarantined, coalesce(coerced, 0) AS coerced, error, damage "
-        "FROM ingest_files WHERE state IN ('failed', 'damaged') OR rows_quarantined > 0 OR coerced > 0 "
-        "ORDER BY CASE state WHEN 'failed' THEN 0 WHEN 'damaged' THEN 1 ELSE 2 END, service, path"
+        f"FROM ingest_files WHERE {ATTENTION} ORDER BY {ATTENTION_ORDER}"
     )
 
 

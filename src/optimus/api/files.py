@@ -17,7 +17,7 @@ router = APIRouter(tags=["files"])
 QUARANTINE_TABLES = ("events_quarantine", "db_state_quarantine", "forum_quarantine")
 _COLUMNS = (
     "id, path, service, kind, course_id, course_key, site, table_name, file_date, package_date, size, state, "
-    "rows_loaded, rows_quarantined, error, note, attempts, registered_at, started_at, finished_at"
+    "rows_loaded, rows_quarantined, coalesce(coerced, 0) AS coerced, error, damage, note, attempts, registered_at, started_at, finished_at"
 )
 
 
@@ -30,6 +30,7 @@ def files(
     state: str | None = Query(None, description=f"One of {', '.join(ledger.STATES)}."),
     service: str | None = Query(None, description="A service name, e.g. DatabaseState."),
     course: str | None = Query(None, description="A course id in either form, or its course_key."),
+    attention: bool = Query(False, description="Only files worth a look: failed, damaged, or with quarantined lines or coerced values (failed first)."),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_ID),
     wh: Warehouse = Depends(warehouse_view),
@@ -53,11 +54,14 @@ def files(
             raise HTTPException(422, f"not a course id: {course!r} (use course-v1:org+course+run, org/course/run or org+course+run)")
         where.append("course_key = ?")
         params.append(key)
+    if attention:
+        where.append(ledger.ATTENTION)
     if not wh.table_exists("ingest_files"):
         return {"total": 0, "limit": limit, "offset": offset, "files": []}
     clause = (" WHERE " + " AND ".join(where)) if where else ""
+    order = ledger.ATTENTION_ORDER if attention else "id"
     total = int(wh.scalar(f"SELECT count(*) FROM ingest_files{clause}", params) or 0)
-    rows = wh.query_dicts(f"SELECT {_COLUMNS} FROM ingest_files{clause} ORDER BY id LIMIT ? OFFSET ?", params + [limit, offset])
+    rows = wh.query_dicts(f"SELECT {_COLUMNS} FROM ingest_files{clause} ORDER BY {order} LIMIT ? OFFSET ?", params + [limit, offset])
     return {"total": total, "limit": limit, "offset": offset, "files": [_row(r) for r in rows]}
 
 

@@ -83,8 +83,7 @@ def remote_status(client: DaemonClient, as_json: bool, files: bool) -> None:
     fields = ("service", "path", "state", "rows_loaded", "rows_quarantined", "coerced", "error", "damage")
     with errors_as_messages():
         data = client.status()
-        # the API lists files by state: failed and damaged ones (quarantine counts come with them)
-        listed = [*client.files_in_state("failed"), *client.files_in_state("damaged")] if files else []
+        listed = client.files_worth_a_look() if files else []
     print_status(data, [{k: f.get(k) for k in fields} for f in listed], as_json, files)
 
 
