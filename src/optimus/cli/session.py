@@ -2,8 +2,10 @@
 
 `open_session` chooses once: when a daemon holds the warehouse, its API client (optimus.client),
 else the warehouse itself. Both answer the same methods with the same results, so a command never
-asks which one it has; what a daemon cannot do for a command (scan, retry, recompute, --file) is
-an OptimusError that says so.
+asks which one it has. What the daemon's API does not offer (scan, recompute) is done on the
+warehouse directly, as without a daemon: a DuckDB file the daemon holds refuses it with the lock's
+message, a PostgreSQL warehouse takes it; what would race the daemon's own ingest (retry, --file,
+--service) is an OptimusError that says so.
 """
 from __future__ import annotations
 
@@ -72,11 +74,9 @@ class Session(Protocol):
 def open_session(settings: config.Settings, feedback: Feedback | None = None) -> Session:
     """The daemon's client when a daemon holds this warehouse (announced through feedback), else the warehouse."""
     feedback = feedback or Feedback()
+    local = LocalSession(settings, feedback)
     client = remote_daemon(settings)
-    if client is None:
-        return LocalSession(settings, feedback)
-    feedback.notice(f"a daemon holds the warehouse; asking it at {client.base_url}")
-    return DaemonSession(client)
+    return local if client is None else DaemonSession(client, local, feedback)
 
 
 class LocalSession:
@@ -175,13 +175,20 @@ def status_data(wh: Warehouse) -> dict[str, Any]:
 class DaemonSession:
     """A running daemon, through its API: what it can answer for a command that cannot open the warehouse."""
 
-    def __init__(self, client: DaemonClient) -> None:
+    def __init__(self, client: DaemonClient, local: LocalSession, feedback: Feedback) -> None:
         self.client = client
+        self.local = local  # for what the API does not offer
+        self.feedback = feedback
+
+    def _asking(self) -> None:
+        """Say that the answer comes from the daemon (before anything it answers)."""
+        self.feedback.notice(f"a daemon holds the warehouse; asking it at {self.client.base_url}")
 
     def scan(self) -> ledger.RegisterReport:
-        raise OptimusError("a daemon is ingesting this warehouse and scans it itself: 'optimus ingest' asks it to scan now")
+        return self.local.scan()
 
     def ingest(self, services: list[str] | None, file: Path | None, retry_failed: bool) -> IngestReport:
+        self._asking()
         if retry_failed:
             raise OptimusError("a daemon is ingesting this warehouse: stop it to retry failed files "
                                "(or re-deliver them: a changed file is queued)")
@@ -194,14 +201,16 @@ class DaemonSession:
         return IngestReport(asked_daemon=answer, failed=failed)
 
     def status(self, files: bool) -> StatusReport:
+        self._asking()
         data = self.client.status()
         listed = [{k: f.get(k) for k in FILE_FIELDS} for f in self.client.files_worth_a_look()] if files else None
         return StatusReport(data, listed)
 
     def sql(self, query: str) -> QueryAnswer:
         """The daemon runs it through its API: the same rules and caps as a local query."""
+        self._asking()
         columns, rows, note = self.client.sql(query)
         return QueryAnswer(columns, rows, truncated=note is not None, note=note)
 
     def recompute(self, service: str | None, course_key: str | None) -> RunSummary:
-        raise OptimusError("a daemon is ingesting this warehouse: stop it to recompute (it recomputes what changed itself)")
+        return self.local.recompute(service, course_key)
