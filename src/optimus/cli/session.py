@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -56,10 +56,12 @@ class StatusReport:
     """The figures of `optimus status --json`, and with --files the files worth a look."""
 
     data: dict[str, Any]
-    files: list[dict[str, Any]] | None = field(default=None)
+    files: list[dict[str, Any]] | None = None  # None without --files
 
 
 class Session(Protocol):
+    """What the commands ask; one method per command (`retry` is ingest with retry_failed)."""
+
     def scan(self) -> ledger.RegisterReport: ...
 
     def ingest(self, services: list[str] | None, file: Path | None, retry_failed: bool) -> IngestReport: ...
@@ -72,7 +74,7 @@ class Session(Protocol):
 
 
 def open_session(settings: config.Settings, feedback: Feedback | None = None) -> Session:
-    """The daemon's client when a daemon holds this warehouse (announced through feedback), else the warehouse."""
+    """The daemon's client when a daemon holds this warehouse, else the warehouse; chosen here, once."""
     feedback = feedback or Feedback()
     local = LocalSession(settings, feedback)
     client = remote_daemon(settings)
