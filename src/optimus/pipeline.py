@@ -233,11 +233,27 @@ class Pipeline:
         return False, "nothing to do"
 
     # -- running -------------------------------------------------------------------------------
-    def run_once(self, only: list[str] | None = None, force: bool = False) -> RunSummary:
+    def recompute(self, names: list[str] | None = None, course_keys: set[str] | None = None) -> RunSummary:
+        """Rebuild derived tables now, whole (or only these courses), whether or not their inputs changed.
+
+        :param names: the derived services to run (default: every active one, in dependency order).
+        """
+        names = list(names) if names else [n for n in self.active if self.services[n].is_derived()]
+        for name in names:
+            if name not in self.services:
+                raise OptimusError(f"unknown service {name!r} (known: {', '.join(self.order)})")
+            if not self.services[name].is_derived():
+                raise OptimusError(f"{name} is not a derived service; re-ingest its files with 'optimus ingest --file'")
+        return self.run_once(only=names, force=True, recompute=course_keys or "all")
+
+    def run_once(self, only: list[str] | None = None, force: bool = False,
+                 recompute: str | set[str] | None = None) -> RunSummary:
         """Run every due service once, in dependency order.
 
         :param only: run just these services (their needs are not run).
         :param force: run the named derived services even if nothing changed.
+        :param recompute: with force, what each named derived service rebuilds whole, for this run
+            only ("all" or course keys; see Service.recompute).
         """
         if only:
             unknown = [n for n in only if n not in self.services]
@@ -250,9 +266,15 @@ class Pipeline:
             if self.stop_requested():
                 break
             is_due, _why = self.due(name)
-            if not is_due and not (force and only and self.services[name].is_derived()):
+            forced = bool(force and only and self.services[name].is_derived())
+            if not is_due and not forced:
                 continue
-            summary.services.append(self._run_service(name, summary))
+            service = self.services[name]
+            service.recompute = recompute if forced else None
+            try:
+                summary.services.append(self._run_service(name, summary))
+            finally:
+                service.recompute = None  # a request to recompute is for one run only
         return summary
 
     def _run_service(self, name: str, summary: RunSummary) -> ServiceOutcome:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, out, warehouse
+from optimus.cli import render
+from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, warehouse
 
 
 @app.command()
@@ -31,10 +31,6 @@ def copy(
 
     with warehouse(settings, read_only=True) as src, warehouse(target) as dst, errors_as_messages():
         report = copy_warehouse(src, dst, target)  # type: ignore[arg-type]
-    table = Table(title=f"copied into {dst.url} (schema {target.warehouse_schema})")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in report.tables.items():
-        table.add_row(name, f"{rows:,}")
-    out.print(table)
-    out.print(f"{len(report.tables)} tables copied; set warehouse = \"{dst.url}\" to use it")
+    render.table(("table", "rows"), ((name, f"{rows:,}") for name, rows in report.tables.items()),
+                 title=f"copied into {dst.url} (schema {target.warehouse_schema})", right=("rows",))
+    render.out.print(f"{len(report.tables)} tables copied; set warehouse = \"{dst.url}\" to use it")

@@ -7,7 +7,10 @@ from typing import Optional
 import typer
 
 from optimus import courses
-from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, out, warehouse
+from optimus.cli import render
+from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, warehouse
+from optimus.cli.session import open_session
+
 
 @app.command()
 def recompute(
@@ -16,30 +19,15 @@ def recompute(
     cfg: Optional[Path] = ConfigOption,
 ) -> None:
     """Recompute derived tables now, whole, whether or not their inputs changed."""
-    from optimus.pipeline import Pipeline
-
     settings = load_settings(cfg)
     key = None
     if course is not None:
         key = courses.course_key(course)
         if key is None:
             fail(f"--course {course!r} is not a course id (use course-v1:org+course+run or org/course/run)")
-    with warehouse(settings) as wh, errors_as_messages():
-        pipeline = Pipeline(settings, wh)
-        pipeline.setup()
-        # by default every active derived service that can recompute on demand, in dependency order
-        names = [service] if service else [
-            n for n in pipeline.active if pipeline.services[n].is_derived() and hasattr(pipeline.services[n], "recompute")
-        ]
-        for name in names:
-            if name not in pipeline.services:
-                fail(f"unknown service {name!r} (known: {', '.join(pipeline.order)})")
-            if not pipeline.services[name].is_derived():
-                fail(f"{name} is not a derived service; re-ingest its files with 'optimus ingest --file'")
-            pipeline.services[name].recompute = {key} if key else "all"  # type: ignore[attr-defined]
-        summary = pipeline.run_once(only=names, force=True)
-    for s in summary.services:
-        out.print(f"{s.service}: {s.label}, {s.rows:,} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""), highlight=False)
+    with errors_as_messages():
+        summary = open_session(settings, render.notices()).recompute(service, key)
+    render.recompute(summary)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -65,4 +53,4 @@ def export(
             fail("no person_course table yet; run 'optimus ingest' first")
         written = write_exports(wh, settings, keys, deidentified=deidentified)
     for path in written:
-        out.print(f"wrote {path}", highlight=False)
+        render.line(f"wrote {path}")

@@ -6,7 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from optimus.cli.common import ConfigOption, app, errors_as_messages, load_settings, out, warehouse
+from optimus.cli import render
+from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load_settings, warehouse
 
 
 @app.command()
@@ -23,39 +24,37 @@ def intake(
         report = take_in(settings, sources, wh, data_path=data_path)
     for source, target in report.taken:
         again = " (re-delivered with other content)" if source in report.redelivered else ""
-        out.print(f"taken in {source} -> {target}{again}", highlight=False)
+        render.line(f"taken in {source} -> {target}{again}")
     for link, target in report.latest:
-        out.print(f"{link} -> {target}", highlight=False)
+        render.line(f"{link} -> {target}")
     for source in report.unchanged:
-        out.print(f"unchanged, taken in before: {source}", highlight=False)
+        render.line(f"unchanged, taken in before: {source}")
     for source, why in report.excluded:
-        out.print(f"excluded {source}: {why}", highlight=False)
+        render.line(f"excluded {source}: {why}")
     for path in report.failed_exports:
-        out.print(f"[yellow]failed export[/] (edX could not export it; ask edX): {path}", highlight=False)
+        render.line(f"[yellow]failed export[/] (edX could not export it; ask edX): {path}")
     for note in report.notes:
-        out.print(f"note: {note}", highlight=False)
+        render.line(f"note: {note}")
     for _source, message in report.failed:
-        out.print(f"[red]failed[/] {message}; nothing of it was kept, latest not moved", highlight=False)
+        render.line(f"[red]failed[/] {message}; nothing of it was kept, latest not moved")
     if not report.ok:
         raise typer.Exit(1)
     if report.taken:
-        out.print("now run 'optimus ingest'")
+        render.out.print("now run 'optimus ingest'")
 
 
 def encrypt_sample(directory: Path, gnupg_home: Optional[Path]) -> None:
     """`optimus sample DIR --encrypt --gnupg-home H`: the sample again, as edX would deliver it."""
-    from optimus.cli.common import fail
     from optimus.intake.encrypt import default_delivery_dir, encrypt_delivery
 
     if gnupg_home is None:
         fail("--encrypt needs --gnupg-home H: the folder where the sample key is made (and later read by intake)")
-        return
     target = default_delivery_dir(directory)
     with errors_as_messages():
         made = encrypt_delivery(directory, target, gnupg_home)
-    out.print(
+    render.out.print(
         f"wrote an encrypted delivery to {target}: {', '.join(made['packages'])} and {len(made['events'])} event file(s), "
         f"encrypted to key {made['key']} in {gnupg_home} (no passphrase: sample data only)",
         highlight=False,
     )
-    out.print(f"take it in with: OPTIMUS_GNUPG_HOME={gnupg_home} optimus intake {target}/* --data-path DATA_PATH", highlight=False)
+    render.line(f"take it in with: OPTIMUS_GNUPG_HOME={gnupg_home} optimus intake {target}/* --data-path DATA_PATH")

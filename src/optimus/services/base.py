@@ -122,6 +122,9 @@ class Service:
     needs: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[dict[str, str]] = {}
     rules_version: ClassVar[int] = 1
+    # set by the pipeline for one forced run (`optimus recompute`, Pipeline.recompute): "all", or the
+    # course keys to rebuild whole whether or not their inputs changed; None in an ordinary run
+    recompute: str | set[str] | None = None
 
     @classmethod
     def bytes_outside_engine(cls) -> int:
