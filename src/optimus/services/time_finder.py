@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from optimus.services import person_course_sql as S
+from optimus.services import learner_events as S
 from optimus.services.base import RunContext, Service, register
 from optimus.warehouse.base import Warehouse
 
@@ -128,7 +128,7 @@ class TimeFinder(Service):
     # -- person_course_day ---------------------------------------------------------------------
     def _insert(self, wh: Warehouse) -> int:
         read = "JOIN _tf_read w ON w.course_key = e.course_key AND (w.lo IS NULL OR e.time >= w.lo) AND (w.hi IS NULL OR e.time < w.hi)"
-        counts = S.counts_sql()
+        counts = S.counts_sql("v")
         sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in counts.items() if name in ("nplay_video", "nproblem_check", "nforum_events"))
         cutoff_us = int(self.settings.time_gap_cutoff) * 1_000_000
         auth = S.source(wh, "auth_user")
