@@ -126,9 +126,9 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
     problem = json_text(wh, "e.event", "problem_id")
     return f"""
         SELECT e.event_id, e.time, CAST(e.time AS DATE) AS day, e.course_id, e.course_key,
-               coalesce(e.user_id, au.id) AS uid,
+               coalesce(e.user_id, account_ids.id) AS uid,
                nullif(e.username, '') AS username,
-               CASE WHEN coalesce(e.user_id, au.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, au.id) AS VARCHAR)
+               CASE WHEN coalesce(e.user_id, account_ids.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, account_ids.id) AS VARCHAR)
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
                e.event_type, e.event_source, nullif(e.ip, '') AS ip,
                {chapter_sql('e.event_type')} AS chapter,
@@ -136,8 +136,8 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
         FROM {events} e {scope_join}
         LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
-                   GROUP BY course_key, username) au
-          ON e.user_id IS NULL AND au.course_key = e.course_key AND au.username = e.username
+                   GROUP BY course_key, username) account_ids
+          ON e.user_id IS NULL AND account_ids.course_key = e.course_key AND account_ids.username = e.username
         WHERE e.course_key IS NOT NULL AND {scope_filter}"""
 
 
