@@ -13,8 +13,9 @@ from pathlib import Path
 
 from optimus import exports
 from optimus.config import Settings
-from optimus.services import person_course_sql as S
 from optimus.services.base import RunContext, Service, register
+from optimus.services.learner_events import scope_table, source
+from optimus.services.person_course_sql import CP_COLUMNS, PC_COLUMNS, course_profile_insert, person_course_insert
 from optimus.services.time_finder import create_table
 from optimus.warehouse.base import Warehouse
 
@@ -34,8 +35,8 @@ class PersonCourse(Service):
     recompute: str | set[str] | None = None
 
     def setup(self, wh: Warehouse) -> None:
-        create_table(wh, "person_course", S.PC_COLUMNS)
-        create_table(wh, "course_profile", S.CP_COLUMNS)
+        create_table(wh, "person_course", PC_COLUMNS)
+        create_table(wh, "course_profile", CP_COLUMNS)
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
         try:
@@ -47,13 +48,13 @@ class PersonCourse(Service):
         scope = sorted(self._scope(wh, ctx))
         if not scope:
             return 0
-        S.scope_table(wh, "_pc_scope", {"course_key": "VARCHAR"}, [[k] for k in scope])
+        scope_table(wh, "_pc_scope", {"course_key": "VARCHAR"}, [[k] for k in scope])
         try:
             wh.execute("DELETE FROM person_course WHERE course_key IN (SELECT course_key FROM _pc_scope)")
             wh.execute("DELETE FROM course_profile WHERE course_key IN (SELECT course_key FROM _pc_scope)")
-            wh.execute(S.person_course_insert(wh), [self.rules_version])
+            wh.execute(person_course_insert(wh), [self.rules_version])
             rows = int(wh.scalar("SELECT count(*) FROM person_course WHERE course_key IN (SELECT course_key FROM _pc_scope)"))
-            wh.execute(S.course_profile_insert(wh), [self.rules_version])
+            wh.execute(course_profile_insert(wh), [self.rules_version])
         finally:
             wh.execute("DROP TABLE IF EXISTS _pc_scope")
         ctx.touch_many((k, None) for k in scope)
@@ -88,9 +89,9 @@ class PersonCourse(Service):
 def all_courses(wh: Warehouse) -> set[str]:
     """Every course with learners, events, certificates, a structure or earlier rows."""
     parts = [
-        f"SELECT course_key FROM {S.source(wh, t)} x" for t in ("student_courseenrollment", "certificates_generatedcertificate", "courses")
+        f"SELECT course_key FROM {source(wh, t)} x" for t in ("student_courseenrollment", "certificates_generatedcertificate", "courses")
     ]
-    parts.append(f"SELECT DISTINCT course_key FROM {S.source(wh, 'events')} x")
+    parts.append(f"SELECT DISTINCT course_key FROM {source(wh, 'events')} x")
     parts += ["SELECT course_key FROM person_course", "SELECT course_key FROM course_profile"]
     sql = " UNION ".join(parts)
     return {k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM ({sql}) u WHERE course_key IS NOT NULL")}
@@ -117,9 +118,9 @@ def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, 
     own = into is None
     staged = into if into is not None else exports.ExportSet(settings.export_path, exports.set_name("export"))
     folder = "deidentified/" if deidentified else ""
-    columns = [c for c in S.PC_COLUMNS if c not in ("rules_version", "computed_at")]
+    columns = [c for c in PC_COLUMNS if c not in ("rules_version", "computed_at")]
     if deidentified:
-        ids = S.source(wh, "user_id_map")
+        ids = source(wh, "user_id_map")
         picked = ["m.hash_id AS hash_id"] + [f"p.{q(c)}" for c in columns if c not in IDENTIFYING]
         sql = (
             f"SELECT {', '.join(picked)} FROM person_course p LEFT JOIN "
@@ -132,7 +133,7 @@ def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, 
     try:
         for key in courses:
             names += exports.export_query(wh, sql, [key], staged, f"{folder}personcourse_{course_file_part(key)}_{stamp}")
-        profile = ", ".join(q(c) for c in S.CP_COLUMNS if c not in ("rules_version", "computed_at"))
+        profile = ", ".join(q(c) for c in CP_COLUMNS if c not in ("rules_version", "computed_at"))
         names += exports.export_query(wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], staged, f"{folder}courseprofile_{stamp}")
         if own:
             staged.seal()

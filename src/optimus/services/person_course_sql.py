@@ -1,179 +1,24 @@
-"""SQL shared by TimeFinder and PersonCourse: input tables, learner resolution, event classes.
+"""The SQL of Person Course: `person_course` and `course_profile`, each column named where it is computed.
 
-The rules are written out in docs/person_course.md; keep the two in step. SQL here is meant
-for both DuckDB and PostgreSQL; the one engine-specific piece (JSON field extraction) is
-`json_text`, with one branch per dialect.
-
-Inputs produced by other services may not exist yet (a package without forums, or a service
-not yet run): `source()` then stands in an empty relation with the same columns, so the
-derived tables are still built from what is there.
+The rules are written out in docs/person_course.md; keep the two in step. The events in scope, the
+learner resolution and the event classes are shared with TimeFinder (`learner_events`). Each INSERT
+is built from one mapping of column to expression (`insert_by_name`), so no expression is matched to
+its column by position.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from optimus.formats import sql_tables
-from optimus.warehouse.base import Warehouse, raw_table
-
-# The columns read from each input, with the type used when the table (or column) is missing.
-INPUTS: dict[str, dict[str, str]] = {
-    "events": {
-        "event_id": "VARCHAR", "time": "TIMESTAMP", "username": "VARCHAR", "user_id": "BIGINT", "course_id": "VARCHAR",
-        "course_key": "VARCHAR", "event_type": "VARCHAR", "event_source": "VARCHAR", "ip": "VARCHAR", "page": "VARCHAR",
-        "event": "JSON", "file_id": "BIGINT",
-    },
-    "auth_user": {"id": "BIGINT", "username": "VARCHAR", "email": "VARCHAR", "course_key": "VARCHAR"},
-    "auth_userprofile": {
-        "id": "BIGINT", "user_id": "BIGINT", "gender": "VARCHAR", "year_of_birth": "INTEGER", "level_of_education": "VARCHAR",
-        "country": "VARCHAR", "course_key": "VARCHAR",
-    },
-    "student_courseenrollment": {
-        "id": "BIGINT", "user_id": "BIGINT", "course_id": "VARCHAR", "created": "TIMESTAMP", "is_active": "BOOLEAN",
-        "mode": "VARCHAR", "course_key": "VARCHAR",
-    },
-    "certificates_generatedcertificate": {
-        "id": "BIGINT", "user_id": "BIGINT", "grade": "DOUBLE PRECISION", "status": "VARCHAR", "created_date": "TIMESTAMP",
-        "modified_date": "TIMESTAMP", "course_key": "VARCHAR",
-    },
-    "grades_persistentcoursegrade": {"user_id": "BIGINT", "percent_grade": "DOUBLE PRECISION", "course_key": "VARCHAR"},
-    "student_courseaccessrole": {"user_id": "BIGINT", "role": "VARCHAR", "course_key": "VARCHAR"},
-    "django_comment_client_role_users": {"user_id": "BIGINT", "name": "VARCHAR", "course_key": "VARCHAR"},
-    "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
-    "forum_posts": {
-        "type": "VARCHAR", "course_key": "VARCHAR", "author_id": "BIGINT", "votes_up": "INTEGER", "endorsed": "BOOLEAN",
-        "pinned": "BOOLEAN",
-    },
-    "courses": {
-        "course_key": "VARCHAR", "course_id": "VARCHAR", "display_name": "VARCHAR", "start_date": "TIMESTAMP",
-        "end_date": "TIMESTAMP", "enrollment_start": "TIMESTAMP", "pass_mark": "DOUBLE PRECISION",
-    },
-    "course_blocks": {
-        "course_key": "VARCHAR", "block_id": "VARCHAR", "category": "VARCHAR", "url_name": "VARCHAR",
-        "weight": "DOUBLE PRECISION", "published": "BOOLEAN",
-    },
-    "ip_geo": {
-        "ip": "VARCHAR", "country_code": "VARCHAR", "country_name": "VARCHAR", "continent": "VARCHAR", "region": "VARCHAR",
-        "city": "VARCHAR", "latitude": "DOUBLE PRECISION", "longitude": "DOUBLE PRECISION",
-    },
-}
-
-VIDEO_PLAY = ("play_video", "edx.video.played")
-VIDEO_PAUSE = ("pause_video", "edx.video.paused")
-VIDEO_SEEK = ("seek_video", "edx.video.position.changed")
-VIDEO_ANY = (
-    "play_video", "pause_video", "seek_video", "stop_video", "load_video", "speed_change_video", "show_transcript",
-    "hide_transcript", "edx.video.played", "edx.video.paused", "edx.video.position.changed", "edx.video.stopped",
-    "edx.video.loaded", "edx.video.transcript.shown", "edx.video.transcript.hidden",
+from optimus.services.learner_events import (  # the event classes are re-exported: the reference tests count by them
+    INPUTS, MICROS, VIDEO_ANY, VIDEO_PAUSE, VIDEO_PLAY, VIDEO_SEEK, counts_sql, flag, in_list, insert_by_name, learner_events,
+    source,
 )
+from optimus.warehouse.base import Warehouse
 
+__all__ = [
+    "ACCESS_ROLES", "CP_COLUMNS", "FORUM_ROLES", "PC_COLUMNS", "VIDEO_ANY", "VIDEO_PAUSE", "VIDEO_PLAY", "VIDEO_SEEK",
+    "course_profile_insert", "person_course_insert",
+]
 
-def source(wh: Warehouse, table: str) -> str:
-    """A relation with the INPUTS columns of `table`: the table itself, or an empty stand-in.
-    edX's own tables (those Database State knows) are read from the raw schema."""
-    cols = INPUTS[table]
-    schema = wh.raw_schema if table in sql_tables.COLUMN_TYPES else None
-    if not wh.table_exists(table, schema=schema):
-        body = ", ".join(f"CAST(NULL AS {t}) AS {wh.quote(c)}" for c, t in cols.items())
-        return f"(SELECT {body} WHERE 1 = 0)"
-    have = set(wh.columns(table, schema=schema))
-    body = ", ".join(wh.quote(c) if c in have else f"CAST(NULL AS {t}) AS {wh.quote(c)}" for c, t in cols.items())
-    return f"(SELECT {body} FROM {raw_table(wh, table) if schema else wh.quote(table)})"
-
-
-def in_list(values: list[str] | tuple[str, ...]) -> str:
-    """A SQL list of string literals (constants of this module only, never user input)."""
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
-
-
-def json_text(wh: Warehouse, expr: str, key: str) -> str:
-    """SQL for the text of `key` in a JSON object, or in a JSON string that holds an object
-    (browser events carry their payload as such a string); NULL when absent or unparsable."""
-    if wh.dialect == "duckdb":
-        return (
-            f"(CASE WHEN json_type({expr}) = 'VARCHAR' "
-            f"THEN json_extract_string(TRY_CAST(json_extract_string({expr}, '$') AS JSON), '$.{key}') "
-            f"ELSE json_extract_string({expr}, '$.{key}') END)"
-        )
-    # PostgreSQL: jsonb operators; a string payload is parsed only when it looks like an object,
-    # and without failing (optimus_try_jsonb: NULL when it is not JSON, as DuckDB's TRY_CAST)
-    j = f"CAST({expr} AS jsonb)"
-    return (
-        f"(CASE WHEN jsonb_typeof({j}) = 'object' THEN {j} ->> '{key}' "
-        f"WHEN jsonb_typeof({j}) = 'string' AND ({j} #>> '{{}}') LIKE '{{%}}' "
-        f"THEN optimus_try_jsonb({j} #>> '{{}}') ->> '{key}' END)"
-    )
-
-
-def chapter_sql(event_type: str) -> str:
-    """The chapter part of a courseware URL event type (`/courses/{id}/courseware/{chapter}/...`,
-    an implicit event: the page was requested); NULL for any other event."""
-    tail = f"substr({event_type}, strpos({event_type}, '/courseware/') + 12)"
-    part = f"split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1)"
-    return f"(CASE WHEN strpos({event_type}, '/courseware/') > 0 THEN nullif({part}, '') END)"
-
-
-def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> str:
-    """SELECT of the events in scope with the learner resolved.
-
-    `uid` is events.user_id (context.user_id), else the course's auth_user id of the event's
-    username; `who` identifies the learner for ordering gaps (uid, else the username).
-    `scope_filter` is a condition on `e` (the events alias); `scope_join` an inner join that picks
-    events by more than their course (a condition correlated with each event's time would make the
-    engine deduplicate every event's (course, time) first).
-    """
-    events, auth = source(wh, "events"), source(wh, "auth_user")
-    video = json_text(wh, "e.event", "id")
-    problem = json_text(wh, "e.event", "problem_id")
-    return f"""
-        SELECT e.event_id, e.time, CAST(e.time AS DATE) AS day, e.course_id, e.course_key,
-               coalesce(e.user_id, au.id) AS uid,
-               nullif(e.username, '') AS username,
-               CASE WHEN coalesce(e.user_id, au.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, au.id) AS VARCHAR)
-                    WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
-               e.event_type, e.event_source, nullif(e.ip, '') AS ip,
-               {chapter_sql('e.event_type')} AS chapter,
-               CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
-               CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
-        FROM {events} e {scope_join}
-        LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
-                   GROUP BY course_key, username) au
-          ON e.user_id IS NULL AND au.course_key = e.course_key AND au.username = e.username
-        WHERE e.course_key IS NOT NULL AND {scope_filter}"""
-
-
-def counts_sql() -> dict[str, str]:
-    """Per-event 0/1 expressions (over a learner_events row `v`) summed into the n* columns."""
-
-    def flag(cond: str) -> str:
-        return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
-
-    return {
-        "nplay_video": flag(f"v.event_type IN {in_list(VIDEO_PLAY)}"),
-        "nvideo": flag(f"v.event_type IN {in_list(VIDEO_ANY)}"),
-        "npause_video": flag(f"v.event_type IN {in_list(VIDEO_PAUSE)}"),
-        "nseek_video": flag(f"v.event_type IN {in_list(VIDEO_SEEK)}"),
-        "nproblem_check": flag("v.event_type = 'problem_check' AND v.event_source = 'server'"),
-        "nshow_answer": flag("v.event_type = 'showanswer'"),
-        "nseq_goto": flag("v.event_type = 'seq_goto'"),
-        "nprogcheck": flag(
-            "v.event_type LIKE '/courses/%' AND (v.event_type LIKE '%/progress' OR v.event_type LIKE '%/progress/')"
-        ),
-        "nforum_events": flag(
-            "v.event_type LIKE 'edx.forum.%' OR (v.event_type LIKE '/courses/%' AND strpos(v.event_type, '/discussion/') > 0)"
-        ),
-    }
-
-
-def scope_table(wh: Warehouse, name: str, columns: dict[str, str], rows: list[list[Any]]) -> None:
-    """A small temporary table of keys to act on (bookkeeping rows, not bulk data)."""
-    q = wh.quote
-    wh.execute(f"DROP TABLE IF EXISTS {q(name)}")
-    wh.execute(f"CREATE TEMP TABLE {q(name)} ({', '.join(f'{q(c)} {t}' for c, t in columns.items())})")
-    marks = ", ".join("?" for _ in columns)
-    wh.executemany(f"INSERT INTO {q(name)} VALUES ({marks})", rows)
-
-
-# -- person_course -----------------------------------------------------------------------------
+# -- the columns -----------------------------------------------------------------------------
 ACCESS_ROLES = {  # student_courseaccessrole.role -> flag column
     "instructor": "roles_isInstructor", "staff": "roles_isStaff", "beta_testers": "roles_isBetaTester",
     "ccx_coach": "roles_isCCXCoach", "finance_admin": "roles_isFinanceAdmin", "sales_admin": "roles_isSalesAdmin",
@@ -218,15 +63,8 @@ CP_COLUMNS: dict[str, str] = {
     "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
 }
 
-# Seconds from exact microsecond sums: one division, by a double, the same on every engine.
-MICROS = "CAST(1000000 AS DOUBLE PRECISION)"
-MICROS2 = "CAST(1000000000000 AS DOUBLE PRECISION)"
-
 STRUCTURAL = ("course", "chapter", "sequential", "vertical", "video", "html", "problem", "discussion")
 
-
-def _flag(cond: str) -> str:
-    return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
 
 
 def person_course_insert(wh: Warehouse) -> str:
@@ -234,156 +72,228 @@ def person_course_insert(wh: Warehouse) -> str:
     q = wh.quote
     src = {t: source(wh, t) for t in INPUTS}
     inscope = "course_key IN (SELECT course_key FROM _pc_scope)"
-    counts = counts_sql()
-    ev_sums = ",\n                   ".join(f"sum({expr}) AS {name}" for name, expr in counts.items())
-    access = ",\n                   ".join(f"max({_flag(f'r.role = {in_list([role])[1:-1]}')}) AS {q(flag)}" for role, flag in ACCESS_ROLES.items())
-    forum = ",\n                   ".join(f"max({_flag(f'r.name = {in_list([name])[1:-1]}')}) AS {q(flag)}" for name, flag in FORUM_ROLES.items())
-    role_words = [f"CASE WHEN ar.{q(flag)} = 1 THEN '{role}' END" for role, flag in ACCESS_ROLES.items()] + [
-        f"CASE WHEN fr.{q(flag)} = 1 THEN '{name}' END" for name, flag in FORUM_ROLES.items()
+    event_sums = ",\n                   ".join(f"sum({expr}) AS {name}" for name, expr in counts_sql("learner_events").items())
+    access_flags = ",\n                   ".join(
+        f"max({flag(f'granted.role = {in_list([role])[1:-1]}')}) AS {q(column)}" for role, column in ACCESS_ROLES.items()
+    )
+    forum_flags = ",\n                   ".join(
+        f"max({flag(f'granted.name = {in_list([name])[1:-1]}')}) AS {q(column)}" for name, column in FORUM_ROLES.items()
+    )
+    role_words = [f"CASE WHEN access_roles.{q(column)} = 1 THEN '{role}' END" for role, column in ACCESS_ROLES.items()] + [
+        f"CASE WHEN forum_roles.{q(column)} = 1 THEN '{name}' END" for name, column in FORUM_ROLES.items()
     ]
-    flags = [f"coalesce(ar.{q(f)}, 0)" for f in ACCESS_ROLES.values()] + [f"coalesce(fr.{q(f)}, 0)" for f in FORUM_ROLES.values()]
-    ndays = "coalesce(ea.ndays_act, 0)"
-    n_dt = "coalesce(dt.n_dt, 0)"
-    grade = "coalesce(gr.percent_grade, ce.grade)"
-    nforum_posts = "coalesce(fp.nforum_posts, 0)"
-    certified = _flag("ce.status = 'downloadable'")
+    activity, forum, time_on = "event_activity", "forum_activity", "time_on_course"
+    enrollment, certificate, profile = "latest_enrollment", "latest_certificate", "latest_profile"
+    ndays = f"coalesce({activity}.ndays_act, 0)"
+    n_dt = f"coalesce({time_on}.n_dt, 0)"
+    grade = f"coalesce(course_grade.percent_grade, {certificate}.grade)"
+    nforum_posts = f"coalesce({forum}.nforum_posts, 0)"
+    pass_mark = "course_facts.pass_mark"
+    chapters_half = (
+        f"coalesce(published_chapter_counts.n_published, 0) > 0 "
+        f"AND coalesce({activity}.nchapters_published, 0) >= ceil(published_chapter_counts.n_published / 2.0)"
+    )
+    zero_if_no_events = (
+        "nplay_video", "nvideo", "nvideos_unique_viewed", "npause_video", "nseek_video", "nchapters", "nchapters_published",
+        "nproblem_check", "attempted_problems", "nshow_answer", "nprogcheck", "nseq_goto", "nforum_events",
+    )
+    columns = {
+        "course_id": "course_facts.course_id",
+        "course_key": "learners.course_key",
+        "user_id": "learners.user_id",
+        "username": f"coalesce(accounts.username, {activity}.username)",
+        "registered": flag(f"{enrollment}.user_id IS NOT NULL"),
+        "viewed": flag(f"{ndays} > 0"),
+        "explored": flag(chapters_half),
+        "certified": flag(f"{certificate}.status = 'downloadable'"),
+        "completed": flag(f"{grade} IS NOT NULL AND {pass_mark} IS NOT NULL AND {grade} >= {pass_mark}"),
+        "grade": grade,
+        "passing_grade": pass_mark,
+        "mode": f"{enrollment}.mode",
+        "is_active": f"CASE WHEN {enrollment}.is_active THEN 1 WHEN NOT {enrollment}.is_active THEN 0 END",
+        "start_time": f"{enrollment}.created",
+        "first_event": f"{activity}.first_event",
+        "last_event": f"{activity}.last_event",
+        "nevents": f"coalesce({activity}.nevents, 0)",
+        "ndays_act": ndays,
+        **{name: f"coalesce({activity}.{name}, 0)" for name in zero_if_no_events},
+        "nforum_posts": nforum_posts,
+        **{name: f"coalesce({forum}.{name}, 0)" for name in ("nforum_threads", "nforum_comments", "nforum_votes", "nforum_endorsed", "nforum_pinned")},
+        "ip": "modal_ip.ip",
+        "cc_by_ip": "ip_geo.country_code",
+        "countryLabel": "ip_geo.country_name",
+        "final_cc_cname": "ip_geo.country_name",
+        **{name: f"ip_geo.{name}" for name in ("continent", "region", "city", "latitude", "longitude")},
+        "profile_country": f"nullif({profile}.country, '')",
+        "LoE": f"nullif({profile}.level_of_education, '')",
+        "YoB": f"{profile}.year_of_birth",
+        "gender": f"nullif({profile}.gender, '')",
+        "email_domain": "nullif(lower(split_part(accounts.email, '@', 2)), '')",
+        "cert_status": f"{certificate}.status",
+        "cert_created_date": f"{certificate}.created_date",
+        "cert_modified_date": f"{certificate}.modified_date",
+        "avg_dt": f"CASE WHEN {n_dt} > 0 THEN CAST({time_on}.s1 AS DOUBLE PRECISION) / {time_on}.n_dt / {MICROS} END",
+        "sdv_dt": (
+            f"CASE WHEN {n_dt} > 1 THEN sqrt(CAST({time_on}.n_dt * {time_on}.s2 - {time_on}.s1 * {time_on}.s1 AS DOUBLE PRECISION)"
+            f" / CAST({time_on}.n_dt * ({time_on}.n_dt - 1) AS DOUBLE PRECISION)) / {MICROS} END"
+        ),
+        "max_dt": f"{time_on}.max_dt",
+        "n_dt": n_dt,
+        "sum_dt": f"coalesce(CAST({time_on}.s1 AS DOUBLE PRECISION) / {MICROS}, 0)",
+        "roles": f"nullif(concat_ws(',', {', '.join(role_words)}), '')",
+        **{column: f"coalesce(access_roles.{q(column)}, 0)" for column in ACCESS_ROLES.values()},
+        **{column: f"coalesce(forum_roles.{q(column)}, 0)" for column in FORUM_ROLES.values()},
+        "inconsistent_flag": flag(
+            f"coalesce({activity}.nevents, 0) = 0 AND ({nforum_posts} > 0 OR {certificate}.status = 'downloadable' OR coalesce({grade}, 0) > 0)"
+        ),
+        "rules_version": "?",
+        "computed_at": "current_timestamp",
+    }
+    insert, select = insert_by_name(wh, "person_course", PC_COLUMNS, columns)
     return f"""
-        INSERT INTO person_course ({', '.join(q(c) for c in PC_COLUMNS)})
+        {insert}
         WITH
-        v AS NOT MATERIALIZED ({learner_events(wh, f'e.{inscope}')}),
-        au AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src['auth_user']} a
+        learner_events AS NOT MATERIALIZED ({learner_events(wh, f'e.{inscope}')}),
+        accounts AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src['auth_user']} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
-        aun AS (SELECT course_key, username, min(id) AS user_id FROM {src['auth_user']} a
+        user_ids_by_username AS (SELECT course_key, username, min(id) AS user_id FROM {src['auth_user']} a
                 WHERE {inscope} AND username IS NOT NULL AND username <> '' GROUP BY course_key, username),
-        en AS (SELECT * FROM (SELECT course_key, user_id, course_id, mode, is_active, created,
+        {enrollment} AS (SELECT * FROM (SELECT course_key, user_id, course_id, mode, is_active, created,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY created DESC NULLS LAST, id DESC NULLS LAST) AS rn
-               FROM {src['student_courseenrollment']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
-        ce AS (SELECT * FROM (SELECT course_key, user_id, grade, status, created_date, modified_date,
+               FROM {src['student_courseenrollment']} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
+        {certificate} AS (SELECT * FROM (SELECT course_key, user_id, grade, status, created_date, modified_date,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY modified_date DESC NULLS LAST, id DESC NULLS LAST) AS rn
-               FROM {src['certificates_generatedcertificate']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
-        gr AS (SELECT course_key, user_id, max(percent_grade) AS percent_grade FROM {src['grades_persistentcoursegrade']} t
+               FROM {src['certificates_generatedcertificate']} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
+        course_grade AS (SELECT course_key, user_id, max(percent_grade) AS percent_grade FROM {src['grades_persistentcoursegrade']} t
                WHERE {inscope} GROUP BY course_key, user_id),
-        pr AS (SELECT * FROM (SELECT course_key, user_id, gender, year_of_birth, level_of_education, country,
+        {profile} AS (SELECT * FROM (SELECT course_key, user_id, gender, year_of_birth, level_of_education, country,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY id DESC NULLS LAST) AS rn
-               FROM {src['auth_userprofile']} t WHERE {inscope} AND user_id IS NOT NULL) x WHERE rn = 1),
-        pub AS (SELECT DISTINCT course_key, url_name FROM {src['course_blocks']} t
+               FROM {src['auth_userprofile']} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
+        published_chapters AS (SELECT DISTINCT course_key, url_name FROM {src['course_blocks']} t
                 WHERE {inscope} AND category = 'chapter' AND (published IS NULL OR published) AND url_name IS NOT NULL),
-        npub AS (SELECT course_key, count(*) AS n FROM pub GROUP BY course_key),
-        ea AS (SELECT v.course_key, v.uid, count(*) AS nevents, count(DISTINCT v.day) AS ndays_act,
-                   min(v.time) AS first_event, max(v.time) AS last_event, min(v.username) AS username,
-                   count(DISTINCT v.chapter) AS nchapters, count(DISTINCT pub.url_name) AS nchapters_published,
-                   count(DISTINCT v.video_id) AS nvideos_unique_viewed, count(DISTINCT v.problem_id) AS attempted_problems,
-                   {ev_sums}
-               FROM v LEFT JOIN pub ON pub.course_key = v.course_key AND pub.url_name = v.chapter
-               WHERE v.uid IS NOT NULL GROUP BY v.course_key, v.uid),
-        ipc AS (SELECT course_key, uid, ip, count(*) AS n, max(time) AS latest FROM v
+        published_chapter_counts AS (SELECT course_key, count(*) AS n_published FROM published_chapters GROUP BY course_key),
+        {activity} AS (SELECT learner_events.course_key, learner_events.uid, count(*) AS nevents,
+                   count(DISTINCT learner_events.day) AS ndays_act,
+                   min(learner_events.time) AS first_event, max(learner_events.time) AS last_event,
+                   min(learner_events.username) AS username,
+                   count(DISTINCT learner_events.chapter) AS nchapters, count(DISTINCT published_chapters.url_name) AS nchapters_published,
+                   count(DISTINCT learner_events.video_id) AS nvideos_unique_viewed,
+                   count(DISTINCT learner_events.problem_id) AS attempted_problems,
+                   {event_sums}
+               FROM learner_events LEFT JOIN published_chapters
+                 ON published_chapters.course_key = learner_events.course_key AND published_chapters.url_name = learner_events.chapter
+               WHERE learner_events.uid IS NOT NULL GROUP BY learner_events.course_key, learner_events.uid),
+        ip_counts AS (SELECT course_key, uid, ip, count(*) AS n, max(time) AS latest FROM learner_events
                 WHERE uid IS NOT NULL AND ip IS NOT NULL GROUP BY course_key, uid, ip),
-        mip AS (SELECT * FROM (SELECT ipc.*, row_number() OVER (PARTITION BY course_key, uid ORDER BY n DESC, latest DESC, ip DESC) AS rn
-                FROM ipc) x WHERE rn = 1),
-        dt AS (SELECT d.course_key, coalesce(d.user_id, aun.user_id) AS uid, CAST(sum(d.sum_dt_us) AS NUMERIC(38,0)) AS s1,
-                   CAST(sum(d.n_dt) AS BIGINT) AS n_dt, max(d.max_dt) AS max_dt, CAST(sum(d.sum_dt2_us) AS NUMERIC(38,0)) AS s2
-               FROM person_course_day d LEFT JOIN aun ON d.user_id IS NULL AND aun.course_key = d.course_key AND aun.username = d.username
-               WHERE d.{inscope} GROUP BY d.course_key, coalesce(d.user_id, aun.user_id)),
-        fp AS (SELECT course_key, author_id, count(*) AS nforum_posts,
-                   sum({_flag("type = 'CommentThread'")}) AS nforum_threads, sum({_flag("type = 'Comment'")}) AS nforum_comments,
-                   sum(coalesce(votes_up, 0)) AS nforum_votes, sum({_flag("type = 'Comment' AND endorsed")}) AS nforum_endorsed,
-                   sum({_flag("type = 'CommentThread' AND pinned")}) AS nforum_pinned
+        modal_ip AS (SELECT * FROM (SELECT ip_counts.*,
+                    row_number() OVER (PARTITION BY course_key, uid ORDER BY n DESC, latest DESC, ip DESC) AS rn
+                FROM ip_counts) ranked WHERE rn = 1),
+        {time_on} AS (SELECT learner_day.course_key, coalesce(learner_day.user_id, user_ids_by_username.user_id) AS uid,
+                   CAST(sum(learner_day.sum_dt_us) AS NUMERIC(38,0)) AS s1, CAST(sum(learner_day.n_dt) AS BIGINT) AS n_dt,
+                   max(learner_day.max_dt) AS max_dt, CAST(sum(learner_day.sum_dt2_us) AS NUMERIC(38,0)) AS s2
+               FROM person_course_day learner_day LEFT JOIN user_ids_by_username
+                 ON learner_day.user_id IS NULL AND user_ids_by_username.course_key = learner_day.course_key
+                    AND user_ids_by_username.username = learner_day.username
+               WHERE learner_day.{inscope}
+               GROUP BY learner_day.course_key, coalesce(learner_day.user_id, user_ids_by_username.user_id)),
+        {forum} AS (SELECT course_key, author_id, count(*) AS nforum_posts,
+                   sum({flag("type = 'CommentThread'")}) AS nforum_threads, sum({flag("type = 'Comment'")}) AS nforum_comments,
+                   sum(coalesce(votes_up, 0)) AS nforum_votes, sum({flag("type = 'Comment' AND endorsed")}) AS nforum_endorsed,
+                   sum({flag("type = 'CommentThread' AND pinned")}) AS nforum_pinned
                FROM {src['forum_posts']} t WHERE {inscope} AND author_id IS NOT NULL GROUP BY course_key, author_id),
-        ar AS (SELECT r.course_key, r.user_id, {access} FROM {src['student_courseaccessrole']} r
-               WHERE r.{inscope} GROUP BY r.course_key, r.user_id),
-        fr AS (SELECT r.course_key, r.user_id, {forum} FROM {src['django_comment_client_role_users']} r
-               WHERE r.{inscope} GROUP BY r.course_key, r.user_id),
-        cid AS (SELECT s.course_key, coalesce(
-                    (SELECT min(c.course_id) FROM {src['courses']} c WHERE c.course_key = s.course_key),
-                    (SELECT min(x.course_id) FROM en x WHERE x.course_key = s.course_key),
-                    (SELECT min(y.course_id) FROM {src['events']} y WHERE y.course_key = s.course_key)) AS course_id,
-                    (SELECT max(c.pass_mark) FROM {src['courses']} c WHERE c.course_key = s.course_key) AS pass_mark
-                FROM _pc_scope s),
-        people AS (SELECT course_key, user_id FROM en UNION SELECT course_key, uid FROM ea
-                   UNION SELECT course_key, user_id FROM ce)
-        SELECT cid.course_id, p.course_key, p.user_id, coalesce(au.username, ea.username),
-               {_flag("en.user_id IS NOT NULL")}, {_flag(f"{ndays} > 0")},
-               {_flag("coalesce(npub.n, 0) > 0 AND coalesce(ea.nchapters_published, 0) >= ceil(npub.n / 2.0)")},
-               {certified}, {_flag(f"{grade} IS NOT NULL AND cid.pass_mark IS NOT NULL AND {grade} >= cid.pass_mark")},
-               {grade}, cid.pass_mark, en.mode, CASE WHEN en.is_active THEN 1 WHEN NOT en.is_active THEN 0 END, en.created,
-               ea.first_event, ea.last_event, coalesce(ea.nevents, 0), {ndays},
-               coalesce(ea.nplay_video, 0), coalesce(ea.nvideo, 0), coalesce(ea.nvideos_unique_viewed, 0),
-               coalesce(ea.npause_video, 0), coalesce(ea.nseek_video, 0), coalesce(ea.nchapters, 0), coalesce(ea.nchapters_published, 0),
-               coalesce(ea.nproblem_check, 0), coalesce(ea.attempted_problems, 0), coalesce(ea.nshow_answer, 0),
-               coalesce(ea.nprogcheck, 0), coalesce(ea.nseq_goto, 0), coalesce(ea.nforum_events, 0),
-               {nforum_posts}, coalesce(fp.nforum_threads, 0), coalesce(fp.nforum_comments, 0), coalesce(fp.nforum_votes, 0),
-               coalesce(fp.nforum_endorsed, 0), coalesce(fp.nforum_pinned, 0),
-               mip.ip, geo.country_code, geo.country_name, geo.country_name, geo.continent, geo.region, geo.city,
-               geo.latitude, geo.longitude,
-               nullif(pr.country, ''), nullif(pr.level_of_education, ''), pr.year_of_birth, nullif(pr.gender, ''),
-               nullif(lower(split_part(au.email, '@', 2)), ''),
-               ce.status, ce.created_date, ce.modified_date,
-               CASE WHEN {n_dt} > 0 THEN CAST(dt.s1 AS DOUBLE PRECISION) / dt.n_dt / {MICROS} END,
-               CASE WHEN {n_dt} > 1 THEN sqrt(CAST(dt.n_dt * dt.s2 - dt.s1 * dt.s1 AS DOUBLE PRECISION)
-                                              / CAST(dt.n_dt * (dt.n_dt - 1) AS DOUBLE PRECISION)) / {MICROS} END,
-               dt.max_dt, {n_dt}, coalesce(CAST(dt.s1 AS DOUBLE PRECISION) / {MICROS}, 0),
-               nullif(concat_ws(',', {', '.join(role_words)}), ''),
-               {', '.join(flags)},
-               {_flag(f"coalesce(ea.nevents, 0) = 0 AND ({nforum_posts} > 0 OR ce.status = 'downloadable' OR coalesce({grade}, 0) > 0)")},
-               ?, current_timestamp
-        FROM people p
-        JOIN cid ON cid.course_key = p.course_key
-        LEFT JOIN au ON au.course_key = p.course_key AND au.user_id = p.user_id
-        LEFT JOIN en ON en.course_key = p.course_key AND en.user_id = p.user_id
-        LEFT JOIN ce ON ce.course_key = p.course_key AND ce.user_id = p.user_id
-        LEFT JOIN gr ON gr.course_key = p.course_key AND gr.user_id = p.user_id
-        LEFT JOIN pr ON pr.course_key = p.course_key AND pr.user_id = p.user_id
-        LEFT JOIN ea ON ea.course_key = p.course_key AND ea.uid = p.user_id
-        LEFT JOIN npub ON npub.course_key = p.course_key
-        LEFT JOIN mip ON mip.course_key = p.course_key AND mip.uid = p.user_id
-        LEFT JOIN {src['ip_geo']} geo ON geo.ip = mip.ip
-        LEFT JOIN dt ON dt.course_key = p.course_key AND dt.uid = p.user_id
-        LEFT JOIN fp ON fp.course_key = p.course_key AND fp.author_id = p.user_id
-        LEFT JOIN ar ON ar.course_key = p.course_key AND ar.user_id = p.user_id
-        LEFT JOIN fr ON fr.course_key = p.course_key AND fr.user_id = p.user_id
+        access_roles AS (SELECT granted.course_key, granted.user_id, {access_flags}
+               FROM {src['student_courseaccessrole']} granted
+               WHERE granted.{inscope} GROUP BY granted.course_key, granted.user_id),
+        forum_roles AS (SELECT granted.course_key, granted.user_id, {forum_flags}
+               FROM {src['django_comment_client_role_users']} granted
+               WHERE granted.{inscope} GROUP BY granted.course_key, granted.user_id),
+        course_facts AS (SELECT scope.course_key, coalesce(
+                    (SELECT min(course.course_id) FROM {src['courses']} course WHERE course.course_key = scope.course_key),
+                    (SELECT min(enrolled.course_id) FROM {enrollment} enrolled WHERE enrolled.course_key = scope.course_key),
+                    (SELECT min(event.course_id) FROM {src['events']} event WHERE event.course_key = scope.course_key)) AS course_id,
+                    (SELECT max(course.pass_mark) FROM {src['courses']} course WHERE course.course_key = scope.course_key) AS pass_mark
+                FROM _pc_scope scope),
+        learners AS (SELECT course_key, user_id FROM {enrollment} UNION SELECT course_key, uid FROM {activity}
+                   UNION SELECT course_key, user_id FROM {certificate})
+        SELECT {select}
+        FROM learners
+        JOIN course_facts ON course_facts.course_key = learners.course_key
+        LEFT JOIN accounts ON accounts.course_key = learners.course_key AND accounts.user_id = learners.user_id
+        LEFT JOIN {enrollment} ON {enrollment}.course_key = learners.course_key AND {enrollment}.user_id = learners.user_id
+        LEFT JOIN {certificate} ON {certificate}.course_key = learners.course_key AND {certificate}.user_id = learners.user_id
+        LEFT JOIN course_grade ON course_grade.course_key = learners.course_key AND course_grade.user_id = learners.user_id
+        LEFT JOIN {profile} ON {profile}.course_key = learners.course_key AND {profile}.user_id = learners.user_id
+        LEFT JOIN {activity} ON {activity}.course_key = learners.course_key AND {activity}.uid = learners.user_id
+        LEFT JOIN published_chapter_counts ON published_chapter_counts.course_key = learners.course_key
+        LEFT JOIN modal_ip ON modal_ip.course_key = learners.course_key AND modal_ip.uid = learners.user_id
+        LEFT JOIN {src['ip_geo']} ip_geo ON ip_geo.ip = modal_ip.ip
+        LEFT JOIN {time_on} ON {time_on}.course_key = learners.course_key AND {time_on}.uid = learners.user_id
+        LEFT JOIN {forum} ON {forum}.course_key = learners.course_key AND {forum}.author_id = learners.user_id
+        LEFT JOIN access_roles ON access_roles.course_key = learners.course_key AND access_roles.user_id = learners.user_id
+        LEFT JOIN forum_roles ON forum_roles.course_key = learners.course_key AND forum_roles.user_id = learners.user_id
     """
 
 
 def course_profile_insert(wh: Warehouse) -> str:
     """INSERT of course_profile rows for the courses in _pc_scope (param: rules_version)."""
-    q = wh.quote
     src = {t: source(wh, t) for t in ("courses", "course_blocks")}
     inscope = "course_key IN (SELECT course_key FROM _pc_scope)"
     blocks = f"(SELECT * FROM {src['course_blocks']} b WHERE b.{inscope} AND (b.published IS NULL OR b.published))"
 
     def nblocks(cond: str) -> str:
-        return f"(SELECT count(*) FROM {blocks} b WHERE b.course_key = s.course_key AND {cond})"
+        return f"(SELECT count(*) FROM {blocks} b WHERE b.course_key = scope.course_key AND {cond})"
 
-    def npc(cond: str) -> str:
-        return f"(SELECT count(*) FROM person_course p WHERE p.course_key = s.course_key AND {cond})"
+    def nlearners(cond: str) -> str:
+        return f"(SELECT count(*) FROM person_course p WHERE p.course_key = scope.course_key AND {cond})"
 
-    ev = learner_events(wh, f"e.{inscope}")
     mode = "p.registered = 1 AND p.mode"
+    known_modes = "('audit', 'honor', 'verified', 'professional', 'no-id-professional')"
+    columns = {
+        "course_key": "scope.course_key",
+        "course_id": (
+            "coalesce((SELECT min(p.course_id) FROM person_course p WHERE p.course_key = scope.course_key), "
+            f"(SELECT min(x.course_id) FROM {src['courses']} x WHERE x.course_key = scope.course_key))"
+        ),
+        "display_name": "course_dates.display_name",
+        "registration_open": "course_dates.enrollment_start",
+        "launch_date": "course_dates.start_date",
+        "close_date": "course_dates.end_date",
+        "course_length_weeks": (
+            "CASE WHEN course_dates.start_date IS NOT NULL AND course_dates.end_date IS NOT NULL THEN "
+            "CAST(ceil((CAST(course_dates.end_date AS DATE) - CAST(course_dates.start_date AS DATE)) / 7.0) AS INTEGER) END"
+        ),
+        **{name: nlearners(f"p.{name} = 1") for name in ("registered", "viewed", "explored", "certified", "completed")},
+        "learners": nlearners("1 = 1"),
+        "not_registered": nlearners("p.registered = 0"),
+        "nmode_audit": nlearners(f"{mode} = 'audit'"),
+        "nmode_honor": nlearners(f"{mode} = 'honor'"),
+        "nmode_verified": nlearners(f"{mode} = 'verified'"),
+        "nmode_professional": nlearners(f"{mode} IN ('professional', 'no-id-professional')"),
+        "nmode_other": nlearners(f"p.registered = 1 AND (p.mode IS NULL OR p.mode NOT IN {known_modes})"),
+        "nchapters": nblocks("b.category = 'chapter'"),
+        "nvideos": nblocks("b.category = 'video'"),
+        "nhtml": nblocks("b.category = 'html'"),
+        "nproblems_summative": nblocks("b.category = 'problem' AND b.weight > 0"),
+        "nproblems_formative": nblocks("b.category = 'problem' AND (b.weight IS NULL OR b.weight <= 0)"),
+        "ndiscussions": nblocks("b.category = 'discussion'"),
+        "nother_activities": nblocks(f"b.category NOT IN {in_list(STRUCTURAL)}"),
+        "nevents": "coalesce(event_matches.nevents, 0)",
+        "nevents_unmatched": "coalesce(event_matches.unmatched, 0)",
+        "nusernames_unmatched": "coalesce(event_matches.unmatched_names, 0)",
+        "rules_version": "?",
+        "computed_at": "current_timestamp",
+    }
+    insert, select = insert_by_name(wh, "course_profile", CP_COLUMNS, columns)
     return f"""
-        INSERT INTO course_profile ({', '.join(q(c) for c in CP_COLUMNS)})
-        WITH c AS (SELECT course_key, min(display_name) AS display_name, min(enrollment_start) AS enrollment_start,
+        {insert}
+        WITH course_dates AS (SELECT course_key, min(display_name) AS display_name, min(enrollment_start) AS enrollment_start,
                        min(start_date) AS start_date, max(end_date) AS end_date
                    FROM {src['courses']} t WHERE {inscope} GROUP BY course_key),
-             v AS ({ev}),
-             ve AS (SELECT course_key, count(*) AS nevents, sum(CASE WHEN uid IS NULL THEN 1 ELSE 0 END) AS unmatched,
+             learner_events AS ({learner_events(wh, f"e.{inscope}")}),
+             event_matches AS (SELECT course_key, count(*) AS nevents, sum(CASE WHEN uid IS NULL THEN 1 ELSE 0 END) AS unmatched,
                         count(DISTINCT CASE WHEN uid IS NULL THEN username END) AS unmatched_names
-                    FROM v GROUP BY course_key)
-        SELECT s.course_key,
-               coalesce((SELECT min(p.course_id) FROM person_course p WHERE p.course_key = s.course_key),
-                        (SELECT min(x.course_id) FROM {src['courses']} x WHERE x.course_key = s.course_key)),
-               c.display_name, c.enrollment_start, c.start_date, c.end_date,
-               CASE WHEN c.start_date IS NOT NULL AND c.end_date IS NOT NULL
-                    THEN CAST(ceil((CAST(c.end_date AS DATE) - CAST(c.start_date AS DATE)) / 7.0) AS INTEGER) END,
-               {npc('p.registered = 1')}, {npc('p.viewed = 1')}, {npc('p.explored = 1')}, {npc('p.certified = 1')},
-               {npc('p.completed = 1')}, {npc('1 = 1')}, {npc('p.registered = 0')},
-               {npc(f"{mode} = 'audit'")}, {npc(f"{mode} = 'honor'")}, {npc(f"{mode} = 'verified'")},
-               {npc(f"{mode} IN ('professional', 'no-id-professional')")},
-               {npc("p.registered = 1 AND (p.mode IS NULL OR p.mode NOT IN ('audit', 'honor', 'verified', 'professional', 'no-id-professional'))")},
-               {nblocks("b.category = 'chapter'")}, {nblocks("b.category = 'video'")}, {nblocks("b.category = 'html'")},
-               {nblocks("b.category = 'problem' AND b.weight > 0")},
-               {nblocks("b.category = 'problem' AND (b.weight IS NULL OR b.weight <= 0)")},
-               {nblocks("b.category = 'discussion'")}, {nblocks(f"b.category NOT IN {in_list(STRUCTURAL)}")},
-               coalesce(ve.nevents, 0), coalesce(ve.unmatched, 0), coalesce(ve.unmatched_names, 0),
-               ?, current_timestamp
-        FROM _pc_scope s LEFT JOIN c ON c.course_key = s.course_key LEFT JOIN ve ON ve.course_key = s.course_key
+                    FROM learner_events GROUP BY course_key)
+        SELECT {select}
+        FROM _pc_scope scope LEFT JOIN course_dates ON course_dates.course_key = scope.course_key
+        LEFT JOIN event_matches ON event_matches.course_key = scope.course_key
     """

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from optimus.services import person_course_sql as S
+from optimus.services import learner_events as S
 from optimus.services.base import RunContext, Service, register
 from optimus.warehouse.base import Warehouse
 
@@ -127,11 +127,13 @@ class TimeFinder(Service):
 
     # -- person_course_day ---------------------------------------------------------------------
     def _insert(self, wh: Warehouse) -> int:
-        read = "JOIN _tf_read w ON w.course_key = e.course_key AND (w.lo IS NULL OR e.time >= w.lo) AND (w.hi IS NULL OR e.time < w.hi)"
-        counts = S.counts_sql()
-        sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in counts.items() if name in ("nplay_video", "nproblem_check", "nforum_events"))
+        read = (
+            "JOIN _tf_read read_range ON read_range.course_key = e.course_key "
+            "AND (read_range.lo IS NULL OR e.time >= read_range.lo) AND (read_range.hi IS NULL OR e.time < read_range.hi)"
+        )
+        day_counts = ("nplay_video", "nproblem_check", "nforum_events")
+        sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in S.counts_sql("learner_events").items() if name in day_counts)
         cutoff_us = int(self.settings.time_gap_cutoff) * 1_000_000
-        auth = S.source(wh, "auth_user")
         # Two passes over the events, each cheap: the counts are a plain group-by, and the gaps a
         # window that carries only (course, learner, time); a window carrying every column the
         # counts need sorts all of them, and took 8x longer at 13M events. The events are read once
@@ -140,39 +142,55 @@ class TimeFinder(Service):
         # the rest of the query. Gaps are summed for every day read; the join keeps the days in scope.
         # A gap is whole microseconds (timestamps hold no finer time), so its sums are exact integers:
         # a float sum would change its last bits with the order threads add in.
+        columns = {
+            "course_id": "coalesce(course_ids.course_id, learner_days.course_id)",
+            "course_key": "learner_days.course_key",
+            "user_id": "learner_days.user_id",
+            "username": "coalesce(usernames.username, learner_days.event_username)",
+            "date": "learner_days.day",
+            **{name: f"learner_days.{name}" for name in ("nevents", "first_event", "last_event", *day_counts, "nchapters")},
+            "sum_dt": f"coalesce(CAST(day_gaps.sum_us AS DOUBLE PRECISION) / {S.MICROS}, 0)",
+            "n_dt": "coalesce(day_gaps.n_dt, 0)",
+            "max_dt": f"CAST(day_gaps.max_us AS DOUBLE PRECISION) / {S.MICROS}",
+            "sum_dt2": f"coalesce(CAST(day_gaps.sum2_us AS DOUBLE PRECISION) / {S.MICROS2}, 0)",
+            "sum_dt_us": "coalesce(day_gaps.sum_us, 0)",
+            "sum_dt2_us": "coalesce(day_gaps.sum2_us, 0)",
+            "rules_version": "?",
+            "computed_at": "current_timestamp",
+        }
+        insert, select = S.insert_by_name(wh, "person_course_day", DAY_COLUMNS, columns)
         sql = f"""
-            INSERT INTO person_course_day (course_id, course_key, user_id, username, date, nevents, first_event, last_event,
-                nplay_video, nproblem_check, nforum_events, nchapters, sum_dt, n_dt, max_dt, sum_dt2, sum_dt_us, sum_dt2_us,
-                rules_version, computed_at)
-            WITH v AS NOT MATERIALIZED ({S.learner_events(wh, 'true', read)}),
-            g AS (
-                SELECT v.course_key, v.who, v.day, CAST(round(EXTRACT(EPOCH FROM (v.time - lag(v.time) OVER (PARTITION BY v.course_key, v.who
-                       ORDER BY v.time))) * 1000000) AS BIGINT) AS gap
-                FROM v WHERE v.who IS NOT NULL
+            {insert}
+            WITH learner_events AS NOT MATERIALIZED ({S.learner_events(wh, 'true', read)}),
+            event_gaps AS (
+                SELECT course_key, who, day,
+                       CAST(round(EXTRACT(EPOCH FROM (time - lag(time) OVER (PARTITION BY course_key, who ORDER BY time))) * 1000000)
+                            AS BIGINT) AS gap_us
+                FROM learner_events WHERE who IS NOT NULL
             ),
-            gaps AS (
-                SELECT k.course_key, k.who, k.day, CAST(coalesce(sum(k.kept), 0) AS BIGINT) AS sum_us, count(k.kept) AS n_dt,
-                       max(k.kept) AS max_us, coalesce(sum(CAST(k.kept AS NUMERIC(38,0)) * k.kept), 0) AS sum2_us
-                FROM (SELECT g.*, CASE WHEN g.gap <= {cutoff_us} THEN g.gap END AS kept FROM g) k
-                GROUP BY k.course_key, k.who, k.day
+            day_gaps AS (
+                SELECT course_key, who, day, CAST(coalesce(sum(kept_us), 0) AS BIGINT) AS sum_us, count(kept_us) AS n_dt,
+                       max(kept_us) AS max_us, coalesce(sum(CAST(kept_us AS NUMERIC(38,0)) * kept_us), 0) AS sum2_us
+                FROM (SELECT event_gaps.*, CASE WHEN gap_us <= {cutoff_us} THEN gap_us END AS kept_us FROM event_gaps) kept_gaps
+                GROUP BY course_key, who, day
             ),
-            names AS (SELECT course_key, id, min(username) AS username FROM {auth} a GROUP BY course_key, id),
-            cid AS (SELECT course_key, min(course_id) AS course_id FROM {S.source(wh, 'courses')} c GROUP BY course_key),
-            d AS (
-                SELECT v.course_key, v.who, min(v.uid) AS user_id, min(v.username) AS ev_username, v.day,
-                       min(v.course_id) AS course_id, count(*) AS nevents, min(v.time) AS first_event, max(v.time) AS last_event,
-                       {sums}, count(DISTINCT v.chapter) AS nchapters
-                FROM v JOIN _tf_days s ON s.course_key = v.course_key AND s.day = v.day
-                WHERE v.who IS NOT NULL GROUP BY v.course_key, v.who, v.day
+            usernames AS (SELECT course_key, id, min(username) AS username FROM {S.source(wh, 'auth_user')} a GROUP BY course_key, id),
+            course_ids AS (SELECT course_key, min(course_id) AS course_id FROM {S.source(wh, 'courses')} c GROUP BY course_key),
+            learner_days AS (
+                SELECT learner_events.course_key, learner_events.who, min(learner_events.uid) AS user_id,
+                       min(learner_events.username) AS event_username, learner_events.day, min(learner_events.course_id) AS course_id,
+                       count(*) AS nevents, min(learner_events.time) AS first_event, max(learner_events.time) AS last_event,
+                       {sums}, count(DISTINCT learner_events.chapter) AS nchapters
+                FROM learner_events JOIN _tf_days days_in_scope
+                  ON days_in_scope.course_key = learner_events.course_key AND days_in_scope.day = learner_events.day
+                WHERE learner_events.who IS NOT NULL GROUP BY learner_events.course_key, learner_events.who, learner_events.day
             )
-            SELECT coalesce(cid.course_id, d.course_id), d.course_key, d.user_id, coalesce(n.username, d.ev_username), d.day, d.nevents, d.first_event,
-                   d.last_event, d.nplay_video, d.nproblem_check, d.nforum_events, d.nchapters,
-                   coalesce(CAST(x.sum_us AS DOUBLE PRECISION) / {S.MICROS}, 0), coalesce(x.n_dt, 0),
-                   CAST(x.max_us AS DOUBLE PRECISION) / {S.MICROS}, coalesce(CAST(x.sum2_us AS DOUBLE PRECISION) / {S.MICROS2}, 0),
-                   coalesce(x.sum_us, 0), coalesce(x.sum2_us, 0), ?, current_timestamp
-            FROM d LEFT JOIN gaps x ON x.course_key = d.course_key AND x.who = d.who AND x.day = d.day
-            LEFT JOIN names n ON n.course_key = d.course_key AND n.id = d.user_id
-            LEFT JOIN cid ON cid.course_key = d.course_key
+            SELECT {select}
+            FROM learner_days
+            LEFT JOIN day_gaps
+              ON day_gaps.course_key = learner_days.course_key AND day_gaps.who = learner_days.who AND day_gaps.day = learner_days.day
+            LEFT JOIN usernames ON usernames.course_key = learner_days.course_key AND usernames.id = learner_days.user_id
+            LEFT JOIN course_ids ON course_ids.course_key = learner_days.course_key
         """
         before = int(wh.scalar("SELECT count(*) FROM person_course_day"))
         wh.execute(sql, [self.rules_version])

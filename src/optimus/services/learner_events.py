@@ -1,0 +1,194 @@
+"""The events and inputs that TimeFinder and PersonCourse both read: input tables, learner resolution, event classes.
+
+The rules are written out in docs/person_course.md; keep the two in step. SQL here is meant
+for both DuckDB and PostgreSQL; the one engine-specific piece (JSON field extraction) is
+`json_text`, with one branch per dialect.
+
+Inputs produced by other services may not exist yet (a package without forums, or a service
+not yet run): `source()` then stands in an empty relation with the same columns, so the
+derived tables are still built from what is there.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from optimus.formats import sql_tables
+from optimus.warehouse.base import Warehouse, raw_table
+
+# The columns read from each input, with the type used when the table (or column) is missing.
+INPUTS: dict[str, dict[str, str]] = {
+    "events": {
+        "event_id": "VARCHAR", "time": "TIMESTAMP", "username": "VARCHAR", "user_id": "BIGINT", "course_id": "VARCHAR",
+        "course_key": "VARCHAR", "event_type": "VARCHAR", "event_source": "VARCHAR", "ip": "VARCHAR", "page": "VARCHAR",
+        "event": "JSON", "file_id": "BIGINT",
+    },
+    "auth_user": {"id": "BIGINT", "username": "VARCHAR", "email": "VARCHAR", "course_key": "VARCHAR"},
+    "auth_userprofile": {
+        "id": "BIGINT", "user_id": "BIGINT", "gender": "VARCHAR", "year_of_birth": "INTEGER", "level_of_education": "VARCHAR",
+        "country": "VARCHAR", "course_key": "VARCHAR",
+    },
+    "student_courseenrollment": {
+        "id": "BIGINT", "user_id": "BIGINT", "course_id": "VARCHAR", "created": "TIMESTAMP", "is_active": "BOOLEAN",
+        "mode": "VARCHAR", "course_key": "VARCHAR",
+    },
+    "certificates_generatedcertificate": {
+        "id": "BIGINT", "user_id": "BIGINT", "grade": "DOUBLE PRECISION", "status": "VARCHAR", "created_date": "TIMESTAMP",
+        "modified_date": "TIMESTAMP", "course_key": "VARCHAR",
+    },
+    "grades_persistentcoursegrade": {"user_id": "BIGINT", "percent_grade": "DOUBLE PRECISION", "course_key": "VARCHAR"},
+    "student_courseaccessrole": {"user_id": "BIGINT", "role": "VARCHAR", "course_key": "VARCHAR"},
+    "django_comment_client_role_users": {"user_id": "BIGINT", "name": "VARCHAR", "course_key": "VARCHAR"},
+    "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
+    "forum_posts": {
+        "type": "VARCHAR", "course_key": "VARCHAR", "author_id": "BIGINT", "votes_up": "INTEGER", "endorsed": "BOOLEAN",
+        "pinned": "BOOLEAN",
+    },
+    "courses": {
+        "course_key": "VARCHAR", "course_id": "VARCHAR", "display_name": "VARCHAR", "start_date": "TIMESTAMP",
+        "end_date": "TIMESTAMP", "enrollment_start": "TIMESTAMP", "pass_mark": "DOUBLE PRECISION",
+    },
+    "course_blocks": {
+        "course_key": "VARCHAR", "block_id": "VARCHAR", "category": "VARCHAR", "url_name": "VARCHAR",
+        "weight": "DOUBLE PRECISION", "published": "BOOLEAN",
+    },
+    "ip_geo": {
+        "ip": "VARCHAR", "country_code": "VARCHAR", "country_name": "VARCHAR", "continent": "VARCHAR", "region": "VARCHAR",
+        "city": "VARCHAR", "latitude": "DOUBLE PRECISION", "longitude": "DOUBLE PRECISION",
+    },
+}
+
+VIDEO_PLAY = ("play_video", "edx.video.played")
+VIDEO_PAUSE = ("pause_video", "edx.video.paused")
+VIDEO_SEEK = ("seek_video", "edx.video.position.changed")
+VIDEO_ANY = (
+    "play_video", "pause_video", "seek_video", "stop_video", "load_video", "speed_change_video", "show_transcript",
+    "hide_transcript", "edx.video.played", "edx.video.paused", "edx.video.position.changed", "edx.video.stopped",
+    "edx.video.loaded", "edx.video.transcript.shown", "edx.video.transcript.hidden",
+)
+
+
+def source(wh: Warehouse, table: str) -> str:
+    """A relation with the INPUTS columns of `table`: the table itself, or an empty stand-in.
+    edX's own tables (those Database State knows) are read from the raw schema."""
+    cols = INPUTS[table]
+    schema = wh.raw_schema if table in sql_tables.COLUMN_TYPES else None
+    if not wh.table_exists(table, schema=schema):
+        body = ", ".join(f"CAST(NULL AS {t}) AS {wh.quote(c)}" for c, t in cols.items())
+        return f"(SELECT {body} WHERE 1 = 0)"
+    have = set(wh.columns(table, schema=schema))
+    body = ", ".join(wh.quote(c) if c in have else f"CAST(NULL AS {t}) AS {wh.quote(c)}" for c, t in cols.items())
+    return f"(SELECT {body} FROM {raw_table(wh, table) if schema else wh.quote(table)})"
+
+
+def in_list(values: list[str] | tuple[str, ...]) -> str:
+    """A SQL list of string literals (constants of this module only, never user input)."""
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def json_text(wh: Warehouse, expr: str, key: str) -> str:
+    """SQL for the text of `key` in a JSON object, or in a JSON string that holds an object
+    (browser events carry their payload as such a string); NULL when absent or unparsable."""
+    if wh.dialect == "duckdb":
+        return (
+            f"(CASE WHEN json_type({expr}) = 'VARCHAR' "
+            f"THEN json_extract_string(TRY_CAST(json_extract_string({expr}, '$') AS JSON), '$.{key}') "
+            f"ELSE json_extract_string({expr}, '$.{key}') END)"
+        )
+    # PostgreSQL: jsonb operators; a string payload is parsed only when it looks like an object,
+    # and without failing (optimus_try_jsonb: NULL when it is not JSON, as DuckDB's TRY_CAST)
+    j = f"CAST({expr} AS jsonb)"
+    return (
+        f"(CASE WHEN jsonb_typeof({j}) = 'object' THEN {j} ->> '{key}' "
+        f"WHEN jsonb_typeof({j}) = 'string' AND ({j} #>> '{{}}') LIKE '{{%}}' "
+        f"THEN optimus_try_jsonb({j} #>> '{{}}') ->> '{key}' END)"
+    )
+
+
+def chapter_sql(event_type: str) -> str:
+    """The chapter part of a courseware URL event type (`/courses/{id}/courseware/{chapter}/...`,
+    an implicit event: the page was requested); NULL for any other event."""
+    tail = f"substr({event_type}, strpos({event_type}, '/courseware/') + 12)"
+    part = f"split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1)"
+    return f"(CASE WHEN strpos({event_type}, '/courseware/') > 0 THEN nullif({part}, '') END)"
+
+
+def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> str:
+    """SELECT of the events in scope with the learner resolved.
+
+    `uid` is events.user_id (context.user_id), else the course's auth_user id of the event's
+    username; `who` identifies the learner for ordering gaps (uid, else the username).
+    `scope_filter` is a condition on `e` (the events alias); `scope_join` an inner join that picks
+    events by more than their course (a condition correlated with each event's time would make the
+    engine deduplicate every event's (course, time) first).
+    """
+    events, auth = source(wh, "events"), source(wh, "auth_user")
+    video = json_text(wh, "e.event", "id")
+    problem = json_text(wh, "e.event", "problem_id")
+    return f"""
+        SELECT e.event_id, e.time, CAST(e.time AS DATE) AS day, e.course_id, e.course_key,
+               coalesce(e.user_id, account_ids.id) AS uid,
+               nullif(e.username, '') AS username,
+               CASE WHEN coalesce(e.user_id, account_ids.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, account_ids.id) AS VARCHAR)
+                    WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
+               e.event_type, e.event_source, nullif(e.ip, '') AS ip,
+               {chapter_sql('e.event_type')} AS chapter,
+               CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
+               CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
+        FROM {events} e {scope_join}
+        LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
+                   GROUP BY course_key, username) account_ids
+          ON e.user_id IS NULL AND account_ids.course_key = e.course_key AND account_ids.username = e.username
+        WHERE e.course_key IS NOT NULL AND {scope_filter}"""
+
+
+def flag(cond: str) -> str:
+    """1 when `cond` holds, else 0 (also when it is NULL)."""
+    return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
+
+
+def counts_sql(row: str) -> dict[str, str]:
+    """Per-event 0/1 expressions over a learner_events row named `row`, summed into the n* columns."""
+    return {
+        "nplay_video": flag(f"{row}.event_type IN {in_list(VIDEO_PLAY)}"),
+        "nvideo": flag(f"{row}.event_type IN {in_list(VIDEO_ANY)}"),
+        "npause_video": flag(f"{row}.event_type IN {in_list(VIDEO_PAUSE)}"),
+        "nseek_video": flag(f"{row}.event_type IN {in_list(VIDEO_SEEK)}"),
+        "nproblem_check": flag(f"{row}.event_type = 'problem_check' AND {row}.event_source = 'server'"),
+        "nshow_answer": flag(f"{row}.event_type = 'showanswer'"),
+        "nseq_goto": flag(f"{row}.event_type = 'seq_goto'"),
+        "nprogcheck": flag(
+            f"{row}.event_type LIKE '/courses/%' AND ({row}.event_type LIKE '%/progress' OR {row}.event_type LIKE '%/progress/')"
+        ),
+        "nforum_events": flag(
+            f"{row}.event_type LIKE 'edx.forum.%' OR ({row}.event_type LIKE '/courses/%' AND strpos({row}.event_type, '/discussion/') > 0)"
+        ),
+    }
+
+
+def scope_table(wh: Warehouse, name: str, columns: dict[str, str], rows: list[list[Any]]) -> None:
+    """A small temporary table of keys to act on (bookkeeping rows, not bulk data)."""
+    q = wh.quote
+    wh.execute(f"DROP TABLE IF EXISTS {q(name)}")
+    wh.execute(f"CREATE TEMP TABLE {q(name)} ({', '.join(f'{q(c)} {t}' for c, t in columns.items())})")
+    marks = ", ".join("?" for _ in columns)
+    wh.executemany(f"INSERT INTO {q(name)} VALUES ({marks})", rows)
+
+
+# Seconds from exact microsecond sums: one division, by a double, the same on every engine.
+MICROS = "CAST(1000000 AS DOUBLE PRECISION)"
+MICROS2 = "CAST(1000000000000 AS DOUBLE PRECISION)"
+
+
+def insert_by_name(wh: Warehouse, table: str, declared: dict[str, str], computed: dict[str, str]) -> tuple[str, str]:
+    """`INSERT INTO table (columns)` and its SELECT list of `expression AS column`, both from `computed`
+    (column -> SQL expression), so that no expression is matched to its column by position.
+
+    :param declared: the table's columns (name -> type); each must be computed, and nothing else.
+    """
+    missing, unknown = [c for c in declared if c not in computed], [c for c in computed if c not in declared]
+    if missing or unknown:
+        raise ValueError(f"{table}: columns not computed: {missing}; computed but not in the table: {unknown}")
+    q = wh.quote
+    insert = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in declared)})"
+    select = ",\n               ".join(f"{computed[c]} AS {q(c)}" for c in declared)
+    return insert, select
