@@ -1,7 +1,9 @@
 """The one narrow interface every warehouse backend implements.
 
 Services and the pipeline speak only to this; the backend is chosen from the URL in config,
-never inside a service. SQL uses `?` placeholders on every backend.
+never inside a service. SQL uses `?` placeholders on every backend. Every method a caller uses is
+declared here (no hasattr probing); what an engine can or cannot do is its `capabilities`, which
+callers branch on instead of the engine's name (tests/test_import_contract.py checks both).
 """
 from __future__ import annotations
 
