@@ -6,8 +6,10 @@ in the file are taken relative to the file's folder; in the environment, to the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import tempfile
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -237,11 +239,19 @@ def check_data_paths(settings: Settings) -> None:
             raise ConfigError(f"{settings.origin('data_paths')}: setting 'data_paths': data path {path} does not exist or is not a folder")
 
 
+def lock_path(settings: Settings) -> Path:
+    """The daemon's lock file (it holds a local token): beside a DuckDB file; for a server warehouse, in
+    the temporary folder, named by its URL. Here, not in daemon.py, since secrets() must know it too."""
+    path = settings.warehouse_path()
+    if path is not None:
+        return path.with_name(path.name + ".daemon")
+    digest = hashlib.sha1(settings.warehouse_url.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"optimus-{digest}.daemon"
+
+
 def secrets(settings: Settings) -> dict[str, Path]:
     """Every file or folder Optimus knows to be secret, by what it is: none may lie in a folder the
     engine is allowed to read (see check_allowed_folders)."""
-    from optimus.daemon import lock_path  # the daemon's module knows where its lock file lives
-
     found: dict[str, Path | None] = {
         "the config file": settings.config_file,
         "the daemon's lock file (it holds a local token)": lock_path(settings),

@@ -13,14 +13,12 @@ so the API's queries, on cursors of the same instance, reach nothing else (docs/
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import secrets
 import signal
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimus import discovery, ledger
-from optimus.config import Settings, check_data_paths
+from optimus.config import Settings, check_data_paths, lock_path  # lock_path: also imported from here
 from optimus.errors import OptimusError
 from optimus.ledger import utcnow
 from optimus.pipeline import Pipeline
@@ -49,15 +47,6 @@ class DaemonRunning(OptimusError):
 
 
 # -- the lock file ------------------------------------------------------------------------------
-def lock_path(settings: Settings) -> Path:
-    """Beside a DuckDB file; for a server warehouse, in the temporary folder, named by its URL."""
-    path = settings.warehouse_path()
-    if path is not None:
-        return path.with_name(path.name + ".daemon")
-    digest = hashlib.sha1(settings.warehouse_url.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"optimus-{digest}.daemon"
-
-
 @dataclass
 class LockInfo:
     """What the lock file holds: who has the warehouse and how to reach its API."""
@@ -423,9 +412,7 @@ class Daemon:
             log.info("interrupting the current file %s: its transaction is rolled back and it is queued again", running or "")
             deadline = time.monotonic() + 2.0
             while worker.is_alive() and time.monotonic() < deadline:
-                interrupt = getattr(self.wh, "interrupt", None)
-                if interrupt is not None:
-                    interrupt()
+                self.wh.interrupt()
                 worker.join(0.2)
         if worker.is_alive():
             # busy in Python, not in a query: its transaction never commits once the process ends, so the

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from optimus import paths
 from optimus.errors import OptimusError, UnsafeName
+from optimus.warehouse.base import Warehouse
 
 FILE_MODE = 0o600
 STAGING = ".staging"  # EXPORT_PATH/.staging/<set>/: a run's files until the warehouse has committed the run
@@ -271,12 +272,9 @@ def write_parquet(path: Path, table: pa.Table) -> int:
     return table.num_rows
 
 
-def query_table(wh: Any, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-    """A query's result as an Arrow table, on any warehouse (query_arrow when it has one)."""
-    if hasattr(wh, "query_arrow"):
-        return wh.query_arrow(sql, params)
-    rows = wh.query_dicts(sql, params)
-    return pa.Table.from_pylist(rows)
+def query_table(wh: Warehouse, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+    """A query's result as an Arrow table, typed by the engine."""
+    return wh.query_arrow(sql, params)
 
 
 def export_query(wh: Any, sql: str, params: Sequence[Any], into: ExportSet, base: str, parquet: bool = True) -> list[str]:

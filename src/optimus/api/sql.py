@@ -59,7 +59,7 @@ def check(sql: str, dialect: str = "duckdb") -> str:
     if not sql or not sql.strip():
         raise QueryRefused("empty query")
     try:
-        statements = [s for s in sqlglot.parse(sql, read="postgres" if dialect == "postgres" else "duckdb") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]  # Warehouse.dialect is SQLGlot's name
     except sqlglot.errors.SqlglotError as exc:
         raise QueryRefused(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1:

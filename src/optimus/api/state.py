@@ -18,7 +18,7 @@ from fastapi import Request
 from optimus.config import Settings
 from optimus.errors import OptimusError
 from optimus.ledger import utcnow
-from optimus.warehouse import Warehouse, connect
+from optimus.warehouse import Warehouse
 
 API_THREADS = 4  # reads are quick; a small pool keeps them from crowding the ingest
 VIEW_WAIT_SECONDS = 10.0  # no read view given back for this long while a request waits: it gets a 503
@@ -76,9 +76,8 @@ class ReadViews:
         self._closed = False
         self._queued = 0  # requests waiting for a view; while there are any, newcomers queue behind them
         self._count = threading.Lock()
-        reader = getattr(wh, "reader", None)
         for _ in range(size):
-            view = reader() if reader is not None else connect(settings, read_only=True)
+            view = wh.reader()
             self._all.append(view)
             self._pool.put(view)
 
@@ -166,9 +165,7 @@ class ReadViews:
 
     def interrupt_all(self) -> None:
         for view in self._all:
-            stop = getattr(view, "interrupt", None)
-            if stop is not None:
-                stop()
+            view.interrupt()
 
     def close(self) -> None:
         self._closed = True

@@ -27,7 +27,7 @@ def copy(
     if not to.startswith(("postgresql://", "postgres://")):
         fail(f"--to must be a postgresql:// URL, not {to!r}")
     target = dataclasses.replace(settings, warehouse=to, warehouse_schema=schema or settings.warehouse_schema)
-    from optimus.warehouse.transfer import copy_warehouse
+    from optimus.transfer import copy_warehouse
 
     with warehouse(settings, read_only=True) as src, warehouse(target) as dst, errors_as_messages():
         report = copy_warehouse(src, dst, target)  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ class Clickstream(Service):
             )
         if wh.dialect == "duckdb":
             wh.execute(f"CREATE OR REPLACE TEMP TABLE {_COURSES} (v VARCHAR, k VARCHAR)")
-        else:
+        if not wh.capabilities.scans_arrow_in_place:  # each block is loaded into this table once, then read
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
         loaded = quarantined = coerced = lines = 0
@@ -121,8 +121,8 @@ class Clickstream(Service):
             return 0, len(batch.bad), 0
         lo, hi = batch.table["line"][0].as_py(), batch.table["line"][-1].as_py()
         block = _block(file.id, lo, hi)
-        if wh.dialect == "duckdb":  # the block is read in place, as `arrow_block`
-            lines, run = "arrow_block", lambda sql: wh.execute_over_arrow(sql, batch.table)  # type: ignore[attr-defined]
+        if wh.capabilities.scans_arrow_in_place:  # the block is read in place, as `arrow_block`, by each statement
+            lines, run = "arrow_block", lambda sql: wh.execute_over_arrow(sql, batch.table)
         else:
             wh.execute(f"DELETE FROM {_LINES}")
             wh.load_arrow(_LINES, batch.table)

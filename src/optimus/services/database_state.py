@@ -219,7 +219,7 @@ class DatabaseState(Service):
             wh.execute(insert, params)
             return True
         counts = ", ".join(f"count({q(c)})" for c in texts)
-        if wh.dialect == "postgres":  # counted as the insert returns them: no scan of the table
+        if not wh.capabilities.prunes_by_min_max:  # counted as the insert returns them: no scan of the table
             got = wh.query(f"WITH ins AS ({insert} RETURNING {', '.join(q(c) for c in texts)}) SELECT {counts} FROM ins", params)[0]
         else:
             wh.execute(insert, params)

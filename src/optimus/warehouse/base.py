@@ -1,7 +1,9 @@
 """The one narrow interface every warehouse backend implements.
 
 Services and the pipeline speak only to this; the backend is chosen from the URL in config,
-never inside a service. SQL uses `?` placeholders on every backend.
+never inside a service. SQL uses `?` placeholders on every backend. Every method a caller uses is
+declared here (no hasattr probing); what an engine can or cannot do is its `capabilities`, which
+callers branch on instead of the engine's name (tests/test_import_contract.py checks both).
 """
 from __future__ import annotations
 
@@ -46,8 +48,19 @@ class QueryAnswer:
     note: str | None = None  # says where and why it was cut ("truncated at 10000 rows")
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can or cannot do, as data: callers branch on these, never on the engine's name."""
+
+    scans_arrow_in_place: bool  # execute_over_arrow reads the Arrow data where it is (no copy into a table)
+    # a query filtered on values that rows were appended with together reads only their blocks (min/max
+    # statistics, zone maps), so counting just-inserted rows costs no scan of the whole table
+    prunes_by_min_max: bool
+
+
 class Warehouse(Protocol):
-    dialect: str  # 'duckdb' or 'postgres'
+    dialect: str  # the engine's SQL dialect as SQLGlot names it ('duckdb', 'postgres'); a name, never to branch on
+    capabilities: Capabilities
     url: str
     raw_schema: str  # where Database State's raw edX tables live (RAW_SCHEMA, see raw_schema_for)
 
@@ -62,6 +75,9 @@ class Warehouse(Protocol):
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a query and return rows as dicts keyed by column name."""
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a query and return its result as Arrow, typed from the columns' SQL types (exports)."""
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -79,6 +95,11 @@ class Warehouse(Protocol):
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:
         """Append Arrow data to an existing table (of `schema`, default Optimus's own) by column name
         (the bulk path); returns rows."""
+
+    def execute_over_arrow(self, sql: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Run `sql`, in which the relation `arrow_block` is `data`; nothing named arrow_block outlives
+        the statement. In place when capabilities.scans_arrow_in_place, else through a temporary table
+        (one copy per call: a caller running several statements over one block loads it once instead)."""
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         """Load an edX TSV dump (header row, literal NULL, backslash escapes decoded) into a new
@@ -108,5 +129,13 @@ class Warehouse(Protocol):
         reach nothing but the warehouse: exactly one SELECT, read only, stopped after `timeout`
         seconds, its answer cut at `max_rows` rows or about `max_bytes` bytes (streamed, never
         fetched whole). Raises QueryRefused (not a SELECT) or WarehouseError (the engine's error)."""
+
+    def reader(self) -> "Warehouse":
+        """A read-only view of the same warehouse for reads on another thread (the API's views): it
+        sees committed data and never waits for this connection; close it when done."""
+
+    def interrupt(self) -> None:
+        """Stop the statement running on this connection (called from another thread); its
+        transaction rolls back."""
 
     def close(self) -> None: ...

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
+from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, Capabilities, QueryAnswer, raw_schema_for
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
@@ -42,6 +42,8 @@ class DuckDBWarehouse:
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
     dialect = "duckdb"
+    # Arrow is scanned where it lies; row groups carry min/max statistics
+    capabilities = Capabilities(scans_arrow_in_place=True, prunes_by_min_max=True)
     raw_schema = raw_schema_for(None)
 
     def __init__(self, settings: Settings, read_only: bool = False, outside_bytes: int = 0,
@@ -211,7 +213,7 @@ class DuckDBWarehouse:
             return self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0] - before
 
     def execute_over_arrow(self, sql: str, data: pa.Table | pa.RecordBatchReader) -> None:
-        """Run `sql`, in which the relation `arrow_block` is `data`, read in place (DuckDB only).
+        """Run `sql`, in which the relation `arrow_block` is `data`, read in place (scans_arrow_in_place).
 
         A relation over the Arrow data, named for this one statement: no copy, and nothing of it
         outlives the statement. Not a view registered on the connection (a view registered inside a

@@ -30,7 +30,7 @@ from psycopg.adapt import Loader
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.base import QueryAnswer, raw_schema_for
+from optimus.warehouse.base import Capabilities, QueryAnswer, raw_schema_for
 from optimus.warehouse.postgres_query import run_untrusted
 from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
 
@@ -233,6 +233,8 @@ class PostgresWarehouse:
     """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
 
     dialect = "postgres"
+    # Arrow reaches the server only through COPY; a heap table has no min/max statistics to skip by
+    capabilities = Capabilities(scans_arrow_in_place=False, prunes_by_min_max=False)
 
     def __init__(self, settings: Settings, read_only: bool = False, login: ReaderLogin | None = None) -> None:
         """A writer logs in with `warehouse`; a reader (read_only) as the reader role, never as the writer.
@@ -457,6 +459,21 @@ class PostgresWarehouse:
                     total += batch.num_rows
         return total
 
+    def execute_over_arrow(self, sql: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Run `sql` over `data` as the relation `arrow_block`: a temporary table loaded through COPY
+        (load_arrow) and dropped after the statement, in a transaction of its own (or the caller's)."""
+        q = self.quote
+        columns = ", ".join(f"{q(f.name)} {_pg_type(f.type)}" for f in data.schema)
+        with self._lock, self.transaction():
+            self._run("DROP TABLE IF EXISTS pg_temp.arrow_block", [])
+            self._run(f"CREATE TEMP TABLE arrow_block ({columns})", [])
+            try:
+                self.load_arrow("arrow_block", data, schema="pg_temp")
+                self.execute(sql)
+            finally:
+                if self.con.info.transaction_status != pq.TransactionStatus.INERROR:
+                    self._run("DROP TABLE IF EXISTS pg_temp.arrow_block", [])
+
     def prefetch_tsv(self, path: Path | None) -> None:
         """Nothing is read ahead here: COPY runs on the server, one statement at a time per connection."""
 
@@ -553,6 +570,27 @@ class PostgresWarehouse:
         with self._lock:
             if not self.con.closed:
                 self.con.close()
+
+
+def _pg_type(arrow_type: pa.DataType) -> str:
+    """The PostgreSQL column type holding an Arrow type as load_arrow writes it (nested types as JSON text)."""
+    t = arrow_type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        bits = t.bit_width if pa.types.is_signed_integer(t) else t.bit_width * 2  # room for an unsigned one
+        return "smallint" if bits <= 16 else "integer" if bits <= 32 else "bigint" if bits <= 64 else "numeric"
+    if pa.types.is_floating(t):
+        return "real" if t.bit_width == 32 else "double precision"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_nested(t):
+        return "json"
+    return "text"
 
 
 def _decode_sql(field: str) -> str:

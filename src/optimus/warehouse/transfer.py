@@ -1,7 +1,8 @@
-"""Copy an embedded DuckDB warehouse into a PostgreSQL one, for a researcher who grows into a team.
+"""Copy an embedded DuckDB warehouse's tables into a PostgreSQL one (the storage half of `optimus copy`;
+optimus/transfer.py adds the pipeline's DDL, so this module knows nothing of services).
 
 Every table is copied, in one PostgreSQL transaction: the framework's and the services' tables
-are first created by their own DDL (so keys, defaults and sequences are the real ones), tables
+are first created by their own DDL (`setup`, so keys, defaults and sequences are the real ones), tables
 only the data created (edX raw tables, from DuckDB's raw schema into PostgreSQL's) are created
 from DuckDB's column types, then the rows
 stream through Arrow batches into COPY and the sequences move past the copied ids. The ledger
@@ -13,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from optimus.config import Settings
 from optimus.errors import WarehouseError
+from optimus.warehouse.base import Warehouse
 from optimus.warehouse.duckdb import DuckDBWarehouse
 from optimus.warehouse.postgres import PostgresWarehouse
 
@@ -46,12 +47,14 @@ class CopyReport:
     created: list[str] = field(default_factory=list)  # tables created from DuckDB's types
 
 
-def copy_warehouse(src: DuckDBWarehouse, dst: PostgresWarehouse, dst_settings: Settings,
-                   progress: Callable[[str, int], None] | None = None) -> CopyReport:
-    """Copy every table of `src` into `dst`, which must hold no warehouse yet."""
-    from optimus.pipeline import Pipeline
+def copy_tables(src: Warehouse, dst: Warehouse, setup: Callable[[], None],
+                progress: Callable[[str, int], None] | None = None) -> CopyReport:
+    """Copy every table of `src` (a DuckDB warehouse) into `dst` (a PostgreSQL one, holding no warehouse
+    yet); `setup` creates the destination's tables by their own DDL, inside the copy's transaction."""
     from optimus.warehouse import schema
 
+    if not isinstance(src, DuckDBWarehouse) or not isinstance(dst, PostgresWarehouse):
+        raise WarehouseError(f"a copy goes from a DuckDB warehouse into a PostgreSQL one, not from {src.url} into {dst.url}")
     if schema.current_version(dst) and dst.scalar("SELECT count(*) FROM ingest_files"):
         raise WarehouseError(
             f"{dst.url} schema {dst.schema!r} already holds a warehouse with ingested files; "
@@ -73,7 +76,7 @@ def copy_warehouse(src: DuckDBWarehouse, dst: PostgresWarehouse, dst_settings: S
     )]
     report = CopyReport()
     with dst.transaction():
-        Pipeline(dst_settings, dst).setup()  # the real DDL of the framework and every service (and the raw schema)
+        setup()  # the real DDL of the framework and every service (and the raw schema)
         for src_schema, table, dst_schema in tables:
             columns = src.query(
                 "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = ? "
