@@ -25,7 +25,7 @@ ENGINE_NAMES = {"duckdb", "postgres", "postgresql", "pyspark", "spark"}
 DIALECT_BRANCHES = Counter({
     "optimus.services.clickstream:Clickstream.ingest": 1,  # the course-key lookup table only DuckDB's parse_sql reads
     "optimus.services.clickstream:Clickstream._load_batch": 2,  # parse_sql's courses argument, the course-key cache
-    "optimus.services.person_course_sql:json_text": 1,
+    "optimus.services.learner_events:json_text": 1,
     "optimus.formats.events:course_key_sql": 2,
     "optimus.formats.events:parse_sql": 2,
     "optimus.formats.events:duplicate_keys_sql": 2,
@@ -44,9 +44,6 @@ DEFERRED_CYCLES = {
     ("optimus.warehouse", "optimus.services.base"),
     # to be removed by the dialect layer (issue 15): the event rules spelt twice import each other
     ("optimus.formats.events", "optimus.formats.events_postgres"),
-    # to be removed by the CLI's session object (issue 15, helper h7)
-    ("optimus.cli.core", "optimus.cli.daemon"),
-    ("optimus.cli.daemon", "optimus.cli.core"),
 }
 
 
