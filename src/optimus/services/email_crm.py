@@ -54,8 +54,6 @@ class EmailCRM(Service):
     name = "EmailCRM"
     claims = (discovery.EMAIL_OPT_IN,)
     needs = ("PersonCourse", "DatabaseState")
-    # set by `optimus recompute`: export even when nothing changed upstream
-    recompute: str | set[str] | None = None
     writes = {"email_opt_in": "frozen", "email_opt_in_quarantine": "frozen", "email_crm_exports": "frozen", "email_crm_last": "frozen"}
 
     def setup(self, wh: Warehouse) -> None:

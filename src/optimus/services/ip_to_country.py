@@ -45,9 +45,6 @@ class IPToCountry(Service):
     needs = ("Clickstream",)
     writes = {"ip_geo": "frozen", "geo_sources": "frozen", "events_geo": "frozen"}
 
-    # set by `optimus recompute`: "all" or a set of course keys whose IPs are looked up again
-    recompute: str | set[str] | None = None
-
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.lookups = 0  # source look-ups made by this instance (tests count them)

@@ -31,20 +31,12 @@ class PersonCourse(Service):
     needs = ("IPToCountry", "TimeFinder", "DatabaseState", "DiscussionForums", "CourseStructure")
     writes = {"person_course": "frozen", "course_profile": "frozen"}
     rules_version = 2  # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums
-    # set by `optimus recompute`: "all" or a set of course keys
-    recompute: str | set[str] | None = None
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course", PC_COLUMNS)
         create_table(wh, "course_profile", CP_COLUMNS)
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
-        try:
-            return self._run(wh, ctx)
-        finally:
-            self.recompute = None  # a request to recompute is for one run only
-
-    def _run(self, wh: Warehouse, ctx: RunContext) -> int:
         scope = sorted(self._scope(wh, ctx))
         if not scope:
             return 0

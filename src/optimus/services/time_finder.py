@@ -50,8 +50,6 @@ class TimeFinder(Service):
     needs = ("Clickstream",)
     writes = {"person_course_day": "frozen", "event_time_anomalies": "frozen"}
     rules_version = 2  # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
-    # set by `optimus recompute`: "all" or a set of course keys to rebuild whole
-    recompute: str | set[str] | None = None
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course_day", DAY_COLUMNS)
@@ -60,12 +58,6 @@ class TimeFinder(Service):
             wh.execute(f"ALTER TABLE person_course_day ADD COLUMN IF NOT EXISTS {wh.quote(name)} {sql_type}")
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
-        try:
-            return self._run(wh, ctx)
-        finally:
-            self.recompute = None  # a request to recompute is for one run only
-
-    def _run(self, wh: Warehouse, ctx: RunContext) -> int:
         scope = self._scope(wh, ctx)
         if not scope:
             self._anomalies(wh, ctx)
