@@ -3,6 +3,7 @@
 Every figure is measured side by side in the same run on the same files, as the median of
 `--runs` runs with min and max, and written to bench/results/<date>-<name>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,15 +65,20 @@ def data_path_with(work: Path, files: list[Path], package_dir: Path | None = Non
 
 def env_for(data: Path, warehouse: str, work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
-    env.update({
-        "OPTIMUS_DATA_PATHS": json.dumps([str(data)]), "OPTIMUS_WAREHOUSE": warehouse,
-        "OPTIMUS_EXPORT_PATH": str(work / "exports"), "OPTIMUS_WWW_PATH": str(work / "www"),
-    })
+    env.update(
+        {
+            "OPTIMUS_DATA_PATHS": json.dumps([str(data)]),
+            "OPTIMUS_WAREHOUSE": warehouse,
+            "OPTIMUS_EXPORT_PATH": str(work / "exports"),
+            "OPTIMUS_WWW_PATH": str(work / "www"),
+        }
+    )
     return env
 
 
-def ingest_figure(work: Path, files: list[Path], runs: int, services: list[str], package_dir: Path | None = None,
-                  warehouse: str | None = None) -> Figure:
+def ingest_figure(
+    work: Path, files: list[Path], runs: int, services: list[str], package_dir: Path | None = None, warehouse: str | None = None
+) -> Figure:
     data = data_path_with(work, files, package_dir)
     wh = work / "wh.duckdb"
     target = warehouse or str(wh)
@@ -101,9 +107,11 @@ def duckdb_raw_figure(work: Path, files: list[Path], runs: int) -> Figure:
     script = (
         "import duckdb, sys, json; con = duckdb.connect(sys.argv[1]); "
         "con.execute(\"CREATE TABLE raw AS SELECT * FROM read_json(?, format='newline_delimited', ignore_errors=true, "
-        "union_by_name=true, maximum_object_size=16777216)\", [json.loads(sys.argv[2])])"
+        'union_by_name=true, maximum_object_size=16777216)", [json.loads(sys.argv[2])])'
     )
-    return repeat(runs, lambda: fresh(db), lambda: run_process([sys.executable, "-c", script, str(db), json.dumps([str(f) for f in files])]))
+    return repeat(
+        runs, lambda: fresh(db), lambda: run_process([sys.executable, "-c", script, str(db), json.dumps([str(f) for f in files])])
+    )
 
 
 def python_figure(work: Path, files: list[Path], runs: int) -> Figure:
@@ -120,7 +128,9 @@ def read_csv_figure(work: Path, sql_files: list[Path], runs: int) -> Figure:
         "    con.execute(f\"CREATE TABLE t{i} AS SELECT * FROM read_csv(?, delim='\\t', quote='', escape='', header=true, "
         "all_varchar=true, nullstr='NULL', ignore_errors=true)\", [p])\n"
     )
-    return repeat(runs, lambda: fresh(db), lambda: run_process([sys.executable, "-c", script, str(db), json.dumps([str(f) for f in sql_files])]))
+    return repeat(
+        runs, lambda: fresh(db), lambda: run_process([sys.executable, "-c", script, str(db), json.dumps([str(f) for f in sql_files])])
+    )
 
 
 def derived_figure(work: Path, pkg: Path, files: list[Path], runs: int) -> Figure:
@@ -128,8 +138,20 @@ def derived_figure(work: Path, pkg: Path, files: list[Path], runs: int) -> Figur
     data = data_path_with(work, files, pkg)
     loaded = work / "loaded.duckdb"
     fresh(loaded)
-    run_process(optimus_argv("ingest", "--service", "Clickstream", "--service", "DatabaseState", "--service", "DiscussionForums",
-                             "--service", "CourseStructure"), env_for(data, str(loaded), work))
+    run_process(
+        optimus_argv(
+            "ingest",
+            "--service",
+            "Clickstream",
+            "--service",
+            "DatabaseState",
+            "--service",
+            "DiscussionForums",
+            "--service",
+            "CourseStructure",
+        ),
+        env_for(data, str(loaded), work),
+    )
     wh = work / "derived.duckdb"
 
     def prepare() -> None:
@@ -193,8 +215,14 @@ def machine() -> dict:
     import optimus
 
     return {
-        "cores": os.cpu_count(), "memory_gb": round(memory, 1), "cpu": model or platform.processor(), "python": platform.python_version(),
-        "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__, "optimus": optimus.__version__, "platform": platform.platform(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory, 1),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "pyarrow": pyarrow.__version__,
+        "optimus": optimus.__version__,
+        "platform": platform.platform(),
     }
 
 
@@ -221,8 +249,16 @@ def run_size(label: str, events: int, learners: int, days: int, args: argparse.N
     n_events = manifest["events"]["valid"]
     big_events = next((f["valid"] for f in manifest["events"]["files"] if Path(f["path"]).name == biggest.name), 0)
     runs = args.runs
-    out: dict = {"input": {"events": n_events, "learners": learners, "days": days, **sizes(files), "largest_file": biggest.name,
-                           "largest_file_events": big_events}}
+    out: dict = {
+        "input": {
+            "events": n_events,
+            "learners": learners,
+            "days": days,
+            **sizes(files),
+            "largest_file": biggest.name,
+            "largest_file_events": big_events,
+        }
+    }
     print(f"[{label}] {n_events:,} events in {len(files)} files", file=sys.stderr)
 
     f = {}
@@ -240,8 +276,9 @@ def run_size(label: str, events: int, learners: int, days: int, args: argparse.N
     if pg:
         sep = "&" if "?" in pg else "?"
         try:
-            f["ingest_all_postgres"] = ingest_figure(work, files, runs, ["Clickstream"],
-                                                     warehouse=f"{pg}{sep}options=-csearch_path%3Doptimus_bench")
+            f["ingest_all_postgres"] = ingest_figure(
+                work, files, runs, ["Clickstream"], warehouse=f"{pg}{sep}options=-csearch_path%3Doptimus_bench"
+            )
         except Exception as exc:  # reported, not hidden
             out["postgres_error"] = str(exc)[-500:]
     out["figures"] = {k: v.as_dict() for k, v in f.items()}
@@ -292,8 +329,10 @@ def print_table(results: dict) -> None:
 
     console = Console()
     for label, out in results["sizes"].items():
-        table = Table(title=f"{label}: {out['input']['events']:,} events, {out['input']['files']} files, "
-                            f"{out['input']['bytes_packed'] / 1e6:.0f} MB packed / {out['input']['bytes_unpacked'] / 1e6:.0f} MB unpacked")
+        table = Table(
+            title=f"{label}: {out['input']['events']:,} events, {out['input']['files']} files, "
+            f"{out['input']['bytes_packed'] / 1e6:.0f} MB packed / {out['input']['bytes_unpacked'] / 1e6:.0f} MB unpacked"
+        )
         for col in ("measurement", "median s", "min s", "max s", "peak RSS MB"):
             table.add_column(col, justify="left" if col == "measurement" else "right")
         for name, fig in out["figures"].items():
@@ -310,31 +349,45 @@ def print_table(results: dict) -> None:
             ratios.add_row("events/s on PostgreSQL", f"{out['events_per_second_postgres']:,}")
         console.print(ratios)
     if "rescan" in results:
-        console.print(f"rescan, nothing new, {results['rescan']['files']:,} files registered: {results['rescan']['median_s']:.3f}s (target <= 1 s)")
+        console.print(
+            f"rescan, nothing new, {results['rescan']['files']:,} files registered: {results['rescan']['median_s']:.3f}s (target <= 1 s)"
+        )
     if "api_load" in results:
         console.print(api_load_line(results["api_load"]))
     if "memory" in results:
         m = results["memory"]
-        console.print(f"peak RSS ingesting a {m['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file: {m['peak_rss_mb']:.0f} MB (target <= 1536 MB)")
+        console.print(
+            f"peak RSS ingesting a {m['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file: {m['peak_rss_mb']:.0f} MB (target <= 1536 MB)"
+        )
 
 
 def api_load_line(a: dict) -> str:
-    return (f"API under load, {a['clients']} clients during {a['during']}: {a['requests_per_second']:,} requests/s, "
-            f"p50 {a['p50_ms']:,.0f} ms, p95 {a['p95_ms']:,.0f} ms, p99 {a['p99_ms']:,.0f} ms, max {a['max_ms']:,.0f} ms; "
-            f"{a['requests']:,} requests in {a['seconds']:.1f} s, {a['errors']} errors.")
+    return (
+        f"API under load, {a['clients']} clients during {a['during']}: {a['requests_per_second']:,} requests/s, "
+        f"p50 {a['p50_ms']:,.0f} ms, p95 {a['p95_ms']:,.0f} ms, p99 {a['p99_ms']:,.0f} ms, max {a['max_ms']:,.0f} ms; "
+        f"{a['requests']:,} requests in {a['seconds']:.1f} s, {a['errors']} errors."
+    )
 
 
 def markdown(results: dict) -> str:
     """The figures as Markdown tables, for docs/performance.md."""
     m = results["machine"]
-    lines = [f"Run `{results['name']}` on {results['date']}: {m['cores']} cores, {m['memory_gb']} GB, {m['cpu']}; "
-             f"Python {m['python']}, DuckDB {m['duckdb']}, pyarrow {m['pyarrow']}, Optimus {m['optimus']}.", ""]
+    lines = [
+        f"Run `{results['name']}` on {results['date']}: {m['cores']} cores, {m['memory_gb']} GB, {m['cpu']}; "
+        f"Python {m['python']}, DuckDB {m['duckdb']}, pyarrow {m['pyarrow']}, Optimus {m['optimus']}.",
+        "",
+    ]
     for label, out in results["sizes"].items():
         i = out["input"]
-        lines += [f"### {label}", "",
-                  f"{i['events']:,} events, {i['learners']:,} learners, {i['files']} day files, {i['bytes_packed'] / 1e6:,.0f} MB gzipped, "
-                  f"{i['bytes_unpacked'] / 1e6:,.0f} MB unpacked; largest file {i['largest_file_events']:,} events.", "",
-                  "| measurement | median s | min s | max s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            f"### {label}",
+            "",
+            f"{i['events']:,} events, {i['learners']:,} learners, {i['files']} day files, {i['bytes_packed'] / 1e6:,.0f} MB gzipped, "
+            f"{i['bytes_unpacked'] / 1e6:,.0f} MB unpacked; largest file {i['largest_file_events']:,} events.",
+            "",
+            "| measurement | median s | min s | max s | peak RSS MB |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, fig in out["figures"].items():
             lines.append(f"| {name} | {fig['median_s']:.2f} | {fig['min_s']:.2f} | {fig['max_s']:.2f} | {fig.get('peak_rss_mb', '')} |")
         lines += ["", "| ratio (medians) | value |", "|---|---:|"]
@@ -348,19 +401,25 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "rescan" in results:
         r = results["rescan"]
-        lines.append(f"Rescan with nothing new, {r['files']:,} files registered: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}).")
+        lines.append(
+            f"Rescan with nothing new, {r['files']:,} files registered: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f})."
+        )
     if "api_load" in results:
         lines.append(api_load_line(results["api_load"]))
     if "memory" in results:
         mem = results["memory"]
-        lines.append(f"Peak RSS ingesting one {mem['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file of {mem['events']:,} events: "
-                     f"{mem['peak_rss_mb']:,.0f} MB, in {mem['median_s']:.1f} s.")
+        lines.append(
+            f"Peak RSS ingesting one {mem['input']['bytes_unpacked'] / 1e9:.2f} GB (unpacked) day file of {mem['events']:,} events: "
+            f"{mem['peak_rss_mb']:,.0f} MB, in {mem['median_s']:.1f} s."
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
-    parser.add_argument("--events", default="1000000,10000000", help="comma-separated event counts (1M pairs with 10k learners, 10M with 100k)")
+    parser.add_argument(
+        "--events", default="1000000,10000000", help="comma-separated event counts (1M pairs with 10k learners, 10M with 100k)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--name", default="default")
@@ -376,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.events, args.runs, args.days, args.rescan_files, args.big_file_gb = "3000", 1, 2, 50, 0.001
         args.api_seconds = min(args.api_seconds, 3.0)
-    results: dict = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "name": args.name, "machine": machine(), "sizes": {}}
+    results: dict = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "name": args.name,
+        "machine": machine(),
+        "sizes": {},
+    }
     for count in (int(c) for c in args.events.split(",") if c):
         learners = 100 if args.quick else max(1000, count // 100)
         run_size(f"{count:,} events", count, learners, args.days, args, results)

@@ -2,6 +2,7 @@
 it ingests a sample package. Used by the benchmark (latency percentiles, requests/s) and by the
 test suite (every request answered, no error); bounded in clients, seconds and per-request time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
 # what a dashboard and a status poller ask for, open endpoints only (no token needed)
-PATHS = ("/", "/status", "/api/v1/services", "/api/v1/files?limit=20", "/api/v1/courses", "/api/v1/throughput",
-         "/api/v1/health", "/ui/")
+PATHS = ("/", "/status", "/api/v1/services", "/api/v1/files?limit=20", "/api/v1/courses", "/api/v1/throughput", "/api/v1/health", "/ui/")
 REQUEST_TIMEOUT = 30.0  # seconds: a request not answered by then counts as an error
 
 
@@ -48,12 +48,17 @@ class LoadResult:
 
     def as_dict(self) -> dict:
         return {
-            "clients": self.clients, "seconds": round(self.seconds, 2), "requests": self.requests,
+            "clients": self.clients,
+            "seconds": round(self.seconds, 2),
+            "requests": self.requests,
             "requests_per_second": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
-            "p50_ms": round(self.percentile(50) * 1000, 1), "p95_ms": round(self.percentile(95) * 1000, 1),
-            "p99_ms": round(self.percentile(99) * 1000, 1), "max_ms": round(max(self.latencies, default=0) * 1000, 1),
+            "p50_ms": round(self.percentile(50) * 1000, 1),
+            "p95_ms": round(self.percentile(95) * 1000, 1),
+            "p99_ms": round(self.percentile(99) * 1000, 1),
+            "max_ms": round(max(self.latencies, default=0) * 1000, 1),
             "mean_ms": round(statistics.fmean(self.latencies) * 1000, 1) if self.latencies else 0.0,
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "errors": len(self.errors),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "errors": len(self.errors),
             "busy_seen": self.busy_seen,
         }
 
@@ -121,16 +126,27 @@ def daemon_ingesting(data: Path, work: Path, startup_seconds: float = 60.0) -> I
         (work / name).unlink(missing_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
-    env.update({
-        "OPTIMUS_DATA_PATHS": json.dumps([str(data)]), "OPTIMUS_WAREHOUSE": str(work / "wh.duckdb"),
-        "OPTIMUS_EXPORT_PATH": str(work / "exports"), "OPTIMUS_WWW_PATH": str(work / "www"),
-        "OPTIMUS_API_HOST": "127.0.0.1", "OPTIMUS_API_PORT": str(port), "OPTIMUS_RESCAN_INTERVAL": "3600",
-        "OPTIMUS_MEMORY_LIMIT": "1GB",
-    })
+    env.update(
+        {
+            "OPTIMUS_DATA_PATHS": json.dumps([str(data)]),
+            "OPTIMUS_WAREHOUSE": str(work / "wh.duckdb"),
+            "OPTIMUS_EXPORT_PATH": str(work / "exports"),
+            "OPTIMUS_WWW_PATH": str(work / "www"),
+            "OPTIMUS_API_HOST": "127.0.0.1",
+            "OPTIMUS_API_PORT": str(port),
+            "OPTIMUS_RESCAN_INTERVAL": "3600",
+            "OPTIMUS_MEMORY_LIMIT": "1GB",
+        }
+    )
     log = work / "daemon.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "optimus", "run", "--settle", "0", "--no-watch"], env=env, cwd=work,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "optimus", "run", "--settle", "0", "--no-watch"],
+            env=env,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_seconds

@@ -1,4 +1,5 @@
 """Timing and memory of commands: each figure is the median of several runs, with min and max."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,12 @@ class Figure:
         return statistics.median(self.seconds)
 
     def as_dict(self) -> dict:
-        out = {"median_s": round(self.median, 4), "min_s": round(min(self.seconds), 4), "max_s": round(max(self.seconds), 4), "runs": len(self.seconds)}
+        out = {
+            "median_s": round(self.median, 4),
+            "min_s": round(min(self.seconds), 4),
+            "max_s": round(max(self.seconds), 4),
+            "runs": len(self.seconds),
+        }
         if self.peak_rss_mb:
             out["peak_rss_mb"] = round(max(self.peak_rss_mb), 1)
         return out
@@ -55,12 +61,14 @@ def repeat(runs: int, prepare: Callable[[], None] | None, measure: Callable[[], 
 
 def gunzip_floor(files: list[Path]) -> Callable[[], tuple[float, float]]:
     """`gzip -dc FILE > /dev/null` over the files: the decompression no ingester avoids."""
+
     def measure() -> tuple[float, float]:
         total = 0.0
         for path in files:
             seconds, _ = run_process(["gzip", "-dc", str(path)])
             total += seconds
         return total, 0.0
+
     return measure
 
 

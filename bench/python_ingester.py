@@ -4,6 +4,7 @@ json.loads per line, the same fields Optimus keeps, the course from context or U
 per line, rows written to DuckDB in Arrow batches of 100k. No de-duplication (Python would need
 all fingerprints in memory); malformed lines are counted, not kept.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,8 +19,26 @@ import pyarrow as pa
 
 from optimus import courses
 
-FIELDS = ["event_id", "time", "username", "user_id", "course_id", "course_key", "event_type", "event_source", "ip",
-          "agent", "host", "referer", "accept_language", "session", "page", "event", "context", "line"]
+FIELDS = [
+    "event_id",
+    "time",
+    "username",
+    "user_id",
+    "course_id",
+    "course_key",
+    "event_type",
+    "event_source",
+    "ip",
+    "agent",
+    "host",
+    "referer",
+    "accept_language",
+    "session",
+    "page",
+    "event",
+    "context",
+    "line",
+]
 BATCH = 100_000
 
 
@@ -53,10 +72,24 @@ def rows(path: Path):  # type: ignore[no-untyped-def]
                     pass
             user_id = context.get("user_id")
             yield (
-                hashlib.md5(text).hexdigest(), when, event.get("username"), user_id if isinstance(user_id, int) else None,
-                course_id, courses.course_key(course_id), event.get("name") or event.get("event_type"), event.get("event_source"),
-                event.get("ip"), event.get("agent"), event.get("host"), event.get("referer"), event.get("accept_language"),
-                event.get("session"), event.get("page"), json.dumps(payload), json.dumps(context), number,
+                hashlib.md5(text).hexdigest(),
+                when,
+                event.get("username"),
+                user_id if isinstance(user_id, int) else None,
+                course_id,
+                courses.course_key(course_id),
+                event.get("name") or event.get("event_type"),
+                event.get("event_source"),
+                event.get("ip"),
+                event.get("agent"),
+                event.get("host"),
+                event.get("referer"),
+                event.get("accept_language"),
+                event.get("session"),
+                event.get("page"),
+                json.dumps(payload),
+                json.dumps(context),
+                number,
             )
 
 

@@ -1,4 +1,5 @@
 """Shared test fixtures: real data folders in tmp_path, real DuckDB files, the real CLI."""
+
 from __future__ import annotations
 
 import os
@@ -129,7 +130,15 @@ def cli() -> Callable[..., Any]:
 
 
 # -- crash tests: a real `optimus` subprocess, killed at a pause point, and tables compared both ways ----
-BOOKKEEPING_TABLES = {"ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "schema_info", "course_ids", "db_state_loads"}
+BOOKKEEPING_TABLES = {
+    "ingest_files",
+    "ingest_skipped",
+    "service_runs",
+    "service_run_changes",
+    "schema_info",
+    "course_ids",
+    "db_state_loads",
+}
 VOLATILE_COLUMNS = ("file_id", "computed_at", "looked_up_at", "loaded_at", "first_used", "last_used")
 
 
@@ -138,8 +147,9 @@ def optimus_process(settings: Settings, *args: str, **env: str) -> "subprocess.P
     import sys
 
     full = {**{k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}, **settings_env(settings), **env}
-    return subprocess.Popen([sys.executable, "-m", "optimus", *(args or ("ingest",))], env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "optimus", *(args or ("ingest",))], env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def kill_when_paused(proc: "subprocess.Popen[bytes]", marker: Path, timeout: float = 60) -> bool:
@@ -164,7 +174,8 @@ def data_tables(con: Any, database: str | None = None) -> list[str]:
     raw edX ones in edx; not the ledger and run records)."""
     names = con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = coalesce(?, current_database())",
-        [database]).fetchall()
+        [database],
+    ).fetchall()
     return sorted(f"{schema}.{name}" for schema, name in names if name not in BOOKKEEPING_TABLES)
 
 
@@ -189,7 +200,9 @@ def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, 
             cols = [r[0] for r in con.execute(f"DESCRIBE {quoted(table)}").fetchall() if r[0] not in skip]
             select = ", ".join(f'"{c}"' for c in cols)
             for a, b in (("", "clean."), ("clean.", "")):
-                extra = con.execute(f"SELECT count(*) FROM (SELECT {select} FROM {a}{quoted(table)} EXCEPT ALL SELECT {select} FROM {b}{quoted(table)})").fetchone()
+                extra = con.execute(
+                    f"SELECT count(*) FROM (SELECT {select} FROM {a}{quoted(table)} EXCEPT ALL SELECT {select} FROM {b}{quoted(table)})"
+                ).fetchone()
                 assert extra == (0,), f"{table}: {extra[0]} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
         return tables
     finally:
@@ -232,8 +245,11 @@ def ingest_sample(root: Path, **settings: Any) -> Settings:
 
     generate(root / "data", courses=2, learners=30, days=3, seed=7)
     values: dict[str, Any] = {
-        "data_paths": [root / "data"], "warehouse": str(root / "wh" / "optimus.duckdb"), "export_path": root / "exports",
-        "www_path": root / "www", "memory_limit": "1GB",
+        "data_paths": [root / "data"],
+        "warehouse": str(root / "wh" / "optimus.duckdb"),
+        "export_path": root / "exports",
+        "www_path": root / "www",
+        "memory_limit": "1GB",
     }
     result = CliRunner().invoke(app, ["ingest"], env=settings_env(Settings(**{**values, **settings})), catch_exceptions=False)
     assert "DatabaseState" in result.output, result.output
@@ -248,8 +264,11 @@ def serve_on_loopback(asgi_app: Any) -> Iterator[str]:
     from bench.api_load import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi_app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        )
+    )
     thread = threading.Thread(target=server.run, name="test-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

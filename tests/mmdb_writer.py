@@ -4,6 +4,7 @@ Writes an IPv6 tree (IPv4 networks live under ::/96) with 24-bit records, a data
 maps, strings, doubles and unsigned integers, and the metadata block. Enough to build a country
 or city database of a few networks that maxminddb reads like a real one.
 """
+
 from __future__ import annotations
 
 import ipaddress

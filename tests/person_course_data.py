@@ -6,6 +6,7 @@ user_id matched by username (erin), staff with roles (frank), a learner with eve
 enrolment and no auth_user row (gina), an IP tie (alice in A), a learner in two courses (alice),
 events matching no learner (ghost, anonymous), an event days older than its file (mobile).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,12 +25,32 @@ def cw(cid: str, chapter: str) -> str:
     return f"/courses/{cid}/courseware/{chapter}/seq1/"
 
 
-def ev(time: str, username: str, uid: Any, cid: str, etype: str, source: str = "server", ip: str = "", page: str | None = None,
-       event: Any = "", name: str | None = None) -> dict[str, Any]:
+def ev(
+    time: str,
+    username: str,
+    uid: Any,
+    cid: str,
+    etype: str,
+    source: str = "server",
+    ip: str = "",
+    page: str | None = None,
+    event: Any = "",
+    name: str | None = None,
+) -> dict[str, Any]:
     line: dict[str, Any] = {
-        "username": username, "event_source": source, "event_type": etype, "ip": ip, "agent": "test-agent",
-        "host": "courses.edx.org", "referer": "", "accept_language": "en", "event": event, "time": time,
-        "page": page, "session": "s1", "context": {"course_id": cid, "org_id": "UQx", "user_id": uid, "path": "/x"},
+        "username": username,
+        "event_source": source,
+        "event_type": etype,
+        "ip": ip,
+        "agent": "test-agent",
+        "host": "courses.edx.org",
+        "referer": "",
+        "accept_language": "en",
+        "event": event,
+        "time": time,
+        "page": page,
+        "session": "s1",
+        "context": {"course_id": cid, "org_id": "UQx", "user_id": uid, "path": "/x"},
     }
     if name:
         line["name"] = name
@@ -46,10 +67,28 @@ def day1_events() -> list[dict[str, Any]]:
     return [
         # alice in A: old id form first; a gap across midnight; a gap over the cut-off; an IP tie (3 and 3)
         ev("2024-01-01T23:58:00+00:00", "alice", 1, A_OLD, cw(A_OLD, "ch1"), ip="8.8.8.8", event=implicit()),
-        ev("2024-01-02T00:01:00.500000+00:00", "alice", 1, A, "play_video", "browser", "8.8.8.8", page1,
-           json.dumps({"id": "vid1", "currentTime": 0})),
-        ev("2024-01-02T00:02:30+00:00", "alice", 1, A, "problem_check", "server", "8.8.8.8", None,
-           {"problem_id": "block-v1:UQx+Alpha+2024+type@problem+block@p1", "success": "correct"}),
+        ev(
+            "2024-01-02T00:01:00.500000+00:00",
+            "alice",
+            1,
+            A,
+            "play_video",
+            "browser",
+            "8.8.8.8",
+            page1,
+            json.dumps({"id": "vid1", "currentTime": 0}),
+        ),
+        ev(
+            "2024-01-02T00:02:30+00:00",
+            "alice",
+            1,
+            A,
+            "problem_check",
+            "server",
+            "8.8.8.8",
+            None,
+            {"problem_id": "block-v1:UQx+Alpha+2024+type@problem+block@p1", "success": "correct"},
+        ),
         ev("2024-01-02T00:02:31+00:00", "alice", 1, A, "problem_check", "browser", "1.1.1.1", page1, "input_p1=3"),
         ev("2024-01-02T00:20:00+00:00", "alice", 1, A, cw(A, "ch2"), ip="1.1.1.1", event=implicit()),
         ev("2024-01-02T00:22:00+00:00", "alice", 1, A, "showanswer", "server", "", None, {"problem_id": "p1"}),
@@ -58,21 +97,47 @@ def day1_events() -> list[dict[str, Any]]:
         ev("2024-01-02T00:24:00+00:00", "alice", 1, A, "pause_video", "browser", "", page1, json.dumps({"id": "vid1"})),
         ev("2024-01-02T00:25:00+00:00", "alice", 1, A, "seek_video", "browser", "", page1, json.dumps({"id": "vid1"})),
         # a mobile event five days older than its file
-        ev("2023-12-28T10:00:00+00:00", "alice", 1, A, "edx.video.played", "mobile", "", None, {"id": "vid2"},
-           name="edx.video.played"),
+        ev("2023-12-28T10:00:00+00:00", "alice", 1, A, "edx.video.played", "mobile", "", None, {"id": "vid2"}, name="edx.video.played"),
         # alice in B
         ev("2024-01-02T12:00:00+00:00", "alice", 1, B, cw(B, "bch1"), ip="9.9.9.9", event=implicit()),
-        ev("2024-01-02T12:04:00+00:00", "alice", 1, B, "play_video", "browser", "9.9.9.9", "https://courses.edx.org" + cw(B, "bch1"),
-           json.dumps({"id": "bvid"})),
+        ev(
+            "2024-01-02T12:04:00+00:00",
+            "alice",
+            1,
+            B,
+            "play_video",
+            "browser",
+            "9.9.9.9",
+            "https://courses.edx.org" + cw(B, "bch1"),
+            json.dumps({"id": "bvid"}),
+        ),
         # erin: empty user_id, matched by username
         ev("2024-01-02T10:00:00+00:00", "erin", "", A, cw(A, "ch3"), ip="8.8.4.4", event=implicit()),
-        ev("2024-01-02T10:03:00+00:00", "erin", "", A, "play_video", "browser", "8.8.4.4", "https://courses.edx.org" + cw(A, "ch3"),
-           json.dumps({"id": "vid1"})),
+        ev(
+            "2024-01-02T10:03:00+00:00",
+            "erin",
+            "",
+            A,
+            "play_video",
+            "browser",
+            "8.8.4.4",
+            "https://courses.edx.org" + cw(A, "ch3"),
+            json.dumps({"id": "vid1"}),
+        ),
         # frank, staff: a published and an unpublished chapter, a forum event
         ev("2024-01-02T11:00:00+00:00", "frank", 6, A, cw(A, "ch1"), ip="203.0.113.9", event=implicit()),
         ev("2024-01-02T11:02:00+00:00", "frank", 6, A, cw(A, "ch4"), ip="203.0.113.9", event=implicit()),
-        ev("2024-01-02T11:03:00+00:00", "frank", 6, A, "edx.forum.thread.created", "server", "203.0.113.9", None,
-           {"id": "t9", "title": "hello"}),
+        ev(
+            "2024-01-02T11:03:00+00:00",
+            "frank",
+            6,
+            A,
+            "edx.forum.thread.created",
+            "server",
+            "203.0.113.9",
+            None,
+            {"id": "t9", "title": "hello"},
+        ),
         # nobody we know
         ev("2024-01-02T13:00:00+00:00", "ghost", "", A, cw(A, "ch1"), ip="8.8.8.8", event=implicit()),
         ev("2024-01-02T13:01:00+00:00", "", "", A, f"/courses/{A}/about", ip="8.8.8.8", event=implicit()),
@@ -85,8 +150,17 @@ def day2_events() -> list[dict[str, Any]]:
     """uqx-edx-events-2024-01-03.log: course A only."""
     return [
         ev("2024-01-03T09:00:00+00:00", "alice", 1, A, cw(A, "ch3"), ip="1.1.1.1", event=implicit()),
-        ev("2024-01-03T09:04:00+00:00", "alice", 1, A, "play_video", "browser", "1.1.1.1", "https://courses.edx.org" + cw(A, "ch3"),
-           json.dumps({"id": "vid3"})),
+        ev(
+            "2024-01-03T09:04:00+00:00",
+            "alice",
+            1,
+            A,
+            "play_video",
+            "browser",
+            "1.1.1.1",
+            "https://courses.edx.org" + cw(A, "ch3"),
+            json.dumps({"id": "vid3"}),
+        ),
     ]
 
 
@@ -105,15 +179,26 @@ USERS = {  # id: (username, email, courses)
     5: ("erin", "erin@example.org", [A_KEY]),
     6: ("frank", "frank@uq.edu.au", [A_KEY]),
 }
-PROFILES = {1: ("f", 1990, "b", "AU"), 2: ("m", 1985, "", None), 3: ("o", None, "m", "US"), 4: (None, 2001, "hs", ""),
-            5: ("", 1970, "p", "NZ"), 6: ("m", 1980, "none", "AU")}
+PROFILES = {
+    1: ("f", 1990, "b", "AU"),
+    2: ("m", 1985, "", None),
+    3: ("o", None, "m", "US"),
+    4: (None, 2001, "hs", ""),
+    5: ("", 1970, "p", "NZ"),
+    6: ("m", 1980, "none", "AU"),
+}
 ENROLMENTS = [  # (id, user, course_id, created, is_active, mode)
-    (11, 1, A, "2023-12-01 09:00:00", 1, "verified"), (12, 2, A, "2023-12-02 09:00:00", 1, "audit"),
-    (13, 3, A, "2023-12-03 09:00:00", 0, "honor"), (15, 5, A, "2023-12-05 09:00:00", 1, "audit"),
-    (16, 6, A, "2023-12-06 09:00:00", 1, "professional"), (21, 1, B, "2023-12-10 08:00:00", 1, "audit"),
+    (11, 1, A, "2023-12-01 09:00:00", 1, "verified"),
+    (12, 2, A, "2023-12-02 09:00:00", 1, "audit"),
+    (13, 3, A, "2023-12-03 09:00:00", 0, "honor"),
+    (15, 5, A, "2023-12-05 09:00:00", 1, "audit"),
+    (16, 6, A, "2023-12-06 09:00:00", 1, "professional"),
+    (21, 1, B, "2023-12-10 08:00:00", 1, "audit"),
 ]
-CERTS = [(31, 4, A, 0.9, "downloadable", "2024-01-05 10:00:00", "2024-01-05 11:00:00"),
-         (32, 1, A, 0.4, "notpassing", "2024-01-05 10:00:00", "2024-01-05 10:00:00")]
+CERTS = [
+    (31, 4, A, 0.9, "downloadable", "2024-01-05 10:00:00", "2024-01-05 11:00:00"),
+    (32, 1, A, 0.4, "notpassing", "2024-01-05 10:00:00", "2024-01-05 10:00:00"),
+]
 GRADES = [(41, A, 5, 0.55), (42, A, 1, 0.45), (43, B, 1, 0.7)]
 ACCESS_ROLES = [(51, "UQx", A, 6, "staff"), (52, "UQx", A, 6, "instructor"), (53, "UQx", A, 1, "beta_testers")]
 FORUM_ROLES = [(61, A, 6, "Moderator"), (62, A, 3, "Student"), (63, A, 1, "Student")]
@@ -131,47 +216,153 @@ def write_database_state(data: Path) -> None:
     for key, cid in ((A_KEY, A), (B_KEY, B)):
         stem = key.replace("+", "-")
         users = [u for u, (_n, _e, cs) in USERS.items() if key in cs]
-        _tsv(folder / f"{stem}-auth_user-prod-analytics.sql",
-             ["id", "username", "first_name", "last_name", "email", "password", "is_staff", "is_active", "is_superuser",
-              "last_login", "date_joined"],
-             [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in users])
-        _tsv(folder / f"{stem}-auth_userprofile-prod-analytics.sql",
-             ["id", "user_id", "name", "language", "location", "meta", "courseware", "gender", "mailing_address",
-              "year_of_birth", "level_of_education", "goals", "country", "city", "bio"],
-             [[100 + u, u, "N", "", "", "", "course.xml", PROFILES[u][0], "", PROFILES[u][1], PROFILES[u][2], "",
-               PROFILES[u][3], "", ""] for u in users])
-        _tsv(folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
-             ["id", "user_id", "course_id", "created", "is_active", "mode"], [list(r) for r in ENROLMENTS if r[2] == cid])
-        _tsv(folder / f"{stem}-user_id_map-prod-analytics.sql", ["hash_id", "user_id", "username"],
-             [[f"hash{u:04d}{key[4]}", u, USERS[u][0]] for u in users])
-        _tsv(folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
-             ["id", "course_id", "user_id", "grading_policy_hash", "percent_grade", "letter_grade", "passed_timestamp",
-              "created", "modified"],
-             [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in GRADES if c == cid])
+        _tsv(
+            folder / f"{stem}-auth_user-prod-analytics.sql",
+            [
+                "id",
+                "username",
+                "first_name",
+                "last_name",
+                "email",
+                "password",
+                "is_staff",
+                "is_active",
+                "is_superuser",
+                "last_login",
+                "date_joined",
+            ],
+            [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in users],
+        )
+        _tsv(
+            folder / f"{stem}-auth_userprofile-prod-analytics.sql",
+            [
+                "id",
+                "user_id",
+                "name",
+                "language",
+                "location",
+                "meta",
+                "courseware",
+                "gender",
+                "mailing_address",
+                "year_of_birth",
+                "level_of_education",
+                "goals",
+                "country",
+                "city",
+                "bio",
+            ],
+            [
+                [100 + u, u, "N", "", "", "", "course.xml", PROFILES[u][0], "", PROFILES[u][1], PROFILES[u][2], "", PROFILES[u][3], "", ""]
+                for u in users
+            ],
+        )
+        _tsv(
+            folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
+            ["id", "user_id", "course_id", "created", "is_active", "mode"],
+            [list(r) for r in ENROLMENTS if r[2] == cid],
+        )
+        _tsv(
+            folder / f"{stem}-user_id_map-prod-analytics.sql",
+            ["hash_id", "user_id", "username"],
+            [[f"hash{u:04d}{key[4]}", u, USERS[u][0]] for u in users],
+        )
+        _tsv(
+            folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
+            [
+                "id",
+                "course_id",
+                "user_id",
+                "grading_policy_hash",
+                "percent_grade",
+                "letter_grade",
+                "passed_timestamp",
+                "created",
+                "modified",
+            ],
+            [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in GRADES if c == cid],
+        )
         if key == A_KEY:
-            _tsv(folder / f"{stem}-certificates_generatedcertificate-prod-analytics.sql",
-                 ["id", "user_id", "download_url", "grade", "course_id", "key", "distinction", "status", "verify_uuid",
-                  "download_uuid", "name", "created_date", "modified_date", "error_reason", "mode"],
-                 [[i, u, "", g, c, "", 0, s, "", "", "N", cr, mo, "", "verified"] for i, u, c, g, s, cr, mo in CERTS])
-            _tsv(folder / f"{stem}-student_courseaccessrole-prod-analytics.sql", ["id", "org", "course_id", "user_id", "role"],
-                 [list(r) for r in ACCESS_ROLES])
-            _tsv(folder / f"{stem}-django_comment_client_role_users-prod-analytics.sql", ["id", "course_id", "user_id", "name"],
-                 [list(r) for r in FORUM_ROLES])
+            _tsv(
+                folder / f"{stem}-certificates_generatedcertificate-prod-analytics.sql",
+                [
+                    "id",
+                    "user_id",
+                    "download_url",
+                    "grade",
+                    "course_id",
+                    "key",
+                    "distinction",
+                    "status",
+                    "verify_uuid",
+                    "download_uuid",
+                    "name",
+                    "created_date",
+                    "modified_date",
+                    "error_reason",
+                    "mode",
+                ],
+                [[i, u, "", g, c, "", 0, s, "", "", "N", cr, mo, "", "verified"] for i, u, c, g, s, cr, mo in CERTS],
+            )
+            _tsv(
+                folder / f"{stem}-student_courseaccessrole-prod-analytics.sql",
+                ["id", "org", "course_id", "user_id", "role"],
+                [list(r) for r in ACCESS_ROLES],
+            )
+            _tsv(
+                folder / f"{stem}-django_comment_client_role_users-prod-analytics.sql",
+                ["id", "course_id", "user_id", "name"],
+                [list(r) for r in FORUM_ROLES],
+            )
 
 
 FORUM = [  # carol writes a pinned thread (2 up-votes) and an endorsed comment (1); frank one comment
-    {"_id": {"$oid": "65a000000000000000000001"}, "_type": "CommentThread", "anonymous": False, "author_id": "3",
-     "author_username": "carol", "body": "hi", "course_id": A, "created_at": {"$date": "2024-01-02T09:00:00Z"},
-     "updated_at": {"$date": "2024-01-02T09:00:00Z"}, "votes": {"up": [], "down": [], "up_count": 2, "down_count": 0, "count": 2, "point": 2},
-     "title": "Hello", "thread_type": "discussion", "commentable_id": "c1", "comment_count": 2, "pinned": True, "closed": False},
-    {"_id": {"$oid": "65a000000000000000000002"}, "_type": "Comment", "anonymous": False, "author_id": "3",
-     "author_username": "carol", "body": "me again", "course_id": A, "created_at": {"$date": "2024-01-02T09:05:00Z"},
-     "updated_at": {"$date": "2024-01-02T09:05:00Z"}, "votes": {"up": [], "down": [], "up_count": 1, "down_count": 0, "count": 1, "point": 1},
-     "comment_thread_id": {"$oid": "65a000000000000000000001"}, "endorsed": True},
-    {"_id": {"$oid": "65a000000000000000000003"}, "_type": "Comment", "anonymous": False, "author_id": "6",
-     "author_username": "frank", "body": "welcome", "course_id": A, "created_at": {"$date": "2024-01-02T11:03:00Z"},
-     "updated_at": {"$date": "2024-01-02T11:03:00Z"}, "votes": {"up": [], "down": [], "up_count": 0, "down_count": 0, "count": 0, "point": 0},
-     "comment_thread_id": {"$oid": "65a000000000000000000001"}, "endorsed": False},
+    {
+        "_id": {"$oid": "65a000000000000000000001"},
+        "_type": "CommentThread",
+        "anonymous": False,
+        "author_id": "3",
+        "author_username": "carol",
+        "body": "hi",
+        "course_id": A,
+        "created_at": {"$date": "2024-01-02T09:00:00Z"},
+        "updated_at": {"$date": "2024-01-02T09:00:00Z"},
+        "votes": {"up": [], "down": [], "up_count": 2, "down_count": 0, "count": 2, "point": 2},
+        "title": "Hello",
+        "thread_type": "discussion",
+        "commentable_id": "c1",
+        "comment_count": 2,
+        "pinned": True,
+        "closed": False,
+    },
+    {
+        "_id": {"$oid": "65a000000000000000000002"},
+        "_type": "Comment",
+        "anonymous": False,
+        "author_id": "3",
+        "author_username": "carol",
+        "body": "me again",
+        "course_id": A,
+        "created_at": {"$date": "2024-01-02T09:05:00Z"},
+        "updated_at": {"$date": "2024-01-02T09:05:00Z"},
+        "votes": {"up": [], "down": [], "up_count": 1, "down_count": 0, "count": 1, "point": 1},
+        "comment_thread_id": {"$oid": "65a000000000000000000001"},
+        "endorsed": True,
+    },
+    {
+        "_id": {"$oid": "65a000000000000000000003"},
+        "_type": "Comment",
+        "anonymous": False,
+        "author_id": "6",
+        "author_username": "frank",
+        "body": "welcome",
+        "course_id": A,
+        "created_at": {"$date": "2024-01-02T11:03:00Z"},
+        "updated_at": {"$date": "2024-01-02T11:03:00Z"},
+        "votes": {"up": [], "down": [], "up_count": 0, "down_count": 0, "count": 0, "point": 0},
+        "comment_thread_id": {"$oid": "65a000000000000000000001"},
+        "endorsed": False,
+    },
 ]
 
 
@@ -190,9 +381,11 @@ def write_course_structure(data: Path) -> None:
             return f"block-v1:{key}+type@{kind}+block@{name}"
 
         chapters = [bid("chapter", n) for n, _p in CHAPTERS[key]]
-        blocks[bid("course", "course")] = {"category": "course", "children": chapters,
-                                           "metadata": {"display_name": f"{course} course", "start": "2023-12-01T00:00:00Z",
-                                                        "end": "2024-02-01T00:00:00Z"}}
+        blocks[bid("course", "course")] = {
+            "category": "course",
+            "children": chapters,
+            "metadata": {"display_name": f"{course} course", "start": "2023-12-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"},
+        }
         for (name, published), chap in zip(CHAPTERS[key], chapters):
             seq = bid("sequential", name + "s")
             vert = bid("vertical", name + "v")
@@ -204,8 +397,11 @@ def write_course_structure(data: Path) -> None:
             leaves = [bid("video", name + "vid"), bid("problem", name + "p"), bid("html", name + "h")]
             blocks[vert] = {"category": "vertical", "children": leaves, "metadata": {"display_name": name + "v"}}
             blocks[leaves[0]] = {"category": "video", "children": [], "metadata": {"display_name": "v"}}
-            blocks[leaves[1]] = {"category": "problem", "children": [],
-                                 "metadata": {"display_name": "p", "weight": 1.0 if name.endswith("1") else None}}
+            blocks[leaves[1]] = {
+                "category": "problem",
+                "children": [],
+                "metadata": {"display_name": "p", "weight": 1.0 if name.endswith("1") else None},
+            }
             blocks[leaves[2]] = {"category": "html", "children": [], "metadata": {"display_name": "h"}}
         path = data / "database_state" / PACKAGE / f"{org}-{course}-{run}-course_structure-prod-analytics.json"
         path.write_text(json.dumps(blocks), encoding="utf-8")

@@ -10,6 +10,7 @@ The reader roles Optimus makes for a test database (warehouse/postgres_reader.py
 with it. Fixtures: `pg_url` (a fresh database per test), `pg_server` (the server's admin URL), and
 `backend` (parametrised over duckdb and postgres: Settings overrides for `settings_for`).
 """
+
 from __future__ import annotations
 
 import glob
@@ -56,8 +57,10 @@ def _bin_dir() -> Path:
     which = shutil.which("pg_ctl")
     if which:
         return Path(which).parent
-    pytest.fail("no PostgreSQL server to test against: set OPTIMUS_TEST_POSTGRES, run one on 127.0.0.1:5432, "
-                "or install Debian's postgresql package (scripts/test does) so the tests can start their own")
+    pytest.fail(
+        "no PostgreSQL server to test against: set OPTIMUS_TEST_POSTGRES, run one on 127.0.0.1:5432, "
+        "or install Debian's postgresql package (scripts/test does) so the tests can start their own"
+    )
     raise AssertionError  # unreachable
 
 
@@ -134,11 +137,14 @@ def create_database(admin_url: str, name: str) -> str:
 def reader_roles_of(con: psycopg.Connection, database: str) -> list[str]:
     """The reader roles Optimus made for a database: roles are cluster-wide and outlive it, so the
     plugin finds them by the comment Optimus gives them (see warehouse/postgres_reader.py)."""
-    return [r for (r,) in con.execute(
-        "SELECT r.rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass "
-        "WHERE d.description LIKE 'Optimus reader:%%' AND strpos(d.description, %s) > 0",
-        [f'of database "{database}"'],
-    ).fetchall()]
+    return [
+        r
+        for (r,) in con.execute(
+            "SELECT r.rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid AND d.classoid = 'pg_authid'::regclass "
+            "WHERE d.description LIKE 'Optimus reader:%%' AND strpos(d.description, %s) > 0",
+            [f'of database "{database}"'],
+        ).fetchall()
+    ]
 
 
 def drop_database(admin_url: str, name: str) -> None:

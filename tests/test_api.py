@@ -3,6 +3,7 @@
 Every figure the API returns is checked against the same figure computed here, in Python,
 from the warehouse's rows; personal-data endpoints are checked for the token rules.
 """
+
 from __future__ import annotations
 
 import csv
@@ -154,10 +155,18 @@ def test_files_are_filtered_and_paginated(client: TestClient, wh: Warehouse) -> 
     assert done["total"] == wh.scalar("SELECT count(*) FROM ingest_files WHERE state = 'done'")
 
 
-@pytest.mark.parametrize("params", [
-    {"state": "finished"}, {"service": "NoSuchService"}, {"course": "not a course"}, {"limit": 0}, {"limit": 5000}, {"offset": -1},
-    {"limit": "many"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"state": "finished"},
+        {"service": "NoSuchService"},
+        {"course": "not a course"},
+        {"limit": 0},
+        {"limit": 5000},
+        {"offset": -1},
+        {"limit": "many"},
+    ],
+)
 def test_bad_file_parameters_give_422_with_the_reason(client: TestClient, params: dict[str, Any]) -> None:
     answer = client.get("/api/v1/files", params=params)
     assert answer.status_code == 422
@@ -195,8 +204,11 @@ def expected_figures(wh: Warehouse, key: str) -> dict[str, Any]:
         registered = [r for r in pc if int(r["registered"] or 0) == 1]
         certified = [r for r in pc if int(r["certified"] or 0) == 1]
         out["enrolments"] = {"source": "person_course", "total": len(registered), "by_day": _by_day([r["start_time"] for r in registered])}
-        out["certificates"] = {"source": "person_course", "total": len(certified),
-                               "by_day": _by_day([r["cert_created_date"] for r in certified]) if "cert_created_date" in cols else []}
+        out["certificates"] = {
+            "source": "person_course",
+            "total": len(certified),
+            "by_day": _by_day([r["cert_created_date"] for r in certified]) if "cert_created_date" in cols else [],
+        }
         column = next((c for c in ("countryLabel", "cc_by_ip", "final_cc_cname") if c in cols), None)
         if column:
             known = Counter(r[column] for r in pc if r[column])
@@ -210,14 +222,23 @@ def expected_figures(wh: Warehouse, key: str) -> dict[str, Any]:
         for user, created in wh.query("SELECT user_id, created FROM edx.student_courseenrollment WHERE course_key = ?", [key]):
             first[user] = min(first.get(user, created), created)
         out["enrolments"] = {"source": "student_courseenrollment", "total": len(first), "by_day": _by_day(list(first.values()))}
-        certs = wh.query("SELECT user_id, created_date FROM edx.certificates_generatedcertificate WHERE course_key = ? AND status = 'downloadable'", [key])
-        out["certificates"] = {"source": "certificates_generatedcertificate", "total": len({u for u, _ in certs}),
-                               "by_day": _by_day([d for _, d in certs])}
+        certs = wh.query(
+            "SELECT user_id, created_date FROM edx.certificates_generatedcertificate WHERE course_key = ? AND status = 'downloadable'",
+            [key],
+        )
+        out["certificates"] = {
+            "source": "certificates_generatedcertificate",
+            "total": len({u for u, _ in certs}),
+            "by_day": _by_day([d for _, d in certs]),
+        }
     if wh.table_exists("person_course_day"):
         days: dict[str, set[int]] = {}
         for d, user in wh.query("SELECT date, user_id FROM person_course_day WHERE course_key = ?", [key]):
             days.setdefault(d.isoformat(), set()).add(user)
-        out["active_learners"] = {"source": "person_course_day", "by_day": [{"date": d, "learners": len(u)} for d, u in sorted(days.items())]}
+        out["active_learners"] = {
+            "source": "person_course_day",
+            "by_day": [{"date": d, "learners": len(u)} for d, u in sorted(days.items())],
+        }
     else:
         out["active_learners"] = {"source": None, "by_day": []}
     return out
@@ -361,7 +382,7 @@ REFUSED = [
     "SELECT * FROM glob('/etc/*')",
     "SELECT read_text('/etc/passwd')",
     "SELECT * FROM '/etc/passwd.csv'",
-    "SELECT * FROM \"https://example.org/x.parquet\"",
+    'SELECT * FROM "https://example.org/x.parquet"',
     "SELECT * FROM sqlite_scan('/tmp/x.db', 't')",
     "SELECT getenv('HOME')",
     "SELECT nextval('ingest_files_id')",
@@ -385,9 +406,13 @@ def test_sql_refuses_writes_several_statements_and_file_functions(client: TestCl
 
 
 def test_sql_accepts_plain_reads() -> None:
-    for query in ("SELECT 1", "select count(*) from auth_user u join auth_userprofile p on p.user_id = u.id",
-                  "WITH x AS (SELECT 1 AS a) SELECT a FROM x UNION ALL SELECT 2", "SELECT * FROM range(3)",
-                  "SELECT table_name FROM information_schema.tables"):
+    for query in (
+        "SELECT 1",
+        "select count(*) from auth_user u join auth_userprofile p on p.user_id = u.id",
+        "WITH x AS (SELECT 1 AS a) SELECT a FROM x UNION ALL SELECT 2",
+        "SELECT * FROM range(3)",
+        "SELECT table_name FROM information_schema.tables",
+    ):
         assert check(query) == query
 
 

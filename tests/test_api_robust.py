@@ -5,6 +5,7 @@ get one is answered 503 quickly); 50 clients during an ingest are all answered; 
 before it is read (and a request needing the token is refused before its body is read); every
 numeric or path parameter of every endpoint gives a 4xx, never a 5xx with a traceback.
 """
+
 from __future__ import annotations
 
 import os
@@ -185,8 +186,13 @@ def server_process(ingested: Settings, tmp_path: Path) -> Iterator[tuple[int, in
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
     env.update(settings_env(ingested), OPTIMUS_API_TOKEN=TOKEN)
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "optimus", "serve", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optimus", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -259,8 +265,10 @@ def test_a_declared_length_over_the_limit_gets_413_before_the_body(server_proces
     port, pid = server_process
     before = peak_rss_mb(pid)
     for path, length in (("/api/v1/sql", BIG), ("/newdata", BIG), ("/api/v1/sql", "9" * 19)):
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {length}\r\n\r\n")
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        )
         sent, status, response = send_body(port, head, forever(PIECE), BIG)
         assert status == 413, response[:500]
         assert sent < 64 * 1024 * 1024
@@ -271,22 +279,49 @@ def test_a_chunked_body_is_counted_as_it_streams_and_refused_past_the_limit(serv
     port, pid = server_process
     before = peak_rss_mb(pid)
     chunk = f"{len(PIECE):x}\r\n".encode() + PIECE + b"\r\n"
-    head = (f"POST /api/v1/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-            f"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        f"POST /api/v1/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        f"Transfer-Encoding: chunked\r\n\r\n"
+    )
     sent, status, response = send_body(port, head, forever(chunk), 200 * 1024 * 1024)
     assert status == 413, response[:500]
     assert sent < 64 * 1024 * 1024, f"the server read {sent} bytes before refusing"
     assert peak_rss_mb(pid) - before < 40
     # a body under the limit is still served, streamed in chunks too
-    small = httpx.post(f"http://127.0.0.1:{port}/api/v1/sql", headers={**AUTH, "Content-Type": "application/json"},
-                       content=iter([b'{"sql": ', b'"SELECT 42 AS answer"}']), timeout=10)
+    small = httpx.post(
+        f"http://127.0.0.1:{port}/api/v1/sql",
+        headers={**AUTH, "Content-Type": "application/json"},
+        content=iter([b'{"sql": ', b'"SELECT 42 AS answer"}']),
+        timeout=10,
+    )
     assert small.status_code == 200 and small.json()["rows"] == [[42]]
 
 
 # -- parameters ------------------------------------------------------------------------------------------
-HOSTILE = ["-1", "0", "-9223372036854775809", "9223372036854775808", "1" + "0" * 400, "1e309", "-1e309", "NaN", "inf",
-           "1.5", "abc", "", " ", "x" * 20000, "../", "../../etc/passwd", "..%2F..%2Fetc", "%00", "\x00", "'; DROP TABLE x; --",
-           "course-v1:" + "a" * 5000 + "+b+c", "１２"]
+HOSTILE = [
+    "-1",
+    "0",
+    "-9223372036854775809",
+    "9223372036854775808",
+    "1" + "0" * 400,
+    "1e309",
+    "-1e309",
+    "NaN",
+    "inf",
+    "1.5",
+    "abc",
+    "",
+    " ",
+    "x" * 20000,
+    "../",
+    "../../etc/passwd",
+    "..%2F..%2Fetc",
+    "%00",
+    "\x00",
+    "'; DROP TABLE x; --",
+    "course-v1:" + "a" * 5000 + "+b+c",
+    "１２",
+]
 
 
 def concrete_path(template: str, wh: Warehouse) -> str:
@@ -322,8 +357,24 @@ def test_hostile_parameters_of_every_endpoint_give_4xx_never_a_traceback(ingeste
     assert checked > 100
 
 
-HOSTILE_JSON = ["-1", "0", "1e309", "-1e309", "NaN", "Infinity", "99999999999999999999999999", "1.5", '"abc"', '""',
-                'null', "[]", "{}", "true", '"' + "x" * 20000 + '"', '"../../etc/passwd"']
+HOSTILE_JSON = [
+    "-1",
+    "0",
+    "1e309",
+    "-1e309",
+    "NaN",
+    "Infinity",
+    "99999999999999999999999999",
+    "1.5",
+    '"abc"',
+    '""',
+    "null",
+    "[]",
+    "{}",
+    "true",
+    '"' + "x" * 20000 + '"',
+    '"../../etc/passwd"',
+]
 
 
 def test_hostile_json_fields_of_every_body_give_4xx_never_a_traceback(ingested: Settings, wh: Warehouse) -> None:
@@ -341,16 +392,16 @@ def test_hostile_json_fields_of_every_body_give_4xx_never_a_traceback(ingested: 
             for name in fields:
                 for value in HOSTILE_JSON:
                     raw = "{" + ", ".join(f'"{k}": {value if k == name else v}' for k, v in sane.items()) + "}"
-                    answer = client.post(concrete_path(template, wh), content=raw,
-                                         headers={**AUTH, "Content-Type": "application/json"})
+                    answer = client.post(concrete_path(template, wh), content=raw, headers={**AUTH, "Content-Type": "application/json"})
                     checked += 1
                     assert answer.status_code < 500, (template, name, value[:40], answer.status_code, answer.text[:300])
                     assert "Traceback" not in answer.text and 'File "' not in answer.text, (template, name, value[:40])
     assert checked >= len(HOSTILE_JSON)
 
 
-@pytest.mark.parametrize("name,value", [("limit", "1e309"), ("limit", "NaN"), ("offset", "9223372036854775808"),
-                                        ("offset", "-1"), ("limit", "-5")])
+@pytest.mark.parametrize(
+    "name,value", [("limit", "1e309"), ("limit", "NaN"), ("offset", "9223372036854775808"), ("offset", "-1"), ("limit", "-5")]
+)
 def test_numeric_parameters_out_of_range_name_the_parameter(ingested: Settings, wh: Warehouse, name: str, value: str) -> None:
     with TestClient(create_app(ingested, ReadViews(ingested, wh), daemon_state()), raise_server_exceptions=False) as client:
         answer = client.get("/api/v1/files", params={name: value})

@@ -1,4 +1,5 @@
 """Safe archive extraction: good archives unpack whole; every unsafe member is refused, leaving nothing."""
+
 from __future__ import annotations
 
 import io
@@ -96,8 +97,16 @@ def test_zip_path_escape_refused(tmp_path: Path, bad: str) -> None:
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
 
 
-@pytest.mark.parametrize("kind,word", [(tarfile.SYMTYPE, "symbolic link"), (tarfile.LNKTYPE, "hard link"),
-                                       (tarfile.CHRTYPE, "device"), (tarfile.BLKTYPE, "device"), (tarfile.FIFOTYPE, "FIFO")])
+@pytest.mark.parametrize(
+    "kind,word",
+    [
+        (tarfile.SYMTYPE, "symbolic link"),
+        (tarfile.LNKTYPE, "hard link"),
+        (tarfile.CHRTYPE, "device"),
+        (tarfile.BLKTYPE, "device"),
+        (tarfile.FIFOTYPE, "FIFO"),
+    ],
+)
 def test_tar_links_devices_fifos_refused(tmp_path: Path, kind: bytes, word: str) -> None:
     special = _file("course/special")
     special.type = kind
@@ -139,8 +148,8 @@ def test_zip_that_lies_about_its_size_is_stopped_while_writing(tmp_path: Path) -
     data = bytearray(archive.read_bytes())
     local = data.find(b"PK\x03\x04")
     central = data.find(b"PK\x01\x02")
-    data[local + 22: local + 26] = (10).to_bytes(4, "little")
-    data[central + 24: central + 28] = (10).to_bytes(4, "little")
+    data[local + 22 : local + 26] = (10).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (10).to_bytes(4, "little")
     archive.write_bytes(bytes(data))
     dest = tmp_path / "out" / "x"
     try:
@@ -200,7 +209,9 @@ def _writes_spied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.parametrize("suffix,mode", [(".tar.gz", "w:gz"), (".tar", "w")])
-def test_entry_and_size_limits_are_checked_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, mode: str) -> None:
+def test_entry_and_size_limits_are_checked_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, mode: str
+) -> None:
     """Issue 14 item 6: a tarball of many entries was extracted up to the limit before it was refused."""
     written = _writes_spied(monkeypatch)
     many = _tar(tmp_path / f"many{suffix}", [(_file(f"d/f{i}.xml"), b"") for i in range(50)], mode)

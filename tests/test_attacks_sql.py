@@ -8,6 +8,7 @@ return no canary, write nothing, and leave the warehouse as it was. The same att
 daemon's writable instance (its read views, in-process and through the API), on `optimus serve`, on
 a local `optimus sql` and on `optimus sql` through a running daemon.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,7 @@ ATTACKS = [
     "SELECT * FROM sniff_csv('{outside}/canary.csv')",
     "SELECT * FROM glob('{outside}/*')",
     "SELECT * FROM '{outside}/canary.csv'",
-    "SELECT * FROM \"{outside}/canary.csv\"",
+    'SELECT * FROM "{outside}/canary.csv"',
     "SELECT * FROM secret.csv",  # replacement scan of a file in the working folder
     "SELECT * FROM read_text('{data}/../outside/canary.csv')",  # out of an allowed folder by ..
     "SELECT * FROM read_text('{data}*/../outside/canary.csv')",
@@ -135,8 +136,14 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (outside / "secret.csv").write_text(f"token\n{CANARY}\n")
     (outside / "canary.json").write_text(json.dumps({"token": CANARY}))
     duckdb.connect().execute(f"COPY (SELECT '{CANARY}' AS token) TO '{outside / 'canary.parquet'}' (FORMAT parquet)")
-    settings = Settings(data_paths=[root / "data"], warehouse=str(root / "wh" / "optimus.duckdb"), export_path=root / "exports",
-                        www_path=root / "www", memory_limit="1GB", api_token=TOKEN)
+    settings = Settings(
+        data_paths=[root / "data"],
+        warehouse=str(root / "wh" / "optimus.duckdb"),
+        export_path=root / "exports",
+        www_path=root / "www",
+        memory_limit="1GB",
+        api_token=TOKEN,
+    )
     conf = root / "optimus.toml"
     conf.write_text(
         f'data_paths = ["{root / "data"}"]\nwarehouse = "{settings.warehouse}"\nexport_path = "{root / "exports"}"\n'
@@ -218,10 +225,17 @@ def test_the_daemons_own_connection_cannot_reach_the_host_or_unlock_itself(targe
     outside the data paths, write there, attach, load, or change a setting."""
     wh, _views = daemon_instance
     place = target["place"]
-    for statement in ("SELECT * FROM read_text('{outside}/canary.csv')", "COPY (SELECT 1) TO '{outside}/written.csv'",
-                      "ATTACH '{outside}/attached.duckdb' AS a", "LOAD httpfs", "SET enable_external_access = true",
-                      "SET lock_configuration = false", "SET memory_limit = '64GB'", "SELECT * FROM secret.csv",
-                      "SELECT content FROM read_text('{config}')"):
+    for statement in (
+        "SELECT * FROM read_text('{outside}/canary.csv')",
+        "COPY (SELECT 1) TO '{outside}/written.csv'",
+        "ATTACH '{outside}/attached.duckdb' AS a",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "SET lock_configuration = false",
+        "SET memory_limit = '64GB'",
+        "SELECT * FROM secret.csv",
+        "SELECT content FROM read_text('{config}')",
+    ):
         with pytest.raises(duckdb.Error):
             wh.query(_fill(statement, place))
     assert not _written(place)
@@ -329,8 +343,13 @@ class Server:
         self.port = _free_port()
         self.env = _env(target, self.port)
         self.log = target["root"] / f"{command}.log"
-        self.proc = subprocess.Popen([sys.executable, "-c", BYPASS, command], env=self.env, cwd=target["place"]["outside"],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", BYPASS, command],
+            env=self.env,
+            cwd=target["place"]["outside"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "wb"),
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -343,8 +362,11 @@ class Server:
         pytest.fail(f"{command} did not answer:\n{self.log.read_text()}")
 
     def post(self, query: str) -> tuple[int, str]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v1/sql", data=json.dumps({"sql": query}).encode(),
-                                     headers={**AUTH, "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/v1/sql",
+            data=json.dumps({"sql": query}).encode(),
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return r.status, r.read().decode()

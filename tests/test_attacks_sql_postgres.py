@@ -7,6 +7,7 @@ transaction that is always rolled back. A canary file holding a random token sit
 server could read it (the admin reads it, as a control); no attack may return the token, write
 a file, change a table or leave anything behind on the connection.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,9 @@ def canary() -> Iterator[Canary]:
 def scene(pg_url: str, pg_server: str, tmp_path: Path, canary: Canary) -> Iterator[dict[str, Any]]:
     """An Optimus warehouse on PostgreSQL (opened by its writer, which makes the reader role) with a
     table `kept` and a sequence; secrets beside it that the reader was not granted; a reader."""
-    settings = Settings(data_paths=[tmp_path], warehouse=pg_url, api_token=TOKEN, export_path=tmp_path / "exports",
-                        www_path=tmp_path / "www")
+    settings = Settings(
+        data_paths=[tmp_path], warehouse=pg_url, api_token=TOKEN, export_path=tmp_path / "exports", www_path=tmp_path / "www"
+    )
     writer = connect(settings)
     writer.execute("CREATE TABLE kept (n BIGINT)")
     writer.execute(f"INSERT INTO kept SELECT generate_series(1, {KEPT_ROWS})")
@@ -116,7 +118,10 @@ def nothing_changed(writer: Any, names_before: set[str]) -> None:
 
 
 def tables_of(wh: Any) -> set[str]:
-    return {f"{s}.{t}" for s, t in wh.query("SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")}
+    return {
+        f"{s}.{t}"
+        for s, t in wh.query("SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
+    }
 
 
 # -- the attacks ------------------------------------------------------------------------------------
@@ -211,8 +216,12 @@ def test_writes_are_refused_and_change_nothing(scene: dict, canary: Canary, name
 
 
 def test_statements_other_than_one_select_are_refused_as_such(scene: dict) -> None:
-    for sql in ("INSERT INTO kept VALUES (42)", "SELECT 1; SELECT 2", "SET ROLE postgres",
-                "WITH w AS (DELETE FROM kept RETURNING n) SELECT * FROM w"):
+    for sql in (
+        "INSERT INTO kept VALUES (42)",
+        "SELECT 1; SELECT 2",
+        "SET ROLE postgres",
+        "WITH w AS (DELETE FROM kept RETURNING n) SELECT * FROM w",
+    ):
         with pytest.raises(QueryRefused):
             attempt(scene["reader"], sql)
 
@@ -224,8 +233,11 @@ def test_session_changes_are_refused_or_do_not_last(scene: dict, canary: Canary,
     sql = SESSION[name].format(writer=writer_role)
     refused_or_harmless(lambda: attempt(reader, sql), canary, sql)
     # the next query on that connection runs as the reader, read only, with Optimus's session
-    answer = attempt(reader, "SELECT current_user, session_user, current_setting('transaction_read_only'), "
-                             "current_setting('default_transaction_read_only'), current_setting('search_path')")
+    answer = attempt(
+        reader,
+        "SELECT current_user, session_user, current_setting('transaction_read_only'), "
+        "current_setting('default_transaction_read_only'), current_setting('search_path')",
+    )
     user, session_user, read_only, default_read_only, search_path = answer.rows[0]
     assert user == session_user == reader.scalar("SELECT current_user") != writer_role
     assert (read_only, default_read_only) == ("on", "on")
@@ -242,8 +254,9 @@ def test_the_reader_role_can_only_read(scene: dict) -> None:
     role = reader.scalar("SELECT current_user")
     assert role == reader_role_name(writer.scalar("SELECT current_database()"), "optimus")
     assert role != writer.scalar("SELECT current_user")
-    flags = writer.query("SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolinherit "
-                         "FROM pg_roles WHERE rolname = ?", [role])
+    flags = writer.query(
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, rolinherit FROM pg_roles WHERE rolname = ?", [role]
+    )
     assert flags == [(False, False, False, False, False, False)]
     assert writer.scalar("SELECT count(*) FROM pg_auth_members WHERE member = ?::regrole", [role]) == 0  # member of no role
     for schema in ("optimus", writer.raw_schema, "public", "other", "optimus_private"):
@@ -331,8 +344,9 @@ def test_a_huge_answer_is_cut_in_bytes_and_never_fetched_whole(scene: dict) -> N
     """2,000 rows of 1 MB: the answer stops at about max_bytes, having fetched little more."""
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     started = time.monotonic()
-    answer = scene["reader"].read_only_query("SELECT repeat('x', 1000000) AS big FROM generate_series(1, 2000)",
-                                             max_rows=10_000, max_bytes=5_000_000, timeout=60)
+    answer = scene["reader"].read_only_query(
+        "SELECT repeat('x', 1000000) AS big FROM generate_series(1, 2000)", max_rows=10_000, max_bytes=5_000_000, timeout=60
+    )
     assert time.monotonic() - started < 20
     assert answer.truncated and answer.columns == ["big"]
     assert 1 <= len(answer.rows) <= 5 and all(len(r[0]) == 1_000_000 for r in answer.rows)
@@ -342,8 +356,9 @@ def test_a_huge_answer_is_cut_in_bytes_and_never_fetched_whole(scene: dict) -> N
 
 
 def test_an_answer_is_cut_at_max_rows_with_a_note(scene: dict) -> None:
-    answer = scene["reader"].read_only_query("SELECT n FROM generate_series(1, 100000) n ORDER BY n",
-                                             max_rows=250, max_bytes=10_000_000, timeout=30)
+    answer = scene["reader"].read_only_query(
+        "SELECT n FROM generate_series(1, 100000) n ORDER BY n", max_rows=250, max_bytes=10_000_000, timeout=30
+    )
     assert answer.truncated and [r[0] for r in answer.rows] == list(range(1, 251))
     assert "250 rows" in (answer.note or "")
     whole = scene["reader"].read_only_query("SELECT n FROM kept ORDER BY n", max_rows=250, max_bytes=10_000_000, timeout=30)
@@ -381,8 +396,13 @@ def test_a_writer_read_only_query_logs_in_as_the_reader(scene: dict, canary: Can
 
 
 def test_role_names_are_per_database_and_schema_and_fit_postgres(scene: dict, tmp_path: Path, canary: Canary) -> None:
-    names = {reader_role_name("db", "optimus"), reader_role_name("db", "other"), reader_role_name("db2", "optimus"),
-             reader_role_name("d" * 63, "s" * 63), reader_role_name("d" * 63, "s" * 62 + "t")}
+    names = {
+        reader_role_name("db", "optimus"),
+        reader_role_name("db", "other"),
+        reader_role_name("db2", "optimus"),
+        reader_role_name("d" * 63, "s" * 63),
+        reader_role_name("d" * 63, "s" * 62 + "t"),
+    }
     assert len(names) == 5 and all(len(n.encode()) <= 63 and re.fullmatch(r"[a-z0-9_]+", n) for n in names)
     # a second Optimus schema in the same database has a reader of its own, which cannot read the first
     other = Settings(data_paths=[tmp_path], warehouse=scene["url"], warehouse_schema="second")
@@ -418,8 +438,9 @@ def plain_writer(pg_url: str) -> Iterator[str]:
             admin.execute(f'DROP ROLE "{name}"')
 
 
-def test_without_createrole_the_error_gives_the_statement_a_dba_runs(plain_writer: str, pg_url: str, tmp_path: Path,
-                                                                      canary: Canary) -> None:
+def test_without_createrole_the_error_gives_the_statement_a_dba_runs(
+    plain_writer: str, pg_url: str, tmp_path: Path, canary: Canary
+) -> None:
     settings = Settings(data_paths=[tmp_path], warehouse=plain_writer)
     writer = connect(settings)  # ingest works without a reader
     writer.execute("CREATE TABLE kept (n BIGINT)")
@@ -428,7 +449,7 @@ def test_without_createrole_the_error_gives_the_statement_a_dba_runs(plain_write
             connect(settings, read_only=True)
         message = str(missing.value)
         assert "warehouse_reader_url" in message and "CREATE ROLE" in message
-        statement = message[message.index("CREATE ROLE"):].split("\n\n")[0]
+        statement = message[message.index("CREATE ROLE") :].split("\n\n")[0]
         role = reader_role_name(pg_url.rsplit("/", 1)[1], "optimus")
         assert role in statement
         with psycopg.connect(pg_url, autocommit=True) as admin:  # the DBA runs it, choosing a password
@@ -490,18 +511,26 @@ def test_api_session_changes_do_not_last(scene: dict, api: TestClient, name: str
     assert answer.status_code in (200, 400, 422), answer.text
     reader_role = scene["reader"].scalar("SELECT current_user")
     for _ in range(2):  # both read views of the pool
-        state = api.post("/api/v1/sql", headers=AUTH, json={
-            "sql": "SELECT current_user AS u, current_setting('default_transaction_read_only') AS r, current_setting('search_path') AS p"})
+        state = api.post(
+            "/api/v1/sql",
+            headers=AUTH,
+            json={
+                "sql": "SELECT current_user AS u, current_setting('default_transaction_read_only') AS r, current_setting('search_path') AS p"
+            },
+        )
         assert state.json()["rows"] == [[reader_role, "on", "optimus"]], state.text
 
 
 def test_api_issue_13_item_2_exactly(scene: dict, api: TestClient) -> None:
-    answer = api.post("/api/v1/sql", headers=AUTH,
-                      json={"sql": "SELECT query_to_xml('select pg_read_file(''/etc/passwd'') f', true, false, '')"})
+    answer = api.post(
+        "/api/v1/sql", headers=AUTH, json={"sql": "SELECT query_to_xml('select pg_read_file(''/etc/passwd'') f', true, false, '')"}
+    )
     assert answer.status_code == 400 and "root:" not in answer.text
     answer = api.get("/api/v1/sql", headers=AUTH, params={"q": "SELECT set_config('default_transaction_read_only','off', false)"})
     assert answer.status_code in (200, 400)
-    assert api.get("/api/v1/sql", headers=AUTH, params={"q": "SELECT current_setting('default_transaction_read_only') r"}).json()["rows"] == [["on"]]
+    assert api.get("/api/v1/sql", headers=AUTH, params={"q": "SELECT current_setting('default_transaction_read_only') r"}).json()[
+        "rows"
+    ] == [["on"]]
 
 
 def test_api_huge_answer_is_capped(scene: dict, api: TestClient) -> None:
@@ -515,8 +544,13 @@ def test_api_huge_answer_is_capped(scene: dict, api: TestClient) -> None:
 def test_cli_sql_attacks_are_refused(scene: dict, canary: Canary, cli: Any) -> None:
     before = tables_of(scene["writer"])
     env = {"OPTIMUS_WAREHOUSE": scene["url"]}
-    for sql in (READS["query_to_xml over pg_read_file"], READS["pg_read_file"], WRITES["lo_from_bytea + lo_export in query_to_xml"],
-                WRITES["INSERT in a WITH"], SESSION["set_config role to postgres"]):
+    for sql in (
+        READS["query_to_xml over pg_read_file"],
+        READS["pg_read_file"],
+        WRITES["lo_from_bytea + lo_export in query_to_xml"],
+        WRITES["INSERT in a WITH"],
+        SESSION["set_config role to postgres"],
+    ):
         result = cli(["sql", canary.fill(sql)], env=env)
         assert result.exit_code != 0 and not canary.leaked(result.output, canary.fill(sql)), result.output
         assert not canary.written.exists()

@@ -7,6 +7,7 @@ are compared with floats rounded to 6 places, except the time-on-task columns, w
 in exact integers and must be equal bit for bit (tolerance zero, docs/person_course.md), and
 bookkeeping timestamps left out; the Email CRM export must be the same file content.
 """
+
 from __future__ import annotations
 
 import csv
@@ -83,8 +84,13 @@ def awkward_events(data: Path) -> int:
         elif i == 5:
             ev.update(time="2024-03-07T10:00:00-0800")
         out.append(("Mar  7 10:00:00 host tracking: " if i == 6 else "") + json.dumps(ev))
-    out += ['{"username": "x", "time": "yesterday"}', "# comment", '{"username": "y", "time": "2024-03-07T10:00:00"', "[1, 2]",
-            '{"username": "z\x00", "time": "2024-03-07T10:00:00"}']
+    out += [
+        '{"username": "x", "time": "yesterday"}',
+        "# comment",
+        '{"username": "y", "time": "2024-03-07T10:00:00"',
+        "[1, 2]",
+        '{"username": "z\x00", "time": "2024-03-07T10:00:00"}',
+    ]
     (data / "clickstream_logs" / "events" / "UQx-edx-events-2024-03-08.log").write_text("\n".join(out) + "\n", encoding="utf-8")
     return len(out)
 
@@ -102,8 +108,19 @@ def test_pipeline_is_identical_on_duckdb_and_postgres(tmp_path: Path, settings_f
         assert result.exit_code == 0, result.output
 
     tables = {}
-    for table in ("person_course", "course_profile", "person_course_day", "event_time_anomalies", "events",
-                  "events_quarantine", "ip_geo", "email_opt_in", "forum_posts", "courses", "course_blocks"):
+    for table in (
+        "person_course",
+        "course_profile",
+        "person_course_day",
+        "event_time_anomalies",
+        "events",
+        "events_quarantine",
+        "ip_geo",
+        "email_opt_in",
+        "forum_posts",
+        "courses",
+        "course_blocks",
+    ):
         duck_cols, on_duck = dump(duck, table)
         pg_cols, on_pg = dump(pg, table)
         assert pg_cols == duck_cols, table  # mixed-case names (countryLabel, LoE, YoB) kept on PostgreSQL

@@ -1,5 +1,6 @@
 """A bad value is a bad line, never a bad file: hostile times, huge and deep lines, damaged
 archives and silently coerced values, on both backends (issue 14, items 3, 4, 5 and 8)."""
+
 from __future__ import annotations
 
 import gzip
@@ -20,8 +21,13 @@ DAY = "2013-01-0{}T10:00:00Z"
 
 def event(n: int, **fields: Any) -> bytes:
     """One valid event line (its own `\\n`), unique by `n`."""
-    doc: dict[str, Any] = {"username": f"u{n}", "event_type": "play_video", "time": DAY.format(1 + n % 3),
-                           "context": {"course_id": "course-v1:UQx+T1+2013", "user_id": str(n)}, "event": {"n": n}}
+    doc: dict[str, Any] = {
+        "username": f"u{n}",
+        "event_type": "play_video",
+        "time": DAY.format(1 + n % 3),
+        "context": {"course_id": "course-v1:UQx+T1+2013", "user_id": str(n)},
+        "event": {"n": n},
+    }
     doc.update(fields)
     return json.dumps(doc).encode() + b"\n"
 
@@ -53,8 +59,9 @@ def write_events(data: Path, name: str, body: bytes) -> Path:
 
 
 def ledger_row(settings: Any, name: str) -> tuple:
-    (row,) = query(settings, "SELECT state, rows_loaded, rows_quarantined, coerced, damage, note FROM ingest_files WHERE path LIKE ?",
-                   [f"%{name}"])
+    (row,) = query(
+        settings, "SELECT state, rows_loaded, rows_quarantined, coerced, damage, note FROM ingest_files WHERE path LIKE ?", [f"%{name}"]
+    )
     return row
 
 
@@ -90,14 +97,24 @@ def test_a_hostile_time_is_a_bad_line_not_a_bad_file(data_path, settings_for, ba
 
 
 def test_offsets_are_applied_to_the_second(data_path, settings_for, backend):
-    given = ["2013-01-01T05:30:00+05:30", "2013-01-01T00:00:00-0130", "2013-01-01T00:00:00+05:30:17", "2013-01-01T10:00:00+05",
-             "2013-01-01T10:00:00.5-15:59:59"]
+    given = [
+        "2013-01-01T05:30:00+05:30",
+        "2013-01-01T00:00:00-0130",
+        "2013-01-01T00:00:00+05:30:17",
+        "2013-01-01T10:00:00+05",
+        "2013-01-01T10:00:00.5-15:59:59",
+    ]
     write_events(data_path, "x-events-2013-01-01.log", b"".join(event(i, time=t) for i, t in enumerate(given)))
     settings = settings_for(data_path, **backend)
     ingest(settings)
     times = [str(t) for (t,) in query(settings, "SELECT time FROM events ORDER BY username")]
-    assert times == ["2013-01-01 00:00:00", "2013-01-01 01:30:00", "2012-12-31 18:29:43", "2013-01-01 05:00:00",
-                     "2013-01-02 01:59:59.500000"]
+    assert times == [
+        "2013-01-01 00:00:00",
+        "2013-01-01 01:30:00",
+        "2012-12-31 18:29:43",
+        "2013-01-01 05:00:00",
+        "2013-01-02 01:59:59.500000",
+    ]
 
 
 # -- 4. damaged archives ------------------------------------------------------------------------
@@ -128,7 +145,7 @@ def _junk_after(body: bytes) -> tuple[bytes, int]:
 def _bad_deflate(body: bytes) -> tuple[bytes, int]:
     packed = bytearray(gzip.compress(body, compresslevel=1))
     at = len(packed) // 2
-    packed[at:at + 64] = bytes(64)  # a hole in the deflate stream
+    packed[at : at + 64] = bytes(64)  # a hole in the deflate stream
     return bytes(packed), at
 
 
@@ -153,7 +170,7 @@ def test_a_damaged_archive_loads_every_line_before_the_damage(data_path, setting
     assert whole > 0 and (garbage or bad == 0)
     assert whole <= loaded <= N_GOOD
     assert query(settings, "SELECT count(*) FROM events WHERE line <= ?", [whole]) == [(whole,)]
-    (stored,), = query(settings, "SELECT count(*) FROM events")
+    ((stored,),) = query(settings, "SELECT count(*) FROM events")
     assert stored == loaded or (garbage and stored < loaded)  # garbage may repeat an event: stored once
 
 
@@ -195,7 +212,11 @@ def test_a_damaged_file_shows_its_damage_and_counts_in_status_and_the_api(data_p
     damaged.unlink()
     damaged = damaged.with_name(damaged.name + ".gz")
     damaged.write_bytes(_truncated(_body())[0])
-    odd = write_events(data_path, "x-events-2013-01-02.log", event(1) + b"{not json\n" + b'{"username": "a", "username": "b", "time": "2013-01-02T00:00:00Z"}\n')
+    odd = write_events(
+        data_path,
+        "x-events-2013-01-02.log",
+        event(1) + b"{not json\n" + b'{"username": "a", "username": "b", "time": "2013-01-02T00:00:00Z"}\n',
+    )
     settings = settings_for(data_path, api_token="t")
     ingest(settings)
     want = {}
@@ -252,6 +273,7 @@ def test_a_line_read_in_pieces_is_still_too_long(data_path, settings_for):
     lines = [event(1), event(2, event={"blob": "q" * 30_000}), event(3), event(4, event={"blob": "r" * 9_000})]
     write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
     import os
+
     os.environ["OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES"] = "4096"
     try:
         ingest(settings)
@@ -266,7 +288,7 @@ DEEP = 100_000
 
 def test_a_deeply_nested_event_is_a_bad_line(data_path, settings_for, backend):
     deep = event(5)[:-2] + b', "deep": ' + b"[" * DEEP + b"]" * DEEP + b"}\n"
-    unclosed = event(6)[:-2] + b', "deep": ' + b"{\"a\":" * DEEP + b"1}\n"
+    unclosed = event(6)[:-2] + b', "deep": ' + b'{"a":' * DEEP + b"1}\n"
     fine = event(7, event={"s": "[[[[" * 2000})[:-2] + b', "d": ' + b"[" * 4000 + b"]" * 4000 + b"}\n"  # deep, within the limit
     write_events(data_path, "x-events-2013-01-01.log", event(1) + deep + event(2) + unclosed + event(3) + fine)
     settings = settings_for(data_path, **backend)
@@ -277,8 +299,13 @@ def test_a_deeply_nested_event_is_a_bad_line(data_path, settings_for, backend):
 
 
 def _forum_line(n: int, **fields: Any) -> str:
-    doc = {"_id": {"$oid": f"{n:024x}"}, "_type": "CommentThread", "course_id": "course-v1:UQx+T1+2013", "title": f"t{n}",
-           "created_at": {"$date": 1357034400000 + n}}
+    doc = {
+        "_id": {"$oid": f"{n:024x}"},
+        "_type": "CommentThread",
+        "course_id": "course-v1:UQx+T1+2013",
+        "title": f"t{n}",
+        "created_at": {"$date": 1357034400000 + n},
+    }
     doc.update(fields)
     return json.dumps(doc)
 
@@ -310,11 +337,11 @@ def test_coerced_values_are_counted_per_file(data_path, settings_for, backend):
     dup_time = event(1)[:-2] + b', "time": "2013-01-03T10:00:00Z", "username": "again"}\n'  # two keys given twice
     lines = [
         dup_time,
-        event(2, context={"course_id": "course-v1:UQx+T1+2013", "user_id": 2 ** 70}),  # beyond 64 bits
+        event(2, context={"course_id": "course-v1:UQx+T1+2013", "user_id": 2**70}),  # beyond 64 bits
         event(3, context={"course_id": "course-v1:UQx+T1+2013", "user_id": "12abc"}),  # not a number
         event(4, context={"course_id": "course-v1:UQx+T1+2013", "user_id": ""}),  # no user: not a coercion
         event(5, context={"course_id": "course-v1:UQx+T1+2013", "user_id": None}),
-        event(6, context={"course_id": "course-v1:UQx+T1+2013", "user_id": 2 ** 63 - 1}),  # fits
+        event(6, context={"course_id": "course-v1:UQx+T1+2013", "user_id": 2**63 - 1}),  # fits
         event(7, time="1900-01-01T00:00:00Z")[:-2] + b', "ip": "1", "ip": "2"}\n',  # quarantined: nothing of it coerced
     ]
     write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
@@ -323,11 +350,16 @@ def test_coerced_values_are_counted_per_file(data_path, settings_for, backend):
     state, loaded, bad, coerced, _damage, note = ledger_row(settings, "x-events-2013-01-01.log")
     assert (state, loaded, bad, coerced) == ("done", 6, 1, 4)
     assert "4 values coerced" in note
-    (time_, user), = query(settings, "SELECT CAST(time AS VARCHAR), username FROM events WHERE line = 1")
+    ((time_, user),) = query(settings, "SELECT CAST(time AS VARCHAR), username FROM events WHERE line = 1")
     # one of the copies, as the engine keeps it (DuckDB the first, PostgreSQL the last)
     assert (time_, user) in (("2013-01-02 10:00:00", "u1"), ("2013-01-03 10:00:00", "again"))
     assert query(settings, "SELECT line, user_id FROM events WHERE line >= 2 ORDER BY line") == [
-        (2, None), (3, None), (4, None), (5, None), (6, 2 ** 63 - 1)]
+        (2, None),
+        (3, None),
+        (4, None),
+        (5, None),
+        (6, 2**63 - 1),
+    ]
 
 
 def test_an_empty_file_says_so(data_path, settings_for, backend):
@@ -345,17 +377,20 @@ def test_an_empty_file_says_so(data_path, settings_for, backend):
 
 
 def test_forum_nul_characters_and_out_of_range_numbers_are_counted(data_path, settings_for, backend):
-    nul_body = _forum_line(1, body="a\u0000b", author_id=str(2 ** 70))  # a NUL in a string, an author id beyond 64 bits
+    nul_body = _forum_line(1, body="a\u0000b", author_id=str(2**70))  # a NUL in a string, an author id beyond 64 bits
     raw_nul = '{"_id": "x\x00y"}'  # a NUL byte in the line itself: not JSON, quarantined
-    _write_forum(data_path, [nul_body, raw_nul, _forum_line(2, votes={"up_count": 2 ** 40})])
+    _write_forum(data_path, [nul_body, raw_nul, _forum_line(2, votes={"up_count": 2**40})])
     settings = settings_for(data_path, **backend)
     summary = ingest(settings, only="DiscussionForums")
     assert not summary.failed, [f.error for f in summary.files]
-    assert query(settings, "SELECT body, author_id, votes_up FROM forum_posts ORDER BY id") == [("a\ufffdb", None, None), (None, None, None)]
+    assert query(settings, "SELECT body, author_id, votes_up FROM forum_posts ORDER BY id") == [
+        ("a\ufffdb", None, None),
+        (None, None, None),
+    ]
     state, loaded, bad, coerced, _damage, _note = ledger_row(settings, "UQx-T1-2013-prod.mongo")
     assert (state, loaded, bad, coerced) == ("done", 2, 1, 3)
-    (reason, raw), = query(settings, "SELECT reason, raw FROM forum_quarantine")
-    assert reason.startswith("not valid JSON") and raw == "{\"_id\": \"x\ufffdy\"}"
+    ((reason, raw),) = query(settings, "SELECT reason, raw FROM forum_quarantine")
+    assert reason.startswith("not valid JSON") and raw == '{"_id": "x\ufffdy"}'
 
 
 def test_a_file_that_is_not_gzip_at_all_is_a_clear_file_error(data_path, settings_for):
@@ -366,14 +401,42 @@ def test_a_file_that_is_not_gzip_at_all_is_a_clear_file_error(data_path, setting
 
 
 MANY_TIMES = [
-    "2013-01-01T10:00:00Z", "2013-01-01T10:00:00.123456+00:00", "2013-01-01 10:00:00", "2020-02-29T23:59:59-05:00",
-    "2013-01-01T10:00:00.1234567Z", "2100-12-31T23:59:59+0100", "1970-01-01T00:00:00Z", "2013-01-01T10:00:00+05:30:17",
-    "2013-01-01T10:00:00+1559", "2013-01-01T10:00:00+1600", "2013-01-01T10:00:00-15:59:59", "2013-01-01T10:00:00.5-15:59:59",
-    "2013-01-01", "2013-01-01T10", "2013-1-1 1:2:3", "1970-01-01T00:00:00+00:01", "2100-12-31T23:59:59-00:01",
-    "2013-01-01T10:00:00+05:30:60", " 2013-01-01T10:00:00Z", "2013-01-01T24:00:00Z", "2013-01-01T10:00:00.999999999Z",
-    "0000-01-01T00:00:00Z", "10000-01-01T00:00:00Z", "-0005-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
-    "1969-12-31T23:59:59.999999Z", "2101-01-01T00:00:00Z", "2013-02-30", "2013-01-01T00:00:00 PST", "epoch", "now",
-    "infinity", "", "2013-13-01T00:00:00Z", "1900-01-01T00:00:00+05:00", "2099-06-01T12:00:00+14:00",
+    "2013-01-01T10:00:00Z",
+    "2013-01-01T10:00:00.123456+00:00",
+    "2013-01-01 10:00:00",
+    "2020-02-29T23:59:59-05:00",
+    "2013-01-01T10:00:00.1234567Z",
+    "2100-12-31T23:59:59+0100",
+    "1970-01-01T00:00:00Z",
+    "2013-01-01T10:00:00+05:30:17",
+    "2013-01-01T10:00:00+1559",
+    "2013-01-01T10:00:00+1600",
+    "2013-01-01T10:00:00-15:59:59",
+    "2013-01-01T10:00:00.5-15:59:59",
+    "2013-01-01",
+    "2013-01-01T10",
+    "2013-1-1 1:2:3",
+    "1970-01-01T00:00:00+00:01",
+    "2100-12-31T23:59:59-00:01",
+    "2013-01-01T10:00:00+05:30:60",
+    " 2013-01-01T10:00:00Z",
+    "2013-01-01T24:00:00Z",
+    "2013-01-01T10:00:00.999999999Z",
+    "0000-01-01T00:00:00Z",
+    "10000-01-01T00:00:00Z",
+    "-0005-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "1969-12-31T23:59:59.999999Z",
+    "2101-01-01T00:00:00Z",
+    "2013-02-30",
+    "2013-01-01T00:00:00 PST",
+    "epoch",
+    "now",
+    "infinity",
+    "",
+    "2013-13-01T00:00:00Z",
+    "1900-01-01T00:00:00+05:00",
+    "2099-06-01T12:00:00+14:00",
 ]
 
 
@@ -385,8 +448,14 @@ def test_both_engines_read_every_time_alike(tmp_path, settings_for, pg_url):
         write_events(data, "x-events-2013-01-01.log", b"".join(event(i, time=t) for i, t in enumerate(MANY_TIMES)))
         settings = settings_for(data, **extra)
         ingest(settings)
-        results.append((query(settings, "SELECT line, CAST(time AS VARCHAR) FROM events ORDER BY line"),
-                        query(settings, "SELECT line, reason FROM events_quarantine ORDER BY line")))
+        results.append(
+            (
+                query(settings, "SELECT line, CAST(time AS VARCHAR) FROM events ORDER BY line"),
+                query(settings, "SELECT line, reason FROM events_quarantine ORDER BY line"),
+            )
+        )
     duck, pg = ({**dict(stored), **dict(bad)} for stored, bad in results)
-    assert {line: (MANY_TIMES[line - 1], duck.get(line), pg.get(line)) for line in duck.keys() | pg.keys() if duck.get(line) != pg.get(line)} == {}
+    assert {
+        line: (MANY_TIMES[line - 1], duck.get(line), pg.get(line)) for line in duck.keys() | pg.keys() if duck.get(line) != pg.get(line)
+    } == {}
     assert len(duck) == len(MANY_TIMES)

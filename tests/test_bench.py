@@ -1,4 +1,5 @@
 """The benchmark suite runs end to end on a tiny package and produces every figure (no timing asserted)."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,10 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--skip-postgres", "--cache", str(tmp_path / "cache"), "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())

@@ -3,6 +3,7 @@ function's lazy ones too: a cycle hidden in a function body is still a cycle), a
 probes a service or the warehouse with hasattr/getattr.
 
 (A package's submodules import the package itself first; that implicit edge is not counted.)"""
+
 from __future__ import annotations
 
 import ast
@@ -44,7 +45,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
     def visit(name: str, path: list[str]) -> list[str] | None:
         if name in path:
-            return path[path.index(name):] + [name]
+            return path[path.index(name) :] + [name]
         if name in done:
             return None
         for target in sorted(graph.get(name, ())):
@@ -76,6 +77,9 @@ def test_no_import_cycle_in_the_cli() -> None:
 
 def test_no_command_probes_with_hasattr() -> None:
     for path in sorted((SRC / "cli").glob("*.py")):
-        probes = [f"{node.func.id} at line {node.lineno}" for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr")]
+        probes = [
+            f"{node.func.id} at line {node.lineno}"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("hasattr", "getattr")
+        ]
         assert not probes, f"{path.name} probes with {', '.join(probes)}"

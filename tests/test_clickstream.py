@@ -1,5 +1,6 @@
 """Clickstream on real DuckDB files: counts against an independent reading of the rules, course
 resolution, dedup across overlapping files, re-ingest, a killed ingest, and a second run."""
+
 from __future__ import annotations
 
 import gzip
@@ -153,20 +154,31 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
     junk = events_dir(data_path) / "junk-events-2013-02-01.log"
     good = '{"username": "u1", "event_type": "play_video", "time": "2013-06-09T10:00:00", "event": "{}", "context": {"course_id": ""}}'
     junk.write_bytes(
-        b"Jun  9 10:00:00 host1 tracking: " + good.encode() + b"\n"
-        + "\ufeff".encode() + good.replace("u1", "u2").encode() + b"\r\n"
+        b"Jun  9 10:00:00 host1 tracking: "
+        + good.encode()
+        + b"\n"
+        + "\ufeff".encode()
+        + good.replace("u1", "u2").encode()
+        + b"\r\n"
         + b"# a comment line\n\n   \n"
-        + good.replace("u1", "u3").encode() + good.encode() + b"\n"
-        + good[:60].encode() + b"\n"
+        + good.replace("u1", "u3").encode()
+        + good.encode()
+        + b"\n"
+        + good[:60].encode()
+        + b"\n"
         + b'{"username": "u4", "time": "yesterday"}\n{"username": "u5"}\n[1, 2, 3]\n'
-        + good.replace("u1", "caf\xe9").encode("latin-1") + b"\n"
+        + good.replace("u1", "caf\xe9").encode("latin-1")
+        + b"\n"
     )
     copied["junk"] = junk
     settings = settings_for(data_path, **backend)
     ingest(settings)
 
     con = ro(settings)
-    ledger = {Path(p).name: (s, r, q) for p, s, r, q in con.execute("SELECT path, state, rows_loaded, rows_quarantined FROM ingest_files").fetchall()}
+    ledger = {
+        Path(p).name: (s, r, q)
+        for p, s, r, q in con.execute("SELECT path, state, rows_loaded, rows_quarantined FROM ingest_files").fetchall()
+    }
     all_ok: set[str] = set()
     for name, path in copied.items():
         judged = [judge(raw) for _n, raw in read_lines(file_bytes(path))]
@@ -182,7 +194,9 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
     assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (len(all_ok), len(all_ok))
     reasons = dict(con.execute("SELECT line, reason FROM events_quarantine WHERE path = ?", [str(junk.resolve())]).fetchall())
     assert reasons[3] == rules.COMMENT and reasons[6] == rules.TWO_OBJECTS and reasons[7] == rules.TRUNCATED
-    assert reasons[8] == rules.BAD_TIME and reasons[9] == rules.NO_TIME and reasons[10] == rules.NOT_OBJECT and reasons[11] == rules.BAD_UTF8
+    assert (
+        reasons[8] == rules.BAD_TIME and reasons[9] == rules.NO_TIME and reasons[10] == rules.NOT_OBJECT and reasons[11] == rules.BAD_UTF8
+    )
 
     # a time with no zone is UTC; event_date is its UTC day; course resolved as the rules say
     for name in ("tracking.log-20130609.gz", "courseIdGetsProbId.json", "noCourseIDInProblemCheck.json", "edxTrackLogSample.json"):
@@ -212,29 +226,55 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
 
 def test_event_payload_and_new_fields_are_kept(data_path, settings_for, backend):
     lines = [
-        {"username": "a", "event_type": "problem_check", "time": "2014-03-01T10:00:00.5+00:00", "event_source": "browser",
-         "event": json.dumps({"answers": {"q1": "x"}}), "context": {"course_id": "course-v1:UQx+T1+2014", "user_id": 7, "brand_new": {"x": 1},
-         "module": {"usage_key": "block-v1:UQx+T1+2014+type@problem+block@p1"}}, "a_new_top_level_field": [1, 2]},
-        {"username": "b", "event_type": "problem_check", "time": "2014-03-01T23:30:00-05:00", "event": "input_1=choice_2&input_2=x",
-         "context": {"course_id": "UQx/T1/2014", "user_id": ""}},
-        {"username": "c", "name": "edx.video.played", "event_type": "play_video", "time": "2014-03-01T10:00:01", "event": [{"a": 1}],
-         "context": {"course_id": ""}, "page": "https://x.org/courses/course-v1%3AUQx%2BT2%2B2015/courseware/ch/seq/"},
-        {"username": "d", "event_type": "x", "time": "2014-03-01T10:00:02+00:00", "event": "{\"truncated\": \"abc", "context": {}},
+        {
+            "username": "a",
+            "event_type": "problem_check",
+            "time": "2014-03-01T10:00:00.5+00:00",
+            "event_source": "browser",
+            "event": json.dumps({"answers": {"q1": "x"}}),
+            "context": {
+                "course_id": "course-v1:UQx+T1+2014",
+                "user_id": 7,
+                "brand_new": {"x": 1},
+                "module": {"usage_key": "block-v1:UQx+T1+2014+type@problem+block@p1"},
+            },
+            "a_new_top_level_field": [1, 2],
+        },
+        {
+            "username": "b",
+            "event_type": "problem_check",
+            "time": "2014-03-01T23:30:00-05:00",
+            "event": "input_1=choice_2&input_2=x",
+            "context": {"course_id": "UQx/T1/2014", "user_id": ""},
+        },
+        {
+            "username": "c",
+            "name": "edx.video.played",
+            "event_type": "play_video",
+            "time": "2014-03-01T10:00:01",
+            "event": [{"a": 1}],
+            "context": {"course_id": ""},
+            "page": "https://x.org/courses/course-v1%3AUQx%2BT2%2B2015/courseware/ch/seq/",
+        },
+        {"username": "d", "event_type": "x", "time": "2014-03-01T10:00:02+00:00", "event": '{"truncated": "abc', "context": {}},
     ]
     (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     settings = settings_for(data_path, **backend)
     ingest(settings)
     con = ro(settings)
-    rows = {r[0]: r[1:] for r in con.execute(
-        "SELECT username, event, context, user_id, time, event_date, event_type, course_id, course_key, module_id FROM events"
-    ).fetchall()}
+    rows = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT username, event, context, user_id, time, event_date, event_type, course_id, course_key, module_id FROM events"
+        ).fetchall()
+    }
     assert json.loads(rows["a"][0]) == {"answers": {"q1": "x"}}  # a JSON string holding an object becomes the object
     assert json.loads(rows["a"][1])["brand_new"] == {"x": 1}
     assert rows["a"][2] == 7 and rows["b"][2] is None
     assert rows["a"][8] == "block-v1:UQx+T1+2014+type@problem+block@p1"
     assert json.loads(rows["b"][0]) == "input_1=choice_2&input_2=x"  # key=value kept as a string
     assert json.loads(rows["c"][0]) == [{"a": 1}]  # a list kept
-    assert json.loads(rows["d"][0]) == "{\"truncated\": \"abc"  # a truncated payload stays a string
+    assert json.loads(rows["d"][0]) == '{"truncated": "abc'  # a truncated payload stays a string
     assert rows["b"][3] == datetime(2014, 3, 2, 4, 30) and str(rows["b"][4]) == "2014-03-02"  # converted to UTC
     assert rows["a"][3] == datetime(2014, 3, 1, 10, 0, 0, 500000)
     assert rows["c"][5] == "edx.video.played"
@@ -245,11 +285,31 @@ def test_event_payload_and_new_fields_are_kept(data_path, settings_for, backend)
 
 # -- course keys: SQL against optimus.courses ---------------------------------------------------
 COURSE_IDS = [
-    "UQx/T1/2014", "course-v1:UQx+T1+2014", "ccx-v1:UQx+T1+2014+ccx@12", "course-v1:UQx+T1+2014+ccx@3",
-    "Medicine/HRP258/Statistics_in_Medicine", "course-v1:edX+DemoX.1+2T2019", " UQx/T2/2015 ", "UQx/T2/2015\n",
-    "course-v1%3AUQx%2BT3%2B2016", "UQx%2FT4%2F2017", "ccx-v1%3AUQx%2BT5%2B2018%2Bccx%409", "course-v1:UQx+T1",
-    "a/b", "a/b/c/d", "not a course", "course-v1:UQx+T+1+2", "UQx/T 1/2014", "UQx+x/T1/2014", "\u00a0UQx/T6/2019\u3000",
-    "course-v1:Org-With-Dash+Course_1+Run.2", "UQx/T7/2020%0A", "", "%", "course-v1:a+b+c+ccx@", "course-v1:a+b+c+ccx@x",
+    "UQx/T1/2014",
+    "course-v1:UQx+T1+2014",
+    "ccx-v1:UQx+T1+2014+ccx@12",
+    "course-v1:UQx+T1+2014+ccx@3",
+    "Medicine/HRP258/Statistics_in_Medicine",
+    "course-v1:edX+DemoX.1+2T2019",
+    " UQx/T2/2015 ",
+    "UQx/T2/2015\n",
+    "course-v1%3AUQx%2BT3%2B2016",
+    "UQx%2FT4%2F2017",
+    "ccx-v1%3AUQx%2BT5%2B2018%2Bccx%409",
+    "course-v1:UQx+T1",
+    "a/b",
+    "a/b/c/d",
+    "not a course",
+    "course-v1:UQx+T+1+2",
+    "UQx/T 1/2014",
+    "UQx+x/T1/2014",
+    "\u00a0UQx/T6/2019\u3000",
+    "course-v1:Org-With-Dash+Course_1+Run.2",
+    "UQx/T7/2020%0A",
+    "",
+    "%",
+    "course-v1:a+b+c+ccx@",
+    "course-v1:a+b+c+ccx@x",
 ]
 
 
@@ -269,7 +329,12 @@ def test_course_resolution_on_many_ids(data_path, settings_for, backend):
     lines = []
     for i, cid in enumerate(COURSE_IDS):
         for where in ("context", "event_type", "page", "encoded_url"):
-            ev = {"username": f"u{i}", "time": f"2014-03-01T10:{i % 60:02d}:00+00:00", "event": "", "context": {"course_id": "", "n": where}}
+            ev = {
+                "username": f"u{i}",
+                "time": f"2014-03-01T10:{i % 60:02d}:00+00:00",
+                "event": "",
+                "context": {"course_id": "", "n": where},
+            }
             if where == "context":
                 ev["context"]["course_id"] = cid
             elif where == "event_type":
@@ -283,7 +348,12 @@ def test_course_resolution_on_many_ids(data_path, settings_for, backend):
     settings = settings_for(data_path, **backend)
     ingest(settings)
     con = ro(settings)
-    got = {line: (cid, key) for line, cid, key in con.execute("SELECT f.line, e.course_id, e.course_key FROM events e JOIN event_files f USING (event_id)").fetchall()}
+    got = {
+        line: (cid, key)
+        for line, cid, key in con.execute(
+            "SELECT f.line, e.course_id, e.course_key FROM events e JOIN event_files f USING (event_id)"
+        ).fetchall()
+    }
     assert len(got) == len(lines)
     for n, text in enumerate(lines, start=1):
         want = expected_course(json.loads(text))
@@ -313,7 +383,7 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
     def ids(lines: list[bytes]) -> set[str]:
         import hashlib
 
-        return {hashlib.sha1(line[line.find(b"{"):] + b"\n").hexdigest() for line in lines}
+        return {hashlib.sha1(line[line.find(b"{") :] + b"\n").hexdigest() for line in lines}
 
     assert stored() == ids(a_lines) | ids(b_lines)
     assert len(stored()) == len(set(a_lines) | set(b_lines))
@@ -327,7 +397,12 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
     con = ro(settings)
     assert con.execute("SELECT count(*) FROM event_files").fetchone()[0] == len(set(a2)) + len(set(b_lines))
     # every event's file and line point at a file that holds it
-    assert con.execute("SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM event_files f WHERE f.event_id = e.event_id AND f.file_id = e.file_id AND f.line = e.line)").fetchone()[0] == 0
+    assert (
+        con.execute(
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM event_files f WHERE f.event_id = e.event_id AND f.file_id = e.file_id AND f.line = e.line)"
+        ).fetchone()[0]
+        == 0
+    )
     b_id = con.execute("SELECT id FROM ingest_files WHERE path = ?", [str(b_path.resolve())]).fetchone()[0]
     con.close()
     # removing B keeps what A still holds
@@ -352,7 +427,21 @@ def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True): 
     return proc
 
 
-BOOKKEEPING = {"id", "file_id", "run_id", "started_at", "finished_at", "registered_at", "loaded_at", "attempts", "note", "first_seen", "last_seen", "applied_at", "mtime"}
+BOOKKEEPING = {
+    "id",
+    "file_id",
+    "run_id",
+    "started_at",
+    "finished_at",
+    "registered_at",
+    "loaded_at",
+    "attempts",
+    "note",
+    "first_seen",
+    "last_seen",
+    "applied_at",
+    "mtime",
+}
 
 
 def _same_tables(a: Path, b: Path) -> list[str]:
@@ -367,13 +456,21 @@ def _same_tables(a: Path, b: Path) -> list[str]:
     for table in tables:
         if table in ("service_runs", "service_run_changes", "schema_info"):
             continue
-        cols = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND schema_name = ? AND table_name = ?",
-                                          [schemas[table], table]).fetchall() if c not in BOOKKEEPING]
+        cols = [
+            c
+            for (c,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = 'a' AND schema_name = ? AND table_name = ?",
+                [schemas[table], table],
+            ).fetchall()
+            if c not in BOOKKEEPING
+        ]
         sel = ", ".join(f'"{c}"' for c in cols)
         if table in ("event_files", "events", "events_quarantine"):  # file ids as paths
             sel += ", (SELECT path FROM {db}.ingest_files i WHERE i.id = t.file_id)"
         for x, y in (("a", "b"), ("b", "a")):
-            diff = con.execute(f"SELECT count(*) FROM (SELECT {sel.format(db=x)} FROM {x}.{schemas[table]}.\"{table}\" t EXCEPT ALL SELECT {sel.format(db=y)} FROM {y}.{schemas[table]}.\"{table}\" t)").fetchone()[0]
+            diff = con.execute(
+                f'SELECT count(*) FROM (SELECT {sel.format(db=x)} FROM {x}.{schemas[table]}."{table}" t EXCEPT ALL SELECT {sel.format(db=y)} FROM {y}.{schemas[table]}."{table}" t)'
+            ).fetchone()[0]
             assert diff == 0, (table, x, y)
         checked.append(table)
     con.close()
@@ -390,8 +487,11 @@ def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
 
     killed = settings_for(data, warehouse=str(tmp_path / "killed.duckdb"))
     marker = tmp_path / "paused"
-    proc = _run(killed, {"OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES": "4096", "OPTIMUS_TEST_PAUSE_AFTER_ROWS": "5",
-                         "OPTIMUS_TEST_PAUSE_MARKER": str(marker)}, wait=False)
+    proc = _run(
+        killed,
+        {"OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES": "4096", "OPTIMUS_TEST_PAUSE_AFTER_ROWS": "5", "OPTIMUS_TEST_PAUSE_MARKER": str(marker)},
+        wait=False,
+    )
     deadline = time.time() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
@@ -467,8 +567,9 @@ def test_blocks_fed_to_the_engine_are_let_go_inside_the_files_transaction(data_p
         wh.execute("CREATE TABLE blocks (line BIGINT, raw VARCHAR)")
         with wh.transaction():
             for i in range(6):
-                block = pa.table({"line": pa.array(range(i * 100_000, (i + 1) * 100_000), pa.int64()),
-                                  "raw": pa.array(["x" * 200] * 100_000)})  # ~20 MB of Arrow
+                block = pa.table(
+                    {"line": pa.array(range(i * 100_000, (i + 1) * 100_000), pa.int64()), "raw": pa.array(["x" * 200] * 100_000)}
+                )  # ~20 MB of Arrow
                 wh.execute_over_arrow("INSERT INTO blocks SELECT line, left(raw, 3) FROM arrow_block", block)
                 del block
                 assert pa.total_allocated_bytes() < 25 << 20, f"block {i}: {pa.total_allocated_bytes()} bytes of Arrow still held"

@@ -1,4 +1,5 @@
 """Configuration: TOML plus OPTIMUS_* variables; every mistake names the key and where it came from."""
+
 from __future__ import annotations
 
 import re
@@ -8,7 +9,6 @@ import pytest
 
 from optimus import config
 from optimus.config import KEYS, ConfigError, load
-
 
 
 def test_file_then_environment_with_relative_paths_from_the_file(tmp_path: Path) -> None:

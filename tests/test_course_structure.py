@@ -1,4 +1,5 @@
 """CourseStructure: OLX exports and course_structure JSON give the course axis, publication and www JSON."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,14 +49,22 @@ def _expected_blocks(course: Course) -> list[dict[str, Any]]:
         published = published and block.attrs.get("visible_to_staff_only") != "true"
         graded = graded or block.attrs.get("graded") == "true"
         fmt = block.attrs.get("format", fmt)
-        out.append({
-            "category": block.category, "url_name": block.url_name, "display_name": block.display_name,
-            "chapter_index": axis.get("chapter"), "sequential_index": axis.get("sequential"),
-            "vertical_index": axis.get("vertical"), "published": published, "graded": graded, "format": fmt,
-            "youtube_id": block.attrs.get("youtube_id_1_0"),
-            "weight": float(block.attrs["weight"]) if "weight" in block.attrs else None,
-            "discussion_id": block.attrs.get("discussion_id"),
-        })
+        out.append(
+            {
+                "category": block.category,
+                "url_name": block.url_name,
+                "display_name": block.display_name,
+                "chapter_index": axis.get("chapter"),
+                "sequential_index": axis.get("sequential"),
+                "vertical_index": axis.get("vertical"),
+                "published": published,
+                "graded": graded,
+                "format": fmt,
+                "youtube_id": block.attrs.get("youtube_id_1_0"),
+                "weight": float(block.attrs["weight"]) if "weight" in block.attrs else None,
+                "discussion_id": block.attrs.get("discussion_id"),
+            }
+        )
         seen: dict[str, int] = {}
         for child in block.children:
             sub = dict(axis)
@@ -80,7 +89,9 @@ def _write_folder(course: Course, folder: Path) -> None:
         path.write_bytes(data)
 
 
-def test_generated_exports_give_axis_publication_and_www_json(data_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]) -> None:
+def test_generated_exports_give_axis_publication_and_www_json(
+    data_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]
+) -> None:
     old = make_course(0, "UQx", START, 7, 1)  # old id form, a staff-only chapter, a draft vertical
     new = make_course(1, "UQx", START, 7, 1)  # new id form
     package = data_path / "database_state" / "latest"
@@ -121,7 +132,9 @@ def test_generated_exports_give_axis_publication_and_www_json(data_path: Path, s
                 assert seq_json["tag"] == "sequential" and seq_json["display_name"] == seq.display_name
                 assert [v["url_name"] for v in seq_json["children"]] == [v.url_name for v in seq.children]
                 for vert_json, vert in zip(seq_json["children"], seq.children):
-                    assert [(leaf["tag"], leaf["url_name"]) for leaf in vert_json["children"]] == [(leaf.category, leaf.url_name) for leaf in vert.children]
+                    assert [(leaf["tag"], leaf["url_name"]) for leaf in vert_json["children"]] == [
+                        (leaf.category, leaf.url_name) for leaf in vert.children
+                    ]
 
     # the old course's draft vertical is a block, unpublished, under its sequential, with no index of its own
     draft = old.draft_vertical
@@ -131,8 +144,9 @@ def test_generated_exports_give_axis_publication_and_www_json(data_path: Path, s
     assert (d["chapter_index"], d["sequential_index"], d["vertical_index"]) == (1, 1, None)
     # the id form: the old course's course_structure keys say 'old'; its blocks use i4x ids
     assert _rows(settings, "SELECT course_id FROM courses WHERE course_key = ?", [f"UQx+{old.code}+{old.run}"]) == [(old.old_id,)]
-    assert _rows(settings, "SELECT count(*) FROM course_blocks WHERE course_key = ? AND block_id NOT LIKE 'i4x://%'",
-                 [f"UQx+{old.code}+{old.run}"]) == [(0,)]
+    assert _rows(
+        settings, "SELECT count(*) FROM course_blocks WHERE course_key = ? AND block_id NOT LIKE 'i4x://%'", [f"UQx+{old.code}+{old.run}"]
+    ) == [(0,)]
 
     # a second run changes nothing
     before = _rows(settings, "SELECT * FROM course_blocks ORDER BY course_key, position")
@@ -171,7 +185,8 @@ TRICKY = {
     # old style: start on the root, JSON-quoted; end only in the policy
     "course/2013_Fall.xml": (
         '<course display_name="Intro to CS" start="&quot;2013-09-01T00:00:00Z&quot;">'
-        '<chapter url_name="Week_1"/><chapter url_name="Staff"/><chapter url_name="Week_2"/><wiki slug="6.00x"/></course>'),
+        '<chapter url_name="Week_1"/><chapter url_name="Staff"/><chapter url_name="Week_2"/><wiki slug="6.00x"/></course>'
+    ),
     "chapter/Week_1.xml": '<chapter display_name="Week 1"><sequential url_name="Lecture_1"/><sequential url_name="PS1"/></chapter>',
     # a chapter only staff can see: it and everything under it are unpublished
     "chapter/Staff.xml": '<chapter display_name="Staff notes" visible_to_staff_only="true"><sequential url_name="Notes"/></chapter>',
@@ -181,10 +196,12 @@ TRICKY = {
         '<sequential display_name="Lecture 1"><vertical url_name="L1_v1" display_name="Intro">'
         '<video url_name="vid1" display_name="Welcome" youtube="0.75:slowId,1.00:normalId,1.25:fastId"/>'
         '<discussion url_name="disc1" display_name="Say hi" discussion_id="d_hello" discussion_category="Week 1"/>'
-        '</vertical></sequential>'),
+        "</vertical></sequential>"
+    ),
     "sequential/PS1.xml": (
         '<sequential display_name="Problem Set 1" graded="true" format="Homework" due="2013-09-15T23:59:00Z">'
-        '<vertical url_name="PS1_v1"/></sequential>'),
+        '<vertical url_name="PS1_v1"/></sequential>'
+    ),
     "vertical/PS1_v1.xml": '<vertical display_name="Problems"><problem url_name="p1"/><html url_name="h1"/></vertical>',
     "problem/p1.xml": '<problem display_name="Sum" weight="2.5"><p>1+1?</p><numericalresponse answer="2"/></problem>',
     "html/h1.xml": '<html display_name="Hint" filename="h1"/>',
@@ -195,11 +212,15 @@ TRICKY = {
     # drafts: a never-published vertical (old attribute name), and a pending edit of a published one (skipped)
     "drafts/vertical/New_unit.xml": (
         '<vertical display_name="Coming soon" parent_sequential_url="i4x://MITx/6.00x/sequential/Lecture_2" '
-        'index_in_children_list="0"><html url_name="draft_html"/></vertical>'),
+        'index_in_children_list="0"><html url_name="draft_html"/></vertical>'
+    ),
     "drafts/html/draft_html.xml": '<html display_name="Draft words" filename="draft_html"/>',
     "drafts/vertical/L2_v1.xml": (
-        '<vertical display_name="Only unit (edited)" parent_url="i4x://MITx/6.00x/sequential/Lecture_2" index_in_children_list="0"/>'),
-    "policies/2013_Fall/policy.json": json.dumps({"course/2013_Fall": {"end": "2013-12-20T00:00:00Z", "enrollment_start": "2013-08-01T00:00:00Z"}}),
+        '<vertical display_name="Only unit (edited)" parent_url="i4x://MITx/6.00x/sequential/Lecture_2" index_in_children_list="0"/>'
+    ),
+    "policies/2013_Fall/policy.json": json.dumps(
+        {"course/2013_Fall": {"end": "2013-12-20T00:00:00Z", "enrollment_start": "2013-08-01T00:00:00Z"}}
+    ),
     "policies/2013_Fall/grading_policy.json": json.dumps({"GRADER": [], "GRADE_CUTOFFS": {"A": 0.9, "B": 0.75, "Pass": 0.42}}),
 }
 
@@ -249,11 +270,16 @@ def test_hand_written_old_style_export(data_path: Path, settings_for: Any, cli: 
     assert course["enrollment_start"] == dt.datetime(2013, 8, 1)
     assert course["pass_mark"] == 0.42
     assert (course["chapters"], course["published_chapters"]) == (3, 2)
-    got = _rows(settings, "SELECT url_name, category, chapter_index, sequential_index, vertical_index, published, graded, format, "
-                          "due_date, youtube_id FROM course_blocks ORDER BY position")
+    got = _rows(
+        settings,
+        "SELECT url_name, category, chapter_index, sequential_index, vertical_index, published, graded, format, "
+        "due_date, youtube_id FROM course_blocks ORDER BY position",
+    )
     assert got == TRICKY_BLOCKS
     assert _rows(settings, "SELECT weight FROM course_blocks WHERE url_name = 'p1'") == [(2.5,)]
-    assert _rows(settings, "SELECT discussion_id, discussion_category FROM course_blocks WHERE url_name = 'disc1'") == [("d_hello", "Week 1")]
+    assert _rows(settings, "SELECT discussion_id, discussion_category FROM course_blocks WHERE url_name = 'disc1'") == [
+        ("d_hello", "Week 1")
+    ]
     # a start on a chapter (with a zone) is inherited below it, in UTC
     assert _rows(settings, "SELECT DISTINCT start_date FROM course_blocks WHERE chapter_index = 3") == [(dt.datetime(2013, 9, 7, 14, 0),)]
     assert _rows(settings, "SELECT display_name FROM course_blocks WHERE url_name = 'L2_v1'") == [("Only unit",)]  # the edit is a draft
@@ -283,9 +309,11 @@ def test_tarball_with_parent_path_is_refused(data_path: Path, settings_for: Any,
 
 
 def test_xml_entity_bomb_is_refused(data_path: Path, settings_for: Any, cli: Any) -> None:
-    bomb = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
-            '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
-            '<chapter display_name="&lol3;"><sequential url_name="Lecture_1"/></chapter>')
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+        '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+        '<chapter display_name="&lol3;"><sequential url_name="Lecture_1"/></chapter>'
+    )
     name = "MITx-6.00x-2013_Fall-course-prod-analytics.xml.tar.gz"
     _tarball(data_path / "database_state" / "latest" / name, {**TRICKY, "chapter/Week_1.xml": bomb})
     error = _failed(cli, settings_for(data_path))
@@ -308,15 +336,20 @@ def test_newer_package_replaces_a_course(tmp_path: Path, settings_for: Any, cli:
     _tarball(data / "database_state" / "2024-01-07" / name, TRICKY)
     settings = settings_for(data)
     _ingest(cli, settings)
-    renamed = {**TRICKY, "course/2013_Fall.xml": TRICKY["course/2013_Fall.xml"].replace("Intro to CS", "Intro to CS (2nd)")
-               .replace('<chapter url_name="Staff"/>', "")}
+    renamed = {
+        **TRICKY,
+        "course/2013_Fall.xml": TRICKY["course/2013_Fall.xml"]
+        .replace("Intro to CS", "Intro to CS (2nd)")
+        .replace('<chapter url_name="Staff"/>', ""),
+    }
     (data / "database_state" / "2024-01-14").mkdir()
     _tarball(data / "database_state" / "2024-01-14" / name, renamed)
     (data / "database_state" / "latest").unlink()
     (data / "database_state" / "latest").symlink_to("2024-01-14")
     _ingest(cli, settings)
     assert _rows(settings, "SELECT display_name, chapters, published_chapters, package_date FROM courses") == [
-        ("Intro to CS (2nd)", 2, 2, dt.date(2024, 1, 14))]
+        ("Intro to CS (2nd)", 2, 2, dt.date(2024, 1, 14))
+    ]
     assert _rows(settings, "SELECT count(*) FROM course_blocks WHERE url_name IN ('Staff', 'Notes', 'N_v1')") == [(0,)]
     assert _rows(settings, "SELECT count(*), count(DISTINCT position) FROM course_blocks") == [(len(TRICKY_BLOCKS) - 3,) * 2]
 
@@ -327,7 +360,9 @@ _UNSAFE_PARTS = ["/tmp/x/evil", "../evil", "a/b", "..", "ev\x00il", "a b", "a\\b
 
 @pytest.mark.parametrize("field", ["org", "course", "url_name"])
 @pytest.mark.parametrize("bad", _UNSAFE_PARTS)
-def test_export_with_unsafe_course_name_fails_and_writes_nothing(data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, field: str, bad: str) -> None:
+def test_export_with_unsafe_course_name_fails_and_writes_nothing(
+    data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, field: str, bad: str
+) -> None:
     evil_dir = tmp_path / "x"
     value = bad.replace("/tmp/x", str(evil_dir))
     attrs = {"url_name": "R", "org": "O", "course": "C", field: value}
@@ -343,15 +378,22 @@ def test_export_with_unsafe_course_name_fails_and_writes_nothing(data_path: Path
     assert _rows(settings, "SELECT count(*) FROM course_ids WHERE course_key LIKE '%evil%' OR course_key LIKE '%/%'") == [(0,)]
 
 
-@pytest.mark.parametrize("root_key", [
-    "block-v1:/tmp/x/evil+C+R+type@course+block@course",
-    "block-v1:O+..+R+type@course+block@course",
-    "i4x://../C/course/R",
-])
-def test_course_structure_json_with_unsafe_course_name_fails(data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, root_key: str) -> None:
+@pytest.mark.parametrize(
+    "root_key",
+    [
+        "block-v1:/tmp/x/evil+C+R+type@course+block@course",
+        "block-v1:O+..+R+type@course+block@course",
+        "i4x://../C/course/R",
+    ],
+)
+def test_course_structure_json_with_unsafe_course_name_fails(
+    data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, root_key: str
+) -> None:
     root_key = root_key.replace("/tmp/x", str(tmp_path / "x"))
     name = "O-C-R-course_structure-prod-analytics.json"
-    (data_path / "database_state" / "latest" / name).write_text(json.dumps({root_key: {"category": "course", "children": [], "metadata": {}}}))
+    (data_path / "database_state" / "latest" / name).write_text(
+        json.dumps({root_key: {"category": "course", "children": [], "metadata": {}}})
+    )
     settings = settings_for(data_path)
     error = _failed(cli, settings)
     assert name in error and "unsafe" in error.lower(), error

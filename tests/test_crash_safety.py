@@ -1,4 +1,5 @@
 """A run killed in the middle of a file leaves nothing half-written; the rerun equals an uninterrupted run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,11 @@ def build(root: Path) -> Path:
     pkg = data / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
     write_tsv(pkg / "UQx-B-2-auth_user-prod-analytics.sql", HEADER, ROWS[:2])
-    write_tsv(pkg / "UQx-A-1-student_courseenrollment-prod-analytics.sql", ["id", "user_id", "course_id", "created", "is_active", "mode"],
-              [["1", "1", "UQx/A/1", "2015-01-01 00:00:00", "1", "honor"]])
+    write_tsv(
+        pkg / "UQx-A-1-student_courseenrollment-prod-analytics.sql",
+        ["id", "user_id", "course_id", "created", "is_active", "mode"],
+        [["1", "1", "UQx/A/1", "2015-01-01 00:00:00", "1", "honor"]],
+    )
     return data
 
 
@@ -30,10 +34,12 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     running = con.execute("SELECT path FROM ingest_files WHERE state = 'running'").fetchall()
     assert len(running) == 1
     for table in data_tables(con):
-        if "file_id" not in [r[0] for r in con.execute(f'DESCRIBE {quoted(table)}').fetchall()]:
+        if "file_id" not in [r[0] for r in con.execute(f"DESCRIBE {quoted(table)}").fetchall()]:
             continue
         # the paused file's rows were never committed
-        assert con.execute(f'SELECT count(*) FROM {quoted(table)} WHERE file_id = (SELECT id FROM ingest_files WHERE state = \'running\')').fetchone() == (0,)
+        assert con.execute(
+            f"SELECT count(*) FROM {quoted(table)} WHERE file_id = (SELECT id FROM ingest_files WHERE state = 'running')"
+        ).fetchone() == (0,)
     con.close()
 
     rerun = optimus_process(settings)

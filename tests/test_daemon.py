@@ -5,6 +5,7 @@ complete; `optimus status` works through the API meanwhile; SIGTERM exits 0 with
 ledger; a second daemon is refused; a stale lock is replaced; a file interrupted mid-transaction
 is rolled back and queued again.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -62,8 +63,11 @@ class Daemon:
         self.env = env_for(settings, self.port, **extra)
         self.log = tmp / f"{name}.log"
         self.proc = subprocess.Popen(
-            optimus_cmd("run", "--settle", str(SETTLE), "--log-format", "json"), env=self.env, cwd=tmp,
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
+            optimus_cmd("run", "--settle", str(SETTLE), "--log-format", "json"),
+            env=self.env,
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "wb"),
         )
 
     def get(self, path: str, token: bool = True) -> Any:
@@ -90,12 +94,14 @@ class Daemon:
 
     def idle(self) -> None:
         """Nothing queued or running, and no scan or run in progress."""
+
         def check() -> bool:
             health = self.get("/api/v1/health")
             if not health["scans"] or health["settling"]:
                 return False
             services = self.get("/api/v1/services")
             return not services["daemon"]["busy"] and all(s["queued"] == 0 and s["running"] == 0 for s in services["services"])
+
         self.wait(check, 120, "the daemon to be idle")
 
     def file(self, path: Path) -> dict[str, Any] | None:
@@ -180,8 +186,13 @@ def test_daemon_waits_for_a_file_being_written_then_ingests_it(tmp_path: Path, s
         api = {s["name"]: s for s in daemon.get("/api/v1/services")["services"]}
         assert {n: s["done"] for n, s in remote.items()} == {n: s["done"] for n, s in api.items()}
         assert api["DatabaseState"]["done"] > 0
-        query = subprocess.run(optimus_cmd("sql", "--csv", "SELECT count(*) AS n FROM ingest_files"), env=daemon.env, cwd=tmp_path,
-                               capture_output=True, timeout=60)
+        query = subprocess.run(
+            optimus_cmd("sql", "--csv", "SELECT count(*) AS n FROM ingest_files"),
+            env=daemon.env,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
         assert query.returncode == 0, query.stderr.decode()
         assert query.stdout.decode().split() == ["n", str(daemon.get("/api/v1/files?limit=1")["total"])]
 

@@ -3,6 +3,7 @@
 Each chart's data must equal the API's series, the services table must equal /api/v1/services,
 and no username or email of the data may appear in the page or in what it fetched.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
     """`optimus serve` on a sample package ingested by `optimus ingest`; yields its base URL."""
     root = tmp_path_factory.mktemp("dashboard")
     generate(root / "data", courses=2, learners=30, days=3, seed=11)
-    settings = Settings(data_paths=[root / "data"], warehouse=str(root / "wh" / "optimus.duckdb"), export_path=root / "exports",
-                        www_path=root / "www", memory_limit="1GB", api_token="dashboard-token")
+    settings = Settings(
+        data_paths=[root / "data"],
+        warehouse=str(root / "wh" / "optimus.duckdb"),
+        export_path=root / "exports",
+        www_path=root / "www",
+        memory_limit="1GB",
+        api_token="dashboard-token",
+    )
     CliRunner().invoke(cli_app, ["ingest"], env=settings_env(settings), catch_exceptions=False)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
@@ -104,7 +111,8 @@ def wait_drawn(page: Any, course: str | None = None) -> None:
     page.wait_for_function(
         "([ids, course]) => document.body.dataset.refreshed && ids.every(id => document.getElementById(id).data) && "
         "(!course || document.getElementById('course').value === course)",
-        arg=[CHARTS, course], timeout=30000,
+        arg=[CHARTS, course],
+        timeout=30000,
     )
 
 
@@ -122,10 +130,14 @@ def expected_charts(base: str, course_key: str, bucket: str = "hour") -> dict[st
     e, a, k = c["enrolments"]["by_day"], c["active_learners"]["by_day"], c["certificates"]["by_day"]
     countries = list(reversed(c["countries"]["by_country"]))
     return {
-        "chart-throughput": [{"x": [p["time"] for p in series], "y": [p["rows"] for p in series]},
-                             {"x": [p["time"] for p in series], "y": [p["files"] for p in series]}],
-        "chart-enrolments": [{"x": [p["date"] for p in e], "y": [p["count"] for p in e]},
-                             {"x": [p["date"] for p in e], "y": cumulative([p["count"] for p in e])}],
+        "chart-throughput": [
+            {"x": [p["time"] for p in series], "y": [p["rows"] for p in series]},
+            {"x": [p["time"] for p in series], "y": [p["files"] for p in series]},
+        ],
+        "chart-enrolments": [
+            {"x": [p["date"] for p in e], "y": [p["count"] for p in e]},
+            {"x": [p["date"] for p in e], "y": cumulative([p["count"] for p in e])},
+        ],
         "chart-active": [{"x": [p["date"] for p in a], "y": [p["learners"] for p in a]}],
         "chart-certificates": [{"x": [p["date"] for p in k], "y": [p["count"] for p in k]}],
         "chart-countries": [{"x": [p["learners"] for p in countries], "y": [p["country"] for p in countries]}],
@@ -133,7 +145,9 @@ def expected_charts(base: str, course_key: str, bucket: str = "hour") -> dict[st
 
 
 @pytest.mark.browser
-def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(served: tuple[str, Settings], browser: Any, tmp_path: Path) -> None:
+def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(
+    served: tuple[str, Settings], browser: Any, tmp_path: Path
+) -> None:
     base, settings = served
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     requested: list[str] = []
@@ -163,8 +177,10 @@ def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(served:
     assert drawn == expected_charts(base, first)
     assert drawn["chart-enrolments"][0]["y"], ("the sample has enrolments", get(base, f"/api/v1/courses/{first}"), drawn)
     page.select_option("#course", courses[1])
-    page.wait_for_function("key => document.getElementById('course-summary').textContent.length > 0 && "
-                           "document.getElementById('course').value === key", arg=courses[1])
+    page.wait_for_function(
+        "key => document.getElementById('course-summary').textContent.length > 0 && document.getElementById('course').value === key",
+        arg=courses[1],
+    )
     page.wait_for_timeout(500)
     wait_drawn(page, courses[1])
     assert charts(page) == expected_charts(base, courses[1])

@@ -1,4 +1,5 @@
 """Database State: the TSV dumps land typed, with NULLs and escapes decoded, one package replacing another."""
+
 from __future__ import annotations
 
 import json
@@ -77,32 +78,51 @@ def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path:
 
 def test_columns_are_matched_by_header_name_across_exports(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
     pkg = data_path / "database_state" / "2024-01-07"
-    write_tsv(pkg / "UQx-A-1-student_courseenrollment-prod-analytics.sql", ["user_id", "id", "course_id", "created", "is_active", "mode"],
-              [["7", "1", "UQx/A/1", "2015-01-01 00:00:00", "1", "honor"]])
+    write_tsv(
+        pkg / "UQx-A-1-student_courseenrollment-prod-analytics.sql",
+        ["user_id", "id", "course_id", "created", "is_active", "mode"],
+        [["7", "1", "UQx/A/1", "2015-01-01 00:00:00", "1", "honor"]],
+    )
     # a newer export with one more column and the columns in another order
-    write_tsv(pkg / "UQx-B-2-student_courseenrollment-prod-analytics.sql", ["id", "course_id", "user_id", "created", "is_active", "mode", "new_col"],
-              [["2", "course-v1:UQx+B+2", "8", "2016-01-01 00:00:00", "0", "verified", "v"]])
+    write_tsv(
+        pkg / "UQx-B-2-student_courseenrollment-prod-analytics.sql",
+        ["id", "course_id", "user_id", "created", "is_active", "mode", "new_col"],
+        [["2", "course-v1:UQx+B+2", "8", "2016-01-01 00:00:00", "0", "verified", "v"]],
+    )
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    got = query_rows(settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM edx.student_courseenrollment ORDER BY id")
+    got = query_rows(
+        settings, "SELECT id, user_id, course_id, course_key, is_active, mode, new_col FROM edx.student_courseenrollment ORDER BY id"
+    )
     assert got == [(1, 7, "UQx/A/1", "UQx+A+1", True, "honor", None), (2, 8, "course-v1:UQx+B+2", "UQx+B+2", False, "verified", "v")]
 
 
 def test_an_ambiguous_file_name_takes_its_course_from_the_course_id_column(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
     pkg = data_path / "database_state" / "2024-01-07"
-    write_tsv(pkg / "UQx-Think-101x-3T2015-student_courseenrollment-prod-analytics.sql", ["id", "user_id", "course_id", "created", "is_active", "mode"],
-              [["1", "7", "course-v1:UQx+Think-101x+3T2015", "2015-01-01 00:00:00", "1", "honor"]])
+    write_tsv(
+        pkg / "UQx-Think-101x-3T2015-student_courseenrollment-prod-analytics.sql",
+        ["id", "user_id", "course_id", "created", "is_active", "mode"],
+        [["1", "7", "course-v1:UQx+Think-101x+3T2015", "2015-01-01 00:00:00", "1", "honor"]],
+    )
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
-    assert query_rows(settings, "SELECT course_id, course_key FROM ingest_files") == [("course-v1:UQx+Think-101x+3T2015", "UQx+Think-101x+3T2015")]
-    assert ("UQx+Think-101x+3T2015", "course-v1:UQx+Think-101x+3T2015") in query_rows(settings, "SELECT course_key, course_id FROM course_ids")
+    assert query_rows(settings, "SELECT course_id, course_key FROM ingest_files") == [
+        ("course-v1:UQx+Think-101x+3T2015", "UQx+Think-101x+3T2015")
+    ]
+    assert ("UQx+Think-101x+3T2015", "course-v1:UQx+Think-101x+3T2015") in query_rows(
+        settings, "SELECT course_key, course_id FROM course_ids"
+    )
 
 
 def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
     data = make_data_path(tmp_path / "data", "2024-01-07")
     first = data / "database_state" / "2024-01-07"
     write_tsv(first / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
-    write_tsv(first / "UQx-A-1-student_courseaccessrole-prod-analytics.sql", ["org", "course_id", "user_id", "role"], [["UQx", "UQx/A/1", "1", "staff"]])
+    write_tsv(
+        first / "UQx-A-1-student_courseaccessrole-prod-analytics.sql",
+        ["org", "course_id", "user_id", "role"],
+        [["UQx", "UQx/A/1", "1", "staff"]],
+    )
     settings = settings_for(data)
     assert cli(["ingest"], settings).exit_code == 0
 
@@ -113,7 +133,9 @@ def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_fo
     assert query_rows(settings, "SELECT DISTINCT package_date::VARCHAR FROM edx.auth_user") == [("2024-01-14",)]
     # edX writes no file for an empty table: the newer package empties the course's roles, and says so
     assert query_rows(settings, "SELECT count(*) FROM edx.student_courseaccessrole") == [(0,)]
-    assert query_rows(settings, "SELECT empty, package_date::VARCHAR FROM db_state_loads WHERE table_name = 'student_courseaccessrole'") == [(True, "2024-01-14")]
+    assert query_rows(
+        settings, "SELECT empty, package_date::VARCHAR FROM db_state_loads WHERE table_name = 'student_courseaccessrole'"
+    ) == [(True, "2024-01-14")]
 
     make_data_path(data, "2024-01-01")  # an older package becomes `latest`: it must not replace newer rows
     write_tsv(data / "database_state" / "2024-01-01" / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS[:1])
@@ -186,7 +208,10 @@ def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, setting
     assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user WHERE course_key = 'UQx+B+2' ORDER BY id")] == [1, 5]
     got = query_rows(settings, "SELECT first_name, last_name, email FROM edx.auth_user WHERE id = 5")
     assert got == [tuple(decode(v) for v in escaped[2:5])]
-    bad = query_rows(settings, "SELECT line, reason FROM db_state_quarantine q JOIN ingest_files f ON f.id = q.file_id WHERE f.course_key = 'UQx+B+2' ORDER BY line")
+    bad = query_rows(
+        settings,
+        "SELECT line, reason FROM db_state_quarantine q JOIN ingest_files f ON f.id = q.file_id WHERE f.course_key = 'UQx+B+2' ORDER BY line",
+    )
     assert [line for line, _ in bad] == [3, 4, 6]
     assert "COLUMNS" in bad[0][1].upper() and "column type" in bad[1][1] and "column type" in bad[2][1]
     assert query_rows(settings, "SELECT rows_loaded, rows_quarantined FROM ingest_files WHERE course_key = 'UQx+B+2'") == [(2, 3)]
@@ -207,8 +232,10 @@ def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings
     (no `SET preserve_insertion_order`), so that read is one thread's, in the file's order."""
     pkg = data_path / "database_state" / "2024-01-07"
     bad_at = {7, 150_001, 299_998}  # lines (the header is line 1)
-    rows = [[("x" if n + 2 in bad_at else str(n)), f"u{n}", "a", "b", f"u{n}@example.org", "0", "1", "NULL", "2015-01-01 00:00:00"]
-            for n in range(300_000)]
+    rows = [
+        [("x" if n + 2 in bad_at else str(n)), f"u{n}", "a", "b", f"u{n}@example.org", "0", "1", "NULL", "2015-01-01 00:00:00"]
+        for n in range(300_000)
+    ]
     write_tsv(pkg / "UQx-BIG-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
@@ -242,7 +269,11 @@ def test_a_dump_named_after_an_optimus_table_never_reaches_it(data_path: Path, s
         before = wh.query(f"SELECT * FROM {wh.quote(table)}") if wh.table_exists(table) else None
         columns_before = wh.columns(table) if before is not None else None
     # a dump that shares the table's name and looks like it (some of its columns)
-    write_tsv(pkg / f"UQx-BIO101-1T2015-{table}-prod-analytics.sql", ["id", "course_key", "version", "path", "x"], [["1", "evil", "99", "/evil", "y"]])
+    write_tsv(
+        pkg / f"UQx-BIO101-1T2015-{table}-prod-analytics.sql",
+        ["id", "course_key", "version", "path", "x"],
+        [["1", "evil", "99", "/evil", "y"]],
+    )
     cli(["ingest"], settings)
     with reading(settings) as wh:
         if before is not None:
@@ -261,7 +292,7 @@ def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: P
     name = "UQx-CHEM-1T2015-auth_user-prod-analytics.sql"
     write_tsv(pkg / name, ROWS[0], ROWS[1:])  # no header: its first row is a learner
     cli(["ingest"], settings)
-    (state, error), = query_rows(settings, "SELECT state, error FROM ingest_files WHERE path LIKE ?", [f"%{name}"])
+    ((state, error),) = query_rows(settings, "SELECT state, error FROM ingest_files WHERE path LIKE ?", [f"%{name}"])
     assert state == "failed" and name in error and "header" in error, error
     with reading(settings) as wh:
         columns = wh.columns("auth_user", schema=wh.raw_schema)
@@ -269,24 +300,30 @@ def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: P
     assert query_rows(settings, "SELECT count(*) FROM edx.auth_user WHERE course_key = 'UQx+CHEM+1T2015'") == [(0,)]
 
 
-@pytest.mark.parametrize("header,why", [
-    (["id", "user name", "email"], "identifier"),  # a space: a value, not a column name
-    (["id", "email"], "username"),  # a known table without its key columns
-    (["1", "username"], "identifier"),
-    (["id", "username", "ann@example.org"], "identifier"),
-])
+@pytest.mark.parametrize(
+    "header,why",
+    [
+        (["id", "user name", "email"], "identifier"),  # a space: a value, not a column name
+        (["id", "email"], "username"),  # a known table without its key columns
+        (["1", "username"], "identifier"),
+        (["id", "username", "ann@example.org"], "identifier"),
+    ],
+)
 def test_a_header_must_be_identifiers_with_the_key_columns(data_path: Path, settings_for, cli, header: list[str], why: str) -> None:  # type: ignore[no-untyped-def]
     name = "UQx-BIO101-1T2015-auth_user-prod-analytics.sql"
     write_tsv(data_path / "database_state" / "2024-01-07" / name, header, [["1"] * len(header)])
     settings = settings_for(data_path)
     cli(["ingest"], settings)
-    (state, error), = query_rows(settings, "SELECT state, error FROM ingest_files")
+    ((state, error),) = query_rows(settings, "SELECT state, error FROM ingest_files")
     assert state == "failed" and name in error and why in error, error
 
 
 def test_new_header_columns_of_a_known_table_are_accepted(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
-    write_tsv(data_path / "database_state" / "2024-01-07" / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql",
-              HEADER + ["newer_column"], [r + ["v"] for r in ROWS])
+    write_tsv(
+        data_path / "database_state" / "2024-01-07" / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql",
+        HEADER + ["newer_column"],
+        [r + ["v"] for r in ROWS],
+    )
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
     assert query_rows(settings, "SELECT DISTINCT newer_column FROM edx.auth_user") == [("v",)]
@@ -312,8 +349,10 @@ def test_a_warehouse_from_before_the_edx_schema_moves_its_raw_tables(data_path: 
     try:  # the old layout: the raw table beside Optimus's own, and a dump that once replaced an Optimus table
         wh.execute(f"CREATE TABLE {wh.quote('auth_user')} AS SELECT * FROM edx.auth_user")
         wh.execute("DROP TABLE edx.auth_user")
-        wh.execute("INSERT INTO db_state_loads SELECT course_key, site, 'courses', course_id, package_date, file_id, 1, false, loaded_at "
-                   "FROM db_state_loads WHERE table_name = 'auth_user'")
+        wh.execute(
+            "INSERT INTO db_state_loads SELECT course_key, site, 'courses', course_id, package_date, file_id, 1, false, loaded_at "
+            "FROM db_state_loads WHERE table_name = 'auth_user'"
+        )
         wh.execute("UPDATE ingest_files SET table_name = 'courses' WHERE table_name = 'auth_user'")
     finally:
         wh.close()

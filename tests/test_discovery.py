@@ -1,4 +1,5 @@
 """Discovery: the real edX file names of REFERENCE §3.1 are classified as the reference says."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,12 @@ from conftest import make_data_path
 def test_names_of_the_research_package_are_classified() -> None:
     cases: dict[str, tuple] = {
         "UQx-BIOL1859x-1T2015-auth_user-prod-analytics.sql": (SQL, "auth_user", "prod", "UQx/BIOL1859x/1T2015"),
-        "UQx-BIOL1859x-1T2015-courseware_studentmodule-edge-analytics.sql": (SQL, "courseware_studentmodule", "edge", "UQx/BIOL1859x/1T2015"),
+        "UQx-BIOL1859x-1T2015-courseware_studentmodule-edge-analytics.sql": (
+            SQL,
+            "courseware_studentmodule",
+            "edge",
+            "UQx/BIOL1859x/1T2015",
+        ),
         "UQx-Think-101x-3T2015-student_courseenrollment-prod-analytics.sql": (SQL, "student_courseenrollment", "prod", None),
         "UQx-BIOL1859x-1T2015-prod.mongo": (FORUM, None, "prod", "UQx/BIOL1859x/1T2015"),
         "UQx-BIOL1859x-1T2015-edge.mongo": (FORUM, None, "edge", "UQx/BIOL1859x/1T2015"),
@@ -53,8 +59,14 @@ def test_scan_follows_latest_and_lists_what_it_does_not_take(tmp_path: Path, set
     data = make_data_path(tmp_path / "data", package="2024-01-07")
     pkg = data / "database_state" / "2024-01-07"
     (pkg / "ora").mkdir()
-    for name in ("UQx-A-1-auth_user-prod-analytics.sql", "ora/UQx-A-1-assessment_assessment-prod-analytics.sql",
-                 "UQx-A-1-prod.mongo", "UQx-A-1-wiki_article-prod-analytics.sql.failed", "x.sql.gpg", "notes.txt"):
+    for name in (
+        "UQx-A-1-auth_user-prod-analytics.sql",
+        "ora/UQx-A-1-assessment_assessment-prod-analytics.sql",
+        "UQx-A-1-prod.mongo",
+        "UQx-A-1-wiki_article-prod-analytics.sql.failed",
+        "x.sql.gpg",
+        "notes.txt",
+    ):
         (pkg / name).write_text("id\n")
     course = pkg / "UQx-A-1" / "export"
     course.mkdir(parents=True)
@@ -66,12 +78,17 @@ def test_scan_follows_latest_and_lists_what_it_does_not_take(tmp_path: Path, set
     result = discovery.scan(settings_for(data))
     kinds = sorted((f.info.kind, f.path.name) for f in result.found)
     assert kinds == [
-        (COURSE_EXPORT, "UQx-A-1"), (EVENTS, "uqx-edx-events-2024-01-01.log.gz"), (FORUM, "UQx-A-1-prod.mongo"),
-        (SQL, "UQx-A-1-assessment_assessment-prod-analytics.sql"), (SQL, "UQx-A-1-auth_user-prod-analytics.sql"),
+        (COURSE_EXPORT, "UQx-A-1"),
+        (EVENTS, "uqx-edx-events-2024-01-01.log.gz"),
+        (FORUM, "UQx-A-1-prod.mongo"),
+        (SQL, "UQx-A-1-assessment_assessment-prod-analytics.sql"),
+        (SQL, "UQx-A-1-auth_user-prod-analytics.sql"),
     ]
     assert all(f.package_date == date(2024, 1, 7) for f in result.found if f.info.kind != EVENTS)
     assert sorted((s.path.name, s.reason.split(" ")[0]) for s in result.skipped) == [
-        ("UQx-A-1-wiki_article-prod-analytics.sql.failed", "failed"), ("notes.txt", "unknown"), ("x.sql.gpg", "encrypted"),
+        ("UQx-A-1-wiki_article-prod-analytics.sql.failed", "failed"),
+        ("notes.txt", "unknown"),
+        ("x.sql.gpg", "encrypted"),
     ]
     # registered by real path: the files live in the dated folder, not under `latest`
     assert all("/latest/" not in str(f.path) for f in result.found)

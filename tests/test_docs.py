@@ -1,4 +1,5 @@
 """Like datasette's test_docs: a service, a command or a setting without documentation fails the build."""
+
 from __future__ import annotations
 
 from pathlib import Path

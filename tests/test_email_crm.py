@@ -1,5 +1,6 @@
 """Email CRM: the opt-in list loads (both header versions), and the export has one row per learner
 and course, the original's labels and rules, only changed learners in delta mode, mode 0600."""
+
 from __future__ import annotations
 
 import csv
@@ -29,18 +30,35 @@ USERS = {
 ENROLLED = {A: {1: "1", 2: "0", 3: "1", 4: "1", 5: "1", 6: "1", 7: "1"}, B: {3: "1"}}
 # an opt-in row per enrolment (user 3 twice in A: the later preference counts); user 7 has none
 OPT_IN = [
-    (1, A, "True", "2023-01-02 03:04:05"), (2, A, "False", "2023-01-02 03:04:05"), (3, A, "False", "2022-05-05 00:00:00"),
-    (3, A, "True", "2023-06-01 10:00:00"), (3, B, "True", "2023-06-01 10:00:00"), (4, A, "True", "2023-01-01 00:00:00"),
-    (5, A, "True", ""), (6, A, "True", "2023-02-02 02:02:02"),
+    (1, A, "True", "2023-01-02 03:04:05"),
+    (2, A, "False", "2023-01-02 03:04:05"),
+    (3, A, "False", "2022-05-05 00:00:00"),
+    (3, A, "True", "2023-06-01 10:00:00"),
+    (3, B, "True", "2023-06-01 10:00:00"),
+    (4, A, "True", "2023-01-01 00:00:00"),
+    (5, A, "True", ""),
+    (6, A, "True", "2023-02-02 02:02:02"),
 ]
 # course, user: viewed, explored, certified, mode
 PERSON_COURSE = {
-    (A, 1): (1, 0, 0, "verified"), (A, 2): (0, 0, 0, "audit"), (A, 3): (1, 1, 0, "audit"), (B, 3): (1, 0, 0, "honor"),
-    (A, 4): (1, 0, 0, "audit"), (A, 5): (0, 0, 0, "audit"), (A, 6): (1, 1, 1, "verified"), (A, 7): (1, 0, 0, "audit"),
+    (A, 1): (1, 0, 0, "verified"),
+    (A, 2): (0, 0, 0, "audit"),
+    (A, 3): (1, 1, 0, "audit"),
+    (B, 3): (1, 0, 0, "honor"),
+    (A, 4): (1, 0, 0, "audit"),
+    (A, 5): (0, 0, 0, "audit"),
+    (A, 6): (1, 1, 1, "verified"),
+    (A, 7): (1, 0, 0, "audit"),
 }
 COUNTRIES = {"AU": "Australia", "US": "United States", "NZ": "New Zealand", "GB": "United Kingdom", "DE": "Germany"}
-EDUCATION = {"p": "Doctorate", "hs": "Secondary/high school", "el": "Elementary/primary school", "none": "No formal education",
-             "m": "Masters or professional degree", "other": "Other education"}
+EDUCATION = {
+    "p": "Doctorate",
+    "hs": "Secondary/high school",
+    "el": "Elementary/primary school",
+    "none": "No formal education",
+    "m": "Masters or professional degree",
+    "other": "Other education",
+}
 
 
 def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -63,13 +81,24 @@ def make_package(data_path: Path) -> Path:
     pkg = data_path / "database_state" / "2024-01-07"
     for course, enrolled in ENROLLED.items():
         stem = pkg / FILE_FORM[course]
-        write_tsv(Path(f"{stem}-auth_user-prod-analytics.sql"), ["id", "username", "first_name", "last_name", "email", "is_staff", "is_active"],
-                  [[str(i), USERS[i][0], "", "", USERS[i][1], USERS[i][2], USERS[i][3]] for i in enrolled])
-        write_tsv(Path(f"{stem}-auth_userprofile-prod-analytics.sql"),
-                  ["id", "user_id", "name", "gender", "year_of_birth", "level_of_education", "country"],
-                  [[str(100 + i), str(i), USERS[i][4], *USERS[i][5:]] for i in enrolled])
-        write_tsv(Path(f"{stem}-student_courseenrollment-prod-analytics.sql"), ["id", "user_id", "course_id", "created", "is_active", "mode"],
-                  [[str(200 + i), str(i), course, "2024-01-01 00:00:00", active, PERSON_COURSE[(course, i)][3]] for i, active in enrolled.items()])
+        write_tsv(
+            Path(f"{stem}-auth_user-prod-analytics.sql"),
+            ["id", "username", "first_name", "last_name", "email", "is_staff", "is_active"],
+            [[str(i), USERS[i][0], "", "", USERS[i][1], USERS[i][2], USERS[i][3]] for i in enrolled],
+        )
+        write_tsv(
+            Path(f"{stem}-auth_userprofile-prod-analytics.sql"),
+            ["id", "user_id", "name", "gender", "year_of_birth", "level_of_education", "country"],
+            [[str(100 + i), str(i), USERS[i][4], *USERS[i][5:]] for i in enrolled],
+        )
+        write_tsv(
+            Path(f"{stem}-student_courseenrollment-prod-analytics.sql"),
+            ["id", "user_id", "course_id", "created", "is_active", "mode"],
+            [
+                [str(200 + i), str(i), course, "2024-01-01 00:00:00", active, PERSON_COURSE[(course, i)][3]]
+                for i, active in enrolled.items()
+            ],
+        )
     return pkg
 
 
@@ -77,19 +106,28 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
     """person_course as Person Course writes it (the columns Email CRM reads)."""
     wh = connect(settings)
     try:
-        wh.execute("CREATE TABLE IF NOT EXISTS person_course (course_id VARCHAR, course_key VARCHAR, user_id BIGINT, username VARCHAR, "
-                   "viewed INTEGER, explored INTEGER, certified INTEGER, mode VARCHAR)")
+        wh.execute(
+            "CREATE TABLE IF NOT EXISTS person_course (course_id VARCHAR, course_key VARCHAR, user_id BIGINT, username VARCHAR, "
+            "viewed INTEGER, explored INTEGER, certified INTEGER, mode VARCHAR)"
+        )
         wh.execute("DELETE FROM person_course")
         extra = [c for c in ("rules_version", "computed_at") if c in wh.columns("person_course")]  # Person Course's own bookkeeping
         cols = ["course_id", "course_key", "user_id", "username", "viewed", "explored", "certified", "mode", *extra]
         fill = {"rules_version": 1, "computed_at": datetime(2024, 1, 8)}
-        wh.executemany(f"INSERT INTO person_course ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                       [[c, KEY[c], u, USERS[u][0], *v, *(fill[x] for x in extra)] for (c, u), v in values.items()])
+        wh.executemany(
+            f"INSERT INTO person_course ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [[c, KEY[c], u, USERS[u][0], *v, *(fill[x] for x in extra)] for (c, u), v in values.items()],
+        )
         # and a Person Course run that changed both courses, as Person Course records it
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        run_id = wh.scalar("INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
-                           "VALUES ('PersonCourse', ?, ?, 'ok', 1) RETURNING id", [now, now])
-        wh.executemany("INSERT INTO service_run_changes (run_id, course_key, day) VALUES (?, ?, NULL)", [[run_id, KEY[A]], [run_id, KEY[B]]])
+        run_id = wh.scalar(
+            "INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
+            "VALUES ('PersonCourse', ?, ?, 'ok', 1) RETURNING id",
+            [now, now],
+        )
+        wh.executemany(
+            "INSERT INTO service_run_changes (run_id, course_key, day) VALUES (?, ?, NULL)", [[run_id, KEY[A]], [run_id, KEY[B]]]
+        )
     finally:
         wh.close()
 
@@ -128,12 +166,25 @@ def expected_row(course: str, uid: int, pc: dict) -> dict[str, str]:
     first, _, last = name.partition(" ")
     viewed, explored, certified, mode = pc[(course, uid)]
     return {
-        "user_id": str(uid), "is_staff": "Yes" if staff == "1" else "No", "is_active": active, "email": email,
-        "viewed": str(viewed), "explored": str(explored), "certified": str(certified), "mode": mode,
-        "first_name": first, "last_name": last, "course_id": course, "course_name": "", "course_start_date": "",
-        "enrolled": "Yes" if ENROLLED[course][uid] == "1" else "No", "is_opted_in_for_email": "Yes" if opted else "No",
-        "gender": {"m": "Male", "f": "Female", "o": "Other"}.get(gender, ""), "year_of_birth": "" if yob == "NULL" else yob,
-        "level_of_education": "" if loe == "NULL" else loe, "level_of_education_label": EDUCATION.get(loe, "Not specified"),
+        "user_id": str(uid),
+        "is_staff": "Yes" if staff == "1" else "No",
+        "is_active": active,
+        "email": email,
+        "viewed": str(viewed),
+        "explored": str(explored),
+        "certified": str(certified),
+        "mode": mode,
+        "first_name": first,
+        "last_name": last,
+        "course_id": course,
+        "course_name": "",
+        "course_start_date": "",
+        "enrolled": "Yes" if ENROLLED[course][uid] == "1" else "No",
+        "is_opted_in_for_email": "Yes" if opted else "No",
+        "gender": {"m": "Male", "f": "Female", "o": "Other"}.get(gender, ""),
+        "year_of_birth": "" if yob == "NULL" else yob,
+        "level_of_education": "" if loe == "NULL" else loe,
+        "level_of_education_label": EDUCATION.get(loe, "Not specified"),
         "country_name": COUNTRIES.get(country, ""),
     }
 
@@ -205,8 +256,11 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
 
 def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     pkg = make_package(data_path)
-    bad = ['"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"', '"too","few"',
-           '"z@example.org","Z","not a course","True",""']
+    bad = [
+        '"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"',
+        '"too","few"',
+        '"z@example.org","Z","not a course","True",""',
+    ]
     write_opt_in(pkg / "UQx-email_opt_in-prod-analytics.csv", OPT_IN, with_ids=False, extra_lines=bad)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")

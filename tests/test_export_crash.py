@@ -4,6 +4,7 @@ temporary file once the next run is done, and the Email CRM delta is written exa
 Each case kills a real `optimus ingest` (SIGKILL) at a pause point of the export path, reruns it, and
 compares the export folder and the warehouse with a clean run of the same package.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,19 +29,27 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def sample_settings(root: Path, name: str) -> Settings:
-    return Settings(data_paths=[root / "data"], warehouse=str(root / f"{name}.duckdb"), export_path=root / f"{name}-exports",
-                    www_path=root / f"{name}-www", memory_limit="1GB")
+    return Settings(
+        data_paths=[root / "data"],
+        warehouse=str(root / f"{name}.duckdb"),
+        export_path=root / f"{name}-exports",
+        www_path=root / f"{name}-www",
+        memory_limit="1GB",
+    )
 
 
-@pytest.mark.parametrize("point", [
-    "export-writing#1",    # the first export file half written
-    "export-writing#3",    # some files of a run's set written, the rest not
-    "export-written#1",    # Person Course's set written, its run not committed
-    "export-written#2",    # the Email CRM delta written, its record not committed
-    "export-committed#1",  # Person Course's run committed, its files not yet in place
-    "export-committed#2",  # the Email CRM record committed, its file not yet in place
-    "export-publishing#2",  # Person Course's run committed, two of its files renamed into place
-])
+@pytest.mark.parametrize(
+    "point",
+    [
+        "export-writing#1",  # the first export file half written
+        "export-writing#3",  # some files of a run's set written, the rest not
+        "export-written#1",  # Person Course's set written, its run not committed
+        "export-written#2",  # the Email CRM delta written, its record not committed
+        "export-committed#1",  # Person Course's run committed, its files not yet in place
+        "export-committed#2",  # the Email CRM record committed, its file not yet in place
+        "export-publishing#2",  # Person Course's run committed, two of its files renamed into place
+    ],
+)
 def test_a_run_killed_while_exporting_leaves_the_clean_runs_exports(package: dict[str, Any], point: str) -> None:
     root = package["root"]
     settings = sample_settings(root, "killed-" + point.replace("#", "-"))

@@ -1,5 +1,6 @@
 """Failed files are visible: in the summary, in the exit status of every later ingest, in `status --files`,
 and `optimus retry` queues them again (issue 14, "Failed files are visible")."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ def test_summary_says_files_failed_and_names_each_path_once(data_path: Path, tmp
         assert all(line.count(path.name) == 1 for line in lines), lines  # each message names the file once
 
 
-def test_a_later_ingest_fails_while_files_are_failed_and_retry_loads_them(data_path: Path, tmp_path: Path, settings_for: Any, cli: Any) -> None:
+def test_a_later_ingest_fails_while_files_are_failed_and_retry_loads_them(
+    data_path: Path, tmp_path: Path, settings_for: Any, cli: Any
+) -> None:
     good, paths = three_files(data_path, tmp_path)
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 1
@@ -98,8 +101,10 @@ def test_status_files_lists_failed_damaged_and_quarantined_files(data_path: Path
     assert cli(["ingest"], settings).exit_code == 1
     # A damaged file (a truncated archive; its loaders are another change) is a ledger state: set it here.
     con = duckdb.connect(settings.warehouse)
-    con.execute("UPDATE ingest_files SET state = 'damaged', coerced = 3, damage = 'gzip stream ends early at byte 1234' WHERE path = ?",
-                [str(paths[0].resolve())])
+    con.execute(
+        "UPDATE ingest_files SET state = 'damaged', coerced = 3, damage = 'gzip stream ends early at byte 1234' WHERE path = ?",
+        [str(paths[0].resolve())],
+    )
     con.close()
 
     text = cli(["status", "--files"], settings, env={"COLUMNS": "1000"})

@@ -1,4 +1,5 @@
 """DiscussionForums: `.mongo` dumps load one row per post, bad lines are quarantined, ids never duplicate."""
+
 from __future__ import annotations
 
 import json
@@ -37,26 +38,47 @@ def _posts(n_threads: int, comments_per_thread: int, start: datetime, id_base: i
         n += 1
         thread_id = n
         created = start + timedelta(hours=t, seconds=t * 7, milliseconds=t * 13)
-        docs.append({
-            "_id": _oid(thread_id), "_type": "CommentThread", "anonymous": False, "author_id": str(100 + t),
-            "author_username": f"learner{t}", "body": f"body {t}", "course_id": COURSE, "title": f"{title} {t}",
-            "created_at": _date(created, forms[t % 3]), "updated_at": _date(created + timedelta(minutes=5), forms[(t + 1) % 3]),
-            "votes": {"up": [], "down": [], "up_count": t, "down_count": 0, "count": t, "point": t},
-            "thread_type": "discussion", "commentable_id": f"topic{t % 2}", "comment_count": comments_per_thread,
-            "closed": False, "pinned": t == 0, "last_activity_at": _date(created, "iso"),
-            **({"group_id": 7} if t % 2 else {}),  # fields added over the years
-        })
+        docs.append(
+            {
+                "_id": _oid(thread_id),
+                "_type": "CommentThread",
+                "anonymous": False,
+                "author_id": str(100 + t),
+                "author_username": f"learner{t}",
+                "body": f"body {t}",
+                "course_id": COURSE,
+                "title": f"{title} {t}",
+                "created_at": _date(created, forms[t % 3]),
+                "updated_at": _date(created + timedelta(minutes=5), forms[(t + 1) % 3]),
+                "votes": {"up": [], "down": [], "up_count": t, "down_count": 0, "count": t, "point": t},
+                "thread_type": "discussion",
+                "commentable_id": f"topic{t % 2}",
+                "comment_count": comments_per_thread,
+                "closed": False,
+                "pinned": t == 0,
+                "last_activity_at": _date(created, "iso"),
+                **({"group_id": 7} if t % 2 else {}),  # fields added over the years
+            }
+        )
         for c in range(comments_per_thread):
             n += 1
-            docs.append({
-                "_id": _oid(n), "_type": "Comment", "anonymous": False, "author_id": str(200 + c),
-                "author_username": f"replier{c}", "body": f"reply {c}", "course_id": COURSE,
-                "created_at": _date(created + timedelta(minutes=c + 1), forms[(t + c) % 3]),
-                "updated_at": _date(created + timedelta(minutes=c + 1), "iso"),
-                "votes": {"up_count": 0, "down_count": 0, "count": 0, "point": 0},
-                "comment_thread_id": _oid(thread_id), "endorsed": c == 0,
-                **({"parent_id": _oid(n - 1), "parent_ids": [_oid(n - 1)]} if c == 2 else {}),
-            })
+            docs.append(
+                {
+                    "_id": _oid(n),
+                    "_type": "Comment",
+                    "anonymous": False,
+                    "author_id": str(200 + c),
+                    "author_username": f"replier{c}",
+                    "body": f"reply {c}",
+                    "course_id": COURSE,
+                    "created_at": _date(created + timedelta(minutes=c + 1), forms[(t + c) % 3]),
+                    "updated_at": _date(created + timedelta(minutes=c + 1), "iso"),
+                    "votes": {"up_count": 0, "down_count": 0, "count": 0, "point": 0},
+                    "comment_thread_id": _oid(thread_id),
+                    "endorsed": c == 0,
+                    **({"parent_id": _oid(n - 1), "parent_ids": [_oid(n - 1)]} if c == 2 else {}),
+                }
+            )
     return docs
 
 
@@ -99,8 +121,14 @@ def test_counts_and_both_date_forms_match_the_file(data_path: Path, settings_for
     comments = [d for d in docs if d["_type"] == "Comment"]
     got = dict(_rows(settings, "SELECT type, count(*) FROM forum_posts GROUP BY type"))
     assert got == {"CommentThread": len(threads), "Comment": len(comments)}
-    rows = {r[0]: r[1:] for r in _rows(settings, "SELECT id, created_at, updated_at, course_id, course_key, thread_id, parent_id, "
-                                                  "author_id, votes_up, endorsed, pinned, doc FROM forum_posts")}
+    rows = {
+        r[0]: r[1:]
+        for r in _rows(
+            settings,
+            "SELECT id, created_at, updated_at, course_id, course_key, thread_id, parent_id, "
+            "author_id, votes_up, endorsed, pinned, doc FROM forum_posts",
+        )
+    }
     for d in docs:
         created, updated, course_id, key, thread_id, parent_id, author_id, votes_up, endorsed, pinned, doc = rows[d["_id"]["$oid"]]
         assert created == _expected_dates(d, "created_at")
@@ -189,7 +217,11 @@ def test_reingest_and_newer_package_replace_by_id(tmp_path: Path, settings_for: 
 def test_parse_line_reads_every_date_form() -> None:
     moment = datetime(2014, 3, 24, 12, 0, 1, 250000)
     for form in ("millis", "long", "iso"):
-        row = mongo.parse_line(json.dumps({"_id": _oid(1), "_type": "Comment", "course_id": "UQx/A/B", "created_at": _date(moment, form)}).encode())
+        row = mongo.parse_line(
+            json.dumps({"_id": _oid(1), "_type": "Comment", "course_id": "UQx/A/B", "created_at": _date(moment, form)}).encode()
+        )
         assert row["created_at"] == moment, form
-    offset = mongo.parse_line(b'{"_id": "x", "_type": "Comment", "course_id": "UQx/A/B", "created_at": {"$date": "2014-03-24T22:00:01.250+10:00"}}')
+    offset = mongo.parse_line(
+        b'{"_id": "x", "_type": "Comment", "course_id": "UQx/A/B", "created_at": {"$date": "2014-03-24T22:00:01.250+10:00"}}'
+    )
     assert offset["created_at"] == moment

@@ -4,6 +4,7 @@ OptimusError naming the file; never another exception, never a path outside its 
 
 The number of examples comes from the hypothesis profile chosen in conftest.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,13 @@ def _with_warehouse(settings: Any, check: Callable[[Any, Path], None]) -> None:
 
 def test_tsv_values_decode_to_what_edx_wrote(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
     def check(wh: Any, folder: Path) -> None:
-        @given(st.lists(_IDENTIFIER, min_size=1, max_size=5, unique=True).flatmap(
-            lambda header: st.tuples(st.just(header), st.lists(st.lists(_VALUE, min_size=len(header), max_size=len(header)), max_size=6))))
+        @given(
+            st.lists(_IDENTIFIER, min_size=1, max_size=5, unique=True).flatmap(
+                lambda header: st.tuples(
+                    st.just(header), st.lists(st.lists(_VALUE, min_size=len(header), max_size=len(header)), max_size=6)
+                )
+            )
+        )
         def decoded(case: tuple[list[str], list[list[str | None]]]) -> None:
             header, rows = case
             if wh.dialect == "postgres":  # PostgreSQL text cannot hold NUL (documented): not a value it can load
@@ -112,7 +118,11 @@ def test_any_dump_loads_quarantines_or_fails_naming_the_file(data_path: Path, se
     _with_warehouse(settings_for(data_path, **backend), check)
 
 
-@given(st.one_of(st.binary(max_size=60), st.lists(st.text(max_size=8), max_size=6).map(lambda f: "\t".join(f).encode("utf-8", "surrogatepass"))))
+@given(
+    st.one_of(
+        st.binary(max_size=60), st.lists(st.text(max_size=8), max_size=6).map(lambda f: "\t".join(f).encode("utf-8", "surrogatepass"))
+    )
+)
 def test_a_header_is_identifiers_or_the_file_fails(first_line: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.sql"
@@ -127,12 +137,42 @@ def test_a_header_is_identifiers_or_the_file_fails(first_line: bytes) -> None:
 
 # -- the OLX parser ------------------------------------------------------------------------------
 _TAGS = st.sampled_from(["course", "chapter", "sequential", "vertical", "problem", "video", "html", "wiki", "split_test", "x"])
-_ATTR_NAMES = st.sampled_from(["url_name", "display_name", "start", "due", "graded", "format", "weight", "visible_to_staff_only",
-                               "org", "course", "youtube_id_1_0", "discussion_id", "xml:lang"]) | st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
+_ATTR_NAMES = st.sampled_from(
+    [
+        "url_name",
+        "display_name",
+        "start",
+        "due",
+        "graded",
+        "format",
+        "weight",
+        "visible_to_staff_only",
+        "org",
+        "course",
+        "youtube_id_1_0",
+        "discussion_id",
+        "xml:lang",
+    ]
+) | st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
 _ATTR_VALUES = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12),
-    st.sampled_from(["../../../etc/passwd", "/tmp/evil", "a:b:c", "..", "true", "1e309", "nan", "2013-02-30T00:00:00Z",
-                     '"2013-09-01T00:00:00Z"', "9999-12-31T23:59:59+14:00", "-1", "Week_1", "R"]),
+    st.sampled_from(
+        [
+            "../../../etc/passwd",
+            "/tmp/evil",
+            "a:b:c",
+            "..",
+            "true",
+            "1e309",
+            "nan",
+            "2013-02-30T00:00:00Z",
+            '"2013-09-01T00:00:00Z"',
+            "9999-12-31T23:59:59+14:00",
+            "-1",
+            "Week_1",
+            "R",
+        ]
+    ),
 )
 
 
@@ -148,13 +188,15 @@ def _deep(n: int, tag: str) -> str:
 
 
 def _doctype(canary: Path) -> st.SearchStrategy[str]:
-    return st.sampled_from([
-        "",
-        f'<!DOCTYPE course [<!ENTITY x SYSTEM "file://{canary}">]>',
-        f'<!DOCTYPE course SYSTEM "file://{canary}">',
-        '<!DOCTYPE course [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>',
-        f'<!DOCTYPE course [<!ENTITY % p SYSTEM "file://{canary}"> %p;]>',
-    ])
+    return st.sampled_from(
+        [
+            "",
+            f'<!DOCTYPE course [<!ENTITY x SYSTEM "file://{canary}">]>',
+            f'<!DOCTYPE course SYSTEM "file://{canary}">',
+            '<!DOCTYPE course [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>',
+            f'<!DOCTYPE course [<!ENTITY % p SYSTEM "file://{canary}"> %p;]>',
+        ]
+    )
 
 
 def _xml_document(canary: Path) -> st.SearchStrategy[str]:
@@ -176,19 +218,32 @@ def test_olx_exports_parse_or_fail_naming_the_file(tmp_path: Path) -> None:
 
     @given(
         pointer=st.one_of(
-            st.builds(lambda a: f"<course{a}/>", st.dictionaries(st.sampled_from(["url_name", "org", "course"]), _ATTR_VALUES, max_size=3)
-                      .map(lambda a: "".join(f" {k}={quoteattr(v)}" for k, v in {"url_name": "R", "org": "O", "course": "C", **a}.items()))),
+            st.builds(
+                lambda a: f"<course{a}/>",
+                st.dictionaries(st.sampled_from(["url_name", "org", "course"]), _ATTR_VALUES, max_size=3).map(
+                    lambda a: "".join(f" {k}={quoteattr(v)}" for k, v in {"url_name": "R", "org": "O", "course": "C", **a}.items())
+                ),
+            ),
             _xml_document(canary),
         ),
         course=_xml_document(canary),
         chapter=_xml_document(canary),
-        policy=st.one_of(st.just("{}"), st.text(max_size=20), st.builds(json.dumps, st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3))),
+        policy=st.one_of(
+            st.just("{}"),
+            st.text(max_size=20),
+            st.builds(json.dumps, st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3)),
+        ),
     )
     def parse(pointer: str, course: str, chapter: str, policy: str) -> None:
         folder = Path(tempfile.mkdtemp(prefix="optimus-olx-fuzz-", dir=tmp_path))
         try:
-            files = {"course.xml": pointer, "course/R.xml": course, "chapter/d.xml": chapter, "chapter/Week_1.xml": chapter,
-                     "policies/R/policy.json": policy}
+            files = {
+                "course.xml": pointer,
+                "course/R.xml": course,
+                "chapter/d.xml": chapter,
+                "chapter/Week_1.xml": chapter,
+                "policies/R/policy.json": policy,
+            }
             for name, text in files.items():
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 (folder / name).write_text(text, encoding="utf-8", errors="surrogatepass")
@@ -212,14 +267,32 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=12,
 )
-_KEYS = st.sampled_from(["block-v1:O+C+R+type@course+block@course", "i4x://O/C/course/R", "block-v1:O+C+R+type@chapter+block@w1",
-                         "block-v1:/tmp/x+C+R+type@course+block@course", "i4x://../C/course/R", "block-v1:O+C", "x"]) | st.text(max_size=12)
+_KEYS = st.sampled_from(
+    [
+        "block-v1:O+C+R+type@course+block@course",
+        "i4x://O/C/course/R",
+        "block-v1:O+C+R+type@chapter+block@w1",
+        "block-v1:/tmp/x+C+R+type@course+block@course",
+        "i4x://../C/course/R",
+        "block-v1:O+C",
+        "x",
+    ]
+) | st.text(max_size=12)
 
 
-@given(st.dictionaries(_KEYS, st.one_of(
-    st.fixed_dictionaries({"category": st.sampled_from(["course", "chapter", "vertical", "problem"])},
-                          optional={"children": st.lists(_KEYS, max_size=3), "metadata": _JSON}),
-    _JSON), max_size=5))
+@given(
+    st.dictionaries(
+        _KEYS,
+        st.one_of(
+            st.fixed_dictionaries(
+                {"category": st.sampled_from(["course", "chapter", "vertical", "problem"])},
+                optional={"children": st.lists(_KEYS, max_size=3), "metadata": _JSON},
+            ),
+            _JSON,
+        ),
+        max_size=5,
+    )
+)
 def test_course_structure_json_parses_or_fails_naming_the_file(data: dict[str, Any]) -> None:
     path = Path("/nowhere/UQx-A-1-course_structure-prod-analytics.json")
     try:
@@ -231,11 +304,40 @@ def test_course_structure_json_parses_or_fails_naming_the_file(data: dict[str, A
 
 
 # -- the file-name classifier --------------------------------------------------------------------
-_NAME_PARTS = st.sampled_from(["UQx", "-", "BIO101", "1T2015", "auth_user", "prod", "edge", "analytics", ".sql", ".mongo", "events",
-                               "2024-01-07", ".log", ".gz", "course", "course_structure", ".json", ".xml.tar.gz", "..", "%2F", ":",
-                               "+", "email_opt_in", ".csv", "0123456789abcdef0123456789abcdef", "tracking.log-20240107"])
+_NAME_PARTS = st.sampled_from(
+    [
+        "UQx",
+        "-",
+        "BIO101",
+        "1T2015",
+        "auth_user",
+        "prod",
+        "edge",
+        "analytics",
+        ".sql",
+        ".mongo",
+        "events",
+        "2024-01-07",
+        ".log",
+        ".gz",
+        "course",
+        "course_structure",
+        ".json",
+        ".xml.tar.gz",
+        "..",
+        "%2F",
+        ":",
+        "+",
+        "email_opt_in",
+        ".csv",
+        "0123456789abcdef0123456789abcdef",
+        "tracking.log-20240107",
+    ]
+)
 _FILE_NAMES = st.one_of(
-    st.lists(_NAME_PARTS | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), max_size=4), max_size=10).map("".join),
+    st.lists(_NAME_PARTS | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), max_size=4), max_size=10).map(
+        "".join
+    ),
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), max_size=40),
 ).filter(lambda n: n not in ("", ".", ".."))
 
@@ -245,8 +347,14 @@ def test_any_file_name_is_classified_without_error_and_names_stay_inside(name: s
     info = discovery.classify(name)
     if info is None or isinstance(info, discovery.Skipped):
         return
-    assert info.kind in (discovery.EVENTS, discovery.SQL, discovery.FORUM, discovery.COURSE_EXPORT, discovery.COURSE_STRUCTURE,
-                         discovery.EMAIL_OPT_IN)
+    assert info.kind in (
+        discovery.EVENTS,
+        discovery.SQL,
+        discovery.FORUM,
+        discovery.COURSE_EXPORT,
+        discovery.COURSE_STRUCTURE,
+        discovery.EMAIL_OPT_IN,
+    )
     if info.course_id is not None:  # a course the name tells: a key, and maybe a www path, are made of it
         parsed = courses.parse(info.course_id)
         if parsed is not None:

@@ -5,6 +5,7 @@ quarantined line with a reason (never a failed file), and loaded + quarantined =
 Examples per property: the hypothesis profile of tests/conftest.py (`dev`; `ci`, derandomized,
 when CI=true; `thorough` with OPTIMUS_HYPOTHESIS_PROFILE=thorough).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -28,27 +29,61 @@ from conftest import make_data_path
 _RUN = itertools.count()
 
 # -- pieces of lines ----------------------------------------------------------------------------
-GOOD_TIMES = ["2013-01-01T10:00:00Z", "2013-01-01T10:00:00.123456+00:00", "2013-01-01 10:00:00", "2020-02-29T23:59:59-05:00",
-              "2013-01-01T10:00:00.1234567Z", "2100-12-31T23:59:59+0100", "1970-01-01T00:00:00Z", "2013-01-01T10:00:00+05:30:17"]
-HOSTILE_TIMES = ["0000-01-01T00:00:00Z", "10000-01-01T00:00:00Z", "-0005-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
-                 "2013-01-01T00:00:00+99:00", "2013-13-45T99:99:99Z", "now", "epoch", "infinity", "-infinity", "", " ",
-                 "2013-01-01T00:00:00 PST", "1969-12-31T23:59:59.999999Z", "2101-01-01T00:00:00Z", "2013-02-30", "\u0000"]
+GOOD_TIMES = [
+    "2013-01-01T10:00:00Z",
+    "2013-01-01T10:00:00.123456+00:00",
+    "2013-01-01 10:00:00",
+    "2020-02-29T23:59:59-05:00",
+    "2013-01-01T10:00:00.1234567Z",
+    "2100-12-31T23:59:59+0100",
+    "1970-01-01T00:00:00Z",
+    "2013-01-01T10:00:00+05:30:17",
+]
+HOSTILE_TIMES = [
+    "0000-01-01T00:00:00Z",
+    "10000-01-01T00:00:00Z",
+    "-0005-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "2013-01-01T00:00:00+99:00",
+    "2013-13-45T99:99:99Z",
+    "now",
+    "epoch",
+    "infinity",
+    "-infinity",
+    "",
+    " ",
+    "2013-01-01T00:00:00 PST",
+    "1969-12-31T23:59:59.999999Z",
+    "2101-01-01T00:00:00Z",
+    "2013-02-30",
+    "\u0000",
+]
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10 ** 30), max_value=10 ** 30),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
 )
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 times = st.one_of(st.sampled_from(GOOD_TIMES + HOSTILE_TIMES), st.text(max_size=30), json_values)
-user_ids = st.one_of(st.integers(min_value=-(2 ** 80), max_value=2 ** 80), st.text(max_size=12), st.none(), st.just(""))
+user_ids = st.one_of(st.integers(min_value=-(2**80), max_value=2**80), st.text(max_size=12), st.none(), st.just(""))
 course_ids = st.sampled_from(["course-v1:UQx+T1+2013", "UQx/T2/2013", "", "not a course", "course-v1:%41+b+c"])
 
 
 @st.composite
 def events(draw: Any) -> bytes:
-    doc: dict[str, Any] = {"username": draw(st.text(max_size=12)), "event_type": draw(st.sampled_from(["play_video", "/courses/UQx/T3/2013/x", ""])),
-                           "time": draw(times), "context": {"course_id": draw(course_ids), "user_id": draw(user_ids)},
-                           "event": draw(st.one_of(json_values, st.just('{"a": 1}')))}
+    doc: dict[str, Any] = {
+        "username": draw(st.text(max_size=12)),
+        "event_type": draw(st.sampled_from(["play_video", "/courses/UQx/T3/2013/x", ""])),
+        "time": draw(times),
+        "context": {"course_id": draw(course_ids), "user_id": draw(user_ids)},
+        "event": draw(st.one_of(json_values, st.just('{"a": 1}'))),
+    }
     text = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode("utf-8", errors="surrogatepass")
     if draw(st.booleans()):  # a key given twice
         text = text[:-1] + b', "time": ' + json.dumps(draw(times)).encode() + b"}"
@@ -70,7 +105,7 @@ lines = st.one_of(
     events().map(lambda e: e + b"\r"),
     st.sampled_from([5, 4999, 5001, 12_000]).map(deep),
     junk,
-    st.sampled_from([b"", b"   ", b"\t", b"# a comment", b"[1, 2]", b'"text"', b"{}", b"{\"time\": 1e400}", b"\xff\xfe{}"]),
+    st.sampled_from([b"", b"   ", b"\t", b"# a comment", b"[1, 2]", b'"text"', b"{}", b'{"time": 1e400}', b"\xff\xfe{}"]),
 )
 
 
@@ -129,8 +164,9 @@ def ingest_one(pipeline: Any, path: Path, service: str) -> tuple[Any, int]:
     pipeline.scan()
     summary = pipeline.run_once(only=[service])
     assert not summary.failed, [f.error for f in summary.files]
-    (file_id, *row), = pipeline.wh.query(
-        "SELECT id, state, rows_loaded, rows_quarantined, damage FROM ingest_files WHERE path LIKE ?", [f"%/{path.name}"])
+    ((file_id, *row),) = pipeline.wh.query(
+        "SELECT id, state, rows_loaded, rows_quarantined, damage FROM ingest_files WHERE path LIKE ?", [f"%/{path.name}"]
+    )
     return tuple(row), file_id
 
 
@@ -184,20 +220,32 @@ def test_any_cut_of_an_archive_ends_done_or_damaged(duckdb_warehouses, parts, cu
 
 
 def forum_doc(n: int, extra: Any) -> bytes:
-    doc = {"_id": {"$oid": f"{n:024x}"}, "_type": "Comment", "course_id": "course-v1:UQx+T1+2013", "created_at": {"$date": n},
-           "body": "x", "extra": extra}
+    doc = {
+        "_id": {"$oid": f"{n:024x}"},
+        "_type": "Comment",
+        "course_id": "course-v1:UQx+T1+2013",
+        "created_at": {"$date": n},
+        "body": "x",
+        "extra": extra,
+    }
     return json.dumps(doc).encode()
 
 
 forum_lines = st.one_of(
-    st.tuples(st.integers(0, 10 ** 6), json_values).map(lambda t: ("doc", t)),
+    st.tuples(st.integers(0, 10**6), json_values).map(lambda t: ("doc", t)),
     st.sampled_from([5, 900, 1200, 20_000]).map(lambda d: ("deep", d)),
     junk.map(lambda b: ("junk", b)),
-    st.sampled_from([b'{"_id": {"$oid": 1}, "_type": "Comment", "course_id": "course-v1:a+b+c", "created_at": {"$date": 1e400}}',
-                     b'{"_id": "x", "_type": "CommentThread", "course_id": "a/b/c", "created_at": {"$date": {"$numberLong": "9" }}}',
-                     b'{"_id": "y", "_type": "Comment", "course_id": "a/b/c", "votes": {"up_count": 99999999999999999999}}',
-                     b'{"_id": "z", "_type": "Comment", "course_id": "a/b/c", "created_at": {"$date": "+99999-01-01"}}',
-                     b"[]", b"\xff", b"{\"_id\": \"\\ud800\"}"]).map(lambda b: ("raw", b)),
+    st.sampled_from(
+        [
+            b'{"_id": {"$oid": 1}, "_type": "Comment", "course_id": "course-v1:a+b+c", "created_at": {"$date": 1e400}}',
+            b'{"_id": "x", "_type": "CommentThread", "course_id": "a/b/c", "created_at": {"$date": {"$numberLong": "9" }}}',
+            b'{"_id": "y", "_type": "Comment", "course_id": "a/b/c", "votes": {"up_count": 99999999999999999999}}',
+            b'{"_id": "z", "_type": "Comment", "course_id": "a/b/c", "created_at": {"$date": "+99999-01-01"}}',
+            b"[]",
+            b"\xff",
+            b'{"_id": "\\ud800"}',
+        ]
+    ).map(lambda b: ("raw", b)),
 )
 
 
@@ -219,16 +267,40 @@ def test_any_forum_lines_end_loaded_or_quarantined(warehouses, parts):
     raw = body(out)
     path = data / "database_state" / "latest" / f"UQx-T{n}-2013-prod.mongo"
     path.write_bytes(raw)
-    expected = sum(bool((line[3:] if i == 0 and line.startswith(b"\xef\xbb\xbf") else line).rstrip(b"\r").strip())
-                   for i, line in enumerate(raw.split(b"\n")[:-1]))
+    expected = sum(
+        bool((line[3:] if i == 0 and line.startswith(b"\xef\xbb\xbf") else line).rstrip(b"\r").strip())
+        for i, line in enumerate(raw.split(b"\n")[:-1])
+    )
     state, _loaded, _bad, _file_id = check_counts(pipeline, path, "DiscussionForums", "forum_quarantine", expected)
     assert state == "done"
 
 
-@given(raw=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()),
-                     st.dictionaries(st.sampled_from(["_id", "_type", "course_id", "created_at", "updated_at", "votes", "author_id",
-                                                      "$date", "$oid", "$numberLong", "comment_count", "endorsed"]),
-                                     json_values, max_size=8).map(lambda d: json.dumps(d).encode())))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=300),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "_id",
+                    "_type",
+                    "course_id",
+                    "created_at",
+                    "updated_at",
+                    "votes",
+                    "author_id",
+                    "$date",
+                    "$oid",
+                    "$numberLong",
+                    "comment_count",
+                    "endorsed",
+                ]
+            ),
+            json_values,
+            max_size=8,
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
 def test_the_mongo_reader_gives_a_row_or_a_reason(raw):
     try:
         row = mongo.parse_line(raw, "course-v1:UQx+T1+2013")
@@ -239,8 +311,12 @@ def test_the_mongo_reader_gives_a_row_or_a_reason(raw):
     mongo.to_arrow([row], {})  # every value fits its column's type
 
 
-@given(parts=st.lists(st.one_of(lines, st.binary(max_size=400).map(lambda b: b + b"\r")), min_size=0, max_size=30),
-       batch_bytes=st.integers(16, 600), max_line=st.integers(1, 500), final_newline=st.booleans())
+@given(
+    parts=st.lists(st.one_of(lines, st.binary(max_size=400).map(lambda b: b + b"\r")), min_size=0, max_size=30),
+    batch_bytes=st.integers(16, 600),
+    max_line=st.integers(1, 500),
+    final_newline=st.booleans(),
+)
 def test_the_line_splitter_keeps_every_line_once(parts, batch_bytes, max_line, final_newline):
     """Whatever the read size and the limit: every line once, in order, too long exactly when over the limit."""
     import io
@@ -276,13 +352,22 @@ def test_the_line_splitter_keeps_every_line_once(parts, batch_bytes, max_line, f
 iso_times = st.builds(
     lambda y, mo, d, sep, h, mi, s, frac, zone: f"{y}-{mo}-{d}{sep}{h}:{mi}:{s}{frac}{zone}",
     st.sampled_from(["1969", "1970", "2013", "2100", "2101", "0001", "9999"]),
-    st.sampled_from(["01", "02", "12", "13", "1"]), st.sampled_from(["01", "28", "29", "30", "31", "00"]),
-    st.sampled_from(["T", " "]), st.sampled_from(["00", "10", "23", "24"]), st.sampled_from(["00", "59", "60"]),
-    st.sampled_from(["00", "59", "60"]), st.sampled_from(["", ".5", ".123456", ".1234567", "."]),
-    st.one_of(st.sampled_from(["", "Z", "+00:00", " UTC", "z"]),
-              st.builds(lambda sign, hh, rest: f"{sign}{hh}{rest}", st.sampled_from(["+", "-"]),
-                        st.sampled_from(["00", "05", "14", "15", "16", "23", "99"]),
-                        st.sampled_from(["", ":00", "30", ":30:17", ":59:59", ":30:17.5", ":60"]))),
+    st.sampled_from(["01", "02", "12", "13", "1"]),
+    st.sampled_from(["01", "28", "29", "30", "31", "00"]),
+    st.sampled_from(["T", " "]),
+    st.sampled_from(["00", "10", "23", "24"]),
+    st.sampled_from(["00", "59", "60"]),
+    st.sampled_from(["00", "59", "60"]),
+    st.sampled_from(["", ".5", ".123456", ".1234567", "."]),
+    st.one_of(
+        st.sampled_from(["", "Z", "+00:00", " UTC", "z"]),
+        st.builds(
+            lambda sign, hh, rest: f"{sign}{hh}{rest}",
+            st.sampled_from(["+", "-"]),
+            st.sampled_from(["00", "05", "14", "15", "16", "23", "99"]),
+            st.sampled_from(["", ":00", "30", ":30:17", ":59:59", ":30:17.5", ":60"]),
+        ),
+    ),
 )
 
 
@@ -306,10 +391,14 @@ def test_both_engines_read_any_time_alike(both_engines, given_times):
         path = data / "clickstream_logs" / "events" / f"t{next(_RUN)}-events-2013-01-01.log"
         path.write_bytes(body([json.dumps({"time": t, "n": i}).encode() for i, t in enumerate(given_times)]))
         _row, file_id = ingest_one(pipeline, path, "Clickstream")
-        stored = dict(pipeline.wh.query(
-            "SELECT f.line, CAST(e.time AS VARCHAR) FROM event_files f JOIN events e ON e.event_id = f.event_id "
-            "AND e.event_date = f.event_date WHERE f.file_id = ? UNION ALL "
-            "SELECT line, reason FROM events_quarantine WHERE file_id = ?", [file_id, file_id]))
+        stored = dict(
+            pipeline.wh.query(
+                "SELECT f.line, CAST(e.time AS VARCHAR) FROM event_files f JOIN events e ON e.event_id = f.event_id "
+                "AND e.event_date = f.event_date WHERE f.file_id = ? UNION ALL "
+                "SELECT line, reason FROM events_quarantine WHERE file_id = ?",
+                [file_id, file_id],
+            )
+        )
         assert sorted(stored) == list(range(1, len(given_times) + 1))
         outcomes.append({line: (given_times[line - 1], value) for line, value in stored.items()})
     duck, pg = outcomes

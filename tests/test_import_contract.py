@@ -5,6 +5,7 @@ each other in a cycle.
 Each rule lists today's known exceptions explicitly, so a new one fails the test and a fixed one
 must leave its list (the lists are compared exactly, not as upper bounds).
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,14 +23,16 @@ ENGINE_NAMES = {"duckdb", "postgres", "postgresql", "pyspark", "spark"}
 
 # Comparisons with an engine's name outside warehouse/, by `module:function` and how many.
 # To be removed by the dialect layer (issue 15): each is SQL spelt per engine.
-DIALECT_BRANCHES = Counter({
-    "optimus.services.clickstream:Clickstream.ingest": 1,  # the course-key lookup table only DuckDB's parse_sql reads
-    "optimus.services.clickstream:Clickstream._load_batch": 2,  # parse_sql's courses argument, the course-key cache
-    "optimus.services.learner_events:json_text": 1,
-    "optimus.formats.events:course_key_sql": 2,
-    "optimus.formats.events:parse_sql": 2,
-    "optimus.formats.events:duplicate_keys_sql": 2,
-})
+DIALECT_BRANCHES = Counter(
+    {
+        "optimus.services.clickstream:Clickstream.ingest": 1,  # the course-key lookup table only DuckDB's parse_sql reads
+        "optimus.services.clickstream:Clickstream._load_batch": 2,  # parse_sql's courses argument, the course-key cache
+        "optimus.services.learner_events:json_text": 1,
+        "optimus.formats.events:course_key_sql": 2,
+        "optimus.formats.events:parse_sql": 2,
+        "optimus.formats.events:duplicate_keys_sql": 2,
+    }
+)
 # Not an engine branch: the settings check that the configured URLs name a known kind of warehouse.
 URL_SCHEMES = Counter({"optimus.config:_validate": 2})
 
@@ -98,7 +101,8 @@ class _Scope(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         guarded = (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING") or (
-            isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+            isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"
+        )
         self.visit(node.test)
         self.type_checking += guarded
         for child in node.body:
@@ -160,30 +164,54 @@ IMPORTS = _imports()
 
 
 def test_engine_drivers_are_imported_only_under_warehouse() -> None:
-    outside = [f"{module} line {line}: imports {target}" for module, imports in IMPORTS.items() if not _in_warehouse(module)
-               for target, _top, line in imports if target.split(".")[0] in ENGINE_PACKAGES]
+    outside = [
+        f"{module} line {line}: imports {target}"
+        for module, imports in IMPORTS.items()
+        if not _in_warehouse(module)
+        for target, _top, line in imports
+        if target.split(".")[0] in ENGINE_PACKAGES
+    ]
     assert outside == []
 
 
 def test_backend_modules_are_imported_only_under_warehouse() -> None:
     """A caller gets its warehouse from `optimus.warehouse.connect`, never a backend class by name."""
     backends = {f"{WAREHOUSE}.duckdb", f"{WAREHOUSE}.postgres", f"{WAREHOUSE}.postgres_query", f"{WAREHOUSE}.postgres_reader"}
-    outside = [f"{module} line {line}: imports {target}" for module, imports in IMPORTS.items() if not _in_warehouse(module)
-               for target, _top, line in imports if target in backends]
+    outside = [
+        f"{module} line {line}: imports {target}"
+        for module, imports in IMPORTS.items()
+        if not _in_warehouse(module)
+        for target, _top, line in imports
+        if target in backends
+    ]
     assert outside == []
 
 
 # What the storage layer may not import: the orchestration above it.
-ABOVE_STORAGE = ("optimus.pipeline", "optimus.daemon", "optimus.api", "optimus.cli", "optimus.client", "optimus.exports",
-                 "optimus.transfer", "optimus.services", "optimus.intake")
+ABOVE_STORAGE = (
+    "optimus.pipeline",
+    "optimus.daemon",
+    "optimus.api",
+    "optimus.cli",
+    "optimus.client",
+    "optimus.exports",
+    "optimus.transfer",
+    "optimus.services",
+    "optimus.intake",
+)
 # connect() asks the services how much memory they hold beside the engine (bytes_outside_engine).
 STORAGE_REACHING_UP = {("optimus.warehouse", "optimus.services"), ("optimus.warehouse", "optimus.services.base")}
 
 
 def test_warehouse_does_no_orchestration() -> None:
     """warehouse/ stores; who runs what (the pipeline, services, the daemon, the copy's setup) is above it."""
-    found = {(module, target) for module, imports in IMPORTS.items() if _in_warehouse(module)
-             for target, _top, _line in imports if any(target == a or target.startswith(a + ".") for a in ABOVE_STORAGE)}
+    found = {
+        (module, target)
+        for module, imports in IMPORTS.items()
+        if _in_warehouse(module)
+        for target, _top, _line in imports
+        if any(target == a or target.startswith(a + ".") for a in ABOVE_STORAGE)
+    }
     assert found == STORAGE_REACHING_UP
 
 
@@ -200,8 +228,12 @@ def _backend_classes() -> dict[str, set[str]]:
                 for inner in ast.walk(node):
                     if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         names.add(inner.name)
-                    elif isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name) and inner.value.id == "self" \
-                            and isinstance(inner.ctx, ast.Store):
+                    elif (
+                        isinstance(inner, ast.Attribute)
+                        and isinstance(inner.value, ast.Name)
+                        and inner.value.id == "self"
+                        and isinstance(inner.ctx, ast.Store)
+                    ):
                         names.add(inner.attr)
                     elif isinstance(inner, ast.AnnAssign) and isinstance(inner.target, ast.Name):
                         names.add(inner.target.id)
@@ -257,18 +289,25 @@ def _calls(name: str) -> list[tuple[str, str, ast.Call]]:
 
 
 def test_no_isinstance_on_a_backend_outside_warehouse() -> None:
-    found = [f"{module}:{where} line {call.lineno}" for module, where, call in _calls("isinstance")
-             if len(call.args) == 2 and {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(call.args[1])
-                                         if isinstance(n, (ast.Name, ast.Attribute))} & set(BACKENDS)]
+    found = [
+        f"{module}:{where} line {call.lineno}"
+        for module, where, call in _calls("isinstance")
+        if len(call.args) == 2
+        and {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(call.args[1]) if isinstance(n, (ast.Name, ast.Attribute))}
+        & set(BACKENDS)
+    ]
     assert found == []
 
 
 def test_no_probing_of_a_warehouse_with_hasattr_or_getattr() -> None:
     """What a warehouse has is on the protocol (or in its capabilities): nobody asks whether it has it."""
     members = set().union(*BACKENDS.values())
-    found = [f"{module}:{where} line {call.lineno}: {ast.unparse(call)}" for name in ("hasattr", "getattr")
-             for module, where, call in _calls(name)
-             if len(call.args) >= 2 and isinstance(call.args[1], ast.Constant) and call.args[1].value in members]
+    found = [
+        f"{module}:{where} line {call.lineno}: {ast.unparse(call)}"
+        for name in ("hasattr", "getattr")
+        for module, where, call in _calls(name)
+        if len(call.args) >= 2 and isinstance(call.args[1], ast.Constant) and call.args[1].value in members
+    ]
     assert found == []
 
 
@@ -282,8 +321,11 @@ def test_no_private_attribute_of_a_warehouse_outside_warehouse() -> None:
         if _in_warehouse(module):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in private and not (
-                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in private
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
                 found.append(f"{module} line {node.lineno}: {ast.unparse(node)}")
     assert found == []
 
@@ -360,8 +402,10 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _edges(at_import_only: bool) -> dict[str, set[str]]:
-    return {module: {target for target, top, _line in imports if target in MODULES and target != module and (top or not at_import_only)}
-            for module, imports in IMPORTS.items()}
+    return {
+        module: {target for target, top, _line in imports if target in MODULES and target != module and (top or not at_import_only)}
+        for module, imports in IMPORTS.items()
+    }
 
 
 def test_no_import_cycle_at_import_time() -> None:

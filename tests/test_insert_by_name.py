@@ -1,4 +1,5 @@
 """The derived tables' INSERTs match each expression to its column by name, never by position."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,4 +40,3 @@ def test_a_column_missing_or_unknown_is_refused_by_name(tmp_path: Path, settings
             insert_by_name(wh, "named", DECLARED, computed)
     finally:
         wh.close()
-

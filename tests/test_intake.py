@@ -1,4 +1,5 @@
 """Intake: real GnuPG, real zips, real DuckDB. One key per test session (made by `optimus sample --encrypt`)."""
+
 from __future__ import annotations
 
 import gzip
@@ -32,26 +33,41 @@ def delivery(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("intake")
     home, other = root / "gnupg", root / "gnupg-other"
     result = CliRunner().invoke(
-        app, ["sample", str(root / "sample"), "--courses", "2", "--learners", "16", "--days", "2", "--encrypt", "--gnupg-home", str(home)],
-        env={k: None for k in os.environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")}, catch_exceptions=False,
+        app,
+        ["sample", str(root / "sample"), "--courses", "2", "--learners", "16", "--days", "2", "--encrypt", "--gnupg-home", str(home)],
+        env={k: None for k in os.environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")},
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     other_key = gpg.generate_key(other, "Someone else <other@optimus.invalid>")
     folder = root / "sample-delivery"
     zips = sorted(folder.glob("*.zip"))
     events = sorted(folder.glob("*.log.gz.gpg"))
-    yield {"sample": root / "sample", "folder": folder, "zip": zips[0], "events": events, "home": home, "other": other,
-           "other_key": other_key}
+    yield {
+        "sample": root / "sample",
+        "folder": folder,
+        "zip": zips[0],
+        "events": events,
+        "home": home,
+        "other": other,
+        "other_key": other_key,
+    }
     gpg.stop_agent(home)
     gpg.stop_agent(other)
 
 
 def _package_date(zip_path: Path) -> date:
-    return date.fromisoformat(zip_path.name[len("UQx-"):-len(".zip")])
+    return date.fromisoformat(zip_path.name[len("UQx-") : -len(".zip")])
 
 
-def repackage(source: Path, day: date, out_dir: Path, *, mutate: Callable[[str, bytes], bytes | None] | None = None,
-              extra: dict[str, bytes] | None = None) -> Path:
+def repackage(
+    source: Path,
+    day: date,
+    out_dir: Path,
+    *,
+    mutate: Callable[[str, bytes], bytes | None] | None = None,
+    extra: dict[str, bytes] | None = None,
+) -> Path:
     """The same package under another date (members renamed), optionally with a member changed or dropped."""
     out_dir.mkdir(parents=True, exist_ok=True)
     new_folder = f"UQx-{day.isoformat()}"
@@ -122,7 +138,9 @@ def test_encrypted_delivery_ingests_to_the_same_tables_as_the_plain_sample(deliv
     for enc in delivery["events"]:
         plain_name = enc.name.removesuffix(".gpg")
         mine = data / "clickstream_logs" / "events" / plain_name
-        assert gzip.decompress(mine.read_bytes()) == gzip.decompress((delivery["sample"] / "clickstream_logs" / "events" / plain_name).read_bytes())
+        assert gzip.decompress(mine.read_bytes()) == gzip.decompress(
+            (delivery["sample"] / "clickstream_logs" / "events" / plain_name).read_bytes()
+        )
         assert stat.S_IMODE(mine.stat().st_mode) == 0o600
 
     services = ["DatabaseState"]
@@ -143,17 +161,33 @@ def test_encrypted_delivery_ingests_to_the_same_tables_as_the_plain_sample(deliv
         tables.append("events")
         schemas["events"] = "main"
     for table in tables:
-        cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'plain' AND schema_name = ? "
-                                          "AND table_name = ? ORDER BY column_index", [schemas[table], table]).fetchall() if r[0] not in PROVENANCE]
-        their = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'taken' AND schema_name = ? "
-                                           "AND table_name = ? ORDER BY column_index", [schemas[table], table]).fetchall() if r[0] not in PROVENANCE]
+        cols = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = 'plain' AND schema_name = ? "
+                "AND table_name = ? ORDER BY column_index",
+                [schemas[table], table],
+            ).fetchall()
+            if r[0] not in PROVENANCE
+        ]
+        their = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = 'taken' AND schema_name = ? "
+                "AND table_name = ? ORDER BY column_index",
+                [schemas[table], table],
+            ).fetchall()
+            if r[0] not in PROVENANCE
+        ]
         assert cols == their, table
         select = ", ".join(f'"{c}"' for c in cols)
         n = con.execute(f'SELECT count(*) FROM plain.{schemas[table]}."{table}"').fetchone()[0]
         assert n > 0, table
         for a, b in (("plain", "taken"), ("taken", "plain")):
-            diff = con.execute(f'SELECT count(*) FROM (SELECT {select} FROM {a}.{schemas[table]}."{table}" '
-                               f'EXCEPT ALL SELECT {select} FROM {b}.{schemas[table]}."{table}")').fetchone()[0]
+            diff = con.execute(
+                f'SELECT count(*) FROM (SELECT {select} FROM {a}.{schemas[table]}."{table}" '
+                f'EXCEPT ALL SELECT {select} FROM {b}.{schemas[table]}."{table}")'
+            ).fetchone()[0]
             assert diff == 0, f"{table}: {diff} row(s) in {a} and not in {b}"
     con.close()
 
@@ -427,8 +461,25 @@ def test_a_key_with_a_passphrase_needs_the_passphrase_file(delivery, tmp_path, s
     gpg.prepare_home(home)
     (home / "gpg-agent.conf").write_text("s2k-count 65536\n")  # a fixed, cheap key hash: no seconds of calibration
     uid = "Protected <protected@optimus.invalid>"
-    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback", "--passphrase", "sekrit",
-                    "--quick-gen-key", uid, "future-default", "default", "never"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--homedir",
+            str(home),
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "sekrit",
+            "--quick-gen-key",
+            uid,
+            "future-default",
+            "default",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         plain = delivery["sample"] / "clickstream_logs" / "events" / delivery["events"][0].name.removesuffix(".gpg")
         source = tmp_path / delivery["events"][0].name

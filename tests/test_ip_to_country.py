@@ -1,4 +1,5 @@
 """IP To Country: every distinct IP of events gets its place once; events are joined, never rewritten."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -17,8 +18,15 @@ from optimus.warehouse import connect
 
 PUBLIC_V4 = {"8.8.8.8": "US", "1.1.1.1": "AU", "130.102.0.1": "AU"}  # Google, Cloudflare/APNIC, UQ
 PUBLIC_V6 = {"2001:4860:4860::8888": "US", "2a00:1450:4001:82a::200e": "DE"}  # Google DNS, Google Frankfurt
-REASONS = {"10.1.2.3": "private", "192.168.0.7": "private", "fd00::1": "private", "127.0.0.1": "loopback",
-           "::1": "loopback", "not-an-ip": "invalid", "999.1.1.1": "invalid"}
+REASONS = {
+    "10.1.2.3": "private",
+    "192.168.0.7": "private",
+    "fd00::1": "private",
+    "127.0.0.1": "loopback",
+    "::1": "loopback",
+    "not-an-ip": "invalid",
+    "999.1.1.1": "invalid",
+}
 EVENT_COLUMNS = (
     "event_id VARCHAR, time TIMESTAMP, event_date DATE, username VARCHAR, user_id BIGINT, course_id VARCHAR, "
     "course_key VARCHAR, event_type VARCHAR, ip VARCHAR, file_id BIGINT, line BIGINT"
@@ -32,8 +40,10 @@ def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-unty
     wh.executemany(
         "INSERT INTO events (event_id, time, event_date, username, course_id, course_key, event_type, ip, line) "
         "VALUES (?, ?, ?, ?, ?, ?, 'page_view', ?, ?)",
-        [[f"e{start + i}", datetime(2024, 1, 2, 3, 4, 5), date(2024, 1, 2), "ann", f"course-v1:{key}", key, ip, start + i]
-         for i, (key, ip) in enumerate(rows)],
+        [
+            [f"e{start + i}", datetime(2024, 1, 2, 3, 4, 5), date(2024, 1, 2), "ann", f"course-v1:{key}", key, ip, start + i]
+            for i, (key, ip) in enumerate(rows)
+        ],
     )
 
 
@@ -67,7 +77,9 @@ def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path:
     by_ip = {r["ip"]: r for r in rows}
     assert set(by_ip) == set(ips) | set(REASONS)  # one row per distinct IP; the empty one is no IP
     direct = GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz")  # the package's own API, independently
-    table = {r[0]: r for r in (line.split(",") for line in (Path(geo.__file__).parent / "data" / "countries.csv").read_text().splitlines()[1:])}
+    table = {
+        r[0]: r for r in (line.split(",") for line in (Path(geo.__file__).parent / "data" / "countries.csv").read_text().splitlines()[1:])
+    }
     for ip, expected in ips.items():
         row = by_ip[ip]
         assert row["country_code"] == expected == direct.lookup(ip).country_code, ip
@@ -117,16 +129,25 @@ def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, set
     built = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
-    write_mmdb(city_db, {"8.8.8.0/24": city_record("NZ", "New Zealand", "Oceania", "Dunedin", "Otago", -45.87, 170.5)}, "GeoLite2-City", built)
-    write_mmdb(country_db, {"8.8.8.0/24": {"country": {"iso_code": "FR"}}, "2001:4860::/32": {"country": {"iso_code": "FR"}}},
-               "GeoLite2-Country", built)
+    write_mmdb(
+        city_db, {"8.8.8.0/24": city_record("NZ", "New Zealand", "Oceania", "Dunedin", "Otago", -45.87, 170.5)}, "GeoLite2-City", built
+    )
+    write_mmdb(
+        country_db,
+        {"8.8.8.0/24": {"country": {"iso_code": "FR"}}, "2001:4860::/32": {"country": {"iso_code": "FR"}}},
+        "GeoLite2-Country",
+        built,
+    )
     settings = settings_for(data_path, geoip_city_db=city_db, geoip_country_db=country_db, **backend)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+A+1", "2001:4860:4860::8888"), ("UQx+A+1", "1.1.1.1")])
     service, _, rows = run(settings)
     by_ip = {r["ip"]: r for r in rows}
     city = maxminddb.open_database(str(city_db)).get("8.8.8.8")
     assert (by_ip["8.8.8.8"]["country_code"], by_ip["8.8.8.8"]["city"], by_ip["8.8.8.8"]["region"]) == (
-        city["country"]["iso_code"], city["city"]["names"]["en"], city["subdivisions"][0]["names"]["en"])
+        city["country"]["iso_code"],
+        city["city"]["names"]["en"],
+        city["subdivisions"][0]["names"]["en"],
+    )
     assert (by_ip["8.8.8.8"]["latitude"], by_ip["8.8.8.8"]["longitude"]) == (city["location"]["latitude"], city["location"]["longitude"])
     assert by_ip["8.8.8.8"]["source"] == "GeoLite2-City (city.mmdb)" and by_ip["8.8.8.8"]["source_date"] == date(2026, 3, 1)
     # not in the city file: the country file answers; in neither: the bundled data does
@@ -137,7 +158,9 @@ def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, set
 
 def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     unrouted = "2c0f:ffff:ffff::1"  # in the IPv6 global range, allocated to no country
-    assert geo.classify(unrouted)[1] is None and GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz").lookup(unrouted).country_code in ("--", "")
+    assert geo.classify(unrouted)[1] is None and GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz").lookup(
+        unrouted
+    ).country_code in ("--", "")
     settings = settings_for(data_path, **backend)
     with_events(settings, [("UQx+A+1", unrouted)])
     first, _, rows = run(settings)
@@ -148,11 +171,25 @@ def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, sett
     write_mmdb(country_db, {"2c0f:ffff::/32": {"country": {"iso_code": "ZA"}}}, "DBIP-Country-Lite", 1_780_000_000)
     third, _, rows = run(settings_for(data_path, geoip_country_db=country_db, **backend))
     assert third.lookups == 1
-    assert (rows[0]["country_code"], rows[0]["country_name"], rows[0]["continent"], rows[0]["failure"]) == ("ZA", "South Africa", "Africa", None)
+    assert (rows[0]["country_code"], rows[0]["country_name"], rows[0]["continent"], rows[0]["failure"]) == (
+        "ZA",
+        "South Africa",
+        "Africa",
+        None,
+    )
 
 
-@pytest.mark.parametrize("ip, reason", [("::ffff:10.0.0.1", "private"), ("8.8.8.8, 10.0.0.1", None), ("[::1]", "loopback"),
-                                        ("100.64.3.4", "private"), ("", "invalid"), ("169.254.0.1", "private")])
+@pytest.mark.parametrize(
+    "ip, reason",
+    [
+        ("::ffff:10.0.0.1", "private"),
+        ("8.8.8.8, 10.0.0.1", None),
+        ("[::1]", "loopback"),
+        ("100.64.3.4", "private"),
+        ("", "invalid"),
+        ("169.254.0.1", "private"),
+    ],
+)
 def test_classify_reads_addresses_as_edx_logs_them(ip: str, reason: str | None) -> None:
     address, failure = geo.classify(ip)
     assert failure == reason
@@ -185,8 +222,12 @@ def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, c
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+B+1", "1.1.1.1")])
     run(settings)
     country_db = tmp_path / "country.mmdb"
-    write_mmdb(country_db, {"8.8.8.0/24": {"country": {"iso_code": "CA"}}, "1.1.1.0/24": {"country": {"iso_code": "CA"}}},
-               "GeoLite2-Country", 1_780_000_000)
+    write_mmdb(
+        country_db,
+        {"8.8.8.0/24": {"country": {"iso_code": "CA"}}, "1.1.1.0/24": {"country": {"iso_code": "CA"}}},
+        "GeoLite2-Country",
+        1_780_000_000,
+    )
     newer = settings_for(data_path, geoip_country_db=country_db)
     _, _, rows = run(newer)
     assert {r["ip"]: r["country_code"] for r in rows} == {"8.8.8.8": "US", "1.1.1.1": "AU"}  # found ones stay

@@ -7,6 +7,7 @@ path), then lets a last ingest finish, and compares both ways (EXCEPT ALL) with 
 A few seeded rounds run in the test command; more with OPTIMUS_KILL_LOOP=50 (and another seed with
 OPTIMUS_KILL_LOOP_SEED).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,13 @@ EXPORT_POINTS = {"export-writing": 8, "export-written": 2, "export-committed": 2
 
 
 def sample_settings(root: Path, name: str) -> Settings:
-    return Settings(data_paths=[root / "data"], warehouse=str(root / f"{name}.duckdb"), export_path=root / f"{name}-exports",
-                    www_path=root / f"{name}-www", memory_limit="1GB")
+    return Settings(
+        data_paths=[root / "data"],
+        warehouse=str(root / f"{name}.duckdb"),
+        export_path=root / f"{name}-exports",
+        www_path=root / f"{name}-www",
+        memory_limit="1GB",
+    )
 
 
 @pytest.fixture(scope="module")

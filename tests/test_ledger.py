@@ -1,4 +1,5 @@
 """The ledger and the warehouse's schema version."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """paths.inside: the one check that a path built from a name stays inside its folder."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ reference reads the same source data (the raw event lines and table rows the tes
 only three inputs other services derive (course_id/pass_mark from `courses`, published chapters
 from `course_blocks`, places from `ip_geo`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,7 +67,7 @@ def parse_time(text: str) -> datetime:
 
 def course_key(cid: str) -> str:
     if cid.startswith("course-v1:"):
-        return cid[len("course-v1:"):]
+        return cid[len("course-v1:") :]
     return cid.replace("/", "+")
 
 
@@ -74,7 +75,7 @@ def chapter_of(line: dict[str, Any]) -> str | None:
     url = line.get("event_type") or ""
     if "/courseware/" not in url:
         return None
-    part = url[url.index("/courseware/") + len("/courseware/"):].split("/")[0].split("?")[0].split("#")[0]
+    part = url[url.index("/courseware/") + len("/courseware/") :].split("/")[0].split("?")[0].split("#")[0]
     return part or None
 
 
@@ -102,13 +103,22 @@ def normalise(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         who = ("u", uid) if uid is not None else (("n", line["username"]) if line["username"] else None)
         et = line.get("name") or line["event_type"]
         p = payload(line)
-        out.append({
-            "key": key, "cid": ctx["course_id"], "uid": uid, "who": who, "username": line["username"] or None,
-            "time": parse_time(line["time"]), "type": et, "source": line["event_source"], "ip": line["ip"] or None,
-            "chapter": chapter_of(line),
-            "video": p.get("id") if et in S.VIDEO_PLAY else None,
-            "problem": p.get("problem_id") if et == "problem_check" and line["event_source"] == "server" else None,
-        })
+        out.append(
+            {
+                "key": key,
+                "cid": ctx["course_id"],
+                "uid": uid,
+                "who": who,
+                "username": line["username"] or None,
+                "time": parse_time(line["time"]),
+                "type": et,
+                "source": line["event_source"],
+                "ip": line["ip"] or None,
+                "chapter": chapter_of(line),
+                "video": p.get("id") if et in S.VIDEO_PLAY else None,
+                "problem": p.get("problem_id") if et == "problem_check" and line["event_source"] == "server" else None,
+            }
+        )
     for e in out:
         e["day"] = e["time"].date()
     return out
@@ -117,9 +127,13 @@ def normalise(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def classify(e: dict[str, Any]) -> dict[str, int]:
     t = e["type"]
     return {
-        "nplay_video": int(t in S.VIDEO_PLAY), "nvideo": int(t in S.VIDEO_ANY), "npause_video": int(t in S.VIDEO_PAUSE),
-        "nseek_video": int(t in S.VIDEO_SEEK), "nproblem_check": int(t == "problem_check" and e["source"] == "server"),
-        "nshow_answer": int(t == "showanswer"), "nseq_goto": int(t == "seq_goto"),
+        "nplay_video": int(t in S.VIDEO_PLAY),
+        "nvideo": int(t in S.VIDEO_ANY),
+        "npause_video": int(t in S.VIDEO_PAUSE),
+        "nseek_video": int(t in S.VIDEO_SEEK),
+        "nproblem_check": int(t == "problem_check" and e["source"] == "server"),
+        "nshow_answer": int(t == "showanswer"),
+        "nseq_goto": int(t == "seq_goto"),
         "nprogcheck": int(t.startswith("/courses/") and (t.endswith("/progress") or t.endswith("/progress/"))),
         "nforum_events": int(t.startswith("edx.forum.") or (t.startswith("/courses/") and "/discussion/" in t)),
     }
@@ -145,8 +159,9 @@ def latest(rows: list[tuple], order: Any) -> tuple | None:
     return max(rows, key=order) if rows else None
 
 
-def reference_person_course(events: list[dict[str, Any]], courses: dict[str, dict[str, Any]], published: dict[str, set[str]],
-                            geo: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def reference_person_course(
+    events: list[dict[str, Any]], courses: dict[str, dict[str, Any]], published: dict[str, set[str]], geo: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     kept = gaps(events)
     result = []
     for key in sorted(courses):
@@ -162,7 +177,7 @@ def reference_person_course(events: list[dict[str, Any]], courses: dict[str, dic
         pass_mark = courses[key]["pass_mark"]
         for uid in sorted(people):
             mine = [e for e in ev if e["uid"] == uid]
-            n = {k: sum(classify(e)[k] for e in mine) for k in classify(ev[0]) } if mine else defaultdict(int)
+            n = {k: sum(classify(e)[k] for e in mine) for k in classify(ev[0])} if mine else defaultdict(int)
             en = enrol.get(uid)
             cert = latest(certs.get(uid, []), lambda r: (r[6], r[0]))
             grades = [g for _i, c, u, g in D.GRADES if course_key(c) == key and u == uid]
@@ -185,39 +200,69 @@ def reference_person_course(events: list[dict[str, Any]], courses: dict[str, dic
             certified = int(bool(cert) and cert[4] == "downloadable")
             nposts = len(posts)
             row: dict[str, Any] = {
-                "course_id": courses[key]["course_id"] or cid_full, "course_key": key, "user_id": uid,
+                "course_id": courses[key]["course_id"] or cid_full,
+                "course_key": key,
+                "user_id": uid,
                 "username": auth[uid][0] if uid in auth else min((e["username"] for e in mine if e["username"]), default=None),
-                "registered": int(en is not None), "viewed": int(len({e["day"] for e in mine}) > 0),
-                "explored": int(npub > 0 and matched >= math.ceil(npub / 2)), "certified": certified,
+                "registered": int(en is not None),
+                "viewed": int(len({e["day"] for e in mine}) > 0),
+                "explored": int(npub > 0 and matched >= math.ceil(npub / 2)),
+                "certified": certified,
                 "completed": int(grade is not None and pass_mark is not None and grade >= pass_mark),
-                "grade": grade, "passing_grade": pass_mark, "mode": en[5] if en else None,
-                "is_active": en[4] if en else None, "start_time": datetime.fromisoformat(en[3]) if en else None,
-                "first_event": min((e["time"] for e in mine), default=None), "last_event": max((e["time"] for e in mine), default=None),
-                "nevents": nevents, "ndays_act": len({e["day"] for e in mine}),
+                "grade": grade,
+                "passing_grade": pass_mark,
+                "mode": en[5] if en else None,
+                "is_active": en[4] if en else None,
+                "start_time": datetime.fromisoformat(en[3]) if en else None,
+                "first_event": min((e["time"] for e in mine), default=None),
+                "last_event": max((e["time"] for e in mine), default=None),
+                "nevents": nevents,
+                "ndays_act": len({e["day"] for e in mine}),
                 "nvideos_unique_viewed": len({e["video"] for e in mine if e["video"]}),
-                "nchapters": len(chapters), "nchapters_published": matched,
+                "nchapters": len(chapters),
+                "nchapters_published": matched,
                 "attempted_problems": len({e["problem"] for e in mine if e["problem"]}),
-                "nforum_posts": nposts, "nforum_threads": sum(d["_type"] == "CommentThread" for d in posts),
+                "nforum_posts": nposts,
+                "nforum_threads": sum(d["_type"] == "CommentThread" for d in posts),
                 "nforum_comments": sum(d["_type"] == "Comment" for d in posts),
                 "nforum_votes": sum(d["votes"]["up_count"] for d in posts),
                 "nforum_endorsed": sum(d["_type"] == "Comment" and bool(d.get("endorsed")) for d in posts),
                 "nforum_pinned": sum(d["_type"] == "CommentThread" and bool(d.get("pinned")) for d in posts),
-                "ip": ip, "cc_by_ip": place.get("country_code"), "countryLabel": place.get("country_name"),
-                "final_cc_cname": place.get("country_name"), "continent": place.get("continent"), "region": place.get("region"),
-                "city": place.get("city"), "latitude": place.get("latitude"), "longitude": place.get("longitude"),
-                "profile_country": (prof[3] or None) if prof else None, "LoE": (prof[2] or None) if prof else None,
-                "YoB": prof[1] if prof else None, "gender": (prof[0] or None) if prof else None,
+                "ip": ip,
+                "cc_by_ip": place.get("country_code"),
+                "countryLabel": place.get("country_name"),
+                "final_cc_cname": place.get("country_name"),
+                "continent": place.get("continent"),
+                "region": place.get("region"),
+                "city": place.get("city"),
+                "latitude": place.get("latitude"),
+                "longitude": place.get("longitude"),
+                "profile_country": (prof[3] or None) if prof else None,
+                "LoE": (prof[2] or None) if prof else None,
+                "YoB": prof[1] if prof else None,
+                "gender": (prof[0] or None) if prof else None,
                 "email_domain": auth[uid][1].split("@")[1].lower() if uid in auth else None,
                 "cert_status": cert[4] if cert else None,
                 "cert_created_date": datetime.fromisoformat(cert[5]) if cert else None,
                 "cert_modified_date": datetime.fromisoformat(cert[6]) if cert else None,
                 "avg_dt": sum(g) / len(g) if g else None,
                 "sdv_dt": math.sqrt(sum((x - sum(g) / len(g)) ** 2 for x in g) / (len(g) - 1)) if len(g) > 1 else None,
-                "max_dt": max(g) if g else None, "n_dt": len(g), "sum_dt": sum(g),
+                "max_dt": max(g) if g else None,
+                "n_dt": len(g),
+                "sum_dt": sum(g),
                 "inconsistent_flag": int(nevents == 0 and (nposts > 0 or certified == 1 or (grade or 0) > 0)),
             }
-            for k in ("nplay_video", "nvideo", "npause_video", "nseek_video", "nproblem_check", "nshow_answer", "nseq_goto",
-                      "nprogcheck", "nforum_events"):
+            for k in (
+                "nplay_video",
+                "nvideo",
+                "npause_video",
+                "nseek_video",
+                "nproblem_check",
+                "nshow_answer",
+                "nseq_goto",
+                "nprogcheck",
+                "nforum_events",
+            ):
                 row[k] = n[k]
             words = [role for role in S.ACCESS_ROLES if role in access] + [name for name in S.FORUM_ROLES if name in forum_roles]
             row["roles"] = ",".join(words) or None
@@ -315,10 +360,14 @@ def test_second_run_records_no_new_person_course_run(package: Any, cli: Any) -> 
 
 def test_new_event_file_for_a_recomputes_a_only(package: Any, cli: Any) -> None:
     settings = package
-    stamp = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    stamp = {
+        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+    }
     D.write_events(settings.data_paths[0], "2024-01-03", D.day2_events())
     ingest(cli, settings)
-    now = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    now = {
+        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+    }
     assert now[D.B_KEY] == stamp[D.B_KEY]
     assert now[D.A_KEY] > stamp[D.A_KEY]
     events = normalise(D.day1_events() + D.day2_events())
@@ -335,7 +384,8 @@ def test_person_course_waits_while_clickstream_has_queued_files(package: Any, cl
     # a new Database State table arrives together with the event file; only Database State is run
     folder = settings.data_paths[0] / "database_state" / D.PACKAGE
     (folder / "UQx-Alpha-2024-student_courseaccessrole-prod-analytics.sql").write_text(
-        "id\torg\tcourse_id\tuser_id\trole\n51\tUQx\tcourse-v1:UQx+Alpha+2024\t6\tstaff\n", encoding="utf-8")
+        "id\torg\tcourse_id\tuser_id\trole\n51\tUQx\tcourse-v1:UQx+Alpha+2024\t6\tstaff\n", encoding="utf-8"
+    )
     result = cli(["ingest", "--service", "DatabaseState", "--service", "PersonCourse"], settings)
     assert result.exit_code == 0, result.output
     queued = rows(settings, "SELECT count(*) AS n FROM ingest_files WHERE service = 'Clickstream' AND state = 'queued'")[0]["n"]
@@ -344,7 +394,9 @@ def test_person_course_waits_while_clickstream_has_queued_files(package: Any, cl
     ingest(cli, settings)
     assert rows(settings, runs)[0]["n"] == before + 1
     got = {(r["course_key"], r["user_id"]): r for r in rows(settings, "SELECT * FROM person_course")}
-    assert got[(D.A_KEY, 1)]["nevents"] == len([e for e in normalise(D.day1_events() + D.day2_events()) if e["key"] == D.A_KEY and e["uid"] == 1])
+    assert got[(D.A_KEY, 1)]["nevents"] == len(
+        [e for e in normalise(D.day1_events() + D.day2_events()) if e["key"] == D.A_KEY and e["uid"] == 1]
+    )
     assert got[(D.A_KEY, 6)]["roles_isInstructor"] == 0
 
 
@@ -385,10 +437,14 @@ def test_exports_are_private_and_the_deidentified_copy_has_no_identifiers(packag
 
 def test_recompute_one_course_rebuilds_only_it(package: Any, cli: Any) -> None:
     settings = package
-    stamp = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    stamp = {
+        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+    }
     result = cli(["recompute", "--course", D.B], settings)
     assert result.exit_code == 0, result.output
-    now = {r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")}
+    now = {
+        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+    }
     assert now[D.A_KEY] == stamp[D.A_KEY] and now[D.B_KEY] > stamp[D.B_KEY]
     assert cli(["recompute", "--service", "NoSuch"], settings).exit_code != 0
 
@@ -409,16 +465,27 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
         for uid, (nevents, ndays, nplay, nchapters, nproblems) in stats.items():
             r = got[int(uid)]
             assert (r["nevents"], r["ndays_act"], r["nplay_video"], r["nchapters"], r["attempted_problems"]) == (
-                nevents, ndays, nplay, nchapters, nproblems), (cid, uid)
+                nevents,
+                ndays,
+                nplay,
+                nchapters,
+                nproblems,
+            ), (cid, uid)
             checked += 1
     assert checked > 20
     for path, forum in manifest["forums"].items():
         key = courses.course_key(next(c["course_id"] for c in manifest["courses"] if Path(path).name.startswith(c["prefix"] + "-")))
-        got = {r["user_id"]: r["nforum_posts"] for r in rows(settings, "SELECT user_id, nforum_posts FROM person_course WHERE course_key = ?", [key])}
+        got = {
+            r["user_id"]: r["nforum_posts"]
+            for r in rows(settings, "SELECT user_id, nforum_posts FROM person_course WHERE course_key = ?", [key])
+        }
         for uid, n in forum["posts_by_user"].items():
             assert got.get(int(uid)) == n, (path, uid)
     orphan = manifest["learners"].get("cert_without_enrollment")
     if orphan:
-        r = rows(settings, "SELECT registered FROM person_course WHERE course_key = ? AND user_id = ?",
-                 [courses.course_key(orphan["course_id"]), orphan["user_id"]])
+        r = rows(
+            settings,
+            "SELECT registered FROM person_course WHERE course_key = ? AND user_id = ?",
+            [courses.course_key(orphan["course_id"]), orphan["user_id"]],
+        )
         assert r == [{"registered": 0}]

@@ -1,5 +1,6 @@
 """`optimus recompute` is a run of the pipeline: Pipeline.recompute forces the derived services
 through run_once, hands them what to rebuild for that run only, and refuses what it cannot do."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """PostgreSQL as the second warehouse: the same ingest as DuckDB, row for row, on a real server."""
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,9 @@ def write_package(data: Path, seed: int = 7, users: int = 60) -> dict[str, Any]:
         # enrollments and certificates: typed numbers and booleans
         lines = ["id\tuser_id\tcourse_id\tcreated\tis_active\tmode"]
         for i in range(users):
-            lines.append(f"{50000 + 1000 * c + i}\t{1000 * c + i}\t{course_id}\t{start + timedelta(hours=i * 7):%Y-%m-%d %H:%M:%S}\t{i % 3 != 0:d}\t{rnd.choice(['audit', 'verified', 'honor'])}")
+            lines.append(
+                f"{50000 + 1000 * c + i}\t{1000 * c + i}\t{course_id}\t{start + timedelta(hours=i * 7):%Y-%m-%d %H:%M:%S}\t{i % 3 != 0:d}\t{rnd.choice(['audit', 'verified', 'honor'])}"
+            )
         _write(folder / f"{course}-student_courseenrollment-prod-analytics.sql", lines)
         expect["rows"][("student_courseenrollment", course)] = users
         lines = ["id\tuser_id\tcourse_id\tgrade\tstatus\tcreated_date"]
@@ -80,7 +83,11 @@ def _norm(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def dump(settings: Settings, tables: list[str], skip: tuple[str, ...] = ("loaded_at", "registered_at", "started_at", "finished_at", "first_seen", "reason")) -> dict[str, list[tuple]]:
+def dump(
+    settings: Settings,
+    tables: list[str],
+    skip: tuple[str, ...] = ("loaded_at", "registered_at", "started_at", "finished_at", "first_seen", "reason"),
+) -> dict[str, list[tuple]]:
     """Every row of each table (columns in order, floats rounded to 6 places), sorted."""
     wh = connect(settings, read_only=True)
     try:
@@ -96,7 +103,13 @@ def dump(settings: Settings, tables: list[str], skip: tuple[str, ...] = ("loaded
         wh.close()
 
 
-DB_STATE_TABLES = ["edx.auth_user", "edx.student_courseenrollment", "edx.certificates_generatedcertificate", "db_state_loads", "db_state_quarantine"]
+DB_STATE_TABLES = [
+    "edx.auth_user",
+    "edx.student_courseenrollment",
+    "edx.certificates_generatedcertificate",
+    "db_state_loads",
+    "db_state_quarantine",
+]
 LEDGER = ["ingest_files", "course_ids", "schema_info"]
 
 
@@ -211,8 +224,10 @@ def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, r
     pg = pg_settings(settings_for, data_path, pg_url)
     marker = tmp_path / "paused"
     proc = subprocess.Popen(
-        _optimus("ingest"), env=_subprocess_env(pg, OPTIMUS_TEST_PAUSE_AFTER_ROWS="1", OPTIMUS_TEST_PAUSE_MARKER=str(marker)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        _optimus("ingest"),
+        env=_subprocess_env(pg, OPTIMUS_TEST_PAUSE_AFTER_ROWS="1", OPTIMUS_TEST_PAUSE_MARKER=str(marker)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         _wait_for(marker, proc)
@@ -225,7 +240,9 @@ def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, r
         assert '"running": 1' in status.output
         wh = connect(pg, read_only=True)
         try:  # the paused file's rows are not visible: the table it is creating does not exist yet
-            assert not wh.table_exists("auth_user", schema=wh.raw_schema) and not wh.table_exists("student_courseenrollment", schema=wh.raw_schema)
+            assert not wh.table_exists("auth_user", schema=wh.raw_schema) and not wh.table_exists(
+                "student_courseenrollment", schema=wh.raw_schema
+            )
         finally:
             wh.close()
     finally:
@@ -262,7 +279,10 @@ def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) 
     wh = connect(pg)
     try:
         top = wh.scalar("SELECT max(id) FROM service_runs")
-        new = wh.scalar("INSERT INTO service_runs (service, started_at, status, rules_version) VALUES ('x', ?, 'ok', 1) RETURNING id", [datetime(2020, 1, 1)])
+        new = wh.scalar(
+            "INSERT INTO service_runs (service, started_at, status, rules_version) VALUES ('x', ?, 'ok', 1) RETURNING id",
+            [datetime(2020, 1, 1)],
+        )
         assert new == top + 1
     finally:
         wh.close()
@@ -296,7 +316,7 @@ def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url
     name = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(pg_server, autocommit=True) as con:
         con.execute(f'DROP ROLE IF EXISTS "{name}_nologin"')
-        con.execute(f'CREATE ROLE "{name}_nologin" NOLOGIN PASSWORD \'secret\'')
+        con.execute(f"CREATE ROLE \"{name}_nologin\" NOLOGIN PASSWORD 'secret'")
     try:
         parts = urlsplit(pg_url)
         url = urlunsplit(parts._replace(netloc=f"{name}_nologin:Pw-9f3k2@{parts.hostname}:{parts.port or 5432}"))
@@ -365,7 +385,10 @@ def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> No
     try:
         wh.execute("CREATE TABLE spell (a VARCHAR, b DOUBLE, c VARCHAR)")
         wh.execute("INSERT INTO spell VALUES (?, ?, '?%'), ('x?', CAST('2.5' AS DOUBLE), ?)", ["50%", 0.5, "it's"])
-        assert wh.query("SELECT a, b, c FROM spell WHERE a LIKE '%\\%' ESCAPE '\\' OR a = 'x?' ORDER BY b") == [("50%", 0.5, "?%"), ("x?", 2.5, "it's")]
+        assert wh.query("SELECT a, b, c FROM spell WHERE a LIKE '%\\%' ESCAPE '\\' OR a = 'x?' ORDER BY b") == [
+            ("50%", 0.5, "?%"),
+            ("x?", 2.5, "it's"),
+        ]
         wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp INTEGER)")
         wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp2 INTEGER)")
         assert wh.columns("spell") == ["only_temp2"]  # the temp table, replaced ...

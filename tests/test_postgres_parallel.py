@@ -5,6 +5,7 @@ PostgreSQL forbids that during a parallel operation, so helpers declared PARALLE
 ordinary event files of a bigger package ("cannot start subtransactions during a parallel
 operation"). A small package shows it when the session makes every plan parallel.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,10 @@ from test_backends_equal import dump
 pytestmark = pytest.mark.postgres
 
 # every plan that can be parallel is: costs nothing to start workers, any table is big enough
-PARALLEL_EVERYWHERE = ("-c parallel_setup_cost=0 -c parallel_tuple_cost=0 -c min_parallel_table_scan_size=0 "
-                       "-c min_parallel_index_scan_size=0 -c max_parallel_workers_per_gather=2")
+PARALLEL_EVERYWHERE = (
+    "-c parallel_setup_cost=0 -c parallel_tuple_cost=0 -c min_parallel_table_scan_size=0 "
+    "-c min_parallel_index_scan_size=0 -c max_parallel_workers_per_gather=2"
+)
 
 
 def test_events_ingest_with_parallel_plans_forced_and_equal_duckdb(tmp_path: Path, settings_for, cli, pg_url) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 Gaps are whole microseconds summed as integers; seconds come from one division at the end, so the
 order in which threads add never shows. The plain-Python reference applies the same rule.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,9 +50,16 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
     generate(root / "data", courses=2, learners=200, days=10, seed=5)
     out = {}
     for threads in (1, 4):
-        settings = Settings(data_paths=[root / "data"], warehouse=str(root / f"t{threads}.duckdb"), export_path=root / f"ex{threads}",
-                            www_path=root / "www", memory_limit="1GB")
-        env: dict[str, str | None] = {k: None for k in __import__("os").environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")}
+        settings = Settings(
+            data_paths=[root / "data"],
+            warehouse=str(root / f"t{threads}.duckdb"),
+            export_path=root / f"ex{threads}",
+            www_path=root / "www",
+            memory_limit="1GB",
+        )
+        env: dict[str, str | None] = {
+            k: None for k in __import__("os").environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")
+        }
         env.update(settings_env(settings), OPTIMUS_THREADS=str(threads))
         result = CliRunner().invoke(app, ["ingest"], env=env, catch_exceptions=False)
         assert result.exit_code == 0, result.output
@@ -103,8 +111,12 @@ def test_time_columns_equal_a_plain_python_reference_bit_for_bit(two_runs: dict[
     expected = reference_times(two_runs[4])
     con = duckdb.connect(two_runs[4], read_only=True)
     try:
-        got = {(r[0], r[1]): dict(zip(("n_dt", "sum_dt", "avg_dt", "sdv_dt", "max_dt"), r[2:])) for r in con.execute(
-            "SELECT course_key, user_id, n_dt, sum_dt, avg_dt, sdv_dt, max_dt FROM person_course WHERE nevents > 0").fetchall()}
+        got = {
+            (r[0], r[1]): dict(zip(("n_dt", "sum_dt", "avg_dt", "sdv_dt", "max_dt"), r[2:]))
+            for r in con.execute(
+                "SELECT course_key, user_id, n_dt, sum_dt, avg_dt, sdv_dt, max_dt FROM person_course WHERE nevents > 0"
+            ).fetchall()
+        }
     finally:
         con.close()
     compared = [k for k in expected if k in got]

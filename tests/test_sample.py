@@ -3,6 +3,7 @@
 Every check reads the files back with the standard library only, using its own parsing
 rules, so a miscount in the generator shows up as a mismatch with the manifest.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,19 +23,18 @@ from optimus.sample import SampleError, generate
 
 SQL_COLUMNS = {
     "auth_user": "id username first_name last_name email password is_staff is_active is_superuser last_login "
-                 "date_joined status email_key avatar_type country show_country date_of_birth interesting_tags "
-                 "ignored_tags email_tag_filter_strategy display_tag_filter_strategy consecutive_days_visit_count",
+    "date_joined status email_key avatar_type country show_country date_of_birth interesting_tags "
+    "ignored_tags email_tag_filter_strategy display_tag_filter_strategy consecutive_days_visit_count",
     "auth_userprofile": "id user_id name language location meta courseware gender mailing_address year_of_birth "
-                        "level_of_education goals country city bio profile_image_uploaded_at state",
+    "level_of_education goals country city bio profile_image_uploaded_at state",
     "student_courseenrollment": "id user_id course_id created is_active mode",
     "certificates_generatedcertificate": "id user_id download_url grade course_id key distinction status "
-                                         "verify_uuid download_uuid name created_date modified_date error_reason mode",
+    "verify_uuid download_uuid name created_date modified_date error_reason mode",
     "courseware_studentmodule": "id module_type module_id student_id state grade created modified max_grade done course_id",
     "user_id_map": "hash_id user_id username",
     "student_courseaccessrole": "org course_id user_id role",
     "django_comment_client_role_users": "course_id user_id name",
-    "grades_persistentcoursegrade": "course_id user_id grading_policy_hash percent_grade letter_grade "
-                                    "passed_timestamp created modified",
+    "grades_persistentcoursegrade": "course_id user_id grading_policy_hash percent_grade letter_grade passed_timestamp created modified",
 }
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?$")
 COURSE_IN_URL = re.compile(r"/courses/([^/]+/[^/]+/[^/]+|course-v1:[^/]+)/(?:courseware|progress|xblock|discussion)")
@@ -48,6 +48,7 @@ def sample(tmp_path_factory) -> tuple[Path, dict]:
 
 
 # ----- reading back, independently of the generator -------------------------------------------------
+
 
 def unescape(value: str) -> str | None:
     if value == "NULL":
@@ -116,8 +117,9 @@ def course_of(ev: dict) -> str:
 def kind(ev: dict) -> str:
     src, et = ev["event_source"], ev["event_type"]
     if src == "mobile":
-        return "mobile_" + ev["name"].split(".")[-1].replace("played", "video_played").replace(
-            "paused", "video_paused").replace("loaded", "video_loaded")
+        return "mobile_" + ev["name"].split(".")[-1].replace("played", "video_played").replace("paused", "video_paused").replace(
+            "loaded", "video_loaded"
+        )
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et.startswith("/"):
@@ -140,6 +142,7 @@ def read_events(out: Path, manifest: dict):
 
 
 # ----- tests ----------------------------------------------------------------------------------------
+
 
 def tree(root: Path) -> dict[str, bytes | str]:
     out: dict[str, bytes | str] = {}
@@ -180,15 +183,23 @@ def test_layout_and_relative_latest_symlinks(sample):
     for f in m["events"]["files"]:
         assert gzip.open(out / f["path"]).read(1)  # a real gzip file
         assert (out / f["path"]).read_bytes()[4:8] == b"\0\0\0\0"  # mtime 0 in the gzip header
-    assert [p.name for p in (out / m["database_state"]["dir"]).glob("*.failed")] == \
-        [Path(p).name for p in m["database_state"]["failed"]]
+    assert [p.name for p in (out / m["database_state"]["dir"]).glob("*.failed")] == [Path(p).name for p in m["database_state"]["failed"]]
 
 
 def test_event_file_counts_match_manifest(sample):
     out, m = sample
-    seen: dict[str, dict] = defaultdict(lambda: {"lines": 0, "malformed": Counter(), "malformed_lines": [],
-                                                 "junk": Counter(), "by_course": Counter(), "by_kind": Counter(),
-                                                 "by_event_date": Counter(), "quirks": Counter()})
+    seen: dict[str, dict] = defaultdict(
+        lambda: {
+            "lines": 0,
+            "malformed": Counter(),
+            "malformed_lines": [],
+            "junk": Counter(),
+            "by_course": Counter(),
+            "by_kind": Counter(),
+            "by_event_date": Counter(),
+            "quirks": Counter(),
+        }
+    )
     for f, n, reason, ev, junk in read_events(out, m):
         s = seen[f["path"]]
         s["lines"] = n
@@ -241,8 +252,16 @@ def test_every_malformed_reason_and_junk_prefix_occurs(sample):
     for _, _, reason, _, j in read_events(out, m):
         reasons[reason] += bool(reason)
         junk[j] += bool(j)
-    assert set(reasons) - {None} == {"invalid_json", "truncated", "two_objects", "comment", "not_object",
-                                     "no_time", "bad_time", "invalid_utf8"}
+    assert set(reasons) - {None} == {
+        "invalid_json",
+        "truncated",
+        "two_objects",
+        "comment",
+        "not_object",
+        "no_time",
+        "bad_time",
+        "invalid_utf8",
+    }
     assert set(m["events"]["malformed_reasons"]) == set(reasons) - {None}
     assert set(junk) - {None} == {"syslog_prefix", "bom"}
 
@@ -300,15 +319,49 @@ def test_every_event_shape_occurs(sample):
         if "+" not in ev["time"][10:]:
             found.add("time_no_tz")
     expected = {
-        "courseware_url", "progress_url", "play_video", "pause_video", "seek_video", "stop_video", "load_video",
-        "problem_check", "problem_check_browser", "problem_graded", "showanswer", "problem_show", "problem_save",
-        "problem_reset", "seq_goto", "seq_next", "seq_prev", "page_close", "enrollment_activated",
-        "forum_thread_created", "forum_comment_created", "forum_thread_voted", "mobile_video_played",
-        "heartbeat", "dashboard", "shape:server_object", "shape:browser_json_string", "shape:query_string",
-        "shape:list", "shape:implicit_courseware", "shape:implicit_progress", "shape:empty",
-        "shape:mobile_name_supersedes", "course_only_in_url", "course_only_in_percent_encoded_page",
-        "user_id_missing", "user_id_empty", "context_module", "i4x://", "block-v1:", "i4x-UQx-",
-        "time_no_microseconds", "time_no_tz",
+        "courseware_url",
+        "progress_url",
+        "play_video",
+        "pause_video",
+        "seek_video",
+        "stop_video",
+        "load_video",
+        "problem_check",
+        "problem_check_browser",
+        "problem_graded",
+        "showanswer",
+        "problem_show",
+        "problem_save",
+        "problem_reset",
+        "seq_goto",
+        "seq_next",
+        "seq_prev",
+        "page_close",
+        "enrollment_activated",
+        "forum_thread_created",
+        "forum_comment_created",
+        "forum_thread_voted",
+        "mobile_video_played",
+        "heartbeat",
+        "dashboard",
+        "shape:server_object",
+        "shape:browser_json_string",
+        "shape:query_string",
+        "shape:list",
+        "shape:implicit_courseware",
+        "shape:implicit_progress",
+        "shape:empty",
+        "shape:mobile_name_supersedes",
+        "course_only_in_url",
+        "course_only_in_percent_encoded_page",
+        "user_id_missing",
+        "user_id_empty",
+        "context_module",
+        "i4x://",
+        "block-v1:",
+        "i4x-UQx-",
+        "time_no_microseconds",
+        "time_no_tz",
     }
     assert expected <= found, expected - found
     assert "127.0.0.1" in ips and any(ip.startswith("10.") for ip in ips) and any(":" in ip for ip in ips)
@@ -336,8 +389,9 @@ def test_learner_stats_match_events(sample):
     for p in pkg.glob("*-auth_user-prod-analytics.sql"):
         user_ids.update({r["username"]: r["id"] for r in read_tsv(p)[1]})
     chapters = {c["course_id"]: c["chapter_ids"] for c in m["courses"]}
-    acc: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(lambda: {
-        "n": 0, "days": set(), "play": 0, "ch": set(), "prob": set()}))
+    acc: dict[str, dict[str, dict]] = defaultdict(
+        lambda: defaultdict(lambda: {"n": 0, "days": set(), "play": 0, "ch": set(), "prob": set()})
+    )
     dup = m["events"]["duplicate"]
     for f, n, reason, ev, _ in read_events(out, m):
         if reason or not ev["username"] or (f["path"] == dup["files"][1] and n == dup["line_numbers"][1]):
@@ -394,9 +448,11 @@ def test_course_tables_are_consistent(sample):
     pkg = out / m["database_state"]["dir"]
     orphan = m["learners"]["cert_without_enrollment"]
     for i, c in enumerate(m["courses"]):
+
         def rows(table):
             p = pkg / f"{c['prefix']}-{table}-prod-analytics.sql"
             return read_tsv(p)[1] if p.exists() else None
+
         enrolled = {r["user_id"] for r in rows("student_courseenrollment")}
         assert {r["id"] for r in rows("auth_user")} == enrolled
         assert {r["user_id"] for r in rows("auth_userprofile")} == enrolled
@@ -478,12 +534,17 @@ def test_olx_export_and_course_structure(sample):
             assert "/drafts/" in names if i == 0 else "/drafts/" not in names
             for cat in ("sequential", "vertical", "problem", "video", "html", "discussion"):
                 assert f"{top}/{cat}/" in names
-            assert any('graded="true"' in read(n[len(top) + 1:]) and 'format="Homework"' in read(n[len(top) + 1:])
-                       for n in members if "/sequential/" in n)
-            assert all("weight=" in read(n[len(top) + 1:]) for n in members if n.startswith(f"{top}/problem/"))
-            assert all("youtube_id_1_0=" in read(n[len(top) + 1:]) for n in members if n.startswith(f"{top}/video/"))
-            assert len(members) - sum(t.isdir() for t in members.values()) == \
-                m["database_state"]["olx"][f"{m['database_state']['dir']}/{c['files']['olx']}"]
+            assert any(
+                'graded="true"' in read(n[len(top) + 1 :]) and 'format="Homework"' in read(n[len(top) + 1 :])
+                for n in members
+                if "/sequential/" in n
+            )
+            assert all("weight=" in read(n[len(top) + 1 :]) for n in members if n.startswith(f"{top}/problem/"))
+            assert all("youtube_id_1_0=" in read(n[len(top) + 1 :]) for n in members if n.startswith(f"{top}/video/"))
+            assert (
+                len(members) - sum(t.isdir() for t in members.values())
+                == m["database_state"]["olx"][f"{m['database_state']['dir']}/{c['files']['olx']}"]
+            )
         structure = json.loads((pkg / c["files"]["course_structure"]).read_text())
         prefix = "block-v1:" if c["id_form"] == "new" else "i4x://"
         assert all(k.startswith(prefix) for k in structure)

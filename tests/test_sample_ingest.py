@@ -2,6 +2,7 @@
 
 The manifest is what the generator wrote, counted as it wrote it; the warehouse is read back here.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,17 @@ from optimus.sample import generate
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("sample-ingest")
     manifest = generate(root / "data", courses=3, learners=60, days=4, seed=11)
-    settings = Settings(data_paths=[root / "data"], warehouse=str(root / "wh.duckdb"), export_path=root / "exports",
-                        www_path=root / "www", memory_limit="1GB")
-    env = {**{k: None for k in __import__("os").environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")},
-           **settings_env(settings)}
+    settings = Settings(
+        data_paths=[root / "data"],
+        warehouse=str(root / "wh.duckdb"),
+        export_path=root / "exports",
+        www_path=root / "www",
+        memory_limit="1GB",
+    )
+    env = {
+        **{k: None for k in __import__("os").environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")},
+        **settings_env(settings),
+    }
     runner = CliRunner()
     first = runner.invoke(app, ["ingest"], env=env, catch_exceptions=False)
     con = duckdb.connect(settings.warehouse, read_only=True)
@@ -35,8 +43,15 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     con.close()
     second = runner.invoke(app, ["ingest"], env=env, catch_exceptions=False)
     status = runner.invoke(app, ["status", "--json"], env=env, catch_exceptions=False)
-    return {"root": root, "manifest": manifest, "settings": settings, "first": first, "second": second,
-            "status": json.loads(status.stdout), "runs_after_first": runs_after_first}
+    return {
+        "root": root,
+        "manifest": manifest,
+        "settings": settings,
+        "first": first,
+        "second": second,
+        "status": json.loads(status.stdout),
+        "runs_after_first": runs_after_first,
+    }
 
 
 def q(ingested: dict[str, Any], sql: str, params: list | None = None) -> list[tuple]:
@@ -55,16 +70,25 @@ def test_discovery_finds_every_file_of_the_package(ingested: dict[str, Any]) -> 
     m, data = ingested["manifest"], ingested["root"] / "data"
     found = discovery.scan(ingested["settings"])
     got = {str(f.path.relative_to(data.resolve())) for f in found.found}
-    want = {f["path"] for f in m["events"]["files"]} | set(m["database_state"]["sql"]) | set(m["forums"]) \
-        | set(m["database_state"]["olx"]) | set(m["database_state"]["course_structure"]) | {m["email_opt_in"]["path"]}
+    want = (
+        {f["path"] for f in m["events"]["files"]}
+        | set(m["database_state"]["sql"])
+        | set(m["forums"])
+        | set(m["database_state"]["olx"])
+        | set(m["database_state"]["course_structure"])
+        | {m["email_opt_in"]["path"]}
+    )
     assert got == want
-    assert {str(s.path.relative_to(data.resolve())) for s in found.skipped if s.reason == "failed export"} == set(m["database_state"]["failed"])
+    assert {str(s.path.relative_to(data.resolve())) for s in found.skipped if s.reason == "failed export"} == set(
+        m["database_state"]["failed"]
+    )
 
 
 def test_every_file_is_done_and_a_second_run_does_nothing(ingested: dict[str, Any]) -> None:
     assert ingested["first"].exit_code == 0, ingested["first"].output
-    assert q(ingested, "SELECT state, count(*) FROM ingest_files GROUP BY 1") == [("done", len(ingested["status"]["services"]) and
-                                                                                      q(ingested, "SELECT count(*) FROM ingest_files")[0][0])]
+    assert q(ingested, "SELECT state, count(*) FROM ingest_files GROUP BY 1") == [
+        ("done", len(ingested["status"]["services"]) and q(ingested, "SELECT count(*) FROM ingest_files")[0][0])
+    ]
     assert ingested["second"].exit_code == 0 and "nothing to do" in ingested["second"].output
     assert q(ingested, "SELECT count(*) FROM service_runs")[0][0] == ingested["runs_after_first"]
     services = ingested["status"]["services"]
@@ -75,8 +99,10 @@ def test_events_and_quarantine_match_the_package(ingested: dict[str, Any]) -> No
     m = ingested["manifest"]["events"]
     assert q(ingested, "SELECT count(*) FROM events")[0][0] == m["distinct"]
     assert q(ingested, "SELECT count(*) FROM events_quarantine")[0][0] == m["malformed"]
-    per_file = {rel(ingested, p): (loaded, bad) for p, loaded, bad in
-                q(ingested, "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'Clickstream'")}
+    per_file = {
+        rel(ingested, p): (loaded, bad)
+        for p, loaded, bad in q(ingested, "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'Clickstream'")
+    }
     assert per_file == {f["path"]: (f["valid"], sum(f["malformed"].values())) for f in m["files"]}
     lines = {(rel(ingested, p), line) for p, line in q(ingested, "SELECT path, line FROM events_quarantine")}
     assert lines == {(f["path"], bad["line"]) for f in m["files"] for bad in f["malformed_lines"]}
@@ -94,8 +120,10 @@ def test_events_and_quarantine_match_the_package(ingested: dict[str, Any]) -> No
 
 def test_database_state_rows_match_every_sql_file(ingested: dict[str, Any]) -> None:
     m = ingested["manifest"]["database_state"]["sql"]
-    got = {rel(ingested, p): (loaded, bad) for p, loaded, bad in
-           q(ingested, "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'DatabaseState'")}
+    got = {
+        rel(ingested, p): (loaded, bad)
+        for p, loaded, bad in q(ingested, "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'DatabaseState'")
+    }
     assert got == {path: (rows, 0) for path, rows in m.items()}
     by_table: Counter[str] = Counter()
     for path, rows in m.items():
@@ -107,8 +135,13 @@ def test_database_state_rows_match_every_sql_file(ingested: dict[str, Any]) -> N
 def test_forums_courses_and_structure_match_the_package(ingested: dict[str, Any]) -> None:
     manifest = ingested["manifest"]
     for path, counts in manifest["forums"].items():
-        got = dict(q(ingested, "SELECT type, count(*) FROM forum_posts WHERE file_id = (SELECT id FROM ingest_files WHERE path LIKE ?) GROUP BY 1",
-                     [f"%{Path(path).name}"]))
+        got = dict(
+            q(
+                ingested,
+                "SELECT type, count(*) FROM forum_posts WHERE file_id = (SELECT id FROM ingest_files WHERE path LIKE ?) GROUP BY 1",
+                [f"%{Path(path).name}"],
+            )
+        )
         assert got == {"CommentThread": counts["threads"], "Comment": counts["comments"]}, path
         assert q(ingested, "SELECT count(*) FROM forum_quarantine WHERE path LIKE ?", [f"%{Path(path).name}"])[0][0] == counts["malformed"]
     with_olx = {Path(p).name.split("-course-")[0] for p in manifest["database_state"]["olx"]}
@@ -116,14 +149,26 @@ def test_forums_courses_and_structure_match_the_package(ingested: dict[str, Any]
         key = courses.course_key(course["course_id"])
         row = q(ingested, "SELECT display_name, chapters, published_chapters, pass_mark FROM courses WHERE course_key = ?", [key])
         assert row == [(course["display_name"], course["chapters"], course["published_chapters"], course["pass_mark"])]
-        chapters = [r[0] for r in q(ingested, "SELECT url_name FROM course_blocks WHERE course_key = ? AND category = 'chapter' "
-                                              "AND published ORDER BY position", [key])]
+        chapters = [
+            r[0]
+            for r in q(
+                ingested,
+                "SELECT url_name FROM course_blocks WHERE course_key = ? AND category = 'chapter' AND published ORDER BY position",
+                [key],
+            )
+        ]
         assert chapters == course["chapter_ids"]
         if course["prefix"] in with_olx:
             # the manifest counts the course tree (staff-only chapters included), not drafts/
             # (a draft vertical and its leaves have no vertical position)
-            blocks = dict(q(ingested, "SELECT category, count(*) FROM course_blocks WHERE course_key = ? AND NOT (NOT published AND "
-                                      "vertical_index IS NULL AND category NOT IN ('course', 'chapter', 'sequential')) GROUP BY 1", [key]))
+            blocks = dict(
+                q(
+                    ingested,
+                    "SELECT category, count(*) FROM course_blocks WHERE course_key = ? AND NOT (NOT published AND "
+                    "vertical_index IS NULL AND category NOT IN ('course', 'chapter', 'sequential')) GROUP BY 1",
+                    [key],
+                )
+            )
             assert blocks == course["blocks"]
         www = ingested["settings"].www_path / "course_structure" / f"{course['prefix']}.json"
         assert json.loads(www.read_text())["tag"] == "course"
@@ -134,7 +179,10 @@ def test_derived_tables_and_exports_exist(ingested: dict[str, Any]) -> None:
     enrolled = sum(c["enrolled"] for c in manifest["courses"])
     assert q(ingested, "SELECT count(*) FROM person_course WHERE registered = 1")[0][0] == enrolled
     assert q(ingested, "SELECT count(*) FROM course_profile")[0][0] == len(manifest["courses"])
-    assert q(ingested, "SELECT count(*) FROM ip_geo")[0][0] == q(ingested, "SELECT count(DISTINCT ip) FROM events WHERE ip IS NOT NULL AND ip <> ''")[0][0]
+    assert (
+        q(ingested, "SELECT count(*) FROM ip_geo")[0][0]
+        == q(ingested, "SELECT count(DISTINCT ip) FROM events WHERE ip IS NOT NULL AND ip <> ''")[0][0]
+    )
     exports = ingested["root"] / "exports"
     names = [p.name for p in exports.iterdir()]
     assert any(n.startswith("emailcrm_") for n in names) and any(n.startswith("courseprofile_") for n in names)

@@ -1,4 +1,5 @@
 """TimeFinder against a plain-Python reference of the day and gap rules (docs/person_course.md)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,12 +26,16 @@ def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cut
         out[(key, uid if uid is not None else who[1], day)] = {
             "course_id": course_ids.get(key) or min(e["cid"] for e in evs),
             "username": names.get(uid) if uid in names else min(e["username"] for e in evs if e["username"]),
-            "nevents": len(evs), "first_event": min(e["time"] for e in evs), "last_event": max(e["time"] for e in evs),
+            "nevents": len(evs),
+            "first_event": min(e["time"] for e in evs),
+            "last_event": max(e["time"] for e in evs),
             "nplay_video": sum(e["type"] in ("play_video", "edx.video.played") for e in evs),
             "nproblem_check": sum(e["type"] == "problem_check" and e["source"] == "server" for e in evs),
             "nforum_events": sum(e["type"].startswith("edx.forum.") for e in evs),
             "nchapters": len({e["chapter"] for e in evs if e["chapter"]}),
-            "sum_dt": round(sum(g), 6), "n_dt": len(g), "max_dt": max(g) if g else None,
+            "sum_dt": round(sum(g), 6),
+            "n_dt": len(g),
+            "max_dt": max(g) if g else None,
             "sum_dt_us": sum(round(x * 1_000_000) for x in g),
         }
     return out
@@ -40,8 +45,11 @@ def warehouse_days(settings: Any) -> dict[tuple, dict[str, Any]]:
     out = {}
     for r in rows(settings, "SELECT * FROM person_course_day"):
         key = (r["course_key"], r["user_id"] if r["user_id"] is not None else r["username"], r["date"])
-        out[key] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()
-                    if k not in ("course_key", "user_id", "date", "rules_version", "computed_at", "sum_dt2", "sum_dt2_us")}
+        out[key] = {
+            k: (round(v, 6) if isinstance(v, float) else v)
+            for k, v in r.items()
+            if k not in ("course_key", "user_id", "date", "rules_version", "computed_at", "sum_dt2", "sum_dt2_us")
+        }
     return out
 
 
@@ -91,8 +99,10 @@ def test_person_course_day_equals_the_reference_and_gaps_count_on_the_later_day(
 def test_event_time_anomalies_per_file_and_course(package: Any) -> None:
     settings = package
     fid = rows(settings, "SELECT id FROM ingest_files WHERE path LIKE '%2024-01-02.log'")[0]["id"]
-    got = {(r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
-           for r in rows(settings, "SELECT * FROM event_time_anomalies")}
+    got = {
+        (r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
+        for r in rows(settings, "SELECT * FROM event_time_anomalies")
+    }
     assert got == reference_anomalies({fid: (date(2024, 1, 2), normalise(D.day1_events()))})
     assert got  # the data has one
 
@@ -103,7 +113,10 @@ def test_only_touched_days_are_recomputed_including_the_next_days_first_gap(pack
     day2 = D.day2_events() + [D.ev("2024-01-03T00:02:00+00:00", "alice", 1, D.A, "seq_goto", "browser", "1.1.1.1", None, "{}")]
     D.write_events(data, "2024-01-03", day2)
     ingest(cli, settings)
-    stamps = {(r["course_key"], r["date"]): r["t"] for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")}
+    stamps = {
+        (r["course_key"], r["date"]): r["t"]
+        for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")
+    }
     events = normalise(D.day1_events() + day2)
     assert warehouse_days(settings) == reference_days(events, course_ids(settings))
 
@@ -111,20 +124,34 @@ def test_only_touched_days_are_recomputed_including_the_next_days_first_gap(pack
     ingest(cli, settings)
     events = normalise(D.day1_events() + day2 + late_events())
     assert warehouse_days(settings) == reference_days(events, course_ids(settings))
-    after = {(r["course_key"], r["date"]): r["t"] for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")}
+    after = {
+        (r["course_key"], r["date"]): r["t"]
+        for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")
+    }
     changed = {k for k in after if after[k] != stamps.get(k)}
     assert changed == {(D.A_KEY, date(2024, 1, 2)), (D.A_KEY, date(2024, 1, 3))}
-    first = rows(settings, "SELECT n_dt, sum_dt FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?", [D.A_KEY, date(2024, 1, 3)])[0]
+    first = rows(
+        settings,
+        "SELECT n_dt, sum_dt FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?",
+        [D.A_KEY, date(2024, 1, 3)],
+    )[0]
     # 23:59:30 (day before) -> 00:02:00 = 150 s, kept on 2024-01-03; 00:02 -> 09:00 over the cut-off; 09:00 -> 09:04 = 240 s
     assert first["n_dt"] == 2 and first["sum_dt"] == pytest.approx(150 + 240)
-    fids = {r["path"].rsplit("-events-", 1)[1][:10]: r["id"] for r in rows(settings, "SELECT id, path FROM ingest_files WHERE service = 'Clickstream'")}
-    got = {(r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
-           for r in rows(settings, "SELECT * FROM event_time_anomalies")}
-    assert got == reference_anomalies({
-        fids["2024-01-02"]: (date(2024, 1, 2), normalise(D.day1_events())),
-        fids["2024-01-03"]: (date(2024, 1, 3), normalise(day2)),
-        fids["2024-01-05"]: (date(2024, 1, 5), normalise(late_events())),
-    })
+    fids = {
+        r["path"].rsplit("-events-", 1)[1][:10]: r["id"]
+        for r in rows(settings, "SELECT id, path FROM ingest_files WHERE service = 'Clickstream'")
+    }
+    got = {
+        (r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
+        for r in rows(settings, "SELECT * FROM event_time_anomalies")
+    }
+    assert got == reference_anomalies(
+        {
+            fids["2024-01-02"]: (date(2024, 1, 2), normalise(D.day1_events())),
+            fids["2024-01-03"]: (date(2024, 1, 3), normalise(day2)),
+            fids["2024-01-05"]: (date(2024, 1, 5), normalise(late_events())),
+        }
+    )
 
 
 def test_gap_cutoff_is_a_setting(data_path: Path, settings_for: Any, cli: Any) -> None:
@@ -145,11 +172,17 @@ def test_read_ranges_are_disjoint_and_cover_each_day_with_its_gap_span() -> None
     got = read_ranges(scope, 2)
     at = lambda day: datetime.combine(day, datetime.min.time())  # noqa: E731
     # days 10 and 11 need [8, 12) together; day 15 needs [13, 16); B is read whole
-    assert got == [["A", at(d - timedelta(days=2)), at(d + timedelta(days=2))], ["A", at(d + timedelta(days=3)), at(d + timedelta(days=6))],
-                   ["B", None, None]]
+    assert got == [
+        ["A", at(d - timedelta(days=2)), at(d + timedelta(days=2))],
+        ["A", at(d + timedelta(days=3)), at(d + timedelta(days=6))],
+        ["B", None, None],
+    ]
     touching = read_ranges({("A", d), ("A", d + timedelta(days=3))}, 2)  # [8, 11) and [11, 14) join
     assert touching == [["A", at(d - timedelta(days=2)), at(d + timedelta(days=4))]]
     apart = read_ranges({("A", d), ("A", d + timedelta(days=6))}, 2)
-    assert apart == [["A", at(d - timedelta(days=2)), at(d + timedelta(days=1))], ["A", at(d + timedelta(days=4)), at(d + timedelta(days=7))]]
+    assert apart == [
+        ["A", at(d - timedelta(days=2)), at(d + timedelta(days=1))],
+        ["A", at(d + timedelta(days=4)), at(d + timedelta(days=7))],
+    ]
     for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in zip(apart, apart[1:]):
         assert hi1 < lo2  # disjoint: a join on them reads each event once

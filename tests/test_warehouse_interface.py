@@ -1,6 +1,7 @@
 """The whole `Warehouse` protocol, on every backend: the methods callers once probed for with
 hasattr (execute_over_arrow, query_arrow, reader, interrupt) and the declared capabilities, each
 checked against what the engine really does."""
+
 from __future__ import annotations
 
 import threading
@@ -25,12 +26,14 @@ def wh(backend: dict[str, Any], data_path: Any, settings_for: Callable[..., Sett
         warehouse.close()
 
 
-BLOCK = pa.table({
-    "n": pa.array([1, 2, 3], pa.int64()),
-    "name": pa.array(["a", None, "c\tç"], pa.string()),
-    "seen_at": pa.array([datetime(2024, 1, 1, 12), None, datetime(2024, 2, 29)], pa.timestamp("us")),
-    "ok": pa.array([True, False, None], pa.bool_()),
-})
+BLOCK = pa.table(
+    {
+        "n": pa.array([1, 2, 3], pa.int64()),
+        "name": pa.array(["a", None, "c\tç"], pa.string()),
+        "seen_at": pa.array([datetime(2024, 1, 1, 12), None, datetime(2024, 2, 29)], pa.timestamp("us")),
+        "ok": pa.array([True, False, None], pa.bool_()),
+    }
+)
 
 
 def test_execute_over_arrow_reads_the_block_as_arrow_block(wh: Warehouse) -> None:
@@ -38,7 +41,10 @@ def test_execute_over_arrow_reads_the_block_as_arrow_block(wh: Warehouse) -> Non
     wh.execute_over_arrow("INSERT INTO picked SELECT n * 10, name, seen_at, ok FROM arrow_block WHERE n <> 2", BLOCK)
     wh.execute_over_arrow("INSERT INTO picked SELECT n, name, seen_at, ok FROM arrow_block WHERE n = 2", BLOCK.to_reader())
     assert wh.query("SELECT n, name, seen_at, ok FROM picked ORDER BY n") == [
-        (2, None, None, False), (10, "a", datetime(2024, 1, 1, 12), True), (30, "c\tç", datetime(2024, 2, 29), None)]
+        (2, None, None, False),
+        (10, "a", datetime(2024, 1, 1, 12), True),
+        (30, "c\tç", datetime(2024, 2, 29), None),
+    ]
     with pytest.raises(Exception):  # nothing named arrow_block outlives its statement
         wh.query("SELECT count(*) FROM arrow_block")
 

@@ -1,4 +1,5 @@
 """`python -m optimus`: the same as the `optimus` command."""
+
 from optimus.cli import app
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ entries (a tarball of 120,000 empty entries must not hang ingest). Extraction go
 folder beside the target and is renamed into place only when whole: nothing half-extracted is
 ever visible, and a refused archive leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Talk to a running daemon over its API, for the commands that cannot open a warehouse it holds."""
+
 from __future__ import annotations
 
 import json
@@ -52,11 +53,18 @@ class DaemonClient:
     def status(self) -> dict[str, Any]:
         """The same shape as `optimus status --json` computes locally."""
         services = self.request("/api/v1/services")["services"]
-        return {"services": {
-            s["name"]: {"queued": s["queued"], "running": s["running"], "done": s["done"], "failed": s["failed"],
-                        "last_run": _iso_t(s["lastcompletedate"])}
-            for s in services
-        }}
+        return {
+            "services": {
+                s["name"]: {
+                    "queued": s["queued"],
+                    "running": s["running"],
+                    "done": s["done"],
+                    "failed": s["failed"],
+                    "last_run": _iso_t(s["lastcompletedate"]),
+                }
+                for s in services
+            }
+        }
 
     def failed_files(self) -> list[dict[str, Any]]:
         return self._files({"state": "failed"})

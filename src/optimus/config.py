@@ -3,6 +3,7 @@
 The file is flat (no sections) so that each key maps to exactly one variable. Relative paths
 in the file are taken relative to the file's folder; in the environment, to the working folder.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,7 +78,7 @@ class Settings:
     def warehouse_path(self) -> Path | None:
         """The DuckDB file, or None for a server warehouse."""
         url = self.warehouse_url
-        return Path(url[len("duckdb:///"):]) if url.startswith("duckdb:///") else None
+        return Path(url[len("duckdb:///") :]) if url.startswith("duckdb:///") else None
 
 
 DOCS: dict[str, str] = {
@@ -98,7 +99,7 @@ DOCS: dict[str, str] = {
     "include_courses": "Course patterns (fnmatch on the course id or its file-name form) to take; empty: all.",
     "exclude_courses": "Course patterns to leave.",
     "edge": "Take edX Edge files (…-edge-analytics.sql, -edge.mongo, edge events) too.",
-    "ignored_services": "Services not to run, by name (e.g. [\"EmailCRM\"]).",
+    "ignored_services": 'Services not to run, by name (e.g. ["EmailCRM"]).',
     "rescan_interval": "Seconds between scans of the data paths when running as a daemon.",
     "api_host": "Address the API binds to (localhost by default).",
     "api_port": "Port of the API (the original used 8850).",
@@ -166,14 +167,20 @@ def _coerce(key: str, value: object, where: str, base: Path) -> object:
 
 def _validate(settings: Settings) -> None:
     if settings.email_crm_mode not in ("delta", "full"):
-        raise ConfigError(f"{settings.origin('email_crm_mode')}: setting 'email_crm_mode' must be 'delta' or 'full', not {settings.email_crm_mode!r}")
+        raise ConfigError(
+            f"{settings.origin('email_crm_mode')}: setting 'email_crm_mode' must be 'delta' or 'full', not {settings.email_crm_mode!r}"
+        )
     scheme = settings.warehouse_url.split("://", 1)[0]
     if scheme not in ("duckdb", "postgresql", "postgres"):
-        raise ConfigError(f"{settings.origin('warehouse')}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)")
+        raise ConfigError(
+            f"{settings.origin('warehouse')}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)"
+        )
     reader = settings.warehouse_reader_url
     if reader is not None and (reader.split("://", 1)[0] not in ("postgresql", "postgres") or not urlsplit(reader).username):
-        raise ConfigError(f"{settings.origin('warehouse_reader_url')}: setting 'warehouse_reader_url' must be a postgresql:// URL "
-                          "naming the reader role (postgresql://role:password@host:port/db)")
+        raise ConfigError(
+            f"{settings.origin('warehouse_reader_url')}: setting 'warehouse_reader_url' must be a postgresql:// URL "
+            "naming the reader role (postgresql://role:password@host:port/db)"
+        )
     if not 0 < settings.api_port < 65536:
         raise ConfigError(f"{settings.origin('api_port')}: setting 'api_port' must be between 1 and 65535")
     if settings.api_max_body_bytes < 1:
@@ -216,7 +223,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
     for name, value in env.items():
         if not name.startswith("OPTIMUS_") or name == CONFIG_ENV or name.startswith("OPTIMUS_TEST"):
             continue
-        key = name[len("OPTIMUS_"):].lower()
+        key = name[len("OPTIMUS_") :].lower()
         if key not in KEYS:
             raise ConfigError(f"environment: unknown setting {name} (known: OPTIMUS_{', OPTIMUS_'.join(k.upper() for k in KEYS)})")
         values[key] = _coerce(key, value, f"environment variable {name}", cwd)
@@ -285,14 +292,18 @@ def check_allowed_folders(settings: Settings, folders: dict[Path, str], files: t
 def example_config() -> str:
     """A commented config file with every key at its default, for `optimus init`."""
     defaults = Settings()
-    lines = ["# Optimus configuration. Every key can also be set as OPTIMUS_<KEY> in the environment", "# (lists as JSON, e.g. OPTIMUS_DATA_PATHS='[\"/data/uqx\"]').", ""]
+    lines = [
+        "# Optimus configuration. Every key can also be set as OPTIMUS_<KEY> in the environment",
+        "# (lists as JSON, e.g. OPTIMUS_DATA_PATHS='[\"/data/uqx\"]').",
+        "",
+    ]
     for key in KEYS:
         lines.append(f"# {DOCS[key]}")
         value = getattr(defaults, key)
         if key == "data_paths":
             lines.append('data_paths = ["data"]')
         elif value is None:
-            lines.append(f"# {key} = \"\"")
+            lines.append(f'# {key} = ""')
         elif isinstance(value, bool):
             lines.append(f"{key} = {'true' if value else 'false'}")
         elif isinstance(value, int):

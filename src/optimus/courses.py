@@ -3,6 +3,7 @@
 Every form maps to one `course_key` (`org+course+run`, plus `+ccx@N` for CCX), so that a course
 renamed between id forms, or seen only in a file name, is still one course downstream.
 """
+
 from __future__ import annotations
 
 import re

@@ -10,6 +10,7 @@ The warehouse is opened shut off from the host for the whole process (`warehouse
 external access off, only the data paths and the spill folder allowed, its configuration locked),
 so the API's queries, on cursors of the same instance, reach nothing else (docs/security.md).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -91,8 +92,7 @@ class DaemonLock:
             holder = _read_info(self.path)
             where = f" (pid {holder.pid}, API at {holder.base_url})" if holder else ""
             raise DaemonRunning(
-                f"another Optimus daemon{where} holds the warehouse {self.settings.warehouse_url}; "
-                f"stop it first (lock file {self.path})"
+                f"another Optimus daemon{where} holds the warehouse {self.settings.warehouse_url}; stop it first (lock file {self.path})"
             ) from None
         old = os.read(fd, 4096)
         if old.strip():
@@ -102,8 +102,13 @@ class DaemonLock:
             except ValueError:
                 log.warning("replacing an unreadable stale lock file %s", self.path)
         self.info = LockInfo(
-            pid=os.getpid(), hostname=socket.gethostname(), host=host, port=port,
-            warehouse=self.settings.warehouse_url, started=utcnow().isoformat(), local_token=secrets.token_urlsafe(32),
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            host=host,
+            port=port,
+            warehouse=self.settings.warehouse_url,
+            started=utcnow().isoformat(),
+            local_token=secrets.token_urlsafe(32),
         )
         os.fchmod(fd, 0o600)
         os.lseek(fd, 0, os.SEEK_SET)
@@ -327,10 +332,17 @@ class Daemon:
         assert self.views is not None
         self.state.local_token = lock.local_token
         app = create_app(self.settings, self.views, self.state)
-        server = uvicorn.Server(uvicorn.Config(
-            app, host=self.settings.api_host, port=self.settings.api_port, log_level="warning", access_log=False,
-            lifespan="on", timeout_graceful_shutdown=2,
-        ))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.settings.api_host,
+                port=self.settings.api_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=2,
+            )
+        )
         thread = threading.Thread(target=server.run, name="optimus-api", daemon=True)
         thread.start()
         deadline = time.monotonic() + 15

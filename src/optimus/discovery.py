@@ -3,6 +3,7 @@
 `classify` is pure (a file name in, a description out) so that the naming rules of the edX
 package (REFERENCE §3.1) can be tested on literal names; `scan` walks the folders.
 """
+
 from __future__ import annotations
 
 import os

@@ -19,6 +19,7 @@ Use:
     exports.export_query(wh, sql, params, export_set.path(f"personcourse_x_{stamp}"))  # .csv and .parquet
     export_set.seal(); <commit>; export_set.publish()  # the pipeline does this for a service run
 """
+
 from __future__ import annotations
 
 import csv

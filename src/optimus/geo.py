@@ -7,6 +7,7 @@ latitude and longitude. Addresses that cannot be located anywhere (private, loop
 recognised by the standard library before any source is asked, so that no source's quirks decide
 them. Country names and continents come from `data/countries.csv`, shipped with the package.
 """
+
 from __future__ import annotations
 
 import csv

@@ -6,6 +6,7 @@ a re-delivery of the file replaces it; `failed` loaded nothing. A rescan stats f
 (for its fingerprint) only when its size or modification time changed; a changed fingerprint
 queues the file again, and its service replaces the rows it loaded before.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,10 +80,20 @@ class LedgerFile:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "LedgerFile":
         return cls(
-            id=row["id"], path=Path(row["path"]), data_path=Path(row["data_path"]), service=row["service"],
-            kind=row["kind"], org=row["org"], course_id=row["course_id"], course_key=row["course_key"],
-            site=row["site"], table_name=row["table_name"], file_date=row["file_date"],
-            package_date=row["package_date"], size=row["size"], fingerprint=row["fingerprint"],
+            id=row["id"],
+            path=Path(row["path"]),
+            data_path=Path(row["data_path"]),
+            service=row["service"],
+            kind=row["kind"],
+            org=row["org"],
+            course_id=row["course_id"],
+            course_key=row["course_key"],
+            site=row["site"],
+            table_name=row["table_name"],
+            file_date=row["file_date"],
+            package_date=row["package_date"],
+            size=row["size"],
+            fingerprint=row["fingerprint"],
         )
 
 
@@ -130,11 +141,26 @@ def register(wh: Warehouse, scan: ScanResult, claims: Mapping[str, str]) -> Regi
                 report.changed[service] = report.changed.get(service, 0) + 1
                 continue
             info = found.info
-            new_rows.append([
-                path, str(found.data_path), service, info.kind, info.org, info.course_id,
-                courses.course_key(info.course_id), info.site, info.table, info.day, found.package_date,
-                size, mtime, digest, "queued", now,
-            ])
+            new_rows.append(
+                [
+                    path,
+                    str(found.data_path),
+                    service,
+                    info.kind,
+                    info.org,
+                    info.course_id,
+                    courses.course_key(info.course_id),
+                    info.site,
+                    info.table,
+                    info.day,
+                    found.package_date,
+                    size,
+                    mtime,
+                    digest,
+                    "queued",
+                    now,
+                ]
+            )
             report.new[service] = report.new.get(service, 0) + 1
         wh.executemany(
             "INSERT INTO ingest_files (path, data_path, service, kind, org, course_id, course_key, site, table_name, "
@@ -207,14 +233,31 @@ def mark_running(wh: Warehouse, file: LedgerFile, run_id: int) -> None:
 
 
 def mark_done(
-    wh: Warehouse, file: LedgerFile, rows: int, quarantined: int, note: str | None = None, course_id: str | None = None,
-    coerced: int = 0, damage: str | None = None,
+    wh: Warehouse,
+    file: LedgerFile,
+    rows: int,
+    quarantined: int,
+    note: str | None = None,
+    course_id: str | None = None,
+    coerced: int = 0,
+    damage: str | None = None,
 ) -> None:
     """The file's rows are in; with `damage` (what was lost, and at which byte) it is `damaged`, not `done`."""
     wh.execute(
         "UPDATE ingest_files SET state = ?, finished_at = ?, rows_loaded = ?, rows_quarantined = ?, coerced = ?, damage = ?, "
         "error = NULL, note = ?, course_id = coalesce(?, course_id), course_key = coalesce(?, course_key) WHERE id = ?",
-        ["damaged" if damage else "done", utcnow(), rows, quarantined, coerced, damage, note, course_id, courses.course_key(course_id), file.id],
+        [
+            "damaged" if damage else "done",
+            utcnow(),
+            rows,
+            quarantined,
+            coerced,
+            damage,
+            note,
+            course_id,
+            courses.course_key(course_id),
+            file.id,
+        ],
     )
 
 

@@ -1,4 +1,5 @@
 """Log lines for people (plain) or for log collectors (one JSON object per line)."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ where they are read; this is the second, structural check at the moment a path i
 that no name that slipped through a shape check can still land outside www, the exports or a
 data path (symbolic links on the way are resolved first).
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ none of them has files queued or running ("complete") and at least one of them f
 since this service last started (or this service's rules changed). A file service runs when it
 has queued files. Each file is ingested in one transaction together with its ledger row.
 """
+
 from __future__ import annotations
 
 import logging
@@ -246,8 +247,7 @@ class Pipeline:
                 raise OptimusError(f"{name} is not a derived service; re-ingest its files with 'optimus ingest --file'")
         return self.run_once(only=names, force=True, recompute=course_keys or "all")
 
-    def run_once(self, only: list[str] | None = None, force: bool = False,
-                 recompute: str | set[str] | None = None) -> RunSummary:
+    def run_once(self, only: list[str] | None = None, force: bool = False, recompute: str | set[str] | None = None) -> RunSummary:
         """Run every due service once, in dependency order.
 
         :param only: run just these services (their needs are not run).
@@ -281,13 +281,16 @@ class Pipeline:
         service = self.services[name]
         last_started, _ = self._last_run(name)
         started = utcnow()
-        run_id = int(self.wh.scalar(
-            "INSERT INTO service_runs (service, started_at, status, rules_version) VALUES (?, ?, 'running', ?) RETURNING id",
-            [name, started, service.rules_version],
-        ))
+        run_id = int(
+            self.wh.scalar(
+                "INSERT INTO service_runs (service, started_at, status, rules_version) VALUES (?, ?, 'running', ?) RETURNING id",
+                [name, started, service.rules_version],
+            )
+        )
         ctx = RunContext(self.settings, self.wh, service, run_id, last_started, self.progress())
-        ctx.exports = exports.ExportSet(self.settings.export_path, exports.set_name(f"run{run_id}"),
-                                        warehouse=self.settings.warehouse_url, run_id=run_id, service=name)
+        ctx.exports = exports.ExportSet(
+            self.settings.export_path, exports.set_name(f"run{run_id}"), warehouse=self.settings.warehouse_url, run_id=run_id, service=name
+        )
         clock = time.monotonic()
         outcome = ServiceOutcome(name, run_id, "ok")
         files = ledger.queued(self.wh, name) if service.claims else []
@@ -363,7 +366,9 @@ class Pipeline:
         try:
             with self.wh.transaction():
                 result: FileResult = service.ingest(self.wh, file, ctx)
-                ledger.mark_done(self.wh, file, result.rows, result.quarantined, result.note, result.course_id, result.coerced, result.damage)
+                ledger.mark_done(
+                    self.wh, file, result.rows, result.quarantined, result.note, result.course_id, result.coerced, result.damage
+                )
                 ledger.note_course_id(self.wh, result.course_id or file.course_id)
         except Exception as exc:
             ctx.touched = touched_before

@@ -3,6 +3,7 @@
 The orchestration half of the copy (the pipeline knows every service's tables); the storage half,
 which moves the rows, is warehouse/transfer.py.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -13,7 +14,8 @@ from optimus.warehouse import Warehouse
 from optimus.warehouse.transfer import CopyReport, copy_tables
 
 
-def copy_warehouse(src: Warehouse, dst: Warehouse, dst_settings: Settings,
-                   progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_warehouse(
+    src: Warehouse, dst: Warehouse, dst_settings: Settings, progress: Callable[[str, int], None] | None = None
+) -> CopyReport:
     """Copy every table of `src` (DuckDB) into `dst` (PostgreSQL), which must hold no warehouse yet."""
     return copy_tables(src, dst, Pipeline(dst_settings, dst).setup, progress)

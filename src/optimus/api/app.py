@@ -1,4 +1,5 @@
 """The API application: one router per resource, the dashboard under /ui/, OpenAPI at /docs."""
+
 from __future__ import annotations
 
 from contextlib import asynccontextmanager

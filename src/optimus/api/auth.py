@@ -1,5 +1,6 @@
 """Who may see what: personal data needs the bearer token; status and aggregates are open
 unless `require_token_for_all` is set. 401 when no token is given, 403 when it is wrong."""
+
 from __future__ import annotations
 
 import hmac

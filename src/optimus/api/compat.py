@@ -1,4 +1,5 @@
 """The original ingestor's endpoints, with its exact shapes, so that its clients keep working."""
+
 from __future__ import annotations
 
 from typing import Any

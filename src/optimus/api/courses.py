@@ -4,6 +4,7 @@ Figures come from the derived tables (person_course, person_course_day), never f
 events; until PersonCourse has run, enrolments and certificates come from the Database State
 tables, and each figure names its source. Course ids are accepted in every form.
 """
+
 from __future__ import annotations
 
 import csv
@@ -80,7 +81,9 @@ def enrolments(wh: Warehouse, key: str) -> dict[str, Any]:
     if wh.table_exists("student_courseenrollment", schema=wh.raw_schema):
         first = f"SELECT user_id, min(created) AS created FROM {raw_table(wh, 'student_courseenrollment')} WHERE course_key = ? GROUP BY user_id"
         total = wh.scalar(f"SELECT count(*) FROM ({first}) e", [key])
-        by_day = wh.query(f"SELECT CAST(created AS DATE) AS d, count(*) FROM ({first}) e WHERE created IS NOT NULL GROUP BY 1 ORDER BY 1", [key])
+        by_day = wh.query(
+            f"SELECT CAST(created AS DATE) AS d, count(*) FROM ({first}) e WHERE created IS NOT NULL GROUP BY 1 ORDER BY 1", [key]
+        )
         return {"source": "student_courseenrollment", "total": int(total or 0), "by_day": _series(by_day, "count")}
     return {"source": None, "total": 0, "by_day": []}
 
@@ -89,9 +92,7 @@ def active_learners(wh: Warehouse, key: str) -> dict[str, Any]:
     """Distinct learners with activity, per day (person_course_day)."""
     if not wh.table_exists("person_course_day"):
         return {"source": None, "by_day": []}
-    rows = wh.query(
-        "SELECT date, count(DISTINCT user_id) FROM person_course_day WHERE course_key = ? GROUP BY date ORDER BY date", [key]
-    )
+    rows = wh.query("SELECT date, count(DISTINCT user_id) FROM person_course_day WHERE course_key = ? GROUP BY date ORDER BY date", [key])
     return {"source": "person_course_day", "by_day": _series(rows, "learners")}
 
 
@@ -139,10 +140,15 @@ def countries(wh: Warehouse, key: str) -> dict[str, Any]:
 def list_courses(wh: Warehouse = Depends(warehouse_view)) -> dict[str, Any]:
     result = []
     for key in sorted(_known_keys(wh)):
-        result.append({
-            "course_key": key, "course_ids": _ids(wh, key), **_info(wh, key),
-            "enrolments": enrolments(wh, key)["total"], "certificates": certificates(wh, key)["total"],
-        })
+        result.append(
+            {
+                "course_key": key,
+                "course_ids": _ids(wh, key),
+                **_info(wh, key),
+                "enrolments": enrolments(wh, key)["total"],
+                "certificates": certificates(wh, key)["total"],
+            }
+        )
     return {"courses": result}
 
 
@@ -158,8 +164,11 @@ def structure(course_id: str, request: Request, wh: Warehouse = Depends(warehous
     return Response(path.read_bytes(), media_type="application/json")
 
 
-@router.get("/courses/{course_id:path}/person_course", summary="The course's person_course rows (needs the token)",
-            dependencies=[Depends(require_token)])
+@router.get(
+    "/courses/{course_id:path}/person_course",
+    summary="The course's person_course rows (needs the token)",
+    dependencies=[Depends(require_token)],
+)
 def person_course(
     course_id: str,
     format: Literal["json", "csv"] = Query("json", description="json or csv"),
@@ -178,19 +187,27 @@ def person_course(
         writer = csv.writer(buffer)
         writer.writerow(columns)
         writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
-        return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"X-Total-Count": str(total), "Content-Disposition": f'attachment; filename="person_course_{key}.csv"'})
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"X-Total-Count": str(total), "Content-Disposition": f'attachment; filename="person_course_{key}.csv"'},
+        )
     from fastapi.encoders import jsonable_encoder
 
-    return JSONResponse(jsonable_encoder({"course_key": key, "total": total, "limit": limit, "offset": offset, "columns": columns, "rows": rows}))
+    return JSONResponse(
+        jsonable_encoder({"course_key": key, "total": total, "limit": limit, "offset": offset, "columns": columns, "rows": rows})
+    )
 
 
 @router.get("/courses/{course_id:path}", summary="A course's enrolments, active learners per day, certificates and countries")
 def course(course_id: str, wh: Warehouse = Depends(warehouse_view)) -> dict[str, Any]:
     key = resolve(wh, course_id)
     return {
-        "course_key": key, "course_ids": _ids(wh, key), **_info(wh, key),
-        "enrolments": enrolments(wh, key), "active_learners": active_learners(wh, key),
-        "certificates": certificates(wh, key), "countries": countries(wh, key),
+        "course_key": key,
+        "course_ids": _ids(wh, key),
+        **_info(wh, key),
+        "enrolments": enrolments(wh, key),
+        "active_learners": active_learners(wh, key),
+        "certificates": certificates(wh, key),
+        "countries": countries(wh, key),
     }
-

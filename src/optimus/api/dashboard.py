@@ -1,5 +1,6 @@
 """The dashboard under /ui/: static HTML and JavaScript, with Plotly's bundle served from the
 installed `plotly` package (never a CDN: the page works with no internet)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,4 +1,5 @@
 """The file ledger: every registered file and its state; one file with its quarantined lines."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,9 @@ def files(
     state: str | None = Query(None, description=f"One of {', '.join(ledger.STATES)}."),
     service: str | None = Query(None, description="A service name, e.g. DatabaseState."),
     course: str | None = Query(None, description="A course id in either form, or its course_key."),
-    attention: bool = Query(False, description="Only files worth a look: failed, damaged, or with quarantined lines or coerced values (failed first)."),
+    attention: bool = Query(
+        False, description="Only files worth a look: failed, damaged, or with quarantined lines or coerced values (failed first)."
+    ),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=MAX_ID),
     wh: Warehouse = Depends(warehouse_view),
@@ -65,8 +68,9 @@ def files(
     return {"total": total, "limit": limit, "offset": offset, "files": [_row(r) for r in rows]}
 
 
-@router.get("/files/{file_id}", summary="One file, with its first 100 quarantined lines (needs the token)",
-            dependencies=[Depends(require_token)])
+@router.get(
+    "/files/{file_id}", summary="One file, with its first 100 quarantined lines (needs the token)", dependencies=[Depends(require_token)]
+)
 def file(file_id: int = Path(..., ge=1, le=MAX_ID), wh: Warehouse = Depends(warehouse_view)) -> dict[str, Any]:
     rows = wh.query_dicts(f"SELECT {_COLUMNS} FROM ingest_files WHERE id = ?", [file_id]) if wh.table_exists("ingest_files") else []
     if not rows:

@@ -13,6 +13,7 @@ a size check in a dependency can stop a big body: this middleware sits in front 
 
 Every refusal closes the connection, so the rest of the body is never taken in.
 """
+
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -58,8 +59,9 @@ class BodyLimit:
             if problem is not None:
                 status, reason = problem
                 extra = auth.BEARER_CHALLENGE if status == 401 else {}
-                await JSONResponse({"detail": f"a request body is read only from a token holder: {reason}"}, status,
-                                   headers={**extra, **CLOSE})(scope, receive, send)
+                await JSONResponse(
+                    {"detail": f"a request body is read only from a token holder: {reason}"}, status, headers={**extra, **CLOSE}
+                )(scope, receive, send)
                 return
         declared = headers.get("content-length", "").strip()
         if declared and not declared.isdigit():

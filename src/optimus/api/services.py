@@ -1,4 +1,5 @@
 """Services, ingestion throughput and health: where ingestion stands (no personal data)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -67,8 +68,12 @@ def services_status(wh: Warehouse, settings: Settings, state: ServerState) -> li
         if run:
             seconds = _seconds(run["started_at"], run["finished_at"])
             last_run = {
-                "id": run["id"], "status": run["status"], "started_at": iso(run["started_at"]),
-                "finished_at": iso(run["finished_at"]), "files": run["files"], "rows": run["rows"],
+                "id": run["id"],
+                "status": run["status"],
+                "started_at": iso(run["started_at"]),
+                "finished_at": iso(run["finished_at"]),
+                "files": run["files"],
+                "rows": run["rows"],
                 "seconds": seconds,
                 "rows_per_second": round(run["rows"] / seconds, 1) if seconds and seconds > 0 else None,
                 "error": run["error"],
@@ -77,13 +82,23 @@ def services_status(wh: Warehouse, settings: Settings, state: ServerState) -> li
             task = "ingesting" if file else "computing"
         else:
             task = "idle" if status == "sleeping" else None
-        result.append({
-            "name": name, "status": status, "task": task, "file": file,
-            "startdate": iso(file_started or running_runs.get(name)) if status == "running" else None,
-            "lastcompletedate": iso(completed.get(name)),
-            "queued": c["queued"], "running": c["running"], "done": c["done"], "failed": c["failed"],
-            "needs": list(needs), "claims": list(claims), "last_run": last_run,
-        })
+        result.append(
+            {
+                "name": name,
+                "status": status,
+                "task": task,
+                "file": file,
+                "startdate": iso(file_started or running_runs.get(name)) if status == "running" else None,
+                "lastcompletedate": iso(completed.get(name)),
+                "queued": c["queued"],
+                "running": c["running"],
+                "done": c["done"],
+                "failed": c["failed"],
+                "needs": list(needs),
+                "claims": list(claims),
+                "last_run": last_run,
+            }
+        )
     return result
 
 
@@ -111,14 +126,19 @@ def throughput(
         sql += " AND service = ?"
         params.append(service)
     points: dict[str, dict[str, float]] = {}
-    for finished, started, rows in (wh.query(sql + " ORDER BY finished_at", params) if wh.table_exists("ingest_files") else []):
+    for finished, started, rows in wh.query(sql + " ORDER BY finished_at", params) if wh.table_exists("ingest_files") else []:
         point = points.setdefault(finished.strftime(_BUCKETS[bucket]), {"files": 0, "rows": 0, "seconds": 0.0})
         point["files"] += 1
         point["rows"] += int(rows or 0)
         point["seconds"] += max(0.0, _seconds(started, finished) or 0.0)
     series = [
-        {"time": t, "files": int(p["files"]), "rows": int(p["rows"]), "seconds": round(p["seconds"], 3),
-         "rows_per_second": round(p["rows"] / p["seconds"], 1) if p["seconds"] > 0 else None}
+        {
+            "time": t,
+            "files": int(p["files"]),
+            "rows": int(p["rows"]),
+            "seconds": round(p["seconds"], 3),
+            "rows_per_second": round(p["rows"] / p["seconds"], 1) if p["seconds"] > 0 else None,
+        }
         for t, p in sorted(points.items())
     ]
     return {"bucket": bucket, "series": series}
@@ -134,9 +154,14 @@ async def health(request: Request) -> JSONResponse:
     # async: the view is borrowed on the event loop and the probe runs in one worker-thread call
     state: ServerState = request.app.state.server
     body: dict[str, Any] = {
-        "ready": state.ready, "mode": state.mode, "started_at": iso(state.started_at),
-        "last_scan_at": iso(state.last_scan_at), "last_run_at": iso(state.last_run_at), "busy": state.busy,
-        "scans": state.scans, "settling": list(state.last_scan.get("settling", [])),
+        "ready": state.ready,
+        "mode": state.mode,
+        "started_at": iso(state.started_at),
+        "last_scan_at": iso(state.last_scan_at),
+        "last_run_at": iso(state.last_run_at),
+        "busy": state.busy,
+        "scans": state.scans,
+        "settling": list(state.last_scan.get("settling", [])),
     }
     try:
         async with request.app.state.views.borrow() as wh:

@@ -7,6 +7,7 @@ Refused: several statements; anything but a query (INSERT, COPY, ATTACH, PRAGMA,
 SELECT ... INTO; row locks; tables named like files (`FROM 'x.csv'`); table functions other
 than a few harmless ones; and the engines' file, network, secret and sequence functions.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,17 +31,92 @@ MAX_ROWS = QUERY_MAX_ROWS
 TIMEOUT_SECONDS = QUERY_TIMEOUT_SECONDS
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_TABLE_FUNCTIONS = {"range", "generate_series", "unnest", "duckdb_tables", "duckdb_columns", "duckdb_views", "duckdb_schemas",
-                    "duckdb_types", "duckdb_functions", "duckdb_constraints", "duckdb_indexes"}
-_DENIED = {"glob", "getenv", "query", "query_table", "nextval", "setval", "set_config", "load", "install", "checkpoint",
-           "force_checkpoint", "copy", "export_database", "import_database", "sleep", "pg_sleep", "current_setting"}
-_DENIED_PREFIXES = ("read_", "readcsv", "readjson", "readparquet", "pg_read", "pg_ls", "pg_stat_file", "pg_file", "pg_advisory",
-                    "pg_terminate", "pg_cancel", "pg_reload", "pg_rotate", "lo_", "dblink", "sqlite_", "postgres_", "mysql_",
-                    "iceberg_", "delta_", "parquet_", "sniff_", "duckdb_secret", "which_secret", "http", "s3", "gcs", "azure",
-                    "pragma_", "load_", "ducklake")
+_TABLE_FUNCTIONS = {
+    "range",
+    "generate_series",
+    "unnest",
+    "duckdb_tables",
+    "duckdb_columns",
+    "duckdb_views",
+    "duckdb_schemas",
+    "duckdb_types",
+    "duckdb_functions",
+    "duckdb_constraints",
+    "duckdb_indexes",
+}
+_DENIED = {
+    "glob",
+    "getenv",
+    "query",
+    "query_table",
+    "nextval",
+    "setval",
+    "set_config",
+    "load",
+    "install",
+    "checkpoint",
+    "force_checkpoint",
+    "copy",
+    "export_database",
+    "import_database",
+    "sleep",
+    "pg_sleep",
+    "current_setting",
+}
+_DENIED_PREFIXES = (
+    "read_",
+    "readcsv",
+    "readjson",
+    "readparquet",
+    "pg_read",
+    "pg_ls",
+    "pg_stat_file",
+    "pg_file",
+    "pg_advisory",
+    "pg_terminate",
+    "pg_cancel",
+    "pg_reload",
+    "pg_rotate",
+    "lo_",
+    "dblink",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "iceberg_",
+    "delta_",
+    "parquet_",
+    "sniff_",
+    "duckdb_secret",
+    "which_secret",
+    "http",
+    "s3",
+    "gcs",
+    "azure",
+    "pragma_",
+    "load_",
+    "ducklake",
+)
 _DENIED_SUFFIXES = ("_scan", "_attach", "_query", "_execute")
-_STATEMENTS = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command, exp.Copy,
-               exp.Attach, exp.Detach, exp.Pragma, exp.Set, exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.Lock)
+_STATEMENTS = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Copy,
+    exp.Attach,
+    exp.Detach,
+    exp.Pragma,
+    exp.Set,
+    exp.Use,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Lock,
+)
 
 
 def _function_name(node: exp.Expression) -> str:
@@ -107,8 +183,15 @@ def run(wh: Warehouse, sql: str, limit: int) -> dict[str, Any]:
         raise
     except Exception as exc:  # the engine's message says what is wrong with the query
         raise HTTPException(400, f"query failed: {str(exc).strip()}") from None
-    return jsonable_encoder({"columns": answer.columns, "rows": [list(r) for r in answer.rows], "row_count": len(answer.rows),
-                             "truncated": answer.truncated, "note": answer.note})
+    return jsonable_encoder(
+        {
+            "columns": answer.columns,
+            "rows": [list(r) for r in answer.rows],
+            "row_count": len(answer.rows),
+            "truncated": answer.truncated,
+            "note": answer.note,
+        }
+    )
 
 
 @router.get("/sql", summary="Run one read-only query (needs the token)", dependencies=[Depends(require_token)])

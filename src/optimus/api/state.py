@@ -1,4 +1,5 @@
 """What the API shares with the process serving it: the daemon's state, and the read views."""
+
 from __future__ import annotations
 
 import queue
@@ -65,8 +66,14 @@ class ReadViews:
     outside the event loop (the daemon at shutdown) use `open()`.
     """
 
-    def __init__(self, settings: Settings, wh: Warehouse, size: int = API_THREADS,
-                 wait_seconds: float = VIEW_WAIT_SECONDS, queue_seconds: float = VIEW_QUEUE_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        wh: Warehouse,
+        size: int = API_THREADS,
+        wait_seconds: float = VIEW_WAIT_SECONDS,
+        queue_seconds: float = VIEW_QUEUE_SECONDS,
+    ) -> None:
         self._pool: "queue.Queue[Warehouse]" = queue.Queue()
         self._all: list[Warehouse] = []
         self.dialect = wh.dialect
@@ -121,8 +128,10 @@ class ReadViews:
     def _busy(self) -> ViewsBusy:
         if self._closed:
             return ViewsBusy("the server is shutting down; try again shortly")
-        return ViewsBusy(f"the warehouse is busy: no read view came free (none given back for {self.wait_seconds:g}s, "
-                         f"or {self.queue_seconds:g}s in the queue); try again shortly")
+        return ViewsBusy(
+            f"the warehouse is busy: no read view came free (none given back for {self.wait_seconds:g}s, "
+            f"or {self.queue_seconds:g}s in the queue); try again shortly"
+        )
 
     @asynccontextmanager
     async def borrow(self) -> AsyncIterator[Warehouse]:

@@ -1,4 +1,5 @@
 """The `optimus` command: parse, call optimus functions, print. Each module adds its commands to `app`."""
+
 from __future__ import annotations
 
 from optimus.cli.common import app

@@ -1,4 +1,5 @@
 """What every command shares: the Typer app, settings loading, warehouse opening, error printing."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """`optimus copy --to postgresql://...`: move an embedded warehouse onto a PostgreSQL server."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,6 +32,10 @@ def copy(
 
     with warehouse(settings, read_only=True) as src, warehouse(target) as dst, errors_as_messages():
         report = copy_warehouse(src, dst, target)  # type: ignore[arg-type]
-    render.table(("table", "rows"), ((name, f"{rows:,}") for name, rows in report.tables.items()),
-                 title=f"copied into {dst.url} (schema {target.warehouse_schema})", right=("rows",))
-    render.out.print(f"{len(report.tables)} tables copied; set warehouse = \"{dst.url}\" to use it")
+    render.table(
+        ("table", "rows"),
+        ((name, f"{rows:,}") for name, rows in report.tables.items()),
+        title=f"copied into {dst.url} (schema {target.warehouse_schema})",
+        right=("rows",),
+    )
+    render.out.print(f'{len(report.tables)} tables copied; set warehouse = "{dst.url}" to use it')

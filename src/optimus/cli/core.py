@@ -3,6 +3,7 @@
 Each command parses its options, calls one method of the session (the local warehouse, or the
 daemon that holds it: see optimus.cli.session) and prints the result through optimus.cli.render.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,7 +69,9 @@ def _ingest(settings: config.Settings, service: Optional[List[str]], file: Optio
 
 @app.command()
 def status(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: {services: {Name: {queued, running, done, damaged, failed, last_run}}}."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON: {services: {Name: {queued, running, done, damaged, failed, last_run}}}."
+    ),
     files: bool = typer.Option(False, "--files", help="List failed and damaged files, and files with quarantined lines or coerced values."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:
@@ -108,8 +111,14 @@ def sample(
     bar = render.progress_bar()
     with bar:
         task = bar.add_task("writing sample package", total=None)
-        manifest = generate(directory, courses=courses, learners=learners, days=days, seed=seed,
-                            progress=lambda label, n: bar.update(task, advance=n, description=label))
+        manifest = generate(
+            directory,
+            courses=courses,
+            learners=learners,
+            days=days,
+            seed=seed,
+            progress=lambda label, n: bar.update(task, advance=n, description=label),
+        )
     events = manifest["events"]
     render.out.print(
         f"wrote a sample package to {directory}: {len(manifest['courses'])} courses, {manifest['learners']['total']:,} learners, "

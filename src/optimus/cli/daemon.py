@@ -1,4 +1,5 @@
 """run, serve: the daemon and the read-only API server."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,8 +62,13 @@ def serve(
     views = ReadViews(settings, wh)
     try:
         render.notice(f"serving {settings.warehouse_url} read-only at http://{settings.api_host}:{settings.api_port}/ (dashboard: /ui/)")
-        uvicorn.run(create_app(settings, views, ServerState(mode="serve", ready=True)), host=settings.api_host,
-                    port=settings.api_port, log_level="warning", access_log=False)
+        uvicorn.run(
+            create_app(settings, views, ServerState(mode="serve", ready=True)),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            access_log=False,
+        )
     finally:
         views.close()
         wh.close()

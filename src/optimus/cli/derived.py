@@ -1,4 +1,5 @@
 """recompute, export: rebuild derived tables on demand, and write the Person Course exports."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,12 @@ from optimus.cli.session import open_session
 
 @app.command()
 def recompute(
-    service: Optional[str] = typer.Option(None, "--service", "-s", help="Recompute only this derived service (default: every one that can, e.g. IPToCountry, TimeFinder, PersonCourse)."),
+    service: Optional[str] = typer.Option(
+        None,
+        "--service",
+        "-s",
+        help="Recompute only this derived service (default: every one that can, e.g. IPToCountry, TimeFinder, PersonCourse).",
+    ),
     course: Optional[str] = typer.Option(None, "--course", help="Only this course (either id form); default: every course."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:
@@ -34,7 +40,9 @@ def recompute(
 
 @app.command()
 def export(
-    deidentified: bool = typer.Option(False, "--deidentified", help="Research copy: user_id_map.hash_id for user_id; no username, IP or email domain."),
+    deidentified: bool = typer.Option(
+        False, "--deidentified", help="Research copy: user_id_map.hash_id for user_id; no username, IP or email domain."
+    ),
     course: Optional[str] = typer.Option(None, "--course", help="Only this course's person_course (either id form)."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:

@@ -1,4 +1,5 @@
 """`optimus intake`: decrypt edX deliveries into a data path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,9 @@ from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load
 
 @app.command()
 def intake(
-    sources: List[Path] = typer.Argument(..., help="Weekly package .zip files, package folders, .log.gz.gpg event files, or folders of them."),
+    sources: List[Path] = typer.Argument(
+        ..., help="Weekly package .zip files, package folders, .log.gz.gpg event files, or folders of them."
+    ),
     data_path: Optional[Path] = typer.Option(None, "--data-path", help="Data path to take them into (default: the configured one)."),
     cfg: Optional[Path] = ConfigOption,
 ) -> None:

@@ -5,6 +5,7 @@ line of text and `notice` one line to stderr. The rest of this module turns a co
 (a scan report, a run summary, a status, a query answer) into those, so a result prints the same
 whether the local warehouse or a running daemon produced it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,9 @@ out = Console()  # the data a command prints
 
 
 # -- the kinds of output -------------------------------------------------------------------------
-def table(columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None,
-          right: Sequence[str] = (), fold: bool = False) -> None:
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None, right: Sequence[str] = (), fold: bool = False
+) -> None:
     """A Rich table on stdout; `right`: the columns aligned right (numbers); `fold`: wrap long cells."""
     shown = Table(title=title)
     for name in columns:
@@ -113,9 +115,12 @@ def live_feedback() -> Feedback:
 # -- what the commands print -----------------------------------------------------------------------
 def scan(report: ledger.RegisterReport) -> None:
     services = sorted(set(report.new) | set(report.changed))
-    table(("service", "new", "changed"),
-          ((s, str(report.new.get(s, 0)), str(report.changed.get(s, 0))) for s in services),
-          title="scan", right=("new", "changed"))
+    table(
+        ("service", "new", "changed"),
+        ((s, str(report.new.get(s, 0)), str(report.changed.get(s, 0))) for s in services),
+        title="scan",
+        right=("new", "changed"),
+    )
     out.print(f"{report.unchanged} unchanged files; {report.unclaimed} files claimed by no active service")
     reasons: dict[str, int] = {}
     for _path, reason in report.skipped:
@@ -129,9 +134,12 @@ def run_summary(summary: RunSummary) -> None:
     if not summary.services:
         out.print("nothing to do: every file is ingested and every derived table is up to date")
         return
-    table(("service", "status", "files", "rows", "seconds"),
-          ((s.service, s.label, str(s.files), f"{s.rows:,}", f"{s.seconds:.2f}") for s in summary.services),
-          title="ingest", right=("files", "rows", "seconds"))
+    table(
+        ("service", "status", "files", "rows", "seconds"),
+        ((s.service, s.label, str(s.files), f"{s.rows:,}", f"{s.seconds:.2f}") for s in summary.services),
+        title="ingest",
+        right=("files", "rows", "seconds"),
+    )
     quarantined = sum(f.quarantined for f in summary.files)
     if quarantined:
         out.print(f"{quarantined:,} malformed line(s) quarantined; see 'optimus status --files'")
@@ -172,10 +180,15 @@ def status(report: StatusReport, json_output: bool) -> None:
             data["failed_files"] = [{k: f.get(k) for k in ("service", "path", "error")} for f in files_listed if f.get("state") == "failed"]
         as_json(data)
         return
-    table(("service", "queued", "running", "done", "damaged", "failed", "last run"),
-          ((name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s.get("damaged", 0)), str(s["failed"]), s["last_run"] or "-")
-           for name, s in data["services"].items()),
-          title="status", right=("queued", "running", "done", "damaged", "failed"))
+    table(
+        ("service", "queued", "running", "done", "damaged", "failed", "last run"),
+        (
+            (name, str(s["queued"]), str(s["running"]), str(s["done"]), str(s.get("damaged", 0)), str(s["failed"]), s["last_run"] or "-")
+            for name, s in data["services"].items()
+        ),
+        title="status",
+        right=("queued", "running", "done", "damaged", "failed"),
+    )
     for warning in data.get("warnings", []):
         line(f"[yellow]warning:[/] {warning}")
     if files_listed is None:
@@ -183,10 +196,24 @@ def status(report: StatusReport, json_output: bool) -> None:
     if not files_listed:
         out.print("no failed or damaged files, no quarantined lines, no coerced values")
         return
-    table(("service", "state", "loaded", "quarantined", "coerced", "path", "error or damage"),
-          ((f["service"], f["state"], str(f.get("rows_loaded") or 0), str(f.get("rows_quarantined") or 0),
-            str(f.get("coerced") or 0), f["path"], f.get("error") or f.get("damage") or "") for f in files_listed),
-          title="files to look at", right=("loaded", "quarantined", "coerced"), fold=True)
+    table(
+        ("service", "state", "loaded", "quarantined", "coerced", "path", "error or damage"),
+        (
+            (
+                f["service"],
+                f["state"],
+                str(f.get("rows_loaded") or 0),
+                str(f.get("rows_quarantined") or 0),
+                str(f.get("coerced") or 0),
+                f["path"],
+                f.get("error") or f.get("damage") or "",
+            )
+            for f in files_listed
+        ),
+        title="files to look at",
+        right=("loaded", "quarantined", "coerced"),
+        fold=True,
+    )
 
 
 def answer(result: QueryAnswer, csv_output: bool) -> None:

@@ -7,6 +7,7 @@ warehouse directly, as without a daemon: a DuckDB file the daemon holds refuses 
 message, a PostgreSQL warehouse takes it; what would race the daemon's own ingest (retry, --file,
 --service) is an OptimusError that says so.
 """
+
 from __future__ import annotations
 
 import logging
@@ -192,11 +193,14 @@ class DaemonSession:
     def ingest(self, services: list[str] | None, file: Path | None, retry_failed: bool) -> IngestReport:
         self._asking()
         if retry_failed:
-            raise OptimusError("a daemon is ingesting this warehouse: stop it to retry failed files "
-                               "(or re-deliver them: a changed file is queued)")
+            raise OptimusError(
+                "a daemon is ingesting this warehouse: stop it to retry failed files (or re-deliver them: a changed file is queued)"
+            )
         if services or file is not None:
-            raise OptimusError("a daemon is ingesting this warehouse: --service and --file are not available; "
-                               "put the file in a data path (the daemon takes it) or stop the daemon first")
+            raise OptimusError(
+                "a daemon is ingesting this warehouse: --service and --file are not available; "
+                "put the file in a data path (the daemon takes it) or stop the daemon first"
+            )
         answer = self.client.newdata()
         figures = self.client.status().get("services", {})
         failed = sum(int(s.get("failed") or 0) for s in figures.values())

@@ -20,6 +20,7 @@ What a line is (REFERENCE §3.3), decided here once:
 This module holds the line splitter (bytes in, Arrow batches out) and the reasons; the SQL that
 applies the rules in bulk is `normalise_sql` below, the one place where they are written as SQL.
 """
+
 from __future__ import annotations
 
 import array
@@ -159,7 +160,7 @@ def _split(block: bytes, first_line: int, end: int | None = None, max_line: int 
                 why = TOO_DEEP
             else:
                 continue
-            bad.append((first_line + row, why, _head(block[start:min(stop, start + LONG_HEAD)])))
+            bad.append((first_line + row, why, _head(block[start : min(stop, start + LONG_HEAD)])))
             blank.add(row)
     try:
         if blank:
@@ -234,9 +235,9 @@ def line_batches(stream: BinaryIO, batch_bytes: int = 64 << 20, max_line: int = 
                 continue
             skipping = None
             end = max(end, 0)  # (at the end of the stream: 0)
-            seen += end - ((chunk[end - 1:end] if end else last) == b"\r")  # a CR before the "\n" is no text
+            seen += end - ((chunk[end - 1 : end] if end else last) == b"\r")  # a CR before the "\n" is no text
             long_lines.append((line, too_long(seen, max_line), _head(head)))
-            chunk = b"\n" + chunk[end + 1:] if chunk else b"\n"  # the long line, blank
+            chunk = b"\n" + chunk[end + 1 :] if chunk else b"\n"  # the long line, blank
         if not chunk:
             if rest and not getattr(stream, "cut_short", False):  # a damaged archive ends inside a line: it is lost
                 yield _split(rest + b"\n", line, max_line=max_line)
@@ -268,7 +269,7 @@ def _with(batch: LineBatch, long_lines: list[tuple[int, str, str]]) -> LineBatch
 
 def refine_reason(raw: str) -> str:
     """Why a line that holds a `{` is not valid JSON: two objects, truncated, or plain invalid."""
-    text = raw[raw.find("{"):].rstrip("\r\n")
+    text = raw[raw.find("{") :].rstrip("\r\n")
     decoder = json.JSONDecoder()
     try:
         value, end = decoder.raw_decode(text)
@@ -336,9 +337,7 @@ def course_key_sql(dialect: str, values: str, column: str) -> str:
     if dialect != "duckdb":
         raise NotImplementedError(f"course key SQL is not written for {dialect} yet")
     norm, match, key = _course_key_layers([column])
-    return (
-        f"SELECT {column}, {column}_key FROM (SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM {values}) a) b) c"
-    )
+    return f"SELECT {column}, {column}_key FROM (SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM {values}) a) b) c"
 
 
 def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
@@ -361,10 +360,14 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
     url = COURSE_IN_URL_RE2.replace("'", "''")
     norm, match, key = _course_key_layers(["ctx", "etc", "pgc"], known=courses is not None)
     looked_up = (
-        "SELECT u.*, lc.v IS NOT NULL AS ctx_hit, lc.k AS ctx_k, le.v IS NOT NULL AS etc_hit, le.k AS etc_k, "
-        f"lp.v IS NOT NULL AS pgc_hit, lp.k AS pgc_k FROM u LEFT JOIN {courses} lc ON lc.v = u.ctx "
-        f"LEFT JOIN {courses} le ON le.v = u.etc LEFT JOIN {courses} lp ON lp.v = u.pgc"
-    ) if courses else "SELECT * FROM u"
+        (
+            "SELECT u.*, lc.v IS NOT NULL AS ctx_hit, lc.k AS ctx_k, le.v IS NOT NULL AS etc_hit, le.k AS etc_k, "
+            f"lp.v IS NOT NULL AS pgc_hit, lp.k AS pgc_k FROM u LEFT JOIN {courses} lc ON lc.v = u.ctx "
+            f"LEFT JOIN {courses} le ON le.v = u.etc LEFT JOIN {courses} lp ON lp.v = u.pgc"
+        )
+        if courses
+        else "SELECT * FROM u"
+    )
     blank = "' ' || chr(9) || chr(65279)"
     return f"""
     WITH s AS (

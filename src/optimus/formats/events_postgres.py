@@ -24,6 +24,7 @@ keeps the first value on DuckDB and the last on PostgreSQL; `\\u0000` in a strin
 DuckDB and makes the line invalid JSON on PostgreSQL (text there cannot hold NUL); JSON values
 stored in `event`/`context` are spelt as jsonb prints them (`{"a": 1}`), DuckDB's minified.
 """
+
 from __future__ import annotations
 
 from optimus.formats import events as rules
@@ -43,13 +44,10 @@ def _key_layers(names: list[str]) -> tuple[str, str, str]:
     """Three SELECT-list layers computing `{name}_key` for each column, exactly as courses.course_key."""
     norm, match, key = [], [], []
     for n in names:
-        norm.append(
-            f"CASE WHEN strpos({n}, '%') > 0 THEN optimus_try_url_decode(btrim({n}, {_SP})) ELSE btrim({n}, {_SP}) END AS {n}_t"
-        )
+        norm.append(f"CASE WHEN strpos({n}, '%') > 0 THEN optimus_try_url_decode(btrim({n}, {_SP})) ELSE btrim({n}, {_SP}) END AS {n}_t")
         cut = f"CASE WHEN right({n}_t, 1) = chr(10) THEN left({n}_t, -1) ELSE {n}_t END"  # Python's `$` passes a final newline
         match.append(
-            f"regexp_match({cut}, '{_NEW}') AS {n}_n, "
-            f"CASE WHEN NOT ({cut} ~ '{_NEW}') THEN regexp_match({cut}, {_OLD}) END AS {n}_o"
+            f"regexp_match({cut}, '{_NEW}') AS {n}_n, CASE WHEN NOT ({cut} ~ '{_NEW}') THEN regexp_match({cut}, {_OLD}) END AS {n}_o"
         )
         key.append(
             f"CASE WHEN {n}_n[1] <> '' THEN {n}_n[1] || '+' || {n}_n[2] || '+' || {n}_n[3] "
@@ -107,8 +105,7 @@ def _bigint_sql(v: str) -> str:
     )
 
 
-_TEXT_FIELDS = ("username", "event_type", "name", "event_source", "ip", "agent", "host", "referer", "accept_language",
-                "session", "page")
+_TEXT_FIELDS = ("username", "event_type", "name", "event_source", "ip", "agent", "host", "referer", "accept_language", "session", "page")
 
 
 def parse_sql(lines: str) -> str:
@@ -138,7 +135,7 @@ def parse_sql(lines: str) -> str:
                nullif(j -> 'event', 'null') AS j_event, nullif(j -> 'context', 'null') AS j_context
         FROM j
     ), t AS (
-        SELECT *, {_time_sql('j_time')} AS ts,
+        SELECT *, {_time_sql("j_time")} AS ts,
                CASE WHEN jsonb_typeof(j_event) = 'string' AND left(j_event #>> '{{}}', 1) = '{{'
                     THEN optimus_try_jsonb(j_event #>> '{{}}') END AS event_inner,
                j_context ->> 'course_id' AS c_course_id, {_bigint_sql("j_context ->> 'user_id'")} AS c_user_id

@@ -5,6 +5,7 @@ reason). `$oid` becomes its hex string, `$date` (epoch milliseconds, possibly as
 or an ISO string) a naive UTC datetime, `$numberLong`/`$numberInt`/`$numberDouble` numbers. The
 whole converted document is kept as JSON, so fields added over the years are never lost.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,7 @@ def convert(value: Any) -> Any:
     """Extended JSON -> plain values: {$oid} -> str, {$date} -> datetime, {$numberLong} -> int, ..."""
     if isinstance(value, dict):
         if len(value) == 1:
-            (key, inner), = value.items()
+            ((key, inner),) = value.items()
             if key == "$oid":
                 return str(inner)
             if key == "$date":
@@ -200,9 +201,13 @@ def parse_line(raw: bytes, fallback_course_id: str | None = None) -> dict[str, A
         raise BadLine(f"course_id {course_id!r} is not a course id")
     votes = doc.get("votes") if isinstance(doc.get("votes"), dict) else {}
     thread_id = post_id if kind == "CommentThread" else doc.get("comment_thread_id")
-    numbers = {"author_id": (doc.get("author_id"), 64), "votes_up": (votes.get("up_count"), 32),
-               "votes_count": (votes.get("count"), 32), "votes_point": (votes.get("point"), 32),
-               "comment_count": (doc.get("comment_count"), 32)}
+    numbers = {
+        "author_id": (doc.get("author_id"), 64),
+        "votes_up": (votes.get("up_count"), 32),
+        "votes_count": (votes.get("count"), 32),
+        "votes_point": (votes.get("point"), 32),
+        "comment_count": (doc.get("comment_count"), 32),
+    }
     ints = {name: _int(given, bits) for name, (given, bits) in numbers.items()}
     lost = sum(ints[name] is None and given not in (None, "") for name, (given, _bits) in numbers.items())
     return {

@@ -6,6 +6,7 @@ Both inputs become one tree of `Node`s, and one walk turns the tree into rows, s
 (drafts, `visible_to_staff_only`, and everything under an unpublished parent) follow the same rules.
 XML is read with defusedxml: no DTD entities, no external references (an entity bomb is refused).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,21 @@ from optimus.errors import IngestError
 
 # Elements whose children are blocks; the children of any other element are its content (problem
 # markup, video sources...), which is not part of the course structure.
-CONTAINERS = {"course", "chapter", "sequential", "vertical", "split_test", "conditional", "library_content",
-              "randomize", "wrapper", "problemset", "videosequence", "unit", "itembank"}
+CONTAINERS = {
+    "course",
+    "chapter",
+    "sequential",
+    "vertical",
+    "split_test",
+    "conditional",
+    "library_content",
+    "randomize",
+    "wrapper",
+    "problemset",
+    "videosequence",
+    "unit",
+    "itembank",
+}
 # Children of the course element that are settings, not courseware.
 NOT_BLOCKS = {"wiki", "textbook", "about", "info", "static_tab", "custom_tag_template", "course_info"}
 INHERITED = ("start", "due", "graded", "format")
@@ -134,8 +148,11 @@ def find_root(folder: Path) -> Path:
         raise OlxError(f"{folder}: not a course export folder")
     found = [child for child in sorted(folder.iterdir()) if child.is_dir() and (child / "course.xml").is_file()]
     if len(found) != 1:
-        raise OlxError(f"{folder}: no course.xml found (looked in the folder and its sub-folders)"
-                       if not found else f"{folder}: {len(found)} sub-folders hold a course.xml; expected one course")
+        raise OlxError(
+            f"{folder}: no course.xml found (looked in the folder and its sub-folders)"
+            if not found
+            else f"{folder}: {len(found)} sub-folders hold a course.xml; expected one course"
+        )
     return found[0]
 
 
@@ -211,7 +228,9 @@ def parse_export(folder: Path) -> ParsedCourse:
     code = pointer.get("course") or ""
     if run:  # the run names the policy and course files below: its shape first
         courses.checked(org or "org", code or "course", run, root / "course.xml")
-    policy_file = next((p for p in (root / "policies" / run / "policy.json", root / "policies" / f"{run}.json") if run and p.is_file()), None)
+    policy_file = next(
+        (p for p in (root / "policies" / run / "policy.json", root / "policies" / f"{run}.json") if run and p.is_file()), None
+    )
     policy: dict[str, Any] = _load_json(policy_file) if policy_file else {}
     if not isinstance(policy, dict):
         raise OlxError(f"{policy_file}: not a JSON object")
@@ -233,7 +252,9 @@ def parse_export(folder: Path) -> ParsedCourse:
     course_el.attrib.setdefault("url_name", run)
     tree_root = reader.node(course_el)
     _add_drafts(root, reader, tree_root)
-    grading_file = next((p for p in (root / "policies" / run / "grading_policy.json", root / "policies" / "grading_policy.json") if p.is_file()), None)
+    grading_file = next(
+        (p for p in (root / "policies" / run / "grading_policy.json", root / "policies" / "grading_policy.json") if p.is_file()), None
+    )
     grading = _load_json(grading_file) if grading_file else {}
     cutoffs = grading.get("GRADE_CUTOFFS") if isinstance(grading, dict) else None
     marks = [v for v in (to_float(x) for x in (cutoffs or {}).values()) if v is not None] if isinstance(cutoffs, dict) else []
@@ -293,13 +314,17 @@ def _split_key(key: str) -> tuple[str, str, str | None, str, str] | None:
     """(org, course, run or None, category, name) of a block key in either form."""
     if key.startswith("block-v1:"):
         try:
-            course_part, type_part, block_part = key[len("block-v1:"):].split("+type@")[0], key.split("+type@")[1].split("+block@")[0], key.split("+block@")[1]
+            course_part, type_part, block_part = (
+                key[len("block-v1:") :].split("+type@")[0],
+                key.split("+type@")[1].split("+block@")[0],
+                key.split("+block@")[1],
+            )
             org, code, run = course_part.split("+")[:3]
         except (IndexError, ValueError):
             return None
         return org, code, run, type_part, block_part
     if key.startswith("i4x://"):
-        parts = key[len("i4x://"):].split("/")
+        parts = key[len("i4x://") :].split("/")
         if len(parts) >= 4:
             return parts[0], parts[1], None, parts[2], parts[3]
     return None
@@ -349,7 +374,9 @@ def block_ids(org: str, code: str, run: str, category: str, url_name: str | None
     return f"i4x://{org}/{code}/{category}/{url_name}", f"block-v1:{org}+{code}+{run}+type@{category}+block@{url_name}"
 
 
-def _parsed(org: str, code: str, run: str, source: str, id_form: str | None, root: Node, tree: dict[str, Any], pass_mark: float | None) -> ParsedCourse:
+def _parsed(
+    org: str, code: str, run: str, source: str, id_form: str | None, root: Node, tree: dict[str, Any], pass_mark: float | None
+) -> ParsedCourse:
     blocks = list(_rows(org, code, run, root))
     chapters = [b for b in blocks if b["category"] == "chapter" and not b["draft"]]
     attrs = root.attrs
@@ -373,7 +400,9 @@ def _rows(org: str, code: str, run: str, root: Node) -> Iterator[dict[str, Any]]
     """Blocks in course order (depth first), with the course axis, inheritance and publication."""
     position = 0
 
-    def visit(node: Node, parent: Node | None, axis: dict[str, int | None], inherited: dict[str, Any], published: bool) -> Iterator[dict[str, Any]]:
+    def visit(
+        node: Node, parent: Node | None, axis: dict[str, int | None], inherited: dict[str, Any], published: bool
+    ) -> Iterator[dict[str, Any]]:
         nonlocal position
         position += 1
         attrs = node.attrs

@@ -4,6 +4,7 @@ Columns not listed here are kept as text; tables not listed are loaded generical
 Pure: the only file it reads is a dump's first line (`read_header`), the one rule for what a
 header is, which both warehouse backends call before they stage a dump.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,7 +24,12 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "auth_userprofile": {"id": ID, "user_id": ID, "year_of_birth": INT, "profile_image_uploaded_at": TS},
     "student_courseenrollment": {"id": ID, "user_id": ID, "created": TS, "is_active": BOOL},
     "certificates_generatedcertificate": {
-        "id": ID, "user_id": ID, "grade": NUM, "distinction": BOOL, "created_date": TS, "modified_date": TS,
+        "id": ID,
+        "user_id": ID,
+        "grade": NUM,
+        "distinction": BOOL,
+        "created_date": TS,
+        "modified_date": TS,
     },
     "courseware_studentmodule": {"id": ID, "student_id": ID, "grade": NUM, "max_grade": NUM, "created": TS, "modified": TS},
     "user_id_map": {"user_id": ID},
@@ -31,8 +37,15 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "django_comment_client_role_users": {"user_id": ID},
     "grades_persistentcoursegrade": {"id": ID, "user_id": ID, "percent_grade": NUM, "passed_timestamp": TS, "created": TS, "modified": TS},
     "grades_persistentsubsectiongrade": {
-        "id": ID, "user_id": ID, "earned_all": NUM, "possible_all": NUM, "earned_graded": NUM, "possible_graded": NUM,
-        "first_attempted": TS, "created": TS, "modified": TS,
+        "id": ID,
+        "user_id": ID,
+        "earned_all": NUM,
+        "possible_all": NUM,
+        "earned_graded": NUM,
+        "possible_graded": NUM,
+        "first_attempted": TS,
+        "created": TS,
+        "modified": TS,
     },
     "student_languageproficiency": {"id": ID, "user_profile_id": ID},
     "user_api_usercoursetag": {"user_id": ID},
@@ -90,7 +103,9 @@ def safe_table_name(name: str, where: object) -> str:
     """The table a file name names, refused (UnsafeName naming `where`) unless it is a lower-case
     SQL identifier, as every edX table name is."""
     if not isinstance(name, str) or not _TABLE_NAME.match(name) or len(name) > 63:  # 63: PostgreSQL's identifier limit
-        raise UnsafeName(f"{where}: unsafe table name {name!r}: a table name is a lower-case identifier (a-z, 0-9, _) of at most 63 characters")
+        raise UnsafeName(
+            f"{where}: unsafe table name {name!r}: a table name is a lower-case identifier (a-z, 0-9, _) of at most 63 characters"
+        )
     return name
 
 

@@ -4,6 +4,7 @@
 (the CLI's `optimus intake` and the daemon's incoming folder); `encrypt.encrypt_delivery` makes a
 delivery from a plain sample so that the loop can be shown without real data.
 """
+
 from __future__ import annotations
 
 from optimus.intake.delivery import IntakeError, IntakeReport, take_in, take_in_folder

@@ -11,6 +11,7 @@ symlink renamed over the old one: never a moment without a `latest`). Daily even
 Each delivered file is recorded in `intake_files` with its checksum, so a delivery is taken in
 once; the same name with other content is taken in again and reported as re-delivered.
 """
+
 from __future__ import annotations
 
 import os
@@ -152,7 +153,11 @@ def deliveries(sources: Iterable[Path], report: IntakeReport) -> list[Delivery]:
             for child in sorted(source.iterdir()):
                 if child.name.startswith("."):
                     continue
-                d = _package(child) if (child.is_dir() and _looks_like_package_folder(child)) or child.suffix == ".zip" else _event_file(child)
+                d = (
+                    _package(child)
+                    if (child.is_dir() and _looks_like_package_folder(child)) or child.suffix == ".zip"
+                    else _event_file(child)
+                )
                 if d is not None:
                     found.append(d)
                 elif child.is_file():
@@ -160,8 +165,13 @@ def deliveries(sources: Iterable[Path], report: IntakeReport) -> list[Delivery]:
         elif (d := _package(source) or _event_file(source)) is not None:
             found.append(d)
         else:
-            report.failed.append((source, f"{source}: not a weekly package ({{org}}-YYYY-MM-DD.zip) or an encrypted "
-                                          "event file ({org}-{site}-events-YYYY-MM-DD.log.gz.gpg)"))
+            report.failed.append(
+                (
+                    source,
+                    f"{source}: not a weekly package ({{org}}-YYYY-MM-DD.zip) or an encrypted "
+                    "event file ({org}-{site}-events-YYYY-MM-DD.log.gz.gpg)",
+                )
+            )
     packages = sorted((d for d in found if d.kind == "package"), key=lambda d: (d.day or date.min, d.source.name))
     return packages + [d for d in found if d.kind == "events"]
 
@@ -293,8 +303,23 @@ def _take_package(settings: Settings, d: Delivery, data_path: Path, report: Inta
                 _copy_private(path, target)
                 note = "delivered unencrypted; copied"
             st = path.stat()
-            members.append([str(rel), str(d.source / rel), str(data_path), checksum(path), st.st_size, st.st_mtime,
-                            "package_file", d.org, d.day, str(rel.parent / plain), "done", utcnow(), note])
+            members.append(
+                [
+                    str(rel),
+                    str(d.source / rel),
+                    str(data_path),
+                    checksum(path),
+                    st.st_size,
+                    st.st_mtime,
+                    "package_file",
+                    d.org,
+                    d.day,
+                    str(rel.parent / plain),
+                    "done",
+                    utcnow(),
+                    note,
+                ]
+            )
             if d.source.is_file():
                 path.unlink()  # the encrypted copy is no longer needed: keep the peak disk use down
         if excluded:
@@ -358,8 +383,9 @@ def _take_events(settings: Settings, d: Delivery, data_path: Path, report: Intak
 
 
 # -- the entry points -----------------------------------------------------------------------------
-def take_in(settings: Settings, sources: Iterable[Path], wh: Warehouse, *, data_path: Path | None = None,
-            retry_failed: bool = True) -> IntakeReport:
+def take_in(
+    settings: Settings, sources: Iterable[Path], wh: Warehouse, *, data_path: Path | None = None, retry_failed: bool = True
+) -> IntakeReport:
     """Take in packages and event files (zips, package folders, `.gpg` files, or folders of them).
 
     :param data_path: where to put them (default: the one configured data path, or the one named after the org).

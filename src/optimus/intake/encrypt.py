@@ -5,6 +5,7 @@ Writes `{org}-{date}.zip` per org (a folder `{org}-{date}/` of files each encryp
 made without a passphrase in the given GnuPG home, so that intake can be shown and tested
 without real data. Not for real data: the key has no passphrase.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -5,6 +5,7 @@ without the data passing through Python, and its exit status and stderr are all 
 why a file did not decrypt. gpg may write part of the plaintext before it finds that a file is
 truncated or corrupt, so the output always goes to a temporary name that the caller renames.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,11 @@ def _base(home: Path | None) -> list[str]:
 
 def _gpg_says(stderr: bytes) -> str:
     """gpg's own reason, one line: its last 'gpg:' lines without the chatter about key ids."""
-    lines = [l.strip().removeprefix("gpg: ") for l in stderr.decode("utf-8", "replace").splitlines() if l.strip() and not l.startswith("[GNUPG:]")]
+    lines = [
+        l.strip().removeprefix("gpg: ")
+        for l in stderr.decode("utf-8", "replace").splitlines()
+        if l.strip() and not l.startswith("[GNUPG:]")
+    ]
     useful = [l for l in lines if not l.startswith('"') and "encrypted with" not in l]
     return "; ".join(useful[-3:]) or "no reason given"
 
@@ -86,8 +91,11 @@ def decrypt(source: Path, dest: Path, *, home: Path | None, passphrase_file: Pat
             reason = f"{reason} (status: {', '.join(sorted(status)) or 'none'}; no OpenPGP data it could decrypt)"
         hint = ""
         if any(w in reason for w in ("Bad passphrase", "No passphrase", "No pinentry", "Operation cancelled")):
-            hint = (" (the passphrase in 'gnupg_passphrase_file' is wrong)" if passphrase_file
-                    else " (the key needs a passphrase: set 'gnupg_passphrase_file')")
+            hint = (
+                " (the passphrase in 'gnupg_passphrase_file' is wrong)"
+                if passphrase_file
+                else " (the key needs a passphrase: set 'gnupg_passphrase_file')"
+            )
         elif "NO_SECKEY" in status or "No secret key" in reason:
             hint = f" (the key it was encrypted to is not in GnuPG home {home or '~/.gnupg'}; set 'gnupg_home')"
         elif any(w in reason for w in ("packet", "pending bytes", "CRC", "OpenPGP data", "inflate", "invalid")):

@@ -47,6 +47,7 @@ with. Paths are relative to `out`. Keys:
 - ``email_opt_in``: {path, rows}.
 - ``symlinks``: {link path: target}.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -60,8 +61,7 @@ from optimus.sample.course import course_structure, make_course, write_olx
 from optimus.sample.events import STAT_FIELDS, EventWriter
 from optimus.sample.forums import write_forum
 from optimus.sample.people import Learner, make_learners
-from optimus.sample.tables import (plan_certificates, write_course_tables, write_failed, write_opt_in,
-                                   write_ora)
+from optimus.sample.tables import plan_certificates, write_course_tables, write_failed, write_opt_in, write_ora
 
 __all__ = ["generate", "SampleError", "STAT_FIELDS"]
 FORMAT = "optimus-sample/1"
@@ -90,10 +90,19 @@ def _symlink(link: Path, target: str) -> None:
     os.symlink(target, link)
 
 
-def generate(out: Path, *, courses: int = 2, learners: int = 50, days: int = 7, seed: int = 1,
-             start: dt.date = dt.date(2024, 3, 4), org: str = "UQx", malformed: bool = True,
-             events_per_learner_day: float = 6.0,
-             progress: Callable[[str, int], None] | None = None) -> dict:
+def generate(
+    out: Path,
+    *,
+    courses: int = 2,
+    learners: int = 50,
+    days: int = 7,
+    seed: int = 1,
+    start: dt.date = dt.date(2024, 3, 4),
+    org: str = "UQx",
+    malformed: bool = True,
+    events_per_learner_day: float = 6.0,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict:
     """Write a sample data directory into `out` and return its manifest (see the module docstring).
 
     :param out: a directory that does not exist yet or is empty.
@@ -174,16 +183,27 @@ def generate(out: Path, *, courses: int = 2, learners: int = 50, days: int = 7, 
             if c.course == ci:
                 cert_counts[c.status] = cert_counts.get(c.status, 0) + 1
         enrolled = sum(1 for l in people for e in l.enrollments if e.course == ci)
-        course_entries.append({
-            "course_id": course.course_id, "id_form": "new" if course.new_form else "old",
-            "old_id": course.old_id, "new_id": course.new_id, "prefix": course.prefix,
-            "display_name": course.display_name, "start": course.start.isoformat(), "end": course.end.isoformat(),
-            "pass_mark": course.pass_mark, "chapters": len(course.all_chapter_ids),
-            "published_chapters": len(course.chapters), "chapter_ids": [c.url_name for c in course.chapters],
-            "staff_only_chapters": [course.staff_chapter] if course.staff_chapter else [],
-            "blocks": dict(sorted(course.counts().items())), "enrolled": enrolled,
-            "certificates": dict(sorted(cert_counts.items())), "files": files,
-        })
+        course_entries.append(
+            {
+                "course_id": course.course_id,
+                "id_form": "new" if course.new_form else "old",
+                "old_id": course.old_id,
+                "new_id": course.new_id,
+                "prefix": course.prefix,
+                "display_name": course.display_name,
+                "start": course.start.isoformat(),
+                "end": course.end.isoformat(),
+                "pass_mark": course.pass_mark,
+                "chapters": len(course.all_chapter_ids),
+                "published_chapters": len(course.chapters),
+                "chapter_ids": [c.url_name for c in course.chapters],
+                "staff_only_chapters": [course.staff_chapter] if course.staff_chapter else [],
+                "blocks": dict(sorted(course.counts().items())),
+                "enrolled": enrolled,
+                "certificates": dict(sorted(cert_counts.items())),
+                "files": files,
+            }
+        )
     failed = [f"{rel}/{write_failed(pkg_dir, course_list[0])}"]
     opt_name, opt_rows = write_opt_in(pkg_dir, org, people, course_list, seed)
     note(f"{rel}/{opt_name}", opt_rows)
@@ -197,9 +217,16 @@ def generate(out: Path, *, courses: int = 2, learners: int = 50, days: int = 7, 
     reasons = sorted({r for f in files for r in f["malformed"]})
     manifest = {
         "format": FORMAT,
-        "params": {"courses": courses, "learners": learners, "days": days, "seed": seed,
-                   "start": start.isoformat(), "org": org, "malformed": malformed,
-                   "events_per_learner_day": events_per_learner_day},
+        "params": {
+            "courses": courses,
+            "learners": learners,
+            "days": days,
+            "seed": seed,
+            "start": start.isoformat(),
+            "org": org,
+            "malformed": malformed,
+            "events_per_learner_day": events_per_learner_day,
+        },
         "courses": course_entries,
         "learners": {
             "total": len(people),
@@ -209,16 +236,20 @@ def generate(out: Path, *, courses: int = 2, learners: int = 50, days: int = 7, 
             "two_courses": sum(1 for l in people if len(l.enrollments) > 1),
             "under_15": sum(1 for l in people if l.year_of_birth and l.year_of_birth > start.year - 15),
             "is_staff": sum(l.is_staff for l in people),
-            "cert_without_enrollment": ({"user_id": orphan[0].user_id, "course_id": course_list[orphan[1]].course_id}
-                                        if orphan else None),
+            "cert_without_enrollment": ({"user_id": orphan[0].user_id, "course_id": course_list[orphan[1]].course_id} if orphan else None),
         },
-        "events": {"files": files, "valid": valid, "malformed": sum(sum(f["malformed"].values()) for f in files),
-                   "duplicates": 1 if dup else 0, "distinct": valid - (1 if dup else 0), "duplicate": dup,
-                   "malformed_reasons": reasons},
+        "events": {
+            "files": files,
+            "valid": valid,
+            "malformed": sum(sum(f["malformed"].values()) for f in files),
+            "duplicates": 1 if dup else 0,
+            "distinct": valid - (1 if dup else 0),
+            "duplicate": dup,
+            "malformed_reasons": reasons,
+        },
         "learner_stats_fields": STAT_FIELDS,
         "learner_stats": stats,
-        "database_state": {"dir": rel, "sql": dict(sorted(sql.items())), "failed": failed,
-                           "olx": olx, "course_structure": structures},
+        "database_state": {"dir": rel, "sql": dict(sorted(sql.items())), "failed": failed, "olx": olx, "course_structure": structures},
         "forums": forums,
         "email_opt_in": {"path": f"{rel}/{opt_name}", "rows": opt_rows},
         "symlinks": {"clickstream_logs/latest": "events", "database_state/latest": package},

@@ -3,6 +3,7 @@
 One `Course` object is the single source of truth for a course's ids, chapters, videos and
 problems, so the events, tables and exports that refer to them always agree.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,13 +18,29 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 SUBJECTS = [
-    ("BIOIMG", "Biomedical Imaging"), ("HYPERS", "Hypersonics"), ("TROPIC", "Tropical Coastal Ecosystems"),
-    ("THINK", "Critical Thinking"), ("ENERGY", "Energy Transitions"), ("WRITE", "Academic Writing"),
-    ("SPORT", "Sports Science"), ("DATA", "Data Analysis for Decision Making"), ("QUANT", "Quantum Mechanics"),
+    ("BIOIMG", "Biomedical Imaging"),
+    ("HYPERS", "Hypersonics"),
+    ("TROPIC", "Tropical Coastal Ecosystems"),
+    ("THINK", "Critical Thinking"),
+    ("ENERGY", "Energy Transitions"),
+    ("WRITE", "Academic Writing"),
+    ("SPORT", "Sports Science"),
+    ("DATA", "Data Analysis for Decision Making"),
+    ("QUANT", "Quantum Mechanics"),
     ("PSYC", "The Psychology of Learning"),
 ]
-CHAPTER_TITLES = ["Welcome", "Foundations", "Methods", "Case Studies", "Applications", "Advanced Topics",
-                  "Assessment", "Wrap-up", "Extension", "Review"]
+CHAPTER_TITLES = [
+    "Welcome",
+    "Foundations",
+    "Methods",
+    "Case Studies",
+    "Applications",
+    "Advanced Topics",
+    "Assessment",
+    "Wrap-up",
+    "Extension",
+    "Review",
+]
 
 
 def hex_id(*parts: object) -> str:
@@ -178,26 +195,43 @@ def make_course(index: int, org: str, start: dt.date, days: int, seed: int) -> C
         if not info.videos:
             vid = hex_id(key, "video-extra", ci)
             yt = hashlib.sha1(vid.encode()).hexdigest()[:11]
-            ch.children[0].children[0].children.append(
-                Block("video", vid, f"Video {ci}", {"youtube_id_1_0": yt, "youtube": f"1.00:{yt}"}))
+            ch.children[0].children[0].children.append(Block("video", vid, f"Video {ci}", {"youtube_id_1_0": yt, "youtube": f"1.00:{yt}"}))
             info.videos.append((vid, yt, f"Video {ci}"))
         if not info.problems:
             pid = hex_id(key, "problem-extra", ci)
             ch.children[0].children[0].children.append(
-                Block("problem", pid, f"Problem {ci}", {"weight": "0", "max_attempts": "1", "showanswer": "finished"}))
+                Block("problem", pid, f"Problem {ci}", {"weight": "0", "max_attempts": "1", "showanswer": "finished"})
+            )
             info.problems.append((pid, f"Problem {ci}"))
         root.children.append(ch)
         if not hidden:
             chapters.append(info)
     if index == 0:
-        draft = Block("vertical", hex_id(key, "draft"), "Draft unit (unpublished)",
-                      {"parent_sequential_url": f"i4x://{org}/{code}/sequential/{chapters[0].sequentials[0]}",
-                       "index_in_children_list": "1"},
-                      [Block("html", hex_id(key, "draft-html"), "Draft text")])
-    return Course(index, org, code, run, new_form, title, c_start, c_end,
-                  c_start - dt.timedelta(days=30), c_end - dt.timedelta(days=14),
-                  [0.5, 0.6, 0.55][index % 3], root, chapters, [c.url_name for c in root.children],
-                  staff_chapter, draft)
+        draft = Block(
+            "vertical",
+            hex_id(key, "draft"),
+            "Draft unit (unpublished)",
+            {"parent_sequential_url": f"i4x://{org}/{code}/sequential/{chapters[0].sequentials[0]}", "index_in_children_list": "1"},
+            [Block("html", hex_id(key, "draft-html"), "Draft text")],
+        )
+    return Course(
+        index,
+        org,
+        code,
+        run,
+        new_form,
+        title,
+        c_start,
+        c_end,
+        c_start - dt.timedelta(days=30),
+        c_end - dt.timedelta(days=14),
+        [0.5, 0.6, 0.55][index % 3],
+        root,
+        chapters,
+        [c.url_name for c in root.children],
+        staff_chapter,
+        draft,
+    )
 
 
 def _iso(t: dt.datetime) -> str:
@@ -206,18 +240,19 @@ def _iso(t: dt.datetime) -> str:
 
 def _xml(block: Block, inline_leaf: bool = False) -> str:
     """One OLX file for a block: its attributes, children referenced by url_name."""
-    attrs = "".join(f" {k}={quoteattr(v)}" for k, v in
-                    [("display_name", block.display_name), *sorted(block.attrs.items())])
+    attrs = "".join(f" {k}={quoteattr(v)}" for k, v in [("display_name", block.display_name), *sorted(block.attrs.items())])
     if not block.children:
         if block.category == "problem":
-            return (f"<problem{attrs}>\n  <multiplechoiceresponse>\n    <p>Which option is right?</p>\n"
-                    "    <choicegroup type=\"MultipleChoice\">\n"
-                    "      <choice correct=\"false\">A</choice>\n      <choice correct=\"true\">B</choice>\n"
-                    "    </choicegroup>\n  </multiplechoiceresponse>\n</problem>\n")
+            return (
+                f"<problem{attrs}>\n  <multiplechoiceresponse>\n    <p>Which option is right?</p>\n"
+                '    <choicegroup type="MultipleChoice">\n'
+                '      <choice correct="false">A</choice>\n      <choice correct="true">B</choice>\n'
+                "    </choicegroup>\n  </multiplechoiceresponse>\n</problem>\n"
+            )
         if block.category == "html":
             return f"<html{attrs} filename={quoteattr(block.url_name)}/>\n"
         return f"<{block.category}{attrs}/>\n"
-    kids = "".join(f"  <{c.category} url_name=\"{c.url_name}\"/>\n" for c in block.children)
+    kids = "".join(f'  <{c.category} url_name="{c.url_name}"/>\n' for c in block.children)
     return f"<{block.category}{attrs}>\n{kids}</{block.category}>\n"
 
 
@@ -235,15 +270,23 @@ def olx_files(course: Course) -> dict[str, bytes]:
         files[f"drafts/vertical/{d.url_name}.xml"] = _xml(d).encode()
         for c in d.children:
             files[f"drafts/html/{c.url_name}.xml"] = _xml(c).encode()
-    policy = {f"course/{course.run}": {
-        "start": _iso(course.start), "end": _iso(course.end), "display_name": course.display_name,
-        "enrollment_start": _iso(course.enrollment_start), "enrollment_end": _iso(course.enrollment_end),
-        "discussion_topics": {"General": {"id": "course"}}, "tabs": [{"type": "courseware"}, {"type": "progress"}],
-    }}
+    policy = {
+        f"course/{course.run}": {
+            "start": _iso(course.start),
+            "end": _iso(course.end),
+            "display_name": course.display_name,
+            "enrollment_start": _iso(course.enrollment_start),
+            "enrollment_end": _iso(course.enrollment_end),
+            "discussion_topics": {"General": {"id": "course"}},
+            "tabs": [{"type": "courseware"}, {"type": "progress"}],
+        }
+    }
     files[f"policies/{course.run}/policy.json"] = json.dumps(policy, indent=4, sort_keys=True).encode()
     n_hw = sum(1 for b, _ in course.walk() if b.attrs.get("format") == "Homework")
-    grading = {"GRADER": [{"type": "Homework", "min_count": n_hw, "drop_count": 0, "short_label": "HW",
-                           "weight": 1.0}], "GRADE_CUTOFFS": {"Pass": course.pass_mark}}
+    grading = {
+        "GRADER": [{"type": "Homework", "min_count": n_hw, "drop_count": 0, "short_label": "HW", "weight": 1.0}],
+        "GRADE_CUTOFFS": {"Pass": course.pass_mark},
+    }
     files[f"policies/{course.run}/grading_policy.json"] = json.dumps(grading, indent=4, sort_keys=True).encode()
     return files
 
@@ -286,6 +329,9 @@ def course_structure(course: Course) -> dict[str, dict]:
             meta[k] = True if v == "true" else (float(v) if k == "weight" else v)
         if block.category == "course":
             meta.update(start=_iso(course.start), end=_iso(course.end))
-        out[key] = {"category": block.category, "metadata": meta,
-                    "children": [course.usage_key(c.category, c.url_name) for c in block.children]}
+        out[key] = {
+            "category": block.category,
+            "metadata": meta,
+            "children": [course.usage_key(c.category, c.url_name) for c in block.children],
+        }
     return out

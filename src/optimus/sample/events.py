@@ -7,6 +7,7 @@ built or is made of characters that need no escaping (hex ids, digits, ASCII nam
 
 Counts are kept as the lines are written, so the manifest never needs a second pass.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,27 +24,49 @@ from optimus.sample.people import MOBILE_AGENTS, Learner
 HOST = "courses.edx.org"
 HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 IMPLICIT = '"{\\"POST\\": {}, \\"GET\\": {}}"'
-MALFORMED_REASONS = ["invalid_json", "truncated", "two_objects", "comment", "not_object", "no_time",
-                     "bad_time", "invalid_utf8"]
+MALFORMED_REASONS = ["invalid_json", "truncated", "two_objects", "comment", "not_object", "no_time", "bad_time", "invalid_utf8"]
 JUNK_KINDS = ["syslog_prefix", "bom"]
 
 # kind label -> relative weight inside a learner's session
 WEIGHTS = {
-    "courseware_url": 12, "progress_url": 2, "seq_goto": 5, "seq_next": 5, "seq_prev": 2, "page_close": 3,
-    "load_video": 4, "play_video": 10, "pause_video": 7, "seek_video": 3, "stop_video": 2,
-    "speed_change_video": 1, "problem_check_browser": 4, "problem_check": 4, "problem_graded": 2,
-    "problem_show": 1, "showanswer": 1, "problem_save": 1, "problem_reset": 1,
-    "forum_thread_created": 0.3, "forum_comment_created": 0.5, "forum_thread_voted": 0.5,
-    "mobile_video_played": 2, "mobile_video_paused": 1.5, "mobile_video_loaded": 1,
-    "dashboard": 1, "login_ajax": 0.5,
+    "courseware_url": 12,
+    "progress_url": 2,
+    "seq_goto": 5,
+    "seq_next": 5,
+    "seq_prev": 2,
+    "page_close": 3,
+    "load_video": 4,
+    "play_video": 10,
+    "pause_video": 7,
+    "seek_video": 3,
+    "stop_video": 2,
+    "speed_change_video": 1,
+    "problem_check_browser": 4,
+    "problem_check": 4,
+    "problem_graded": 2,
+    "problem_show": 1,
+    "showanswer": 1,
+    "problem_save": 1,
+    "problem_reset": 1,
+    "forum_thread_created": 0.3,
+    "forum_comment_created": 0.5,
+    "forum_thread_voted": 0.5,
+    "mobile_video_played": 2,
+    "mobile_video_paused": 1.5,
+    "mobile_video_loaded": 1,
+    "dashboard": 1,
+    "login_ajax": 0.5,
 }
 NON_COURSE = {"dashboard", "login_ajax", "heartbeat"}
 KINDS = list(WEIGHTS)
 K_COURSEWARE, K_PAGE_CLOSE, K_PLAY = KINDS.index("courseware_url"), KINDS.index("page_close"), KINDS.index("play_video")
 K_CHECK, K_MOBILE, K_NONCOURSE = KINDS.index("problem_check"), KINDS.index("mobile_video_played"), KINDS.index("dashboard")
 K_MPLAY = K_MOBILE
-MOBILE_NAMES = {"edx.video.played": "mobile_video_played", "edx.video.paused": "mobile_video_paused",
-                "edx.video.loaded": "mobile_video_loaded"}
+MOBILE_NAMES = {
+    "edx.video.played": "mobile_video_played",
+    "edx.video.paused": "mobile_video_paused",
+    "edx.video.loaded": "mobile_video_loaded",
+}
 
 
 def kind_of(ev: dict) -> str:
@@ -59,8 +82,10 @@ def kind_of(ev: dict) -> str:
         return "problem_check" if src == "server" else "problem_check_browser"
     for pre, label in (("edx.forum.", "forum_"), ("edx.course.enrollment.", "enrollment_")):
         if et.startswith(pre):
-            return label + et[len(pre):].replace(".", "_")
+            return label + et[len(pre) :].replace(".", "_")
     return et
+
+
 STAT_FIELDS = ["nevents", "ndays_act", "nplay_video", "nchapters", "nproblems_checked"]
 
 
@@ -152,12 +177,19 @@ class FileStats:
         d[key] = d.get(key, 0) + n
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "date": self.date.isoformat(), "lines": self.lines, "valid": self.valid,
-                "malformed": dict(sorted(self.malformed.items())), "malformed_lines": self.malformed_lines,
-                "junk_prefixed": dict(sorted(self.junk.items())),
-                "by_course": dict(sorted(self.by_course.items())), "by_kind": dict(sorted(self.by_kind.items())),
-                "by_event_date": dict(sorted(self.by_event_date.items())),
-                "quirks": dict(sorted(self.quirks.items()))}
+        return {
+            "path": self.path,
+            "date": self.date.isoformat(),
+            "lines": self.lines,
+            "valid": self.valid,
+            "malformed": dict(sorted(self.malformed.items())),
+            "malformed_lines": self.malformed_lines,
+            "junk_prefixed": dict(sorted(self.junk.items())),
+            "by_course": dict(sorted(self.by_course.items())),
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "by_event_date": dict(sorted(self.by_event_date.items())),
+            "quirks": dict(sorted(self.quirks.items())),
+        }
 
 
 class Session:
@@ -169,8 +201,17 @@ class Session:
 class EventWriter:
     """Generates and writes the daily event files; keeps per-learner statistics for the manifest."""
 
-    def __init__(self, courses: list[Course], learners: list[Learner], start: dt.date, days: int, seed: int,
-                 org: str, malformed: bool, per_day: float) -> None:
+    def __init__(
+        self,
+        courses: list[Course],
+        learners: list[Learner],
+        start: dt.date,
+        days: int,
+        seed: int,
+        org: str,
+        malformed: bool,
+        per_day: float,
+    ) -> None:
         self.cts = [CourseTemplates(c) for c in courses]
         self.learners = learners
         self.start = start
@@ -249,9 +290,11 @@ class EventWriter:
             n_hb = max(3, len(self.learners) // 25)
             for _ in range(n_hb):
                 sec = int(rand() * 86400)
-                buf.append(f'{{"username": "", "host": "10.0.11.59", "event_source": "server", "event_type": "/heartbeat", '
-                           f'"time": "{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", "ip": "127.0.0.1", "event": {IMPLICIT}, '
-                           f'"agent": "ELB-HealthChecker/2.0", "page": null}}\n')
+                buf.append(
+                    f'{{"username": "", "host": "10.0.11.59", "event_source": "server", "event_type": "/heartbeat", '
+                    f'"time": "{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", "ip": "127.0.0.1", "event": {IMPLICIT}, '
+                    f'"agent": "ELB-HealthChecker/2.0", "page": null}}\n'
+                )
             lineno += n_hb
             noncourse += n_hb
             first_heartbeat = buf[0]
@@ -302,13 +345,16 @@ class EventWriter:
                     s.username = learner.username
                     s.uid = uid
                     s.ct = ct
-                    s.head = (f'{{"username": "{learner.username}", "session": "{getrandbits(128):032x}", '
-                              f'"ip": "{learner.ip}", "agent": {agents[learner.agent]}, "host": "{HOST}", '
-                              f'"accept_language": "{learner.lang}", ')
+                    s.head = (
+                        f'{{"username": "{learner.username}", "session": "{getrandbits(128):032x}", '
+                        f'"ip": "{learner.ip}", "agent": {agents[learner.agent]}, "host": "{HOST}", '
+                        f'"accept_language": "{learner.lang}", '
+                    )
                     s.ctx = f'{{"course_id": "{ct.cid}", "org_id": "{ct.org}", {uidpart}"path": '
                     s.ctx0 = f'{{"course_id": "", "org_id": "", {uidpart}"path": '
-                    s.mhead = (f'{{"username": "{learner.username}", "ip": "{learner.ip}", '
-                               f'"agent": "{MOBILE_AGENTS[uid % 2]}", "host": "{HOST}", ')
+                    s.mhead = (
+                        f'{{"username": "{learner.username}", "ip": "{learner.ip}", "agent": "{MOBILE_AGENTS[uid % 2]}", "host": "{HOST}", '
+                    )
                     ch = ct.chapters[int(rand() * len(ct.chapters))]
                     s.ch = ch
                     s.si = int(rand() * len(ch.seqs))
@@ -404,8 +450,13 @@ class EventWriter:
                         kname = kind_of(json.loads(lines[1]))
                         self._dup_line = lines[1]
                         self._dup_meta = (ct.cid if kname not in NON_COURSE else "", kname, day_str)
-                        self.duplicate = {"course_id": self._dup_meta[0], "kind": kname, "event_date": day_str,
-                                          "files": [fs.path], "line_numbers": [lineno + 2]}
+                        self.duplicate = {
+                            "course_id": self._dup_meta[0],
+                            "kind": kname,
+                            "event_date": day_str,
+                            "files": [fs.path],
+                            "line_numbers": [lineno + 2],
+                        }
                     buf.extend(lines)
                     lineno += nl
                     by_course[ct.cid] += nl - n_nc
@@ -423,8 +474,7 @@ class EventWriter:
                 # too few sessions to pick from: re-deliver the first health check instead
                 self._dup_line = first_heartbeat
                 self._dup_meta = ("", "heartbeat", day_str)
-                self.duplicate = {"course_id": "", "kind": "heartbeat", "event_date": day_str,
-                                  "files": [fs.path], "line_numbers": [1]}
+                self.duplicate = {"course_id": "", "kind": "heartbeat", "event_date": day_str, "files": [fs.path], "line_numbers": [1]}
             # specials that found no learner position go at the end
             for _, special in slots[slot_i:]:
                 if special in MALFORMED_REASONS:
@@ -437,9 +487,11 @@ class EventWriter:
                     fs.malformed_lines.append({"line": lineno, "reason": special})
                 else:
                     pre = syslog if special == "syslog_prefix" else "\ufeff"
-                    buf.append(pre + f'{{"username": "", "host": "10.0.11.59", "event_source": "server", '
-                               f'"event_type": "/heartbeat", "time": "{P}23:59:59.000001+00:00", "ip": "127.0.0.1", '
-                               f'"event": {IMPLICIT}, "agent": "ELB-HealthChecker/2.0", "page": null}}\n')
+                    buf.append(
+                        pre + f'{{"username": "", "host": "10.0.11.59", "event_source": "server", '
+                        f'"event_type": "/heartbeat", "time": "{P}23:59:59.000001+00:00", "ip": "127.0.0.1", '
+                        f'"event": {IMPLICIT}, "agent": "ELB-HealthChecker/2.0", "page": null}}\n'
+                    )
                     lineno += 1
                     noncourse += 1
                     fs.add(fs.by_kind, "heartbeat")
@@ -462,10 +514,15 @@ class EventWriter:
         late_total = sum(late_by_date.values())
         fs.by_event_date = dict(late_by_date)
         fs.by_event_date[day_str] = fs.valid - late_total
-        for key, n in [("user_id_empty", quirk_uid_empty), ("user_id_missing", quirk_uid_missing),
-                       ("course_only_in_url", quirk_in_url), ("course_only_in_page", quirk_in_page),
-                       ("time_no_tz", quirk_no_tz), ("time_no_microseconds", quirk_no_us),
-                       ("late", late_total)]:
+        for key, n in [
+            ("user_id_empty", quirk_uid_empty),
+            ("user_id_missing", quirk_uid_missing),
+            ("course_only_in_url", quirk_in_url),
+            ("course_only_in_page", quirk_in_page),
+            ("time_no_tz", quirk_no_tz),
+            ("time_no_microseconds", quirk_no_us),
+            ("late", late_total),
+        ]:
             fs.quirks[key] = n
         self.files.append(fs)
         if progress:
@@ -476,8 +533,9 @@ class EventWriter:
         """Per course, per user_id: [nevents, ndays_act, nplay_video, nchapters, nproblems_checked]."""
         out: dict[str, dict[str, list[int]]] = {}
         for ct, stats in zip(self.cts, self.stats):
-            out[ct.cid] = {str(uid): [s[0], bin(s[1]).count("1"), s[2], bin(s[3]).count("1"), bin(s[4]).count("1")]
-                           for uid, s in sorted(stats.items())}
+            out[ct.cid] = {
+                str(uid): [s[0], bin(s[1]).count("1"), s[2], bin(s[3]).count("1"), bin(s[4]).count("1")] for uid, s in sorted(stats.items())
+            }
         return out
 
     # ----- special lines -------------------------------------------------------------------------
@@ -486,9 +544,11 @@ class EventWriter:
         """One line that a careful reader must reject, for the named reason."""
         sec = rng.randint(0, 86399)
         t = f"{P}{HMS[sec]}.{rng.randint(0, 999999):06d}+00:00"
-        good = (f'{{"username": "ghost", "event_source": "server", "event_type": "/dashboard", "ip": "1.120.5.9", '
-                f'"agent": "curl/8.5.0", "host": "{HOST}", "event": {IMPLICIT}, "page": null, '
-                f'"context": {{"course_id": "", "org_id": "", "user_id": 1, "path": "/dashboard"}}, "time": "{t}"}}')
+        good = (
+            f'{{"username": "ghost", "event_source": "server", "event_type": "/dashboard", "ip": "1.120.5.9", '
+            f'"agent": "curl/8.5.0", "host": "{HOST}", "event": {IMPLICIT}, "page": null, '
+            f'"context": {{"course_id": "", "org_id": "", "user_id": 1, "path": "/dashboard"}}, "time": "{t}"}}'
+        )
         if reason == "invalid_json":
             text = good.replace('"event_source": "server",', '"event_source": server,,')
         elif reason == "truncated":
@@ -513,10 +573,12 @@ class EventWriter:
 
     def _enrollment(self, s: Session, what: str, mode: str, P: str, sec: int, us: int) -> str:
         cid = s.ct.cid
-        return (f'{s.head}"event_source": "server", "event_type": "edx.course.enrollment.{what}", '
-                f'"name": "edx.course.enrollment.{what}", "event": {{"course_id": "{cid}", "user_id": {s.uid}, '
-                f'"mode": "{mode}"}}, "page": null, "context": {s.ctx}"/change_enrollment"}}, '
-                f'"time": "{P}{HMS[sec]}.{us:06d}+00:00"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "edx.course.enrollment.{what}", '
+            f'"name": "edx.course.enrollment.{what}", "event": {{"course_id": "{cid}", "user_id": {s.uid}, '
+            f'"mode": "{mode}"}}, "page": null, "context": {s.ctx}"/change_enrollment"}}, '
+            f'"time": "{P}{HMS[sec]}.{us:06d}+00:00"}}\n'
+        )
 
     def _courseware_url(self, s: Session, t: str, rand, empty: bool = False) -> str:
         ch = s.ct.chapters[int(rand() * len(s.ct.chapters))]
@@ -525,19 +587,25 @@ class EventWriter:
         s.page = ch.pages[s.si]
         path = ch.paths[s.si]
         ctx = s.ctx0 if empty else s.ctx
-        return (f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
-                f'"page": null, "context": {ctx}"{path}"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+            f'"page": null, "context": {ctx}"{path}"}}, "time": "{t}"}}\n'
+        )
 
     def _progress_url(self, s: Session, t: str, rand) -> str:
         path = s.ct.progress_path
-        return (f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
-                f'"page": null, "context": {s.ctx}"{path}"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+            f'"page": null, "context": {s.ctx}"{path}"}}, "time": "{t}"}}\n'
+        )
 
     def _seq(self, s: Session, t: str, rand, etype: str, old: int, new: int) -> str:
         usage = s.ch.seq_usages[s.si]
-        return (f'{s.head}"event_source": "browser", "event_type": "{etype}", '
-                f'"event": "{{\\"old\\": {old}, \\"new\\": {new}, \\"id\\": \\"{usage}\\"}}", '
-                f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "{etype}", '
+            f'"event": "{{\\"old\\": {old}, \\"new\\": {new}, \\"id\\": \\"{usage}\\"}}", '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
 
     def _seq_goto(self, s, t, rand):
         return self._seq(s, t, rand, "seq_goto", 1, 2 + int(rand() * 4))
@@ -552,15 +620,21 @@ class EventWriter:
 
     def _page_close(self, s: Session, t: str, rand, empty: bool = False) -> str:
         if empty:
-            return (f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
-                    f'"page": {s.ct.page_encoded}, "context": {s.ctx0}"/event"}}, "time": "{t}"}}\n')
-        return (f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
-                f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n')
+            return (
+                f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
+                f'"page": {s.ct.page_encoded}, "context": {s.ctx0}"/event"}}, "time": "{t}"}}\n'
+            )
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
 
     def _video(self, s: Session, t: str, etype: str, extra: str, v: _Video) -> str:
-        return (f'{s.head}"event_source": "browser", "event_type": "{etype}", "name": "{etype}", '
-                f'"event": "{{\\"id\\": \\"{v.eid}\\", \\"code\\": \\"{v.code}\\"{extra}}}", '
-                f'"page": {s.page}, "context": {s.ctx}"/event", "module": {v.module}}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "{etype}", "name": "{etype}", '
+            f'"event": "{{\\"id\\": \\"{v.eid}\\", \\"code\\": \\"{v.code}\\"{extra}}}", '
+            f'"page": {s.page}, "context": {s.ctx}"/event", "module": {v.module}}}, "time": "{t}"}}\n'
+        )
 
     def _vid(self, s: Session, rand) -> _Video:
         vids = s.ch.videos
@@ -576,15 +650,25 @@ class EventWriter:
         return self._video(s, t, "pause_video", f', \\"currentTime\\": {rand() * 600:.3f}', self._vid(s, rand))
 
     def _seek_video(self, s, t, rand):
-        return self._video(s, t, "seek_video", f', \\"old_time\\": {rand() * 600:.3f}, \\"new_time\\": '
-                           f'{int(rand() * 600)}, \\"type\\": \\"onSlideSeek\\"', self._vid(s, rand))
+        return self._video(
+            s,
+            t,
+            "seek_video",
+            f', \\"old_time\\": {rand() * 600:.3f}, \\"new_time\\": {int(rand() * 600)}, \\"type\\": \\"onSlideSeek\\"',
+            self._vid(s, rand),
+        )
 
     def _stop_video(self, s, t, rand):
         return self._video(s, t, "stop_video", f', \\"currentTime\\": {rand() * 600:.3f}', self._vid(s, rand))
 
     def _speed_change_video(self, s, t, rand):
-        return self._video(s, t, "speed_change_video", f', \\"current_time\\": {rand() * 600:.3f}, '
-                           '\\"old_speed\\": \\"1.0\\", \\"new_speed\\": \\"1.50\\"', self._vid(s, rand))
+        return self._video(
+            s,
+            t,
+            "speed_change_video",
+            f', \\"current_time\\": {rand() * 600:.3f}, \\"old_speed\\": \\"1.0\\", \\"new_speed\\": \\"1.50\\"',
+            self._vid(s, rand),
+        )
 
     def _prob(self, s: Session, rand) -> _Problem:
         probs = s.ch.problems
@@ -595,61 +679,77 @@ class EventWriter:
     def _problem_check_browser(self, s, t, rand):
         p = self._prob(s, rand)
         q = s.ct.q
-        return (f'{s.head}"event_source": "browser", "event_type": "problem_check", '
-                f'"event": "{q}input_{p.inp}_2_1=choice_{int(rand() * 4)}&input_{p.inp}_3_1=0.5%25+per+year{q}", '
-                f'"page": {s.page}, "context": {s.ctx}"/event", "module": {p.module}}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "problem_check", '
+            f'"event": "{q}input_{p.inp}_2_1=choice_{int(rand() * 4)}&input_{p.inp}_3_1=0.5%25+per+year{q}", '
+            f'"page": {s.page}, "context": {s.ctx}"/event", "module": {p.module}}}, "time": "{t}"}}\n'
+        )
 
     def _problem_check(self, s, t, rand):
         p = self._prob(s, rand)
         ok = rand() < 0.6
         corr = "correct" if ok else "incorrect"
         att = 1 + int(rand() * 3)
-        return (f'{s.head}"event_source": "server", "event_type": "problem_check", "name": "problem_check", '
-                f'"event": {{"state": {{"seed": 1, "done": null, "student_answers": {{}}, "correct_map": {{}}}}, '
-                f'"problem_id": "{p.usage}", "answers": {{"{p.inp}_2_1": "choice_{int(ok)}"}}, "grade": {int(ok)}, '
-                f'"max_grade": 1, "correct_map": {{"{p.inp}_2_1": {{"correctness": "{corr}", "npoints": null, '
-                f'"msg": "", "hint": "", "hintmode": null, "queuestate": null}}}}, "success": "{corr}", '
-                f'"attempts": {att}, "submission": {{"{p.inp}_2_1": {{"question": "Which option is right?", '
-                f'"answer": "{"B" if ok else "A"}", "correct": {"true" if ok else "false"}, "variant": "", '
-                f'"input_type": "choicegroup", "response_type": "multiplechoiceresponse"}}}}}}, '
-                f'"page": null, "context": {s.ctx}"{p.url}", "module": {p.module}}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "problem_check", "name": "problem_check", '
+            f'"event": {{"state": {{"seed": 1, "done": null, "student_answers": {{}}, "correct_map": {{}}}}, '
+            f'"problem_id": "{p.usage}", "answers": {{"{p.inp}_2_1": "choice_{int(ok)}"}}, "grade": {int(ok)}, '
+            f'"max_grade": 1, "correct_map": {{"{p.inp}_2_1": {{"correctness": "{corr}", "npoints": null, '
+            f'"msg": "", "hint": "", "hintmode": null, "queuestate": null}}}}, "success": "{corr}", '
+            f'"attempts": {att}, "submission": {{"{p.inp}_2_1": {{"question": "Which option is right?", '
+            f'"answer": "{"B" if ok else "A"}", "correct": {"true" if ok else "false"}, "variant": "", '
+            f'"input_type": "choicegroup", "response_type": "multiplechoiceresponse"}}}}}}, '
+            f'"page": null, "context": {s.ctx}"{p.url}", "module": {p.module}}}, "time": "{t}"}}\n'
+        )
 
     def _problem_graded(self, s, t, rand):
         p = self._prob(s, rand)
-        return (f'{s.head}"event_source": "browser", "event_type": "problem_graded", '
-                f'"event": ["input_{p.inp}_2_1=choice_{int(rand() * 4)}", "\\n<div class=\\"problem\\">'
-                f'\\n  <p>Which option is right?</p>\\n</div>\\n"], '
-                f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "problem_graded", '
+            f'"event": ["input_{p.inp}_2_1=choice_{int(rand() * 4)}", "\\n<div class=\\"problem\\">'
+            f'\\n  <p>Which option is right?</p>\\n</div>\\n"], '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
 
     def _problem_show(self, s, t, rand):
         p = self._prob(s, rand)
-        return (f'{s.head}"event_source": "browser", "event_type": "problem_show", '
-                f'"event": "{{\\"problem\\": \\"{p.usage}\\"}}", '
-                f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "problem_show", '
+            f'"event": "{{\\"problem\\": \\"{p.usage}\\"}}", '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
 
     def _showanswer(self, s, t, rand):
         p = self._prob(s, rand)
-        return (f'{s.head}"event_source": "server", "event_type": "showanswer", "name": "showanswer", '
-                f'"event": {{"problem_id": "{p.usage}"}}, "page": null, '
-                f'"context": {s.ctx}"/courses/{s.ct.cid}/xblock/{p.usage}/handler/xmodule_handler/problem_show", '
-                f'"module": {p.module}}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "showanswer", "name": "showanswer", '
+            f'"event": {{"problem_id": "{p.usage}"}}, "page": null, '
+            f'"context": {s.ctx}"/courses/{s.ct.cid}/xblock/{p.usage}/handler/xmodule_handler/problem_show", '
+            f'"module": {p.module}}}, "time": "{t}"}}\n'
+        )
 
     def _problem_save(self, s, t, rand):
         p = self._prob(s, rand)
-        return (f'{s.head}"event_source": "browser", "event_type": "problem_save", '
-                f'"event": "input_{p.inp}_2_1=13.4+breaths+per+minute", '
-                f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "problem_save", '
+            f'"event": "input_{p.inp}_2_1=13.4+breaths+per+minute", '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
 
     def _problem_reset(self, s, t, rand):
         p = self._prob(s, rand)
-        return (f'{s.head}"event_source": "browser", "event_type": "problem_reset", '
-                f'"event": "input_{p.inp}_2_1=choice_1", '
-                f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "problem_reset", '
+            f'"event": "input_{p.inp}_2_1=choice_1", '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
 
     def _forum(self, s: Session, etype: str, body: str, t: str) -> str:
-        return (f'{s.head}"event_source": "server", "event_type": "{etype}", "name": "{etype}", '
-                f'"event": {body}, "page": null, "context": {s.ctx}"/courses/{s.ct.cid}/discussion/threads/create"}}, '
-                f'"time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "{etype}", "name": "{etype}", '
+            f'"event": {body}, "page": null, "context": {s.ctx}"/courses/{s.ct.cid}/discussion/threads/create"}}, '
+            f'"time": "{t}"}}\n'
+        )
 
     def _forum_id(self) -> str:
         self._forum_ids += 1
@@ -657,38 +757,46 @@ class EventWriter:
 
     def _forum_thread_created(self, s, t, rand):
         tid = self._forum_id()
-        body = (f'{{"commentable_id": "course", "id": "{tid}", "title": "Question about week {int(rand() * 6)}", '
-                f'"body": "Could someone explain the second example?", "thread_type": "question", '
-                f'"anonymous": false, "anonymous_to_peers": false, "group_id": null, "category_name": "General", '
-                f'"category_id": "course", "truncated": false, "title_truncated": false, '
-                f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], '
-                f'"user_course_roles": [], "options": {{"followed": true}}}}')
+        body = (
+            f'{{"commentable_id": "course", "id": "{tid}", "title": "Question about week {int(rand() * 6)}", '
+            f'"body": "Could someone explain the second example?", "thread_type": "question", '
+            f'"anonymous": false, "anonymous_to_peers": false, "group_id": null, "category_name": "General", '
+            f'"category_id": "course", "truncated": false, "title_truncated": false, '
+            f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], '
+            f'"user_course_roles": [], "options": {{"followed": true}}}}'
+        )
         return self._forum(s, "edx.forum.thread.created", body, t)
 
     def _forum_comment_created(self, s, t, rand):
         tid, cid = self._forum_id(), self._forum_id()
-        body = (f'{{"discussion": {{"id": "{tid}"}}, "id": "{cid}", "body": "Thanks, that helped!", '
-                f'"commentable_id": "course", "category_name": "General", "category_id": "course", '
-                f'"truncated": false, "response": {{"id": "{self._forum_id()}"}}, "options": {{"followed": false}}, '
-                f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], "user_course_roles": []}}')
+        body = (
+            f'{{"discussion": {{"id": "{tid}"}}, "id": "{cid}", "body": "Thanks, that helped!", '
+            f'"commentable_id": "course", "category_name": "General", "category_id": "course", '
+            f'"truncated": false, "response": {{"id": "{self._forum_id()}"}}, "options": {{"followed": false}}, '
+            f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], "user_course_roles": []}}'
+        )
         return self._forum(s, "edx.forum.comment.created", body, t)
 
     def _forum_thread_voted(self, s, t, rand):
         tid = self._forum_id()
-        body = (f'{{"undo_vote": false, "vote_value": "up", "commentable_id": "course", "id": "{tid}", '
-                f'"category_name": "General", "category_id": "course", "target_username": "{s.username}", '
-                f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], "user_course_roles": []}}')
+        body = (
+            f'{{"undo_vote": false, "vote_value": "up", "commentable_id": "course", "id": "{tid}", '
+            f'"category_name": "General", "category_id": "course", "target_username": "{s.username}", '
+            f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], "user_course_roles": []}}'
+        )
         return self._forum(s, "edx.forum.thread.voted", body, t)
 
     def _mobile(self, s: Session, t: str, rand, name: str, etype: str, extra: str) -> str:
         v = self._vid(s, rand)
         # received_at is when the server got the upload: the file's day
-        return (f'{s.mhead}"event_source": "mobile", "event_type": "{etype}", "name": "{name}", '
-                f'"event": {{"code": "mobile", "id": "{v.usage}"{extra}}}, "page": null, '
-                f'"context": {s.ctx}"/event", "component": "videoplayer", "module": {v.module}, '
-                f'"application": {{"name": "edx.mobileapp.android", "version": "2.26.1"}}, '
-                f'"client": {{"app": {{"name": "edX"}}, "os": {{"name": "Android", "version": "14"}}}}, '
-                f'"received_at": "{self._recv_str}"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.mhead}"event_source": "mobile", "event_type": "{etype}", "name": "{name}", '
+            f'"event": {{"code": "mobile", "id": "{v.usage}"{extra}}}, "page": null, '
+            f'"context": {s.ctx}"/event", "component": "videoplayer", "module": {v.module}, '
+            f'"application": {{"name": "edx.mobileapp.android", "version": "2.26.1"}}, '
+            f'"client": {{"app": {{"name": "edX"}}, "os": {{"name": "Android", "version": "14"}}}}, '
+            f'"received_at": "{self._recv_str}"}}, "time": "{t}"}}\n'
+        )
 
     def _mobile_video_played(self, s, t, rand):
         return self._mobile(s, t, rand, "edx.video.played", "play_video", f', "currentTime": {rand() * 600:.3f}')
@@ -700,11 +808,15 @@ class EventWriter:
         return self._mobile(s, t, rand, "edx.video.loaded", "load_video", "")
 
     def _dashboard(self, s, t, rand):
-        return (f'{s.head}"event_source": "server", "event_type": "/dashboard", "event": {IMPLICIT}, '
-                f'"page": null, "context": {s.ctx0}"/dashboard"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "/dashboard", "event": {IMPLICIT}, '
+            f'"page": null, "context": {s.ctx0}"/dashboard"}}, "time": "{t}"}}\n'
+        )
 
     def _login_ajax(self, s, t, rand):
-        return (f'{s.head}"event_source": "server", "event_type": "/login_ajax", '
-                f'"event": "{{\\"POST\\": {{\\"email\\": [\\"{s.username.lower()}@example.org\\"], '
-                f'\\"password\\": \\"********\\"}}, \\"GET\\": {{}}}}", '
-                f'"page": null, "context": {s.ctx0}"/login_ajax"}}, "time": "{t}"}}\n')
+        return (
+            f'{s.head}"event_source": "server", "event_type": "/login_ajax", '
+            f'"event": "{{\\"POST\\": {{\\"email\\": [\\"{s.username.lower()}@example.org\\"], '
+            f'\\"password\\": \\"********\\"}}, \\"GET\\": {{}}}}", '
+            f'"page": null, "context": {s.ctx0}"/login_ajax"}}, "time": "{t}"}}\n'
+        )

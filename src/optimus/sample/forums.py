@@ -3,6 +3,7 @@
 Mixes the two `$date` spellings (epoch milliseconds and ISO strings) and adds an invalid
 line, since the original ingestor died on exactly that.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,12 +15,22 @@ from optimus.sample.course import Course
 from optimus.sample.people import Learner
 
 EPOCH = dt.datetime(1970, 1, 1)
-TITLES = ["Stuck on the week {w} quiz", "Is the video for lesson {w}.2 missing subtitles?", "Great resource for week {w}",
-          "Study group for week {w}?", "Question about the ¿examples? in week {w}", "Deadline for assignment {w}"]
-BODIES = ["I tried the second example twice and got a different answer. What am I missing?",
-          "Thanks for the clear explanation!\nOne follow-up: does this hold in general?",
-          "Here is a link that helped me: https://en.wikipedia.org/wiki/Example",
-          "Ich habe eine Frage zu Aufgabe 3 — danke!", "我也有同样的问题。", "Agreed, +1"]
+TITLES = [
+    "Stuck on the week {w} quiz",
+    "Is the video for lesson {w}.2 missing subtitles?",
+    "Great resource for week {w}",
+    "Study group for week {w}?",
+    "Question about the ¿examples? in week {w}",
+    "Deadline for assignment {w}",
+]
+BODIES = [
+    "I tried the second example twice and got a different answer. What am I missing?",
+    "Thanks for the clear explanation!\nOne follow-up: does this hold in general?",
+    "Here is a link that helped me: https://en.wikipedia.org/wiki/Example",
+    "Ich habe eine Frage zu Aufgabe 3 — danke!",
+    "我也有同样的问题。",
+    "Agreed, +1",
+]
 
 
 def _oid(rng: random.Random, when: dt.datetime) -> dict[str, str]:
@@ -35,12 +46,12 @@ def _date(when: dt.datetime, iso: bool) -> dict[str, object]:
 
 def _votes(rng: random.Random) -> dict:
     up = rng.randint(0, 4)
-    return {"up": [str(rng.randint(4000, 9000)) for _ in range(up)], "down": [], "up_count": up,
-            "down_count": 0, "count": up, "point": up}
+    return {"up": [str(rng.randint(4000, 9000)) for _ in range(up)], "down": [], "up_count": up, "down_count": 0, "count": up, "point": up}
 
 
-def write_forum(folder: Path, course: Course, ci: int, learners: list[Learner], start: dt.date, days: int,
-                seed: int, malformed: bool) -> tuple[str, dict]:
+def write_forum(
+    folder: Path, course: Course, ci: int, learners: list[Learner], start: dt.date, days: int, seed: int, malformed: bool
+) -> tuple[str, dict]:
     """Write the course's `.mongo` file; return its name and counts for the manifest."""
     rng = random.Random(f"{seed}:forum:{ci}")
     enrolled = [l for l in learners if any(e.course == ci for e in l.enrollments)]
@@ -77,15 +88,30 @@ def write_forum(folder: Path, course: Course, ci: int, learners: list[Learner], 
                         when = last = last + dt.timedelta(minutes=rng.randint(1, 90))
                         kids.append(_comment(rng, course, rng.choice(posters), tid, when, resp["_id"], depth=1))
                 thread = {
-                    "_id": tid, "votes": _votes(rng), "visible": True, "abuse_flaggers": [],
-                    "historical_abuse_flaggers": [], "thread_type": rng.choice(["discussion", "question"]),
-                    "context": "course", "comment_count": len(kids), "at_position_list": [],
-                    "title": rng.choice(TITLES).format(w=rng.randint(1, 6)), "body": rng.choice(BODIES),
-                    "course_id": course.course_id, "commentable_id": rng.choice(discussions),
-                    "_type": "CommentThread", "endorsed": False, "anonymous": False, "anonymous_to_peers": False,
-                    "author_id": str(author.user_id), "author_username": author.username,
-                    "created_at": _date(created, iso), "updated_at": _date(last, iso),
-                    "last_activity_at": _date(last, iso), "closed": False, "pinned": rng.random() < 0.05,
+                    "_id": tid,
+                    "votes": _votes(rng),
+                    "visible": True,
+                    "abuse_flaggers": [],
+                    "historical_abuse_flaggers": [],
+                    "thread_type": rng.choice(["discussion", "question"]),
+                    "context": "course",
+                    "comment_count": len(kids),
+                    "at_position_list": [],
+                    "title": rng.choice(TITLES).format(w=rng.randint(1, 6)),
+                    "body": rng.choice(BODIES),
+                    "course_id": course.course_id,
+                    "commentable_id": rng.choice(discussions),
+                    "_type": "CommentThread",
+                    "endorsed": False,
+                    "anonymous": False,
+                    "anonymous_to_peers": False,
+                    "author_id": str(author.user_id),
+                    "author_username": author.username,
+                    "created_at": _date(created, iso),
+                    "updated_at": _date(last, iso),
+                    "last_activity_at": _date(last, iso),
+                    "closed": False,
+                    "pinned": rng.random() < 0.05,
                     "tags_array": [],
                 }
                 if rng.random() < 0.3:
@@ -99,26 +125,44 @@ def write_forum(folder: Path, course: Course, ci: int, learners: list[Learner], 
                     comments += 1
                     replies += "parent_id" in k
                 lines += 1 + len(kids)
-    return name, {"threads": threads, "comments": comments, "replies": replies, "malformed": n_bad,
-                  "lines": lines + n_bad, "posts_by_user": dict(sorted(posts.items(), key=lambda kv: int(kv[0])))}
+    return name, {
+        "threads": threads,
+        "comments": comments,
+        "replies": replies,
+        "malformed": n_bad,
+        "lines": lines + n_bad,
+        "posts_by_user": dict(sorted(posts.items(), key=lambda kv: int(kv[0]))),
+    }
 
 
-def _comment(rng: random.Random, course: Course, who: Learner, tid: dict, when: dt.datetime,
-             parent: dict | None, depth: int) -> dict:
+def _comment(rng: random.Random, course: Course, who: Learner, tid: dict, when: dt.datetime, parent: dict | None, depth: int) -> dict:
     iso = rng.random() < 0.5
     doc = {
-        "_id": _oid(rng, when), "votes": _votes(rng), "visible": True, "abuse_flaggers": [],
-        "historical_abuse_flaggers": [], "parent_ids": [parent] if parent else [], "at_position_list": [],
-        "body": rng.choice(BODIES), "course_id": course.course_id, "_type": "Comment",
-        "endorsed": False, "anonymous": False, "anonymous_to_peers": False,
-        "author_id": str(who.user_id), "author_username": who.username,
-        "comment_thread_id": tid, "created_at": _date(when, iso), "updated_at": _date(when, iso),
-        "depth": depth, "sk": f"{tid['$oid']}", "endorsement": None,
+        "_id": _oid(rng, when),
+        "votes": _votes(rng),
+        "visible": True,
+        "abuse_flaggers": [],
+        "historical_abuse_flaggers": [],
+        "parent_ids": [parent] if parent else [],
+        "at_position_list": [],
+        "body": rng.choice(BODIES),
+        "course_id": course.course_id,
+        "_type": "Comment",
+        "endorsed": False,
+        "anonymous": False,
+        "anonymous_to_peers": False,
+        "author_id": str(who.user_id),
+        "author_username": who.username,
+        "comment_thread_id": tid,
+        "created_at": _date(when, iso),
+        "updated_at": _date(when, iso),
+        "depth": depth,
+        "sk": f"{tid['$oid']}",
+        "endorsement": None,
     }
     if parent:
         doc["parent_id"] = parent
     elif rng.random() < 0.2:
         doc["endorsed"] = True
-        doc["endorsement"] = {"user_id": str(4000 + rng.randint(0, 999)),
-                              "time": _date(when + dt.timedelta(hours=3), True)}
+        doc["endorsement"] = {"user_id": str(4000 + rng.randint(0, 999)), "time": _date(when + dt.timedelta(hours=3), True)}
     return doc

@@ -3,6 +3,7 @@
 Writes them exactly as the exporter does (header row, tabs, literal NULL, backslash escapes)
 so the Database State and Email CRM readers meet the real format's corners.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,23 +19,21 @@ from optimus.sample.people import Learner
 
 COLUMNS = {
     "auth_user": "id username first_name last_name email password is_staff is_active is_superuser last_login "
-                 "date_joined status email_key avatar_type country show_country date_of_birth interesting_tags "
-                 "ignored_tags email_tag_filter_strategy display_tag_filter_strategy consecutive_days_visit_count",
+    "date_joined status email_key avatar_type country show_country date_of_birth interesting_tags "
+    "ignored_tags email_tag_filter_strategy display_tag_filter_strategy consecutive_days_visit_count",
     "auth_userprofile": "id user_id name language location meta courseware gender mailing_address year_of_birth "
-                        "level_of_education goals country city bio profile_image_uploaded_at state",
+    "level_of_education goals country city bio profile_image_uploaded_at state",
     "student_courseenrollment": "id user_id course_id created is_active mode",
     "certificates_generatedcertificate": "id user_id download_url grade course_id key distinction status "
-                                         "verify_uuid download_uuid name created_date modified_date error_reason mode",
+    "verify_uuid download_uuid name created_date modified_date error_reason mode",
     "courseware_studentmodule": "id module_type module_id student_id state grade created modified max_grade done course_id",
     "user_id_map": "hash_id user_id username",
     "student_courseaccessrole": "org course_id user_id role",
     "django_comment_client_role_users": "course_id user_id name",
-    "grades_persistentcoursegrade": "course_id user_id grading_policy_hash percent_grade letter_grade "
-                                    "passed_timestamp created modified",
+    "grades_persistentcoursegrade": "course_id user_id grading_policy_hash percent_grade letter_grade passed_timestamp created modified",
 }
 ORA_COLUMNS = "id submission_uuid scored_at scorer_id score_type feedback rubric_id"
-OPT_IN_HEADER = ["user_id", "username", "email", "full_name", "course_id", "is_opted_in_for_email",
-                 "preference_set_datetime"]
+OPT_IN_HEADER = ["user_id", "username", "email", "full_name", "course_id", "is_opted_in_for_email", "preference_set_datetime"]
 FAILED_TEXT = """Traceback (most recent call last):
   File "/edx/app/exporter/exporter/main.py", line 212, in export_course
     task.run()
@@ -98,8 +97,9 @@ class Certificate:
     mode: str
 
 
-def plan_certificates(learners: list[Learner], courses: list[Course], start: dt.date, days: int,
-                      seed: int, orphan: tuple[Learner, int] | None) -> list[Certificate]:
+def plan_certificates(
+    learners: list[Learner], courses: list[Course], start: dt.date, days: int, seed: int, orphan: tuple[Learner, int] | None
+) -> list[Certificate]:
     """Decide certificates: some downloadable, some notpassing, and the one without an enrolment."""
     rng = random.Random(f"{seed}:certificates")
     t = dt.datetime.combine(start + dt.timedelta(days=days), dt.time(3, 0))
@@ -113,17 +113,23 @@ def plan_certificates(learners: list[Learner], courses: list[Course], start: dt.
                 status, grade = "downloadable", round(pm + rng.random() * (1 - pm), 2)
             else:
                 status, grade = "notpassing", round(rng.random() * pm * 0.95, 2)
-            out.append(Certificate(learner.user_id, enr.course, status, grade,
-                                   t - dt.timedelta(seconds=rng.randint(0, 86000)), enr.mode))
+            out.append(Certificate(learner.user_id, enr.course, status, grade, t - dt.timedelta(seconds=rng.randint(0, 86000)), enr.mode))
     if orphan is not None:
         learner, course = orphan
         out.append(Certificate(learner.user_id, course, "downloadable", 0.91, t, "honor"))
     return out
 
 
-def write_course_tables(folder: Path, course: Course, ci: int, learners: list[Learner],
-                        certs: list[Certificate], active: dict[int, list[int]], seed: int,
-                        with_roles: bool) -> dict[str, int]:
+def write_course_tables(
+    folder: Path,
+    course: Course,
+    ci: int,
+    learners: list[Learner],
+    certs: list[Certificate],
+    active: dict[int, list[int]],
+    seed: int,
+    with_roles: bool,
+) -> dict[str, int]:
     """Write the nine `.sql` tables of one course; return rows per file name."""
     rng = random.Random(f"{seed}:tables:{ci}")
     cid = course.course_id
@@ -132,21 +138,65 @@ def write_course_tables(folder: Path, course: Course, ci: int, learners: list[Le
     # rows stream straight to disk: studentmodule grows with learners x modules
     rows = {k: TsvFile(folder / f"{course.prefix}-{k}-prod-analytics.sql", cols) for k, cols in COLUMNS.items()}
     for learner, enr in enrolled:
-        last_login = None if learner.kind == "silent" and learner.user_id % 2 else (
-            dt.datetime.combine(course.start.date(), dt.time()) + dt.timedelta(days=14, seconds=learner.user_id % 86400))
-        rows["auth_user"].row([
-            learner.user_id, learner.username, learner.first_name, learner.last_name, learner.email, "",
-            learner.is_staff, 1, 0, last_login, learner.date_joined, "", None, "n", "", 0, None, "", "", 0, 0, 0])
-        meta = "" if learner.user_id % 3 else json.dumps({"session_id": None, "6002x_exit_response": {
-            "rating": ["Excellent"], "comments": "Great\tcourse,\nthanks!"}})
-        rows["auth_userprofile"].row([
-            learner.user_id + 100000, learner.user_id, learner.profile_name, "", "", meta, "course.xml",
-            learner.gender, learner.mailing_address, learner.year_of_birth, learner.loe, learner.goals,
-            learner.country, "" if learner.user_id % 4 else "Brisbane", None, None, None])
-        rows["student_courseenrollment"].row([
-            learner.user_id * 10 + ci, learner.user_id, cid, enr.created, enr.is_active, enr.mode])
-        rows["user_id_map"].row([
-            hashlib.md5(f"{seed}:{learner.user_id}".encode()).hexdigest(), learner.user_id, learner.username])
+        last_login = (
+            None
+            if learner.kind == "silent" and learner.user_id % 2
+            else (dt.datetime.combine(course.start.date(), dt.time()) + dt.timedelta(days=14, seconds=learner.user_id % 86400))
+        )
+        rows["auth_user"].row(
+            [
+                learner.user_id,
+                learner.username,
+                learner.first_name,
+                learner.last_name,
+                learner.email,
+                "",
+                learner.is_staff,
+                1,
+                0,
+                last_login,
+                learner.date_joined,
+                "",
+                None,
+                "n",
+                "",
+                0,
+                None,
+                "",
+                "",
+                0,
+                0,
+                0,
+            ]
+        )
+        meta = (
+            ""
+            if learner.user_id % 3
+            else json.dumps({"session_id": None, "6002x_exit_response": {"rating": ["Excellent"], "comments": "Great\tcourse,\nthanks!"}})
+        )
+        rows["auth_userprofile"].row(
+            [
+                learner.user_id + 100000,
+                learner.user_id,
+                learner.profile_name,
+                "",
+                "",
+                meta,
+                "course.xml",
+                learner.gender,
+                learner.mailing_address,
+                learner.year_of_birth,
+                learner.loe,
+                learner.goals,
+                learner.country,
+                "" if learner.user_id % 4 else "Brisbane",
+                None,
+                None,
+                None,
+            ]
+        )
+        rows["student_courseenrollment"].row([learner.user_id * 10 + ci, learner.user_id, cid, enr.created, enr.is_active, enr.mode])
+        rows["user_id_map"].row([hashlib.md5(f"{seed}:{learner.user_id}".encode()).hexdigest(), learner.user_id, learner.username])
         rows["django_comment_client_role_users"].row([cid, learner.user_id, "Student"])
         if learner.is_staff:
             rows["django_comment_client_role_users"].row([cid, learner.user_id, "Administrator"])
@@ -159,10 +209,25 @@ def write_course_tables(folder: Path, course: Course, ci: int, learners: list[Le
     for i, c in enumerate(sorted((c for c in certs if c.course == ci), key=lambda c: c.user_id)):
         key = hashlib.md5(f"{seed}:cert:{ci}:{c.user_id}".encode()).hexdigest()
         ok = c.status == "downloadable"
-        rows["certificates_generatedcertificate"].row([
-            i + 1, c.user_id, f"https://s3.amazonaws.com/verify.edx.org/downloads/{key[:20]}/Certificate.pdf" if ok else "",
-            c.grade, cid, key if ok else "", 0, c.status, key[::-1] if ok else "", key[:16] if ok else "",
-            "", c.created, c.created, "", c.mode])
+        rows["certificates_generatedcertificate"].row(
+            [
+                i + 1,
+                c.user_id,
+                f"https://s3.amazonaws.com/verify.edx.org/downloads/{key[:20]}/Certificate.pdf" if ok else "",
+                c.grade,
+                cid,
+                key if ok else "",
+                0,
+                c.status,
+                key[::-1] if ok else "",
+                key[:16] if ok else "",
+                "",
+                c.created,
+                c.created,
+                "",
+                c.mode,
+            ]
+        )
     cert_of = {c.user_id: c for c in certs if c.course == ci}
     # studentmodule and persistent grades for learners with activity
     sm_id = ci * 10_000_000
@@ -174,28 +239,69 @@ def write_course_tables(folder: Path, course: Course, ci: int, learners: list[Le
         n_ch = max(1, min(len(course.chapters), active[uid][3]))
         for ch in course.chapters[:n_ch]:
             sm_id += 1
-            rows["courseware_studentmodule"].row([
-                sm_id, "chapter", course.usage_key("chapter", ch.url_name), uid, json.dumps({"position": 1}),
-                None, now, now + dt.timedelta(minutes=uid % 50, microseconds=uid % 7), None, "na", cid])
+            rows["courseware_studentmodule"].row(
+                [
+                    sm_id,
+                    "chapter",
+                    course.usage_key("chapter", ch.url_name),
+                    uid,
+                    json.dumps({"position": 1}),
+                    None,
+                    now,
+                    now + dt.timedelta(minutes=uid % 50, microseconds=uid % 7),
+                    None,
+                    "na",
+                    cid,
+                ]
+            )
         for ch in course.chapters[:n_ch]:
             for url_name, _ in ch.problems[: 1 + uid % 2]:
                 sm_id += 1
                 att = 1 + rng.randint(0, 2)
                 grade = rng.choice([0, 1])
-                state = {"correct_map": {f"{url_name}_2_1": {"correctness": "correct" if grade else "incorrect",
-                                                               "npoints": None, "msg": "", "hint": ""}},
-                         "student_answers": {f"{url_name}_2_1": "choice_1" if grade else "choice_0",
-                                             f"{url_name}_3_1": "line one\nline two\twith a tab \\ and é"},
-                         "attempts": att, "seed": 1, "done": True, "last_submission_time": "2024-03-05T10:00:00Z"}
-                rows["courseware_studentmodule"].row([
-                    sm_id, "problem", course.usage_key("problem", url_name), uid,
-                    json.dumps(state, ensure_ascii=False), float(grade), now, now + dt.timedelta(hours=1), 1.0, "na", cid])
+                state = {
+                    "correct_map": {
+                        f"{url_name}_2_1": {"correctness": "correct" if grade else "incorrect", "npoints": None, "msg": "", "hint": ""}
+                    },
+                    "student_answers": {
+                        f"{url_name}_2_1": "choice_1" if grade else "choice_0",
+                        f"{url_name}_3_1": "line one\nline two\twith a tab \\ and é",
+                    },
+                    "attempts": att,
+                    "seed": 1,
+                    "done": True,
+                    "last_submission_time": "2024-03-05T10:00:00Z",
+                }
+                rows["courseware_studentmodule"].row(
+                    [
+                        sm_id,
+                        "problem",
+                        course.usage_key("problem", url_name),
+                        uid,
+                        json.dumps(state, ensure_ascii=False),
+                        float(grade),
+                        now,
+                        now + dt.timedelta(hours=1),
+                        1.0,
+                        "na",
+                        cid,
+                    ]
+                )
         cert = cert_of.get(uid)
         pct = cert.grade if cert else round(rng.random() * 0.8, 2)
         passed = pct >= course.pass_mark
-        rows["grades_persistentcoursegrade"].row([
-            cid, uid, hashlib.sha1(f"policy{ci}".encode()).hexdigest()[:28], pct, "Pass" if passed else "",
-            now + dt.timedelta(days=2) if passed else None, now, now + dt.timedelta(days=2, microseconds=123456)])
+        rows["grades_persistentcoursegrade"].row(
+            [
+                cid,
+                uid,
+                hashlib.sha1(f"policy{ci}".encode()).hexdigest()[:28],
+                pct,
+                "Pass" if passed else "",
+                now + dt.timedelta(days=2) if passed else None,
+                now,
+                now + dt.timedelta(days=2, microseconds=123456),
+            ]
+        )
     written: dict[str, int] = {}
     for f in rows.values():
         if f.close():
@@ -208,8 +314,18 @@ def write_ora(folder: Path, course: Course, learners: list[Learner], ci: int) ->
     (folder / "ora").mkdir(exist_ok=True)
     ids = [l.user_id for l in learners if any(e.course == ci for e in l.enrollments)][:3]
     t = dt.datetime.combine(course.start.date() + dt.timedelta(days=8), dt.time(11, 5, 7, 250000))
-    rows = [[i + 1, hashlib.md5(f"sub{uid}".encode()).hexdigest(), t + dt.timedelta(hours=i), str(uid),
-             "PE", ["Clear argument.\nGood sources.", "Needs\ta conclusion", ""][i % 3], 7] for i, uid in enumerate(ids)]
+    rows = [
+        [
+            i + 1,
+            hashlib.md5(f"sub{uid}".encode()).hexdigest(),
+            t + dt.timedelta(hours=i),
+            str(uid),
+            "PE",
+            ["Clear argument.\nGood sources.", "Needs\ta conclusion", ""][i % 3],
+            7,
+        ]
+        for i, uid in enumerate(ids)
+    ]
     name = f"ora/{course.prefix}-assessment_assessment-prod-analytics.sql"
     n = write_tsv(folder / name, ORA_COLUMNS, rows)
     return {name: n} if n else {}
@@ -232,8 +348,16 @@ def write_opt_in(folder: Path, org: str, learners: list[Learner], courses: list[
         for learner in sorted(learners, key=lambda l: l.user_id):
             for enr in learner.enrollments:
                 when = enr.created + dt.timedelta(seconds=rng.randint(0, 300))
-                w.writerow([learner.user_id, learner.username, learner.email,
-                            f"{learner.first_name} {learner.last_name}", courses[enr.course].course_id,
-                            "True" if rng.random() < 0.6 else "False", when.strftime("%Y-%m-%d %H:%M:%S")])
+                w.writerow(
+                    [
+                        learner.user_id,
+                        learner.username,
+                        learner.email,
+                        f"{learner.first_name} {learner.last_name}",
+                        courses[enr.course].course_id,
+                        "True" if rng.random() < 0.6 else "False",
+                        when.strftime("%Y-%m-%d %H:%M:%S"),
+                    ]
+                )
                 n += 1
     return name, n

@@ -1,4 +1,5 @@
 """The built-in services, registered in the original's order (see services/base.py)."""
+
 from optimus.services import (  # noqa: F401
     clickstream,
     database_state,

@@ -13,6 +13,7 @@ Services never print, never touch the ledger, never pick a backend: the pipeline
 state, progress, timing and errors once, for all. Built-in services register exactly as an
 outside one would: with @register, or through the `optimus.services` entry-point group.
 """
+
 from __future__ import annotations
 
 import os
@@ -181,4 +182,3 @@ def load_services() -> dict[str, type[Service]]:
     for entry in entry_points(group="optimus.services"):
         entry.load()
     return dict(REGISTRY)
-

@@ -11,6 +11,7 @@ is parsed set-at-a-time in SQL straight into `events`, and once the file is in, 
 compared by fingerprint only within the days it touches (docs/clickstream.md). Re-ingesting a changed file replaces what it held: events only it held and no
 longer holds disappear; events another file holds stay.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,12 @@ class Clickstream(Service):
     def setup(self, wh: Warehouse) -> None:
         cols = ", ".join(f"{wh.quote(n)} {t}" for n, t in rules.EVENT_COLUMNS.items())
         wh.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
-        wh.execute("CREATE TABLE IF NOT EXISTS event_files (event_id VARCHAR NOT NULL, event_date DATE NOT NULL, file_id BIGINT NOT NULL, line BIGINT NOT NULL)")
-        wh.execute("CREATE TABLE IF NOT EXISTS events_quarantine (file_id BIGINT NOT NULL, path VARCHAR NOT NULL, line BIGINT, reason VARCHAR NOT NULL, raw VARCHAR)")
+        wh.execute(
+            "CREATE TABLE IF NOT EXISTS event_files (event_id VARCHAR NOT NULL, event_date DATE NOT NULL, file_id BIGINT NOT NULL, line BIGINT NOT NULL)"
+        )
+        wh.execute(
+            "CREATE TABLE IF NOT EXISTS events_quarantine (file_id BIGINT NOT NULL, path VARCHAR NOT NULL, line BIGINT, reason VARCHAR NOT NULL, raw VARCHAR)"
+        )
 
     # -- one file ------------------------------------------------------------------------------
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
@@ -90,7 +95,8 @@ class Clickstream(Service):
             if all_days:
                 marks = ", ".join("?" for _ in all_days)
                 changed |= {
-                    (k, d) for k, d in wh.query(
+                    (k, d)
+                    for k, d in wh.query(
                         f"SELECT DISTINCT course_key, event_date FROM events WHERE event_date IN ({marks}) AND file_id = ?",
                         [*all_days, file.id],
                     )
@@ -135,7 +141,9 @@ class Clickstream(Service):
         bad = len(batch.bad)
         if good < rows:  # the lines that did not become events (few) are parsed again, alone
             rest = f"(SELECT * FROM {lines} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
-            run(f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL")
+            run(
+                f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL"
+            )
             if coerced:  # keys given twice on lines not loaded were not coerced
                 coerced -= int(wh.scalar(rules.duplicate_keys_sql(wh.dialect, _BAD)) or 0)
             bad = self._quarantine(wh, file, batch)
@@ -169,7 +177,9 @@ class Clickstream(Service):
             [file_id, file_id],
         )
         if int(wh.scalar("SELECT count(*) FROM event_files WHERE file_id = ?", [file_id]) or 0) < loaded:
-            wh.execute("DELETE FROM events WHERE file_id = ? AND line NOT IN (SELECT line FROM event_files WHERE file_id = ?)", [file_id, file_id])
+            wh.execute(
+                "DELETE FROM events WHERE file_id = ? AND line NOT IN (SELECT line FROM event_files WHERE file_id = ?)", [file_id, file_id]
+            )
         others = f"event_date IN ({marks}) AND file_id <> ?"
         if wh.scalar(f"SELECT 1 FROM events WHERE {others} LIMIT 1", [*days, file_id]):
             wh.execute(
@@ -185,19 +195,25 @@ class Clickstream(Service):
             f"FROM {_BAD} WHERE reason NOT IN (?, ?)",
             [file.id, str(file.path), rules.NO_OBJECT, rules.INVALID_JSON],
         )
-        rows = [(line, rules.refine_reason(raw) if "{" in raw else rules.NO_OBJECT, raw) for line, raw in wh.query(
-            f"SELECT line, raw FROM {_BAD} WHERE reason IN (?, ?)", [rules.NO_OBJECT, rules.INVALID_JSON]
-        )]
+        rows = [
+            (line, rules.refine_reason(raw) if "{" in raw else rules.NO_OBJECT, raw)
+            for line, raw in wh.query(f"SELECT line, raw FROM {_BAD} WHERE reason IN (?, ?)", [rules.NO_OBJECT, rules.INVALID_JSON])
+        ]
         rows = [(line, _not_object(raw) if reason == rules.NO_OBJECT else reason, raw) for line, reason, raw in rows]
         rows += batch.bad
         if rows:
-            wh.load_arrow("events_quarantine", pa.table({
-                "file_id": pa.array([file.id] * len(rows), pa.int64()),
-                "path": pa.array([str(file.path)] * len(rows), pa.string()),
-                "line": pa.array([r[0] for r in rows], pa.int64()),
-                "reason": pa.array([r[1] for r in rows], pa.string()),
-                "raw": pa.array([r[2][: rules.RAW_LIMIT] for r in rows], pa.string()),
-            }))
+            wh.load_arrow(
+                "events_quarantine",
+                pa.table(
+                    {
+                        "file_id": pa.array([file.id] * len(rows), pa.int64()),
+                        "path": pa.array([str(file.path)] * len(rows), pa.string()),
+                        "line": pa.array([r[0] for r in rows], pa.int64()),
+                        "reason": pa.array([r[1] for r in rows], pa.string()),
+                        "raw": pa.array([r[2][: rules.RAW_LIMIT] for r in rows], pa.string()),
+                    }
+                ),
+            )
         return int(wh.scalar(f"SELECT count(*) FROM {_BAD}") or 0) + len(batch.bad)
 
     # -- what a file held before ---------------------------------------------------------------

@@ -5,6 +5,7 @@ block before, and, when the pipeline says which file comes next, the next file's
 soon as this one reaches its end, so the core that read does not idle while a file is settled and
 committed. At most SLOTS blocks of a file wait in memory.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -76,7 +77,7 @@ class SalvagingGzip:
                 break
             self._consume(zeros)
         if not self._fill(10):
-            if not self._members and self._input[:3] != b"\x1f\x8b\x08"[:len(self._input)]:
+            if not self._members and self._input[:3] != b"\x1f\x8b\x08"[: len(self._input)]:
                 raise gzip.BadGzipFile("not a gzip file (it does not start with a gzip header)")
             return self._stop("truncated gzip header", self._at + len(self._input), False)
         head = self._input
@@ -89,7 +90,7 @@ class SalvagingGzip:
             if flags & 4:  # FEXTRA
                 if not self._fill(pos + 2):
                     raise EOFError
-                pos += 2 + int.from_bytes(self._input[pos:pos + 2], "little")
+                pos += 2 + int.from_bytes(self._input[pos : pos + 2], "little")
             for bit in (8, 16):  # FNAME, FCOMMENT: zero-terminated
                 if flags & bit:
                     while (end := self._input.find(b"\0", pos)) < 0:
@@ -144,7 +145,7 @@ class SalvagingGzip:
         while at < len(chunk):
             saved = inflate.copy()
             try:
-                self._emit(inflate.decompress(chunk[at:at + step]))
+                self._emit(inflate.decompress(chunk[at : at + step]))
             except zlib.error:
                 if step == 1:
                     break

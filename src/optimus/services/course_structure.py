@@ -10,6 +10,7 @@ A newer package replaces a course; an older one never does. Within one package t
 preferred for blocks (it has drafts, grading and enrolment dates); a course_structure file then
 only fills what the export cannot tell, such as which course id form the course uses.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,18 +30,44 @@ from optimus.services.base import FileResult, RunContext, Service, register
 from optimus.warehouse.base import Warehouse
 
 COURSES = {
-    "course_key": "VARCHAR", "course_id": "VARCHAR", "course_id_old": "VARCHAR", "course_id_new": "VARCHAR",
-    "display_name": "VARCHAR", "start_date": "TIMESTAMP", "end_date": "TIMESTAMP", "enrollment_start": "TIMESTAMP",
-    "enrollment_end": "TIMESTAMP", "pass_mark": "DOUBLE", "chapters": "INTEGER", "published_chapters": "INTEGER",
-    "package_date": "DATE", "source": "VARCHAR", "file_id": "BIGINT",
+    "course_key": "VARCHAR",
+    "course_id": "VARCHAR",
+    "course_id_old": "VARCHAR",
+    "course_id_new": "VARCHAR",
+    "display_name": "VARCHAR",
+    "start_date": "TIMESTAMP",
+    "end_date": "TIMESTAMP",
+    "enrollment_start": "TIMESTAMP",
+    "enrollment_end": "TIMESTAMP",
+    "pass_mark": "DOUBLE",
+    "chapters": "INTEGER",
+    "published_chapters": "INTEGER",
+    "package_date": "DATE",
+    "source": "VARCHAR",
+    "file_id": "BIGINT",
 }
 BLOCKS: dict[str, pa.DataType] = {
-    "course_key": pa.string(), "position": pa.int32(), "block_id": pa.string(), "block_id_old": pa.string(),
-    "block_id_new": pa.string(), "category": pa.string(), "display_name": pa.string(), "url_name": pa.string(),
-    "parent_url_name": pa.string(), "chapter_index": pa.int32(), "sequential_index": pa.int32(),
-    "vertical_index": pa.int32(), "graded": pa.bool_(), "format": pa.string(), "weight": pa.float64(),
-    "start_date": pa.timestamp("us"), "due_date": pa.timestamp("us"), "published": pa.bool_(),
-    "youtube_id": pa.string(), "discussion_id": pa.string(), "discussion_category": pa.string(),
+    "course_key": pa.string(),
+    "position": pa.int32(),
+    "block_id": pa.string(),
+    "block_id_old": pa.string(),
+    "block_id_new": pa.string(),
+    "category": pa.string(),
+    "display_name": pa.string(),
+    "url_name": pa.string(),
+    "parent_url_name": pa.string(),
+    "chapter_index": pa.int32(),
+    "sequential_index": pa.int32(),
+    "vertical_index": pa.int32(),
+    "graded": pa.bool_(),
+    "format": pa.string(),
+    "weight": pa.float64(),
+    "start_date": pa.timestamp("us"),
+    "due_date": pa.timestamp("us"),
+    "published": pa.bool_(),
+    "youtube_id": pa.string(),
+    "discussion_id": pa.string(),
+    "discussion_category": pa.string(),
 }
 _SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE", pa.timestamp("us"): "TIMESTAMP"}
 _RANK = {"olx": 1, "course_structure": 0}  # within one package, the export wins
@@ -70,13 +97,23 @@ class CourseStructure(Service):
             if theirs > mine:
                 if theirs[0] == mine[0] and parsed.id_form:
                     return self._fill(wh, key, cid, parsed, ctx)
-                return FileResult(0, 0, f"the loaded {current['source']} of package {current['package_date']} is newer; kept", current["course_id"])
+                return FileResult(
+                    0, 0, f"the loaded {current['source']} of package {current['package_date']} is newer; kept", current["course_id"]
+                )
         form = parsed.id_form or self._known_form(wh, key, current)
         course_id = cid.new if form == "new" else cid.old
         wh.execute("DELETE FROM course_blocks WHERE course_key = ?", [key])
         wh.execute("DELETE FROM courses WHERE course_key = ?", [key])
-        row = {"course_key": key, "course_id": course_id, "course_id_old": cid.old, "course_id_new": cid.new, **parsed.info,
-               "package_date": file.package_date, "source": parsed.source, "file_id": file.id}
+        row = {
+            "course_key": key,
+            "course_id": course_id,
+            "course_id_old": cid.old,
+            "course_id_new": cid.new,
+            **parsed.info,
+            "package_date": file.package_date,
+            "source": parsed.source,
+            "file_id": file.id,
+        }
         names = list(COURSES)
         wh.execute(
             f"INSERT INTO courses ({', '.join(wh.quote(n) for n in names)}) VALUES ({', '.join('?' for _ in names)})",
@@ -124,9 +161,7 @@ class CourseStructure(Service):
         course_id = cid.new if parsed.id_form == "new" else cid.old
         column = "block_id_new" if parsed.id_form == "new" else "block_id_old"
         wh.execute("UPDATE courses SET course_id = ? WHERE course_key = ? AND course_id <> ?", [course_id, key, course_id])
-        wh.execute(
-            f"UPDATE course_blocks SET block_id = {column} WHERE course_key = ? AND block_id IS DISTINCT FROM {column}", [key]
-        )
+        wh.execute(f"UPDATE course_blocks SET block_id = {column} WHERE course_key = ? AND block_id IS DISTINCT FROM {column}", [key])
         return FileResult(0, 0, "blocks kept from the course export of the same package; course id form taken from this file", course_id)
 
     @staticmethod

@@ -14,6 +14,7 @@ A newer package replaces a course's rows of a table in one transaction; an older
 replaces newer rows; a table with no file in a course's newer package is emptied for that course
 (edX writes no file for an empty table), and db_state_loads records it as empty.
 """
+
 from __future__ import annotations
 
 from optimus import courses, discovery
@@ -141,7 +142,11 @@ class DatabaseState(Service):
     def _course_id(self, wh: Warehouse, file: LedgerFile, found: str | None) -> str | None:
         """The course: from the file's own course_id column when it has one (`found`, its most frequent
         value: it settles ambiguous names)."""
-        if found and courses.parse(found) and (file.course_id is None or courses.course_key(found) == file.course_key or _same_file_form(found, file)):
+        if (
+            found
+            and courses.parse(found)
+            and (file.course_id is None or courses.course_key(found) == file.course_key or _same_file_form(found, file))
+        ):
             return found
         if file.course_id:
             return file.course_id
@@ -207,7 +212,9 @@ class DatabaseState(Service):
         return " OR ".join(checks) or "false"
 
     @staticmethod
-    def _insert_all(wh: Warehouse, insert: str, params: list[object], table: str, texts: dict[str, int], rows_of: tuple[str, str, int]) -> bool:
+    def _insert_all(
+        wh: Warehouse, insert: str, params: list[object], table: str, texts: dict[str, int], rows_of: tuple[str, str, int]
+    ) -> bool:
         """Insert every staged row; True when every typed value fit its type.
 
         The casts are evaluated once, here: a value that does not fit is NULL in the table, so all fit
@@ -224,7 +231,9 @@ class DatabaseState(Service):
         else:
             wh.execute(insert, params)
             # the file's rows were appended together: min/max statistics skip the rest of the table
-            got = wh.query(f"SELECT {counts} FROM {raw_table(wh, table)} WHERE course_key = ? AND site = ? AND file_id = ?", list(rows_of))[0]
+            got = wh.query(f"SELECT {counts} FROM {raw_table(wh, table)} WHERE course_key = ? AND site = ? AND file_id = ?", list(rows_of))[
+                0
+            ]
         return [int(n) for n in got] == list(texts.values())
 
     @staticmethod
@@ -237,9 +246,11 @@ class DatabaseState(Service):
             f"FROM {q(staging)} WHERE {bad}",
             [file.id, str(file.path)],
         )
-        return int(wh.scalar(
-            "SELECT count(*) FROM db_state_quarantine WHERE file_id = ? AND reason = 'a value does not fit its column type'", [file.id]
-        ))
+        return int(
+            wh.scalar(
+                "SELECT count(*) FROM db_state_quarantine WHERE file_id = ? AND reason = 'a value does not fit its column type'", [file.id]
+            )
+        )
 
     @staticmethod
     def _record_load(wh: Warehouse, key: str, site: str, table: str, course_id: str | None, file: LedgerFile, rows: int) -> None:

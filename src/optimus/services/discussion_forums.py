@@ -9,6 +9,7 @@ loaded, and a post already loaded from an older package is replaced by the newer
 duplicated; a post from an older package never replaces a newer one. The course is the
 documents' own `course_id` (file names are ambiguous when a part has a '-').
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -53,7 +54,9 @@ class DiscussionForums(Service):
         wh.execute("DELETE FROM forum_quarantine WHERE file_id = ?", [file.id])
         wh.executemany(
             "INSERT INTO forum_quarantine (file_id, path, line, reason, raw) VALUES (?, ?, ?, ?, ?)",
-            [[file.id, str(file.path), line, reason, raw.replace("\x00", "\ufffd")] for line, reason, raw in bad],  # PostgreSQL text holds no NUL
+            [
+                [file.id, str(file.path), line, reason, raw.replace("\x00", "\ufffd")] for line, reason, raw in bad
+            ],  # PostgreSQL text holds no NUL
         )
         # a re-ingest takes back what this file loaded before
         wh.execute("DELETE FROM forum_posts WHERE file_id = ?", [file.id])
@@ -105,8 +108,9 @@ class DiscussionForums(Service):
         if not posts:
             return 0
         site = file.site or "prod"
-        table = mongo.to_arrow(posts, {"site": (pa.string(), site), "package_date": (pa.date32(), file.package_date),
-                                       "file_id": (pa.int64(), file.id)})
+        table = mongo.to_arrow(
+            posts, {"site": (pa.string(), site), "package_date": (pa.date32(), file.package_date), "file_id": (pa.int64(), file.id)}
+        )
         stage = f"_forum_stage_{file.id}"
         q = wh.quote
         wh.execute(f"DROP TABLE IF EXISTS {q(stage)}")
@@ -116,8 +120,7 @@ class DiscussionForums(Service):
             # a missing package date (a file named on the command line) counts as the newest
             newest = file.package_date or date.max
             wh.execute(
-                f"DELETE FROM forum_posts WHERE id IN (SELECT id FROM {q(stage)}) "
-                "AND coalesce(package_date, DATE '0001-01-01') <= ?",
+                f"DELETE FROM forum_posts WHERE id IN (SELECT id FROM {q(stage)}) AND coalesce(package_date, DATE '0001-01-01') <= ?",
                 [newest],
             )
             cols = ", ".join(q(c) for c in wh.columns("forum_posts"))

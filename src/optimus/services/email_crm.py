@@ -16,6 +16,7 @@ is killed. The file holds personal data: mode 0600; logs name its path, never it
 Needs PersonCourse and DatabaseState (auth_user, auth_userprofile, student_courseenrollment);
 `courses` (CourseStructure) gives course names and start dates when present.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,14 +36,38 @@ log = logging.getLogger("optimus")
 OPT_IN_COLUMNS = ["user_id", "username", "email", "full_name", "course_id", "is_opted_in_for_email", "preference_set_datetime"]
 REQUIRED = {"email", "full_name", "course_id", "is_opted_in_for_email", "preference_set_datetime"}
 EXPORT_COLUMNS = [
-    "user_id", "is_staff", "is_active", "email", "viewed", "explored", "certified", "mode", "first_name", "last_name",
-    "course_id", "course_name", "course_start_date", "enrolled", "is_opted_in_for_email", "gender", "year_of_birth",
-    "level_of_education", "level_of_education_label", "country_name",
+    "user_id",
+    "is_staff",
+    "is_active",
+    "email",
+    "viewed",
+    "explored",
+    "certified",
+    "mode",
+    "first_name",
+    "last_name",
+    "course_id",
+    "course_name",
+    "course_start_date",
+    "enrolled",
+    "is_opted_in_for_email",
+    "gender",
+    "year_of_birth",
+    "level_of_education",
+    "level_of_education_label",
+    "country_name",
 ]
 EDUCATION = {
-    "p": "Doctorate", "p_se": "Doctorate in science or engineering", "p_oth": "Doctorate in another field",
-    "a": "Associate degree", "b": "Bachelors degree", "m": "Masters or professional degree", "hs": "Secondary/high school",
-    "jhs": "Junior secondary/junior high/middle school", "el": "Elementary/primary school", "none": "No formal education",
+    "p": "Doctorate",
+    "p_se": "Doctorate in science or engineering",
+    "p_oth": "Doctorate in another field",
+    "a": "Associate degree",
+    "b": "Bachelors degree",
+    "m": "Masters or professional degree",
+    "hs": "Secondary/high school",
+    "jhs": "Junior secondary/junior high/middle school",
+    "el": "Elementary/primary school",
+    "none": "No formal education",
     "other": "Other education",
 }
 GENDER = {"m": "Male", "f": "Female", "o": "Other"}
@@ -169,7 +194,6 @@ class EmailCRM(Service):
         ctx.progress.note(f"EmailCRM wrote {path}")
         return written
 
-
     def _inputs_changed(self, wh: Warehouse, ctx: RunContext) -> bool:
         """An opt-in file loaded in this run, or a course changed upstream since the last export."""
         loaded = wh.scalar("SELECT count(*) FROM ingest_files WHERE service = ? AND run_id = ? AND state = 'done'", [self.name, ctx.run_id])
@@ -230,7 +254,9 @@ def current_sql(wh: Warehouse) -> str:
     education = " ".join(f"WHEN '{code}' THEN '{label}'" for code, label in EDUCATION.items())
     gender = " ".join(f"WHEN '{code}' THEN '{word}'" for code, word in GENDER.items())
     user = _latest(wh, "auth_user", ["id", "email", "is_staff", "is_active"], ["course_key", "id"])
-    profile = _latest(wh, "auth_userprofile", ["user_id", "name", "gender", "year_of_birth", "level_of_education", "country"], ["course_key", "user_id"])
+    profile = _latest(
+        wh, "auth_userprofile", ["user_id", "name", "gender", "year_of_birth", "level_of_education", "country"], ["course_key", "user_id"]
+    )
     enrolment = _latest(wh, "student_courseenrollment", ["user_id", "is_active"], ["course_key", "user_id"])
     course = _latest(wh, "courses", ["display_name", "start_date"], ["course_key"], provenance=False)
     return f"""
@@ -275,7 +301,10 @@ def _latest(wh: Warehouse, table: str, columns: list[str], keys: list[str], prov
     wanted = list(dict.fromkeys(keys + columns))
     schema = wh.raw_schema if provenance else None  # Database State's tables are raw edX tables
     if not wh.table_exists(table, schema=schema) or not set(wanted) <= set(wh.columns(table, schema=schema)):
-        nulls = ", ".join(f"CAST(NULL AS {'BIGINT' if c in ('id', 'user_id', 'year_of_birth') else 'BOOLEAN' if c.startswith('is_') else 'TIMESTAMP' if c == 'start_date' else 'VARCHAR'}) AS {q(c)}" for c in wanted)
+        nulls = ", ".join(
+            f"CAST(NULL AS {'BIGINT' if c in ('id', 'user_id', 'year_of_birth') else 'BOOLEAN' if c.startswith('is_') else 'TIMESTAMP' if c == 'start_date' else 'VARCHAR'}) AS {q(c)}"
+            for c in wanted
+        )
         return f"(SELECT {nulls} WHERE 1 = 0)"
     order = "CASE WHEN site = 'prod' THEN 0 ELSE 1 END, package_date DESC NULLS LAST" if provenance else "1"
     cols = ", ".join(q(c) for c in wanted)
@@ -288,4 +317,3 @@ def _export_row(row: dict) -> list[object]:
     values = dict(row)
     values["country_name"] = geo.country_name(row.get("profile_country")) or ""
     return [values.get(c) for c in EXPORT_COLUMNS]
-

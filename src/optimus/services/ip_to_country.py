@@ -9,6 +9,7 @@ Only IPs not yet in ip_geo are looked up; IPs no source found are tried again on
 sources change (private, loopback and invalid addresses never are). Courses whose events brought
 new IPs are touched, so that Person Course recomputes them.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -80,15 +81,14 @@ class IPToCountry(Service):
                 return 0
             ctx.progress.note(f"looking up {len(ips):,} new IP address(es)")
             for start in range(0, len(ips), BATCH):
-                chunk = ips[start:start + BATCH]
+                chunk = ips[start : start + BATCH]
                 self._write(wh, chunk, [locator.locate(ip) for ip in chunk], now)
                 ctx.wrote(len(chunk))
             self.lookups += locator.lookups
         finally:
             locator.close()
         for (course_key,) in wh.query(
-            "SELECT DISTINCT e.course_key FROM events e JOIN ip_geo g ON g.ip = e.ip "
-            "WHERE g.looked_up_at = ? AND e.course_key IS NOT NULL",
+            "SELECT DISTINCT e.course_key FROM events e JOIN ip_geo g ON g.ip = e.ip WHERE g.looked_up_at = ? AND e.course_key IS NOT NULL",
             [now],
         ):
             ctx.touch(course_key)
@@ -101,8 +101,10 @@ class IPToCountry(Service):
         params: list[object] = []
         if ctx.last_run_started is not None and not self.recompute:
             marks = ", ".join("?" for _ in self.needs)
-            sql += (f" AND (e.file_id IS NULL OR e.file_id IN (SELECT id FROM ingest_files WHERE service IN ({marks}) "
-                    "AND state = 'done' AND finished_at >= ?))")
+            sql += (
+                f" AND (e.file_id IS NULL OR e.file_id IN (SELECT id FROM ingest_files WHERE service IN ({marks}) "
+                "AND state = 'done' AND finished_at >= ?))"
+            )
             params = [*self.needs, ctx.last_run_started]
         return [r[0] for r in wh.query(sql, params)]
 

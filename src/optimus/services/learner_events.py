@@ -8,6 +8,7 @@ Inputs produced by other services may not exist yet (a package without forums, o
 not yet run): `source()` then stands in an empty relation with the same columns, so the
 derived tables are still built from what is there.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,42 +19,85 @@ from optimus.warehouse.base import Warehouse, raw_table
 # The columns read from each input, with the type used when the table (or column) is missing.
 INPUTS: dict[str, dict[str, str]] = {
     "events": {
-        "event_id": "VARCHAR", "time": "TIMESTAMP", "username": "VARCHAR", "user_id": "BIGINT", "course_id": "VARCHAR",
-        "course_key": "VARCHAR", "event_type": "VARCHAR", "event_source": "VARCHAR", "ip": "VARCHAR", "page": "VARCHAR",
-        "event": "JSON", "file_id": "BIGINT",
+        "event_id": "VARCHAR",
+        "time": "TIMESTAMP",
+        "username": "VARCHAR",
+        "user_id": "BIGINT",
+        "course_id": "VARCHAR",
+        "course_key": "VARCHAR",
+        "event_type": "VARCHAR",
+        "event_source": "VARCHAR",
+        "ip": "VARCHAR",
+        "page": "VARCHAR",
+        "event": "JSON",
+        "file_id": "BIGINT",
     },
     "auth_user": {"id": "BIGINT", "username": "VARCHAR", "email": "VARCHAR", "course_key": "VARCHAR"},
     "auth_userprofile": {
-        "id": "BIGINT", "user_id": "BIGINT", "gender": "VARCHAR", "year_of_birth": "INTEGER", "level_of_education": "VARCHAR",
-        "country": "VARCHAR", "course_key": "VARCHAR",
+        "id": "BIGINT",
+        "user_id": "BIGINT",
+        "gender": "VARCHAR",
+        "year_of_birth": "INTEGER",
+        "level_of_education": "VARCHAR",
+        "country": "VARCHAR",
+        "course_key": "VARCHAR",
     },
     "student_courseenrollment": {
-        "id": "BIGINT", "user_id": "BIGINT", "course_id": "VARCHAR", "created": "TIMESTAMP", "is_active": "BOOLEAN",
-        "mode": "VARCHAR", "course_key": "VARCHAR",
+        "id": "BIGINT",
+        "user_id": "BIGINT",
+        "course_id": "VARCHAR",
+        "created": "TIMESTAMP",
+        "is_active": "BOOLEAN",
+        "mode": "VARCHAR",
+        "course_key": "VARCHAR",
     },
     "certificates_generatedcertificate": {
-        "id": "BIGINT", "user_id": "BIGINT", "grade": "DOUBLE PRECISION", "status": "VARCHAR", "created_date": "TIMESTAMP",
-        "modified_date": "TIMESTAMP", "course_key": "VARCHAR",
+        "id": "BIGINT",
+        "user_id": "BIGINT",
+        "grade": "DOUBLE PRECISION",
+        "status": "VARCHAR",
+        "created_date": "TIMESTAMP",
+        "modified_date": "TIMESTAMP",
+        "course_key": "VARCHAR",
     },
     "grades_persistentcoursegrade": {"user_id": "BIGINT", "percent_grade": "DOUBLE PRECISION", "course_key": "VARCHAR"},
     "student_courseaccessrole": {"user_id": "BIGINT", "role": "VARCHAR", "course_key": "VARCHAR"},
     "django_comment_client_role_users": {"user_id": "BIGINT", "name": "VARCHAR", "course_key": "VARCHAR"},
     "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
     "forum_posts": {
-        "type": "VARCHAR", "course_key": "VARCHAR", "author_id": "BIGINT", "votes_up": "INTEGER", "endorsed": "BOOLEAN",
+        "type": "VARCHAR",
+        "course_key": "VARCHAR",
+        "author_id": "BIGINT",
+        "votes_up": "INTEGER",
+        "endorsed": "BOOLEAN",
         "pinned": "BOOLEAN",
     },
     "courses": {
-        "course_key": "VARCHAR", "course_id": "VARCHAR", "display_name": "VARCHAR", "start_date": "TIMESTAMP",
-        "end_date": "TIMESTAMP", "enrollment_start": "TIMESTAMP", "pass_mark": "DOUBLE PRECISION",
+        "course_key": "VARCHAR",
+        "course_id": "VARCHAR",
+        "display_name": "VARCHAR",
+        "start_date": "TIMESTAMP",
+        "end_date": "TIMESTAMP",
+        "enrollment_start": "TIMESTAMP",
+        "pass_mark": "DOUBLE PRECISION",
     },
     "course_blocks": {
-        "course_key": "VARCHAR", "block_id": "VARCHAR", "category": "VARCHAR", "url_name": "VARCHAR",
-        "weight": "DOUBLE PRECISION", "published": "BOOLEAN",
+        "course_key": "VARCHAR",
+        "block_id": "VARCHAR",
+        "category": "VARCHAR",
+        "url_name": "VARCHAR",
+        "weight": "DOUBLE PRECISION",
+        "published": "BOOLEAN",
     },
     "ip_geo": {
-        "ip": "VARCHAR", "country_code": "VARCHAR", "country_name": "VARCHAR", "continent": "VARCHAR", "region": "VARCHAR",
-        "city": "VARCHAR", "latitude": "DOUBLE PRECISION", "longitude": "DOUBLE PRECISION",
+        "ip": "VARCHAR",
+        "country_code": "VARCHAR",
+        "country_name": "VARCHAR",
+        "continent": "VARCHAR",
+        "region": "VARCHAR",
+        "city": "VARCHAR",
+        "latitude": "DOUBLE PRECISION",
+        "longitude": "DOUBLE PRECISION",
     },
 }
 
@@ -61,9 +105,21 @@ VIDEO_PLAY = ("play_video", "edx.video.played")
 VIDEO_PAUSE = ("pause_video", "edx.video.paused")
 VIDEO_SEEK = ("seek_video", "edx.video.position.changed")
 VIDEO_ANY = (
-    "play_video", "pause_video", "seek_video", "stop_video", "load_video", "speed_change_video", "show_transcript",
-    "hide_transcript", "edx.video.played", "edx.video.paused", "edx.video.position.changed", "edx.video.stopped",
-    "edx.video.loaded", "edx.video.transcript.shown", "edx.video.transcript.hidden",
+    "play_video",
+    "pause_video",
+    "seek_video",
+    "stop_video",
+    "load_video",
+    "speed_change_video",
+    "show_transcript",
+    "hide_transcript",
+    "edx.video.played",
+    "edx.video.paused",
+    "edx.video.position.changed",
+    "edx.video.stopped",
+    "edx.video.loaded",
+    "edx.video.transcript.shown",
+    "edx.video.transcript.hidden",
 )
 
 
@@ -131,7 +187,7 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
                CASE WHEN coalesce(e.user_id, account_ids.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, account_ids.id) AS VARCHAR)
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
                e.event_type, e.event_source, nullif(e.ip, '') AS ip,
-               {chapter_sql('e.event_type')} AS chapter,
+               {chapter_sql("e.event_type")} AS chapter,
                CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
         FROM {events} e {scope_join}

@@ -7,6 +7,7 @@ docs/person_course.md. Only courses whose inputs changed are recomputed, each re
 run's transaction; then their exports are written (`personcourse_{course}_{timestamp}.csv` and
 `.parquet`, `courseprofile_{timestamp}.csv` and `.parquet`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,11 +57,15 @@ class PersonCourse(Service):
         return rows
 
     def _scope(self, wh: Warehouse, ctx: RunContext) -> set[str]:
-        if self.recompute == "all" or ctx.last_run_started is None or bool(
-            wh.scalar(
-                "SELECT (SELECT count(*) FROM person_course WHERE rules_version <> ?) + "
-                "(SELECT count(*) FROM course_profile WHERE rules_version <> ?)",
-                [self.rules_version, self.rules_version],
+        if (
+            self.recompute == "all"
+            or ctx.last_run_started is None
+            or bool(
+                wh.scalar(
+                    "SELECT (SELECT count(*) FROM person_course WHERE rules_version <> ?) + "
+                    "(SELECT count(*) FROM course_profile WHERE rules_version <> ?)",
+                    [self.rules_version, self.rules_version],
+                )
             )
         ):
             return all_courses(wh)
@@ -70,7 +75,8 @@ class PersonCourse(Service):
         if wh.table_exists("ip_geo") and "looked_up_at" in wh.columns("ip_geo"):
             # IPs placed since the last run change the geography of the learners whose modal IP they are
             scope |= {
-                k for (k,) in wh.query(
+                k
+                for (k,) in wh.query(
                     "SELECT DISTINCT p.course_key FROM person_course p JOIN ip_geo g ON g.ip = p.ip WHERE g.looked_up_at >= ?",
                     [ctx.last_run_started],
                 )
@@ -94,8 +100,9 @@ def course_file_part(course_key: str) -> str:
     return exports.safe_name(course_key.replace("+", "-"))
 
 
-def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False,
-           into: exports.ExportSet | None = None) -> list[Path]:
+def export(
+    wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False, into: exports.ExportSet | None = None
+) -> list[Path]:
     """Write person_course per course (all when `courses` is None) and course_profile, as CSV and Parquet.
 
     The de-identified copy goes to `{export_path}/deidentified/`: user_id becomes user_id_map.hash_id
@@ -126,7 +133,9 @@ def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, 
         for key in courses:
             names += exports.export_query(wh, sql, [key], staged, f"{folder}personcourse_{course_file_part(key)}_{stamp}")
         profile = ", ".join(q(c) for c in CP_COLUMNS if c not in ("rules_version", "computed_at"))
-        names += exports.export_query(wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], staged, f"{folder}courseprofile_{stamp}")
+        names += exports.export_query(
+            wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], staged, f"{folder}courseprofile_{stamp}"
+        )
         if own:
             staged.seal()
             staged.publish()

@@ -5,66 +5,160 @@ learner resolution and the event classes are shared with TimeFinder (`learner_ev
 is built from one mapping of column to expression (`insert_by_name`), so no expression is matched to
 its column by position.
 """
+
 from __future__ import annotations
 
 from optimus.services.learner_events import (  # the event classes are re-exported: the reference tests count by them
-    INPUTS, MICROS, VIDEO_ANY, VIDEO_PAUSE, VIDEO_PLAY, VIDEO_SEEK, counts_sql, flag, in_list, insert_by_name, learner_events,
+    INPUTS,
+    MICROS,
+    VIDEO_ANY,
+    VIDEO_PAUSE,
+    VIDEO_PLAY,
+    VIDEO_SEEK,
+    counts_sql,
+    flag,
+    in_list,
+    insert_by_name,
+    learner_events,
     source,
 )
 from optimus.warehouse.base import Warehouse
 
 __all__ = [
-    "ACCESS_ROLES", "CP_COLUMNS", "FORUM_ROLES", "PC_COLUMNS", "VIDEO_ANY", "VIDEO_PAUSE", "VIDEO_PLAY", "VIDEO_SEEK",
-    "course_profile_insert", "person_course_insert",
+    "ACCESS_ROLES",
+    "CP_COLUMNS",
+    "FORUM_ROLES",
+    "PC_COLUMNS",
+    "VIDEO_ANY",
+    "VIDEO_PAUSE",
+    "VIDEO_PLAY",
+    "VIDEO_SEEK",
+    "course_profile_insert",
+    "person_course_insert",
 ]
 
 # -- the columns -----------------------------------------------------------------------------
 ACCESS_ROLES = {  # student_courseaccessrole.role -> flag column
-    "instructor": "roles_isInstructor", "staff": "roles_isStaff", "beta_testers": "roles_isBetaTester",
-    "ccx_coach": "roles_isCCXCoach", "finance_admin": "roles_isFinanceAdmin", "sales_admin": "roles_isSalesAdmin",
-    "library_user": "roles_isLibraryUser", "data_researcher": "roles_isDataResearcher",
+    "instructor": "roles_isInstructor",
+    "staff": "roles_isStaff",
+    "beta_testers": "roles_isBetaTester",
+    "ccx_coach": "roles_isCCXCoach",
+    "finance_admin": "roles_isFinanceAdmin",
+    "sales_admin": "roles_isSalesAdmin",
+    "library_user": "roles_isLibraryUser",
+    "data_researcher": "roles_isDataResearcher",
 }
 FORUM_ROLES = {  # django_comment_client_role_users.name -> flag column
-    "Administrator": "forumRoles_isAdmin", "Moderator": "forumRoles_isModerator",
-    "Group Moderator": "forumRoles_isGroupModerator", "Community TA": "forumRoles_isCommunityTA",
+    "Administrator": "forumRoles_isAdmin",
+    "Moderator": "forumRoles_isModerator",
+    "Group Moderator": "forumRoles_isGroupModerator",
+    "Community TA": "forumRoles_isCommunityTA",
     "Student": "forumRoles_isStudent",
 }
 
 PC_COLUMNS: dict[str, str] = {
-    "course_id": "VARCHAR", "course_key": "VARCHAR NOT NULL", "user_id": "BIGINT NOT NULL", "username": "VARCHAR",
-    "registered": "INTEGER", "viewed": "INTEGER", "explored": "INTEGER", "certified": "INTEGER", "completed": "INTEGER",
-    "grade": "DOUBLE PRECISION", "passing_grade": "DOUBLE PRECISION", "mode": "VARCHAR", "is_active": "INTEGER",
-    "start_time": "TIMESTAMP", "first_event": "TIMESTAMP", "last_event": "TIMESTAMP", "nevents": "BIGINT",
-    "ndays_act": "BIGINT", "nplay_video": "BIGINT", "nvideo": "BIGINT", "nvideos_unique_viewed": "BIGINT",
-    "npause_video": "BIGINT", "nseek_video": "BIGINT", "nchapters": "BIGINT", "nchapters_published": "BIGINT",
-    "nproblem_check": "BIGINT", "attempted_problems": "BIGINT", "nshow_answer": "BIGINT", "nprogcheck": "BIGINT",
-    "nseq_goto": "BIGINT", "nforum_events": "BIGINT", "nforum_posts": "BIGINT", "nforum_threads": "BIGINT",
-    "nforum_comments": "BIGINT", "nforum_votes": "BIGINT", "nforum_endorsed": "BIGINT", "nforum_pinned": "BIGINT",
-    "ip": "VARCHAR", "cc_by_ip": "VARCHAR", "countryLabel": "VARCHAR", "final_cc_cname": "VARCHAR", "continent": "VARCHAR",
-    "region": "VARCHAR", "city": "VARCHAR", "latitude": "DOUBLE PRECISION", "longitude": "DOUBLE PRECISION",
-    "profile_country": "VARCHAR", "LoE": "VARCHAR", "YoB": "INTEGER", "gender": "VARCHAR", "email_domain": "VARCHAR",
-    "cert_status": "VARCHAR", "cert_created_date": "TIMESTAMP", "cert_modified_date": "TIMESTAMP",
-    "avg_dt": "DOUBLE PRECISION", "sdv_dt": "DOUBLE PRECISION", "max_dt": "DOUBLE PRECISION", "n_dt": "BIGINT",
-    "sum_dt": "DOUBLE PRECISION", "roles": "VARCHAR",
+    "course_id": "VARCHAR",
+    "course_key": "VARCHAR NOT NULL",
+    "user_id": "BIGINT NOT NULL",
+    "username": "VARCHAR",
+    "registered": "INTEGER",
+    "viewed": "INTEGER",
+    "explored": "INTEGER",
+    "certified": "INTEGER",
+    "completed": "INTEGER",
+    "grade": "DOUBLE PRECISION",
+    "passing_grade": "DOUBLE PRECISION",
+    "mode": "VARCHAR",
+    "is_active": "INTEGER",
+    "start_time": "TIMESTAMP",
+    "first_event": "TIMESTAMP",
+    "last_event": "TIMESTAMP",
+    "nevents": "BIGINT",
+    "ndays_act": "BIGINT",
+    "nplay_video": "BIGINT",
+    "nvideo": "BIGINT",
+    "nvideos_unique_viewed": "BIGINT",
+    "npause_video": "BIGINT",
+    "nseek_video": "BIGINT",
+    "nchapters": "BIGINT",
+    "nchapters_published": "BIGINT",
+    "nproblem_check": "BIGINT",
+    "attempted_problems": "BIGINT",
+    "nshow_answer": "BIGINT",
+    "nprogcheck": "BIGINT",
+    "nseq_goto": "BIGINT",
+    "nforum_events": "BIGINT",
+    "nforum_posts": "BIGINT",
+    "nforum_threads": "BIGINT",
+    "nforum_comments": "BIGINT",
+    "nforum_votes": "BIGINT",
+    "nforum_endorsed": "BIGINT",
+    "nforum_pinned": "BIGINT",
+    "ip": "VARCHAR",
+    "cc_by_ip": "VARCHAR",
+    "countryLabel": "VARCHAR",
+    "final_cc_cname": "VARCHAR",
+    "continent": "VARCHAR",
+    "region": "VARCHAR",
+    "city": "VARCHAR",
+    "latitude": "DOUBLE PRECISION",
+    "longitude": "DOUBLE PRECISION",
+    "profile_country": "VARCHAR",
+    "LoE": "VARCHAR",
+    "YoB": "INTEGER",
+    "gender": "VARCHAR",
+    "email_domain": "VARCHAR",
+    "cert_status": "VARCHAR",
+    "cert_created_date": "TIMESTAMP",
+    "cert_modified_date": "TIMESTAMP",
+    "avg_dt": "DOUBLE PRECISION",
+    "sdv_dt": "DOUBLE PRECISION",
+    "max_dt": "DOUBLE PRECISION",
+    "n_dt": "BIGINT",
+    "sum_dt": "DOUBLE PRECISION",
+    "roles": "VARCHAR",
     **{flag: "INTEGER" for flag in ACCESS_ROLES.values()},
     **{flag: "INTEGER" for flag in FORUM_ROLES.values()},
-    "inconsistent_flag": "INTEGER", "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
+    "inconsistent_flag": "INTEGER",
+    "rules_version": "INTEGER NOT NULL",
+    "computed_at": "TIMESTAMP NOT NULL",
 }
 
 CP_COLUMNS: dict[str, str] = {
-    "course_key": "VARCHAR NOT NULL", "course_id": "VARCHAR", "display_name": "VARCHAR",
-    "registration_open": "TIMESTAMP", "launch_date": "TIMESTAMP", "close_date": "TIMESTAMP", "course_length_weeks": "INTEGER",
-    "registered": "BIGINT", "viewed": "BIGINT", "explored": "BIGINT", "certified": "BIGINT", "completed": "BIGINT",
-    "learners": "BIGINT", "not_registered": "BIGINT",
-    "nmode_audit": "BIGINT", "nmode_honor": "BIGINT", "nmode_verified": "BIGINT", "nmode_professional": "BIGINT",
-    "nmode_other": "BIGINT", "nchapters": "BIGINT", "nvideos": "BIGINT", "nhtml": "BIGINT", "nproblems_summative": "BIGINT",
-    "nproblems_formative": "BIGINT", "ndiscussions": "BIGINT", "nother_activities": "BIGINT",
-    "nevents": "BIGINT", "nevents_unmatched": "BIGINT", "nusernames_unmatched": "BIGINT",
-    "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
+    "course_key": "VARCHAR NOT NULL",
+    "course_id": "VARCHAR",
+    "display_name": "VARCHAR",
+    "registration_open": "TIMESTAMP",
+    "launch_date": "TIMESTAMP",
+    "close_date": "TIMESTAMP",
+    "course_length_weeks": "INTEGER",
+    "registered": "BIGINT",
+    "viewed": "BIGINT",
+    "explored": "BIGINT",
+    "certified": "BIGINT",
+    "completed": "BIGINT",
+    "learners": "BIGINT",
+    "not_registered": "BIGINT",
+    "nmode_audit": "BIGINT",
+    "nmode_honor": "BIGINT",
+    "nmode_verified": "BIGINT",
+    "nmode_professional": "BIGINT",
+    "nmode_other": "BIGINT",
+    "nchapters": "BIGINT",
+    "nvideos": "BIGINT",
+    "nhtml": "BIGINT",
+    "nproblems_summative": "BIGINT",
+    "nproblems_formative": "BIGINT",
+    "ndiscussions": "BIGINT",
+    "nother_activities": "BIGINT",
+    "nevents": "BIGINT",
+    "nevents_unmatched": "BIGINT",
+    "nusernames_unmatched": "BIGINT",
+    "rules_version": "INTEGER NOT NULL",
+    "computed_at": "TIMESTAMP NOT NULL",
 }
 
 STRUCTURAL = ("course", "chapter", "sequential", "vertical", "video", "html", "problem", "discussion")
-
 
 
 def person_course_insert(wh: Warehouse) -> str:
@@ -94,8 +188,19 @@ def person_course_insert(wh: Warehouse) -> str:
         f"AND coalesce({activity}.nchapters_published, 0) >= ceil(published_chapter_counts.n_published / 2.0)"
     )
     zero_if_no_events = (
-        "nplay_video", "nvideo", "nvideos_unique_viewed", "npause_video", "nseek_video", "nchapters", "nchapters_published",
-        "nproblem_check", "attempted_problems", "nshow_answer", "nprogcheck", "nseq_goto", "nforum_events",
+        "nplay_video",
+        "nvideo",
+        "nvideos_unique_viewed",
+        "npause_video",
+        "nseek_video",
+        "nchapters",
+        "nchapters_published",
+        "nproblem_check",
+        "attempted_problems",
+        "nshow_answer",
+        "nprogcheck",
+        "nseq_goto",
+        "nforum_events",
     )
     columns = {
         "course_id": "course_facts.course_id",
@@ -118,7 +223,10 @@ def person_course_insert(wh: Warehouse) -> str:
         "ndays_act": ndays,
         **{name: f"coalesce({activity}.{name}, 0)" for name in zero_if_no_events},
         "nforum_posts": nforum_posts,
-        **{name: f"coalesce({forum}.{name}, 0)" for name in ("nforum_threads", "nforum_comments", "nforum_votes", "nforum_endorsed", "nforum_pinned")},
+        **{
+            name: f"coalesce({forum}.{name}, 0)"
+            for name in ("nforum_threads", "nforum_comments", "nforum_votes", "nforum_endorsed", "nforum_pinned")
+        },
         "ip": "modal_ip.ip",
         "cc_by_ip": "ip_geo.country_code",
         "countryLabel": "ip_geo.country_name",
@@ -153,23 +261,23 @@ def person_course_insert(wh: Warehouse) -> str:
     return f"""
         {insert}
         WITH
-        learner_events AS NOT MATERIALIZED ({learner_events(wh, f'e.{inscope}')}),
-        accounts AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src['auth_user']} a
+        learner_events AS NOT MATERIALIZED ({learner_events(wh, f"e.{inscope}")}),
+        accounts AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src["auth_user"]} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
-        user_ids_by_username AS (SELECT course_key, username, min(id) AS user_id FROM {src['auth_user']} a
+        user_ids_by_username AS (SELECT course_key, username, min(id) AS user_id FROM {src["auth_user"]} a
                 WHERE {inscope} AND username IS NOT NULL AND username <> '' GROUP BY course_key, username),
         {enrollment} AS (SELECT * FROM (SELECT course_key, user_id, course_id, mode, is_active, created,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY created DESC NULLS LAST, id DESC NULLS LAST) AS rn
-               FROM {src['student_courseenrollment']} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
+               FROM {src["student_courseenrollment"]} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
         {certificate} AS (SELECT * FROM (SELECT course_key, user_id, grade, status, created_date, modified_date,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY modified_date DESC NULLS LAST, id DESC NULLS LAST) AS rn
-               FROM {src['certificates_generatedcertificate']} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
-        course_grade AS (SELECT course_key, user_id, max(percent_grade) AS percent_grade FROM {src['grades_persistentcoursegrade']} t
+               FROM {src["certificates_generatedcertificate"]} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
+        course_grade AS (SELECT course_key, user_id, max(percent_grade) AS percent_grade FROM {src["grades_persistentcoursegrade"]} t
                WHERE {inscope} GROUP BY course_key, user_id),
         {profile} AS (SELECT * FROM (SELECT course_key, user_id, gender, year_of_birth, level_of_education, country,
                    row_number() OVER (PARTITION BY course_key, user_id ORDER BY id DESC NULLS LAST) AS rn
-               FROM {src['auth_userprofile']} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
-        published_chapters AS (SELECT DISTINCT course_key, url_name FROM {src['course_blocks']} t
+               FROM {src["auth_userprofile"]} t WHERE {inscope} AND user_id IS NOT NULL) ranked WHERE rn = 1),
+        published_chapters AS (SELECT DISTINCT course_key, url_name FROM {src["course_blocks"]} t
                 WHERE {inscope} AND category = 'chapter' AND (published IS NULL OR published) AND url_name IS NOT NULL),
         published_chapter_counts AS (SELECT course_key, count(*) AS n_published FROM published_chapters GROUP BY course_key),
         {activity} AS (SELECT learner_events.course_key, learner_events.uid, count(*) AS nevents,
@@ -200,18 +308,18 @@ def person_course_insert(wh: Warehouse) -> str:
                    sum({flag("type = 'CommentThread'")}) AS nforum_threads, sum({flag("type = 'Comment'")}) AS nforum_comments,
                    sum(coalesce(votes_up, 0)) AS nforum_votes, sum({flag("type = 'Comment' AND endorsed")}) AS nforum_endorsed,
                    sum({flag("type = 'CommentThread' AND pinned")}) AS nforum_pinned
-               FROM {src['forum_posts']} t WHERE {inscope} AND author_id IS NOT NULL GROUP BY course_key, author_id),
+               FROM {src["forum_posts"]} t WHERE {inscope} AND author_id IS NOT NULL GROUP BY course_key, author_id),
         access_roles AS (SELECT granted.course_key, granted.user_id, {access_flags}
-               FROM {src['student_courseaccessrole']} granted
+               FROM {src["student_courseaccessrole"]} granted
                WHERE granted.{inscope} GROUP BY granted.course_key, granted.user_id),
         forum_roles AS (SELECT granted.course_key, granted.user_id, {forum_flags}
-               FROM {src['django_comment_client_role_users']} granted
+               FROM {src["django_comment_client_role_users"]} granted
                WHERE granted.{inscope} GROUP BY granted.course_key, granted.user_id),
         course_facts AS (SELECT scope.course_key, coalesce(
-                    (SELECT min(course.course_id) FROM {src['courses']} course WHERE course.course_key = scope.course_key),
+                    (SELECT min(course.course_id) FROM {src["courses"]} course WHERE course.course_key = scope.course_key),
                     (SELECT min(enrolled.course_id) FROM {enrollment} enrolled WHERE enrolled.course_key = scope.course_key),
-                    (SELECT min(event.course_id) FROM {src['events']} event WHERE event.course_key = scope.course_key)) AS course_id,
-                    (SELECT max(course.pass_mark) FROM {src['courses']} course WHERE course.course_key = scope.course_key) AS pass_mark
+                    (SELECT min(event.course_id) FROM {src["events"]} event WHERE event.course_key = scope.course_key)) AS course_id,
+                    (SELECT max(course.pass_mark) FROM {src["courses"]} course WHERE course.course_key = scope.course_key) AS pass_mark
                 FROM _pc_scope scope),
         learners AS (SELECT course_key, user_id FROM {enrollment} UNION SELECT course_key, uid FROM {activity}
                    UNION SELECT course_key, user_id FROM {certificate})
@@ -226,7 +334,7 @@ def person_course_insert(wh: Warehouse) -> str:
         LEFT JOIN {activity} ON {activity}.course_key = learners.course_key AND {activity}.uid = learners.user_id
         LEFT JOIN published_chapter_counts ON published_chapter_counts.course_key = learners.course_key
         LEFT JOIN modal_ip ON modal_ip.course_key = learners.course_key AND modal_ip.uid = learners.user_id
-        LEFT JOIN {src['ip_geo']} ip_geo ON ip_geo.ip = modal_ip.ip
+        LEFT JOIN {src["ip_geo"]} ip_geo ON ip_geo.ip = modal_ip.ip
         LEFT JOIN {time_on} ON {time_on}.course_key = learners.course_key AND {time_on}.uid = learners.user_id
         LEFT JOIN {forum} ON {forum}.course_key = learners.course_key AND {forum}.author_id = learners.user_id
         LEFT JOIN access_roles ON access_roles.course_key = learners.course_key AND access_roles.user_id = learners.user_id
@@ -288,7 +396,7 @@ def course_profile_insert(wh: Warehouse) -> str:
         {insert}
         WITH course_dates AS (SELECT course_key, min(display_name) AS display_name, min(enrollment_start) AS enrollment_start,
                        min(start_date) AS start_date, max(end_date) AS end_date
-                   FROM {src['courses']} t WHERE {inscope} GROUP BY course_key),
+                   FROM {src["courses"]} t WHERE {inscope} GROUP BY course_key),
              learner_events AS ({learner_events(wh, f"e.{inscope}")}),
              event_matches AS (SELECT course_key, count(*) AS nevents, sum(CASE WHEN uid IS NULL THEN 1 ELSE 0 END) AS unmatched,
                         count(DISTINCT CASE WHEN uid IS NULL THEN username END) AS unmatched_names

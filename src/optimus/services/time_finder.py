@@ -11,6 +11,7 @@ no order: they give the same gaps either way); each event after the first has a 
 previous one, counted on the day of the later event; gaps above settings.time_gap_cutoff
 seconds are left out.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,17 +26,38 @@ from optimus.warehouse.base import Warehouse
 # them can pass BIGINT, hence NUMERIC(38,0)). The seconds columns are one division of these.
 EXACT_COLUMNS = {"sum_dt_us": "BIGINT", "sum_dt2_us": "NUMERIC(38,0)"}
 DAY_COLUMNS = {
-    "course_id": "VARCHAR", "course_key": "VARCHAR NOT NULL", "user_id": "BIGINT", "username": "VARCHAR",
-    "date": "DATE NOT NULL", "nevents": "BIGINT", "first_event": "TIMESTAMP", "last_event": "TIMESTAMP",
-    "nplay_video": "BIGINT", "nproblem_check": "BIGINT", "nforum_events": "BIGINT", "nchapters": "BIGINT",
-    "sum_dt": "DOUBLE PRECISION", "n_dt": "INTEGER", "max_dt": "DOUBLE PRECISION", "sum_dt2": "DOUBLE PRECISION",
+    "course_id": "VARCHAR",
+    "course_key": "VARCHAR NOT NULL",
+    "user_id": "BIGINT",
+    "username": "VARCHAR",
+    "date": "DATE NOT NULL",
+    "nevents": "BIGINT",
+    "first_event": "TIMESTAMP",
+    "last_event": "TIMESTAMP",
+    "nplay_video": "BIGINT",
+    "nproblem_check": "BIGINT",
+    "nforum_events": "BIGINT",
+    "nchapters": "BIGINT",
+    "sum_dt": "DOUBLE PRECISION",
+    "n_dt": "INTEGER",
+    "max_dt": "DOUBLE PRECISION",
+    "sum_dt2": "DOUBLE PRECISION",
     **EXACT_COLUMNS,
-    "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
+    "rules_version": "INTEGER NOT NULL",
+    "computed_at": "TIMESTAMP NOT NULL",
 }
 ANOMALY_COLUMNS = {
-    "file_id": "BIGINT NOT NULL", "path": "VARCHAR", "file_date": "DATE", "course_key": "VARCHAR",
-    "nevents": "BIGINT", "min_offset_days": "INTEGER", "max_offset_days": "INTEGER",
-    "min_time": "TIMESTAMP", "max_time": "TIMESTAMP", "rules_version": "INTEGER NOT NULL", "computed_at": "TIMESTAMP NOT NULL",
+    "file_id": "BIGINT NOT NULL",
+    "path": "VARCHAR",
+    "file_date": "DATE",
+    "course_key": "VARCHAR",
+    "nevents": "BIGINT",
+    "min_offset_days": "INTEGER",
+    "max_offset_days": "INTEGER",
+    "min_time": "TIMESTAMP",
+    "max_time": "TIMESTAMP",
+    "rules_version": "INTEGER NOT NULL",
+    "computed_at": "TIMESTAMP NOT NULL",
 }
 
 
@@ -91,9 +113,11 @@ class TimeFinder(Service):
     def _scope(self, wh: Warehouse, ctx: RunContext) -> set[tuple[str, date | None]]:
         """(course_key, day) pairs to rebuild; day None rebuilds the whole course."""
         events = S.source(wh, "events")
-        everything = self.recompute == "all" or bool(
-            wh.scalar("SELECT count(*) FROM person_course_day WHERE rules_version <> ?", [self.rules_version])
-        ) or ctx.last_run_started is None
+        everything = (
+            self.recompute == "all"
+            or bool(wh.scalar("SELECT count(*) FROM person_course_day WHERE rules_version <> ?", [self.rules_version]))
+            or ctx.last_run_started is None
+        )
         if everything:
             return {(k, None) for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {events} e WHERE course_key IS NOT NULL")} | {
                 (k, None) for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course_day")
@@ -153,7 +177,7 @@ class TimeFinder(Service):
         insert, select = S.insert_by_name(wh, "person_course_day", DAY_COLUMNS, columns)
         sql = f"""
             {insert}
-            WITH learner_events AS NOT MATERIALIZED ({S.learner_events(wh, 'true', read)}),
+            WITH learner_events AS NOT MATERIALIZED ({S.learner_events(wh, "true", read)}),
             event_gaps AS (
                 SELECT course_key, who, day,
                        CAST(round(EXTRACT(EPOCH FROM (time - lag(time) OVER (PARTITION BY course_key, who ORDER BY time))) * 1000000)
@@ -166,8 +190,8 @@ class TimeFinder(Service):
                 FROM (SELECT event_gaps.*, CASE WHEN gap_us <= {cutoff_us} THEN gap_us END AS kept_us FROM event_gaps) kept_gaps
                 GROUP BY course_key, who, day
             ),
-            usernames AS (SELECT course_key, id, min(username) AS username FROM {S.source(wh, 'auth_user')} a GROUP BY course_key, id),
-            course_ids AS (SELECT course_key, min(course_id) AS course_id FROM {S.source(wh, 'courses')} c GROUP BY course_key),
+            usernames AS (SELECT course_key, id, min(username) AS username FROM {S.source(wh, "auth_user")} a GROUP BY course_key, id),
+            course_ids AS (SELECT course_key, min(course_id) AS course_id FROM {S.source(wh, "courses")} c GROUP BY course_key),
             learner_days AS (
                 SELECT learner_events.course_key, learner_events.who, min(learner_events.uid) AS user_id,
                        min(learner_events.username) AS event_username, learner_events.day, min(learner_events.course_id) AS course_id,
@@ -195,8 +219,10 @@ class TimeFinder(Service):
         Rebuilt for the Clickstream files finished since the last run (all files on a full rebuild)."""
         if not wh.table_exists("events"):
             return 0
-        everything = self.recompute == "all" or ctx.last_run_started is None or bool(
-            wh.scalar("SELECT count(*) FROM event_time_anomalies WHERE rules_version <> ?", [self.rules_version])
+        everything = (
+            self.recompute == "all"
+            or ctx.last_run_started is None
+            or bool(wh.scalar("SELECT count(*) FROM event_time_anomalies WHERE rules_version <> ?", [self.rules_version]))
         )
         files = "SELECT id FROM ingest_files WHERE service = 'Clickstream' AND file_date IS NOT NULL"
         params: list[object] = []
@@ -211,7 +237,7 @@ class TimeFinder(Service):
                     min_time, max_time, rules_version, computed_at)
                 SELECT f.id, f.path, f.file_date, e.course_key, count(*), CAST(min({offset}) AS INTEGER),
                        CAST(max({offset}) AS INTEGER), min(e.time), max(e.time), ?, current_timestamp
-                FROM {S.source(wh, 'events')} e JOIN ingest_files f ON f.id = e.file_id
+                FROM {S.source(wh, "events")} e JOIN ingest_files f ON f.id = e.file_id
                 WHERE f.id IN ({files}) AND ({offset} > 1 OR {offset} < -1)
                 GROUP BY f.id, f.path, f.file_date, e.course_key""",
             [self.rules_version, *params],

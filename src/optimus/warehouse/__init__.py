@@ -1,4 +1,5 @@
 """Warehouse backends: `connect(settings)` picks one from the configured URL."""
+
 from __future__ import annotations
 
 from pathlib import Path

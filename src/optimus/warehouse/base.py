@@ -5,6 +5,7 @@ never inside a service. SQL uses `?` placeholders on every backend. Every method
 declared here (no hasattr probing); what an engine can or cannot do is its `capabilities`, which
 callers branch on instead of the engine's name (tests/test_import_contract.py checks both).
 """
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager

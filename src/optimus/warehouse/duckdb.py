@@ -1,4 +1,5 @@
 """The embedded default: one DuckDB file, one writer (this process), no server."""
+
 from __future__ import annotations
 
 import threading
@@ -32,10 +33,14 @@ def decode_escapes_sql(column: str) -> str:
     inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
     others = " OR ".join(f"contains({column}, '{text}')" for text in ("\\t", "\\n", "\\r", _BACKSLASH))
     # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
-    split = (f"array_to_string(list_transform(string_split({column}, '\\\\'), lambda _optimus_part: "
-             f"replace(replace(replace(_optimus_part, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13))), '\\')")
-    return (f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN contains({column}, '{_BACKSLASH}') THEN {split} "
-            f"WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END")
+    split = (
+        f"array_to_string(list_transform(string_split({column}, '\\\\'), lambda _optimus_part: "
+        f"replace(replace(replace(_optimus_part, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13))), '\\')"
+    )
+    return (
+        f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN contains({column}, '{_BACKSLASH}') THEN {split} "
+        f"WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
+    )
 
 
 class DuckDBWarehouse:
@@ -46,8 +51,7 @@ class DuckDBWarehouse:
     capabilities = Capabilities(scans_arrow_in_place=True, prunes_by_min_max=True)
     raw_schema = raw_schema_for(None)
 
-    def __init__(self, settings: Settings, read_only: bool = False, outside_bytes: int = 0,
-                 also_allowed: Sequence[Path] = ()) -> None:
+    def __init__(self, settings: Settings, read_only: bool = False, outside_bytes: int = 0, also_allowed: Sequence[Path] = ()) -> None:
         """Open the file and shut the engine off from the rest of the host (see _lock_down).
 
         :param outside_bytes: the most this process holds beside the engine while ingesting (Clickstream's
@@ -80,8 +84,7 @@ class DuckDBWarehouse:
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseLocked(
-                    f"warehouse {path} is in use by another Optimus process ({exc}); "
-                    "talk to it through its API, or stop it first"
+                    f"warehouse {path} is in use by another Optimus process ({exc}); talk to it through its API, or stop it first"
                 ) from None
             raise WarehouseError(f"cannot open warehouse {path}: {exc}") from None
         except duckdb.Error as exc:
@@ -187,14 +190,20 @@ class DuckDBWarehouse:
     _IN_SCHEMA = "database_name = current_database() AND schema_name = coalesce(?, current_schema())"
 
     def table_exists(self, name: str, schema: str | None = None) -> bool:
-        return bool(self.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND {self._IN_SCHEMA}", [name, schema])) or bool(
+        return bool(
+            self.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND {self._IN_SCHEMA}", [name, schema])
+        ) or bool(
             self.scalar(f"SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal AND {self._IN_SCHEMA}", [name, schema])
         )
 
     def columns(self, table: str, schema: str | None = None) -> list[str]:
-        return [r[0] for r in self.query(
-            f"SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND {self._IN_SCHEMA} ORDER BY column_index", [table, schema]
-        )]
+        return [
+            r[0]
+            for r in self.query(
+                f"SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND {self._IN_SCHEMA} ORDER BY column_index",
+                [table, schema],
+            )
+        ]
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
         return f"TRY_CAST({expr} AS {sql_type})"
@@ -208,7 +217,9 @@ class DuckDBWarehouse:
         names = data.schema.names
         cols = ", ".join(self.quote(n) for n in names)
         with self._lock:
-            before = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]  # fetchall: DuckDB 2.0 refuses work on an unfinished result
+            before = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][
+                0
+            ]  # fetchall: DuckDB 2.0 refuses work on an unfinished result
             self.execute_over_arrow(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM arrow_block", data)
             return self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0] - before
 
@@ -249,13 +260,17 @@ class DuckDBWarehouse:
                 shift = ""
                 if bad:
                     self.con.execute(f"CREATE OR REPLACE TEMP TABLE {q(staging + '_shift')} (t BIGINT)")
-                    self.con.executemany(f"INSERT INTO {q(staging + '_shift')} VALUES (?)", [[line - 1 - i] for i, (line, _r, _t) in enumerate(bad, start=1)])
+                    self.con.executemany(
+                        f"INSERT INTO {q(staging + '_shift')} VALUES (?)", [[line - 1 - i] for i, (line, _r, _t) in enumerate(bad, start=1)]
+                    )
                     shift = f" + (SELECT count(*) FROM {q(staging + '_shift')} s WHERE s.t <= r.rowid - {int(base)})"
                 numbering = f"(r.rowid - {int(base)} + 2){shift}"
             # A view, not a copy: escapes are decoded while the rows are read, in the columns that hold a
             # backslash (the decoding of every column would cost each query over the view time to plan).
             if escaped is None:
-                escaped = self.con.execute(f"SELECT {', '.join(f'bool_or(contains({q(n)}, chr(92)))' for n in names)} FROM {raw}").fetchall()[0]
+                escaped = self.con.execute(
+                    f"SELECT {', '.join(f'bool_or(contains({q(n)}, chr(92)))' for n in names)} FROM {raw}"
+                ).fetchall()[0]
             decoded = ", ".join(f"{decode_escapes_sql(q(n)) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped))
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, {numbering} AS _line FROM {raw} r")
         return names, [(int(line), str(reason), str(text)[:2000]) for line, reason, text in bad]
@@ -268,8 +283,10 @@ class DuckDBWarehouse:
         try:
             # numbered: the file is read by one thread, so rows are stored (and rowid follows) in the file's
             # line order even with preserve_insertion_order off (the setting cannot change once locked)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {_read_csv_sql(rejects, scans, parallel=not numbered)}",
-                             [str(path), columns])
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {_read_csv_sql(rejects, scans, parallel=not numbered)}",
+                [str(path), columns],
+            )
         except duckdb.Error as exc:
             raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
         return list(columns), _rejected_lines(self.con, rejects, scans)
@@ -293,7 +310,9 @@ class DuckDBWarehouse:
             self._staged += 1
             self._ahead = (path, self._ahead_pool.submit(self._read_tsv_apart, cursor, path, self._staged))
 
-    def _read_tsv_apart(self, cursor: duckdb.DuckDBPyConnection, path: Path, n: int) -> tuple[list[str], pa.Table, list[tuple], list[bool | None]]:
+    def _read_tsv_apart(
+        self, cursor: duckdb.DuckDBPyConnection, path: Path, n: int
+    ) -> tuple[list[str], pa.Table, list[tuple], list[bool | None]]:
         """On the read-ahead thread: the dump as an Arrow table, with its rejected lines and which
         columns hold a backslash."""
         try:
@@ -486,8 +505,19 @@ def _value_bytes(value: Any) -> int:
 def _bytes(size: str) -> int:
     """DuckDB's rendering of a size ('953.6 MiB', '2.3 GiB') in bytes."""
     number, _, unit = size.partition(" ")
-    scale = {"": 1, "bytes": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-             "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+    scale = {
+        "": 1,
+        "bytes": 1,
+        "b": 1,
+        "kib": 1 << 10,
+        "mib": 1 << 20,
+        "gib": 1 << 30,
+        "tib": 1 << 40,
+        "kb": 10**3,
+        "mb": 10**6,
+        "gb": 10**9,
+        "tb": 10**12,
+    }
     return int(float(number) * scale[unit.strip().lower()])
 
 

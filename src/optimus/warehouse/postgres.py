@@ -8,6 +8,7 @@ JSON results returned as DuckDB returns them (int/float, str), edX TSV staging t
 Arrow loading through COPY (CSV), and the single writer held by an advisory lock. Read views and
 untrusted queries log in as the reader role (postgres_reader.py, postgres_query.py).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -45,19 +46,47 @@ _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 # parallel plan, in the workers and in the leader alike (so PARALLEL RESTRICTED fails too, issue 14 item 2).
 _PARALLEL = "PARALLEL UNSAFE"
 _HELPER_TYPES = {
-    "BIGINT": "bigint", "INTEGER": "integer", "DOUBLE PRECISION": "double precision", "DATE": "date",
-    "TIMESTAMP": "timestamp", "BOOLEAN": "boolean", "JSON": "json", "SMALLINT": "smallint",
-    "JSONB": "jsonb", "TIMESTAMPTZ": "timestamptz", "NUMERIC": "numeric",
+    "BIGINT": "bigint",
+    "INTEGER": "integer",
+    "DOUBLE PRECISION": "double precision",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "BOOLEAN": "boolean",
+    "JSON": "json",
+    "SMALLINT": "smallint",
+    "JSONB": "jsonb",
+    "TIMESTAMPTZ": "timestamptz",
+    "NUMERIC": "numeric",
 }
-_ALIASES = {"DOUBLE": "DOUBLE PRECISION", "FLOAT8": "DOUBLE PRECISION", "FLOAT": "DOUBLE PRECISION", "INT": "INTEGER",
-            "INT8": "BIGINT", "INT4": "INTEGER", "BOOL": "BOOLEAN", "VARCHAR": "VARCHAR", "TEXT": "VARCHAR"}
+_ALIASES = {
+    "DOUBLE": "DOUBLE PRECISION",
+    "FLOAT8": "DOUBLE PRECISION",
+    "FLOAT": "DOUBLE PRECISION",
+    "INT": "INTEGER",
+    "INT8": "BIGINT",
+    "INT4": "INTEGER",
+    "BOOL": "BOOLEAN",
+    "VARCHAR": "VARCHAR",
+    "TEXT": "VARCHAR",
+}
 
 
 # PostgreSQL type oids -> the Arrow type DuckDB gives the same SQL type (others: inferred from the values)
 _ARROW_TYPES = {
-    16: pa.bool_(), 21: pa.int16(), 23: pa.int32(), 20: pa.int64(), 700: pa.float32(), 701: pa.float64(),
-    25: pa.string(), 1042: pa.string(), 1043: pa.string(), 114: pa.string(), 3802: pa.string(),
-    1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+    16: pa.bool_(),
+    21: pa.int16(),
+    23: pa.int32(),
+    20: pa.int64(),
+    700: pa.float32(),
+    701: pa.float64(),
+    25: pa.string(),
+    1042: pa.string(),
+    1043: pa.string(),
+    114: pa.string(),
+    3802: pa.string(),
+    1082: pa.date32(),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
 }
 
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
@@ -107,7 +136,7 @@ def translate(sql: str) -> str:
                     j += 2
                     continue
                 j += 1
-            out.append(sql[i:j + 1].replace("%", "%%"))
+            out.append(sql[i : j + 1].replace("%", "%%"))
             i = j + 1
         elif c == "$" and (m := _dollar_tag(sql, i)):
             end = sql.find(m, i + len(m))
@@ -135,7 +164,7 @@ def translate(sql: str) -> str:
             while j < n and (sql[j].isalnum() or sql[j] in "_$"):
                 j += 1
             word = sql[i:j]
-            if word.upper() == "DOUBLE" and not sql[j:j + 20].lstrip().upper().startswith("PRECISION"):
+            if word.upper() == "DOUBLE" and not sql[j : j + 20].lstrip().upper().startswith("PRECISION"):
                 word = "DOUBLE PRECISION"
             out.append(word)
             i = j
@@ -150,7 +179,7 @@ def _dollar_tag(sql: str, i: int) -> str | None:
     j = sql.find("$", i + 1)
     if j < 0:
         return None
-    tag = sql[i:j + 1]
+    tag = sql[i : j + 1]
     inner = tag[1:-1]
     if inner and not (inner[0].isalpha() or inner[0] == "_") or not all(ch.isalnum() or ch == "_" for ch in inner):
         return None
@@ -158,7 +187,7 @@ def _dollar_tag(sql: str, i: int) -> str | None:
 
 
 def _normal_url(url: str) -> str:
-    return "postgresql://" + url[len("postgres://"):] if url.startswith("postgres://") else url
+    return "postgresql://" + url[len("postgres://") :] if url.startswith("postgres://") else url
 
 
 def _resolve_reader_login(settings: Settings, writer_url: str) -> ReaderLogin:
@@ -218,14 +247,26 @@ def _connect_error(url: str, exc: Exception) -> WarehouseError:
     if "does not exist" in low and "database" in low:
         db = parts.path.lstrip("/") or "?"
         return WarehouseError(f"{where}: database {db!r} does not exist on the server; create it first (createdb {db})")
-    if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low \
-            or "not permitted to log in" in low:
+    if (
+        "password authentication failed" in low
+        or "no password supplied" in low
+        or "authentication failed" in low
+        or "not permitted to log in" in low
+    ):
         return WarehouseError(f"{where}: the server refused the login ({text.splitlines()[-1].strip()}); check the user and password")
     if "role" in low and "does not exist" in low:
         return WarehouseError(f"{where}: {text.splitlines()[-1].strip()}; check the user name")
-    if "connection refused" in low or "could not connect" in low or "timeout" in low or "no such file" in low \
-            or "could not translate host name" in low or "network is unreachable" in low:
-        return WarehouseError(f"{where}: cannot reach the server ({text.splitlines()[0].strip()}); is PostgreSQL running and listening there?")
+    if (
+        "connection refused" in low
+        or "could not connect" in low
+        or "timeout" in low
+        or "no such file" in low
+        or "could not translate host name" in low
+        or "network is unreachable" in low
+    ):
+        return WarehouseError(
+            f"{where}: cannot reach the server ({text.splitlines()[0].strip()}); is PostgreSQL running and listening there?"
+        )
     return WarehouseError(f"{where}: cannot connect: {text}")
 
 
@@ -294,7 +335,11 @@ class PostgresWarehouse:
                 "AND (l.classid::bigint << 32) + l.objid::bigint = %s LIMIT 1",
                 [key],
             ).fetchone()
-            who = f" (server process {holder[0]}, client {holder[1] or 'local socket'}, connected {holder[3]:%Y-%m-%d %H:%M:%S})" if holder else ""
+            who = (
+                f" (server process {holder[0]}, client {holder[1] or 'local socket'}, connected {holder[3]:%Y-%m-%d %H:%M:%S})"
+                if holder
+                else ""
+            )
             raise WarehouseLocked(
                 f"warehouse {self.url} schema {self.schema!r} is being written by another Optimus process{who}; "
                 "only one daemon or ingest may write at a time: stop it first, or read through its API"
@@ -320,8 +365,9 @@ class PostgresWarehouse:
         configured = self._settings.warehouse_reader_url
         if configured:
             parts = urlsplit(_normal_url(configured))
-            ensure_reader(self.con, self.schema, self.raw_schema, unquote(parts.username or ""),
-                          unquote(parts.password) if parts.password else None)
+            ensure_reader(
+                self.con, self.schema, self.raw_schema, unquote(parts.username or ""), unquote(parts.password) if parts.password else None
+            )
             self._reader_login = ReaderLogin(_normal_url(configured))
             return
         ensure_reader(self.con, self.schema, self.raw_schema)  # grants again on every start: tables others made too
@@ -418,17 +464,24 @@ class PostgresWarehouse:
 
     # -- catalogue --------------------------------------------------------------------------
     def table_exists(self, name: str, schema: str | None = None) -> bool:
-        return bool(self.scalar(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
-            [schema or self.schema, name],
-        ))
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+                [schema or self.schema, name],
+            )
+        )
 
     def columns(self, table: str, schema: str | None = None) -> list[str]:
-        return [r[0] for r in self.query(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            [f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)],  # unqualified: a temp table first, as in SQL
-        )]
+        return [
+            r[0]
+            for r in self.query(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                [
+                    f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
+                ],  # unqualified: a temp table first, as in SQL
+            )
+        ]
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
         pg_type = _ALIASES.get(sql_type.strip().upper(), sql_type.strip().upper())
@@ -603,8 +656,10 @@ def _decode_sql(field: str) -> str:
         inner = f"replace({inner}, '{escaped}', chr({char}))"
     inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
     # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
-    split = (f"array_to_string(ARRAY(SELECT replace(replace(replace(p, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13)) "
-             f"FROM unnest(string_to_array({field}, '\\\\')) WITH ORDINALITY AS u(p, i) ORDER BY i), '\\')")
+    split = (
+        f"array_to_string(ARRAY(SELECT replace(replace(replace(p, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13)) "
+        f"FROM unnest(string_to_array({field}, '\\\\')) WITH ORDINALITY AS u(p, i) ORDER BY i), '\\')"
+    )
     return f"CASE WHEN strpos({field}, '{_BACKSLASH}') > 0 AND strpos({field}, '\\') > 0 THEN {split} WHEN strpos({field}, '\\') > 0 THEN {inner} ELSE {field} END"
 
 

@@ -10,6 +10,7 @@ in libpq's single-row mode, rows read one at a time and the run cancelled once `
 would not do: PostgreSQL builds a FETCH's whole result on the server before sending any of it.)
 The caller always rolls back and DISCARDs ALL afterwards.
 """
+
 from __future__ import annotations
 
 import re

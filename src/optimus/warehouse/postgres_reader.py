@@ -14,6 +14,7 @@ writer (and superusers) can read the password, from any machine that has the wri
 no file has to be copied to the host that serves the API. Otherwise a DBA creates it with the
 statement `dba_statement` prints, and `warehouse_reader_url` says how to log in as it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,14 @@ from optimus.errors import WarehouseError
 READER_PREFIX = "optimus_reader_"
 _MAX_IDENTIFIER = 63  # PostgreSQL cuts longer names (NAMEDATALEN - 1 bytes)
 # roles that reach the server's files, programs or every table: a reader must be in none of them
-_POWERFUL_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program", "pg_read_all_data",
-                   "pg_write_all_data", "pg_signal_backend")
+_POWERFUL_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_signal_backend",
+)
 
 
 def reader_role_name(database: str, schema: str) -> str:
@@ -68,8 +75,7 @@ def _comment(database: str, schemas: tuple[str, ...]) -> str:
 
 def dba_statement(role: str, database: str, schemas: tuple[str, ...]) -> str:
     """What a DBA runs when Optimus may not create the role itself (shown in the error and in docs/postgresql.md)."""
-    return (f'CREATE ROLE "{role}" LOGIN NOINHERIT PASSWORD \'<password>\';\n'
-            f"COMMENT ON ROLE \"{role}\" IS '{_comment(database, schemas)}';")
+    return f"CREATE ROLE \"{role}\" LOGIN NOINHERIT PASSWORD '<password>';\nCOMMENT ON ROLE \"{role}\" IS '{_comment(database, schemas)}';"
 
 
 def _lock_key(role: str) -> int:
@@ -96,8 +102,9 @@ def _stored_password(con: psycopg.Connection, schema: str, role: str) -> str | N
     return row[0] if row else None
 
 
-def ensure_reader(con: psycopg.Connection, schema: str, raw_schema: str, configured_role: str | None = None,
-                  configured_password: str | None = None) -> tuple[str, str | None] | None:
+def ensure_reader(
+    con: psycopg.Connection, schema: str, raw_schema: str, configured_role: str | None = None, configured_password: str | None = None
+) -> tuple[str, str | None] | None:
     """Make the reader role when missing (if this login may make roles) and grant it SELECT on the
     two schemas (creating the raw schema first). Runs in one transaction under a lock of its own,
     so a writer and a reader starting together do not collide.
@@ -125,15 +132,25 @@ def ensure_reader(con: psycopg.Connection, schema: str, raw_schema: str, configu
                 private = ident(private_schema_for(schema))
                 con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(private))
                 con.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(private))
-                con.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {}.reader_login (role TEXT PRIMARY KEY, password TEXT NOT NULL, "
-                                    "created_at TIMESTAMPTZ NOT NULL DEFAULT now())").format(private))
+                con.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {}.reader_login (role TEXT PRIMARY KEY, password TEXT NOT NULL, "
+                        "created_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                    ).format(private)
+                )
                 con.execute(sql.SQL("REVOKE ALL ON {}.reader_login FROM PUBLIC").format(private))
-                con.execute(sql.SQL("INSERT INTO {}.reader_login (role, password) VALUES (%s, %s) "
-                                    "ON CONFLICT (role) DO UPDATE SET password = excluded.password, created_at = now()").format(private),
-                            [role, password])
+                con.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.reader_login (role, password) VALUES (%s, %s) "
+                        "ON CONFLICT (role) DO UPDATE SET password = excluded.password, created_at = now()"
+                    ).format(private),
+                    [role, password],
+                )
             secret = sql.SQL(" PASSWORD {}").format(sql.Literal(password)) if password else sql.SQL("")
             verb = "ALTER" if exists else "CREATE"
-            options = sql.SQL(" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS") if not exists else sql.SQL("")
+            options = (
+                sql.SQL(" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS") if not exists else sql.SQL("")
+            )
             con.execute(sql.SQL(verb + " ROLE {}").format(q_role) + options + secret)
             con.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(q_role, sql.Literal(_comment(database, (schema, raw_schema)))))
         for name in (schema, raw_schema):
@@ -186,14 +203,20 @@ def check_reader(con: psycopg.Connection, schema: str, raw_schema: str, where: s
     ).fetchone()
     assert row is not None
     user, powerful, create_db, member, create_schema, private, write = row
-    reasons = [text for flag, text in (
-        (powerful, "is a superuser or may create roles or databases, bypass row security or replicate"),
-        (create_db, "may create schemas in the database"),
-        (member, f"is a member of a role that reaches the server's files or every table ({', '.join(_POWERFUL_ROLES)})"),
-        (create_schema, "may create objects in (or owns) an Optimus schema"),
-        (private, f"may use {private_schema_for(schema)} (where the reader's password is kept)"),
-        (write, "may write an Optimus table"),
-    ) if flag]
+    reasons = [
+        text
+        for flag, text in (
+            (powerful, "is a superuser or may create roles or databases, bypass row security or replicate"),
+            (create_db, "may create schemas in the database"),
+            (member, f"is a member of a role that reaches the server's files or every table ({', '.join(_POWERFUL_ROLES)})"),
+            (create_schema, "may create objects in (or owns) an Optimus schema"),
+            (private, f"may use {private_schema_for(schema)} (where the reader's password is kept)"),
+            (write, "may write an Optimus table"),
+        )
+        if flag
+    ]
     if reasons:
-        raise WarehouseError(f"{where} logs in as {user!r}, which {'; '.join(reasons)}: the reader must only SELECT the "
-                             "Optimus schemas (see docs/postgresql.md for the statement that makes such a role)")
+        raise WarehouseError(
+            f"{where} logs in as {user!r}, which {'; '.join(reasons)}: the reader must only SELECT the "
+            "Optimus schemas (see docs/postgresql.md for the statement that makes such a role)"
+        )

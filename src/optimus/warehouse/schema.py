@@ -4,6 +4,7 @@ Each migration is a list of statements applied in one transaction together with 
 version number, so a warehouse is never left between two versions. Services create their
 own tables (see Service.setup); this holds only what the framework owns.
 """
+
 from __future__ import annotations
 
 from optimus.errors import SchemaVersionError
@@ -99,7 +100,9 @@ def ensure(wh: Warehouse) -> int:
     if version == SCHEMA_VERSION:
         return version
     with wh.transaction():
-        wh.execute("CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+        wh.execute(
+            "CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+        )
         for number, statements in enumerate(MIGRATIONS, start=1):
             if number <= version:
                 continue

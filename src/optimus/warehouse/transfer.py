@@ -8,6 +8,7 @@ from DuckDB's column types, then the rows
 stream through Arrow batches into COPY and the sequences move past the copied ids. The ledger
 comes along, so an ingest after the copy ingests nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,11 +21,30 @@ from optimus.warehouse.duckdb import DuckDBWarehouse
 from optimus.warehouse.postgres import PostgresWarehouse
 
 _SIMPLE = {
-    "VARCHAR": "VARCHAR", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "SMALLINT": "SMALLINT", "TINYINT": "SMALLINT",
-    "UTINYINT": "SMALLINT", "USMALLINT": "INTEGER", "UINTEGER": "BIGINT", "UBIGINT": "NUMERIC", "HUGEINT": "NUMERIC",
-    "UHUGEINT": "NUMERIC", "DOUBLE": "DOUBLE PRECISION", "FLOAT": "REAL", "BOOLEAN": "BOOLEAN", "DATE": "DATE",
-    "TIMESTAMP": "TIMESTAMP", "TIMESTAMP_NS": "TIMESTAMP", "TIMESTAMP_MS": "TIMESTAMP", "TIMESTAMP_S": "TIMESTAMP",
-    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ", "TIME": "TIME", "INTERVAL": "INTERVAL", "JSON": "JSON", "UUID": "UUID",
+    "VARCHAR": "VARCHAR",
+    "BIGINT": "BIGINT",
+    "INTEGER": "INTEGER",
+    "SMALLINT": "SMALLINT",
+    "TINYINT": "SMALLINT",
+    "UTINYINT": "SMALLINT",
+    "USMALLINT": "INTEGER",
+    "UINTEGER": "BIGINT",
+    "UBIGINT": "NUMERIC",
+    "HUGEINT": "NUMERIC",
+    "UHUGEINT": "NUMERIC",
+    "DOUBLE": "DOUBLE PRECISION",
+    "FLOAT": "REAL",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP",
+    "TIMESTAMP_NS": "TIMESTAMP",
+    "TIMESTAMP_MS": "TIMESTAMP",
+    "TIMESTAMP_S": "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+    "TIME": "TIME",
+    "INTERVAL": "INTERVAL",
+    "JSON": "JSON",
+    "UUID": "UUID",
     "BLOB": "BYTEA",
 }
 
@@ -47,8 +67,9 @@ class CopyReport:
     created: list[str] = field(default_factory=list)  # tables created from DuckDB's types
 
 
-def copy_tables(src: Warehouse, dst: Warehouse, setup: Callable[[], None],
-                progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_tables(
+    src: Warehouse, dst: Warehouse, setup: Callable[[], None], progress: Callable[[str, int], None] | None = None
+) -> CopyReport:
     """Copy every table of `src` (a DuckDB warehouse) into `dst` (a PostgreSQL one, holding no warehouse
     yet); `setup` creates the destination's tables by their own DDL, inside the copy's transaction."""
     from optimus.warehouse import schema
@@ -69,18 +90,20 @@ def copy_tables(src: Warehouse, dst: Warehouse, setup: Callable[[], None],
             "run 'optimus ingest' on it first (it migrates), then copy"
         )
     # (source schema, table, destination schema): Optimus's own tables, then the raw edX tables
-    tables = [(schema_name, name, None if schema_name == "main" else dst.raw_schema) for schema_name, name in src.query(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name IN ('main', ?) "
-        "ORDER BY schema_name <> 'main', table_name",
-        [src.raw_schema],
-    )]
+    tables = [
+        (schema_name, name, None if schema_name == "main" else dst.raw_schema)
+        for schema_name, name in src.query(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name IN ('main', ?) "
+            "ORDER BY schema_name <> 'main', table_name",
+            [src.raw_schema],
+        )
+    ]
     report = CopyReport()
     with dst.transaction():
         setup()  # the real DDL of the framework and every service (and the raw schema)
         for src_schema, table, dst_schema in tables:
             columns = src.query(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = ? "
-                "ORDER BY column_index",
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = ? ORDER BY column_index",
                 [table, src_schema],
             )
             _ensure_table(dst, table, columns, report, dst_schema)
