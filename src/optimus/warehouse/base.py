@@ -15,6 +15,8 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import pyarrow as pa
 
+from optimus.warehouse.dialects import Capabilities, Dialect
+
 
 # The schema the raw edX tables of Database State live in, apart from every table Optimus computes,
 # so that no dump's name can ever reach an Optimus table (`SELECT ... FROM edx.auth_user`).
@@ -49,19 +51,10 @@ class QueryAnswer:
     note: str | None = None  # says where and why it was cut ("truncated at 10000 rows")
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What an engine can or cannot do, as data: callers branch on these, never on the engine's name."""
-
-    scans_arrow_in_place: bool  # execute_over_arrow reads the Arrow data where it is (no copy into a table)
-    # a query filtered on values that rows were appended with together reads only their blocks (min/max
-    # statistics, zone maps), so counting just-inserted rows costs no scan of the whole table
-    prunes_by_min_max: bool
-
-
 class Warehouse(Protocol):
     dialect: str  # the engine's SQL dialect as SQLGlot names it ('duckdb', 'postgres'); a name, never to branch on
-    capabilities: Capabilities
+    capabilities: Capabilities  # the same as sql.capabilities
+    sql: Dialect  # the fragments shared SQL asks for where engines disagree (warehouse/dialects/)
     url: str
     raw_schema: str  # where Database State's raw edX tables live (RAW_SCHEMA, see raw_schema_for)
 

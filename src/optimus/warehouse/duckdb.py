@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, Capabilities, QueryAnswer, raw_schema_for
+from optimus.warehouse.dialects.duckdb import DuckDBDialect
+from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
@@ -47,8 +48,8 @@ class DuckDBWarehouse:
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
     dialect = "duckdb"
-    # Arrow is scanned where it lies; row groups carry min/max statistics
-    capabilities = Capabilities(scans_arrow_in_place=True, prunes_by_min_max=True)
+    sql = DuckDBDialect()
+    capabilities = sql.capabilities
     raw_schema = raw_schema_for(None)
 
     def __init__(self, settings: Settings, read_only: bool = False, outside_bytes: int = 0, also_allowed: Sequence[Path] = ()) -> None:
@@ -206,10 +207,10 @@ class DuckDBWarehouse:
         ]
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
-        return f"TRY_CAST({expr} AS {sql_type})"
+        return self.sql.try_cast(expr, sql_type)
 
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return self.sql.quote(identifier)
 
     # -- bulk loaders -----------------------------------------------------------------------
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:

@@ -31,7 +31,8 @@ from psycopg.adapt import Loader
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.base import Capabilities, QueryAnswer, raw_schema_for
+from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
+from optimus.warehouse.base import QueryAnswer, raw_schema_for
 from optimus.warehouse.postgres_query import run_untrusted
 from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
 
@@ -45,30 +46,6 @@ _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 # PARALLEL UNSAFE: the exception block starts a subtransaction, which PostgreSQL refuses anywhere in a
 # parallel plan, in the workers and in the leader alike (so PARALLEL RESTRICTED fails too, issue 14 item 2).
 _PARALLEL = "PARALLEL UNSAFE"
-_HELPER_TYPES = {
-    "BIGINT": "bigint",
-    "INTEGER": "integer",
-    "DOUBLE PRECISION": "double precision",
-    "DATE": "date",
-    "TIMESTAMP": "timestamp",
-    "BOOLEAN": "boolean",
-    "JSON": "json",
-    "SMALLINT": "smallint",
-    "JSONB": "jsonb",
-    "TIMESTAMPTZ": "timestamptz",
-    "NUMERIC": "numeric",
-}
-_ALIASES = {
-    "DOUBLE": "DOUBLE PRECISION",
-    "FLOAT8": "DOUBLE PRECISION",
-    "FLOAT": "DOUBLE PRECISION",
-    "INT": "INTEGER",
-    "INT8": "BIGINT",
-    "INT4": "INTEGER",
-    "BOOL": "BOOLEAN",
-    "VARCHAR": "VARCHAR",
-    "TEXT": "VARCHAR",
-}
 
 
 # PostgreSQL type oids -> the Arrow type DuckDB gives the same SQL type (others: inferred from the values)
@@ -93,15 +70,11 @@ _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _CREATE_OR_REPLACE = re.compile(rf"^\s*CREATE\s+OR\s+REPLACE\s+((?:TEMP|TEMPORARY)\s+)?TABLE\s+({_IDENT}(?:\.{_IDENT})?)", re.I)
 
 
-def _helper_name(pg_type: str) -> str:
-    return "optimus_try_" + pg_type.replace(" ", "_")
-
-
 def _helpers_sql() -> list[str]:
     return [
-        f"CREATE OR REPLACE FUNCTION {_helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
+        f"CREATE OR REPLACE FUNCTION {helper_name(t)}(v text) RETURNS {t} LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
         f"BEGIN RETURN v::{t}; EXCEPTION WHEN others THEN RETURN NULL; END $f$"
-        for t in sorted(set(_HELPER_TYPES.values()))
+        for t in sorted(set(HELPER_TYPES.values()))
     ] + [
         # DuckDB's try(url_decode(v)): %XX decoded, any other % kept, NULL when the bytes are not UTF-8
         f"CREATE OR REPLACE FUNCTION optimus_try_url_decode(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT {_PARALLEL} AS $f$ "
@@ -274,8 +247,8 @@ class PostgresWarehouse:
     """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
 
     dialect = "postgres"
-    # Arrow reaches the server only through COPY; a heap table has no min/max statistics to skip by
-    capabilities = Capabilities(scans_arrow_in_place=False, prunes_by_min_max=False)
+    sql = PostgresDialect()
+    capabilities = sql.capabilities
 
     def __init__(self, settings: Settings, read_only: bool = False, login: ReaderLogin | None = None) -> None:
         """A writer logs in with `warehouse`; a reader (read_only) as the reader role, never as the writer.
@@ -484,16 +457,10 @@ class PostgresWarehouse:
         ]
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
-        pg_type = _ALIASES.get(sql_type.strip().upper(), sql_type.strip().upper())
-        if pg_type == "VARCHAR":
-            return f"CAST({expr} AS VARCHAR)"
-        helper = _HELPER_TYPES.get(pg_type)
-        if helper is None:
-            raise WarehouseError(f"try_cast_sql: no safe cast to {sql_type} on PostgreSQL")
-        return f"{_helper_name(helper)}(CAST({expr} AS text))"
+        return self.sql.try_cast(expr, sql_type)
 
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return self.sql.quote(identifier)
 
     # -- bulk loaders -----------------------------------------------------------------------
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:
