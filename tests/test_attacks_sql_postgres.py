@@ -17,8 +17,9 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -33,7 +34,6 @@ from optimus.errors import OptimusError, QueryRefused, WarehouseError
 from optimus.warehouse import connect
 from optimus.warehouse.base import QUERY_MAX_BYTES
 from optimus.warehouse.postgres import lock_key, reader_role_name
-
 from postgres_server import create_database, drop_database
 
 pytestmark = pytest.mark.postgres

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
+from conftest import make_data_path
 from optimus.pipeline import Pipeline
 from optimus.warehouse import connect
-
-from conftest import make_data_path
 
 DAY = "2013-01-0{}T10:00:00Z"
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,14 +19,13 @@ from urllib.parse import quote
 import duckdb
 import pytest
 
+from conftest import make_data_path, settings_env
 from optimus import courses
 from optimus.errors import WarehouseError
 from optimus.formats import events as rules
 from optimus.pipeline import Pipeline
 from optimus.services.clickstream import Clickstream
 from optimus.warehouse import connect
-
-from conftest import make_data_path, settings_env
 
 NOT_EVENTS = {"twoJSONRecords.json", "jsonArray.json", "modulestore_sample.json", "mini_modulestore_latest.json", "modulestoreImport.json"}
 
@@ -73,7 +72,7 @@ def utc_time(text: str) -> datetime:
         offset = parsed.utcoffset()
         if offset is not None and abs(offset) >= timedelta(hours=16):
             raise ValueError("offset out of range")
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     if not datetime(1970, 1, 1) <= parsed < datetime(2101, 1, 1):
         raise ValueError("out of range")
     return parsed
@@ -117,7 +116,7 @@ class _Reader:
         self.wh = connect(settings, read_only=True)
         self.rows: list[tuple] = []
 
-    def execute(self, sql: str, params: list | None = None) -> "_Reader":
+    def execute(self, sql: str, params: list | None = None) -> _Reader:
         self.rows = self.wh.query(sql, params or [])
         return self
 

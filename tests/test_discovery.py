@@ -6,10 +6,9 @@ import os
 from datetime import date
 from pathlib import Path
 
+from conftest import make_data_path
 from optimus import discovery
 from optimus.discovery import COURSE_EXPORT, COURSE_STRUCTURE, EMAIL_OPT_IN, EVENTS, FORUM, SQL, Classified, Skipped
-
-from conftest import make_data_path
 
 
 def test_names_of_the_research_package_are_classified() -> None:

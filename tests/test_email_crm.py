@@ -7,13 +7,13 @@ import csv
 import logging
 import stat
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from optimus.pipeline import Pipeline
 from optimus.warehouse import connect
 
-YEAR = datetime.now(timezone.utc).year
+YEAR = datetime.now(UTC).year
 A, B = "course-v1:UQx+A+1T2024", "UQx/B/2T2024"  # both course id forms
 FILE_FORM = {A: "UQx-A-1T2024", B: "UQx-B-2T2024"}
 KEY = {A: "UQx+A+1T2024", B: "UQx+B+2T2024"}
@@ -119,7 +119,7 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
             [[c, KEY[c], u, USERS[u][0], *v, *(fill[x] for x in extra)] for (c, u), v in values.items()],
         )
         # and a Person Course run that changed both courses, as Person Course records it
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         run_id = wh.scalar(
             "INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
             "VALUES ('PersonCourse', ?, ?, 'ok', 1) RETURNING id",

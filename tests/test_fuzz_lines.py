@@ -12,19 +12,18 @@ import gzip
 import itertools
 import json
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import make_data_path
 from optimus.formats import mongo
-
 from optimus.pipeline import Pipeline
 from optimus.warehouse import connect
-
-from conftest import make_data_path
 
 _RUN = itertools.count()
 

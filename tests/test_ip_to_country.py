@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import maxminddb
@@ -126,7 +126,7 @@ def city_record(code: str, name: str, continent: str, city: str, region: str, la
 
 
 def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
-    built = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())
+    built = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
     write_mmdb(
@@ -211,7 +211,7 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     finally:
         wh.close()
     result = cli(["status"], settings)
-    stale = (datetime.now(timezone.utc).date() - built).days > 365
+    stale = (datetime.now(UTC).date() - built).days > 365
     assert ("over a year old" in " ".join(result.output.split())) == stale
     data = json.loads(cli(["status", "--json"], settings).output)
     assert bool(data["warnings"]) == stale

@@ -13,15 +13,15 @@ import math
 import os
 import stat
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import person_course_data as D
 from optimus.services import person_course_sql as S
 from optimus.warehouse import connect
-import person_course_data as D
 
 # -- running the real pipeline ------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ def package_on(data_path: Path, settings_for: Any, cli: Any, backend: dict[str, 
 
 def parse_time(text: str) -> datetime:
     t = datetime.fromisoformat(text)
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def course_key(cid: str) -> str:

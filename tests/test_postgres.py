@@ -18,10 +18,10 @@ import psycopg
 import pytest
 
 from conftest import settings_env
-from postgres_server import create_database, drop_database, with_database
 from optimus.config import Settings
 from optimus.warehouse import connect, schema
 from optimus.warehouse.base import raw_table
+from postgres_server import create_database, drop_database, with_database
 
 pytestmark = pytest.mark.postgres
 

@@ -14,7 +14,6 @@ from urllib.parse import quote
 import pytest
 
 from optimus.warehouse import connect
-
 from test_backends_equal import dump
 
 pytestmark = pytest.mark.postgres

@@ -66,7 +66,7 @@ def read_tsv(path: Path) -> tuple[list[str], list[dict]]:
 
 def parse_time(s: str) -> dt.datetime:
     t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def classify(raw: bytes) -> tuple[str | None, dict | None, str | None]:

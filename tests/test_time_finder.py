@@ -7,8 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import person_course_data as D
 import pytest
+
+import person_course_data as D
 from test_person_course import gaps, ingest, normalise, rows
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress as RichBar, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from optimus import ledger

@@ -10,10 +10,11 @@ XML is read with defusedxml: no DTD entities, no external references (an entity 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -55,7 +56,7 @@ class Node:
 
     tag: str
     attrs: dict[str, Any]
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
     draft: bool = False
 
     @property
@@ -114,7 +115,7 @@ def to_datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 

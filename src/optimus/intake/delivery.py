@@ -19,10 +19,10 @@ import re
 import secrets
 import shutil
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterable
 
 from optimus import discovery, paths
 from optimus.config import Settings

@@ -53,8 +53,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from optimus.errors import OptimusError
 from optimus.sample.course import course_structure, make_course, write_olx
@@ -126,7 +126,7 @@ def generate(
     package = f"{org}-{package_date.isoformat()}"
     pkg_dir = out / "database_state" / package
     pkg_dir.mkdir(parents=True)
-    tar_mtime = int(dt.datetime.combine(package_date, dt.time()).replace(tzinfo=dt.timezone.utc).timestamp())
+    tar_mtime = int(dt.datetime.combine(package_date, dt.time()).replace(tzinfo=dt.UTC).timestamp())
 
     course_list = [make_course(i, org, start, days, seed) for i in range(courses)]
     people = make_learners(learners, courses, start, days, seed)

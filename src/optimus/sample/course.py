@@ -56,7 +56,7 @@ class Block:
     url_name: str
     display_name: str
     attrs: dict[str, str] = field(default_factory=dict)
-    children: list["Block"] = field(default_factory=list)
+    children: list[Block] = field(default_factory=list)
 
 
 @dataclass

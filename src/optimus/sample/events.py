@@ -14,8 +14,8 @@ import datetime as dt
 import gzip
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 from optimus.sample.course import Course
