@@ -116,8 +116,8 @@ def ingest(files: list[Path], database: Path) -> int:
 def _write(con: duckdb.DuckDBPyConnection, batch: list[tuple]) -> int:
     if not batch:
         return 0
-    columns = list(zip(*batch))
-    table = pa.table({name: pa.array(values) for name, values in zip(FIELDS, columns)})
+    columns = list(zip(*batch, strict=True))
+    table = pa.table({name: pa.array(values) for name, values in zip(FIELDS, columns, strict=True)})
     con.register("batch", table)
     con.execute("INSERT INTO events SELECT * FROM batch")
     con.unregister("batch")

@@ -46,12 +46,12 @@ def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_
     result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
     got = query_rows(settings, f"SELECT {', '.join(HEADER)} FROM edx.auth_user ORDER BY id")
-    for row, expected in zip(got, ROWS):
+    for row, expected in zip(got, ROWS, strict=True):
         want = [decode(v) for v in expected]
         assert row[0] == int(want[0])
         assert list(row[1:5]) == want[1:5]
         assert row[5] is (want[5] == "1") and row[6] is (want[6] == "1")
-        for value, text in zip(row[7:], want[7:]):
+        for value, text in zip(row[7:], want[7:], strict=True):
             assert value == (None if text is None else datetime.fromisoformat(text))
     assert len(got) == len(ROWS)
     # an empty string stays an empty string; only the literal NULL is SQL NULL

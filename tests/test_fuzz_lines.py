@@ -332,7 +332,7 @@ def test_the_line_splitter_keeps_every_line_once(parts, batch_bytes, max_line, f
     seen: dict[int, str] = {}
     bad: dict[int, str] = {}
     for batch in rules.line_batches(io.BytesIO(raw), batch_bytes, max_line):
-        for line, text in zip(batch.table["line"].to_pylist(), batch.table["raw"].to_pylist()):
+        for line, text in zip(batch.table["line"].to_pylist(), batch.table["raw"].to_pylist(), strict=True):
             assert line not in seen
             seen[line] = text
         for line, reason, _head in batch.bad:

@@ -282,7 +282,9 @@ def query_table(wh: Warehouse, sql: str, params: Sequence[Any] = ()) -> pa.Table
 def export_query(wh: Any, sql: str, params: Sequence[Any], into: ExportSet, base: str, parquet: bool = True) -> list[str]:
     """Stage one query's result as `base`.csv (and `base`.parquet) in a set; returns the final names."""
     table = query_table(wh, sql, params)
-    write_csv(into.path(base + ".csv"), table.column_names, zip(*[c.to_pylist() for c in table.columns]) if table.num_columns else [])
+    write_csv(
+        into.path(base + ".csv"), table.column_names, zip(*[c.to_pylist() for c in table.columns], strict=True) if table.num_columns else []
+    )
     written = [base + ".csv"]
     if parquet:
         write_parquet(into.path(base + ".parquet"), table)

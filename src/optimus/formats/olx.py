@@ -289,7 +289,7 @@ def _add_drafts(root: Path, reader: _OlxReader, course: Node) -> None:
         parent_name = parent_ref.rsplit("@", 1)[-1] if "@" in parent_ref else parent_ref.rstrip("/").rsplit("/", 1)[-1]
         index = to_float(element.get("index_in_children_list"))
         pending.append((int(index) if index is not None else 1 << 30, parent_name, node, path))
-    for index, parent_name, node, path in sorted(pending, key=lambda p: p[0]):
+    for index, parent_name, node, _path in sorted(pending, key=lambda p: p[0]):
         parent = by_name.get(parent_name)
         if parent is None:
             continue  # a draft of a block whose parent was deleted: not part of the course

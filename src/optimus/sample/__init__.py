@@ -182,7 +182,7 @@ def generate(
         for c in certs:
             if c.course == ci:
                 cert_counts[c.status] = cert_counts.get(c.status, 0) + 1
-        enrolled = sum(1 for l in people for e in l.enrollments if e.course == ci)
+        enrolled = sum(1 for p in people for e in p.enrollments if e.course == ci)
         course_entries.append(
             {
                 "course_id": course.course_id,
@@ -231,11 +231,11 @@ def generate(
         "learners": {
             "total": len(people),
             "with_events": len({uid for s in stats.values() for uid in s}),
-            "never_events": sum(1 for l in people if l.kind == "silent"),
-            "forum_only": sum(1 for l in people if l.kind == "forum_only"),
-            "two_courses": sum(1 for l in people if len(l.enrollments) > 1),
-            "under_15": sum(1 for l in people if l.year_of_birth and l.year_of_birth > start.year - 15),
-            "is_staff": sum(l.is_staff for l in people),
+            "never_events": sum(1 for p in people if p.kind == "silent"),
+            "forum_only": sum(1 for p in people if p.kind == "forum_only"),
+            "two_courses": sum(1 for p in people if len(p.enrollments) > 1),
+            "under_15": sum(1 for p in people if p.year_of_birth and p.year_of_birth > start.year - 15),
+            "is_staff": sum(p.is_staff for p in people),
             "cert_without_enrollment": ({"user_id": orphan[0].user_id, "course_id": course_list[orphan[1]].course_id} if orphan else None),
         },
         "events": {

@@ -221,7 +221,7 @@ class EventWriter:
         self.malformed = malformed
         # learners active on a day make `burst` events on average, so that the mean over
         # learners with events is about `per_day`
-        active = [l.engagement for l in learners if l.kind == "active"]
+        active = [learner.engagement for learner in learners if learner.kind == "active"]
         mean_eng = sum(active) / len(active) if active else 0.5
         self.burst = max(1.0, per_day / mean_eng)
         kinds = KINDS
@@ -271,7 +271,7 @@ class EventWriter:
         funcs = self.funcs
         kind_counts = [0] * len(funcs)
         burst2 = 2 * self.burst - 1
-        agents = {a: json.dumps(a) for a in {l.agent for l in self.learners}}
+        agents = {a: json.dumps(a) for a in {learner.agent for learner in self.learners}}
         specials = self._plan_specials(day)
         n_learners = max(1, len(self.learners))
         # spread the special lines over the file by learner position
@@ -532,7 +532,7 @@ class EventWriter:
     def learner_stats(self) -> dict[str, dict[str, list[int]]]:
         """Per course, per user_id: [nevents, ndays_act, nplay_video, nchapters, nproblems_checked]."""
         out: dict[str, dict[str, list[int]]] = {}
-        for ct, stats in zip(self.cts, self.stats):
+        for ct, stats in zip(self.cts, self.stats, strict=True):
             out[ct.cid] = {
                 str(uid): [s[0], bin(s[1]).count("1"), s[2], bin(s[3]).count("1"), bin(s[4]).count("1")] for uid, s in sorted(stats.items())
             }

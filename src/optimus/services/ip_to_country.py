@@ -112,7 +112,7 @@ class IPToCountry(Service):
     def _write(wh: Warehouse, ips: list[str], places: list[geo.Place], now: datetime) -> None:
         """Add looked-up IPs in one Arrow batch."""
         columns: dict[str, list[object]] = {name: [] for name in IP_GEO_COLUMNS}
-        for ip, place in zip(ips, places):
+        for ip, place in zip(ips, places, strict=True):
             columns["ip"].append(ip)
             for name in IP_GEO_COLUMNS:
                 if name not in ("ip", "looked_up_at"):
