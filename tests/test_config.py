@@ -27,6 +27,7 @@ def test_file_then_environment_with_relative_paths_from_the_file(tmp_path: Path)
     [
         ("data_path = []\n", {}, ["unknown setting 'data_path'", "optimus.toml"]),
         ("api_port = 'many'\n", {}, ["'api_port'", "optimus.toml"]),
+        ("api_port = [9100]\n", {}, ["'api_port'", "whole number"]),  # a list is refused by name, not a TypeError
         ("email_crm_mode = 'sometimes'\n", {}, ["'email_crm_mode'"]),
         ("warehouse = 'mysql://x'\n", {}, ["'warehouse'", "scheme"]),
         ("", {"OPTIMUS_EDGE": "perhaps"}, ["OPTIMUS_EDGE", "'edge'"]),

@@ -147,9 +147,10 @@ class MmdbSource:
         self.built = datetime.fromtimestamp(meta.build_epoch, tz=UTC).date() if meta.build_epoch else None
 
     def lookup(self, address: str) -> Place | None:
-        record = self._reader.get(address)
-        if not isinstance(record, dict):
+        found = self._reader.get(address)
+        if not isinstance(found, dict):
             return None
+        record: dict[str, Any] = found  # nested maps of a known shape (GeoIP2/GeoLite2), read by name
         country = record.get("country") or record.get("registered_country") or {}
         code = country.get("iso_code")
         if not code:

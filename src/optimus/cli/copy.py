@@ -30,7 +30,7 @@ def copy(
     from optimus.transfer import copy_warehouse
 
     with warehouse(settings, read_only=True) as src, warehouse(target) as dst, errors_as_messages():
-        report = copy_warehouse(src, dst, target)  # type: ignore[arg-type]
+        report = copy_warehouse(src, dst, target)
     render.table(
         ("table", "rows"),
         ((name, f"{rows:,}") for name, rows in report.tables.items()),

@@ -27,8 +27,8 @@ def intake(
     for source, target in report.taken:
         again = " (re-delivered with other content)" if source in report.redelivered else ""
         render.line(f"taken in {source} -> {target}{again}")
-    for link, target in report.latest:
-        render.line(f"{link} -> {target}")
+    for link, points_at in report.latest:
+        render.line(f"{link} -> {points_at}")
     for source in report.unchanged:
         render.line(f"unchanged, taken in before: {source}")
     for source, why in report.excluded:

@@ -150,7 +150,7 @@ class LocalSession:
             raise OptimusError(f"query failed: {exc}") from None
         finally:
             wh.close()
-        return QueryAnswer(answer.columns, [list(r) for r in answer.rows], answer.truncated, answer.note)
+        return answer
 
     def recompute(self, service: str | None, course_key: str | None) -> RunSummary:
         wh = self._open()
@@ -217,7 +217,7 @@ class DaemonSession:
         """The daemon runs it through its API: the same rules and caps as a local query."""
         self._asking()
         columns, rows, note = self.client.sql(query)
-        return QueryAnswer(columns, rows, truncated=note is not None, note=note)
+        return QueryAnswer(columns, [tuple(r) for r in rows], truncated=note is not None, note=note)
 
     def recompute(self, service: str | None, course_key: str | None) -> RunSummary:
         return self.local.recompute(service, course_key)

@@ -159,13 +159,16 @@ def find_root(folder: Path) -> Path:
 
 def _parse_xml(path: Path) -> Element:
     try:
-        return SafeET.parse(path).getroot()
+        root = SafeET.parse(path).getroot()
     except DefusedXmlException as exc:
         raise OlxError(f"{path}: refused: the XML declares entities or external references ({type(exc).__name__})") from None
     except ParseError as exc:
         raise OlxError(f"{path}: not well-formed XML: {exc}") from None
     except OSError as exc:
         raise OlxError(f"{path}: cannot read: {exc}") from None
+    if root is None:  # pragma: no cover - a parsed document always has a root element
+        raise OlxError(f"{path}: no root element")
+    return root
 
 
 def _load_json(path: Path) -> Any:

@@ -421,7 +421,9 @@ def take_in_folder(settings: Settings, folder: Path, wh: Warehouse, *, min_age: 
         report = IntakeReport()
         report.failed.append((folder, f"{folder}: the intake folder (setting 'intake_path') does not exist"))
         return report
-    now, ready, waiting = time.time(), [], []
+    now = time.time()
+    ready: list[Path] = []
+    waiting: list[Path] = []
     for child in sorted(folder.iterdir()):
         if child.name.startswith("."):
             continue

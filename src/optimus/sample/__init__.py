@@ -55,6 +55,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from optimus.errors import OptimusError
 from optimus.sample.course import course_structure, make_course, write_olx
@@ -155,7 +156,7 @@ def generate(
         active = {int(uid): s for uid, s in stats[course.course_id].items()}
         # the second course has no access roles at all: an empty table, hence no file
         tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1)
-        files = {"sql": sorted(tables)}
+        files: dict[str, Any] = {"sql": sorted(tables)}  # the table files, then one name per other kind
         for name, n in tables.items():
             sql[f"{rel}/{name}"] = n
             note(f"{rel}/{name}", n)
@@ -211,10 +212,10 @@ def generate(
     _symlink(out / "clickstream_logs" / "latest", "events")
     _symlink(out / "database_state" / "latest", package)
 
-    files = [f.as_dict() for f in writer.files]
-    valid = sum(f["valid"] for f in files)
+    event_files = [f.as_dict() for f in writer.files]
+    valid = sum(f["valid"] for f in event_files)
     dup = writer.duplicate if writer.duplicate and len(writer.duplicate["files"]) == 2 else None
-    reasons = sorted({r for f in files for r in f["malformed"]})
+    reasons = sorted({r for f in event_files for r in f["malformed"]})
     manifest = {
         "format": FORMAT,
         "params": {
@@ -239,9 +240,9 @@ def generate(
             "cert_without_enrollment": ({"user_id": orphan[0].user_id, "course_id": course_list[orphan[1]].course_id} if orphan else None),
         },
         "events": {
-            "files": files,
+            "files": event_files,
             "valid": valid,
-            "malformed": sum(sum(f["malformed"].values()) for f in files),
+            "malformed": sum(sum(f["malformed"].values()) for f in event_files),
             "duplicates": 1 if dup else 0,
             "distinct": valid - (1 if dup else 0),
             "duplicate": dup,

@@ -196,6 +196,16 @@ class Session:
     """A learner's visit to one course on one day; holds the learner-day strings."""
 
     __slots__ = ("head", "mhead", "ctx", "ctx0", "ct", "ch", "si", "page", "username", "uid")
+    head: str
+    mhead: str
+    ctx: str
+    ctx0: str
+    ct: CourseTemplates
+    ch: _Chapter
+    si: int
+    page: str
+    username: str
+    uid: int
 
 
 class EventWriter:
@@ -303,6 +313,7 @@ class EventWriter:
                 # the same line re-delivered in the next day's file
                 buf.append(self._dup_line)
                 lineno += 1
+                assert self._dup_meta is not None and self.duplicate is not None  # both are set with _dup_line
                 cid, kind, edate = self._dup_meta
                 by_course[cid] = by_course.get(cid, 0) + 1
                 fs.add(fs.by_kind, kind)
@@ -381,8 +392,8 @@ class EventWriter:
                             sec = min(86399, sec + 600)
                             lines.append(self._enrollment(s, "deactivated", enr.mode, P, sec, 2000))
                             kind_counts_extra.append("enrollment_deactivated")
-                        for k in kind_counts_extra:
-                            fs.add(fs.by_kind, k)
+                        for extra_kind in kind_counts_extra:
+                            fs.add(fs.by_kind, extra_kind)
                     n = int(1 + rand() * burst2) if (not enrolled_today or rand() < 0.7) else 0
                     for _ in range(n):
                         sec += 1 + int(rand() * rand() * 240)

@@ -13,6 +13,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from optimus.sample.course import Course
 from optimus.sample.people import Learner
@@ -64,7 +65,7 @@ class TsvFile:
         self.path = path
         self.header = "\t".join(columns.split()) + "\n"
         self.rows = 0
-        self._fh = None
+        self._fh: TextIO | None = None
 
     def row(self, values: list[object]) -> None:
         if self._fh is None:

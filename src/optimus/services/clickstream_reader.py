@@ -14,7 +14,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from optimus.errors import IngestError
 from optimus.formats import events as rules
@@ -201,7 +201,8 @@ class BlockReader:
         try:
             raw = open(self.path, "rb")
             with SalvagingGzip(raw) if self.path.name.endswith(".gz") else raw as fh:
-                batches = rules.line_batches(fh, self.batch_bytes, self.max_line)
+                # line_batches reads with read(n) (and asks cut_short), which SalvagingGzip provides
+                batches = rules.line_batches(cast(BinaryIO, fh), self.batch_bytes, self.max_line)
                 while True:
                     while not self._slots.acquire(timeout=0.5):
                         if self._stop.is_set():

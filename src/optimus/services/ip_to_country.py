@@ -37,7 +37,12 @@ IP_GEO_COLUMNS = {
     "looked_up_at": "TIMESTAMP",
 }
 BATCH = 100_000  # IPs looked up and written per Arrow batch
-_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE PRECISION": pa.float64(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "DOUBLE PRECISION": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
 
 
 @register
