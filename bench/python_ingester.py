@@ -47,9 +47,9 @@ def parse_time(text: str) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def rows(path: Path):  # type: ignore[no-untyped-def]
+def rows(path: Path):
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
+    with opener(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             text = raw.rstrip(b"\r\n")
             start = text.find(b"{")

@@ -210,7 +210,7 @@ def server_process(ingested: Settings, tmp_path: Path) -> Iterator[tuple[int, in
 
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def send_body(port: int, head: str, chunks: Iterator[bytes], limit_bytes: int) -> tuple[int, int, bytes]:

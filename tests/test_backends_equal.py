@@ -95,7 +95,7 @@ def awkward_events(data: Path) -> int:
     return len(out)
 
 
-def test_pipeline_is_identical_on_duckdb_and_postgres(tmp_path: Path, settings_for, cli, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_is_identical_on_duckdb_and_postgres(tmp_path: Path, settings_for, cli, pg_url) -> None:
     from optimus.sample import generate
 
     data = tmp_path / "sample"

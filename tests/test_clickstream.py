@@ -97,7 +97,7 @@ def events_dir(data: Path) -> Path:
     return data / "clickstream_logs" / "events"
 
 
-def ingest(settings) -> None:  # type: ignore[no-untyped-def]
+def ingest(settings) -> None:
     wh = connect(settings)
     try:
         pipeline = Pipeline(settings, wh)
@@ -112,7 +112,7 @@ def ingest(settings) -> None:  # type: ignore[no-untyped-def]
 class _Reader:
     """A read-only look at either backend with the DB-API shape the tests use (`?` parameters)."""
 
-    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings) -> None:
         self.wh = connect(settings, read_only=True)
         self.rows: list[tuple] = []
 
@@ -130,7 +130,7 @@ class _Reader:
         self.wh.close()
 
 
-def ro(settings) -> _Reader:  # type: ignore[no-untyped-def]
+def ro(settings) -> _Reader:
     return _Reader(settings)
 
 
@@ -414,7 +414,7 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
 
 
 # -- a killed ingest, and a second run ------------------------------------------------------------
-def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):  # type: ignore[no-untyped-def]
+def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
     env.update(settings_env(settings))
     env.update(extra_env or {})
@@ -493,7 +493,7 @@ def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
     )
     deadline = time.time() + 120
     while not marker.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+        assert proc.poll() is None, proc.stdout.read().decode()
         assert time.time() < deadline, "the ingest never paused"
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)

@@ -145,7 +145,7 @@ def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tu
     seqs: dict[Any, list[datetime]] = defaultdict(list)
     for e in events:
         if e["who"] is not None:
-            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))  # type: ignore[arg-type]
+            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))
     result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for k, seq in seqs.items():
         seq.sort()
