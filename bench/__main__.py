@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         args.events, args.runs, args.days, args.rescan_files, args.big_file_gb = "3000", 1, 2, 50, 0.001
         args.api_seconds = min(args.api_seconds, 3.0)
     results: dict = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "name": args.name,
         "machine": machine(),
         "sizes": {},

@@ -14,10 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import httpx
@@ -63,7 +64,7 @@ class LoadResult:
         }
 
 
-async def _client(http: "httpx.AsyncClient", index: int, until: float, result: LoadResult) -> None:
+async def _client(http: httpx.AsyncClient, index: int, until: float, result: LoadResult) -> None:
     import httpx
 
     n = index

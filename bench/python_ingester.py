@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -44,12 +44,12 @@ BATCH = 100_000
 
 def parse_time(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def rows(path: Path):  # type: ignore[no-untyped-def]
+def rows(path: Path):
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
+    with opener(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             text = raw.rstrip(b"\r\n")
             start = text.find(b"{")
@@ -116,8 +116,8 @@ def ingest(files: list[Path], database: Path) -> int:
 def _write(con: duckdb.DuckDBPyConnection, batch: list[tuple]) -> int:
     if not batch:
         return 0
-    columns = list(zip(*batch))
-    table = pa.table({name: pa.array(values) for name, values in zip(FIELDS, columns)})
+    columns = list(zip(*batch, strict=True))
+    table = pa.table({name: pa.array(values) for name, values in zip(FIELDS, columns, strict=True)})
     con.register("batch", table)
     con.execute("INSERT INTO events SELECT * FROM batch")
     con.unregister("batch")

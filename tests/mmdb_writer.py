@@ -98,7 +98,7 @@ def write_mmdb(path: Path, networks: dict[str, dict[str, Any]], database_type: s
             return child
         return count + 16 + child[1]
 
-    tree = b"".join(record_value(l).to_bytes(3, "big") + record_value(r).to_bytes(3, "big") for l, r in nodes)
+    tree = b"".join(record_value(left).to_bytes(3, "big") + record_value(right).to_bytes(3, "big") for left, right in nodes)
     metadata = {
         "node_count": U32(count),
         "record_size": U16(24),

@@ -377,7 +377,7 @@ def write_course_structure(data: Path) -> None:
         org, course, run = key.split("+")
         blocks: dict[str, Any] = {}
 
-        def bid(kind: str, name: str) -> str:
+        def bid(kind: str, name: str, key: str = key) -> str:
             return f"block-v1:{key}+type@{kind}+block@{name}"
 
         chapters = [bid("chapter", n) for n, _p in CHAPTERS[key]]
@@ -386,7 +386,7 @@ def write_course_structure(data: Path) -> None:
             "children": chapters,
             "metadata": {"display_name": f"{course} course", "start": "2023-12-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"},
         }
-        for (name, published), chap in zip(CHAPTERS[key], chapters):
+        for (name, published), chap in zip(CHAPTERS[key], chapters, strict=True):
             seq = bid("sequential", name + "s")
             vert = bid("vertical", name + "v")
             meta: dict[str, Any] = {"display_name": name}

@@ -24,8 +24,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -151,7 +152,7 @@ def drop_database(admin_url: str, name: str) -> None:
     """Drop a test database and the reader roles Optimus made for it, so roles do not pile up on a shared server."""
     with psycopg.connect(admin_url, autocommit=True) as con:
         roles = reader_roles_of(con, name)
-        for attempt in range(20):
+        for _attempt in range(20):
             try:
                 con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 break

@@ -10,20 +10,20 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import ingest_sample
 from optimus.api.app import create_app
 from optimus.api.sql import QueryRefused, check
 from optimus.api.state import ReadViews, ServerState
 from optimus.config import Settings
 from optimus.warehouse import Warehouse, connect
-
-from conftest import ingest_sample
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

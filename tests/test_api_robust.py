@@ -15,23 +15,22 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
+from bench.api_load import daemon_ingesting, free_port, get_json, hammer
 from fastapi.testclient import TestClient
 
-from bench.api_load import daemon_ingesting, free_port, get_json, hammer
+from conftest import ingest_sample, serve_on_loopback, settings_env
 from optimus.api.app import create_app
 from optimus.api.state import ReadViews, ServerState
 from optimus.config import Settings
 from optimus.sample import generate
 from optimus.warehouse import Warehouse, connect
-
-from conftest import ingest_sample, serve_on_loopback, settings_env
 
 TOKEN = "robust-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -211,7 +210,7 @@ def server_process(ingested: Settings, tmp_path: Path) -> Iterator[tuple[int, in
 
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def send_body(port: int, head: str, chunks: Iterator[bytes], limit_bytes: int) -> tuple[int, int, bytes]:
@@ -236,7 +235,7 @@ def send_body(port: int, head: str, chunks: Iterator[bytes], limit_bytes: int) -
                 if not data:
                     break
                 response += data
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             pass
     status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
     return sent, status, response

@@ -199,7 +199,7 @@ def _writes_spied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     written: list[str] = []
 
-    def spy(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(file, mode="r", *args, **kwargs):
         if any(c in mode for c in "wax+"):
             written.append(str(file))
         return builtins.open(file, mode, *args, **kwargs)

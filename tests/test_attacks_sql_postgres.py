@@ -17,8 +17,9 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -33,7 +34,6 @@ from optimus.errors import OptimusError, QueryRefused, WarehouseError
 from optimus.warehouse import connect
 from optimus.warehouse.base import QUERY_MAX_BYTES
 from optimus.warehouse.postgres import lock_key, reader_role_name
-
 from postgres_server import create_database, drop_database
 
 pytestmark = pytest.mark.postgres
@@ -303,7 +303,7 @@ def test_dblink_cannot_log_in_elsewhere(scene: dict, canary: Canary) -> None:
         f"SELECT dblink_exec('{conninfo}', 'insert into optimus.kept values (42)')",
         f"SELECT dblink_connect('{conninfo}')",
     ):
-        said = refused_or_harmless(lambda: attempt(scene["reader"], sql), canary, sql)
+        said = refused_or_harmless(lambda sql=sql: attempt(scene["reader"], sql), canary, sql)
         assert said.startswith("refused"), said
     nothing_changed(scene["writer"], tables_of(scene["writer"]))
 
@@ -322,7 +322,7 @@ def test_the_writer_cannot_be_cancelled_or_terminated(scene: dict, canary: Canar
     writer = scene["writer"]
     pid = writer.scalar("SELECT pg_backend_pid()")
     for sql in (f"SELECT pg_terminate_backend({pid})", f"SELECT pg_cancel_backend({pid})"):
-        refused_or_harmless(lambda: attempt(scene["reader"], sql), canary, sql)
+        refused_or_harmless(lambda sql=sql: attempt(scene["reader"], sql), canary, sql)
     assert writer.scalar("SELECT pg_backend_pid()") == pid
 
 

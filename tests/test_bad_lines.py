@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
+from conftest import make_data_path
 from optimus.pipeline import Pipeline
 from optimus.warehouse import connect
-
-from conftest import make_data_path
 
 DAY = "2013-01-0{}T10:00:00Z"
 
@@ -91,7 +90,7 @@ def test_a_hostile_time_is_a_bad_line_not_a_bad_file(data_path, settings_for, ba
     assert query(settings, "SELECT count(*) FROM events") == [(3,)]
     reasons = quarantined(settings)
     assert sorted(reasons) == list(range(2, 2 + len(HOSTILE_TIMES)))
-    for (line, reason), expected in zip(sorted(reasons.items()), HOSTILE_TIMES.values()):
+    for (line, reason), expected in zip(sorted(reasons.items()), HOSTILE_TIMES.values(), strict=True):
         assert reason.startswith(expected), (line, reason)
     assert ledger_row(settings, "x-events-2013-01-01.log")[:3] == ("done", 3, len(HOSTILE_TIMES))
 

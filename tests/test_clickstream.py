@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,14 +19,13 @@ from urllib.parse import quote
 import duckdb
 import pytest
 
+from conftest import make_data_path, settings_env
 from optimus import courses
 from optimus.errors import WarehouseError
 from optimus.formats import events as rules
 from optimus.pipeline import Pipeline
 from optimus.services.clickstream import Clickstream
 from optimus.warehouse import connect
-
-from conftest import make_data_path, settings_env
 
 NOT_EVENTS = {"twoJSONRecords.json", "jsonArray.json", "modulestore_sample.json", "mini_modulestore_latest.json", "modulestoreImport.json"}
 
@@ -73,7 +72,7 @@ def utc_time(text: str) -> datetime:
         offset = parsed.utcoffset()
         if offset is not None and abs(offset) >= timedelta(hours=16):
             raise ValueError("offset out of range")
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     if not datetime(1970, 1, 1) <= parsed < datetime(2101, 1, 1):
         raise ValueError("out of range")
     return parsed
@@ -98,7 +97,7 @@ def events_dir(data: Path) -> Path:
     return data / "clickstream_logs" / "events"
 
 
-def ingest(settings) -> None:  # type: ignore[no-untyped-def]
+def ingest(settings) -> None:
     wh = connect(settings)
     try:
         pipeline = Pipeline(settings, wh)
@@ -113,11 +112,11 @@ def ingest(settings) -> None:  # type: ignore[no-untyped-def]
 class _Reader:
     """A read-only look at either backend with the DB-API shape the tests use (`?` parameters)."""
 
-    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings) -> None:
         self.wh = connect(settings, read_only=True)
         self.rows: list[tuple] = []
 
-    def execute(self, sql: str, params: list | None = None) -> "_Reader":
+    def execute(self, sql: str, params: list | None = None) -> _Reader:
         self.rows = self.wh.query(sql, params or [])
         return self
 
@@ -131,7 +130,7 @@ class _Reader:
         self.wh.close()
 
 
-def ro(settings) -> _Reader:  # type: ignore[no-untyped-def]
+def ro(settings) -> _Reader:
     return _Reader(settings)
 
 
@@ -415,7 +414,7 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
 
 
 # -- a killed ingest, and a second run ------------------------------------------------------------
-def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):  # type: ignore[no-untyped-def]
+def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
     env.update(settings_env(settings))
     env.update(extra_env or {})
@@ -494,7 +493,7 @@ def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
     )
     deadline = time.time() + 120
     while not marker.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+        assert proc.poll() is None, proc.stdout.read().decode()
         assert time.time() < deadline, "the ingest never paused"
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)

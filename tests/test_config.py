@@ -27,6 +27,7 @@ def test_file_then_environment_with_relative_paths_from_the_file(tmp_path: Path)
     [
         ("data_path = []\n", {}, ["unknown setting 'data_path'", "optimus.toml"]),
         ("api_port = 'many'\n", {}, ["'api_port'", "optimus.toml"]),
+        ("api_port = [9100]\n", {}, ["'api_port'", "whole number"]),  # a list is refused by name, not a TypeError
         ("email_crm_mode = 'sometimes'\n", {}, ["'email_crm_mode'"]),
         ("warehouse = 'mysql://x'\n", {}, ["'warehouse'", "scheme"]),
         ("", {"OPTIMUS_EDGE": "perhaps"}, ["OPTIMUS_EDGE", "'edge'"]),
@@ -43,14 +44,14 @@ def test_bad_settings_name_the_key_and_the_file(tmp_path: Path, text: str, env: 
         assert word in str(err.value)
 
 
-def test_a_missing_data_path_is_a_clear_error(tmp_path: Path, cli, settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_data_path_is_a_clear_error(tmp_path: Path, cli, settings_for) -> None:
     settings = settings_for(tmp_path / "does-not-exist")
     result = cli(["ingest"], settings)
     assert result.exit_code == 2
     assert "does-not-exist" in result.output and "does not exist" in result.output
 
 
-def test_init_writes_an_example_that_loads_and_documents_every_key(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_init_writes_an_example_that_loads_and_documents_every_key(tmp_path: Path, cli) -> None:
     target = tmp_path / "optimus.toml"
     assert cli(["init", str(target)]).exit_code == 0
     text = target.read_text()

@@ -23,12 +23,12 @@ def build(root: Path) -> Path:
     return data
 
 
-def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, settings_for) -> None:
     data = build(tmp_path / "a")
     settings = settings_for(data, warehouse=str(tmp_path / "killed.duckdb"))
     marker = tmp_path / "paused"
     proc = optimus_process(settings, OPTIMUS_TEST_PAUSE_AFTER_ROWS="1", OPTIMUS_TEST_PAUSE_MARKER=str(marker))
-    assert kill_when_paused(proc, marker), proc.stdout.read().decode()  # type: ignore[union-attr]
+    assert kill_when_paused(proc, marker), proc.stdout.read().decode()
 
     con = duckdb.connect(settings.warehouse)
     running = con.execute("SELECT path FROM ingest_files WHERE state = 'running'").fetchall()
@@ -43,7 +43,7 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     con.close()
 
     rerun = optimus_process(settings)
-    assert rerun.wait(120) == 0, rerun.stdout.read().decode()  # type: ignore[union-attr]
+    assert rerun.wait(120) == 0, rerun.stdout.read().decode()
     reference = settings_for(build(tmp_path / "b"), warehouse=str(tmp_path / "clean.duckdb"))
     assert optimus_process(reference).wait(120) == 0
 

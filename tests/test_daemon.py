@@ -24,14 +24,13 @@ from typing import Any
 
 import pytest
 
+from conftest import make_data_path, settings_env
 from optimus.config import Settings
 from optimus.daemon import lock_path, running_daemon
 from optimus.sample import generate
 from optimus.services.base import load_services
 from optimus.warehouse import connect
 from optimus.warehouse.base import raw_table
-
-from conftest import make_data_path, settings_env
 
 TOKEN = "daemon-test-token"
 RESCAN = 6  # seconds between scans

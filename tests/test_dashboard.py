@@ -13,18 +13,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import settings_env
 from optimus.cli import app as cli_app
 from optimus.config import Settings
 from optimus.sample import generate
 from optimus.warehouse import connect
-
-from conftest import settings_env
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]

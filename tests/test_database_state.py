@@ -39,19 +39,19 @@ def decode(value: str) -> str | None:
     return "".join(out)
 
 
-def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_for, cli) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path)
     result = cli(["ingest"], settings)
     assert result.exit_code == 0, result.output
     got = query_rows(settings, f"SELECT {', '.join(HEADER)} FROM edx.auth_user ORDER BY id")
-    for row, expected in zip(got, ROWS):
+    for row, expected in zip(got, ROWS, strict=True):
         want = [decode(v) for v in expected]
         assert row[0] == int(want[0])
         assert list(row[1:5]) == want[1:5]
         assert row[5] is (want[5] == "1") and row[6] is (want[6] == "1")
-        for value, text in zip(row[7:], want[7:]):
+        for value, text in zip(row[7:], want[7:], strict=True):
             assert value == (None if text is None else datetime.fromisoformat(text))
     assert len(got) == len(ROWS)
     # an empty string stays an empty string; only the literal NULL is SQL NULL
@@ -63,7 +63,7 @@ def test_values_types_nulls_and_escapes_match_the_tsv(data_path: Path, settings_
     assert (types["id"], types["is_staff"], types["date_joined"], types["email"]) == ("BIGINT", "BOOLEAN", "TIMESTAMP", "VARCHAR")
 
 
-def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path: Path, settings_for, cli) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     rows = [ROWS[0], ["x", "bad", "a", "b", "c", "0", "1", "NULL", "2015-01-01 00:00:00"], ROWS[1] + ["extra"], ROWS[2]]
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, rows)
@@ -76,7 +76,7 @@ def test_bad_lines_are_quarantined_with_their_line_and_the_rest_loads(data_path:
     assert query_rows(settings, "SELECT rows_loaded, rows_quarantined, state FROM ingest_files") == [(2, 2, "done")]
 
 
-def test_columns_are_matched_by_header_name_across_exports(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_columns_are_matched_by_header_name_across_exports(data_path: Path, settings_for, cli) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(
         pkg / "UQx-A-1-student_courseenrollment-prod-analytics.sql",
@@ -97,7 +97,7 @@ def test_columns_are_matched_by_header_name_across_exports(data_path: Path, sett
     assert got == [(1, 7, "UQx/A/1", "UQx+A+1", True, "honor", None), (2, 8, "course-v1:UQx+B+2", "UQx+B+2", False, "verified", "v")]
 
 
-def test_an_ambiguous_file_name_takes_its_course_from_the_course_id_column(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_an_ambiguous_file_name_takes_its_course_from_the_course_id_column(data_path: Path, settings_for, cli) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(
         pkg / "UQx-Think-101x-3T2015-student_courseenrollment-prod-analytics.sql",
@@ -114,7 +114,7 @@ def test_an_ambiguous_file_name_takes_its_course_from_the_course_id_column(data_
     )
 
 
-def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_for, cli) -> None:
     data = make_data_path(tmp_path / "data", "2024-01-07")
     first = data / "database_state" / "2024-01-07"
     write_tsv(first / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
@@ -145,7 +145,7 @@ def test_newer_package_replaces_and_older_never_does(tmp_path: Path, settings_fo
     assert "older" in note
 
 
-def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_path: Path, settings_for, cli) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     target = pkg / "UQx-A-1-auth_user-prod-analytics.sql"
     write_tsv(target, HEADER, ROWS)
@@ -163,7 +163,7 @@ def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_pa
     assert status["services"]["DatabaseState"]["done"] == 1 and status["services"]["DatabaseState"]["last_run"]
 
 
-def test_a_rescan_of_an_unchanged_tree_reads_no_file(data_path: Path, settings_for, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_rescan_of_an_unchanged_tree_reads_no_file(data_path: Path, settings_for, cli, monkeypatch) -> None:
     from optimus import ledger
 
     pkg = data_path / "database_state" / "2024-01-07"
@@ -182,7 +182,7 @@ def test_a_rescan_of_an_unchanged_tree_reads_no_file(data_path: Path, settings_f
     assert query_rows(settings, "SELECT state FROM ingest_files") == [("done",)]
 
 
-def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, settings_for, cli) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
     (pkg / "UQx-B-2-auth_userprofile-prod-analytics.sql").write_bytes(b"")  # no header row at all
@@ -196,7 +196,7 @@ def test_a_failing_file_is_marked_failed_and_the_others_load(data_path: Path, se
     assert "UQx-B-2-auth_userprofile-prod-analytics.sql" in error and "header" in error
 
 
-def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, settings_for, cli) -> None:
     """The second file is read while the first is loaded: its rejected lines, misfits and escapes come out the same."""
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-A-1-auth_user-prod-analytics.sql", HEADER, ROWS)
@@ -227,7 +227,7 @@ def test_escape_decoding_matches_the_edx_rules() -> None:
     assert got == [decode(v) for v in values]
 
 
-def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings_for, cli) -> None:
     """The misfit re-read numbers lines by the order rows are stored in; the engine's settings are locked
     (no `SET preserve_insertion_order`), so that read is one thread's, in the file's order."""
     pkg = data_path / "database_state" / "2024-01-07"
@@ -244,7 +244,7 @@ def test_misfits_of_a_big_dump_keep_their_line_numbers(data_path: Path, settings
 
 
 # -- raw edX tables live apart (issue 13 items 4, 5) -------------------------------------------
-def test_raw_tables_live_in_the_edx_schema(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
+def test_raw_tables_live_in_the_edx_schema(data_path: Path, settings_for, cli, backend) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path, **backend)
@@ -260,7 +260,7 @@ OPTIMUS_TABLES = ["forum_posts", "events", "ingest_files", "person_course", "sch
 
 
 @pytest.mark.parametrize("table", OPTIMUS_TABLES)
-def test_a_dump_named_after_an_optimus_table_never_reaches_it(data_path: Path, settings_for, cli, backend, table: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_dump_named_after_an_optimus_table_never_reaches_it(data_path: Path, settings_for, cli, backend, table: str) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path, **backend)
@@ -284,7 +284,7 @@ def test_a_dump_named_after_an_optimus_table_never_reaches_it(data_path: Path, s
         assert wh.query(f"SELECT x FROM {wh.quote(wh.raw_schema)}.{wh.quote(table)}") == [("y",)]
 
 
-def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
+def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: Path, settings_for, cli, backend) -> None:
     pkg = data_path / "database_state" / "2024-01-07"
     write_tsv(pkg / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql", HEADER, ROWS)
     settings = settings_for(data_path, **backend)
@@ -309,7 +309,7 @@ def test_a_dump_whose_first_row_is_data_fails_and_creates_no_column(data_path: P
         (["id", "username", "ann@example.org"], "identifier"),
     ],
 )
-def test_a_header_must_be_identifiers_with_the_key_columns(data_path: Path, settings_for, cli, header: list[str], why: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_header_must_be_identifiers_with_the_key_columns(data_path: Path, settings_for, cli, header: list[str], why: str) -> None:
     name = "UQx-BIO101-1T2015-auth_user-prod-analytics.sql"
     write_tsv(data_path / "database_state" / "2024-01-07" / name, header, [["1"] * len(header)])
     settings = settings_for(data_path)
@@ -318,7 +318,7 @@ def test_a_header_must_be_identifiers_with_the_key_columns(data_path: Path, sett
     assert state == "failed" and name in error and why in error, error
 
 
-def test_new_header_columns_of_a_known_table_are_accepted(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_new_header_columns_of_a_known_table_are_accepted(data_path: Path, settings_for, cli) -> None:
     write_tsv(
         data_path / "database_state" / "2024-01-07" / "UQx-BIO101-1T2015-auth_user-prod-analytics.sql",
         HEADER + ["newer_column"],
@@ -338,7 +338,7 @@ def test_a_table_name_from_a_file_name_must_be_an_identifier(table: str) -> None
         sql_tables.safe_table_name(table, "x.sql")
 
 
-def test_a_warehouse_from_before_the_edx_schema_moves_its_raw_tables(data_path: Path, settings_for, cli, backend) -> None:  # type: ignore[no-untyped-def]
+def test_a_warehouse_from_before_the_edx_schema_moves_its_raw_tables(data_path: Path, settings_for, cli, backend) -> None:
     from optimus.warehouse import connect
 
     pkg = data_path / "database_state" / "2024-01-07"

@@ -6,10 +6,9 @@ import os
 from datetime import date
 from pathlib import Path
 
+from conftest import make_data_path
 from optimus import discovery
 from optimus.discovery import COURSE_EXPORT, COURSE_STRUCTURE, EMAIL_OPT_IN, EVENTS, FORUM, SQL, Classified, Skipped
-
-from conftest import make_data_path
 
 
 def test_names_of_the_research_package_are_classified() -> None:
@@ -40,8 +39,8 @@ def test_names_of_the_research_package_are_classified() -> None:
         info = discovery.classify(Path(name).name)
         assert isinstance(info, Classified), name
         assert (info.kind, info.table, info.site, info.course_id) == (kind, table, site, course_id), name
-    assert discovery.classify("tracking.log-20140324-1395670621.gz").day == date(2014, 3, 24)  # type: ignore[union-attr]
-    assert discovery.classify("uqx-edx-events-2014-03-24.log.gz").org == "uqx"  # type: ignore[union-attr]
+    assert discovery.classify("tracking.log-20140324-1395670621.gz").day == date(2014, 3, 24)
+    assert discovery.classify("uqx-edx-events-2014-03-24.log.gz").org == "uqx"
 
 
 def test_shortened_failed_encrypted_and_unknown_names() -> None:
@@ -55,7 +54,7 @@ def test_shortened_failed_encrypted_and_unknown_names() -> None:
     assert discovery.classify("notes.sql") is None
 
 
-def test_scan_follows_latest_and_lists_what_it_does_not_take(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_scan_follows_latest_and_lists_what_it_does_not_take(tmp_path: Path, settings_for) -> None:
     data = make_data_path(tmp_path / "data", package="2024-01-07")
     pkg = data / "database_state" / "2024-01-07"
     (pkg / "ora").mkdir()
@@ -104,7 +103,7 @@ def test_without_latest_the_newest_dated_folder_is_taken_by_date(tmp_path: Path)
     assert discovery.latest_folder(base) == (base / "2013-12-31").resolve()
 
 
-def test_orgs_edge_and_course_patterns_filter(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_orgs_edge_and_course_patterns_filter(tmp_path: Path, settings_for) -> None:
     data = make_data_path(tmp_path / "data")
     pkg = data / "database_state" / "2024-01-07"
     for name in ("UQx-A-1-auth_user-prod-analytics.sql", "UQx-A-1-auth_user-edge-analytics.sql", "MITx-B-2-auth_user-prod-analytics.sql"):

@@ -28,5 +28,5 @@ def test_every_command_is_in_the_readme() -> None:
     import typer.main
 
     group = typer.main.get_command(app)
-    for name in group.commands:  # type: ignore[attr-defined]
+    for name in group.commands:
         assert f"`optimus {name}" in README, name

@@ -7,13 +7,14 @@ import csv
 import logging
 import stat
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from optimus.pipeline import Pipeline
 from optimus.warehouse import connect
 
-YEAR = datetime.now(timezone.utc).year
+YEAR = datetime.now(UTC).year
 A, B = "course-v1:UQx+A+1T2024", "UQx/B/2T2024"  # both course id forms
 FILE_FORM = {A: "UQx-A-1T2024", B: "UQx-B-2T2024"}
 KEY = {A: "UQx+A+1T2024", B: "UQx+B+2T2024"}
@@ -65,7 +66,7 @@ def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
 
 
-def write_opt_in(path: Path, rows: list[tuple], with_ids: bool = True, extra_lines: list[str] = ()) -> None:  # type: ignore[assignment]
+def write_opt_in(path: Path, rows: list[tuple], with_ids: bool = True, extra_lines: Sequence[str] = ()) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
         head = ["email", "full_name", "course_id", "is_opted_in_for_email", "preference_set_datetime"]
@@ -102,7 +103,7 @@ def make_package(data_path: Path) -> Path:
     return pkg
 
 
-def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untyped-def]
+def set_person_course(settings, values: dict) -> None:
     """person_course as Person Course writes it (the columns Email CRM reads)."""
     wh = connect(settings)
     try:
@@ -119,7 +120,7 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
             [[c, KEY[c], u, USERS[u][0], *v, *(fill[x] for x in extra)] for (c, u), v in values.items()],
         )
         # and a Person Course run that changed both courses, as Person Course records it
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         run_id = wh.scalar(
             "INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
             "VALUES ('PersonCourse', ?, ?, 'ok', 1) RETURNING id",
@@ -132,12 +133,12 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
         wh.close()
 
 
-def settings_crm(settings_for, data_path: Path, **more):  # type: ignore[no-untyped-def]
+def settings_crm(settings_for, data_path: Path, **more):
     # Person Course's own rows would replace the table this test writes; the others are not needed here
     return settings_for(data_path, ignored_services=["PersonCourse", "TimeFinder", "IPToCountry", "Clickstream"], **more)
 
 
-def run_crm(settings):  # type: ignore[no-untyped-def]
+def run_crm(settings):
     """One Email CRM run; returns its outcome and the export it wrote (None if none)."""
     wh = connect(settings)
     try:
@@ -194,7 +195,7 @@ def expected(pc: dict, only: set | None = None) -> dict[tuple[str, str], dict[st
     return {(c, str(u)): expected_row(c, u, pc) for (c, u) in pc if (c, u) in opted_in and (only is None or (c, u) in only)}
 
 
-def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:  # type: ignore[no-untyped-def]
+def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:
     make_package(data_path)
     write_opt_in(data_path / "database_state" / "2024-01-07" / "UQx-email_opt_in-prod-analytics.csv", OPT_IN)
     settings = settings_crm(settings_for, data_path, **backend)
@@ -215,7 +216,7 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     keys = [(r["course_id"], r["user_id"]) for r in rows]
     assert max(Counter(keys).values()) == 1  # never a learner twice in a course
     assert {k for k in keys if k[1] == "3"} == {(A, "3"), (B, "3")}  # a learner in two courses: one row each
-    assert {k: r for k, r in zip(keys, rows)} == expected(PERSON_COURSE)
+    assert {k: r for k, r in zip(keys, rows, strict=True)} == expected(PERSON_COURSE)
     opted = {r["user_id"]: r["is_opted_in_for_email"] for r in rows if r["course_id"] == A}
     assert (opted["4"], opted["5"], opted["6"]) == ("No", "No", "Yes")  # all opted in; 4 and 5 may be under 15
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
@@ -254,7 +255,7 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed)
 
 
-def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path, backend) -> None:
     pkg = make_package(data_path)
     bad = [
         '"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"',
@@ -297,7 +298,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(PERSON_COURSE)
 
 
-def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:
     """The real pipeline on a sample package: ip_geo covers every IP of events, the Email CRM export
     has each opted-in learner-course of Person Course once, and a second ingest writes nothing."""
     import gzip

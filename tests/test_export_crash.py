@@ -24,7 +24,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     generate(root / "data", courses=2, learners=30, days=2, seed=3)
     clean = sample_settings(root, "clean")
     proc = optimus_process(clean)
-    assert proc.wait(180) == 0, proc.stdout.read().decode()  # type: ignore[union-attr]
+    assert proc.wait(180) == 0, proc.stdout.read().decode()
     return {"root": root, "clean": clean}
 
 
@@ -55,9 +55,9 @@ def test_a_run_killed_while_exporting_leaves_the_clean_runs_exports(package: dic
     settings = sample_settings(root, "killed-" + point.replace("#", "-"))
     marker = root / f"paused-{point}"
     proc = optimus_process(settings, OPTIMUS_TEST_PAUSE_AT=point, OPTIMUS_TEST_PAUSE_MARKER=str(marker))
-    assert kill_when_paused(proc, marker, timeout=120), proc.stdout.read().decode()  # type: ignore[union-attr]
+    assert kill_when_paused(proc, marker, timeout=120), proc.stdout.read().decode()
     rerun = optimus_process(settings)
-    assert rerun.wait(180) == 0, rerun.stdout.read().decode()  # type: ignore[union-attr]
+    assert rerun.wait(180) == 0, rerun.stdout.read().decode()
     assert_same_exports(Path(settings.export_path), Path(package["clean"].export_path))
     assert_same_tables(settings.warehouse, package["clean"].warehouse, ignore=RUN_RECORDS)
 

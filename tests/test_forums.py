@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from conftest import make_data_path
 from optimus.formats import mongo
 from optimus.warehouse import connect
-
-from conftest import make_data_path
 
 COURSE = "course-v1:UQx+Think-101x+3T2015"  # a '-' in the course: the file name alone is ambiguous
 FILE = "UQx-Think-101x-3T2015-prod.mongo"
@@ -26,7 +25,7 @@ def _date(moment: datetime, form: str) -> dict[str, Any]:
         return {"$date": millis}
     if form == "long":
         return {"$date": {"$numberLong": str(millis)}}
-    return {"$date": moment.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    return {"$date": moment.replace(tzinfo=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
 
 
 def _posts(n_threads: int, comments_per_thread: int, start: datetime, id_base: int = 0, title: str = "Thread") -> list[dict[str, Any]]:
@@ -173,7 +172,7 @@ def test_invalid_lines_are_quarantined_with_line_numbers(data_path: Path, settin
     total = len(good) + len(bad)
     for number in range(1, total + 1):
         lines.append(bad[number][0] if number in bad else next(it))
-    _write(data_path / "database_state" / "latest" / FILE, lines)  # type: ignore[arg-type]
+    _write(data_path / "database_state" / "latest" / FILE, lines)
     settings = settings_for(data_path)
     _ingest(cli, settings)
     assert _rows(settings, "SELECT count(*) FROM forum_posts") == [(len(good),)]

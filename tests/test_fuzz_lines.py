@@ -12,19 +12,18 @@ import gzip
 import itertools
 import json
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import make_data_path
 from optimus.formats import mongo
-
 from optimus.pipeline import Pipeline
 from optimus.warehouse import connect
-
-from conftest import make_data_path
 
 _RUN = itertools.count()
 
@@ -333,7 +332,7 @@ def test_the_line_splitter_keeps_every_line_once(parts, batch_bytes, max_line, f
     seen: dict[int, str] = {}
     bad: dict[int, str] = {}
     for batch in rules.line_batches(io.BytesIO(raw), batch_bytes, max_line):
-        for line, text in zip(batch.table["line"].to_pylist(), batch.table["raw"].to_pylist()):
+        for line, text in zip(batch.table["line"].to_pylist(), batch.table["raw"].to_pylist(), strict=True):
             assert line not in seen
             seen[line] = text
         for line, reason, _head in batch.bad:

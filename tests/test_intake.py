@@ -7,9 +7,10 @@ import os
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import pytest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import maxminddb
@@ -33,7 +33,7 @@ EVENT_COLUMNS = (
 )
 
 
-def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+def add_events(wh, rows: list[tuple[str, str]]) -> None:
     """Events as Clickstream writes them (only the columns IPToCountry reads need values)."""
     wh.execute(f"CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS})")
     start = int(wh.scalar("SELECT count(*) FROM events"))
@@ -47,7 +47,7 @@ def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-unty
     )
 
 
-def run(settings):  # type: ignore[no-untyped-def]
+def run(settings):
     """One IPToCountry run through the pipeline; returns the service (its look-up count) and the summary."""
     wh = connect(settings)
     try:
@@ -59,7 +59,7 @@ def run(settings):  # type: ignore[no-untyped-def]
         wh.close()
 
 
-def with_events(settings, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+def with_events(settings, rows: list[tuple[str, str]]) -> None:
     wh = connect(settings)
     try:
         Pipeline(settings, wh).setup()
@@ -68,7 +68,7 @@ def with_events(settings, rows: list[tuple[str, str]]) -> None:  # type: ignore[
         wh.close()
 
 
-def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
+def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:
     settings = settings_for(data_path, **backend)
     ips = {**PUBLIC_V4, **PUBLIC_V6}
     with_events(settings, [("UQx+A+1", ip) for ip in [*ips, *REASONS]] + [("UQx+B+1", "8.8.8.8"), ("UQx+B+1", "")])
@@ -92,7 +92,7 @@ def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path:
     assert service.lookups == len(ips)
 
 
-def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
+def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:
     settings = settings_for(data_path, **backend)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+A+1", "10.0.0.1"), ("UQx+A+1", "bogus"), ("UQx+B+1", "203.0.113.9")])
     first, _, rows = run(settings)
@@ -125,8 +125,8 @@ def city_record(code: str, name: str, continent: str, city: str, region: str, la
     }
 
 
-def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
-    built = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())
+def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
+    built = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
     write_mmdb(
@@ -156,7 +156,7 @@ def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, set
     assert by_ip["1.1.1.1"]["country_code"] == "AU" and by_ip["1.1.1.1"]["source"].startswith("geoip2fast")
 
 
-def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
     unrouted = "2c0f:ffff:ffff::1"  # in the IPv6 global range, allocated to no country
     assert geo.classify(unrouted)[1] is None and GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz").lookup(
         unrouted
@@ -197,7 +197,7 @@ def test_classify_reads_addresses_as_edx_logs_them(ip: str, reason: str | None) 
         assert address == ipaddress.ip_address("8.8.8.8")
 
 
-def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings_for, cli) -> None:
     settings = settings_for(data_path)
     with_events(settings, [("UQx+A+1", "8.8.8.8")])
     run(settings)
@@ -211,13 +211,13 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     finally:
         wh.close()
     result = cli(["status"], settings)
-    stale = (datetime.now(timezone.utc).date() - built).days > 365
+    stale = (datetime.now(UTC).date() - built).days > 365
     assert ("over a year old" in " ".join(result.output.split())) == stale
     data = json.loads(cli(["status", "--json"], settings).output)
     assert bool(data["warnings"]) == stale
 
 
-def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:
     settings = settings_for(data_path)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+B+1", "1.1.1.1")])
     run(settings)

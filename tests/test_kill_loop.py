@@ -45,7 +45,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     settings = sample_settings(root, "clean")
     started = time.monotonic()
     proc = optimus_process(settings)
-    assert proc.wait(180) == 0, proc.stdout.read().decode()  # type: ignore[union-attr]
+    assert proc.wait(180) == 0, proc.stdout.read().decode()
     return {"root": root, "settings": settings, "seconds": time.monotonic() - started}
 
 

@@ -13,7 +13,7 @@ from optimus.warehouse import connect, schema
 from test_database_state import HEADER, ROWS, write_tsv
 
 
-def test_relinked_latest_queues_every_file(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_relinked_latest_queues_every_file(tmp_path: Path, settings_for, cli) -> None:
     data = make_data_path(tmp_path / "data", "2024-01-07")
     for package in ("2024-01-07", "2024-01-14"):
         pkg = data / "database_state" / package
@@ -30,7 +30,7 @@ def test_relinked_latest_queues_every_file(tmp_path: Path, settings_for, cli) ->
     assert rows == [("2024-01-07", 2), ("2024-01-14", 2)]
 
 
-def test_ingest_one_file_by_name_or_by_service(tmp_path: Path, data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_one_file_by_name_or_by_service(tmp_path: Path, data_path: Path, settings_for, cli) -> None:
     odd = tmp_path / "export-of-users.tsv"  # a name no rule knows
     write_tsv(odd, HEADER, ROWS)
     settings = settings_for(data_path)
@@ -48,7 +48,7 @@ def test_ingest_one_file_by_name_or_by_service(tmp_path: Path, data_path: Path, 
     assert con.execute("SELECT count(*) FROM edx.auth_user").fetchone() == (len(ROWS),)
 
 
-def test_schema_version_is_recorded_migrated_and_a_newer_one_refused(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_schema_version_is_recorded_migrated_and_a_newer_one_refused(data_path: Path, settings_for, cli) -> None:
     settings = settings_for(data_path)
     assert cli(["ingest"], settings).exit_code == 0
     wh = connect(settings)

@@ -13,15 +13,16 @@ import math
 import os
 import stat
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import person_course_data as D
 from optimus.services import person_course_sql as S
 from optimus.warehouse import connect
-import person_course_data as D
 
 # -- running the real pipeline ------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ def package_on(data_path: Path, settings_for: Any, cli: Any, backend: dict[str, 
 
 def parse_time(text: str) -> datetime:
     t = datetime.fromisoformat(text)
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def course_key(cid: str) -> str:
@@ -144,11 +145,11 @@ def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tu
     seqs: dict[Any, list[datetime]] = defaultdict(list)
     for e in events:
         if e["who"] is not None:
-            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))  # type: ignore[arg-type]
+            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))
     result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for k, seq in seqs.items():
         seq.sort()
-        for (t0, _d0), (t1, d1) in zip(seq, seq[1:]):  # type: ignore[misc]
+        for (t0, _d0), (t1, d1) in pairwise(seq):
             g = (t1 - t0).total_seconds()
             if g <= cutoff:
                 result[k].append((d1, g))
@@ -308,7 +309,7 @@ def test_person_course_equals_the_reference(package_on: Any) -> None:
     expected = [comparable(r) for r in reference_person_course(events, *warehouse_inputs(settings))]
     got = [comparable(r) for r in rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id")]
     assert [(r["course_key"], r["user_id"]) for r in got] == [(r["course_key"], r["user_id"]) for r in expected]
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert set(g) == set(e) | set(), f"columns differ: {set(g) ^ set(e)}"
         for col in e:
             assert g[col] == e[col], f"{g['course_key']} user {g['user_id']} column {col}: {g[col]!r} != {e[col]!r}"

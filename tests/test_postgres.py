@@ -18,10 +18,10 @@ import psycopg
 import pytest
 
 from conftest import settings_env
-from postgres_server import create_database, drop_database, with_database
 from optimus.config import Settings
 from optimus.warehouse import connect, schema
 from optimus.warehouse.base import raw_table
+from postgres_server import create_database, drop_database, with_database
 
 pytestmark = pytest.mark.postgres
 
@@ -127,20 +127,20 @@ def _extra_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def run(cli):  # type: ignore[no-untyped-def]
+def run(cli):
     """`optimus ARGS` with every setting of `settings`."""
     return lambda args, settings: cli(args, settings, env=_extra_env(settings))
 
 
-def duck_settings(settings_for, data: Path) -> Settings:  # type: ignore[no-untyped-def]
+def duck_settings(settings_for, data: Path) -> Settings:
     return settings_for(data, ignored_services=_others())
 
 
-def pg_settings(settings_for, data: Path, url: str) -> Settings:  # type: ignore[no-untyped-def]
+def pg_settings(settings_for, data: Path, url: str) -> Settings:
     return settings_for(data, warehouse=url, ignored_services=_others())
 
 
-def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, pg_url) -> None:
     expect = write_package(data_path)
     duck = duck_settings(settings_for, data_path)
     pg = pg_settings(settings_for, data_path, pg_url)
@@ -174,7 +174,7 @@ def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, 
     assert dump(pg, DB_STATE_TABLES) == on_pg
 
 
-def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_for, run, pg_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_for, run, pg_url, monkeypatch) -> None:
     write_package(data_path, users=5)
     pg = pg_settings(settings_for, data_path, pg_url)
     assert run(["ingest"], pg).exit_code == 0
@@ -219,7 +219,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
         time.sleep(0.1)
 
 
-def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, run, pg_url, pg_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, run, pg_url, pg_server, tmp_path) -> None:
     write_package(data_path)
     pg = pg_settings(settings_for, data_path, pg_url)
     marker = tmp_path / "paused"
@@ -263,7 +263,7 @@ def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, r
         drop_database(pg_server, name)
 
 
-def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) -> None:
     write_package(data_path)
     duck = duck_settings(settings_for, data_path)
     assert run(["ingest"], duck).exit_code == 0
@@ -299,7 +299,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) -> None:  # type: ignore[no-untyped-def]
+def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) -> None:
     down = settings_for(data_path, warehouse=f"postgresql://postgres@127.0.0.1:{_free_port()}/optimus")
     result = run(["status"], down)
     assert result.exit_code != 0
@@ -310,7 +310,7 @@ def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) 
     assert "database 'optimus_no_such_database_h8' does not exist" in result.output
 
 
-def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url) -> None:
     """A role with a password, on a server whose local connections trust everyone, is still refused
     when the server asks: use a role that may not log in to get a real refusal from the server."""
     name = pg_url.rsplit("/", 1)[1]
@@ -339,7 +339,7 @@ def _sql_tables(data: Path) -> dict[str, int]:
     return counts
 
 
-def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:
     from optimus.sample import generate
 
     data = tmp_path / "sample"
@@ -366,7 +366,7 @@ def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings
         assert len(on_pg[f"edx.{table}"]) + quarantined[table] == expected[table], table
 
 
-def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:  # type: ignore[no-untyped-def]
+def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:
     """The `backend` parametrisation other tests use: the same test body, on DuckDB and on PostgreSQL."""
     write_package(data_path, users=4)
     settings = settings_for(data_path, ignored_services=_others(), **backend)
@@ -379,7 +379,7 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
         wh.close()
 
 
-def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:  # type: ignore[no-untyped-def]
+def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:
     """`?` outside quotes, `%`, DOUBLE, CREATE OR REPLACE TABLE and try_cast_sql, as services write them."""
     wh = connect(settings_for(data_path, warehouse=pg_url))
     try:

@@ -14,7 +14,6 @@ from urllib.parse import quote
 import pytest
 
 from optimus.warehouse import connect
-
 from test_backends_equal import dump
 
 pytestmark = pytest.mark.postgres
@@ -26,7 +25,7 @@ PARALLEL_EVERYWHERE = (
 )
 
 
-def test_events_ingest_with_parallel_plans_forced_and_equal_duckdb(tmp_path: Path, settings_for, cli, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_events_ingest_with_parallel_plans_forced_and_equal_duckdb(tmp_path: Path, settings_for, cli, pg_url) -> None:
     from optimus.sample import generate
 
     data = tmp_path / "sample"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
 def test_time_columns_have_the_same_bits_with_1_and_4_threads(two_runs: dict[int, str], table: str) -> None:
     one, four = time_rows(two_runs[1], table), time_rows(two_runs[4], table)
     assert len(one) > 100
-    differ = [(a, b) for a, b in zip(one, four) if a != b]
+    differ = [(a, b) for a, b in zip(one, four, strict=False) if a != b]  # lengths: asserted next, after the rows that differ
     assert not differ and len(one) == len(four), f"{len(differ)} of {len(one)} {table} rows differ, e.g. {differ[:2]}"
 
 
@@ -95,7 +96,7 @@ def reference_times(warehouse: str, cutoff_seconds: int = 300) -> dict[tuple[str
     out = {}
     for learner, ts in times.items():
         ts.sort()
-        kept = [b - a for a, b in zip(ts, ts[1:]) if b - a <= cutoff_seconds * 1_000_000]
+        kept = [b - a for a, b in pairwise(ts) if b - a <= cutoff_seconds * 1_000_000]
         n, s1, s2 = len(kept), sum(kept), sum(g * g for g in kept)
         out[learner] = {
             "n_dt": n,
@@ -112,7 +113,7 @@ def test_time_columns_equal_a_plain_python_reference_bit_for_bit(two_runs: dict[
     con = duckdb.connect(two_runs[4], read_only=True)
     try:
         got = {
-            (r[0], r[1]): dict(zip(("n_dt", "sum_dt", "avg_dt", "sdv_dt", "max_dt"), r[2:]))
+            (r[0], r[1]): dict(zip(("n_dt", "sum_dt", "avg_dt", "sdv_dt", "max_dt"), r[2:], strict=True))
             for r in con.execute(
                 "SELECT course_key, user_id, n_dt, sum_dt, avg_dt, sdv_dt, max_dt FROM person_course WHERE nevents > 0"
             ).fetchall()
@@ -144,7 +145,7 @@ def test_postgresql_gives_duckdbs_bits(two_runs: dict[int, str], pg_url: str, tm
             pg = sorted((tuple(bits(v) for v in r) for r in rows), key=repr)
             duck = sorted(time_rows(two_runs[4], table), key=repr)
             assert len(pg) == len(duck) > 100
-            differ = [(a, b) for a, b in zip(duck, pg) if a != b]
+            differ = [(a, b) for a, b in zip(duck, pg, strict=True) if a != b]
             assert not differ, f"{len(differ)} {table} rows differ between DuckDB and PostgreSQL, e.g. {differ[:2]}"
     finally:
         wh.close()

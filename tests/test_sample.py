@@ -61,12 +61,12 @@ def read_tsv(path: Path) -> tuple[list[str], list[dict]]:
         rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
     header = rows[0]
     assert all(len(r) == len(header) for r in rows[1:]), path
-    return header, [dict(zip(header, map(unescape, r))) for r in rows[1:]]
+    return header, [dict(zip(header, map(unescape, r), strict=True)) for r in rows[1:]]
 
 
 def parse_time(s: str) -> dt.datetime:
     t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
 
 
 def classify(raw: bytes) -> tuple[str | None, dict | None, str | None]:
@@ -270,7 +270,7 @@ def test_duplicate_line_is_in_two_files(sample):
     out, m = sample
     dup = m["events"]["duplicate"]
     assert len(dup["files"]) == 2 and dup["files"][0] != dup["files"][1]
-    lines = [gzip.open(out / p).read().split(b"\n")[n - 1] for p, n in zip(dup["files"], dup["line_numbers"])]
+    lines = [gzip.open(out / p).read().split(b"\n")[n - 1] for p, n in zip(dup["files"], dup["line_numbers"], strict=True)]
     assert lines[0] == lines[1]
     ev = json.loads(lines[0])
     assert course_of(ev) == dup["course_id"] and kind(ev) == dup["kind"]
@@ -449,7 +449,7 @@ def test_course_tables_are_consistent(sample):
     orphan = m["learners"]["cert_without_enrollment"]
     for i, c in enumerate(m["courses"]):
 
-        def rows(table):
+        def rows(table, c=c):
             p = pkg / f"{c['prefix']}-{table}-prod-analytics.sql"
             return read_tsv(p)[1] if p.exists() else None
 
@@ -497,7 +497,7 @@ def test_forum_files(sample):
         ids = {d["_id"]["$oid"] for d in threads}
         assert all(d["comment_thread_id"]["$oid"] in ids for d in comments)
         assert all(isinstance(d["author_id"], str) for d in docs)
-    every = [json.loads(l) for rel in m["forums"] for l in (out / rel).read_text().splitlines() if l.endswith("}")]
+    every = [json.loads(line) for rel in m["forums"] for line in (out / rel).read_text().splitlines() if line.endswith("}")]
     kinds = {type(d["created_at"]["$date"]) for d in every}
     assert kinds == {int, str}
     assert any("parent_id" in d for d in every)
@@ -516,7 +516,7 @@ def test_olx_export_and_course_structure(sample):
             assert len({n.split("/")[0] for n in members}) == 1
             assert {t.mtime for t in members.values()} == {members[next(iter(members))].mtime}
             top = next(iter(members)).split("/")[0]
-            read = lambda p: tar.extractfile(f"{top}/{p}").read().decode()  # noqa: E731
+            read = lambda p, top=top: tar.extractfile(f"{top}/{p}").read().decode()  # noqa: E731
             org, code, run = c["old_id"].split("/")
             assert read("course.xml").strip() == f'<course url_name="{run}" org="{org}" course="{code}"/>'
             root = read(f"course/{run}.xml")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import person_course_data as D
 import pytest
+
+import person_course_data as D
 from test_person_course import gaps, ingest, normalise, rows
 
 
@@ -184,5 +186,5 @@ def test_read_ranges_are_disjoint_and_cover_each_day_with_its_gap_span() -> None
         ["A", at(d - timedelta(days=2)), at(d + timedelta(days=1))],
         ["A", at(d + timedelta(days=4)), at(d + timedelta(days=7))],
     ]
-    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in zip(apart, apart[1:]):
+    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in pairwise(apart):
         assert hi1 < lo2  # disjoint: a join on them reads each event once

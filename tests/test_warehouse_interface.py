@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -45,7 +46,7 @@ def test_execute_over_arrow_reads_the_block_as_arrow_block(wh: Warehouse) -> Non
         (10, "a", datetime(2024, 1, 1, 12), True),
         (30, "c\tç", datetime(2024, 2, 29), None),
     ]
-    with pytest.raises(Exception):  # nothing named arrow_block outlives its statement
+    with pytest.raises(Exception, match="arrow_block"):  # nothing named arrow_block outlives its statement
         wh.query("SELECT count(*) FROM arrow_block")
 
 

@@ -20,8 +20,9 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import IO
 
 from optimus.errors import ArchiveError
 
@@ -145,7 +146,7 @@ class _Writer:
         except OSError as exc:
             raise self.fail(member, f"cannot create folder: {exc}") from None
 
-    def file(self, member: str, declared: int, source: BinaryIO) -> None:
+    def file(self, member: str, declared: int, source: IO[bytes]) -> None:
         found = self.target(member)
         if found is None:
             raise self.fail(member, "a file with an empty name")
@@ -175,7 +176,7 @@ class _Writer:
             self.files.append(rel)
 
 
-def _chunks(source: BinaryIO) -> Iterator[bytes]:
+def _chunks(source: IO[bytes]) -> Iterator[bytes]:
     while chunk := source.read(_CHUNK):
         yield chunk
 
@@ -186,7 +187,13 @@ def _survey_tar(archive: Path, writer: _Writer) -> None:
         for member in tar:
             _refuse_special(member, writer)
             writer.survey(member.name, member.size if member.isreg() else None)
-            tar.members.clear()  # stream mode keeps every header it read: nothing needs them here
+            _forget_headers(tar)
+
+
+def _forget_headers(tar: tarfile.TarFile) -> None:
+    """Stream mode keeps every header it read (in `members`, which the type stubs do not declare): nothing needs them here."""
+    headers: list[tarfile.TarInfo] = vars(tar)["members"]
+    headers.clear()
 
 
 def _refuse_special(member: tarfile.TarInfo, writer: _Writer) -> None:
@@ -207,7 +214,7 @@ def _extract_tar(archive: Path, writer: _Writer) -> None:
         # stream mode: one pass over the (compressed) file, members in order
         with tarfile.open(archive, mode="r|*") as tar:
             for member in tar:
-                tar.members.clear()
+                _forget_headers(tar)
                 name = member.name
                 if member.isdir():
                     writer.directory(name)

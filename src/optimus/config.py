@@ -151,9 +151,9 @@ def _coerce(key: str, value: object, where: str, base: Path) -> object:
                 return False
             raise ValueError("expected true or false")
         if target is int:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ValueError("expected a whole number")
-            return int(value)  # type: ignore[arg-type]
+            return int(value)
         if target is str:
             if not isinstance(value, (str, int, float)):
                 raise ValueError("expected a string")
@@ -198,7 +198,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
     :param env: the environment (defaults to os.environ), for tests.
     """
     env = os.environ if env is None else env
-    values: dict[str, object] = {}
+    values: dict[str, typing.Any] = {}  # each coerced to its field's type by _coerce
     sources: list[str] = []
     origins: dict[str, str] = {}
     if path is None and env.get(CONFIG_ENV):
@@ -229,7 +229,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
         values[key] = _coerce(key, value, f"environment variable {name}", cwd)
         origins[key] = f"environment variable {name}"
         sources.append(name)
-    settings = Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)
     settings.source = " + ".join(sources) or "defaults"
     settings.origins = origins
     settings.config_file = path.resolve() if path is not None else None

@@ -111,4 +111,4 @@ def from_file_form(name: str) -> CourseId | None:
 def matches_file_form(course_id: str, name: str) -> bool:
     """Whether a course id, written in the file-name form, is `name` (resolves ambiguous names)."""
     parsed = parse(course_id)
-    return bool(parsed) and parsed.file_form == name  # type: ignore[union-attr]
+    return parsed is not None and parsed.file_form == name

@@ -250,6 +250,7 @@ class Daemon:
             return
         from optimus.intake import take_in_folder
 
+        assert self.wh is not None  # scan, the one caller, asserts it too
         try:
             report = take_in_folder(self.settings, self.settings.intake_path, self.wh)
         except OptimusError as exc:
@@ -261,8 +262,8 @@ class Daemon:
             log.error("intake: %s: %s", source, message)
         for path in report.failed_exports:
             log.warning("intake: edX could not export %s", path)
-        for link, target in report.latest:
-            log.info("intake: %s now points at %s", link, target)
+        for link, points_at in report.latest:
+            log.info("intake: %s now points at %s", link, points_at)
 
     def _work(self) -> None:
         assert self.pipeline is not None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import TypedDict
 
 from optimus import courses
 from optimus.config import Settings
@@ -78,7 +79,16 @@ def _site(site: str) -> str:
     return "edge" if site == "edge" else "prod"
 
 
-def _course_fields(name: str, site: str) -> dict[str, object]:
+class _CourseFields(TypedDict):
+    """What a course file's name says of its course (the keywords of Classified it fills)."""
+
+    course: str
+    course_id: str | None
+    org: str
+    site: str
+
+
+def _course_fields(name: str, site: str) -> _CourseFields:
     parsed = courses.from_file_form(name)
     return {
         "course": name,
@@ -113,13 +123,13 @@ def classify(name: str) -> Classified | Skipped | None:
     if m := _OPT_IN.match(name):
         return Classified(EMAIL_OPT_IN, org=m["org"], site=_site(m["site"]))
     if m := _STRUCTURE.match(name):
-        return Classified(COURSE_STRUCTURE, **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+        return Classified(COURSE_STRUCTURE, **_course_fields(m["course"], m["site"]))
     if m := _EXPORT.match(name):
-        return Classified(COURSE_EXPORT, **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+        return Classified(COURSE_EXPORT, **_course_fields(m["course"], m["site"]))
     if m := _SQL.match(name):
-        return Classified(SQL, table=m["table"], **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+        return Classified(SQL, table=m["table"], **_course_fields(m["course"], m["site"]))
     if m := _MONGO.match(name):
-        return Classified(FORUM, **_course_fields(m["course"], m["site"]))  # type: ignore[arg-type]
+        return Classified(FORUM, **_course_fields(m["course"], m["site"]))
     stem, dot, ext = name.partition(".")
     if _MD5.search(stem):
         # edX cut a long name and appended -{md5}: the kind comes from the extension,
@@ -182,9 +192,9 @@ def scan_data_path(data_path: Path, settings: Settings) -> ScanResult:
                 folder = root_path / d
                 if not only_events and _is_course_folder(folder):
                     dirs.remove(d)  # an extracted course export is one unit
-                    info = Classified(COURSE_EXPORT, **_course_fields(d, "prod"))  # type: ignore[arg-type]
-                    if _wanted(info, settings):
-                        result.found.append(Found(folder.resolve(), data_path, info, package_date))
+                    export = Classified(COURSE_EXPORT, **_course_fields(d, "prod"))
+                    if _wanted(export, settings):
+                        result.found.append(Found(folder.resolve(), data_path, export, package_date))
             for name in sorted(files):
                 path = (root_path / name).resolve()
                 info = classify(name)

@@ -28,10 +28,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,9 +69,9 @@ def pause_for_tests(point: str) -> None:
 
 def timestamp(now: datetime | None = None) -> str:
     """A UTC timestamp for file names that sorts by time: `YYYYMMDDTHHMMSSffffffZ`."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.tzinfo is not None:
-        now = now.astimezone(timezone.utc)
+        now = now.astimezone(UTC)
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
@@ -138,7 +139,7 @@ class ExportSet:
         _remove_if_empty(self.root / STAGING)
 
     @classmethod
-    def sealed(cls, export_path: Path, name: str) -> "ExportSet | None":
+    def sealed(cls, export_path: Path, name: str) -> ExportSet | None:
         """The set of a staging folder from its manifest; None when it was never sealed."""
         manifest = Path(export_path) / STAGING / name / MANIFEST
         try:
@@ -281,7 +282,9 @@ def query_table(wh: Warehouse, sql: str, params: Sequence[Any] = ()) -> pa.Table
 def export_query(wh: Any, sql: str, params: Sequence[Any], into: ExportSet, base: str, parquet: bool = True) -> list[str]:
     """Stage one query's result as `base`.csv (and `base`.parquet) in a set; returns the final names."""
     table = query_table(wh, sql, params)
-    write_csv(into.path(base + ".csv"), table.column_names, zip(*[c.to_pylist() for c in table.columns]) if table.num_columns else [])
+    write_csv(
+        into.path(base + ".csv"), table.column_names, zip(*[c.to_pylist() for c in table.columns], strict=True) if table.num_columns else []
+    )
     written = [base + ".csv"]
     if parquet:
         write_parquet(into.path(base + ".parquet"), table)

@@ -14,7 +14,7 @@ import csv
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -144,12 +144,13 @@ class MmdbSource:
             raise ConfigError(f"setting '{setting}': {path} is not a MaxMind DB file: {exc}") from None
         meta = self._reader.metadata()
         self.name = f"{meta.database_type} ({path.name})"
-        self.built = datetime.fromtimestamp(meta.build_epoch, tz=timezone.utc).date() if meta.build_epoch else None
+        self.built = datetime.fromtimestamp(meta.build_epoch, tz=UTC).date() if meta.build_epoch else None
 
     def lookup(self, address: str) -> Place | None:
-        record = self._reader.get(address)
-        if not isinstance(record, dict):
+        found = self._reader.get(address)
+        if not isinstance(found, dict):
             return None
+        record: dict[str, Any] = found  # nested maps of a known shape (GeoIP2/GeoLite2), read by name
         country = record.get("country") or record.get("registered_country") or {}
         code = country.get("iso_code")
         if not code:
@@ -183,7 +184,7 @@ class Locator:
         self.lookups = 0  # source look-ups made (tests count them)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Locator":
+    def from_settings(cls, settings: Any) -> Locator:
         sources: list[Source] = []
         if settings.geoip_city_db:
             sources.append(MmdbSource(Path(settings.geoip_city_db), "geoip_city_db"))
@@ -240,7 +241,7 @@ def staleness_warning(wh: Any, today: date | None = None) -> str | None:
     if not rows:
         return None
     source, built = rows[0]
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     if today - built <= STALE_AFTER:
         return None
     return (

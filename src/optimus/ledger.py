@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from optimus import courses
 from optimus.discovery import ScanResult
@@ -24,7 +25,7 @@ STATES = ("queued", "running", "done", "damaged", "failed")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def stat_path(path: Path) -> tuple[int, float]:
@@ -78,7 +79,7 @@ class LedgerFile:
     fingerprint: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "LedgerFile":
+    def from_row(cls, row: Mapping[str, Any]) -> LedgerFile:
         return cls(
             id=row["id"],
             path=Path(row["path"]),

@@ -6,7 +6,7 @@ which moves the rows, is warehouse/transfer.py.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from optimus.config import Settings
 from optimus.pipeline import Pipeline

@@ -78,6 +78,7 @@ def services_status(wh: Warehouse, settings: Settings, state: ServerState) -> li
                 "rows_per_second": round(run["rows"] / seconds, 1) if seconds and seconds > 0 else None,
                 "error": run["error"],
             }
+        task: str | None
         if status == "running":
             task = "ingesting" if file else "computing"
         else:

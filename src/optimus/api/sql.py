@@ -119,10 +119,10 @@ _STATEMENTS = (
 )
 
 
-def _function_name(node: exp.Expression) -> str:
+def _function_name(node: exp.Func) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
-    return (node.sql_name() if isinstance(node, exp.Func) else node.key).lower()
+    return node.sql_name().lower()
 
 
 def _denied(name: str) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import anyio
@@ -74,7 +75,7 @@ class ReadViews:
         wait_seconds: float = VIEW_WAIT_SECONDS,
         queue_seconds: float = VIEW_QUEUE_SECONDS,
     ) -> None:
-        self._pool: "queue.Queue[Warehouse]" = queue.Queue()
+        self._pool: queue.Queue[Warehouse] = queue.Queue()
         self._all: list[Warehouse] = []
         self.dialect = wh.dialect
         self.wait_seconds = wait_seconds
@@ -185,7 +186,7 @@ class ReadViews:
                 pass
 
 
-_WAITERS: RunVar["WeakKeyDictionary[ReadViews, anyio.CapacityLimiter]"] = RunVar("optimus_view_waiters")
+_WAITERS: RunVar[WeakKeyDictionary[ReadViews, anyio.CapacityLimiter]] = RunVar("optimus_view_waiters")
 
 
 def _waiter(views: ReadViews) -> anyio.CapacityLimiter:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, NoReturn, Optional, Sequence
+from typing import NoReturn
 
 import typer
 
@@ -19,7 +20,7 @@ app = typer.Typer(help="Optimus: ingest the edX research data package into a war
 ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: $OPTIMUS_CONFIG or ./optimus.toml).")
 
 
-def load_settings(path: Optional[Path]) -> config.Settings:
+def load_settings(path: Path | None) -> config.Settings:
     try:
         return config.load(path)
     except OptimusError as exc:

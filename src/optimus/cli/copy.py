@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,8 +14,8 @@ from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load
 @app.command()
 def copy(
     to: str = typer.Option(..., "--to", help="The PostgreSQL warehouse to copy into: postgresql://user@host:port/db."),
-    schema: Optional[str] = typer.Option(None, "--schema", help="Schema to copy into (default: the warehouse_schema setting)."),
-    cfg: Optional[Path] = ConfigOption,
+    schema: str | None = typer.Option(None, "--schema", help="Schema to copy into (default: the warehouse_schema setting)."),
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Copy every table of the embedded DuckDB warehouse (ledger included) into a PostgreSQL one.
 
@@ -31,7 +30,7 @@ def copy(
     from optimus.transfer import copy_warehouse
 
     with warehouse(settings, read_only=True) as src, warehouse(target) as dst, errors_as_messages():
-        report = copy_warehouse(src, dst, target)  # type: ignore[arg-type]
+        report = copy_warehouse(src, dst, target)
     render.table(
         ("table", "rows"),
         ((name, f"{rows:,}") for name, rows in report.tables.items()),

@@ -7,7 +7,6 @@ daemon that holds it: see optimus.cli.session) and prints the result through opt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -27,7 +26,7 @@ def init(path: Path = typer.Argument(Path(config.DEFAULT_CONFIG_NAME), help="Whe
 
 
 @app.command()
-def scan(cfg: Optional[Path] = ConfigOption) -> None:
+def scan(cfg: Path | None = ConfigOption) -> None:
     """Register new and changed files, and print what was found per service."""
     settings = load_settings(cfg)
     with errors_as_messages():
@@ -37,10 +36,10 @@ def scan(cfg: Optional[Path] = ConfigOption) -> None:
 
 @app.command()
 def ingest(
-    service: Optional[List[str]] = typer.Option(None, "--service", "-s", help="Run only this service (repeatable)."),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Ingest one file, by the service that claims it (or --service)."),
+    service: list[str] | None = typer.Option(None, "--service", "-s", help="Run only this service (repeatable)."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Ingest one file, by the service that claims it (or --service)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Queue failed files again first (as 'optimus retry')."),
-    cfg: Optional[Path] = ConfigOption,
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Scan, then run the due services once, with a progress bar per file and a summary at the end.
 
@@ -51,14 +50,14 @@ def ingest(
 
 @app.command()
 def retry(
-    service: Optional[List[str]] = typer.Option(None, "--service", "-s", help="Retry only this service's failed files (repeatable)."),
-    cfg: Optional[Path] = ConfigOption,
+    service: list[str] | None = typer.Option(None, "--service", "-s", help="Retry only this service's failed files (repeatable)."),
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Queue failed files again and ingest (damaged files are not retried: a re-delivery queues them)."""
     _ingest(load_settings(cfg), service, None, retry_failed=True)
 
 
-def _ingest(settings: config.Settings, service: Optional[List[str]], file: Optional[Path], retry_failed: bool) -> None:
+def _ingest(settings: config.Settings, service: list[str] | None, file: Path | None, retry_failed: bool) -> None:
     """A running daemon is asked to scan instead (it holds the warehouse)."""
     with errors_as_messages():
         report = open_session(settings, render.live_feedback()).ingest(list(service) if service else None, file, retry_failed)
@@ -73,7 +72,7 @@ def status(
         False, "--json", help="Print JSON: {services: {Name: {queued, running, done, damaged, failed, last_run}}}."
     ),
     files: bool = typer.Option(False, "--files", help="List failed and damaged files, and files with quarantined lines or coerced values."),
-    cfg: Optional[Path] = ConfigOption,
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Per service: files queued, running, done, damaged and failed, and the last run."""
     settings = load_settings(cfg)
@@ -86,7 +85,7 @@ def status(
 def sql(
     query: str = typer.Argument(..., help="One read-only query."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
-    cfg: Optional[Path] = ConfigOption,
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Run one read-only query on the warehouse and print the result."""
     settings = load_settings(cfg)
@@ -103,7 +102,7 @@ def sample(
     days: int = typer.Option(7, help="Number of daily event files."),
     seed: int = typer.Option(1, help="Random seed: the same seed writes the same bytes."),
     encrypt: bool = typer.Option(False, "--encrypt", help="Also write an encrypted edX-style delivery beside it (DIR-delivery)."),
-    gnupg_home: Optional[Path] = typer.Option(None, "--gnupg-home", help="With --encrypt: GnuPG home where the sample key is made."),
+    gnupg_home: Path | None = typer.Option(None, "--gnupg-home", help="With --encrypt: GnuPG home where the sample key is made."),
 ) -> None:
     """Write a realistic edX data package (no real learner data) in the exact layout and formats."""
     from optimus.sample import generate

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,11 +21,11 @@ def _logging(settings: Settings, log_format: str) -> None:
 
 @app.command()
 def run(
-    port: Optional[int] = typer.Option(None, "--port", help="API port (default: api_port from the config)."),
+    port: int | None = typer.Option(None, "--port", help="API port (default: api_port from the config)."),
     settle: float = typer.Option(2.0, "--settle", help="Seconds a new file's size and time must stay the same before it is taken."),
     watch: bool = typer.Option(True, "--watch/--no-watch", help="Scan at once when files appear (a file-system watch)."),
     log_format: str = LogFormat,
-    cfg: Optional[Path] = ConfigOption,
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Run as a daemon: scan the data paths every rescan_interval seconds (and when files appear), ingest, serve the API."""
     from optimus.daemon import Daemon
@@ -42,9 +41,9 @@ def run(
 
 @app.command()
 def serve(
-    port: Optional[int] = typer.Option(None, "--port", help="API port (default: api_port from the config)."),
+    port: int | None = typer.Option(None, "--port", help="API port (default: api_port from the config)."),
     log_format: str = LogFormat,
-    cfg: Optional[Path] = ConfigOption,
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Serve the API and dashboard without ingesting, for a warehouse no daemon is writing."""
     import uvicorn

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,14 +14,14 @@ from optimus.cli.session import open_session
 
 @app.command()
 def recompute(
-    service: Optional[str] = typer.Option(
+    service: str | None = typer.Option(
         None,
         "--service",
         "-s",
         help="Recompute only this derived service (default: every one that can, e.g. IPToCountry, TimeFinder, PersonCourse).",
     ),
-    course: Optional[str] = typer.Option(None, "--course", help="Only this course (either id form); default: every course."),
-    cfg: Optional[Path] = ConfigOption,
+    course: str | None = typer.Option(None, "--course", help="Only this course (either id form); default: every course."),
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Recompute derived tables now, whole, whether or not their inputs changed."""
     settings = load_settings(cfg)
@@ -43,8 +42,8 @@ def export(
     deidentified: bool = typer.Option(
         False, "--deidentified", help="Research copy: user_id_map.hash_id for user_id; no username, IP or email domain."
     ),
-    course: Optional[str] = typer.Option(None, "--course", help="Only this course's person_course (either id form)."),
-    cfg: Optional[Path] = ConfigOption,
+    course: str | None = typer.Option(None, "--course", help="Only this course's person_course (either id form)."),
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Write person_course (per course) and course_profile to the export path as CSV and Parquet (mode 0600)."""
     from optimus.services.person_course import export as write_exports

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,11 +12,11 @@ from optimus.cli.common import ConfigOption, app, errors_as_messages, fail, load
 
 @app.command()
 def intake(
-    sources: List[Path] = typer.Argument(
+    sources: list[Path] = typer.Argument(
         ..., help="Weekly package .zip files, package folders, .log.gz.gpg event files, or folders of them."
     ),
-    data_path: Optional[Path] = typer.Option(None, "--data-path", help="Data path to take them into (default: the configured one)."),
-    cfg: Optional[Path] = ConfigOption,
+    data_path: Path | None = typer.Option(None, "--data-path", help="Data path to take them into (default: the configured one)."),
+    cfg: Path | None = ConfigOption,
 ) -> None:
     """Decrypt edX deliveries into the data path; move database_state/latest only when a package is whole."""
     from optimus.intake import take_in
@@ -28,8 +27,8 @@ def intake(
     for source, target in report.taken:
         again = " (re-delivered with other content)" if source in report.redelivered else ""
         render.line(f"taken in {source} -> {target}{again}")
-    for link, target in report.latest:
-        render.line(f"{link} -> {target}")
+    for link, points_at in report.latest:
+        render.line(f"{link} -> {points_at}")
     for source in report.unchanged:
         render.line(f"unchanged, taken in before: {source}")
     for source, why in report.excluded:
@@ -46,7 +45,7 @@ def intake(
         render.out.print("now run 'optimus ingest'")
 
 
-def encrypt_sample(directory: Path, gnupg_home: Optional[Path]) -> None:
+def encrypt_sample(directory: Path, gnupg_home: Path | None) -> None:
     """`optimus sample DIR --encrypt --gnupg-home H`: the sample again, as edX would deliver it."""
     from optimus.intake.encrypt import default_delivery_dir, encrypt_delivery
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress as RichBar, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from optimus import ledger
@@ -34,7 +36,9 @@ def table(
     """A Rich table on stdout; `right`: the columns aligned right (numbers); `fold`: wrap long cells."""
     shown = Table(title=title)
     for name in columns:
-        shown.add_column(name, justify="right" if name in right else "left", **({"overflow": "fold"} if fold else {}))
+        shown.add_column(
+            name, justify="right" if name in right else "left", overflow="fold" if fold else "ellipsis"
+        )  # ellipsis: Rich's default
     for row in rows:
         shown.add_row(*row)
     out.print(shown)
@@ -70,7 +74,7 @@ class BarProgress(Progress):
 
     def __init__(self, bar: RichBar) -> None:
         self.bar = bar
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def start(self, label: str, total: int | None = None) -> None:
         self.task = self.bar.add_task(label, total=total)

@@ -11,10 +11,11 @@ message, a PostgreSQL warehouse takes it; what would race the daemon's own inges
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from optimus import config, ledger
 from optimus.client import DaemonClient, remote_daemon
@@ -149,7 +150,7 @@ class LocalSession:
             raise OptimusError(f"query failed: {exc}") from None
         finally:
             wh.close()
-        return QueryAnswer(answer.columns, [list(r) for r in answer.rows], answer.truncated, answer.note)
+        return answer
 
     def recompute(self, service: str | None, course_key: str | None) -> RunSummary:
         wh = self._open()
@@ -216,7 +217,7 @@ class DaemonSession:
         """The daemon runs it through its API: the same rules and caps as a local query."""
         self._asking()
         columns, rows, note = self.client.sql(query)
-        return QueryAnswer(columns, rows, truncated=note is not None, note=note)
+        return QueryAnswer(columns, [tuple(r) for r in rows], truncated=note is not None, note=note)
 
     def recompute(self, service: str | None, course_key: str | None) -> RunSummary:
         return self.local.recompute(service, course_key)

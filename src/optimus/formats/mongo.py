@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -97,7 +97,7 @@ def parse_date(value: Any) -> datetime:
         except ValueError:
             raise BadLine(f"$date is not an ISO date: {value!r}") from None
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         return parsed
     raise BadLine(f"$date is not a date: {value!r}")
 

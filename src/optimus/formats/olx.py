@@ -10,10 +10,11 @@ XML is read with defusedxml: no DTD entities, no external references (an entity 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -55,7 +56,7 @@ class Node:
 
     tag: str
     attrs: dict[str, Any]
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
     draft: bool = False
 
     @property
@@ -114,7 +115,7 @@ def to_datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 
@@ -158,13 +159,16 @@ def find_root(folder: Path) -> Path:
 
 def _parse_xml(path: Path) -> Element:
     try:
-        return SafeET.parse(path).getroot()
+        root = SafeET.parse(path).getroot()
     except DefusedXmlException as exc:
         raise OlxError(f"{path}: refused: the XML declares entities or external references ({type(exc).__name__})") from None
     except ParseError as exc:
         raise OlxError(f"{path}: not well-formed XML: {exc}") from None
     except OSError as exc:
         raise OlxError(f"{path}: cannot read: {exc}") from None
+    if root is None:  # pragma: no cover - a parsed document always has a root element
+        raise OlxError(f"{path}: no root element")
+    return root
 
 
 def _load_json(path: Path) -> Any:
@@ -288,7 +292,7 @@ def _add_drafts(root: Path, reader: _OlxReader, course: Node) -> None:
         parent_name = parent_ref.rsplit("@", 1)[-1] if "@" in parent_ref else parent_ref.rstrip("/").rsplit("/", 1)[-1]
         index = to_float(element.get("index_in_children_list"))
         pending.append((int(index) if index is not None else 1 << 30, parent_name, node, path))
-    for index, parent_name, node, path in sorted(pending, key=lambda p: p[0]):
+    for index, parent_name, node, _path in sorted(pending, key=lambda p: p[0]):
         parent = by_name.get(parent_name)
         if parent is None:
             continue  # a draft of a block whose parent was deleted: not part of the course

@@ -19,10 +19,10 @@ import re
 import secrets
 import shutil
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterable
 
 from optimus import discovery, paths
 from optimus.config import Settings
@@ -136,8 +136,10 @@ def _event_file(path: Path) -> Delivery | None:
     return Delivery(path, "events", info.org, info.day, plain)
 
 
-def _looks_like_package_folder(path: Path) -> bool:
-    return _package(path) is not None and next(path.rglob("*.gpg"), None) is not None
+def _package_folder(path: Path) -> Delivery | None:
+    """The package a folder is (named like one, holding encrypted files), or None."""
+    package = _package(path)
+    return package if package is not None and next(path.rglob("*.gpg"), None) is not None else None
 
 
 def deliveries(sources: Iterable[Path], report: IntakeReport) -> list[Delivery]:
@@ -147,15 +149,15 @@ def deliveries(sources: Iterable[Path], report: IntakeReport) -> list[Delivery]:
         source = Path(source)
         if not source.exists():
             report.failed.append((source, f"{source}: does not exist"))
-        elif source.is_dir() and _looks_like_package_folder(source):
-            found.append(_package(source))  # type: ignore[arg-type]
+        elif source.is_dir() and (package := _package_folder(source)) is not None:
+            found.append(package)
         elif source.is_dir():
             for child in sorted(source.iterdir()):
                 if child.name.startswith("."):
                     continue
                 d = (
                     _package(child)
-                    if (child.is_dir() and _looks_like_package_folder(child)) or child.suffix == ".zip"
+                    if (child.is_dir() and _package_folder(child) is not None) or child.suffix == ".zip"
                     else _event_file(child)
                 )
                 if d is not None:
@@ -328,15 +330,16 @@ def _take_package(settings: Settings, d: Delivery, data_path: Path, report: Inta
             if excluded:
                 raise _AllExcluded()
             raise IntakeError(f"{d.source}: the package holds no files; not taken in")
-        final = paths.inside(state_dir, d.day.isoformat(), what=str(d.source))  # type: ignore[union-attr]
+        assert d.day is not None  # a package's name always holds its date (_package)
+        final = paths.inside(state_dir, d.day.isoformat(), what=str(d.source))
         _publish(out, final, d.org, work)
         may_move, current = _latest_day(state_dir)
-        if may_move and (current is None or current < d.day):  # type: ignore[operator]
+        if may_move and (current is None or current < d.day):
             point_latest(state_dir, final.name)
             report.latest.append((state_dir / "latest", final.name))
         elif not may_move:
             report.notes.append(f"{state_dir / 'latest'} is a folder, not a link; left as it is")
-        elif current is not None and current > d.day:  # type: ignore[operator]
+        elif current is not None and current > d.day:
             report.notes.append(f"{d.source}: older than the package at {state_dir / 'latest'} ({current}); latest not moved")
         return final, members
     finally:
@@ -421,7 +424,9 @@ def take_in_folder(settings: Settings, folder: Path, wh: Warehouse, *, min_age: 
         report = IntakeReport()
         report.failed.append((folder, f"{folder}: the intake folder (setting 'intake_path') does not exist"))
         return report
-    now, ready, waiting = time.time(), [], []
+    now = time.time()
+    ready: list[Path] = []
+    waiting: list[Path] = []
     for child in sorted(folder.iterdir()):
         if child.name.startswith("."):
             continue

@@ -43,11 +43,11 @@ def _base(home: Path | None) -> list[str]:
 def _gpg_says(stderr: bytes) -> str:
     """gpg's own reason, one line: its last 'gpg:' lines without the chatter about key ids."""
     lines = [
-        l.strip().removeprefix("gpg: ")
-        for l in stderr.decode("utf-8", "replace").splitlines()
-        if l.strip() and not l.startswith("[GNUPG:]")
+        line.strip().removeprefix("gpg: ")
+        for line in stderr.decode("utf-8", "replace").splitlines()
+        if line.strip() and not line.startswith("[GNUPG:]")
     ]
-    useful = [l for l in lines if not l.startswith('"') and "encrypted with" not in l]
+    useful = [line for line in lines if not line.startswith('"') and "encrypted with" not in line]
     return "; ".join(useful[-3:]) or "no reason given"
 
 
@@ -82,7 +82,11 @@ def decrypt(source: Path, dest: Path, *, home: Path | None, passphrase_file: Pat
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
-    status = {l.split()[1] for l in done.stderr.decode("utf-8", "replace").splitlines() if l.startswith("[GNUPG:] ") and len(l.split()) > 1}
+    status = {
+        line.split()[1]
+        for line in done.stderr.decode("utf-8", "replace").splitlines()
+        if line.startswith("[GNUPG:] ") and len(line.split()) > 1
+    }
     bad = {"DECRYPTION_FAILED", "BADMDC", "NODATA", "ERROR", "FAILURE"} & status
     if done.returncode != 0 or "DECRYPTION_OKAY" not in status or bad:
         dest.unlink(missing_ok=True)

@@ -53,8 +53,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from optimus.errors import OptimusError
 from optimus.sample.course import course_structure, make_course, write_olx
@@ -126,7 +127,7 @@ def generate(
     package = f"{org}-{package_date.isoformat()}"
     pkg_dir = out / "database_state" / package
     pkg_dir.mkdir(parents=True)
-    tar_mtime = int(dt.datetime.combine(package_date, dt.time()).replace(tzinfo=dt.timezone.utc).timestamp())
+    tar_mtime = int(dt.datetime.combine(package_date, dt.time()).replace(tzinfo=dt.UTC).timestamp())
 
     course_list = [make_course(i, org, start, days, seed) for i in range(courses)]
     people = make_learners(learners, courses, start, days, seed)
@@ -155,7 +156,7 @@ def generate(
         active = {int(uid): s for uid, s in stats[course.course_id].items()}
         # the second course has no access roles at all: an empty table, hence no file
         tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1)
-        files = {"sql": sorted(tables)}
+        files: dict[str, Any] = {"sql": sorted(tables)}  # the table files, then one name per other kind
         for name, n in tables.items():
             sql[f"{rel}/{name}"] = n
             note(f"{rel}/{name}", n)
@@ -182,7 +183,7 @@ def generate(
         for c in certs:
             if c.course == ci:
                 cert_counts[c.status] = cert_counts.get(c.status, 0) + 1
-        enrolled = sum(1 for l in people for e in l.enrollments if e.course == ci)
+        enrolled = sum(1 for p in people for e in p.enrollments if e.course == ci)
         course_entries.append(
             {
                 "course_id": course.course_id,
@@ -211,10 +212,10 @@ def generate(
     _symlink(out / "clickstream_logs" / "latest", "events")
     _symlink(out / "database_state" / "latest", package)
 
-    files = [f.as_dict() for f in writer.files]
-    valid = sum(f["valid"] for f in files)
+    event_files = [f.as_dict() for f in writer.files]
+    valid = sum(f["valid"] for f in event_files)
     dup = writer.duplicate if writer.duplicate and len(writer.duplicate["files"]) == 2 else None
-    reasons = sorted({r for f in files for r in f["malformed"]})
+    reasons = sorted({r for f in event_files for r in f["malformed"]})
     manifest = {
         "format": FORMAT,
         "params": {
@@ -231,17 +232,17 @@ def generate(
         "learners": {
             "total": len(people),
             "with_events": len({uid for s in stats.values() for uid in s}),
-            "never_events": sum(1 for l in people if l.kind == "silent"),
-            "forum_only": sum(1 for l in people if l.kind == "forum_only"),
-            "two_courses": sum(1 for l in people if len(l.enrollments) > 1),
-            "under_15": sum(1 for l in people if l.year_of_birth and l.year_of_birth > start.year - 15),
-            "is_staff": sum(l.is_staff for l in people),
+            "never_events": sum(1 for p in people if p.kind == "silent"),
+            "forum_only": sum(1 for p in people if p.kind == "forum_only"),
+            "two_courses": sum(1 for p in people if len(p.enrollments) > 1),
+            "under_15": sum(1 for p in people if p.year_of_birth and p.year_of_birth > start.year - 15),
+            "is_staff": sum(p.is_staff for p in people),
             "cert_without_enrollment": ({"user_id": orphan[0].user_id, "course_id": course_list[orphan[1]].course_id} if orphan else None),
         },
         "events": {
-            "files": files,
+            "files": event_files,
             "valid": valid,
-            "malformed": sum(sum(f["malformed"].values()) for f in files),
+            "malformed": sum(sum(f["malformed"].values()) for f in event_files),
             "duplicates": 1 if dup else 0,
             "distinct": valid - (1 if dup else 0),
             "duplicate": dup,

@@ -13,6 +13,7 @@ import io
 import json
 import random
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -56,7 +57,7 @@ class Block:
     url_name: str
     display_name: str
     attrs: dict[str, str] = field(default_factory=dict)
-    children: list["Block"] = field(default_factory=list)
+    children: list[Block] = field(default_factory=list)
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Course:
             return url_name
         return f"i4x-{self.org}-{self.code}-problem-{url_name}"
 
-    def walk(self):
+    def walk(self) -> Iterator[tuple[Block, Block | None]]:
         """Yield (block, parent) over the whole published tree, depth first."""
         stack: list[tuple[Block, Block | None]] = [(self.root, None)]
         while stack:

@@ -14,8 +14,8 @@ import datetime as dt
 import gzip
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 from optimus.sample.course import Course
@@ -196,6 +196,16 @@ class Session:
     """A learner's visit to one course on one day; holds the learner-day strings."""
 
     __slots__ = ("head", "mhead", "ctx", "ctx0", "ct", "ch", "si", "page", "username", "uid")
+    head: str
+    mhead: str
+    ctx: str
+    ctx0: str
+    ct: CourseTemplates
+    ch: _Chapter
+    si: int
+    page: str
+    username: str
+    uid: int
 
 
 class EventWriter:
@@ -221,7 +231,7 @@ class EventWriter:
         self.malformed = malformed
         # learners active on a day make `burst` events on average, so that the mean over
         # learners with events is about `per_day`
-        active = [l.engagement for l in learners if l.kind == "active"]
+        active = [learner.engagement for learner in learners if learner.kind == "active"]
         mean_eng = sum(active) / len(active) if active else 0.5
         self.burst = max(1.0, per_day / mean_eng)
         kinds = KINDS
@@ -271,7 +281,7 @@ class EventWriter:
         funcs = self.funcs
         kind_counts = [0] * len(funcs)
         burst2 = 2 * self.burst - 1
-        agents = {a: json.dumps(a) for a in {l.agent for l in self.learners}}
+        agents = {a: json.dumps(a) for a in {learner.agent for learner in self.learners}}
         specials = self._plan_specials(day)
         n_learners = max(1, len(self.learners))
         # spread the special lines over the file by learner position
@@ -303,6 +313,7 @@ class EventWriter:
                 # the same line re-delivered in the next day's file
                 buf.append(self._dup_line)
                 lineno += 1
+                assert self._dup_meta is not None and self.duplicate is not None  # both are set with _dup_line
                 cid, kind, edate = self._dup_meta
                 by_course[cid] = by_course.get(cid, 0) + 1
                 fs.add(fs.by_kind, kind)
@@ -381,8 +392,8 @@ class EventWriter:
                             sec = min(86399, sec + 600)
                             lines.append(self._enrollment(s, "deactivated", enr.mode, P, sec, 2000))
                             kind_counts_extra.append("enrollment_deactivated")
-                        for k in kind_counts_extra:
-                            fs.add(fs.by_kind, k)
+                        for extra_kind in kind_counts_extra:
+                            fs.add(fs.by_kind, extra_kind)
                     n = int(1 + rand() * burst2) if (not enrolled_today or rand() < 0.7) else 0
                     for _ in range(n):
                         sec += 1 + int(rand() * rand() * 240)
@@ -532,7 +543,7 @@ class EventWriter:
     def learner_stats(self) -> dict[str, dict[str, list[int]]]:
         """Per course, per user_id: [nevents, ndays_act, nplay_video, nchapters, nproblems_checked]."""
         out: dict[str, dict[str, list[int]]] = {}
-        for ct, stats in zip(self.cts, self.stats):
+        for ct, stats in zip(self.cts, self.stats, strict=True):
             out[ct.cid] = {
                 str(uid): [s[0], bin(s[1]).count("1"), s[2], bin(s[3]).count("1"), bin(s[4]).count("1")] for uid, s in sorted(stats.items())
             }

@@ -54,8 +54,8 @@ def write_forum(
 ) -> tuple[str, dict]:
     """Write the course's `.mongo` file; return its name and counts for the manifest."""
     rng = random.Random(f"{seed}:forum:{ci}")
-    enrolled = [l for l in learners if any(e.course == ci for e in l.enrollments)]
-    posters = [l for l in enrolled if l.kind == "forum_only" or (l.kind == "active" and rng.random() < 0.15)]
+    enrolled = [learner for learner in learners if any(e.course == ci for e in learner.enrollments)]
+    posters = [learner for learner in enrolled if learner.kind == "forum_only" or (learner.kind == "active" and rng.random() < 0.15)]
     if not posters and enrolled:
         posters = enrolled[:1]
     t0 = dt.datetime.combine(start, dt.time()) - dt.timedelta(days=5)

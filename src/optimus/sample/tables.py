@@ -13,6 +13,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from optimus.sample.course import Course
 from optimus.sample.people import Learner
@@ -64,7 +65,7 @@ class TsvFile:
         self.path = path
         self.header = "\t".join(columns.split()) + "\n"
         self.rows = 0
-        self._fh = None
+        self._fh: TextIO | None = None
 
     def row(self, values: list[object]) -> None:
         if self._fh is None:
@@ -133,7 +134,7 @@ def write_course_tables(
     """Write the nine `.sql` tables of one course; return rows per file name."""
     rng = random.Random(f"{seed}:tables:{ci}")
     cid = course.course_id
-    enrolled = [(l, e) for l in learners for e in l.enrollments if e.course == ci]
+    enrolled = [(learner, e) for learner in learners for e in learner.enrollments if e.course == ci]
     enrolled.sort(key=lambda le: le[0].user_id)
     # rows stream straight to disk: studentmodule grows with learners x modules
     rows = {k: TsvFile(folder / f"{course.prefix}-{k}-prod-analytics.sql", cols) for k, cols in COLUMNS.items()}
@@ -232,7 +233,7 @@ def write_course_tables(
     # studentmodule and persistent grades for learners with activity
     sm_id = ci * 10_000_000
     now = dt.datetime.combine(course.start.date(), dt.time(9, 30))
-    by_id = {l.user_id: l for l, _ in enrolled}
+    by_id = {learner.user_id: learner for learner, _ in enrolled}
     for uid in sorted(active):
         if uid not in by_id:
             continue
@@ -312,7 +313,7 @@ def write_course_tables(
 def write_ora(folder: Path, course: Course, learners: list[Learner], ci: int) -> dict[str, int]:
     """One small Open Response Assessment table in `ora/`."""
     (folder / "ora").mkdir(exist_ok=True)
-    ids = [l.user_id for l in learners if any(e.course == ci for e in l.enrollments)][:3]
+    ids = [learner.user_id for learner in learners if any(e.course == ci for e in learner.enrollments)][:3]
     t = dt.datetime.combine(course.start.date() + dt.timedelta(days=8), dt.time(11, 5, 7, 250000))
     rows = [
         [
@@ -345,7 +346,7 @@ def write_opt_in(folder: Path, org: str, learners: list[Learner], courses: list[
     with open(folder / name, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, quoting=csv.QUOTE_ALL)
         w.writerow(OPT_IN_HEADER)
-        for learner in sorted(learners, key=lambda l: l.user_id):
+        for learner in sorted(learners, key=lambda learner: learner.user_id):
             for enr in learner.enrollments:
                 when = enr.created + dt.timedelta(seconds=rng.randint(0, 300))
                 w.writerow(

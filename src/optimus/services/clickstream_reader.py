@@ -12,8 +12,9 @@ import gzip
 import queue
 import threading
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, cast
 
 from optimus.errors import IngestError
 from optimus.formats import events as rules
@@ -169,7 +170,7 @@ class SalvagingGzip:
     def close(self) -> None:
         self._raw.close()
 
-    def __enter__(self) -> "SalvagingGzip":
+    def __enter__(self) -> SalvagingGzip:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,7 +192,7 @@ class BlockReader:
         self.damage: str | None = None  # set once the file is read: a damaged archive's loss, and where
         self._thread = threading.Thread(target=self._read, name=f"read {path.name}", daemon=True)
 
-    def start(self) -> "BlockReader":
+    def start(self) -> BlockReader:
         if not self._thread.is_alive() and self._thread.ident is None:
             self._thread.start()
         return self
@@ -200,7 +201,8 @@ class BlockReader:
         try:
             raw = open(self.path, "rb")
             with SalvagingGzip(raw) if self.path.name.endswith(".gz") else raw as fh:
-                batches = rules.line_batches(fh, self.batch_bytes, self.max_line)
+                # line_batches reads with read(n) (and asks cut_short), which SalvagingGzip provides
+                batches = rules.line_batches(cast(BinaryIO, fh), self.batch_bytes, self.max_line)
                 while True:
                     while not self._slots.acquire(timeout=0.5):
                         if self._stop.is_set():

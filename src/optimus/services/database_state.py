@@ -102,7 +102,7 @@ class DatabaseState(Service):
                 params.append(course_id)
             insert = f"INSERT INTO {raw} ({', '.join(q(t) for t in targets)}) SELECT {', '.join(values)} FROM {q(staging)}"
             misfits = 0
-            if not self._insert_all(wh, insert, params, table, dict(zip(typed.values(), texts)), (key, site, file.id)):
+            if not self._insert_all(wh, insert, params, table, dict(zip(typed.values(), texts, strict=True)), (key, site, file.id)):
                 # some value did not fit its type: load again without the rows holding one, and quarantine those
                 wh.execute(f"DELETE FROM {raw} WHERE course_key = ? AND site = ? AND file_id = ?", [key, site, file.id])
                 wh.drop_staged(staging)

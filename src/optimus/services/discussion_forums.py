@@ -13,8 +13,9 @@ documents' own `course_id` (file names are ambiguous when a part has a '-').
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 

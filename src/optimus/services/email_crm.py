@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -210,7 +211,7 @@ def read_opt_in(path: Path) -> tuple[pa.Table, list[tuple[int | None, str, str]]
         raise IngestError(f"{path} line 1: not an email opt-in header (missing {', '.join(sorted(missing))})")
     bad: list[tuple[int | None, str, str]] = []
 
-    def skip(row: pacsv.InvalidRow) -> str:
+    def skip(row: pacsv.InvalidRow) -> Literal["skip"]:
         bad.append((row.number, f"expected {row.expected_columns} fields, found {row.actual_columns}", row.text[:2000]))
         return "skip"
 
@@ -232,13 +233,15 @@ def read_opt_in(path: Path) -> tuple[pa.Table, list[tuple[int | None, str, str]]
             k += 1
             line = i + 2 + k
         lines.append(line)
-    cache: dict[str, str | None] = {}
+    cache: dict[str | None, str | None] = {}
     keys = []
     for course_id in table.column("course_id").to_pylist():
         if course_id not in cache:
             cache[course_id] = courses.course_key(course_id)
         keys.append(cache[course_id])
-    columns = {name: (table.column(name) if name in header else pa.array([""] * table.num_rows, pa.string())) for name in OPT_IN_COLUMNS}
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        name: (table.column(name) if name in header else pa.array([""] * table.num_rows, pa.string())) for name in OPT_IN_COLUMNS
+    }
     columns["course_key"] = pa.array(keys, pa.string())
     columns["_line"] = pa.array(lines, pa.int64())
     return pa.table(columns), bad

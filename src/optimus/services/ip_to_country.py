@@ -37,7 +37,12 @@ IP_GEO_COLUMNS = {
     "looked_up_at": "TIMESTAMP",
 }
 BATCH = 100_000  # IPs looked up and written per Arrow batch
-_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE PRECISION": pa.float64(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us")}
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "DOUBLE PRECISION": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
 
 
 @register
@@ -112,7 +117,7 @@ class IPToCountry(Service):
     def _write(wh: Warehouse, ips: list[str], places: list[geo.Place], now: datetime) -> None:
         """Add looked-up IPs in one Arrow batch."""
         columns: dict[str, list[object]] = {name: [] for name in IP_GEO_COLUMNS}
-        for ip, place in zip(ips, places):
+        for ip, place in zip(ips, places, strict=True):
             columns["ip"].append(ip)
             for name in IP_GEO_COLUMNS:
                 if name not in ("ip", "looked_up_at"):
