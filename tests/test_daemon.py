@@ -27,7 +27,7 @@ import pytest
 from optimus.config import Settings
 from optimus.daemon import lock_path, running_daemon
 from optimus.sample import generate
-from optimus.services.base import load_services
+from optimus.services import load_services
 from optimus.warehouse import connect
 from optimus.warehouse.base import raw_table
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from optimus.cli import app
 from optimus.config import Settings
 from optimus.intake import gpg, take_in, take_in_folder
-from optimus.services.base import load_services
+from optimus.services import load_services
 from optimus.warehouse import connect
 
 PROVENANCE = {"file_id", "package_date"}

@@ -116,7 +116,7 @@ LEDGER = ["ingest_files", "course_ids", "schema_info"]
 def _others() -> list[str]:
     """Every service but DatabaseState: these tests are about the framework and the raw tables
     (the derived services' tables are compared across backends in their own tests)."""
-    from optimus.services.base import load_services
+    from optimus.services import load_services
 
     return [name for name in load_services() if name != "DatabaseState"]
 
