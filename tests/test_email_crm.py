@@ -7,13 +7,13 @@ import csv
 import logging
 import stat
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from optimus.pipeline import Pipeline
+from conftest import ingest, query_rows
 from optimus.warehouse import connect
 
-YEAR = datetime.now(timezone.utc).year
+YEAR = datetime.now(UTC).year
 A, B = "course-v1:UQx+A+1T2024", "UQx/B/2T2024"  # both course id forms
 FILE_FORM = {A: "UQx-A-1T2024", B: "UQx-B-2T2024"}
 KEY = {A: "UQx+A+1T2024", B: "UQx+B+2T2024"}
@@ -119,7 +119,7 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
             [[c, KEY[c], u, USERS[u][0], *v, *(fill[x] for x in extra)] for (c, u), v in values.items()],
         )
         # and a Person Course run that changed both courses, as Person Course records it
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         run_id = wh.scalar(
             "INSERT INTO service_runs (service, started_at, finished_at, status, rules_version) "
             "VALUES ('PersonCourse', ?, ?, 'ok', 1) RETURNING id",
@@ -139,15 +139,9 @@ def settings_crm(settings_for, data_path: Path, **more):  # type: ignore[no-unty
 
 def run_crm(settings):  # type: ignore[no-untyped-def]
     """One Email CRM run; returns its outcome and the export it wrote (None if none)."""
-    wh = connect(settings)
-    try:
-        pipeline = Pipeline(settings, wh)
-        pipeline.setup()
-        outcome = pipeline.run_once(only=["EmailCRM"], force=True).services[0]
-        last = wh.scalar("SELECT path FROM email_crm_exports ORDER BY exported_at DESC, id DESC LIMIT 1")
-        return outcome, Path(last) if last else None
-    finally:
-        wh.close()
+    outcome = ingest(settings, "EmailCRM", force=True, ok=None).services[0]
+    last = query_rows(settings, "SELECT path FROM email_crm_exports ORDER BY exported_at DESC, id DESC LIMIT 1")
+    return outcome, Path(last[0][0]) if last else None
 
 
 def read_export(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -254,7 +248,7 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed)
 
 
-def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     pkg = make_package(data_path)
     bad = [
         '"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"',
@@ -265,15 +259,10 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     settings = settings_crm(settings_for, data_path, export_path=blocker / "exports", **backend)
-    result = cli(["ingest", "-s", "DatabaseState", "-s", "EmailCRM"], settings)
     # the file is loaded in its own transaction; the export after it fails (Person Course's table may be there, empty)
-    assert result.exit_code in (0, 1), result.output
-    wh = connect(settings)
-    try:
-        quarantined = wh.query("SELECT line, reason FROM email_opt_in_quarantine ORDER BY line")
-        loaded = wh.scalar("SELECT count(*) FROM email_opt_in")
-    finally:
-        wh.close()
+    ingest(settings, "DatabaseState", "EmailCRM", ok=None)
+    quarantined = query_rows(settings, "SELECT line, reason FROM email_opt_in_quarantine ORDER BY line")
+    ((loaded,),) = query_rows(settings, "SELECT count(*) FROM email_opt_in")
     first_bad = 2 + len(OPT_IN)
     assert [line for line, _ in quarantined] == [first_bad, first_bad + 1, first_bad + 2]
     assert "True or False" in quarantined[0][1] and "course id" in quarantined[2][1]
@@ -283,11 +272,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     # the export folder cannot be made: the run fails, leaves no file and remembers nothing
     outcome, path = run_crm(settings)
     assert outcome.status == "failed" and "not-a-folder" in (outcome.error or "") and path is None
-    wh = connect(settings)
-    try:
-        assert wh.scalar("SELECT count(*) FROM email_crm_last") == 0
-    finally:
-        wh.close()
+    assert query_rows(settings, "SELECT count(*) FROM email_crm_last") == [(0,)]
 
     # without user_id in the file, learners are found by email in the course's auth_user
     good = settings_crm(settings_for, data_path, **backend)
@@ -297,7 +282,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(PERSON_COURSE)
 
 
-def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_sample_package_end_to_end(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
     """The real pipeline on a sample package: ip_geo covers every IP of events, the Email CRM export
     has each opted-in learner-course of Person Course once, and a second ingest writes nothing."""
     import gzip
@@ -308,8 +293,7 @@ def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:  
     data = tmp_path / "data"
     generate(data, courses=2, learners=24, days=2, seed=5)
     settings = settings_for(data)
-    result = cli(["ingest"], settings)
-    assert result.exit_code == 0, result.output
+    ingest(settings)
     ips = set()
     for path in (data / "clickstream_logs").rglob("*.log.gz"):
         for line in gzip.open(path, "rt", encoding="utf-8", errors="replace"):
@@ -322,26 +306,19 @@ def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:  
     opt_in = next((data / "database_state").rglob("*email_opt_in*.csv"))
     with open(opt_in, newline="", encoding="utf-8") as fh:
         listed = {(r["course_id"], r["user_id"]) for r in csv.DictReader(fh)}
-    wh = connect(settings)
-    try:
-        geo_ips = {r[0] for r in wh.query("SELECT ip FROM ip_geo")}
-        event_ips = {r[0] for r in wh.query("SELECT DISTINCT ip FROM events WHERE ip <> ''")}
-        person_course = {(course_id, str(user_id)) for course_id, user_id in wh.query("SELECT course_id, user_id FROM person_course")}
-        export = Path(wh.scalar("SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1"))
-        runs = wh.scalar("SELECT count(*) FROM service_runs")
-    finally:
-        wh.close()
+    geo_ips = {r[0] for r in query_rows(settings, "SELECT ip FROM ip_geo")}
+    event_ips = {r[0] for r in query_rows(settings, "SELECT DISTINCT ip FROM events WHERE ip <> ''")}
+    person_course = {
+        (course_id, str(user_id)) for course_id, user_id in query_rows(settings, "SELECT course_id, user_id FROM person_course")
+    }
+    export = Path(query_rows(settings, "SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1")[0][0])
+    ((runs,),) = query_rows(settings, "SELECT count(*) FROM service_runs")
     assert geo_ips == event_ips and event_ips <= ips and geo_ips
     _, rows = read_export(export)
     keys = [(r["course_id"], r["user_id"]) for r in rows]
     assert len(keys) == len(set(keys)) and set(keys) == listed & person_course and keys
     assert stat.S_IMODE(export.stat().st_mode) == 0o600
 
-    result = cli(["ingest"], settings)
-    assert result.exit_code == 0, result.output
-    wh = connect(settings)
-    try:
-        assert wh.scalar("SELECT count(*) FROM service_runs") == runs
-        assert wh.scalar("SELECT count(*) FROM email_crm_exports") == 1
-    finally:
-        wh.close()
+    ingest(settings)
+    assert query_rows(settings, "SELECT count(*) FROM service_runs") == [(runs,)]
+    assert query_rows(settings, "SELECT count(*) FROM email_crm_exports") == [(1,)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import maxminddb
 import pytest
 from geoip2fast import GeoIP2Fast
 
+from conftest import query_rows, reading
 from mmdb_writer import write_mmdb
 from optimus import geo
 from optimus.pipeline import Pipeline
@@ -48,7 +49,8 @@ def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-unty
 
 
 def run(settings):  # type: ignore[no-untyped-def]
-    """One IPToCountry run through the pipeline; returns the service (its look-up count) and the summary."""
+    """One IPToCountry run through the pipeline; returns the service (its look-up count) and the summary.
+    Not conftest.ingest: the look-up count lives on the service instance of this run's pipeline."""
     wh = connect(settings)
     try:
         pipeline = Pipeline(settings, wh)
@@ -103,14 +105,13 @@ def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Pat
     with_events(settings, [("UQx+C+1", "1.1.1.1"), ("UQx+C+1", "8.8.8.8")])
     third, summary, rows = run(settings)
     assert third.lookups == 1  # 1.1.1.1 only
-    wh = connect(settings)
-    try:
-        touched = {r[0] for r in wh.query("SELECT course_key FROM service_run_changes WHERE run_id = ?", [summary.services[0].run_id])}
-        # the events are joined, not rewritten: events_geo gives each event its IP's country
-        joined = wh.query("SELECT ip, country_code FROM events_geo WHERE course_key = 'UQx+C+1' ORDER BY ip")
+    touched = {
+        r[0] for r in query_rows(settings, "SELECT course_key FROM service_run_changes WHERE run_id = ?", [summary.services[0].run_id])
+    }
+    # the events are joined, not rewritten: events_geo gives each event its IP's country
+    joined = query_rows(settings, "SELECT ip, country_code FROM events_geo WHERE course_key = 'UQx+C+1' ORDER BY ip")
+    with reading(settings) as wh:
         assert "country_code" not in wh.columns("events")
-    finally:
-        wh.close()
     assert touched == {"UQx+C+1"}
     assert joined == [("1.1.1.1", "AU"), ("8.8.8.8", "US")]
 
@@ -126,7 +127,7 @@ def city_record(code: str, name: str, continent: str, city: str, region: str, la
 
 
 def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
-    built = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp())
+    built = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
     write_mmdb(
@@ -211,7 +212,7 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     finally:
         wh.close()
     result = cli(["status"], settings)
-    stale = (datetime.now(timezone.utc).date() - built).days > 365
+    stale = (datetime.now(UTC).date() - built).days > 365
     assert ("over a year old" in " ".join(result.output.split())) == stale
     data = json.loads(cli(["status", "--json"], settings).output)
     assert bool(data["warnings"]) == stale
@@ -234,14 +235,6 @@ def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, c
     env = {"OPTIMUS_GEOIP_COUNTRY_DB": str(country_db)}
     result = cli(["recompute", "--service", "IPToCountry", "--course", "course-v1:UQx+A+1"], newer, env=env)
     assert result.exit_code == 0, result.output
-    wh = connect(newer)
-    try:
-        assert dict(wh.query("SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "AU"}
-    finally:
-        wh.close()
+    assert dict(query_rows(newer, "SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "AU"}
     assert cli(["recompute", "--service", "IPToCountry"], newer, env=env).exit_code == 0
-    wh = connect(newer)
-    try:
-        assert dict(wh.query("SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "CA"}
-    finally:
-        wh.close()
+    assert dict(query_rows(newer, "SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "CA"}
