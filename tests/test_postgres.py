@@ -17,11 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from conftest import settings_env
-from postgres_server import create_database, drop_database, with_database
+from conftest import query_rows, settings_env
 from optimus.config import Settings
 from optimus.warehouse import connect, schema
 from optimus.warehouse.base import raw_table
+from postgres_server import create_database, drop_database, with_database
 
 pytestmark = pytest.mark.postgres
 
@@ -153,20 +153,18 @@ def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, 
         assert on_pg[table] == on_duck[table], table
     assert on_pg["edx.auth_user"]  # not trivially equal
     # the rows and quarantined lines are the ones the package holds
-    wh = connect(pg, read_only=True)
-    try:
-        for (table, course), n in expect["rows"].items():
-            key = course.replace("-", "+")
-            assert wh.scalar(f"SELECT count(*) FROM edx.{table} WHERE course_key = ?", [key]) == n
-        for (table, course), lines in expect["quarantined"].items():
-            got = [r[0] for r in wh.query("SELECT line FROM db_state_quarantine WHERE path LIKE ? ORDER BY line", [f"%{course}-{table}-%"])]
-            assert got == lines
-        names = {r[0] for r in wh.query("SELECT first_name FROM edx.auth_user")}
-        assert any("\t" in n for n in names) and any("\n" in n for n in names) and any("\\" in n for n in names)
-        assert wh.scalar("SELECT max(version) FROM schema_info") == schema.SCHEMA_VERSION
-        assert wh.scalar("SELECT count(*) FROM edx.auth_user WHERE last_login IS NULL") == 2 * len(range(0, 60, 5))
-    finally:
-        wh.close()
+    for (table, course), n in expect["rows"].items():
+        key = course.replace("-", "+")
+        assert query_rows(pg, f"SELECT count(*) FROM edx.{table} WHERE course_key = ?", [key]) == [(n,)]
+    for (table, course), lines in expect["quarantined"].items():
+        got = [
+            r[0] for r in query_rows(pg, "SELECT line FROM db_state_quarantine WHERE path LIKE ? ORDER BY line", [f"%{course}-{table}-%"])
+        ]
+        assert got == lines
+    names = {r[0] for r in query_rows(pg, "SELECT first_name FROM edx.auth_user")}
+    assert any("\t" in n for n in names) and any("\n" in n for n in names) and any("\\" in n for n in names)
+    assert query_rows(pg, "SELECT max(version) FROM schema_info") == [(schema.SCHEMA_VERSION,)]
+    assert query_rows(pg, "SELECT count(*) FROM edx.auth_user WHERE last_login IS NULL") == [(2 * len(range(0, 60, 5)),)]
     # a second ingest does nothing
     again = run(["ingest"], pg)
     assert again.exit_code == 0, again.output
@@ -349,11 +347,7 @@ def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings
     for settings in (duck, pg):
         result = run(["ingest"], settings)
         assert result.exit_code == 0, result.output
-    wh = connect(pg, read_only=True)
-    try:
-        tables = sorted({r[0] for r in wh.query("SELECT table_name FROM db_state_loads")})
-    finally:
-        wh.close()
+    tables = sorted({r[0] for r in query_rows(pg, "SELECT table_name FROM db_state_loads")})
     assert "auth_user" in tables and "student_courseenrollment" in tables
     expected = _sql_tables(data)
     raw = [f"edx.{t}" for t in tables]
