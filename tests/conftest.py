@@ -34,7 +34,10 @@ pytest_plugins = ["postgres_server"]
 # `pytest --hypothesis-profile=thorough` (hypothesis' own option) or OPTIMUS_HYPOTHESIS_PROFILE=thorough.
 # function-scoped fixtures (a data folder, a warehouse) are set up once per test, not per example: the examples
 # of a property write their own files inside them
-_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]}
+_FUZZ: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+}
 hypothesis_settings.register_profile("dev", max_examples=40, **_FUZZ)
 hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_FUZZ)
 hypothesis_settings.register_profile("thorough", max_examples=2000, **_FUZZ)
@@ -245,10 +248,10 @@ def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, 
             cols = [r[0] for r in con.execute(f"DESCRIBE {quoted(table)}").fetchall() if r[0] not in skip]
             select = ", ".join(f'"{c}"' for c in cols)
             for a, b in (("", "clean."), ("clean.", "")):
-                extra = con.execute(
+                ((extra,),) = con.execute(
                     f"SELECT count(*) FROM (SELECT {select} FROM {a}{quoted(table)} EXCEPT ALL SELECT {select} FROM {b}{quoted(table)})"
-                ).fetchone()
-                assert extra == (0,), f"{table}: {extra[0]} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
+                ).fetchall()
+                assert extra == 0, f"{table}: {extra} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
         return tables
     finally:
         con.close()
@@ -277,7 +280,7 @@ def assert_same_exports(folder: Path, clean: Path) -> None:
     assert sorted(got) == sorted(want), f"export files differ: extra {sorted(set(got) - set(want))}, missing {sorted(set(want) - set(got))}"
     for kind, paths in got.items():
         assert len(paths) == len(want[kind]), f"{kind}: {len(paths)} file(s), a clean run writes {len(want[kind])}"
-        for mine, theirs in zip(paths, want[kind]):
+        for mine, theirs in zip(paths, want[kind], strict=True):
             if mine.suffix == ".parquet":
                 assert pq.read_table(mine).equals(pq.read_table(theirs)), kind
             elif mine.suffix == ".csv":
