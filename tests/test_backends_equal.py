@@ -47,7 +47,7 @@ def dump(settings: Settings, table: str) -> tuple[list[str], list[tuple]]:
         rows = wh.query(f"SELECT {', '.join(wh.quote(c) for c in cols)} FROM {wh.quote(table)}")
     finally:
         wh.close()
-    return cols, sorted((tuple(_norm(v, c) for v, c in zip(r, cols)) for r in rows), key=repr)
+    return cols, sorted((tuple(_norm(v, c) for v, c in zip(r, cols, strict=True)) for r in rows), key=repr)
 
 
 def awkward_events(data: Path) -> int:
@@ -127,7 +127,7 @@ def test_pipeline_is_identical_on_duckdb_and_postgres(tmp_path: Path, settings_f
         assert pg_cols == duck_cols, table  # mixed-case names (countryLabel, LoE, YoB) kept on PostgreSQL
         assert on_pg == on_duck, table
         assert on_duck, table  # not trivially equal
-        tables[table] = [dict(zip(duck_cols, r)) for r in on_duck]
+        tables[table] = [dict(zip(duck_cols, r, strict=True)) for r in on_duck]
     assert any(r["viewed"] == 1 for r in tables["person_course"]) and any(r["grade"] is not None for r in tables["person_course"])
     assert any(r["nplay_video"] > 0 for r in tables["person_course"]) and any(r["countryLabel"] for r in tables["person_course"])
     awkward = [r for r in tables["events"] if r["time"].date().isoformat() in ("2024-03-07", "2024-03-08")]

@@ -68,7 +68,7 @@ def test_a_hostile_time_is_a_bad_line_not_a_bad_file(data_path, settings_for, ba
     assert query_rows(settings, "SELECT count(*) FROM events") == [(3,)]
     reasons = quarantined(settings)
     assert sorted(reasons) == list(range(2, 2 + len(HOSTILE_TIMES)))
-    for (line, reason), expected in zip(sorted(reasons.items()), HOSTILE_TIMES.values()):
+    for (line, reason), expected in zip(sorted(reasons.items()), HOSTILE_TIMES.values(), strict=True):
         assert reason.startswith(expected), (line, reason)
     assert ledger_row(settings, "x-events-2013-01-01.log")[:3] == ("done", 3, len(HOSTILE_TIMES))
 

@@ -103,11 +103,11 @@ def test_generated_exports_give_axis_publication_and_www_json(data_path: Path, s
         assert www["start"] == course.start.strftime("%Y-%m-%dT%H:%M:%SZ")  # from the policy, not the root
         assert "policy" in www
         assert [c["url_name"] for c in www["children"]] == course.all_chapter_ids
-        for chapter_json, chapter in zip(www["children"], course.root.children):
-            for seq_json, seq in zip(chapter_json["children"], chapter.children):
+        for chapter_json, chapter in zip(www["children"], course.root.children, strict=True):
+            for seq_json, seq in zip(chapter_json["children"], chapter.children, strict=True):
                 assert seq_json["tag"] == "sequential" and seq_json["display_name"] == seq.display_name
                 assert [v["url_name"] for v in seq_json["children"]] == [v.url_name for v in seq.children]
-                for vert_json, vert in zip(seq_json["children"], seq.children):
+                for vert_json, vert in zip(seq_json["children"], seq.children, strict=True):
                     assert [(leaf["tag"], leaf["url_name"]) for leaf in vert_json["children"]] == [
                         (leaf.category, leaf.url_name) for leaf in vert.children
                     ]

@@ -209,7 +209,7 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     keys = [(r["course_id"], r["user_id"]) for r in rows]
     assert max(Counter(keys).values()) == 1  # never a learner twice in a course
     assert {k for k in keys if k[1] == "3"} == {(A, "3"), (B, "3")}  # a learner in two courses: one row each
-    assert {k: r for k, r in zip(keys, rows)} == expected(PERSON_COURSE)
+    assert {k: r for k, r in zip(keys, rows, strict=True)} == expected(PERSON_COURSE)
     opted = {r["user_id"]: r["is_opted_in_for_email"] for r in rows if r["course_id"] == A}
     assert (opted["4"], opted["5"], opted["6"]) == ("No", "No", "Yes")  # all opted in; 4 and 5 may be under 15
     assert stat.S_IMODE(first.stat().st_mode) == 0o600

@@ -134,7 +134,7 @@ def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tu
     result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for k, seq in seqs.items():
         seq.sort()
-        for (t0, _d0), (t1, d1) in zip(seq, seq[1:]):  # type: ignore[misc]
+        for (t0, _d0), (t1, d1) in zip(seq, seq[1:], strict=False):  # type: ignore[misc]
             g = (t1 - t0).total_seconds()
             if g <= cutoff:
                 result[k].append((d1, g))
@@ -296,7 +296,7 @@ def test_person_course_equals_the_reference(package_on: Any) -> None:
     expected = [comparable(r) for r in reference_person_course(events, *warehouse_inputs(settings))]
     got = [comparable(r) for r in query_rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id", as_dicts=True)]
     assert [(r["course_key"], r["user_id"]) for r in got] == [(r["course_key"], r["user_id"]) for r in expected]
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert set(g) == set(e) | set(), f"columns differ: {set(g) ^ set(e)}"
         for col in e:
             assert g[col] == e[col], f"{g['course_key']} user {g['user_id']} column {col}: {g[col]!r} != {e[col]!r}"

@@ -58,7 +58,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Settings]:
 def test_time_columns_have_the_same_bits_with_1_and_4_threads(two_runs: dict[int, Settings], table: str) -> None:
     one, four = time_rows(two_runs[1], table), time_rows(two_runs[4], table)
     assert len(one) > 100
-    differ = [(a, b) for a, b in zip(one, four) if a != b]
+    differ = [(a, b) for a, b in zip(one, four, strict=False) if a != b]
     assert not differ and len(one) == len(four), f"{len(differ)} of {len(one)} {table} rows differ, e.g. {differ[:2]}"
 
 
@@ -79,7 +79,7 @@ def reference_times(settings: Settings, cutoff_seconds: int = 300) -> dict[tuple
     out = {}
     for learner, ts in times.items():
         ts.sort()
-        kept = [b - a for a, b in zip(ts, ts[1:]) if b - a <= cutoff_seconds * 1_000_000]
+        kept = [b - a for a, b in zip(ts, ts[1:], strict=False) if b - a <= cutoff_seconds * 1_000_000]
         n, s1, s2 = len(kept), sum(kept), sum(g * g for g in kept)
         out[learner] = {
             "n_dt": n,
@@ -94,7 +94,7 @@ def reference_times(settings: Settings, cutoff_seconds: int = 300) -> dict[tuple
 def test_time_columns_equal_a_plain_python_reference_bit_for_bit(two_runs: dict[int, Settings]) -> None:
     expected = reference_times(two_runs[4])
     got = {
-        (r[0], r[1]): dict(zip(("n_dt", "sum_dt", "avg_dt", "sdv_dt", "max_dt"), r[2:]))
+        (r[0], r[1]): dict(zip(("n_dt", "sum_dt", "avg_dt", "sdv_dt", "max_dt"), r[2:], strict=True))
         for r in query_rows(
             two_runs[4], "SELECT course_key, user_id, n_dt, sum_dt, avg_dt, sdv_dt, max_dt FROM person_course WHERE nevents > 0"
         )
@@ -118,5 +118,5 @@ def test_postgresql_gives_duckdbs_bits(two_runs: dict[int, Settings], pg_url: st
         pg = sorted((tuple(bits(v) for v in r) for r in rows), key=repr)
         duck = sorted(time_rows(two_runs[4], table), key=repr)
         assert len(pg) == len(duck) > 100
-        differ = [(a, b) for a, b in zip(duck, pg) if a != b]
+        differ = [(a, b) for a, b in zip(duck, pg, strict=True) if a != b]
         assert not differ, f"{len(differ)} {table} rows differ between DuckDB and PostgreSQL, e.g. {differ[:2]}"

@@ -197,5 +197,5 @@ def test_read_ranges_are_disjoint_and_cover_each_day_with_its_gap_span() -> None
         ["A", at(d - timedelta(days=2)), at(d + timedelta(days=1))],
         ["A", at(d + timedelta(days=4)), at(d + timedelta(days=7))],
     ]
-    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in zip(apart, apart[1:]):
+    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in zip(apart, apart[1:], strict=False):
         assert hi1 < lo2  # disjoint: a join on them reads each event once

@@ -11,10 +11,11 @@ message, a PostgreSQL warehouse takes it; what would race the daemon's own inges
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from optimus import config, ledger
 from optimus.client import DaemonClient, remote_daemon
