@@ -6,9 +6,10 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pytest
 from hypothesis import HealthCheck
@@ -17,6 +18,9 @@ from typer.testing import CliRunner
 
 from optimus.cli import app
 from optimus.config import Settings
+
+if TYPE_CHECKING:
+    from optimus.pipeline import RunSummary
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPTIMUS_TEST_SHARED", REPO.parent / "shared"))
@@ -30,7 +34,10 @@ pytest_plugins = ["postgres_server"]
 # `pytest --hypothesis-profile=thorough` (hypothesis' own option) or OPTIMUS_HYPOTHESIS_PROFILE=thorough.
 # function-scoped fixtures (a data folder, a warehouse) are set up once per test, not per example: the examples
 # of a property write their own files inside them
-_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]}
+_FUZZ: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+}
 hypothesis_settings.register_profile("dev", max_examples=40, **_FUZZ)
 hypothesis_settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_FUZZ)
 hypothesis_settings.register_profile("thorough", max_examples=2000, **_FUZZ)
@@ -94,10 +101,51 @@ def reading(settings: Settings) -> Iterator[Any]:
         wh.close()
 
 
-def query_rows(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple]:
-    """One query's rows, as tuples, on the settings' warehouse (read-only)."""
+# -- the one way tests ingest and the one way they read rows back ---------------------------------------
+@overload
+def query_rows(settings: Settings, sql: str, params: Sequence[Any] | None = None, *, as_dicts: Literal[False] = False) -> list[tuple]: ...
+
+
+@overload
+def query_rows(settings: Settings, sql: str, params: Sequence[Any] | None = None, *, as_dicts: Literal[True]) -> list[dict[str, Any]]: ...
+
+
+def query_rows(
+    settings: Settings, sql: str, params: Sequence[Any] | None = None, *, as_dicts: bool = False
+) -> list[tuple] | list[dict[str, Any]]:
+    """One query's rows on the settings' warehouse (either engine, opened read-only for this query alone):
+    tuples, or dicts keyed by column name with `as_dicts`."""
     with reading(settings) as wh:
-        return [tuple(r) for r in wh.query(sql, params or [])]
+        if as_dicts:
+            return wh.query_dicts(sql, list(params or []))
+        return [tuple(r) for r in wh.query(sql, list(params or []))]
+
+
+def ingest(settings: Settings, *services: str, force: bool = False, ok: bool | None = True) -> RunSummary:
+    """One run of the real pipeline in this process, as `optimus ingest [--service S ...]` runs it: set up,
+    scan the data paths, run the named services (every due one when none; `force` runs named derived ones
+    even when nothing changed). Returns the run's summary.
+
+    `ok=True` asserts what makes the CLI exit 0 (no failed file, of this run or an earlier one, and no
+    failed service); `ok=False` asserts the opposite; `ok=None` leaves the outcome to the test."""
+    from optimus.pipeline import Pipeline
+    from optimus.warehouse import connect
+
+    wh = connect(settings)
+    try:
+        pipeline = Pipeline(settings, wh)
+        pipeline.setup()
+        pipeline.scan()
+        summary = pipeline.run_once(only=list(services) or None, force=force)
+        if ok is not None:
+            failed = pipeline.failed_files()
+            problems = [f"{f.path}: {f.error}" for f in summary.files if f.error] + [
+                f"{s.service}: {s.error}" for s in summary.services if s.error
+            ]
+            assert (not failed and not summary.failed) == ok, f"{failed} failed file(s); {problems}"
+        return summary
+    finally:
+        wh.close()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -142,7 +190,7 @@ BOOKKEEPING_TABLES = {
 VOLATILE_COLUMNS = ("file_id", "computed_at", "looked_up_at", "loaded_at", "first_used", "last_used")
 
 
-def optimus_process(settings: Settings, *args: str, **env: str) -> "subprocess.Popen[bytes]":
+def optimus_process(settings: Settings, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """`optimus ARGS` (default: ingest) in a subprocess with these settings and extra variables."""
     import sys
 
@@ -152,7 +200,7 @@ def optimus_process(settings: Settings, *args: str, **env: str) -> "subprocess.P
     )
 
 
-def kill_when_paused(proc: "subprocess.Popen[bytes]", marker: Path, timeout: float = 60) -> bool:
+def kill_when_paused(proc: subprocess.Popen[bytes], marker: Path, timeout: float = 60) -> bool:
     """SIGKILL the process once it writes `marker` (a pause point); False when it ended first, without pausing."""
     import signal
     import time
@@ -200,10 +248,10 @@ def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, 
             cols = [r[0] for r in con.execute(f"DESCRIBE {quoted(table)}").fetchall() if r[0] not in skip]
             select = ", ".join(f'"{c}"' for c in cols)
             for a, b in (("", "clean."), ("clean.", "")):
-                extra = con.execute(
+                ((extra,),) = con.execute(
                     f"SELECT count(*) FROM (SELECT {select} FROM {a}{quoted(table)} EXCEPT ALL SELECT {select} FROM {b}{quoted(table)})"
-                ).fetchone()
-                assert extra == (0,), f"{table}: {extra[0]} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
+                ).fetchall()
+                assert extra == 0, f"{table}: {extra} row(s) in {a or 'the warehouse'} not in {b or 'the warehouse'}"
         return tables
     finally:
         con.close()
@@ -232,7 +280,7 @@ def assert_same_exports(folder: Path, clean: Path) -> None:
     assert sorted(got) == sorted(want), f"export files differ: extra {sorted(set(got) - set(want))}, missing {sorted(set(want) - set(got))}"
     for kind, paths in got.items():
         assert len(paths) == len(want[kind]), f"{kind}: {len(paths)} file(s), a clean run writes {len(want[kind])}"
-        for mine, theirs in zip(paths, want[kind]):
+        for mine, theirs in zip(paths, want[kind], strict=True):
             if mine.suffix == ".parquet":
                 assert pq.read_table(mine).equals(pq.read_table(theirs)), kind
             elif mine.suffix == ".csv":
@@ -240,7 +288,7 @@ def assert_same_exports(folder: Path, clean: Path) -> None:
 
 
 def ingest_sample(root: Path, **settings: Any) -> Settings:
-    """A sample package (2 courses) in root/data, ingested once by the real CLI into root/wh."""
+    """A sample package (2 courses) in root/data, ingested once (by `ingest`) into root/wh."""
     from optimus.sample import generate
 
     generate(root / "data", courses=2, learners=30, days=3, seed=7)
@@ -251,16 +299,16 @@ def ingest_sample(root: Path, **settings: Any) -> Settings:
         "www_path": root / "www",
         "memory_limit": "1GB",
     }
-    result = CliRunner().invoke(app, ["ingest"], env=settings_env(Settings(**{**values, **settings})), catch_exceptions=False)
-    assert "DatabaseState" in result.output, result.output
-    return Settings(**{**values, **settings})
+    sample = Settings(**{**values, **settings})
+    summary = ingest(sample)
+    assert "DatabaseState" in {f.service for f in summary.files}, summary
+    return sample
 
 
 @contextmanager
 def serve_on_loopback(asgi_app: Any) -> Iterator[str]:
     """The app served by a real uvicorn server on 127.0.0.1 (a thread of this process); yields its base URL."""
     import uvicorn
-
     from bench.api_load import free_port
 
     port = free_port()

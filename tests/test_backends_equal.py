@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
+from conftest import query_rows
 from optimus.config import Settings
 from optimus.warehouse import connect
 
@@ -133,13 +134,9 @@ def test_pipeline_is_identical_on_duckdb_and_postgres(tmp_path: Path, settings_f
     assert any(json.loads(r["event"]) == "{not json}" and r["event_type"] == "play_video" for r in awkward)  # kept as the string it is
     assert len(tables["events_quarantine"]) >= 5
 
-    exports = []
-    for settings in (duck, pg):
-        wh = connect(settings, read_only=True)
-        try:
-            exports.append(Path(wh.scalar("SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1")))
-        finally:
-            wh.close()
+    exports = [
+        Path(query_rows(settings, "SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1")[0][0]) for settings in (duck, pg)
+    ]
     with open(exports[0], newline="", encoding="utf-8") as a, open(exports[1], newline="", encoding="utf-8") as b:
         on_duck_crm, on_pg_crm = list(csv.reader(a)), list(csv.reader(b))
     assert len(on_duck_crm) > 1 and on_pg_crm == on_duck_crm

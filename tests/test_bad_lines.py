@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_data_path
-from optimus.pipeline import Pipeline
-from optimus.warehouse import connect
+from conftest import ingest, make_data_path, query_rows, reading
 
 DAY = "2013-01-0{}T10:00:00Z"
 
@@ -31,26 +29,6 @@ def event(n: int, **fields: Any) -> bytes:
     return json.dumps(doc).encode() + b"\n"
 
 
-def ingest(settings: Any, only: str = "Clickstream") -> Any:
-    """One run of one service; the summary of its files."""
-    wh = connect(settings)
-    try:
-        pipeline = Pipeline(settings, wh)
-        pipeline.setup()
-        pipeline.scan()
-        return pipeline.run_once(only=[only])
-    finally:
-        wh.close()
-
-
-def query(settings: Any, sql: str, params: list | None = None) -> list[tuple]:
-    wh = connect(settings, read_only=True)
-    try:
-        return wh.query(sql, params or [])
-    finally:
-        wh.close()
-
-
 def write_events(data: Path, name: str, body: bytes) -> Path:
     path = data / "clickstream_logs" / "events" / name
     path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
@@ -58,14 +36,14 @@ def write_events(data: Path, name: str, body: bytes) -> Path:
 
 
 def ledger_row(settings: Any, name: str) -> tuple:
-    (row,) = query(
+    (row,) = query_rows(
         settings, "SELECT state, rows_loaded, rows_quarantined, coerced, damage, note FROM ingest_files WHERE path LIKE ?", [f"%{name}"]
     )
     return row
 
 
 def quarantined(settings: Any, table: str = "events_quarantine") -> dict[int, str]:
-    return {line: reason for line, reason in query(settings, f"SELECT line, reason FROM {table}")}
+    return {line: reason for line, reason in query_rows(settings, f"SELECT line, reason FROM {table}")}
 
 
 # -- 3. times --------------------------------------------------------------------------------------
@@ -85,9 +63,9 @@ def test_a_hostile_time_is_a_bad_line_not_a_bad_file(data_path, settings_for, ba
     lines = [event(1)] + [event(10 + i, time=t) for i, t in enumerate(HOSTILE_TIMES)] + [event(2), event(3, time="2100-12-31T23:59:59Z")]
     write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
     settings = settings_for(data_path, **backend)
-    summary = ingest(settings)
+    summary = ingest(settings, "Clickstream")
     assert not summary.failed, [f.error for f in summary.files]
-    assert query(settings, "SELECT count(*) FROM events") == [(3,)]
+    assert query_rows(settings, "SELECT count(*) FROM events") == [(3,)]
     reasons = quarantined(settings)
     assert sorted(reasons) == list(range(2, 2 + len(HOSTILE_TIMES)))
     for (line, reason), expected in zip(sorted(reasons.items()), HOSTILE_TIMES.values(), strict=True):
@@ -105,8 +83,8 @@ def test_offsets_are_applied_to_the_second(data_path, settings_for, backend):
     ]
     write_events(data_path, "x-events-2013-01-01.log", b"".join(event(i, time=t) for i, t in enumerate(given)))
     settings = settings_for(data_path, **backend)
-    ingest(settings)
-    times = [str(t) for (t,) in query(settings, "SELECT time FROM events ORDER BY username")]
+    ingest(settings, "Clickstream")
+    times = [str(t) for (t,) in query_rows(settings, "SELECT time FROM events ORDER BY username")]
     assert times == [
         "2013-01-01 00:00:00",
         "2013-01-01 01:30:00",
@@ -154,7 +132,7 @@ def test_a_damaged_archive_loads_every_line_before_the_damage(data_path, setting
     packed, near = damage(body)
     (data_path / "clickstream_logs" / "events" / "x-events-2013-01-01.log.gz").write_bytes(packed)
     settings = settings_for(data_path, **backend)
-    summary = ingest(settings)
+    summary = ingest(settings, "Clickstream")
     assert not summary.failed, [f.error for f in summary.files]
     state, loaded, bad, _coerced, why, _note = ledger_row(settings, "x-events-2013-01-01.log.gz")
     assert state == "damaged" and why, (state, why)
@@ -168,8 +146,8 @@ def test_a_damaged_archive_loads_every_line_before_the_damage(data_path, setting
     whole = readable[: readable.rfind(b"\n") + 1].count(b"\n")
     assert whole > 0 and (garbage or bad == 0)
     assert whole <= loaded <= N_GOOD
-    assert query(settings, "SELECT count(*) FROM events WHERE line <= ?", [whole]) == [(whole,)]
-    ((stored,),) = query(settings, "SELECT count(*) FROM events")
+    assert query_rows(settings, "SELECT count(*) FROM events WHERE line <= ?", [whole]) == [(whole,)]
+    ((stored,),) = query_rows(settings, "SELECT count(*) FROM events")
     assert stored == loaded or (garbage and stored < loaded)  # garbage may repeat an event: stored once
 
 
@@ -180,7 +158,7 @@ def test_valid_archives_are_not_damaged(data_path, settings_for):
     (data_path / "clickstream_logs" / "events" / "x-events-2013-01-01.log.gz").write_bytes(two_members)
     (data_path / "clickstream_logs" / "events" / "x-events-2013-01-02.log.gz").write_bytes(gzip.compress(body) + bytes(512))
     settings = settings_for(data_path)
-    ingest(settings)
+    ingest(settings, "Clickstream")
     for name in ("x-events-2013-01-01.log.gz", "x-events-2013-01-02.log.gz"):
         state, loaded, *_rest = ledger_row(settings, name)
         assert (state, loaded) == ("done", N_GOOD)
@@ -190,13 +168,13 @@ def test_a_damaged_file_delivered_again_whole_is_done(data_path, settings_for):
     path = data_path / "clickstream_logs" / "events" / "x-events-2013-01-01.log.gz"
     path.write_bytes(_truncated(_body())[0])
     settings = settings_for(data_path)
-    ingest(settings)
+    ingest(settings, "Clickstream")
     assert ledger_row(settings, path.name)[0] == "damaged"
     path.write_bytes(gzip.compress(_body()))
-    ingest(settings)
+    ingest(settings, "Clickstream")
     state, loaded, _bad, _coerced, why, _note = ledger_row(settings, path.name)
     assert (state, loaded, why) == ("done", N_GOOD, None)
-    assert query(settings, "SELECT count(*) FROM events") == [(N_GOOD,)]
+    assert query_rows(settings, "SELECT count(*) FROM events") == [(N_GOOD,)]
 
 
 def test_a_damaged_file_shows_its_damage_and_counts_in_status_and_the_api(data_path, settings_for, cli):
@@ -217,7 +195,7 @@ def test_a_damaged_file_shows_its_damage_and_counts_in_status_and_the_api(data_p
         event(1) + b"{not json\n" + b'{"username": "a", "username": "b", "time": "2013-01-02T00:00:00Z"}\n',
     )
     settings = settings_for(data_path, api_token="t")
-    ingest(settings)
+    ingest(settings, "Clickstream")
     want = {}
     for path in (damaged, odd):
         state, loaded, bad, coerced, why, _note = ledger_row(settings, path.name)
@@ -227,12 +205,8 @@ def test_a_damaged_file_shows_its_damage_and_counts_in_status_and_the_api(data_p
 
     listed = json.loads(cli(["status", "--files", "--json"], settings).output)["files"]
     assert {f["path"]: {k: f[k] for k in want[f["path"]]} for f in listed} == want
-    wh = connect(settings, read_only=True)
-    try:
-        with TestClient(create_app(settings, ReadViews(settings, wh, size=1))) as api:
-            files = api.get("/api/v1/files", params={"attention": "true"}).json()["files"]
-    finally:
-        wh.close()
+    with reading(settings) as wh, TestClient(create_app(settings, ReadViews(settings, wh, size=1))) as api:
+        files = api.get("/api/v1/files", params={"attention": "true"}).json()["files"]
     assert [f["path"] for f in files] == [str(damaged.resolve()), str(odd.resolve())]  # damaged before the rest
     assert {f["path"]: {k: f[k] for k in want[f["path"]]} for f in files} == want
 
@@ -243,10 +217,10 @@ def test_a_line_over_the_size_limit_is_quarantined_as_too_long(data_path, settin
     no_end = b"{" + b"y" * (20 << 20)  # 20 MB and the file ends inside it
     write_events(data_path, "x-events-2013-01-01.log", event(1) + huge + event(2) + no_end)
     settings = settings_for(data_path, **backend)  # the default limit
-    summary = ingest(settings)
+    summary = ingest(settings, "Clickstream")
     assert not summary.failed, [f.error for f in summary.files]
-    assert query(settings, "SELECT count(*) FROM events") == [(2,)]
-    rows = query(settings, "SELECT line, reason, length(raw) FROM events_quarantine ORDER BY line")
+    assert query_rows(settings, "SELECT count(*) FROM events") == [(2,)]
+    rows = query_rows(settings, "SELECT line, reason, length(raw) FROM events_quarantine ORDER BY line")
     assert [(line, reason) for line, reason, _ in rows] == [
         (2, f"line too long: {len(huge) - 1} bytes (max_line_bytes {settings.max_line_bytes})"),
         (4, f"line too long: {len(no_end)} bytes (max_line_bytes {settings.max_line_bytes})"),
@@ -261,9 +235,9 @@ def test_a_line_just_under_the_size_limit_loads(data_path, settings_for, backend
     big = doc.replace(b'"blob": ""', b'"blob": "' + b"z" * (settings.max_line_bytes - len(doc) + 1) + b'"')
     assert len(big) - 1 == settings.max_line_bytes
     write_events(data_path, "x-events-2013-01-01.log", event(1) + big)
-    summary = ingest(settings)
+    summary = ingest(settings, "Clickstream")
     assert not summary.failed, [f.error for f in summary.files]
-    assert query(settings, "SELECT count(*) FROM events") == [(2,)]
+    assert query_rows(settings, "SELECT count(*) FROM events") == [(2,)]
 
 
 def test_a_line_read_in_pieces_is_still_too_long(data_path, settings_for):
@@ -275,10 +249,10 @@ def test_a_line_read_in_pieces_is_still_too_long(data_path, settings_for):
 
     os.environ["OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES"] = "4096"
     try:
-        ingest(settings)
+        ingest(settings, "Clickstream")
     finally:
         del os.environ["OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES"]
-    assert query(settings, "SELECT count(*) FROM events") == [(3,)]
+    assert query_rows(settings, "SELECT count(*) FROM events") == [(3,)]
     assert quarantined(settings) == {2: f"line too long: {len(lines[1]) - 1} bytes (max_line_bytes 10000)"}
 
 
@@ -291,10 +265,10 @@ def test_a_deeply_nested_event_is_a_bad_line(data_path, settings_for, backend):
     fine = event(7, event={"s": "[[[[" * 2000})[:-2] + b', "d": ' + b"[" * 4000 + b"]" * 4000 + b"}\n"  # deep, within the limit
     write_events(data_path, "x-events-2013-01-01.log", event(1) + deep + event(2) + unclosed + event(3) + fine)
     settings = settings_for(data_path, **backend)
-    summary = ingest(settings)
+    summary = ingest(settings, "Clickstream")
     assert not summary.failed, [f.error for f in summary.files]
     assert quarantined(settings) == {2: "nested too deep (over 5000 levels)", 4: "nested too deep (over 5000 levels)"}
-    assert query(settings, "SELECT count(*) FROM events") == [(4,)]
+    assert query_rows(settings, "SELECT count(*) FROM events") == [(4,)]
 
 
 def _forum_line(n: int, **fields: Any) -> str:
@@ -321,14 +295,14 @@ def test_deep_and_long_forum_lines_are_quarantined(data_path, settings_for, back
     long = _forum_line(4, body="b" * 300_000)
     _write_forum(data_path, [_forum_line(1), deep, deep_doc, long, _forum_line(5)])
     settings = settings_for(data_path, max_line_bytes=250_000, **backend)
-    summary = ingest(settings, only="DiscussionForums")
+    summary = ingest(settings, "DiscussionForums")
     assert not summary.failed, [f.error for f in summary.files]
-    assert query(settings, "SELECT count(*) FROM forum_posts") == [(2,)]
+    assert query_rows(settings, "SELECT count(*) FROM forum_posts") == [(2,)]
     reasons = quarantined(settings, "forum_quarantine")
     assert sorted(reasons) == [2, 3, 4]
     assert reasons[2].startswith("nested too deep") and reasons[3].startswith("nested too deep"), reasons
     assert reasons[4] == f"line too long: {len(long)} bytes (max_line_bytes 250000)"
-    assert query(settings, "SELECT raw FROM forum_quarantine WHERE line = 4") == [(long[:200],)]
+    assert query_rows(settings, "SELECT raw FROM forum_quarantine WHERE line = 4") == [(long[:200],)]
 
 
 # -- 8. silent coercions, counted ------------------------------------------------------------------
@@ -345,14 +319,14 @@ def test_coerced_values_are_counted_per_file(data_path, settings_for, backend):
     ]
     write_events(data_path, "x-events-2013-01-01.log", b"".join(lines))
     settings = settings_for(data_path, **backend)
-    ingest(settings)
+    ingest(settings, "Clickstream")
     state, loaded, bad, coerced, _damage, note = ledger_row(settings, "x-events-2013-01-01.log")
     assert (state, loaded, bad, coerced) == ("done", 6, 1, 4)
     assert "4 values coerced" in note
-    ((time_, user),) = query(settings, "SELECT CAST(time AS VARCHAR), username FROM events WHERE line = 1")
+    ((time_, user),) = query_rows(settings, "SELECT CAST(time AS VARCHAR), username FROM events WHERE line = 1")
     # one of the copies, as the engine keeps it (DuckDB the first, PostgreSQL the last)
     assert (time_, user) in (("2013-01-02 10:00:00", "u1"), ("2013-01-03 10:00:00", "again"))
-    assert query(settings, "SELECT line, user_id FROM events WHERE line >= 2 ORDER BY line") == [
+    assert query_rows(settings, "SELECT line, user_id FROM events WHERE line >= 2 ORDER BY line") == [
         (2, None),
         (3, None),
         (4, None),
@@ -367,8 +341,8 @@ def test_an_empty_file_says_so(data_path, settings_for, backend):
     write_events(data_path, "x-events-2013-01-03.log", b"\n  \n")
     (data_path / "database_state" / "latest" / "UQx-T1-2013-prod.mongo").write_bytes(b"")
     settings = settings_for(data_path, **backend)
-    ingest(settings)
-    ingest(settings, only="DiscussionForums")
+    ingest(settings, "Clickstream")
+    ingest(settings, "DiscussionForums")
     assert ledger_row(settings, "x-events-2013-01-01.log")[::5] == ("done", "empty file: no lines")
     assert ledger_row(settings, "x-events-2013-01-02.log.gz")[::5] == ("done", "empty file: no lines")
     assert ledger_row(settings, "x-events-2013-01-03.log")[::5] == ("done", "no events: 2 blank lines")
@@ -380,21 +354,21 @@ def test_forum_nul_characters_and_out_of_range_numbers_are_counted(data_path, se
     raw_nul = '{"_id": "x\x00y"}'  # a NUL byte in the line itself: not JSON, quarantined
     _write_forum(data_path, [nul_body, raw_nul, _forum_line(2, votes={"up_count": 2**40})])
     settings = settings_for(data_path, **backend)
-    summary = ingest(settings, only="DiscussionForums")
+    summary = ingest(settings, "DiscussionForums")
     assert not summary.failed, [f.error for f in summary.files]
-    assert query(settings, "SELECT body, author_id, votes_up FROM forum_posts ORDER BY id") == [
+    assert query_rows(settings, "SELECT body, author_id, votes_up FROM forum_posts ORDER BY id") == [
         ("a\ufffdb", None, None),
         (None, None, None),
     ]
     state, loaded, bad, coerced, _damage, _note = ledger_row(settings, "UQx-T1-2013-prod.mongo")
     assert (state, loaded, bad, coerced) == ("done", 2, 1, 3)
-    ((reason, raw),) = query(settings, "SELECT reason, raw FROM forum_quarantine")
+    ((reason, raw),) = query_rows(settings, "SELECT reason, raw FROM forum_quarantine")
     assert reason.startswith("not valid JSON") and raw == '{"_id": "x\ufffdy"}'
 
 
 def test_a_file_that_is_not_gzip_at_all_is_a_clear_file_error(data_path, settings_for):
     (data_path / "clickstream_logs" / "events" / "x-events-2013-01-01.log.gz").write_bytes(event(1))
-    summary = ingest(settings_for(data_path))
+    summary = ingest(settings_for(data_path), "Clickstream", ok=False)
     (outcome,) = summary.files
     assert outcome.state == "failed" and "x-events-2013-01-01.log.gz" in outcome.error and "not a gzip file" in outcome.error
 
@@ -446,11 +420,11 @@ def test_both_engines_read_every_time_alike(tmp_path, settings_for, pg_url):
         data = make_data_path(tmp_path / name)
         write_events(data, "x-events-2013-01-01.log", b"".join(event(i, time=t) for i, t in enumerate(MANY_TIMES)))
         settings = settings_for(data, **extra)
-        ingest(settings)
+        ingest(settings, "Clickstream")
         results.append(
             (
-                query(settings, "SELECT line, CAST(time AS VARCHAR) FROM events ORDER BY line"),
-                query(settings, "SELECT line, reason FROM events_quarantine ORDER BY line"),
+                query_rows(settings, "SELECT line, CAST(time AS VARCHAR) FROM events ORDER BY line"),
+                query_rows(settings, "SELECT line, reason FROM events_quarantine ORDER BY line"),
             )
         )
     duck, pg = ({**dict(stored), **dict(bad)} for stored, bad in results)

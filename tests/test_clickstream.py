@@ -19,11 +19,10 @@ from urllib.parse import quote
 import duckdb
 import pytest
 
-from conftest import make_data_path, settings_env
+from conftest import ingest, make_data_path, query_rows, settings_env
 from optimus import courses
 from optimus.errors import WarehouseError
 from optimus.formats import events as rules
-from optimus.pipeline import Pipeline
 from optimus.services.clickstream import Clickstream
 from optimus.warehouse import connect
 
@@ -97,43 +96,6 @@ def events_dir(data: Path) -> Path:
     return data / "clickstream_logs" / "events"
 
 
-def ingest(settings) -> None:
-    wh = connect(settings)
-    try:
-        pipeline = Pipeline(settings, wh)
-        pipeline.setup()
-        pipeline.scan()
-        summary = pipeline.run_once(only=["Clickstream"])
-        assert not summary.failed, [f.error for f in summary.files if f.error]
-    finally:
-        wh.close()
-
-
-class _Reader:
-    """A read-only look at either backend with the DB-API shape the tests use (`?` parameters)."""
-
-    def __init__(self, settings) -> None:
-        self.wh = connect(settings, read_only=True)
-        self.rows: list[tuple] = []
-
-    def execute(self, sql: str, params: list | None = None) -> _Reader:
-        self.rows = self.wh.query(sql, params or [])
-        return self
-
-    def fetchone(self) -> tuple | None:
-        return self.rows[0] if self.rows else None
-
-    def fetchall(self) -> list[tuple]:
-        return self.rows
-
-    def close(self) -> None:
-        self.wh.close()
-
-
-def ro(settings) -> _Reader:
-    return _Reader(settings)
-
-
 def copy_fixtures(fixtures_dir: Path, target: Path) -> dict[str, Path]:
     """Every fixture file as a daily event file; returns fixture name -> copied path."""
     copied = {}
@@ -171,12 +133,11 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
     )
     copied["junk"] = junk
     settings = settings_for(data_path, **backend)
-    ingest(settings)
+    ingest(settings, "Clickstream")
 
-    con = ro(settings)
     ledger = {
         Path(p).name: (s, r, q)
-        for p, s, r, q in con.execute("SELECT path, state, rows_loaded, rows_quarantined FROM ingest_files").fetchall()
+        for p, s, r, q in query_rows(settings, "SELECT path, state, rows_loaded, rows_quarantined FROM ingest_files")
     }
     all_ok: set[str] = set()
     for name, path in copied.items():
@@ -190,8 +151,8 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
     assert ledger["tracking.log-20130609.gz"][1] == 6460
     assert ledger[junk.name] == ("done", 2, 7)  # the syslog-prefixed and BOM lines load; the rest are bad
     # each distinct event once
-    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (len(all_ok), len(all_ok))
-    reasons = dict(con.execute("SELECT line, reason FROM events_quarantine WHERE path = ?", [str(junk.resolve())]).fetchall())
+    assert query_rows(settings, "SELECT count(*), count(DISTINCT event_id) FROM events")[0] == (len(all_ok), len(all_ok))
+    reasons = dict(query_rows(settings, "SELECT line, reason FROM events_quarantine WHERE path = ?", [str(junk.resolve())]))
     assert reasons[3] == rules.COMMENT and reasons[6] == rules.TWO_OBJECTS and reasons[7] == rules.TRUNCATED
     assert (
         reasons[8] == rules.BAD_TIME and reasons[9] == rules.NO_TIME and reasons[10] == rules.NOT_OBJECT and reasons[11] == rules.BAD_UTF8
@@ -202,11 +163,12 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
         path = copied[name].resolve()
         rows = {
             line: (t, d, cid, key)
-            for line, t, d, cid, key in con.execute(
+            for line, t, d, cid, key in query_rows(
+                settings,
                 "SELECT f.line, e.time, e.event_date, e.course_id, e.course_key FROM event_files f "
                 "JOIN events e ON e.event_id = f.event_id JOIN ingest_files i ON i.id = f.file_id WHERE i.path = ?",
                 [str(path)],
-            ).fetchall()
+            )
         }
         expected = {n: judge(raw)[1] for n, raw in read_lines(file_bytes(path))}
         expected = {n: o for n, o in expected.items() if o is not None}
@@ -215,12 +177,12 @@ def test_fixture_counts_match_an_independent_reading(fixtures_dir, data_path, se
             t, d, cid, key = rows[line]
             assert t == utc_time(obj["time"]) and d == t.date(), (name, line)
             assert cid == expected_course(obj) and key == courses.course_key(cid), (name, line)
-    resolved = con.execute(
+    resolved = query_rows(
+        settings,
         "SELECT DISTINCT e.course_id FROM events e JOIN event_files f ON f.event_id = e.event_id JOIN ingest_files i ON i.id = f.file_id "
-        "WHERE i.path LIKE '%courseIdGetsProbId%' OR i.path LIKE '%noCourseIDInProblemCheck%'"
-    ).fetchall()
+        "WHERE i.path LIKE '%courseIdGetsProbId%' OR i.path LIKE '%noCourseIDInProblemCheck%'",
+    )
     assert resolved == [("Education/EDUC115N/How_to_Learn_Math",)]
-    con.close()
 
 
 def test_event_payload_and_new_fields_are_kept(data_path, settings_for, backend):
@@ -259,13 +221,12 @@ def test_event_payload_and_new_fields_are_kept(data_path, settings_for, backend)
     ]
     (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     settings = settings_for(data_path, **backend)
-    ingest(settings)
-    con = ro(settings)
+    ingest(settings, "Clickstream")
     rows = {
         r[0]: r[1:]
-        for r in con.execute(
-            "SELECT username, event, context, user_id, time, event_date, event_type, course_id, course_key, module_id FROM events"
-        ).fetchall()
+        for r in query_rows(
+            settings, "SELECT username, event, context, user_id, time, event_date, event_type, course_id, course_key, module_id FROM events"
+        )
     }
     assert json.loads(rows["a"][0]) == {"answers": {"q1": "x"}}  # a JSON string holding an object becomes the object
     assert json.loads(rows["a"][1])["brand_new"] == {"x": 1}
@@ -279,7 +240,6 @@ def test_event_payload_and_new_fields_are_kept(data_path, settings_for, backend)
     assert rows["c"][5] == "edx.video.played"
     assert rows["c"][6:8] == ("course-v1:UQx+T2+2015", "UQx+T2+2015")  # from the page, percent-decoded
     assert rows["a"][7] == rows["b"][7] == "UQx+T1+2014"
-    con.close()
 
 
 # -- course keys: SQL against optimus.courses ---------------------------------------------------
@@ -345,19 +305,17 @@ def test_course_resolution_on_many_ids(data_path, settings_for, backend):
             lines.append(json.dumps(ev))
     (events_dir(data_path) / "UQx-edx-events-2014-03-01.log").write_text("\n".join(lines) + "\n")
     settings = settings_for(data_path, **backend)
-    ingest(settings)
-    con = ro(settings)
+    ingest(settings, "Clickstream")
     got = {
         line: (cid, key)
-        for line, cid, key in con.execute(
-            "SELECT f.line, e.course_id, e.course_key FROM events e JOIN event_files f USING (event_id)"
-        ).fetchall()
+        for line, cid, key in query_rows(
+            settings, "SELECT f.line, e.course_id, e.course_key FROM events e JOIN event_files f USING (event_id)"
+        )
     }
     assert len(got) == len(lines)
     for n, text in enumerate(lines, start=1):
         want = expected_course(json.loads(text))
         assert got[n] == (want, courses.course_key(want)), text
-    con.close()
 
 
 # -- overlapping files, re-ingest, removal -------------------------------------------------------
@@ -370,12 +328,10 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
     a_path.write_bytes(gzip.compress(b"\n".join(a_lines) + b"\n"))
     b_path.write_bytes(b"\n".join(b_lines) + b"\n")
     settings = settings_for(data_path, **backend)
-    ingest(settings)
+    ingest(settings, "Clickstream")
 
     def stored() -> set[str]:
-        con = ro(settings)
-        rows = con.execute("SELECT event_id, username, time FROM events").fetchall()
-        con.close()
+        rows = query_rows(settings, "SELECT event_id, username, time FROM events")
         assert len(rows) == len({r[0] for r in rows})
         return {r[0] for r in rows}
 
@@ -391,19 +347,18 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
     time.sleep(0.01)
     a_path.write_bytes(gzip.compress(b"\n".join(a2) + b"\n"))
     os.utime(a_path, (time.time() + 5, time.time() + 5))
-    ingest(settings)
+    ingest(settings, "Clickstream")
     assert stored() == ids(a2) | ids(b_lines)
-    con = ro(settings)
-    assert con.execute("SELECT count(*) FROM event_files").fetchone()[0] == len(set(a2)) + len(set(b_lines))
+    assert query_rows(settings, "SELECT count(*) FROM event_files")[0][0] == len(set(a2)) + len(set(b_lines))
     # every event's file and line point at a file that holds it
     assert (
-        con.execute(
-            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM event_files f WHERE f.event_id = e.event_id AND f.file_id = e.file_id AND f.line = e.line)"
-        ).fetchone()[0]
+        query_rows(
+            settings,
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM event_files f WHERE f.event_id = e.event_id AND f.file_id = e.file_id AND f.line = e.line)",
+        )[0][0]
         == 0
     )
-    b_id = con.execute("SELECT id FROM ingest_files WHERE path = ?", [str(b_path.resolve())]).fetchone()[0]
-    con.close()
+    b_id = query_rows(settings, "SELECT id FROM ingest_files WHERE path = ?", [str(b_path.resolve())])[0][0]
     # removing B keeps what A still holds
     wh = connect(settings)
     try:
@@ -414,7 +369,7 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
 
 
 # -- a killed ingest, and a second run ------------------------------------------------------------
-def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):
+def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
     env.update(settings_env(settings))
     env.update(extra_env or {})
@@ -493,16 +448,15 @@ def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
     )
     deadline = time.time() + 120
     while not marker.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()
+        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
         assert time.time() < deadline, "the ingest never paused"
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    con = ro(killed)  # DuckDB's lock is gone with the process
-    assert con.execute("SELECT count(*) FROM ingest_files WHERE state = 'running' AND service = 'Clickstream'").fetchone()[0] == 1
-    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0  # the paused block was written, not committed
-    assert con.execute("SELECT count(*) FROM event_files").fetchone()[0] == 0
-    con.close()
+    # DuckDB's lock is gone with the process
+    assert query_rows(killed, "SELECT count(*) FROM ingest_files WHERE state = 'running' AND service = 'Clickstream'")[0][0] == 1
+    assert query_rows(killed, "SELECT count(*) FROM events")[0][0] == 0  # the paused block was written, not committed
+    assert query_rows(killed, "SELECT count(*) FROM event_files")[0][0] == 0
 
     _run(killed, {"OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES": "4096"})
     checked = _same_tables(tmp_path / "whole.duckdb", tmp_path / "killed.duckdb")
@@ -513,18 +467,14 @@ def test_second_ingest_does_nothing(fixtures_dir, data_path, settings_for, cli, 
     shutil.copyfile(fixtures_dir / "tracking.log-20130609.gz", events_dir(data_path) / "tracking.log-20130609.gz")
     settings = settings_for(data_path, **backend)
     first = cli(["ingest"], settings)
-    con = ro(settings)
-    runs = con.execute("SELECT count(*) FROM service_runs").fetchone()[0]
-    events = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    assert con.execute("SELECT status FROM service_runs WHERE service = 'Clickstream'").fetchall() == [("ok",)], first.output
-    con.close()
+    runs = query_rows(settings, "SELECT count(*) FROM service_runs")[0][0]
+    events = query_rows(settings, "SELECT count(*) FROM events")[0][0]
+    assert query_rows(settings, "SELECT status FROM service_runs WHERE service = 'Clickstream'") == [("ok",)], first.output
     second = cli(["ingest"], settings)
     assert second.exit_code == 0, second.output
     assert "nothing to do" in second.output
-    con = ro(settings)
-    assert con.execute("SELECT count(*) FROM service_runs").fetchone()[0] == runs
-    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == events == 6460
-    con.close()
+    assert query_rows(settings, "SELECT count(*) FROM service_runs")[0][0] == runs
+    assert query_rows(settings, "SELECT count(*) FROM events")[0][0] == events == 6460
 
 
 def test_next_file_is_read_while_this_one_is_loaded(tmp_path):

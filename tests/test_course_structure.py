@@ -12,32 +12,10 @@ from xml.sax.saxutils import quoteattr
 
 import pytest
 
+from conftest import ingest, query_rows
 from optimus.sample.course import Block, Course, course_structure, make_course, olx_files, write_olx
-from optimus.warehouse import connect
 
 START = dt.date(2024, 3, 4)
-
-
-def _rows(settings: Any, sql: str, params: list[Any] | None = None) -> list[tuple]:
-    wh = connect(settings, read_only=True)
-    try:
-        return [tuple(r) for r in wh.query(sql, params or [])]
-    finally:
-        wh.close()
-
-
-def _dicts(settings: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    wh = connect(settings, read_only=True)
-    try:
-        return wh.query_dicts(sql, params or [])
-    finally:
-        wh.close()
-
-
-def _ingest(cli: Any, settings: Any, ok: bool = True) -> Any:
-    result = cli(["ingest", "--service", "CourseStructure"], settings)
-    assert (result.exit_code == 0) == ok, result.output
-    return result
 
 
 def _expected_blocks(course: Course) -> list[dict[str, Any]]:
@@ -89,9 +67,7 @@ def _write_folder(course: Course, folder: Path) -> None:
         path.write_bytes(data)
 
 
-def test_generated_exports_give_axis_publication_and_www_json(
-    data_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]
-) -> None:
+def test_generated_exports_give_axis_publication_and_www_json(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
     old = make_course(0, "UQx", START, 7, 1)  # old id form, a staff-only chapter, a draft vertical
     new = make_course(1, "UQx", START, 7, 1)  # new id form
     package = data_path / "database_state" / "latest"
@@ -99,11 +75,11 @@ def test_generated_exports_give_axis_publication_and_www_json(
     (package / f"{old.prefix}-course_structure-prod-analytics.json").write_text(json.dumps(course_structure(old)))
     _write_folder(new, package / new.prefix / "export")  # an extracted export: course.xml one level down
     settings = settings_for(data_path, **backend)
-    _ingest(cli, settings)
+    ingest(settings, "CourseStructure")
 
     for course in (old, new):
         key = f"{course.org}+{course.code}+{course.run}"
-        (row,) = _dicts(settings, "SELECT * FROM courses WHERE course_key = ?", [key])
+        (row,) = query_rows(settings, "SELECT * FROM courses WHERE course_key = ?", [key], as_dicts=True)
         assert row["course_id_old"] == course.old_id and row["course_id_new"] == course.new_id
         assert row["display_name"] == course.display_name
         assert (row["start_date"], row["end_date"]) == (course.start, course.end)
@@ -113,7 +89,7 @@ def test_generated_exports_give_axis_publication_and_www_json(
         assert row["published_chapters"] == len(course.chapters)
         assert row["source"] == "olx"
 
-        got = _dicts(settings, "SELECT * FROM course_blocks WHERE course_key = ? ORDER BY position", [key])
+        got = query_rows(settings, "SELECT * FROM course_blocks WHERE course_key = ? ORDER BY position", [key], as_dicts=True)
         assert [b["position"] for b in got] == list(range(1, len(got) + 1))
         published_tree = [b for b in got if b["url_name"] not in _draft_names(course)]
         fields = list(_expected_blocks(course)[0])
@@ -139,23 +115,23 @@ def test_generated_exports_give_axis_publication_and_www_json(
     # the old course's draft vertical is a block, unpublished, under its sequential, with no index of its own
     draft = old.draft_vertical
     assert draft is not None
-    (d,) = _dicts(settings, "SELECT * FROM course_blocks WHERE url_name = ?", [draft.url_name])
+    (d,) = query_rows(settings, "SELECT * FROM course_blocks WHERE url_name = ?", [draft.url_name], as_dicts=True)
     assert (d["published"], d["category"], d["parent_url_name"]) == (False, "vertical", old.chapters[0].sequentials[0])
     assert (d["chapter_index"], d["sequential_index"], d["vertical_index"]) == (1, 1, None)
     # the id form: the old course's course_structure keys say 'old'; its blocks use i4x ids
-    assert _rows(settings, "SELECT course_id FROM courses WHERE course_key = ?", [f"UQx+{old.code}+{old.run}"]) == [(old.old_id,)]
-    assert _rows(
+    assert query_rows(settings, "SELECT course_id FROM courses WHERE course_key = ?", [f"UQx+{old.code}+{old.run}"]) == [(old.old_id,)]
+    assert query_rows(
         settings, "SELECT count(*) FROM course_blocks WHERE course_key = ? AND block_id NOT LIKE 'i4x://%'", [f"UQx+{old.code}+{old.run}"]
     ) == [(0,)]
 
     # a second run changes nothing
-    before = _rows(settings, "SELECT * FROM course_blocks ORDER BY course_key, position")
+    before = query_rows(settings, "SELECT * FROM course_blocks ORDER BY course_key, position")
     www_files = {p: p.stat().st_mtime_ns for p in (settings.www_path / "course_structure").iterdir()}
-    cli(["ingest"], settings)  # every service: other services' outcomes are their tests' business
-    assert _rows(settings, "SELECT count(*) FROM ingest_files WHERE state <> 'done'") == [(0,)]
-    assert _rows(settings, "SELECT * FROM course_blocks ORDER BY course_key, position") == before
+    ingest(settings, ok=None)  # every service: other services' outcomes are their tests' business
+    assert query_rows(settings, "SELECT count(*) FROM ingest_files WHERE state <> 'done'") == [(0,)]
+    assert query_rows(settings, "SELECT * FROM course_blocks ORDER BY course_key, position") == before
     assert {p: p.stat().st_mtime_ns for p in (settings.www_path / "course_structure").iterdir()} == www_files
-    assert _rows(settings, "SELECT count(*) FROM service_runs WHERE service = 'CourseStructure'") == [(1,)]
+    assert query_rows(settings, "SELECT count(*) FROM service_runs WHERE service = 'CourseStructure'") == [(1,)]
 
 
 def _draft_names(course: Course) -> set[str]:
@@ -165,15 +141,15 @@ def _draft_names(course: Course) -> set[str]:
     return {draft.url_name} | {c.url_name for c in draft.children}
 
 
-def test_course_structure_json_alone(data_path: Path, settings_for: Any, cli: Any) -> None:
+def test_course_structure_json_alone(data_path: Path, settings_for: Any) -> None:
     course = make_course(1, "UQx", START, 7, 2)
     package = data_path / "database_state" / "latest"
     (package / f"{course.prefix}-course_structure-prod-analytics.json").write_text(json.dumps(course_structure(course)))
     settings = settings_for(data_path)
-    _ingest(cli, settings)
-    (row,) = _dicts(settings, "SELECT * FROM courses")
+    ingest(settings, "CourseStructure")
+    (row,) = query_rows(settings, "SELECT * FROM courses", as_dicts=True)
     assert (row["course_id"], row["source"], row["published_chapters"]) == (course.new_id, "course_structure", len(course.chapters))
-    got = _dicts(settings, "SELECT * FROM course_blocks ORDER BY position")
+    got = query_rows(settings, "SELECT * FROM course_blocks ORDER BY position", as_dicts=True)
     fields = list(_expected_blocks(course)[0])
     assert [{f: b[f] for f in fields} for b in got] == _expected_blocks(course)
     assert all(b["block_id"].startswith("block-v1:") for b in got)
@@ -258,11 +234,11 @@ def _tarball(path: Path, files: dict[str, str | bytes], top: str = "6.00x") -> P
     return path
 
 
-def test_hand_written_old_style_export(data_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]) -> None:
+def test_hand_written_old_style_export(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
     _tarball(data_path / "database_state" / "latest" / "MITx-6.00x-2013_Fall-course-prod-analytics.xml.tar.gz", TRICKY)
     settings = settings_for(data_path, www_path=data_path.parent / "www", **backend)
-    _ingest(cli, settings)
-    (course,) = _dicts(settings, "SELECT * FROM courses")
+    ingest(settings, "CourseStructure")
+    (course,) = query_rows(settings, "SELECT * FROM courses", as_dicts=True)
     assert course["course_key"] == "MITx+6.00x+2013_Fall"
     assert course["display_name"] == "Intro to CS"
     assert course["start_date"] == dt.datetime(2013, 9, 1)  # root attribute, JSON-quoted
@@ -270,19 +246,23 @@ def test_hand_written_old_style_export(data_path: Path, settings_for: Any, cli: 
     assert course["enrollment_start"] == dt.datetime(2013, 8, 1)
     assert course["pass_mark"] == 0.42
     assert (course["chapters"], course["published_chapters"]) == (3, 2)
-    got = _rows(
+    got = query_rows(
         settings,
         "SELECT url_name, category, chapter_index, sequential_index, vertical_index, published, graded, format, "
         "due_date, youtube_id FROM course_blocks ORDER BY position",
     )
     assert got == TRICKY_BLOCKS
-    assert _rows(settings, "SELECT weight FROM course_blocks WHERE url_name = 'p1'") == [(2.5,)]
-    assert _rows(settings, "SELECT discussion_id, discussion_category FROM course_blocks WHERE url_name = 'disc1'") == [
+    assert query_rows(settings, "SELECT weight FROM course_blocks WHERE url_name = 'p1'") == [(2.5,)]
+    assert query_rows(settings, "SELECT discussion_id, discussion_category FROM course_blocks WHERE url_name = 'disc1'") == [
         ("d_hello", "Week 1")
     ]
     # a start on a chapter (with a zone) is inherited below it, in UTC
-    assert _rows(settings, "SELECT DISTINCT start_date FROM course_blocks WHERE chapter_index = 3") == [(dt.datetime(2013, 9, 7, 14, 0),)]
-    assert _rows(settings, "SELECT display_name FROM course_blocks WHERE url_name = 'L2_v1'") == [("Only unit",)]  # the edit is a draft
+    assert query_rows(settings, "SELECT DISTINCT start_date FROM course_blocks WHERE chapter_index = 3") == [
+        (dt.datetime(2013, 9, 7, 14, 0),)
+    ]
+    assert query_rows(settings, "SELECT display_name FROM course_blocks WHERE url_name = 'L2_v1'") == [
+        ("Only unit",)
+    ]  # the edit is a draft
     www = json.loads((settings.www_path / "course_structure" / "MITx-6.00x-2013_Fall.json").read_text())
     assert www["start"] == "2013-09-01T00:00:00Z" and www["end"] == "2013-12-20T00:00:00Z"
     assert [c["url_name"] for c in www["children"] if c["tag"] == "chapter"] == ["Week_1", "Staff", "Week_2"]
@@ -290,25 +270,25 @@ def test_hand_written_old_style_export(data_path: Path, settings_for: Any, cli: 
     assert [v["url_name"] for v in lecture_2["children"]] == ["L2_v1"]  # drafts are not in the original's JSON
 
 
-def _failed(cli: Any, settings: Any) -> str:
-    _ingest(cli, settings, ok=False)
-    ((state, error, rows),) = _rows(settings, "SELECT state, error, rows_loaded FROM ingest_files")
+def _failed(settings: Any) -> str:
+    ingest(settings, "CourseStructure", ok=False)
+    ((state, error, rows),) = query_rows(settings, "SELECT state, error, rows_loaded FROM ingest_files")
     assert state == "failed" and rows is None
-    assert _rows(settings, "SELECT count(*) FROM courses") == [(0,)]
-    assert _rows(settings, "SELECT count(*) FROM course_blocks") == [(0,)]
+    assert query_rows(settings, "SELECT count(*) FROM courses") == [(0,)]
+    assert query_rows(settings, "SELECT count(*) FROM course_blocks") == [(0,)]
     assert not (settings.www_path / "course_structure").exists() or not any((settings.www_path / "course_structure").iterdir())
     return str(error)
 
 
-def test_tarball_with_parent_path_is_refused(data_path: Path, settings_for: Any, cli: Any) -> None:
+def test_tarball_with_parent_path_is_refused(data_path: Path, settings_for: Any) -> None:
     name = "MITx-6.00x-2013_Fall-course-prod-analytics.xml.tar.gz"
     _tarball(data_path / "database_state" / "latest" / name, {**TRICKY, "../../escaped.xml": "<x/>"})
-    error = _failed(cli, settings_for(data_path))
+    error = _failed(settings_for(data_path))
     assert name in error and "'6.00x/../../escaped.xml'" in error and "escape" in error
     assert not (data_path / "database_state" / "escaped.xml").exists()
 
 
-def test_xml_entity_bomb_is_refused(data_path: Path, settings_for: Any, cli: Any) -> None:
+def test_xml_entity_bomb_is_refused(data_path: Path, settings_for: Any) -> None:
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
         '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
@@ -316,26 +296,26 @@ def test_xml_entity_bomb_is_refused(data_path: Path, settings_for: Any, cli: Any
     )
     name = "MITx-6.00x-2013_Fall-course-prod-analytics.xml.tar.gz"
     _tarball(data_path / "database_state" / "latest" / name, {**TRICKY, "chapter/Week_1.xml": bomb})
-    error = _failed(cli, settings_for(data_path))
+    error = _failed(settings_for(data_path))
     assert name in error and "chapter/Week_1.xml" in error and "entities" in error
 
 
-def test_missing_or_broken_export_fails(data_path: Path, settings_for: Any, cli: Any) -> None:
+def test_missing_or_broken_export_fails(data_path: Path, settings_for: Any) -> None:
     name = "MITx-6.00x-2013_Fall-course-prod-analytics.xml.tar.gz"
     broken = {k: v for k, v in TRICKY.items() if k != "course/2013_Fall.xml"}
     _tarball(data_path / "database_state" / "latest" / name, broken)
-    error = _failed(cli, settings_for(data_path))
+    error = _failed(settings_for(data_path))
     assert name in error and "course/2013_Fall.xml" in error and "missing" in error
 
 
-def test_newer_package_replaces_a_course(tmp_path: Path, settings_for: Any, cli: Any) -> None:
+def test_newer_package_replaces_a_course(tmp_path: Path, settings_for: Any) -> None:
     from conftest import make_data_path
 
     data = make_data_path(tmp_path / "data", "2024-01-07")
     name = "MITx-6.00x-2013_Fall-course-prod-analytics.xml.tar.gz"
     _tarball(data / "database_state" / "2024-01-07" / name, TRICKY)
     settings = settings_for(data)
-    _ingest(cli, settings)
+    ingest(settings, "CourseStructure")
     renamed = {
         **TRICKY,
         "course/2013_Fall.xml": TRICKY["course/2013_Fall.xml"]
@@ -346,12 +326,12 @@ def test_newer_package_replaces_a_course(tmp_path: Path, settings_for: Any, cli:
     _tarball(data / "database_state" / "2024-01-14" / name, renamed)
     (data / "database_state" / "latest").unlink()
     (data / "database_state" / "latest").symlink_to("2024-01-14")
-    _ingest(cli, settings)
-    assert _rows(settings, "SELECT display_name, chapters, published_chapters, package_date FROM courses") == [
+    ingest(settings, "CourseStructure")
+    assert query_rows(settings, "SELECT display_name, chapters, published_chapters, package_date FROM courses") == [
         ("Intro to CS (2nd)", 2, 2, dt.date(2024, 1, 14))
     ]
-    assert _rows(settings, "SELECT count(*) FROM course_blocks WHERE url_name IN ('Staff', 'Notes', 'N_v1')") == [(0,)]
-    assert _rows(settings, "SELECT count(*), count(DISTINCT position) FROM course_blocks") == [(len(TRICKY_BLOCKS) - 3,) * 2]
+    assert query_rows(settings, "SELECT count(*) FROM course_blocks WHERE url_name IN ('Staff', 'Notes', 'N_v1')") == [(0,)]
+    assert query_rows(settings, "SELECT count(*), count(DISTINCT position) FROM course_blocks") == [(len(TRICKY_BLOCKS) - 3,) * 2]
 
 
 # -- names from data never become paths or keys unchecked (issue 13 item 3) --------------------
@@ -361,7 +341,7 @@ _UNSAFE_PARTS = ["/tmp/x/evil", "../evil", "a/b", "..", "ev\x00il", "a b", "a\\b
 @pytest.mark.parametrize("field", ["org", "course", "url_name"])
 @pytest.mark.parametrize("bad", _UNSAFE_PARTS)
 def test_export_with_unsafe_course_name_fails_and_writes_nothing(
-    data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, field: str, bad: str
+    data_path: Path, settings_for: Any, tmp_path: Path, field: str, bad: str
 ) -> None:
     evil_dir = tmp_path / "x"
     value = bad.replace("/tmp/x", str(evil_dir))
@@ -371,11 +351,11 @@ def test_export_with_unsafe_course_name_fails_and_writes_nothing(
     name = "O-C-R-course-prod-analytics.xml.tar.gz"
     _tarball(data_path / "database_state" / "latest" / name, files, top="")
     settings = settings_for(data_path)
-    error = _failed(cli, settings)
+    error = _failed(settings)
     if "\x00" not in bad:  # NUL is not even well-formed XML: refused as such
         assert name in error and field.replace("url_name", "run") in error and "unsafe" in error.lower(), error
     assert not evil_dir.exists() and not list(tmp_path.glob("**/*evil*"))
-    assert _rows(settings, "SELECT count(*) FROM course_ids WHERE course_key LIKE '%evil%' OR course_key LIKE '%/%'") == [(0,)]
+    assert query_rows(settings, "SELECT count(*) FROM course_ids WHERE course_key LIKE '%evil%' OR course_key LIKE '%/%'") == [(0,)]
 
 
 @pytest.mark.parametrize(
@@ -386,15 +366,13 @@ def test_export_with_unsafe_course_name_fails_and_writes_nothing(
         "i4x://../C/course/R",
     ],
 )
-def test_course_structure_json_with_unsafe_course_name_fails(
-    data_path: Path, settings_for: Any, cli: Any, tmp_path: Path, root_key: str
-) -> None:
+def test_course_structure_json_with_unsafe_course_name_fails(data_path: Path, settings_for: Any, tmp_path: Path, root_key: str) -> None:
     root_key = root_key.replace("/tmp/x", str(tmp_path / "x"))
     name = "O-C-R-course_structure-prod-analytics.json"
     (data_path / "database_state" / "latest" / name).write_text(
         json.dumps({root_key: {"category": "course", "children": [], "metadata": {}}})
     )
     settings = settings_for(data_path)
-    error = _failed(cli, settings)
+    error = _failed(settings)
     assert name in error and "unsafe" in error.lower(), error
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob("**/*evil*"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import assert_same_tables, data_tables, kill_when_paused, make_data_path, optimus_process, quoted
+from conftest import assert_same_tables, data_tables, kill_when_paused, make_data_path, optimus_process, query_rows, quoted
 from test_database_state import HEADER, ROWS, write_tsv
 
 
@@ -47,8 +47,6 @@ def test_killed_ingest_requeues_its_file_and_leaves_no_rows(tmp_path: Path, sett
     reference = settings_for(build(tmp_path / "b"), warehouse=str(tmp_path / "clean.duckdb"))
     assert optimus_process(reference).wait(120) == 0
 
-    con = duckdb.connect(settings.warehouse, read_only=True)
-    assert con.execute("SELECT count(*) FROM ingest_files WHERE state <> 'done'").fetchone() == (0,)
-    con.close()
+    assert query_rows(settings, "SELECT count(*) FROM ingest_files WHERE state <> 'done'") == [(0,)]
     tables = assert_same_tables(settings.warehouse, reference.warehouse)
     assert "edx.auth_user" in tables and "edx.student_courseenrollment" in tables

@@ -24,12 +24,11 @@ from typing import Any
 
 import pytest
 
-from conftest import make_data_path, settings_env
+from conftest import make_data_path, query_rows, reading, settings_env
 from optimus.config import Settings
 from optimus.daemon import lock_path, running_daemon
 from optimus.sample import generate
-from optimus.services.base import load_services
-from optimus.warehouse import connect
+from optimus.services import load_services
 from optimus.warehouse.base import raw_table
 
 TOKEN = "daemon-test-token"
@@ -143,8 +142,7 @@ def tsv(rows: int, start: int = 1) -> bytes:
 
 def consistent_ledger(settings: Settings) -> dict[str, int]:
     """Nothing left running; every done file's rows are in its table; returns file states."""
-    wh = connect(settings, read_only=True)
-    try:
+    with reading(settings) as wh:
         states = dict(wh.query("SELECT state, count(*) FROM ingest_files GROUP BY state"))
         assert states.get("running", 0) == 0
         assert wh.scalar("SELECT count(*) FROM service_runs WHERE status = 'running'") == 0
@@ -157,8 +155,6 @@ def consistent_ledger(settings: Settings) -> dict[str, int]:
                 held = wh.scalar("SELECT count(*) FROM event_files WHERE file_id = ?", [file_id])
                 assert (held > 0) == (state == "done"), (file_id, state, held)
         return {k: int(v) for k, v in states.items()}
-    finally:
-        wh.close()
 
 
 @pytest.mark.slow
@@ -237,12 +233,9 @@ def test_daemon_waits_for_a_file_being_written_then_ingests_it(tmp_path: Path, s
     assert running_daemon(settings) is None
     states = consistent_ledger(settings)
     assert states.get("queued", 0) == 0 and states.get("failed", 0) == 0
-    wh = connect(settings, read_only=True)
-    try:
-        fingerprint = wh.scalar("SELECT fingerprint FROM ingest_files WHERE path = ?", [str(target.resolve())])
-        assert fingerprint == hashlib.sha1(content).hexdigest()
-    finally:
-        wh.close()
+    assert query_rows(settings, "SELECT fingerprint FROM ingest_files WHERE path = ?", [str(target.resolve())]) == [
+        (hashlib.sha1(content).hexdigest(),)
+    ]
     lines = json_lines(daemon.log)
     assert lines and all({"time", "level", "message"} <= set(line) for line in lines)
     assert any(target.name in line["message"] and "ingested" in line["message"] for line in lines)
@@ -265,11 +258,8 @@ def test_sigterm_mid_file_rolls_it_back_and_a_restart_ingests_it(tmp_path: Path,
         daemon.kill()
     states = consistent_ledger(settings)
     assert states == {"queued": 1}
-    wh = connect(settings, read_only=True)
-    try:
+    with reading(settings) as wh:
         assert not wh.table_exists("auth_user", schema=wh.raw_schema) or wh.scalar("SELECT count(*) FROM edx.auth_user") == 0
-    finally:
-        wh.close()
     # a new daemon takes the queued file and ingests it whole
     again = Daemon(settings, tmp_path, name="again")
     try:

@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from conftest import settings_env
+from conftest import query_rows, settings_env
 from optimus.cli import app as cli_app
 from optimus.config import Settings
 from optimus.sample import generate
-from optimus.warehouse import connect
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
@@ -193,11 +192,7 @@ def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(
     assert any(url.endswith("/ui/plotly.min.js") for url in requested)
 
     # no username or email of the data in the page, nor in anything it fetched
-    wh = connect(settings, read_only=True)
-    try:
-        people = [(u, e) for u, e in wh.query("SELECT username, email FROM edx.auth_user")]
-    finally:
-        wh.close()
+    people = query_rows(settings, "SELECT username, email FROM edx.auth_user")
     assert people
     texts = [page.content(), page.inner_text("body")] + [fetch_text(url) for url in set(requested) if "/api/" in url]
     for username, email in people:

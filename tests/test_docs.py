@@ -6,7 +6,7 @@ from pathlib import Path
 
 from optimus.cli import app
 from optimus.config import DOCS, KEYS
-from optimus.services.base import load_services
+from optimus.services import load_services
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -7,11 +7,10 @@ import csv
 import logging
 import stat
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optimus.pipeline import Pipeline
+from conftest import ingest, query_rows
 from optimus.warehouse import connect
 
 YEAR = datetime.now(UTC).year
@@ -66,7 +65,7 @@ def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
 
 
-def write_opt_in(path: Path, rows: list[tuple], with_ids: bool = True, extra_lines: Sequence[str] = ()) -> None:
+def write_opt_in(path: Path, rows: list[tuple], with_ids: bool = True, extra_lines: list[str] = ()) -> None:  # type: ignore[assignment]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
         head = ["email", "full_name", "course_id", "is_opted_in_for_email", "preference_set_datetime"]
@@ -103,7 +102,7 @@ def make_package(data_path: Path) -> Path:
     return pkg
 
 
-def set_person_course(settings, values: dict) -> None:
+def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untyped-def]
     """person_course as Person Course writes it (the columns Email CRM reads)."""
     wh = connect(settings)
     try:
@@ -133,22 +132,16 @@ def set_person_course(settings, values: dict) -> None:
         wh.close()
 
 
-def settings_crm(settings_for, data_path: Path, **more):
+def settings_crm(settings_for, data_path: Path, **more):  # type: ignore[no-untyped-def]
     # Person Course's own rows would replace the table this test writes; the others are not needed here
     return settings_for(data_path, ignored_services=["PersonCourse", "TimeFinder", "IPToCountry", "Clickstream"], **more)
 
 
-def run_crm(settings):
+def run_crm(settings):  # type: ignore[no-untyped-def]
     """One Email CRM run; returns its outcome and the export it wrote (None if none)."""
-    wh = connect(settings)
-    try:
-        pipeline = Pipeline(settings, wh)
-        pipeline.setup()
-        outcome = pipeline.run_once(only=["EmailCRM"], force=True).services[0]
-        last = wh.scalar("SELECT path FROM email_crm_exports ORDER BY exported_at DESC, id DESC LIMIT 1")
-        return outcome, Path(last) if last else None
-    finally:
-        wh.close()
+    outcome = ingest(settings, "EmailCRM", force=True, ok=None).services[0]
+    last = query_rows(settings, "SELECT path FROM email_crm_exports ORDER BY exported_at DESC, id DESC LIMIT 1")
+    return outcome, Path(last[0][0]) if last else None
 
 
 def read_export(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -195,7 +188,7 @@ def expected(pc: dict, only: set | None = None) -> dict[tuple[str, str], dict[st
     return {(c, str(u)): expected_row(c, u, pc) for (c, u) in pc if (c, u) in opted_in and (only is None or (c, u) in only)}
 
 
-def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:
+def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:  # type: ignore[no-untyped-def]
     make_package(data_path)
     write_opt_in(data_path / "database_state" / "2024-01-07" / "UQx-email_opt_in-prod-analytics.csv", OPT_IN)
     settings = settings_crm(settings_for, data_path, **backend)
@@ -255,7 +248,7 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed)
 
 
-def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, cli, tmp_path: Path, backend) -> None:
+def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     pkg = make_package(data_path)
     bad = [
         '"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"',
@@ -266,15 +259,10 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     settings = settings_crm(settings_for, data_path, export_path=blocker / "exports", **backend)
-    result = cli(["ingest", "-s", "DatabaseState", "-s", "EmailCRM"], settings)
     # the file is loaded in its own transaction; the export after it fails (Person Course's table may be there, empty)
-    assert result.exit_code in (0, 1), result.output
-    wh = connect(settings)
-    try:
-        quarantined = wh.query("SELECT line, reason FROM email_opt_in_quarantine ORDER BY line")
-        loaded = wh.scalar("SELECT count(*) FROM email_opt_in")
-    finally:
-        wh.close()
+    ingest(settings, "DatabaseState", "EmailCRM", ok=None)
+    quarantined = query_rows(settings, "SELECT line, reason FROM email_opt_in_quarantine ORDER BY line")
+    ((loaded,),) = query_rows(settings, "SELECT count(*) FROM email_opt_in")
     first_bad = 2 + len(OPT_IN)
     assert [line for line, _ in quarantined] == [first_bad, first_bad + 1, first_bad + 2]
     assert "True or False" in quarantined[0][1] and "course id" in quarantined[2][1]
@@ -284,11 +272,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     # the export folder cannot be made: the run fails, leaves no file and remembers nothing
     outcome, path = run_crm(settings)
     assert outcome.status == "failed" and "not-a-folder" in (outcome.error or "") and path is None
-    wh = connect(settings)
-    try:
-        assert wh.scalar("SELECT count(*) FROM email_crm_last") == 0
-    finally:
-        wh.close()
+    assert query_rows(settings, "SELECT count(*) FROM email_crm_last") == [(0,)]
 
     # without user_id in the file, learners are found by email in the course's auth_user
     good = settings_crm(settings_for, data_path, **backend)
@@ -298,7 +282,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(PERSON_COURSE)
 
 
-def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:
+def test_sample_package_end_to_end(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
     """The real pipeline on a sample package: ip_geo covers every IP of events, the Email CRM export
     has each opted-in learner-course of Person Course once, and a second ingest writes nothing."""
     import gzip
@@ -309,8 +293,7 @@ def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:
     data = tmp_path / "data"
     generate(data, courses=2, learners=24, days=2, seed=5)
     settings = settings_for(data)
-    result = cli(["ingest"], settings)
-    assert result.exit_code == 0, result.output
+    ingest(settings)
     ips = set()
     for path in (data / "clickstream_logs").rglob("*.log.gz"):
         for line in gzip.open(path, "rt", encoding="utf-8", errors="replace"):
@@ -323,26 +306,19 @@ def test_sample_package_end_to_end(tmp_path: Path, settings_for, cli) -> None:
     opt_in = next((data / "database_state").rglob("*email_opt_in*.csv"))
     with open(opt_in, newline="", encoding="utf-8") as fh:
         listed = {(r["course_id"], r["user_id"]) for r in csv.DictReader(fh)}
-    wh = connect(settings)
-    try:
-        geo_ips = {r[0] for r in wh.query("SELECT ip FROM ip_geo")}
-        event_ips = {r[0] for r in wh.query("SELECT DISTINCT ip FROM events WHERE ip <> ''")}
-        person_course = {(course_id, str(user_id)) for course_id, user_id in wh.query("SELECT course_id, user_id FROM person_course")}
-        export = Path(wh.scalar("SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1"))
-        runs = wh.scalar("SELECT count(*) FROM service_runs")
-    finally:
-        wh.close()
+    geo_ips = {r[0] for r in query_rows(settings, "SELECT ip FROM ip_geo")}
+    event_ips = {r[0] for r in query_rows(settings, "SELECT DISTINCT ip FROM events WHERE ip <> ''")}
+    person_course = {
+        (course_id, str(user_id)) for course_id, user_id in query_rows(settings, "SELECT course_id, user_id FROM person_course")
+    }
+    export = Path(query_rows(settings, "SELECT path FROM email_crm_exports ORDER BY exported_at DESC LIMIT 1")[0][0])
+    ((runs,),) = query_rows(settings, "SELECT count(*) FROM service_runs")
     assert geo_ips == event_ips and event_ips <= ips and geo_ips
     _, rows = read_export(export)
     keys = [(r["course_id"], r["user_id"]) for r in rows]
     assert len(keys) == len(set(keys)) and set(keys) == listed & person_course and keys
     assert stat.S_IMODE(export.stat().st_mode) == 0o600
 
-    result = cli(["ingest"], settings)
-    assert result.exit_code == 0, result.output
-    wh = connect(settings)
-    try:
-        assert wh.scalar("SELECT count(*) FROM service_runs") == runs
-        assert wh.scalar("SELECT count(*) FROM email_crm_exports") == 1
-    finally:
-        wh.close()
+    ingest(settings)
+    assert query_rows(settings, "SELECT count(*) FROM service_runs") == [(runs,)]
+    assert query_rows(settings, "SELECT count(*) FROM email_crm_exports") == [(1,)]

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from conftest import query_rows
 from test_database_state import HEADER, ROWS, write_tsv
 
 PKG = Path("database_state") / "2024-01-07"
@@ -43,11 +44,7 @@ def three_files(data_path: Path, tmp_path: Path) -> tuple[bytes, list[Path]]:
 
 
 def states(settings: Any) -> dict[str, str]:
-    con = duckdb.connect(settings.warehouse, read_only=True)
-    try:
-        return {Path(p).name: s for p, s in con.execute("SELECT path, state FROM ingest_files").fetchall()}
-    finally:
-        con.close()
+    return {Path(p).name: s for p, s in query_rows(settings, "SELECT path, state FROM ingest_files")}
 
 
 def test_summary_says_files_failed_and_names_each_path_once(data_path: Path, tmp_path: Path, settings_for: Any, cli: Any) -> None:

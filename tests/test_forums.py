@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import make_data_path
+from conftest import ingest, make_data_path, query_rows
 from optimus.formats import mongo
-from optimus.warehouse import connect
 
 COURSE = "course-v1:UQx+Think-101x+3T2015"  # a '-' in the course: the file name alone is ambiguous
 FILE = "UQx-Think-101x-3T2015-prod.mongo"
@@ -96,33 +95,19 @@ def _expected_dates(doc: dict[str, Any], key: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _rows(settings: Any, sql: str, params: list[Any] | None = None) -> list[tuple]:
-    wh = connect(settings, read_only=True)
-    try:
-        return [tuple(r) for r in wh.query(sql, params or [])]
-    finally:
-        wh.close()
-
-
-def _ingest(cli: Any, settings: Any) -> Any:
-    result = cli(["ingest", "--service", "DiscussionForums"], settings)
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def test_counts_and_both_date_forms_match_the_file(data_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]) -> None:
+def test_counts_and_both_date_forms_match_the_file(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
     docs = _posts(6, 3, datetime(2015, 9, 1, 8, 30))
     _write(data_path / "database_state" / "latest" / FILE, [json.dumps(d) for d in docs])
     settings = settings_for(data_path, **backend)
-    _ingest(cli, settings)
+    ingest(settings, "DiscussionForums")
 
     threads = [d for d in docs if d["_type"] == "CommentThread"]
     comments = [d for d in docs if d["_type"] == "Comment"]
-    got = dict(_rows(settings, "SELECT type, count(*) FROM forum_posts GROUP BY type"))
+    got = dict(query_rows(settings, "SELECT type, count(*) FROM forum_posts GROUP BY type"))
     assert got == {"CommentThread": len(threads), "Comment": len(comments)}
     rows = {
         r[0]: r[1:]
-        for r in _rows(
+        for r in query_rows(
             settings,
             "SELECT id, created_at, updated_at, course_id, course_key, thread_id, parent_id, "
             "author_id, votes_up, endorsed, pinned, doc FROM forum_posts",
@@ -143,21 +128,21 @@ def test_counts_and_both_date_forms_match_the_file(data_path: Path, settings_for
         assert kept.get("group_id") == d.get("group_id")  # a later field is kept in doc
         assert kept["_id"] == d["_id"]["$oid"]
     # the ledger knows the course from the documents, not the ambiguous name
-    assert _rows(settings, "SELECT course_id, state, rows_loaded FROM ingest_files") == [(COURSE, "done", len(docs))]
+    assert query_rows(settings, "SELECT course_id, state, rows_loaded FROM ingest_files") == [(COURSE, "done", len(docs))]
     # comments per thread agree with what the file says
-    per_thread = dict(_rows(settings, "SELECT thread_id, count(*) FROM forum_posts WHERE type = 'Comment' GROUP BY thread_id"))
+    per_thread = dict(query_rows(settings, "SELECT thread_id, count(*) FROM forum_posts WHERE type = 'Comment' GROUP BY thread_id"))
     assert per_thread == {t["_id"]["$oid"]: t["comment_count"] for t in threads}
 
     # a second run changes nothing
     everything = f"SELECT {', '.join(c for c in mongo.COLUMNS if c != 'doc')}, CAST(doc AS VARCHAR) FROM forum_posts ORDER BY id"
-    before = _rows(settings, everything)
-    cli(["ingest"], settings)  # every service: other services' outcomes are their tests' business
-    assert _rows(settings, "SELECT count(*) FROM ingest_files WHERE state <> 'done'") == [(0,)]
-    assert _rows(settings, everything) == before
-    assert _rows(settings, "SELECT count(*) FROM service_runs WHERE service = 'DiscussionForums'") == [(1,)]
+    before = query_rows(settings, everything)
+    ingest(settings, ok=None)  # every service: other services' outcomes are their tests' business
+    assert query_rows(settings, "SELECT count(*) FROM ingest_files WHERE state <> 'done'") == [(0,)]
+    assert query_rows(settings, everything) == before
+    assert query_rows(settings, "SELECT count(*) FROM service_runs WHERE service = 'DiscussionForums'") == [(1,)]
 
 
-def test_invalid_lines_are_quarantined_with_line_numbers(data_path: Path, settings_for: Any, cli: Any) -> None:
+def test_invalid_lines_are_quarantined_with_line_numbers(data_path: Path, settings_for: Any) -> None:
     good = [json.dumps(d) for d in _posts(3, 2, datetime(2016, 2, 1))]
     bad: dict[int, tuple[bytes | str, str]] = {
         2: ('{"_id": {"$oid": "ab"}, "_type": "Comment", "course_id": ', "not valid JSON"),
@@ -172,32 +157,32 @@ def test_invalid_lines_are_quarantined_with_line_numbers(data_path: Path, settin
     total = len(good) + len(bad)
     for number in range(1, total + 1):
         lines.append(bad[number][0] if number in bad else next(it))
-    _write(data_path / "database_state" / "latest" / FILE, lines)
+    _write(data_path / "database_state" / "latest" / FILE, lines)  # type: ignore[arg-type]
     settings = settings_for(data_path)
-    _ingest(cli, settings)
-    assert _rows(settings, "SELECT count(*) FROM forum_posts") == [(len(good),)]
-    quarantined = _rows(settings, "SELECT line, reason, path FROM forum_quarantine ORDER BY line")
+    ingest(settings, "DiscussionForums")
+    assert query_rows(settings, "SELECT count(*) FROM forum_posts") == [(len(good),)]
+    quarantined = query_rows(settings, "SELECT line, reason, path FROM forum_quarantine ORDER BY line")
     assert [q[0] for q in quarantined] == sorted(bad)
     for line, reason, path in quarantined:
         assert bad[line][1] in reason, (line, reason)
         assert path.endswith(FILE)
-    assert _rows(settings, "SELECT rows_loaded, rows_quarantined FROM ingest_files") == [(len(good), len(bad))]
+    assert query_rows(settings, "SELECT rows_loaded, rows_quarantined FROM ingest_files") == [(len(good), len(bad))]
 
 
-def test_reingest_and_newer_package_replace_by_id(tmp_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]) -> None:
+def test_reingest_and_newer_package_replace_by_id(tmp_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
     data = make_data_path(tmp_path / "data", "2024-01-07")
     old_docs = _posts(4, 2, datetime(2024, 1, 1), title="Old")
     old_file = _write(data / "database_state" / "2024-01-07" / FILE, [json.dumps(d) for d in old_docs])
     settings = settings_for(data, **backend)
-    _ingest(cli, settings)
-    assert _rows(settings, "SELECT count(*) FROM forum_posts") == [(len(old_docs),)]
+    ingest(settings, "DiscussionForums")
+    assert query_rows(settings, "SELECT count(*) FROM forum_posts") == [(len(old_docs),)]
 
     # re-ingest of the same file after it changed: one thread edited, nothing duplicated
     old_docs[0]["title"] = "Edited"
     _write(old_file, [json.dumps(d) for d in old_docs])
-    _ingest(cli, settings)
-    assert _rows(settings, "SELECT count(*), count(DISTINCT id) FROM forum_posts") == [(len(old_docs), len(old_docs))]
-    assert _rows(settings, "SELECT title FROM forum_posts WHERE id = ?", [old_docs[0]["_id"]["$oid"]]) == [("Edited",)]
+    ingest(settings, "DiscussionForums")
+    assert query_rows(settings, "SELECT count(*), count(DISTINCT id) FROM forum_posts") == [(len(old_docs), len(old_docs))]
+    assert query_rows(settings, "SELECT title FROM forum_posts WHERE id = ?", [old_docs[0]["_id"]["$oid"]]) == [("Edited",)]
 
     # a newer package holds the same posts (retitled) plus new ones: one row per id, the newer one
     new_docs = _posts(6, 2, datetime(2024, 1, 1), title="New")
@@ -205,12 +190,12 @@ def test_reingest_and_newer_package_replace_by_id(tmp_path: Path, settings_for: 
     _write(data / "database_state" / "2024-01-14" / FILE, [json.dumps(d) for d in new_docs])
     (data / "database_state" / "latest").unlink()
     (data / "database_state" / "latest").symlink_to("2024-01-14")
-    _ingest(cli, settings)
+    ingest(settings, "DiscussionForums")
     ids = {d["_id"]["$oid"] for d in old_docs} | {d["_id"]["$oid"] for d in new_docs}
-    assert _rows(settings, "SELECT count(*), count(DISTINCT id) FROM forum_posts") == [(len(ids), len(ids))]
-    titles = dict(_rows(settings, "SELECT id, title FROM forum_posts WHERE type = 'CommentThread'"))
+    assert query_rows(settings, "SELECT count(*), count(DISTINCT id) FROM forum_posts") == [(len(ids), len(ids))]
+    titles = dict(query_rows(settings, "SELECT id, title FROM forum_posts WHERE type = 'CommentThread'"))
     assert titles == {d["_id"]["$oid"]: d["title"] for d in new_docs if d["_type"] == "CommentThread"}
-    assert _rows(settings, "SELECT DISTINCT CAST(package_date AS VARCHAR) FROM forum_posts") == [("2024-01-14",)]
+    assert query_rows(settings, "SELECT DISTINCT CAST(package_date AS VARCHAR) FROM forum_posts") == [("2024-01-14",)]
 
 
 def test_parse_line_reads_every_date_form() -> None:

@@ -40,8 +40,6 @@ URL_SCHEMES = Counter({"optimus.config:_validate": 2})
 # as (importing module, imported module). Each is allowed, and listed here, so that no new one comes
 # unnoticed; imports under `if TYPE_CHECKING:` never run and are not counted.
 DEFERRED_CYCLES = {
-    # the service registry: load_services imports the package that registers every built-in service
-    ("optimus.services.base", "optimus.services"),
     # connect() asks the services how much memory they hold beside the engine (bytes_outside_engine)
     ("optimus.warehouse", "optimus.services"),
     ("optimus.warehouse", "optimus.services.base"),

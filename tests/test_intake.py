@@ -16,10 +16,11 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from conftest import ingest, query_rows
 from optimus.cli import app
 from optimus.config import Settings
 from optimus.intake import gpg, take_in, take_in_folder
-from optimus.services.base import load_services
+from optimus.services import load_services
 from optimus.warehouse import connect
 
 PROVENANCE = {"file_id", "package_date"}
@@ -96,14 +97,6 @@ def leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith((".intake-", ".latest-")) or ".partial-" in p.name]
 
 
-def rows(settings: Settings, sql: str) -> list[tuple]:
-    wh = connect(settings)
-    try:
-        return wh.query(sql)
-    finally:
-        wh.close()
-
-
 # -- the whole loop -------------------------------------------------------------------------------
 def test_encrypted_delivery_ingests_to_the_same_tables_as_the_plain_sample(delivery, tmp_path, settings_for, cli) -> None:
     plain = settings_for(delivery["sample"], warehouse=str(tmp_path / "plain.duckdb"))
@@ -149,8 +142,7 @@ def test_encrypted_delivery_ingests_to_the_same_tables_as_the_plain_sample(deliv
         services.append("Clickstream")
     for settings in (plain, taken):
         for service in services:
-            result = cli(["ingest", "--service", service], settings=settings)
-            assert result.exit_code == 0, result.output
+            ingest(settings, service)
 
     con = duckdb.connect(str(tmp_path / "plain.duckdb"))
     con.execute(f"ATTACH '{tmp_path / 'taken.duckdb'}' AS taken (READ_ONLY)")
@@ -237,7 +229,7 @@ def test_a_corrupt_member_fails_the_package_naming_the_file(delivery, taken_once
     text = result.output
     assert "HYPERS" in text and "-auth_user-prod-analytics.sql.gpg" in text and "does not decrypt" in text
     assert_nothing_changed(data, day, newer)
-    assert rows(settings, "SELECT state FROM intake_files WHERE name = 'UQx-" + newer.isoformat() + ".zip'") == [("failed",)]
+    assert query_rows(settings, "SELECT state FROM intake_files WHERE name = 'UQx-" + newer.isoformat() + ".zip'") == [("failed",)]
 
 
 def test_garbage_in_a_member_fails_the_package(delivery, taken_once, tmp_path) -> None:
@@ -310,7 +302,7 @@ def test_taking_in_the_same_delivery_twice_does_nothing_the_second_time(delivery
     settings, data, day = taken_once
     files = sorted(p for p in data.rglob("*") if p.is_file())
     before = {p: p.stat().st_mtime_ns for p in files}
-    count = rows(settings, "SELECT count(*) FROM intake_files")[0][0]
+    count = query_rows(settings, "SELECT count(*) FROM intake_files")[0][0]
     wh = connect(settings)
     try:
         report = take_in(settings, [delivery["folder"]], wh)
@@ -319,11 +311,11 @@ def test_taking_in_the_same_delivery_twice_does_nothing_the_second_time(delivery
     assert report.taken == [] and report.failed == [] and report.latest == []
     assert sorted(report.unchanged) == sorted([delivery["zip"], *delivery["events"]])
     assert {p: p.stat().st_mtime_ns for p in sorted(p for p in data.rglob("*") if p.is_file())} == before
-    assert rows(settings, "SELECT count(*) FROM intake_files")[0][0] == count
+    assert query_rows(settings, "SELECT count(*) FROM intake_files")[0][0] == count
     # recorded: the package, each of its members, each event file
     with zipfile.ZipFile(delivery["zip"]) as zf:
         members = [n for n in zf.namelist() if not n.endswith(".failed")]
-    kinds = dict(rows(settings, "SELECT kind, count(*) FROM intake_files WHERE state = 'done' GROUP BY kind"))
+    kinds = dict(query_rows(settings, "SELECT kind, count(*) FROM intake_files WHERE state = 'done' GROUP BY kind"))
     assert kinds == {"package": 1, "package_file": len(members), "events": len(delivery["events"])}
 
 
@@ -359,7 +351,7 @@ def test_a_redelivered_package_with_other_content_is_taken_in_again(delivery, ta
     assert again.redelivered == [second_zip] and len(again.taken) == 1
     folder = data / "database_state" / newer.isoformat()
     assert not list(folder.glob("*-prod.mongo")) and list(folder.glob("*-auth_user-prod-analytics.sql"))
-    notes = rows(settings, f"SELECT note FROM intake_files WHERE kind = 'package' AND name = 'UQx-{newer}.zip' ORDER BY id")
+    notes = query_rows(settings, f"SELECT note FROM intake_files WHERE kind = 'package' AND name = 'UQx-{newer}.zip' ORDER BY id")
     assert [n for (n,) in notes][-1].startswith("re-delivered")
     assert leftovers(data) == []
 

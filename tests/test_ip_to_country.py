@@ -11,6 +11,7 @@ import maxminddb
 import pytest
 from geoip2fast import GeoIP2Fast
 
+from conftest import query_rows, reading
 from mmdb_writer import write_mmdb
 from optimus import geo
 from optimus.pipeline import Pipeline
@@ -33,7 +34,7 @@ EVENT_COLUMNS = (
 )
 
 
-def add_events(wh, rows: list[tuple[str, str]]) -> None:
+def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
     """Events as Clickstream writes them (only the columns IPToCountry reads need values)."""
     wh.execute(f"CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS})")
     start = int(wh.scalar("SELECT count(*) FROM events"))
@@ -47,8 +48,9 @@ def add_events(wh, rows: list[tuple[str, str]]) -> None:
     )
 
 
-def run(settings):
-    """One IPToCountry run through the pipeline; returns the service (its look-up count) and the summary."""
+def run(settings):  # type: ignore[no-untyped-def]
+    """One IPToCountry run through the pipeline; returns the service (its look-up count) and the summary.
+    Not conftest.ingest: the look-up count lives on the service instance of this run's pipeline."""
     wh = connect(settings)
     try:
         pipeline = Pipeline(settings, wh)
@@ -59,7 +61,7 @@ def run(settings):
         wh.close()
 
 
-def with_events(settings, rows: list[tuple[str, str]]) -> None:
+def with_events(settings, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
     wh = connect(settings)
     try:
         Pipeline(settings, wh).setup()
@@ -68,7 +70,7 @@ def with_events(settings, rows: list[tuple[str, str]]) -> None:
         wh.close()
 
 
-def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:
+def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
     settings = settings_for(data_path, **backend)
     ips = {**PUBLIC_V4, **PUBLIC_V6}
     with_events(settings, [("UQx+A+1", ip) for ip in [*ips, *REASONS]] + [("UQx+B+1", "8.8.8.8"), ("UQx+B+1", "")])
@@ -92,7 +94,7 @@ def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path:
     assert service.lookups == len(ips)
 
 
-def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:
+def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
     settings = settings_for(data_path, **backend)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+A+1", "10.0.0.1"), ("UQx+A+1", "bogus"), ("UQx+B+1", "203.0.113.9")])
     first, _, rows = run(settings)
@@ -103,14 +105,13 @@ def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Pat
     with_events(settings, [("UQx+C+1", "1.1.1.1"), ("UQx+C+1", "8.8.8.8")])
     third, summary, rows = run(settings)
     assert third.lookups == 1  # 1.1.1.1 only
-    wh = connect(settings)
-    try:
-        touched = {r[0] for r in wh.query("SELECT course_key FROM service_run_changes WHERE run_id = ?", [summary.services[0].run_id])}
-        # the events are joined, not rewritten: events_geo gives each event its IP's country
-        joined = wh.query("SELECT ip, country_code FROM events_geo WHERE course_key = 'UQx+C+1' ORDER BY ip")
+    touched = {
+        r[0] for r in query_rows(settings, "SELECT course_key FROM service_run_changes WHERE run_id = ?", [summary.services[0].run_id])
+    }
+    # the events are joined, not rewritten: events_geo gives each event its IP's country
+    joined = query_rows(settings, "SELECT ip, country_code FROM events_geo WHERE course_key = 'UQx+C+1' ORDER BY ip")
+    with reading(settings) as wh:
         assert "country_code" not in wh.columns("events")
-    finally:
-        wh.close()
     assert touched == {"UQx+C+1"}
     assert joined == [("1.1.1.1", "AU"), ("8.8.8.8", "US")]
 
@@ -125,7 +126,7 @@ def city_record(code: str, name: str, continent: str, city: str, region: str, la
     }
 
 
-def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
+def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     built = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
@@ -156,7 +157,7 @@ def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, set
     assert by_ip["1.1.1.1"]["country_code"] == "AU" and by_ip["1.1.1.1"]["source"].startswith("geoip2fast")
 
 
-def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
+def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
     unrouted = "2c0f:ffff:ffff::1"  # in the IPv6 global range, allocated to no country
     assert geo.classify(unrouted)[1] is None and GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz").lookup(
         unrouted
@@ -197,7 +198,7 @@ def test_classify_reads_addresses_as_edx_logs_them(ip: str, reason: str | None) 
         assert address == ipaddress.ip_address("8.8.8.8")
 
 
-def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings_for, cli) -> None:
+def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
     settings = settings_for(data_path)
     with_events(settings, [("UQx+A+1", "8.8.8.8")])
     run(settings)
@@ -217,7 +218,7 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     assert bool(data["warnings"]) == stale
 
 
-def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:
+def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings = settings_for(data_path)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+B+1", "1.1.1.1")])
     run(settings)
@@ -234,14 +235,6 @@ def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, c
     env = {"OPTIMUS_GEOIP_COUNTRY_DB": str(country_db)}
     result = cli(["recompute", "--service", "IPToCountry", "--course", "course-v1:UQx+A+1"], newer, env=env)
     assert result.exit_code == 0, result.output
-    wh = connect(newer)
-    try:
-        assert dict(wh.query("SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "AU"}
-    finally:
-        wh.close()
+    assert dict(query_rows(newer, "SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "AU"}
     assert cli(["recompute", "--service", "IPToCountry"], newer, env=env).exit_code == 0
-    wh = connect(newer)
-    try:
-        assert dict(wh.query("SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "CA"}
-    finally:
-        wh.close()
+    assert dict(query_rows(newer, "SELECT ip, country_code FROM ip_geo")) == {"8.8.8.8": "CA", "1.1.1.1": "CA"}

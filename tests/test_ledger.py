@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import make_data_path
+from conftest import make_data_path, query_rows
 from optimus.errors import SchemaVersionError
 from optimus.warehouse import connect, schema
 from test_database_state import HEADER, ROWS, write_tsv
@@ -25,8 +24,7 @@ def test_relinked_latest_queues_every_file(tmp_path: Path, settings_for, cli) ->
     make_data_path(data, "2024-01-14")
     result = cli(["scan"], settings)
     assert "DatabaseState" in result.output
-    con = duckdb.connect(settings.warehouse, read_only=True)
-    rows = con.execute("SELECT package_date::VARCHAR, count(*) FROM ingest_files WHERE state = 'queued' GROUP BY 1 ORDER BY 1").fetchall()
+    rows = query_rows(settings, "SELECT package_date::VARCHAR, count(*) FROM ingest_files WHERE state = 'queued' GROUP BY 1 ORDER BY 1")
     assert rows == [("2024-01-07", 2), ("2024-01-14", 2)]
 
 
@@ -44,8 +42,7 @@ def test_ingest_one_file_by_name_or_by_service(tmp_path: Path, data_path: Path, 
     # the good file loads; the exit status still says the odd file failed (it is not in the warehouse)
     loaded = cli(["ingest", "--file", str(good)], settings)
     assert loaded.exit_code == 1 and "1 file(s) failed" in loaded.output, loaded.output
-    con = duckdb.connect(settings.warehouse, read_only=True)
-    assert con.execute("SELECT count(*) FROM edx.auth_user").fetchone() == (len(ROWS),)
+    assert query_rows(settings, "SELECT count(*) FROM edx.auth_user") == [(len(ROWS),)]
 
 
 def test_schema_version_is_recorded_migrated_and_a_newer_one_refused(data_path: Path, settings_for, cli) -> None:

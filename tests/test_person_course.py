@@ -1,6 +1,6 @@
 """PersonCourse against a plain-Python reference written from docs/person_course.md.
 
-The package is hand-built (tests/person_course_data.py) and ingested with `optimus ingest`; the
+The package is hand-built (tests/person_course_data.py) and ingested as `optimus ingest` does (conftest.ingest); the
 reference reads the same source data (the raw event lines and table rows the test wrote) and
 only three inputs other services derive (course_id/pass_mark from `courses`, published chapters
 from `course_blocks`, places from `ip_geo`).
@@ -14,47 +14,32 @@ import os
 import stat
 from collections import defaultdict
 from datetime import UTC, datetime
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import person_course_data as D
+from conftest import ingest, query_rows
 from optimus.services import person_course_sql as S
-from optimus.warehouse import connect
 
 # -- running the real pipeline ------------------------------------------------------------------
 
 
-def ingest(cli: Any, settings: Any) -> Any:
-    result = cli(["ingest"], settings)
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def rows(settings: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    wh = connect(settings, read_only=True)
-    try:
-        return wh.query_dicts(sql, params or [])
-    finally:
-        wh.close()
-
-
 @pytest.fixture
-def package(data_path: Path, settings_for: Any, cli: Any) -> Any:
+def package(data_path: Path, settings_for: Any) -> Any:
     D.write_package(data_path)
     settings = settings_for(data_path)
-    ingest(cli, settings)
+    ingest(settings)
     return settings
 
 
 @pytest.fixture
-def package_on(data_path: Path, settings_for: Any, cli: Any, backend: dict[str, Any]) -> Any:
+def package_on(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> Any:
     """The package ingested into each backend (DuckDB and a real PostgreSQL server)."""
     D.write_package(data_path)
     settings = settings_for(data_path, **backend)
-    ingest(cli, settings)
+    ingest(settings)
     return settings
 
 
@@ -145,11 +130,11 @@ def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tu
     seqs: dict[Any, list[datetime]] = defaultdict(list)
     for e in events:
         if e["who"] is not None:
-            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))
+            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))  # type: ignore[arg-type]
     result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for k, seq in seqs.items():
         seq.sort()
-        for (t0, _d0), (t1, d1) in pairwise(seq):
+        for (t0, _d0), (t1, d1) in zip(seq, seq[1:], strict=False):  # type: ignore[misc]
             g = (t1 - t0).total_seconds()
             if g <= cutoff:
                 result[k].append((d1, g))
@@ -277,13 +262,15 @@ def reference_person_course(
 
 def warehouse_inputs(settings: Any) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]], dict[str, dict[str, Any]]]:
     """The inputs other services derive: courses (course_id, pass mark), published chapters, IP places."""
-    courses = {r["course_key"]: r for r in rows(settings, "SELECT course_key, course_id, pass_mark FROM courses")}
+    courses = {r["course_key"]: r for r in query_rows(settings, "SELECT course_key, course_id, pass_mark FROM courses", as_dicts=True)}
     for key in (D.A_KEY, D.B_KEY):
         courses.setdefault(key, {"course_id": None, "pass_mark": None})
     published: dict[str, set[str]] = defaultdict(set)
-    for r in rows(settings, "SELECT course_key, url_name FROM course_blocks WHERE category = 'chapter' AND published IS NOT false"):
+    for r in query_rows(
+        settings, "SELECT course_key, url_name FROM course_blocks WHERE category = 'chapter' AND published IS NOT false", as_dicts=True
+    ):
         published[r["course_key"]].add(r["url_name"])
-    geo = {r["ip"]: r for r in rows(settings, "SELECT * FROM ip_geo")}
+    geo = {r["ip"]: r for r in query_rows(settings, "SELECT * FROM ip_geo", as_dicts=True)}
     return courses, published, geo
 
 
@@ -307,7 +294,7 @@ def test_person_course_equals_the_reference(package_on: Any) -> None:
     settings = package_on
     events = normalise(D.day1_events())
     expected = [comparable(r) for r in reference_person_course(events, *warehouse_inputs(settings))]
-    got = [comparable(r) for r in rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id")]
+    got = [comparable(r) for r in query_rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id", as_dicts=True)]
     assert [(r["course_key"], r["user_id"]) for r in got] == [(r["course_key"], r["user_id"]) for r in expected]
     for g, e in zip(got, expected, strict=True):
         assert set(g) == set(e) | set(), f"columns differ: {set(g) ^ set(e)}"
@@ -329,7 +316,7 @@ def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any
     settings = package
     events = normalise(D.day1_events())
     pc = reference_person_course(events, *warehouse_inputs(settings))
-    profiles = {r["course_key"]: r for r in rows(settings, "SELECT * FROM course_profile")}
+    profiles = {r["course_key"]: r for r in query_rows(settings, "SELECT * FROM course_profile", as_dicts=True)}
     assert set(profiles) == {D.A_KEY, D.B_KEY}
     for key, prof in profiles.items():
         mine = [r for r in pc if r["course_key"] == key]
@@ -350,51 +337,52 @@ def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any
     assert profiles[D.A_KEY]["nevents_unmatched"] == 2 and profiles[D.A_KEY]["nusernames_unmatched"] == 1
 
 
-def test_second_run_records_no_new_person_course_run(package: Any, cli: Any) -> None:
+def test_second_run_records_no_new_person_course_run(package: Any) -> None:
     settings = package
-    before = rows(settings, "SELECT count(*) AS n FROM service_runs WHERE service IN ('PersonCourse', 'TimeFinder')")[0]["n"]
+    before = query_rows(settings, "SELECT count(*) AS n FROM service_runs WHERE service IN ('PersonCourse', 'TimeFinder')")[0][0]
     assert before >= 2
-    ingest(cli, settings)
-    after = rows(settings, "SELECT count(*) AS n FROM service_runs WHERE service IN ('PersonCourse', 'TimeFinder')")[0]["n"]
+    ingest(settings)
+    after = query_rows(settings, "SELECT count(*) AS n FROM service_runs WHERE service IN ('PersonCourse', 'TimeFinder')")[0][0]
     assert after == before
 
 
-def test_new_event_file_for_a_recomputes_a_only(package: Any, cli: Any) -> None:
+def test_new_event_file_for_a_recomputes_a_only(package: Any) -> None:
     settings = package
     stamp = {
-        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+        r["course_key"]: r["t"]
+        for r in query_rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key", as_dicts=True)
     }
     D.write_events(settings.data_paths[0], "2024-01-03", D.day2_events())
-    ingest(cli, settings)
+    ingest(settings)
     now = {
-        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+        r["course_key"]: r["t"]
+        for r in query_rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key", as_dicts=True)
     }
     assert now[D.B_KEY] == stamp[D.B_KEY]
     assert now[D.A_KEY] > stamp[D.A_KEY]
     events = normalise(D.day1_events() + D.day2_events())
     expected = [comparable(r) for r in reference_person_course(events, *warehouse_inputs(settings))]
-    got = [comparable(r) for r in rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id")]
+    got = [comparable(r) for r in query_rows(settings, "SELECT * FROM person_course ORDER BY course_key, user_id", as_dicts=True)]
     assert got == expected
 
 
-def test_person_course_waits_while_clickstream_has_queued_files(package: Any, cli: Any) -> None:
+def test_person_course_waits_while_clickstream_has_queued_files(package: Any) -> None:
     settings = package
     runs = "SELECT count(*) AS n FROM service_runs WHERE service = 'PersonCourse'"
-    before = rows(settings, runs)[0]["n"]
+    before = query_rows(settings, runs)[0][0]
     D.write_events(settings.data_paths[0], "2024-01-03", D.day2_events())
     # a new Database State table arrives together with the event file; only Database State is run
     folder = settings.data_paths[0] / "database_state" / D.PACKAGE
     (folder / "UQx-Alpha-2024-student_courseaccessrole-prod-analytics.sql").write_text(
         "id\torg\tcourse_id\tuser_id\trole\n51\tUQx\tcourse-v1:UQx+Alpha+2024\t6\tstaff\n", encoding="utf-8"
     )
-    result = cli(["ingest", "--service", "DatabaseState", "--service", "PersonCourse"], settings)
-    assert result.exit_code == 0, result.output
-    queued = rows(settings, "SELECT count(*) AS n FROM ingest_files WHERE service = 'Clickstream' AND state = 'queued'")[0]["n"]
+    ingest(settings, "DatabaseState", "PersonCourse")
+    queued = query_rows(settings, "SELECT count(*) AS n FROM ingest_files WHERE service = 'Clickstream' AND state = 'queued'")[0][0]
     assert queued == 1
-    assert rows(settings, runs)[0]["n"] == before  # Clickstream still has a queued file: no Person Course run
-    ingest(cli, settings)
-    assert rows(settings, runs)[0]["n"] == before + 1
-    got = {(r["course_key"], r["user_id"]): r for r in rows(settings, "SELECT * FROM person_course")}
+    assert query_rows(settings, runs)[0][0] == before  # Clickstream still has a queued file: no Person Course run
+    ingest(settings)
+    assert query_rows(settings, runs)[0][0] == before + 1
+    got = {(r["course_key"], r["user_id"]): r for r in query_rows(settings, "SELECT * FROM person_course", as_dicts=True)}
     assert got[(D.A_KEY, 1)]["nevents"] == len(
         [e for e in normalise(D.day1_events() + D.day2_events()) if e["key"] == D.A_KEY and e["uid"] == 1]
     )
@@ -439,18 +427,20 @@ def test_exports_are_private_and_the_deidentified_copy_has_no_identifiers(packag
 def test_recompute_one_course_rebuilds_only_it(package: Any, cli: Any) -> None:
     settings = package
     stamp = {
-        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+        r["course_key"]: r["t"]
+        for r in query_rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key", as_dicts=True)
     }
     result = cli(["recompute", "--course", D.B], settings)
     assert result.exit_code == 0, result.output
     now = {
-        r["course_key"]: r["t"] for r in rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key")
+        r["course_key"]: r["t"]
+        for r in query_rows(settings, "SELECT course_key, max(computed_at) AS t FROM person_course GROUP BY course_key", as_dicts=True)
     }
     assert now[D.A_KEY] == stamp[D.A_KEY] and now[D.B_KEY] > stamp[D.B_KEY]
     assert cli(["recompute", "--service", "NoSuch"], settings).exit_code != 0
 
 
-def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path, settings_for: Any, cli: Any) -> None:
+def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path, settings_for: Any) -> None:
     """A second, independent oracle: the counts the sample generator keeps while writing events."""
     from optimus import courses
     from optimus.sample import generate
@@ -458,11 +448,11 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
     data = tmp_path / "sample"
     manifest = generate(data, courses=2, learners=40, days=4, seed=3)
     settings = settings_for(data)
-    ingest(cli, settings)
+    ingest(settings)
     checked = 0
     for cid, stats in manifest["learner_stats"].items():
         key = courses.course_key(cid)
-        got = {r["user_id"]: r for r in rows(settings, "SELECT * FROM person_course WHERE course_key = ?", [key])}
+        got = {r["user_id"]: r for r in query_rows(settings, "SELECT * FROM person_course WHERE course_key = ?", [key], as_dicts=True)}
         for uid, (nevents, ndays, nplay, nchapters, nproblems) in stats.items():
             r = got[int(uid)]
             assert (r["nevents"], r["ndays_act"], r["nplay_video"], r["nchapters"], r["attempted_problems"]) == (
@@ -478,15 +468,16 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
         key = courses.course_key(next(c["course_id"] for c in manifest["courses"] if Path(path).name.startswith(c["prefix"] + "-")))
         got = {
             r["user_id"]: r["nforum_posts"]
-            for r in rows(settings, "SELECT user_id, nforum_posts FROM person_course WHERE course_key = ?", [key])
+            for r in query_rows(settings, "SELECT user_id, nforum_posts FROM person_course WHERE course_key = ?", [key], as_dicts=True)
         }
         for uid, n in forum["posts_by_user"].items():
             assert got.get(int(uid)) == n, (path, uid)
     orphan = manifest["learners"].get("cert_without_enrollment")
     if orphan:
-        r = rows(
+        r = query_rows(
             settings,
             "SELECT registered FROM person_course WHERE course_key = ? AND user_id = ?",
             [courses.course_key(orphan["course_id"]), orphan["user_id"]],
+            as_dicts=True,
         )
         assert r == [{"registered": 0}]

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from conftest import settings_env
+from conftest import query_rows, settings_env
 from optimus.config import Settings
 from optimus.warehouse import connect, schema
 from optimus.warehouse.base import raw_table
@@ -116,7 +116,7 @@ LEDGER = ["ingest_files", "course_ids", "schema_info"]
 def _others() -> list[str]:
     """Every service but DatabaseState: these tests are about the framework and the raw tables
     (the derived services' tables are compared across backends in their own tests)."""
-    from optimus.services.base import load_services
+    from optimus.services import load_services
 
     return [name for name in load_services() if name != "DatabaseState"]
 
@@ -127,20 +127,20 @@ def _extra_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def run(cli):
+def run(cli):  # type: ignore[no-untyped-def]
     """`optimus ARGS` with every setting of `settings`."""
     return lambda args, settings: cli(args, settings, env=_extra_env(settings))
 
 
-def duck_settings(settings_for, data: Path) -> Settings:
+def duck_settings(settings_for, data: Path) -> Settings:  # type: ignore[no-untyped-def]
     return settings_for(data, ignored_services=_others())
 
 
-def pg_settings(settings_for, data: Path, url: str) -> Settings:
+def pg_settings(settings_for, data: Path, url: str) -> Settings:  # type: ignore[no-untyped-def]
     return settings_for(data, warehouse=url, ignored_services=_others())
 
 
-def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, pg_url) -> None:
+def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
     expect = write_package(data_path)
     duck = duck_settings(settings_for, data_path)
     pg = pg_settings(settings_for, data_path, pg_url)
@@ -153,20 +153,18 @@ def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, 
         assert on_pg[table] == on_duck[table], table
     assert on_pg["edx.auth_user"]  # not trivially equal
     # the rows and quarantined lines are the ones the package holds
-    wh = connect(pg, read_only=True)
-    try:
-        for (table, course), n in expect["rows"].items():
-            key = course.replace("-", "+")
-            assert wh.scalar(f"SELECT count(*) FROM edx.{table} WHERE course_key = ?", [key]) == n
-        for (table, course), lines in expect["quarantined"].items():
-            got = [r[0] for r in wh.query("SELECT line FROM db_state_quarantine WHERE path LIKE ? ORDER BY line", [f"%{course}-{table}-%"])]
-            assert got == lines
-        names = {r[0] for r in wh.query("SELECT first_name FROM edx.auth_user")}
-        assert any("\t" in n for n in names) and any("\n" in n for n in names) and any("\\" in n for n in names)
-        assert wh.scalar("SELECT max(version) FROM schema_info") == schema.SCHEMA_VERSION
-        assert wh.scalar("SELECT count(*) FROM edx.auth_user WHERE last_login IS NULL") == 2 * len(range(0, 60, 5))
-    finally:
-        wh.close()
+    for (table, course), n in expect["rows"].items():
+        key = course.replace("-", "+")
+        assert query_rows(pg, f"SELECT count(*) FROM edx.{table} WHERE course_key = ?", [key]) == [(n,)]
+    for (table, course), lines in expect["quarantined"].items():
+        got = [
+            r[0] for r in query_rows(pg, "SELECT line FROM db_state_quarantine WHERE path LIKE ? ORDER BY line", [f"%{course}-{table}-%"])
+        ]
+        assert got == lines
+    names = {r[0] for r in query_rows(pg, "SELECT first_name FROM edx.auth_user")}
+    assert any("\t" in n for n in names) and any("\n" in n for n in names) and any("\\" in n for n in names)
+    assert query_rows(pg, "SELECT max(version) FROM schema_info") == [(schema.SCHEMA_VERSION,)]
+    assert query_rows(pg, "SELECT count(*) FROM edx.auth_user WHERE last_login IS NULL") == [(2 * len(range(0, 60, 5)),)]
     # a second ingest does nothing
     again = run(["ingest"], pg)
     assert again.exit_code == 0, again.output
@@ -174,7 +172,7 @@ def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, 
     assert dump(pg, DB_STATE_TABLES) == on_pg
 
 
-def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_for, run, pg_url, monkeypatch) -> None:
+def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_for, run, pg_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     write_package(data_path, users=5)
     pg = pg_settings(settings_for, data_path, pg_url)
     assert run(["ingest"], pg).exit_code == 0
@@ -219,7 +217,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
         time.sleep(0.1)
 
 
-def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, run, pg_url, pg_server, tmp_path) -> None:
+def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, run, pg_url, pg_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     write_package(data_path)
     pg = pg_settings(settings_for, data_path, pg_url)
     marker = tmp_path / "paused"
@@ -263,7 +261,7 @@ def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, r
         drop_database(pg_server, name)
 
 
-def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) -> None:
+def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
     write_package(data_path)
     duck = duck_settings(settings_for, data_path)
     assert run(["ingest"], duck).exit_code == 0
@@ -299,7 +297,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) -> None:
+def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) -> None:  # type: ignore[no-untyped-def]
     down = settings_for(data_path, warehouse=f"postgresql://postgres@127.0.0.1:{_free_port()}/optimus")
     result = run(["status"], down)
     assert result.exit_code != 0
@@ -310,7 +308,7 @@ def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) 
     assert "database 'optimus_no_such_database_h8' does not exist" in result.output
 
 
-def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url) -> None:
+def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url) -> None:  # type: ignore[no-untyped-def]
     """A role with a password, on a server whose local connections trust everyone, is still refused
     when the server asks: use a role that may not log in to get a real refusal from the server."""
     name = pg_url.rsplit("/", 1)[1]
@@ -339,7 +337,7 @@ def _sql_tables(data: Path) -> dict[str, int]:
     return counts
 
 
-def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:
+def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
     from optimus.sample import generate
 
     data = tmp_path / "sample"
@@ -349,11 +347,7 @@ def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings
     for settings in (duck, pg):
         result = run(["ingest"], settings)
         assert result.exit_code == 0, result.output
-    wh = connect(pg, read_only=True)
-    try:
-        tables = sorted({r[0] for r in wh.query("SELECT table_name FROM db_state_loads")})
-    finally:
-        wh.close()
+    tables = sorted({r[0] for r in query_rows(pg, "SELECT table_name FROM db_state_loads")})
     assert "auth_user" in tables and "student_courseenrollment" in tables
     expected = _sql_tables(data)
     raw = [f"edx.{t}" for t in tables]
@@ -366,7 +360,7 @@ def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings
         assert len(on_pg[f"edx.{table}"]) + quarantined[table] == expected[table], table
 
 
-def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:
+def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:  # type: ignore[no-untyped-def]
     """The `backend` parametrisation other tests use: the same test body, on DuckDB and on PostgreSQL."""
     write_package(data_path, users=4)
     settings = settings_for(data_path, ignored_services=_others(), **backend)
@@ -379,7 +373,7 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
         wh.close()
 
 
-def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:
+def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:  # type: ignore[no-untyped-def]
     """`?` outside quotes, `%`, DOUBLE, CREATE OR REPLACE TABLE and try_cast_sql, as services write them."""
     wh = connect(settings_for(data_path, warehouse=pg_url))
     try:

@@ -10,11 +10,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from conftest import settings_env
+from conftest import query_rows, settings_env
 from optimus import courses, discovery
 from optimus.cli import app
 from optimus.config import Settings
@@ -38,9 +37,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     runner = CliRunner()
     first = runner.invoke(app, ["ingest"], env=env, catch_exceptions=False)
-    con = duckdb.connect(settings.warehouse, read_only=True)
-    runs_after_first = con.execute("SELECT count(*) FROM service_runs").fetchone()[0]
-    con.close()
+    runs_after_first = query_rows(settings, "SELECT count(*) FROM service_runs")[0][0]
     second = runner.invoke(app, ["ingest"], env=env, catch_exceptions=False)
     status = runner.invoke(app, ["status", "--json"], env=env, catch_exceptions=False)
     return {
@@ -52,14 +49,6 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "status": json.loads(status.stdout),
         "runs_after_first": runs_after_first,
     }
-
-
-def q(ingested: dict[str, Any], sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(ingested["settings"].warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def rel(ingested: dict[str, Any], path: str) -> str:
@@ -86,35 +75,37 @@ def test_discovery_finds_every_file_of_the_package(ingested: dict[str, Any]) -> 
 
 def test_every_file_is_done_and_a_second_run_does_nothing(ingested: dict[str, Any]) -> None:
     assert ingested["first"].exit_code == 0, ingested["first"].output
-    assert q(ingested, "SELECT state, count(*) FROM ingest_files GROUP BY 1") == [
-        ("done", len(ingested["status"]["services"]) and q(ingested, "SELECT count(*) FROM ingest_files")[0][0])
+    assert query_rows(ingested["settings"], "SELECT state, count(*) FROM ingest_files GROUP BY 1") == [
+        ("done", len(ingested["status"]["services"]) and query_rows(ingested["settings"], "SELECT count(*) FROM ingest_files")[0][0])
     ]
     assert ingested["second"].exit_code == 0 and "nothing to do" in ingested["second"].output
-    assert q(ingested, "SELECT count(*) FROM service_runs")[0][0] == ingested["runs_after_first"]
+    assert query_rows(ingested["settings"], "SELECT count(*) FROM service_runs")[0][0] == ingested["runs_after_first"]
     services = ingested["status"]["services"]
     assert all(s["queued"] == 0 and s["failed"] == 0 and s["last_run"] for s in services.values())
 
 
 def test_events_and_quarantine_match_the_package(ingested: dict[str, Any]) -> None:
     m = ingested["manifest"]["events"]
-    assert q(ingested, "SELECT count(*) FROM events")[0][0] == m["distinct"]
-    assert q(ingested, "SELECT count(*) FROM events_quarantine")[0][0] == m["malformed"]
+    assert query_rows(ingested["settings"], "SELECT count(*) FROM events")[0][0] == m["distinct"]
+    assert query_rows(ingested["settings"], "SELECT count(*) FROM events_quarantine")[0][0] == m["malformed"]
     per_file = {
         rel(ingested, p): (loaded, bad)
-        for p, loaded, bad in q(ingested, "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'Clickstream'")
+        for p, loaded, bad in query_rows(
+            ingested["settings"], "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'Clickstream'"
+        )
     }
     assert per_file == {f["path"]: (f["valid"], sum(f["malformed"].values())) for f in m["files"]}
-    lines = {(rel(ingested, p), line) for p, line in q(ingested, "SELECT path, line FROM events_quarantine")}
+    lines = {(rel(ingested, p), line) for p, line in query_rows(ingested["settings"], "SELECT path, line FROM events_quarantine")}
     assert lines == {(f["path"], bad["line"]) for f in m["files"] for bad in f["malformed_lines"]}
     # events per course, by the course resolved from context, URL or page; the duplicate is stored once
     want: Counter[str] = Counter()
     for f in m["files"]:
         for course_id, n in f["by_course"].items():
             if course_id:
-                want[courses.course_key(course_id)] += n
+                want[courses.course_key(course_id)] += n  # type: ignore[index]
     if m["duplicate"] and m["duplicate"]["course_id"]:
-        want[courses.course_key(m["duplicate"]["course_id"])] -= 1
-    got = dict(q(ingested, "SELECT course_key, count(*) FROM events WHERE course_key IS NOT NULL GROUP BY 1"))
+        want[courses.course_key(m["duplicate"]["course_id"])] -= 1  # type: ignore[index]
+    got = dict(query_rows(ingested["settings"], "SELECT course_key, count(*) FROM events WHERE course_key IS NOT NULL GROUP BY 1"))
     assert got == dict(want)
 
 
@@ -122,37 +113,44 @@ def test_database_state_rows_match_every_sql_file(ingested: dict[str, Any]) -> N
     m = ingested["manifest"]["database_state"]["sql"]
     got = {
         rel(ingested, p): (loaded, bad)
-        for p, loaded, bad in q(ingested, "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'DatabaseState'")
+        for p, loaded, bad in query_rows(
+            ingested["settings"], "SELECT path, rows_loaded, rows_quarantined FROM ingest_files WHERE service = 'DatabaseState'"
+        )
     }
     assert got == {path: (rows, 0) for path, rows in m.items()}
     by_table: Counter[str] = Counter()
     for path, rows in m.items():
-        by_table[discovery.classify(Path(path).name).table] += rows
+        by_table[discovery.classify(Path(path).name).table] += rows  # type: ignore[union-attr]
     for table, rows in by_table.items():
-        assert q(ingested, f'SELECT count(*) FROM edx."{table}"')[0][0] == rows, table
+        assert query_rows(ingested["settings"], f'SELECT count(*) FROM edx."{table}"')[0][0] == rows, table
 
 
 def test_forums_courses_and_structure_match_the_package(ingested: dict[str, Any]) -> None:
     manifest = ingested["manifest"]
     for path, counts in manifest["forums"].items():
         got = dict(
-            q(
-                ingested,
+            query_rows(
+                ingested["settings"],
                 "SELECT type, count(*) FROM forum_posts WHERE file_id = (SELECT id FROM ingest_files WHERE path LIKE ?) GROUP BY 1",
                 [f"%{Path(path).name}"],
             )
         )
         assert got == {"CommentThread": counts["threads"], "Comment": counts["comments"]}, path
-        assert q(ingested, "SELECT count(*) FROM forum_quarantine WHERE path LIKE ?", [f"%{Path(path).name}"])[0][0] == counts["malformed"]
+        assert (
+            query_rows(ingested["settings"], "SELECT count(*) FROM forum_quarantine WHERE path LIKE ?", [f"%{Path(path).name}"])[0][0]
+            == counts["malformed"]
+        )
     with_olx = {Path(p).name.split("-course-")[0] for p in manifest["database_state"]["olx"]}
     for course in manifest["courses"]:
         key = courses.course_key(course["course_id"])
-        row = q(ingested, "SELECT display_name, chapters, published_chapters, pass_mark FROM courses WHERE course_key = ?", [key])
+        row = query_rows(
+            ingested["settings"], "SELECT display_name, chapters, published_chapters, pass_mark FROM courses WHERE course_key = ?", [key]
+        )
         assert row == [(course["display_name"], course["chapters"], course["published_chapters"], course["pass_mark"])]
         chapters = [
             r[0]
-            for r in q(
-                ingested,
+            for r in query_rows(
+                ingested["settings"],
                 "SELECT url_name FROM course_blocks WHERE course_key = ? AND category = 'chapter' AND published ORDER BY position",
                 [key],
             )
@@ -162,8 +160,8 @@ def test_forums_courses_and_structure_match_the_package(ingested: dict[str, Any]
             # the manifest counts the course tree (staff-only chapters included), not drafts/
             # (a draft vertical and its leaves have no vertical position)
             blocks = dict(
-                q(
-                    ingested,
+                query_rows(
+                    ingested["settings"],
                     "SELECT category, count(*) FROM course_blocks WHERE course_key = ? AND NOT (NOT published AND "
                     "vertical_index IS NULL AND category NOT IN ('course', 'chapter', 'sequential')) GROUP BY 1",
                     [key],
@@ -177,11 +175,11 @@ def test_forums_courses_and_structure_match_the_package(ingested: dict[str, Any]
 def test_derived_tables_and_exports_exist(ingested: dict[str, Any]) -> None:
     manifest = ingested["manifest"]
     enrolled = sum(c["enrolled"] for c in manifest["courses"])
-    assert q(ingested, "SELECT count(*) FROM person_course WHERE registered = 1")[0][0] == enrolled
-    assert q(ingested, "SELECT count(*) FROM course_profile")[0][0] == len(manifest["courses"])
+    assert query_rows(ingested["settings"], "SELECT count(*) FROM person_course WHERE registered = 1")[0][0] == enrolled
+    assert query_rows(ingested["settings"], "SELECT count(*) FROM course_profile")[0][0] == len(manifest["courses"])
     assert (
-        q(ingested, "SELECT count(*) FROM ip_geo")[0][0]
-        == q(ingested, "SELECT count(DISTINCT ip) FROM events WHERE ip IS NOT NULL AND ip <> ''")[0][0]
+        query_rows(ingested["settings"], "SELECT count(*) FROM ip_geo")[0][0]
+        == query_rows(ingested["settings"], "SELECT count(DISTINCT ip) FROM events WHERE ip IS NOT NULL AND ip <> ''")[0][0]
     )
     exports = ingested["root"] / "exports"
     names = [p.name for p in exports.iterdir()]

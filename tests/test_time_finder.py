@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import person_course_data as D
-from test_person_course import gaps, ingest, normalise, rows
+from conftest import ingest, query_rows
+from test_person_course import gaps, normalise
 
 
 def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cutoff: float = 300) -> dict[tuple, dict[str, Any]]:
@@ -45,7 +45,7 @@ def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cut
 
 def warehouse_days(settings: Any) -> dict[tuple, dict[str, Any]]:
     out = {}
-    for r in rows(settings, "SELECT * FROM person_course_day"):
+    for r in query_rows(settings, "SELECT * FROM person_course_day", as_dicts=True):
         key = (r["course_key"], r["user_id"] if r["user_id"] is not None else r["username"], r["date"])
         out[key] = {
             k: (round(v, 6) if isinstance(v, float) else v)
@@ -56,7 +56,7 @@ def warehouse_days(settings: Any) -> dict[tuple, dict[str, Any]]:
 
 
 def course_ids(settings: Any) -> dict[str, str]:
-    return {r["course_key"]: r["course_id"] for r in rows(settings, "SELECT course_key, course_id FROM courses")}
+    return {r["course_key"]: r["course_id"] for r in query_rows(settings, "SELECT course_key, course_id FROM courses", as_dicts=True)}
 
 
 def reference_anomalies(files: dict[int, tuple[date, list[dict[str, Any]]]]) -> set[tuple]:
@@ -72,10 +72,10 @@ def reference_anomalies(files: dict[int, tuple[date, list[dict[str, Any]]]]) -> 
 
 
 @pytest.fixture
-def package(data_path: Path, settings_for: Any, cli: Any) -> Any:
+def package(data_path: Path, settings_for: Any) -> Any:
     D.write_package(data_path)
     settings = settings_for(data_path)
-    ingest(cli, settings)
+    ingest(settings)
     return settings
 
 
@@ -90,62 +90,73 @@ def test_person_course_day_equals_the_reference_and_gaps_count_on_the_later_day(
     events = normalise(D.day1_events())
     assert warehouse_days(settings) == reference_days(events, course_ids(settings))
     # alice's 23:58 -> 00:01:00.5 gap crosses midnight: it is counted on 2024-01-02, not 2024-01-01
-    day1 = rows(settings, "SELECT * FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?", [D.A_KEY, date(2024, 1, 1)])
+    day1 = query_rows(
+        settings,
+        "SELECT * FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?",
+        [D.A_KEY, date(2024, 1, 1)],
+        as_dicts=True,
+    )
     assert day1[0]["n_dt"] == 0 and day1[0]["sum_dt"] == 0
-    day2 = rows(settings, "SELECT * FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?", [D.A_KEY, date(2024, 1, 2)])
+    day2 = query_rows(
+        settings,
+        "SELECT * FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?",
+        [D.A_KEY, date(2024, 1, 2)],
+        as_dicts=True,
+    )
     assert day2[0]["max_dt"] == pytest.approx(180.5)
     # the mobile event five days before its file's date is on its own day, and reported
-    assert rows(settings, "SELECT count(*) AS n FROM person_course_day WHERE date = ?", [date(2023, 12, 28)])[0]["n"] == 1
+    assert query_rows(settings, "SELECT count(*) AS n FROM person_course_day WHERE date = ?", [date(2023, 12, 28)])[0][0] == 1
 
 
 def test_event_time_anomalies_per_file_and_course(package: Any) -> None:
     settings = package
-    fid = rows(settings, "SELECT id FROM ingest_files WHERE path LIKE '%2024-01-02.log'")[0]["id"]
+    fid = query_rows(settings, "SELECT id FROM ingest_files WHERE path LIKE '%2024-01-02.log'", as_dicts=True)[0]["id"]
     got = {
         (r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
-        for r in rows(settings, "SELECT * FROM event_time_anomalies")
+        for r in query_rows(settings, "SELECT * FROM event_time_anomalies", as_dicts=True)
     }
     assert got == reference_anomalies({fid: (date(2024, 1, 2), normalise(D.day1_events()))})
     assert got  # the data has one
 
 
-def test_only_touched_days_are_recomputed_including_the_next_days_first_gap(package: Any, cli: Any) -> None:
+def test_only_touched_days_are_recomputed_including_the_next_days_first_gap(package: Any) -> None:
     settings = package
     data = settings.data_paths[0]
     day2 = D.day2_events() + [D.ev("2024-01-03T00:02:00+00:00", "alice", 1, D.A, "seq_goto", "browser", "1.1.1.1", None, "{}")]
     D.write_events(data, "2024-01-03", day2)
-    ingest(cli, settings)
+    ingest(settings)
     stamps = {
         (r["course_key"], r["date"]): r["t"]
-        for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")
+        for r in query_rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL", as_dicts=True)
     }
     events = normalise(D.day1_events() + day2)
     assert warehouse_days(settings) == reference_days(events, course_ids(settings))
 
     D.write_events(data, "2024-01-05", late_events())
-    ingest(cli, settings)
+    ingest(settings)
     events = normalise(D.day1_events() + day2 + late_events())
     assert warehouse_days(settings) == reference_days(events, course_ids(settings))
     after = {
         (r["course_key"], r["date"]): r["t"]
-        for r in rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL")
+        for r in query_rows(settings, "SELECT course_key, date, max(computed_at) AS t FROM person_course_day GROUP BY ALL", as_dicts=True)
     }
     changed = {k for k in after if after[k] != stamps.get(k)}
     assert changed == {(D.A_KEY, date(2024, 1, 2)), (D.A_KEY, date(2024, 1, 3))}
-    first = rows(
+    first = query_rows(
         settings,
         "SELECT n_dt, sum_dt FROM person_course_day WHERE user_id = 1 AND course_key = ? AND date = ?",
         [D.A_KEY, date(2024, 1, 3)],
+        as_dicts=True,
     )[0]
     # 23:59:30 (day before) -> 00:02:00 = 150 s, kept on 2024-01-03; 00:02 -> 09:00 over the cut-off; 09:00 -> 09:04 = 240 s
     assert first["n_dt"] == 2 and first["sum_dt"] == pytest.approx(150 + 240)
     fids = {
         r["path"].rsplit("-events-", 1)[1][:10]: r["id"]
-        for r in rows(settings, "SELECT id, path FROM ingest_files WHERE service = 'Clickstream'")
+        for r in query_rows(settings, "SELECT id, path FROM ingest_files WHERE service = 'Clickstream'", as_dicts=True)
     }
     got = {
         (r["file_id"], r["course_key"], r["nevents"], r["min_offset_days"], r["max_offset_days"])
-        for r in rows(settings, "SELECT * FROM event_time_anomalies")
+        for r in query_rows(settings, "SELECT * FROM event_time_anomalies", as_dicts=True)
     }
     assert got == reference_anomalies(
         {
@@ -186,5 +197,5 @@ def test_read_ranges_are_disjoint_and_cover_each_day_with_its_gap_span() -> None
         ["A", at(d - timedelta(days=2)), at(d + timedelta(days=1))],
         ["A", at(d + timedelta(days=4)), at(d + timedelta(days=7))],
     ]
-    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in pairwise(apart):
+    for (_k1, _lo1, hi1), (_k2, lo2, _hi2) in zip(apart, apart[1:], strict=False):
         assert hi1 < lo2  # disjoint: a join on them reads each event once

@@ -19,7 +19,8 @@ from optimus import discovery, exports, ledger
 from optimus.config import Settings
 from optimus.errors import OptimusError, WarehouseError
 from optimus.ledger import LedgerFile, utcnow
-from optimus.services.base import FileResult, Progress, RunContext, Service, load_services
+from optimus.services import load_services
+from optimus.services.base import FileResult, Progress, RunContext, Service
 from optimus.warehouse import schema
 from optimus.warehouse.base import Warehouse
 

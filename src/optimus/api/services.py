@@ -22,7 +22,7 @@ router = APIRouter(tags=["services"])
 def _services() -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
     """(name, needs, claims) of every registered service, in dependency order."""
     from optimus.pipeline import order
-    from optimus.services.base import load_services
+    from optimus.services import load_services
 
     registry = load_services()
     return tuple((name, tuple(registry[name].needs), tuple(registry[name].claims)) for name in order(registry))

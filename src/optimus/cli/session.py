@@ -164,7 +164,7 @@ def status_data(wh: Warehouse) -> dict[str, Any]:
     """The figures behind `optimus status --json`."""
     from optimus.geo import staleness_warning
     from optimus.pipeline import order
-    from optimus.services.base import load_services
+    from optimus.services import load_services
 
     counts = ledger.counts(wh)
     last = dict(wh.query("SELECT service, max(finished_at) FROM service_runs WHERE status = 'ok' GROUP BY service"))

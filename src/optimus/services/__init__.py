@@ -1,6 +1,8 @@
-"""The built-in services, registered in the original's order (see services/base.py)."""
+"""The built-in services, registered in the original's order (see services/base.py), and the loader that
+lists them with those of other packages: it lives here, above the services, so that no service module
+imports back up to the package that imports it."""
 
-from optimus.services import (  # noqa: F401
+from optimus.services import (  # noqa: F401, I001  (importing a built-in registers it, in this order)
     clickstream,
     database_state,
     discussion_forums,
@@ -10,3 +12,10 @@ from optimus.services import (  # noqa: F401
     person_course,
     email_crm,
 )
+from optimus.services.base import REGISTRY, Service, load_entry_points
+
+
+def load_services() -> dict[str, type[Service]]:
+    """The built-in services (imported above) plus any registered by other packages under `optimus.services`."""
+    load_entry_points()
+    return dict(REGISTRY)

@@ -11,18 +11,21 @@ columns; 'frozen': a derived table whose columns are fixed). It then does one of
 
 Services never print, never touch the ledger, never pick a backend: the pipeline does scheduling,
 state, progress, timing and errors once, for all. Built-in services register exactly as an
-outside one would: with @register, or through the `optimus.services` entry-point group.
+outside one would: with @register, or through the `optimus.services` entry-point group. The list of
+every service (optimus.services.load_services) lives in the package above, which imports the built-ins:
+nothing here imports back up.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from optimus.config import Settings
 from optimus.exports import ExportSet
@@ -60,7 +63,7 @@ class RunContext:
 
     settings: Settings
     wh: Warehouse
-    service: "Service"
+    service: Service
     run_id: int
     last_run_started: datetime | None
     progress: Progress = field(default_factory=Progress)
@@ -169,16 +172,19 @@ def register(cls: type[Service]) -> type[Service]:
     return cls
 
 
-def bytes_outside_engine(settings: Settings) -> int:
-    """The most memory any active service holds beside the engine: the engine's share of
-    memory_limit is the setting less this (its settings are locked once open; see warehouse.connect)."""
-    return max((cls.bytes_outside_engine() for name, cls in load_services().items() if name not in settings.ignored_services), default=0)
-
-
-def load_services() -> dict[str, type[Service]]:
-    """The built-in services plus any registered by other packages under `optimus.services`."""
-    import optimus.services  # noqa: F401  (registers the built-ins)
-
+def load_entry_points() -> None:
+    """Register the services of other packages (the `optimus.services` entry-point group); the built-ins
+    are registered by the `optimus.services` package itself, whose loader (load_services) lists them all."""
     for entry in entry_points(group="optimus.services"):
         entry.load()
-    return dict(REGISTRY)
+
+
+def bytes_outside_engine(settings: Settings) -> int:
+    """The most memory any active service holds beside the engine: the engine's share of
+    memory_limit is the setting less this (its settings are locked once open; see warehouse.connect).
+
+    Read from REGISTRY, not through the loader above this module: the built-ins are registered by the time
+    any caller has this function, because Python runs the package's __init__ (which imports every built-in)
+    before any of its modules, this one included."""
+    load_entry_points()
+    return max((cls.bytes_outside_engine() for name, cls in REGISTRY.items() if name not in settings.ignored_services), default=0)
