@@ -14,24 +14,26 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import make_data_path
-from postgres_server import RUN_ID, create_database, drop_database
 
+from conftest import make_data_path
 from optimus import courses
 from optimus.config import Settings
 from optimus.formats import events as rules
 from optimus.warehouse import connect
 from optimus.warehouse.base import Warehouse
 from optimus.warehouse.dialects import Dialect
+from optimus.warehouse.dialects.base import JsonShape
 from optimus.warehouse.dialects.duckdb import DuckDBDialect
 from optimus.warehouse.dialects.postgres import PostgresDialect
+from postgres_server import RUN_ID, create_database, drop_database
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ JSON_OBJECTS = (
     '{"a":1}{"a":2}',
     '{"a":1.5}',
 )
-SHAPE = {"a": "text", "m": {"k": "text"}, "e": "json", "s": "json"}
+SHAPE: JsonShape = {"a": "text", "m": {"k": "text"}, "e": "json", "s": "json"}
 TIMES = (
     "2014-03-01T10:00:00",
     "2014-03-01 10:00:00.123456",
@@ -210,7 +212,24 @@ ZONED = (
     "2014-03-01T10:00:00+00",
     "now+01:00",
 )
-NUMBERS = ("5", " 7 ", "-3", "+4", "5.0", "2.5", "-2.5", "1e3", "1.5e1", ".5", "5.", "9223372036854775807", "9223372036854775808", "x", "", "1 2")
+NUMBERS = (
+    "5",
+    " 7 ",
+    "-3",
+    "+4",
+    "5.0",
+    "2.5",
+    "-2.5",
+    "1e3",
+    "1.5e1",
+    ".5",
+    "5.",
+    "9223372036854775807",
+    "9223372036854775808",
+    "x",
+    "",
+    "1 2",
+)
 # (`0x10` and `1_000` are left out: DuckDB reads them, 16 and 1000, PostgreSQL 15 does not (docs/postgresql.md))
 
 
@@ -228,10 +247,10 @@ CASES: dict[str, Case] = {
     # integer (rounded), PostgreSQL gives NULL; DuckDB reads 'inf' as a DATE/TIMESTAMP and not 'off' as a BOOLEAN.
     "try_cast": Case(
         inputs=("12", "-3", " 7 ", "x", "", "9223372036854775808", "2014-03-01", "2014-3-1", "2014-02-30", "true", "t", "1", "0", "yes"),
-        expr=lambda d, v: " || '|' || ".join(
-            f"coalesce(CAST({d.try_cast(v, t)} AS VARCHAR), '-')" for t in ("BIGINT", "DATE", "BOOLEAN", "TIMESTAMP")
-        )
-        + f" || '|' || coalesce(CAST({d.try_cast(v, 'DOUBLE PRECISION')} = 12 AS VARCHAR), '-')",
+        expr=lambda d, v: (
+            " || '|' || ".join(f"coalesce(CAST({d.try_cast(v, t)} AS VARCHAR), '-')" for t in ("BIGINT", "DATE", "BOOLEAN", "TIMESTAMP"))
+            + f" || '|' || coalesce(CAST({d.try_cast(v, 'DOUBLE PRECISION')} = 12 AS VARCHAR), '-')"
+        ),
     ),
     "starts_with": Case(TEXTS, expr=lambda d, v: d.starts_with(v, "{"), reference=_or_none(lambda v: v.startswith("{"))),
     "ends_with": Case(TEXTS, expr=lambda d, v: d.ends_with(v, "+00:00"), reference=_or_none(lambda v: v.endswith("+00:00"))),
@@ -244,7 +263,9 @@ CASES: dict[str, Case] = {
     "url_decode_or_null": Case(URLS, expr=lambda d, v: d.url_decode_or_null(v), reference=_or_none(_unquote)),
     "regex_matches": Case(
         COURSE_IDS,
-        expr=lambda d, v: f"CASE WHEN {d.regex_matches(v, rules.COURSE_NEW_RE)} THEN 'new' WHEN {d.regex_matches(v, rules.COURSE_OLD_RE)} THEN 'old' END",
+        expr=lambda d, v: (
+            f"CASE WHEN {d.regex_matches(v, rules.COURSE_NEW_RE)} THEN 'new' WHEN {d.regex_matches(v, rules.COURSE_OLD_RE)} THEN 'old' END"
+        ),
         reference=lambda v: "new" if courses._NEW.search(v) else "old" if courses._OLD.search(v) else None,
     ),
     "regex_groups": Case(
@@ -258,7 +279,8 @@ CASES: dict[str, Case] = {
     "regex_group": Case(
         COURSE_IDS,
         expr=lambda d, v: " || '|' || ".join(
-            f"coalesce({d.regex_group(d.regex_groups(v, rules.COURSE_OLD_RE, ('o', 'c', 'r')), ('o', 'c', 'r'), g)}, '-')" for g in ("r", "o")
+            f"coalesce({d.regex_group(d.regex_groups(v, rules.COURSE_OLD_RE, ('o', 'c', 'r')), ('o', 'c', 'r'), g)}, '-')"
+            for g in ("r", "o")
         ),
         reference=lambda v: "|".join(_group(courses._OLD.match(v), i) or "-" for i in (3, 1)),
     ),
@@ -270,9 +292,11 @@ CASES: dict[str, Case] = {
     ),
     "parse_json_object": Case(
         JSON_OBJECTS,
-        expr=lambda d, v: f"CASE WHEN {d.parse_json_object(v, SHAPE)} IS NULL THEN 'invalid' "
-        f"ELSE coalesce({d.json_member_text(d.parse_json_object(v, SHAPE), 'a')}, '-') END",
-        reference=lambda v: "invalid" if _object(v) is None else (_member_text(_object(v).get("a")) or "-"),  # type: ignore[union-attr]
+        expr=lambda d, v: (
+            f"CASE WHEN {d.parse_json_object(v, SHAPE)} IS NULL THEN 'invalid' "
+            f"ELSE coalesce({d.json_member_text(d.parse_json_object(v, SHAPE), 'a')}, '-') END"
+        ),
+        reference=lambda v: "invalid" if (o := _object(v)) is None else (_member_text(o.get("a")) or "-"),
     ),
     "json_member_text": Case(
         JSON_OBJECTS,
@@ -364,6 +388,6 @@ def test_every_fragment_has_a_case() -> None:
 def test_fragment_is_equal_on_every_engine(warehouses: dict[str, Warehouse], fragment: str) -> None:
     case = CASES[fragment]
     duck, pg = _run(warehouses["duckdb"], case), _run(warehouses["postgres"], case)
-    assert list(zip(case.inputs, pg)) == list(zip(case.inputs, duck))
+    assert list(zip(case.inputs, pg, strict=True)) == list(zip(case.inputs, duck, strict=True))
     if case.reference is not None:
-        assert list(zip(case.inputs, duck)) == [(v, case.reference(v)) for v in case.inputs]
+        assert list(zip(case.inputs, duck, strict=True)) == [(v, case.reference(v)) for v in case.inputs]

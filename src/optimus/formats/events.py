@@ -28,8 +28,9 @@ import array
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -135,7 +136,7 @@ def _split(block: bytes, first_line: int, end: int | None = None, max_line: int 
     view, sha1, find = memoryview(block), hashlib.sha1, block.find
     ids: list[str | None]
     if n and block[0] == 123 and block.count(b"\n{", 0, end) == n - 1:  # every line starts with "{" (the usual case)
-        ids = [sha1(view[start:stop]).hexdigest() for start, stop in zip(offsets, offsets[1:])]
+        ids = [sha1(view[start:stop]).hexdigest() for start, stop in zip(offsets, offsets[1:], strict=False)]
     else:
         ids = []
         add = ids.append
@@ -456,8 +457,7 @@ def duplicate_keys_sql(d: Dialect, lines: str) -> str:
     of counting (about a quarter of the parse's time; see docs/clickstream.md)."""
     js = f"CASE WHEN {d.starts_with('raw', '{')} THEN raw ELSE substr(raw, strpos(raw, '{{')) END"
     return (
-        f"SELECT coalesce(sum({d.repeats_in_list('k')}), 0) FROM (SELECT {d.json_keys(js)} AS k FROM {lines} "
-        f"WHERE strpos(raw, '{{') > 0) d"
+        f"SELECT coalesce(sum({d.repeats_in_list('k')}), 0) FROM (SELECT {d.json_keys(js)} AS k FROM {lines} WHERE strpos(raw, '{{') > 0) d"
     )
 
 

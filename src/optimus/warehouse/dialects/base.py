@@ -14,8 +14,9 @@ user input).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping, Union
+from typing import Literal, Union
 
 # The shape of a JSON object read by `parse_json_object`: each member read is "text" (its text: a
 # string's value, any other value's JSON), "json" (kept as JSON) or a shape of its own (an object).
