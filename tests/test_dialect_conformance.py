@@ -253,7 +253,11 @@ CASES: dict[str, Case] = {
         ),
     ),
     "starts_with": Case(TEXTS, expr=lambda d, v: d.starts_with(v, "{"), reference=_or_none(lambda v: v.startswith("{"))),
-    "ends_with": Case(TEXTS, expr=lambda d, v: d.ends_with(v, "+00:00"), reference=_or_none(lambda v: v.endswith("+00:00"))),
+    "ends_with": Case(
+        TEXTS,
+        expr=lambda d, v: f"CAST({d.ends_with(v, '+00:00')} AS VARCHAR) || '|' || CAST({d.ends_with(v, 'Z')} AS VARCHAR)",
+        reference=_or_none(lambda v: f"{str(v.endswith('+00:00')).lower()}|{str(v.endswith('Z')).lower()}"),
+    ),
     "contains": Case(TEXTS, expr=lambda d, v: d.contains(v, "%"), reference=_or_none(lambda v: "%" in v)),
     "trim_chars": Case(
         TRIM,

@@ -381,11 +381,17 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
     members = ", ".join(f"{d.json_member_text('j', m)} AS j_{m}" for m in _TEXT_MEMBERS)
     starts = d.starts_with("raw", "{")
     comment = d.starts_with(d.trim_chars("raw", _BLANK, "leading"), "#")
-    time_re = lambda pattern: d.regex_matches("j_time", pattern)  # noqa: E731
-    in_url = lambda col: (  # noqa: E731
-        f"CASE WHEN reason IS NULL AND ctx IS NULL AND {d.contains(col, '/courses/')} "
-        f"THEN nullif({d.url_decode_or_null(d.regex_extract(col, url))}, '') END"
-    )
+
+    def time_re(pattern: str) -> str:
+        return d.regex_matches("j_time", pattern)
+
+    def in_url(col: str) -> str:
+        """The course id in a `/courses/{id}` URL in `col`, decoded, when the context names no course."""
+        return (
+            f"CASE WHEN reason IS NULL AND ctx IS NULL AND {d.contains(col, '/courses/')} "
+            f"THEN nullif({d.url_decode_or_null(d.regex_extract(col, url))}, '') END"
+        )
+
     return f"""
     WITH s AS (
         SELECT line, raw, event_id,

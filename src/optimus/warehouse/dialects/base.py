@@ -68,7 +68,8 @@ class Dialect:
 
     def ends_with(self, expr: str, suffix: str) -> str:
         """Whether the text `expr` ends with `suffix` (NULL for NULL)."""
-        return f"SUBSTRING({expr} FROM CHAR_LENGTH({expr}) - {len(suffix) - 1}) = {sql_string(suffix)}"
+        back = f" - {len(suffix) - 1}" if len(suffix) > 1 else ""
+        return f"SUBSTRING({expr} FROM CHAR_LENGTH({expr}){back}) = {sql_string(suffix)}"
 
     def contains(self, expr: str, needle: str) -> str:
         """Whether the text `expr` holds `needle` (NULL for NULL)."""
