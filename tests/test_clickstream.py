@@ -277,7 +277,7 @@ def test_course_key_sql_equals_python(tmp_path, settings_for, backend):
     wh = connect(settings)
     try:
         values = " UNION ALL ".join("SELECT ? AS cid" for _ in COURSE_IDS)
-        got = dict(wh.query(rules.course_key_sql(wh.dialect, f"({values}) v", "cid"), COURSE_IDS))
+        got = dict(wh.query(rules.course_key_sql(wh.sql, f"({values}) v", "cid"), COURSE_IDS))
     finally:
         wh.close()
     for cid in COURSE_IDS:

@@ -23,16 +23,8 @@ ENGINE_NAMES = {"duckdb", "postgres", "postgresql", "pyspark", "spark"}
 
 # Comparisons with an engine's name outside warehouse/, by `module:function` and how many.
 # To be removed by the dialect layer (issue 15): each is SQL spelt per engine.
-DIALECT_BRANCHES = Counter(
-    {
-        "optimus.services.clickstream:Clickstream.ingest": 1,  # the course-key lookup table only DuckDB's parse_sql reads
-        "optimus.services.clickstream:Clickstream._load_batch": 2,  # parse_sql's courses argument, the course-key cache
-        "optimus.services.learner_events:json_text": 1,
-        "optimus.formats.events:course_key_sql": 2,
-        "optimus.formats.events:parse_sql": 2,
-        "optimus.formats.events:duplicate_keys_sql": 2,
-    }
-)
+DIALECT_BRANCHES: Counter[str] = Counter()  # none left: shared SQL asks the dialect (wh.sql) for its fragments
+
 # Not an engine branch: the settings check that the configured URLs name a known kind of warehouse.
 URL_SCHEMES = Counter({"optimus.config:_validate": 2})
 
@@ -43,8 +35,6 @@ DEFERRED_CYCLES = {
     # connect() asks the services how much memory they hold beside the engine (bytes_outside_engine)
     ("optimus.warehouse", "optimus.services"),
     ("optimus.warehouse", "optimus.services.base"),
-    # to be removed by the dialect layer (issue 15): the event rules spelt twice import each other
-    ("optimus.formats.events", "optimus.formats.events_postgres"),
 }
 
 

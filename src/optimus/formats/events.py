@@ -18,7 +18,8 @@ What a line is (REFERENCE §3.3), decided here once:
 - `event`: a JSON string holding an object becomes that object; anything else is kept as it is.
 
 This module holds the line splitter (bytes in, Arrow batches out) and the reasons; the SQL that
-applies the rules in bulk is `normalise_sql` below, the one place where they are written as SQL.
+applies the rules in bulk is `parse_sql` below, the one place where they are written as SQL, once
+for every engine: a warehouse's dialect (`wh.sql`) spells the fragments engines disagree on.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ import array
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # the rules take the dialect that spells them; they never import an engine
+    from optimus.warehouse.dialects import Dialect
 
 _NEWLINE = re.compile(b"\n")
 RAW_LIMIT = 2000  # characters of a quarantined line kept in events_quarantine.raw
@@ -96,10 +101,6 @@ EVENT_COLUMNS: dict[str, str] = {
     "line": "BIGINT",
 }
 
-# `/courses/{course_id}` in a URL: courses._IN_URL in RE2 syntax (RE2 has no look-ahead; the
-# look-ahead there always holds after the greedy segments, so group 1 is the same).
-COURSE_IN_URL_RE2 = r"(?i)/courses/((?:course-v1|ccx-v1)(?::|%3A)[^/?#]+|[^/?#]+/[^/?#]+/[^/?#]+)(?:[/?#]|$)"
-
 
 @dataclass
 class LineBatch:
@@ -135,7 +136,7 @@ def _split(block: bytes, first_line: int, end: int | None = None, max_line: int 
     view, sha1, find = memoryview(block), hashlib.sha1, block.find
     ids: list[str | None]
     if n and block[0] == 123 and block.count(b"\n{", 0, end) == n - 1:  # every line starts with "{" (the usual case)
-        ids = [sha1(view[start:stop]).hexdigest() for start, stop in zip(offsets, offsets[1:])]
+        ids = [sha1(view[start:stop]).hexdigest() for start, stop in zip(offsets, offsets[1:], strict=False)]
     else:
         ids = []
         add = ids.append
@@ -288,23 +289,38 @@ def refine_reason(raw: str) -> str:
     return f"{INVALID_JSON}: a string escape is not valid Unicode"
 
 
-_S = (
-    '{"username":"VARCHAR","event_type":"VARCHAR","name":"VARCHAR","event_source":"VARCHAR","ip":"VARCHAR",'
-    '"agent":"VARCHAR","host":"VARCHAR","referer":"VARCHAR","accept_language":"VARCHAR","session":"VARCHAR",'
-    '"page":"VARCHAR","time":"VARCHAR","event":"JSON","context":"JSON"}'
-)
-_CTX = '{"course_id":"VARCHAR","user_id":"VARCHAR","org_id":"VARCHAR","module":{"usage_key":"VARCHAR"}}'
+# the JSON members read from an event and from its context (dialects.base.JsonShape)
+EVENT_SHAPE: dict[str, Any] = {
+    **{k: "text" for k in ("username", "event_type", "name", "event_source", "ip", "agent", "host", "referer")},
+    **{k: "text" for k in ("accept_language", "session", "page", "time")},
+    "event": "json",
+    "context": "json",
+}
+CONTEXT_SHAPE: dict[str, Any] = {"course_id": "text", "user_id": "text", "org_id": "text", "module": {"usage_key": "text"}}
+_TEXT_MEMBERS = [k for k, v in EVENT_SHAPE.items() if v == "text"]
 _EOL = "chr(13) || chr(10)"
+_BLANK = "' ' || chr(9) || chr(65279)"  # what may stand before a comment's `#`
 # what Python's str.strip() and `\s` take for white space (courses.parse strips and matches with them)
 _SPACE_CHARS = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
 _SPACE_SQL = " || ".join(f"chr({c})" for c in _SPACE_CHARS)
-_S_RE2 = r"\t\n\x0b\x0c\r\x1c-\x1f\x85\pZ"
-# courses._NEW and courses._OLD in RE2 (Python's `$` also matches before a final newline)
-_NEW_RE2 = r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@([0-9]+))?\n?$"
-_OLD_RE2 = rf"^([^/+{_S_RE2}]+)/([^/{_S_RE2}]+)/([^/{_S_RE2}]+)\n?$"
+# the same characters inside a regex bracket, in the syntax RE2 and PostgreSQL share (`\xHH`, or the character itself)
+_S = "".join(f"\\x{c:02x}" if c < 0x100 else chr(c) for c in _SPACE_CHARS)
+# courses._NEW and courses._OLD (Python's `$` also matches before a final newline: `\n?$`)
+COURSE_NEW_RE = r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@([0-9]+))?\n?$"
+COURSE_OLD_RE = rf"^([^/+{_S}]+)/([^/{_S}]+)/([^/{_S}]+)\n?$"
+_NEW_GROUPS, _OLD_GROUPS = ("o", "c", "r", "x"), ("o", "c", "r")
+# `/courses/{course_id}` in a URL: courses._IN_URL, its id forms tried in order where a match starts
+# (the look-ahead there always holds after the greedy segments, so a plain group is the same)
+COURSE_IN_URL = ("(?i)/courses/", ("(?:course-v1|ccx-v1)(?::|%3A)[^/?#]+", "[^/?#]+/[^/?#]+/[^/?#]+"), "(?:[/?#]|$)")
 
 
-def _course_key_layers(names: list[str], known: bool = False) -> tuple[str, str, str]:
+def course_in_url_re(d: Dialect) -> str:
+    """The pattern whose group 1 is the course id in a `/courses/{id}` URL, as courses._IN_URL finds it."""
+    prefix, forms, suffix = COURSE_IN_URL
+    return d.first_alternative(prefix, forms, suffix)
+
+
+def _course_key_layers(d: Dialect, names: list[str], known: bool = False) -> tuple[str, str, str]:
     """Three SELECT-list layers computing `{name}_key` for each column, exactly as courses.course_key.
 
     With `known`, a column `{name}_hit` says the key was looked up already (in `{name}_k`), and
@@ -313,52 +329,46 @@ def _course_key_layers(names: list[str], known: bool = False) -> tuple[str, str,
     norm, match, key = [], [], []
     for n in names:
         skip = f"WHEN {n}_hit THEN NULL " if known else ""
-        norm.append(
-            f"CASE {skip}WHEN contains({n}, '%') THEN try(url_decode(trim({n}, {_SPACE_SQL}))) ELSE trim({n}, {_SPACE_SQL}) END AS {n}_t"
-        )
+        trimmed = d.trim_chars(n, _SPACE_SQL)
+        norm.append(f"CASE {skip}WHEN {d.contains(n, '%')} THEN {d.url_decode_or_null(trimmed)} ELSE {trimmed} END AS {n}_t")
         match.append(
-            f"CASE WHEN {n}_t IS NOT NULL THEN regexp_extract({n}_t, '{_NEW_RE2}', ['o', 'c', 'r', 'x']) END AS {n}_n, "
-            f"CASE WHEN {n}_t IS NOT NULL AND NOT regexp_matches({n}_t, '{_NEW_RE2}') "
-            f"THEN regexp_extract({n}_t, '{_OLD_RE2}', ['o', 'c', 'r']) END AS {n}_o"
+            f"CASE WHEN {n}_t IS NOT NULL THEN {d.regex_groups(f'{n}_t', COURSE_NEW_RE, _NEW_GROUPS)} END AS {n}_n, "
+            f"CASE WHEN {n}_t IS NOT NULL AND NOT {d.regex_matches(f'{n}_t', COURSE_NEW_RE)} "
+            f"THEN {d.regex_groups(f'{n}_t', COURSE_OLD_RE, _OLD_GROUPS)} END AS {n}_o"
         )
+        new = {g: d.regex_group(f"{n}_n", _NEW_GROUPS, g) for g in _NEW_GROUPS}
+        old = {g: d.regex_group(f"{n}_o", _OLD_GROUPS, g) for g in _OLD_GROUPS}
         key.append(
-            f"CASE {'WHEN ' + n + '_hit THEN ' + n + '_k ' if known else ''}WHEN {n}_n.o <> '' THEN {n}_n.o || '+' || {n}_n.c || '+' || {n}_n.r || CASE WHEN {n}_n.x <> '' THEN '+ccx@' || {n}_n.x ELSE '' END "
-            f"WHEN {n}_o.o <> '' THEN {n}_o.o || '+' || {n}_o.c || '+' || {n}_o.r END AS {n}_key"
+            f"CASE {'WHEN ' + n + '_hit THEN ' + n + '_k ' if known else ''}"
+            f"WHEN {new['o']} IS NOT NULL THEN {new['o']} || '+' || {new['c']} || '+' || {new['r']} "
+            f"|| CASE WHEN {new['x']} IS NOT NULL THEN '+ccx@' || {new['x']} ELSE '' END "
+            f"WHEN {old['o']} IS NOT NULL THEN {old['o']} || '+' || {old['c']} || '+' || {old['r']} END AS {n}_key"
         )
     return ", ".join(norm), ", ".join(match), ", ".join(key)
 
 
-def course_key_sql(dialect: str, values: str, column: str) -> str:
+def course_key_sql(d: Dialect, values: str, column: str) -> str:
     """SELECT {column}, {column}_key FROM {values}: the SQL twin of courses.course_key (tested against it)."""
-    if dialect == "postgres":
-        from optimus.formats import events_postgres
-
-        return events_postgres.course_key_sql(values, column)
-    if dialect != "duckdb":
-        raise NotImplementedError(f"course key SQL is not written for {dialect} yet")
-    norm, match, key = _course_key_layers([column])
-    return f"SELECT {column}, {column}_key FROM (SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM {values}) a) b) c"
+    norm, match, key = _course_key_layers(d, [column])
+    once = d.compute_once()
+    return f"SELECT {column}, {column}_key FROM (SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM {values}{once}) a{once}) b) c"
 
 
-def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
+def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
     """A SELECT that applies the rules above to a table `lines(line, raw, event_id)` in bulk.
 
     Its columns: line, reason (NULL for an event; NO_OBJECT and INVALID_JSON are refined by
     `refine_reason`), raw (bad lines only), then every column of `events` but file_id.
-    This is the one place where the rules are SQL.
+    This is the one place where the rules are SQL; the dialect `d` spells what engines spell
+    differently (docs/architecture.md lists its fragments). Each JSON text is parsed once.
 
-    `courses` (DuckDB; optional) names a table `(v, k)` of course values whose key is known
-    (`k`, NULL when `v` is not a course id): those rows skip the course-key regexes, which
-    otherwise cost more than the JSON parse (a day holds a few dozen distinct course values).
+    `courses` (optional) names a table `(v, k)` of course values whose key is known (`k`, NULL
+    when `v` is not a course id): those rows skip the course-key regexes, which otherwise cost
+    more than the JSON parse (a day holds a few dozen distinct course values).
     """
-    if dialect == "postgres":  # the same rules spelt for PostgreSQL
-        from optimus.formats import events_postgres
-
-        return events_postgres.parse_sql(lines)
-    if dialect != "duckdb":
-        raise NotImplementedError(f"event parsing SQL is not written for {dialect} yet")
-    url = COURSE_IN_URL_RE2.replace("'", "''")
-    norm, match, key = _course_key_layers(["ctx", "etc", "pgc"], known=courses is not None)
+    url = course_in_url_re(d)
+    norm, match, key = _course_key_layers(d, ["ctx", "etc", "pgc"], known=courses is not None)
+    once = d.compute_once()
     looked_up = (
         (
             "SELECT u.*, lc.v IS NOT NULL AS ctx_hit, lc.k AS ctx_k, le.v IS NOT NULL AS etc_hit, le.k AS etc_k, "
@@ -368,85 +378,92 @@ def parse_sql(dialect: str, lines: str, courses: str | None = None) -> str:
         if courses
         else "SELECT * FROM u"
     )
-    blank = "' ' || chr(9) || chr(65279)"
+    members = ", ".join(f"{d.json_member_text('j', m)} AS j_{m}" for m in _TEXT_MEMBERS)
+    starts = d.starts_with("raw", "{")
+    comment = d.starts_with(d.trim_chars("raw", _BLANK, "leading"), "#")
+
+    def time_re(pattern: str) -> str:
+        return d.regex_matches("j_time", pattern)
+
+    def in_url(col: str) -> str:
+        """The course id in a `/courses/{id}` URL in `col`, decoded, when the context names no course."""
+        return (
+            f"CASE WHEN reason IS NULL AND ctx IS NULL AND {d.contains(col, '/courses/')} "
+            f"THEN nullif({d.url_decode_or_null(d.regex_extract(col, url))}, '') END"
+        )
+
     return f"""
     WITH s AS (
         SELECT line, raw, event_id,
-               CASE WHEN starts_with(raw, '{{') THEN raw
-                    WHEN starts_with(ltrim(raw, {blank}), '#') THEN NULL
+               CASE WHEN {starts} THEN raw
+                    WHEN {comment} THEN NULL
                     WHEN strpos(raw, '{{') > 0 THEN substr(raw, strpos(raw, '{{')) END AS js
         FROM {lines}
-        WHERE starts_with(raw, '{{') OR trim(raw, ' ' || chr(9) || {_EOL}) <> ''
+        WHERE {starts} OR {d.trim_chars("raw", "' ' || chr(9) || " + _EOL)} <> ''
     ), j AS (
-        SELECT line, raw, event_id, js, try(json_transform(js, '{_S}')) AS j FROM s
-    ), t AS (
-        SELECT line, raw, event_id, js, j,
-               CASE WHEN j.time IS NULL THEN NULL
-                    WHEN ends_with(j.time, '+00:00') OR ends_with(j.time, 'Z') THEN TRY_CAST(j.time AS TIMESTAMP)
-                    WHEN regexp_matches(j.time, '{NUMBER_RE}') THEN NULL
-                    WHEN regexp_matches(j.time, '{OFFSET_RE}') AND length(j.time) > 16
-                        THEN CASE WHEN regexp_matches(j.time, '{OFFSET_OK_RE}') THEN timezone('UTC', TRY_CAST(j.time AS TIMESTAMPTZ)) END
-                    WHEN regexp_matches(j.time, '{ZONE_NAME_RE}') THEN NULL
-                    ELSE TRY_CAST(j.time AS TIMESTAMP) END AS ts,
-               CASE WHEN starts_with(j.event, '"{{') THEN j.event ->> '$' END AS event_inner,
-               try(json_transform(j.context, '{_CTX}')) AS c
+        SELECT line, raw, event_id, js, {d.parse_json_object("js", EVENT_SHAPE)} AS j FROM s{once}
+    ), f AS (
+        SELECT line, raw, event_id, js, j, {members},
+               {d.json_member("j", "event")} AS j_event, {d.json_member("j", "context")} AS j_context
         FROM j
+    ), t AS (
+        SELECT *,
+               CASE WHEN j_time IS NULL THEN NULL
+                    WHEN {d.ends_with("j_time", "+00:00")} OR {d.ends_with("j_time", "Z")} THEN {d.timestamp_from_text("j_time")}
+                    WHEN {time_re(NUMBER_RE)} THEN NULL
+                    WHEN {time_re(OFFSET_RE)} AND length(j_time) > 16
+                        THEN CASE WHEN {time_re(OFFSET_OK_RE)} THEN {d.utc_timestamp_from_text("j_time")} END
+                    WHEN {time_re(ZONE_NAME_RE)} THEN NULL
+                    ELSE {d.timestamp_from_text("j_time")} END AS ts,
+               {d.json_string_object("j_event")} AS event_inner,
+               {d.json_document("j_context", CONTEXT_SHAPE)} AS c
+        FROM f{once}
     ), r AS (
         SELECT *,
-               CASE WHEN js IS NULL AND strpos(raw, '{{') = 0 AND starts_with(ltrim(raw, {blank}), '#') THEN '{COMMENT}'
+               CASE WHEN js IS NULL AND strpos(raw, '{{') = 0 AND {comment} THEN '{COMMENT}'
                     WHEN js IS NULL THEN '{NO_OBJECT}'
                     WHEN j IS NULL THEN '{INVALID_JSON}'
-                    WHEN j.time IS NULL THEN '{NO_TIME}'
-                    WHEN ts IS NULL AND regexp_matches(j.time, '{NUMBER_RE}') THEN '{BAD_TIME}'
-                    WHEN ts IS NULL AND length(j.time) > 16 AND regexp_matches(j.time, '{OFFSET_RE}')
-                         AND NOT regexp_matches(j.time, '{OFFSET_OK_RE}') THEN '{BAD_OFFSET}'
-                    WHEN ts IS NULL AND regexp_matches(j.time, '{YEAR_OUT_RE}') THEN '{TIME_RANGE}'
+                    WHEN j_time IS NULL THEN '{NO_TIME}'
+                    WHEN ts IS NULL AND {time_re(NUMBER_RE)} THEN '{BAD_TIME}'
+                    WHEN ts IS NULL AND length(j_time) > 16 AND {time_re(OFFSET_RE)}
+                         AND NOT {time_re(OFFSET_OK_RE)} THEN '{BAD_OFFSET}'
+                    WHEN ts IS NULL AND {time_re(YEAR_OUT_RE)} THEN '{TIME_RANGE}'
                     WHEN ts IS NULL OR NOT isfinite(ts) THEN '{BAD_TIME}'
                     WHEN ts < TIMESTAMP '{FIRST_TIME}' OR ts >= TIMESTAMP '{END_TIME}' THEN '{TIME_RANGE}' END AS reason,
-               nullif(c.course_id, '') AS ctx
+               nullif({d.json_member_text("c", "course_id")}, '') AS ctx
         FROM t
     ), u AS (
-        SELECT *,
-               CASE WHEN reason IS NULL AND ctx IS NULL AND contains(j.event_type, '/courses/')
-                    THEN nullif(try(url_decode(regexp_extract(j.event_type, '{url}', 1))), '') END AS etc,
-               CASE WHEN reason IS NULL AND ctx IS NULL AND contains(j.page, '/courses/')
-                    THEN nullif(try(url_decode(regexp_extract(j.page, '{url}', 1))), '') END AS pgc
-        FROM r
+        SELECT *, {in_url("j_event_type")} AS etc, {in_url("j_page")} AS pgc FROM r{once}
     ), h AS (
         {looked_up}
     ), k AS (
-        SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM h) k1) k2
+        SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM h{once}) k1{once}) k2
     )
     SELECT line, reason,
-           CASE WHEN reason IS NOT NULL THEN rtrim(raw, {_EOL}) END AS raw,
+           CASE WHEN reason IS NOT NULL THEN {d.trim_chars("raw", _EOL, "trailing")} END AS raw,
            CASE WHEN reason IS NULL THEN event_id END AS event_id,
-           ts AS time, CAST(ts AS DATE) AS event_date,
-           j.username, TRY_CAST(c.user_id AS BIGINT) AS user_id,
+           ts AS {d.quote("time")}, CAST(ts AS DATE) AS event_date,
+           j_username AS username, {d.whole_number(d.json_member_text("c", "user_id"))} AS user_id,
            CASE WHEN ctx IS NOT NULL THEN ctx WHEN etc_key IS NOT NULL THEN etc WHEN pgc_key IS NOT NULL THEN pgc END AS course_id,
            CASE WHEN ctx IS NOT NULL THEN ctx_key ELSE coalesce(etc_key, pgc_key) END AS course_key,
-           coalesce(nullif(j.name, ''), j.event_type) AS event_type,
-           j.event_source, j.ip, j.agent, j.host, j.referer, j.accept_language, j.session, j.page,
-           c.org_id, c.module.usage_key AS module_id,
-           CASE WHEN event_inner IS NOT NULL AND json_valid(event_inner) THEN CAST(event_inner AS JSON) ELSE j.event END AS event,
-           j.context AS context
+           coalesce(nullif(j_name, ''), j_event_type) AS event_type,
+           j_event_source AS event_source, j_ip AS ip, j_agent AS agent, j_host AS host, j_referer AS referer,
+           j_accept_language AS accept_language, j_session AS session, j_page AS page,
+           {d.json_member_text("c", "org_id")} AS org_id, {d.json_member_text("c", "module", "usage_key")} AS module_id,
+           CAST(coalesce({d.json_or_null("event_inner")}, j_event) AS JSON) AS event,
+           CAST(j_context AS JSON) AS context
     FROM k
     """
 
 
-def duplicate_keys_sql(dialect: str, lines: str) -> str:
+def duplicate_keys_sql(d: Dialect, lines: str) -> str:
     """A SELECT of one number: the keys given more than once at the top of the JSON objects of
     `lines(raw)` (from the first `{`; invalid JSON counts 0). Each extra copy is one value
     dropped: DuckDB keeps the first, PostgreSQL the last. A second parse of each line, the price
     of counting (about a quarter of the parse's time; see docs/clickstream.md)."""
-    if dialect == "postgres":
-        from optimus.formats import events_postgres
-
-        return events_postgres.duplicate_keys_sql(lines)
-    if dialect != "duckdb":
-        raise NotImplementedError(f"duplicate key SQL is not written for {dialect} yet")
+    js = f"CASE WHEN {d.starts_with('raw', '{')} THEN raw ELSE substr(raw, strpos(raw, '{{')) END"
     return (
-        "SELECT coalesce(sum(len(k) - list_unique(k)), 0) FROM (SELECT try(json_keys(CASE WHEN starts_with(raw, '{') THEN raw "
-        f"ELSE substr(raw, strpos(raw, '{{')) END)) AS k FROM {lines} WHERE strpos(raw, '{{') > 0) d"
+        f"SELECT coalesce(sum({d.repeats_in_list('k')}), 0) FROM (SELECT {d.json_keys(js)} AS k FROM {lines} WHERE strpos(raw, '{{') > 0) d"
     )
 
 

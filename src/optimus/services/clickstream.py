@@ -73,8 +73,8 @@ class Clickstream(Service):
                 f"UPDATE events SET file_id = ? WHERE event_date IN ({', '.join('?' for _ in old_days)}) AND file_id = ?",
                 [-file.id, *sorted(old_days), file.id],
             )
-        if wh.dialect == "duckdb":
-            wh.execute(f"CREATE OR REPLACE TEMP TABLE {_COURSES} (v VARCHAR, k VARCHAR)")
+        wh.execute(f"DROP TABLE IF EXISTS {_COURSES}")
+        wh.execute(f"CREATE TEMP TABLE {_COURSES} (v VARCHAR, k VARCHAR)")
         if not wh.capabilities.scans_arrow_in_place:  # each block is loaded into this table once, then read
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
@@ -134,24 +134,23 @@ class Clickstream(Service):
             wh.load_arrow(_LINES, batch.table)
             lines, run = _LINES, wh.execute
         cols = ", ".join(wh.quote(c) for c in rules.EVENT_COLUMNS if c != "file_id")
-        parsed = rules.parse_sql(wh.dialect, lines, _COURSES) if wh.dialect == "duckdb" else rules.parse_sql(wh.dialect, lines)
+        parsed = rules.parse_sql(wh.sql, lines, _COURSES)
         run(f"INSERT INTO events ({cols}, file_id) SELECT {cols}, {int(file.id)} FROM ({parsed}) p WHERE reason IS NULL")
         good = int(wh.scalar(f"SELECT count(*) FROM events WHERE {block}") or 0)
         coerced = self._coerced(wh, lines, run, block) if good else 0
         bad = len(batch.bad)
         if good < rows:  # the lines that did not become events (few) are parsed again, alone
             rest = f"(SELECT * FROM {lines} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
-            run(
-                f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.dialect, rest)}) p WHERE reason IS NOT NULL"
-            )
+            wh.execute(f"DROP TABLE IF EXISTS {_BAD}")
+            run(f"CREATE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.sql, rest)}) p WHERE reason IS NOT NULL")
             if coerced:  # keys given twice on lines not loaded were not coerced
-                coerced -= int(wh.scalar(rules.duplicate_keys_sql(wh.dialect, _BAD)) or 0)
+                coerced -= int(wh.scalar(rules.duplicate_keys_sql(wh.sql, _BAD)) or 0)
             bad = self._quarantine(wh, file, batch)
-        if wh.dialect == "duckdb":  # course values seen: their keys are looked up in the next blocks, not computed again
-            wh.execute(
-                f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
-                f"AND course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
-            )
+        # course values seen: their keys are looked up in the next blocks, not computed again
+        wh.execute(
+            f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
+            f"AND course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
+        )
         return good, bad, coerced
 
     @staticmethod
@@ -159,7 +158,8 @@ class Clickstream(Service):
         """Values of the block's stored events that the line gave otherwise: extra copies of a
         key (the engine keeps one; counted over the block, less its quarantined lines) and user
         ids that are not 64-bit whole numbers (stored NULL)."""
-        run(f"CREATE OR REPLACE TEMP TABLE {_COERCED} AS {rules.duplicate_keys_sql(wh.dialect, lines)}")
+        wh.execute(f"DROP TABLE IF EXISTS {_COERCED}")
+        run(f"CREATE TEMP TABLE {_COERCED} AS {rules.duplicate_keys_sql(wh.sql, lines)}")
         return int(wh.scalar(f"SELECT * FROM {_COERCED}") or 0) + int(wh.scalar(rules.lost_user_ids_sql(block)) or 0)
 
     def _settle(self, wh: Warehouse, file_id: int, loaded: int) -> set[date]:

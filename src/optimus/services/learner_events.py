@@ -1,8 +1,8 @@
 """The events and inputs that TimeFinder and PersonCourse both read: input tables, learner resolution, event classes.
 
-The rules are written out in docs/person_course.md; keep the two in step. SQL here is meant
-for both DuckDB and PostgreSQL; the one engine-specific piece (JSON field extraction) is
-`json_text`, with one branch per dialect.
+The rules are written out in docs/person_course.md; keep the two in step. SQL here is written
+once for every engine; the one piece engines spell differently (JSON field extraction,
+`json_text`) is a fragment of the warehouse's dialect (`wh.sql`).
 
 Inputs produced by other services may not exist yet (a package without forums, or a service
 not yet run): `source()` then stands in an empty relation with the same columns, so the
@@ -144,20 +144,7 @@ def in_list(values: list[str] | tuple[str, ...]) -> str:
 def json_text(wh: Warehouse, expr: str, key: str) -> str:
     """SQL for the text of `key` in a JSON object, or in a JSON string that holds an object
     (browser events carry their payload as such a string); NULL when absent or unparsable."""
-    if wh.dialect == "duckdb":
-        return (
-            f"(CASE WHEN json_type({expr}) = 'VARCHAR' "
-            f"THEN json_extract_string(TRY_CAST(json_extract_string({expr}, '$') AS JSON), '$.{key}') "
-            f"ELSE json_extract_string({expr}, '$.{key}') END)"
-        )
-    # PostgreSQL: jsonb operators; a string payload is parsed only when it looks like an object,
-    # and without failing (optimus_try_jsonb: NULL when it is not JSON, as DuckDB's TRY_CAST)
-    j = f"CAST({expr} AS jsonb)"
-    return (
-        f"(CASE WHEN jsonb_typeof({j}) = 'object' THEN {j} ->> '{key}' "
-        f"WHEN jsonb_typeof({j}) = 'string' AND ({j} #>> '{{}}') LIKE '{{%}}' "
-        f"THEN optimus_try_jsonb({j} #>> '{{}}') ->> '{key}' END)"
-    )
+    return wh.sql.json_text(expr, key)
 
 
 def chapter_sql(event_type: str) -> str:

@@ -2,13 +2,26 @@
 
 A fragment is a method returning SQL text from SQL text (`try_cast(expr, type)` -> an
 expression). The default spelling lives here when standard SQL has one; an engine's module
-overrides only what it spells otherwise. Every fragment is checked on every engine, over the same
-inputs, to give equal output (tests/test_dialect_conformance.py).
+overrides only what it spells otherwise (where standard SQL has no spelling, the default raises
+NotImplementedError, and every engine provides one). Every fragment is checked on every engine,
+over the same inputs, to give equal output (tests/test_dialect_conformance.py); docs/architecture.md
+lists them ("Dialect fragments and capabilities").
+
+Arguments named `expr`, `text`, `doc`, ... are SQL expressions; `prefix`, `suffix`, `key`, `name`,
+`pattern` are Python strings that the fragment writes as SQL literals (constants of the code, never
+user input).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, Union
+
+# The shape of a JSON object read by `parse_json_object`: each member read is "text" (its text: a
+# string's value, any other value's JSON), "json" (kept as JSON) or a shape of its own (an object).
+JsonShape = Mapping[str, Union[str, "JsonShape"]]
+TrimSide = Literal["both", "leading", "trailing"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +37,16 @@ class Capabilities:
     transactions: bool = True
 
 
+def sql_string(value: str) -> str:
+    """A standard SQL string literal (single quotes, doubled inside)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _member(doc: str) -> str:
+    """`doc` ready for a member access after it: a bare name as is, anything else in parentheses."""
+    return doc if doc.replace("_", "a").isalnum() else f"({doc})"
+
+
 class Dialect:
     """Fragments of SQL in the default (standard) spelling; an engine's dialect overrides some."""
 
@@ -37,3 +60,118 @@ class Dialect:
     def try_cast(self, expr: str, sql_type: str) -> str:
         """`expr` cast to `sql_type`, NULL (not an error) when it does not fit."""
         raise NotImplementedError(f"{type(self).__name__} has no try_cast")
+
+    # -- text ------------------------------------------------------------------------------------
+    def starts_with(self, expr: str, prefix: str) -> str:
+        """Whether the text `expr` starts with `prefix` (NULL for NULL)."""
+        return f"SUBSTRING({expr} FROM 1 FOR {len(prefix)}) = {sql_string(prefix)}"
+
+    def ends_with(self, expr: str, suffix: str) -> str:
+        """Whether the text `expr` ends with `suffix` (NULL for NULL)."""
+        back = f" - {len(suffix) - 1}" if len(suffix) > 1 else ""
+        return f"SUBSTRING({expr} FROM CHAR_LENGTH({expr}){back}) = {sql_string(suffix)}"
+
+    def contains(self, expr: str, needle: str) -> str:
+        """Whether the text `expr` holds `needle` (NULL for NULL)."""
+        return f"POSITION({sql_string(needle)} IN {expr}) > 0"
+
+    def trim_chars(self, expr: str, chars: str, side: TrimSide = "both") -> str:
+        """`expr` without the characters of the text `chars` (an SQL expression) at its start, end or both."""
+        return f"TRIM({side.upper()} {chars} FROM {expr})"
+
+    def url_decode_or_null(self, expr: str) -> str:
+        """`%XX` escapes decoded as UTF-8 (any other `%` and `+` kept), NULL when the bytes are not UTF-8:
+        urllib.parse.unquote(errors='strict')."""
+        raise NotImplementedError(f"{type(self).__name__} has no url_decode_or_null")
+
+    # -- regular expressions (the patterns are written in the syntax RE2 and PostgreSQL share) -------
+    def regex_matches(self, expr: str, pattern: str) -> str:
+        """Whether `pattern` matches somewhere in `expr`."""
+        raise NotImplementedError(f"{type(self).__name__} has no regex_matches")
+
+    def regex_groups(self, expr: str, pattern: str, groups: tuple[str, ...]) -> str:
+        """The capture groups of the first match of `pattern` in `expr`, as one value read by
+        `regex_group` (the regex runs once for all its groups); `groups` names them in order."""
+        raise NotImplementedError(f"{type(self).__name__} has no regex_groups")
+
+    def regex_group(self, matched: str, groups: tuple[str, ...], group: str) -> str:
+        """One group of a `regex_groups` value: its text, NULL when there was no match or the group
+        took no part (or matched nothing)."""
+        raise NotImplementedError(f"{type(self).__name__} has no regex_group")
+
+    def regex_extract(self, expr: str, pattern: str) -> str:
+        """The text of the first capture group of the first match of `pattern` in `expr`; NULL when
+        there is none (or it is empty)."""
+        raise NotImplementedError(f"{type(self).__name__} has no regex_extract")
+
+    def first_alternative(self, prefix: str, alternatives: tuple[str, ...], suffix: str) -> str:
+        """A pattern (text, not SQL) for `prefix(alt1|alt2|...)suffix` whose group 1 is the first
+        alternative that matches where a match starts, as RE2 and Perl choose (a POSIX engine takes
+        the longest instead; its dialect spells the choice out)."""
+        return f"{prefix}({'|'.join(alternatives)}){suffix}"
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def parse_json_object(self, text: str, shape: JsonShape) -> str:
+        """The JSON object in `text` parsed once, for `json_member_text`/`json_member` to read the
+        members `shape` names; NULL (never an error) when the text is not valid JSON."""
+        raise NotImplementedError(f"{type(self).__name__} has no parse_json_object")
+
+    def json_document(self, value: str, shape: JsonShape) -> str:
+        """A JSON value taken by `json_member` (an object, or anything), readable by `json_member_text`
+        like a `parse_json_object` of `shape`."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_document")
+
+    def json_member_text(self, doc: str, *path: str) -> str:
+        """The text of the member at `path` of a parsed object: a string's value, any other value's
+        JSON; NULL when absent or null."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_member_text")
+
+    def json_member(self, doc: str, name: str) -> str:
+        """The member `name` of a parsed object as JSON (for json_document, json_string_object,
+        or storing in a JSON column); NULL when absent or null."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_member")
+
+    def json_string_object(self, value: str) -> str:
+        """For a JSON value (from json_member) that is a string whose text starts with `{` (a payload
+        sent as a string), that text; NULL for any other value."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_string_object")
+
+    def json_or_null(self, text: str) -> str:
+        """The text as a JSON value (as json_member gives), NULL when it is not valid JSON."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_or_null")
+
+    def json_text(self, expr: str, key: str) -> str:
+        """The text of `key` in a stored JSON value (a JSON column) that is an object, or a string
+        holding an object (browser events carry their payload so); NULL when absent or unparsable."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_text")
+
+    def json_keys(self, text: str) -> str:
+        """The keys at the top of the JSON object in `text`, in order, repeats included (a list);
+        NULL when the text is not a valid JSON object."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_keys")
+
+    def repeats_in_list(self, items: str) -> str:
+        """How many elements of a list (json_keys) repeat an earlier one."""
+        raise NotImplementedError(f"{type(self).__name__} has no repeats_in_list")
+
+    # -- numbers and times -----------------------------------------------------------------------
+    def whole_number(self, text: str) -> str:
+        """The text as a BIGINT: a whole number, or a decimal rounded half away from zero (`5.0`,
+        `1e3`, ` 7 `); NULL when it is neither or does not fit 64 bits."""
+        raise NotImplementedError(f"{type(self).__name__} has no whole_number")
+
+    def timestamp_from_text(self, text: str) -> str:
+        """A time written `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff...]]` (a trailing `Z` or `+00:00` ignored) as a
+        TIMESTAMP, digits past the microsecond cut; NULL when it does not parse (second 60 included)."""
+        raise NotImplementedError(f"{type(self).__name__} has no timestamp_from_text")
+
+    def utc_timestamp_from_text(self, text: str) -> str:
+        """A time written with a zone offset (`+05:30`, `-0800`) as the TIMESTAMP of that instant in UTC;
+        NULL when it does not parse."""
+        raise NotImplementedError(f"{type(self).__name__} has no utc_timestamp_from_text")
+
+    # -- plans -----------------------------------------------------------------------------------
+    def compute_once(self) -> str:
+        """Text ending a subquery so its SELECT-list expressions are computed once per row, not once
+        per use above it (a planner fence); nothing where the engine does so anyway."""
+        return ""

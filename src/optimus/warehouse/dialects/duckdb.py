@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from optimus.warehouse.dialects.base import Capabilities, Dialect
+import json
+
+from optimus.warehouse.dialects.base import Capabilities, Dialect, JsonShape, TrimSide, _member, sql_string
+
+_TRIM = {"both": "trim", "leading": "ltrim", "trailing": "rtrim"}
+
+
+def _struct(shape: JsonShape) -> dict[str, object]:
+    """json_transform's structure for a shape: text -> VARCHAR, json -> JSON, an object -> its own."""
+    return {k: _struct(v) if isinstance(v, dict) else {"text": "VARCHAR", "json": "JSON"}[str(v)] for k, v in shape.items()}
 
 
 class DuckDBDialect(Dialect):
@@ -12,3 +21,72 @@ class DuckDBDialect(Dialect):
 
     def try_cast(self, expr: str, sql_type: str) -> str:
         return f"TRY_CAST({expr} AS {sql_type})"
+
+    def starts_with(self, expr: str, prefix: str) -> str:
+        return f"starts_with({expr}, {sql_string(prefix)})"
+
+    def ends_with(self, expr: str, suffix: str) -> str:
+        return f"ends_with({expr}, {sql_string(suffix)})"
+
+    def contains(self, expr: str, needle: str) -> str:
+        return f"contains({expr}, {sql_string(needle)})"
+
+    def trim_chars(self, expr: str, chars: str, side: TrimSide = "both") -> str:
+        return f"{_TRIM[side]}({expr}, {chars})"
+
+    def url_decode_or_null(self, expr: str) -> str:
+        return f"try(url_decode({expr}))"
+
+    def regex_matches(self, expr: str, pattern: str) -> str:
+        return f"regexp_matches({expr}, {sql_string(pattern)})"
+
+    def regex_groups(self, expr: str, pattern: str, groups: tuple[str, ...]) -> str:
+        names = ", ".join(sql_string(g) for g in groups)
+        return f"regexp_extract({expr}, {sql_string(pattern)}, [{names}])"  # a STRUCT, '' for each group on no match
+
+    def regex_group(self, matched: str, groups: tuple[str, ...], group: str) -> str:
+        return f"nullif({_member(matched)}.{group}, '')"
+
+    def regex_extract(self, expr: str, pattern: str) -> str:
+        return f"nullif(regexp_extract({expr}, {sql_string(pattern)}, 1), '')"
+
+    def parse_json_object(self, text: str, shape: JsonShape) -> str:
+        # a STRUCT of the members named (each read once, here): the fastest way DuckDB reads JSON
+        return f"try(json_transform({text}, {sql_string(json.dumps(_struct(shape), separators=(',', ':')))}))"
+
+    def json_document(self, value: str, shape: JsonShape) -> str:
+        return self.parse_json_object(value, shape)
+
+    def json_member_text(self, doc: str, *path: str) -> str:
+        return ".".join([_member(doc), *path])
+
+    def json_member(self, doc: str, name: str) -> str:
+        return f"{_member(doc)}.{name}"
+
+    def json_string_object(self, value: str) -> str:
+        return f"CASE WHEN starts_with({value}, '\"{{') THEN {value} ->> '$' END"
+
+    def json_or_null(self, text: str) -> str:
+        return f"CASE WHEN json_valid({text}) THEN CAST({text} AS JSON) END"
+
+    def json_text(self, expr: str, key: str) -> str:
+        return (
+            f"(CASE WHEN json_type({expr}) = 'VARCHAR' "
+            f"THEN json_extract_string(TRY_CAST(json_extract_string({expr}, '$') AS JSON), '$.{key}') "
+            f"ELSE json_extract_string({expr}, '$.{key}') END)"
+        )
+
+    def json_keys(self, text: str) -> str:
+        return f"try(json_keys({text}))"
+
+    def repeats_in_list(self, items: str) -> str:
+        return f"(len({items}) - list_unique({items}))"
+
+    def whole_number(self, text: str) -> str:
+        return f"TRY_CAST({text} AS BIGINT)"
+
+    def timestamp_from_text(self, text: str) -> str:
+        return f"TRY_CAST({text} AS TIMESTAMP)"
+
+    def utc_timestamp_from_text(self, text: str) -> str:
+        return f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"

@@ -1,13 +1,16 @@
 """PostgreSQL's spelling of the fragments that differ from the default (dialects/base.py).
 
 What PostgreSQL lacks is done with helper functions the warehouse creates on connect
-(warehouse/postgres.py: `optimus_try_<type>`, `optimus_try_url_decode`).
+(warehouse/postgres.py: `optimus_try_<type>`, `optimus_try_url_decode`), each returning NULL where
+DuckDB's `try`/TRY_CAST does, so one bad line never aborts a statement. Where PostgreSQL reads more
+than DuckDB (words and other layouts as times, a 60th second), the fragments refuse it, so both
+engines give DuckDB's answer.
 """
 
 from __future__ import annotations
 
 from optimus.errors import WarehouseError
-from optimus.warehouse.dialects.base import Capabilities, Dialect
+from optimus.warehouse.dialects.base import Capabilities, Dialect, JsonShape, _member, sql_string
 
 # try_cast: the types with a helper `optimus_try_<type>` (warehouse/postgres.py creates them)
 HELPER_TYPES = {
@@ -54,3 +57,89 @@ class PostgresDialect(Dialect):
         if helper is None:
             raise WarehouseError(f"try_cast: no safe cast to {sql_type} on PostgreSQL")
         return f"{helper_name(helper)}(CAST({expr} AS text))"
+
+    def url_decode_or_null(self, expr: str) -> str:
+        return f"optimus_try_url_decode({expr})"
+
+    def regex_matches(self, expr: str, pattern: str) -> str:
+        return f"({expr} ~ {sql_string(pattern)})"
+
+    def regex_groups(self, expr: str, pattern: str, groups: tuple[str, ...]) -> str:
+        return f"regexp_match({expr}, {sql_string(pattern)})"  # text[], NULL on no match
+
+    def regex_group(self, matched: str, groups: tuple[str, ...], group: str) -> str:
+        return f"nullif({_member(matched)}[{groups.index(group) + 1}], '')"
+
+    def regex_extract(self, expr: str, pattern: str) -> str:
+        return f"nullif((regexp_match({expr}, {sql_string(pattern)}))[1], '')"
+
+    def first_alternative(self, prefix: str, alternatives: tuple[str, ...], suffix: str) -> str:
+        # PostgreSQL's alternation takes the longest match: each alternative is kept from matching
+        # where an earlier one does (a negative look-ahead), so at most one can, and it is RE2's pick
+        picked = []
+        for i, alt in enumerate(alternatives):
+            earlier = "".join(f"(?!(?:{a})(?:{suffix}))" for a in alternatives[:i])
+            picked.append(f"{earlier}(?:{alt})(?={suffix})")
+        return f"{prefix}({'|'.join(picked)})"
+
+    def parse_json_object(self, text: str, shape: JsonShape) -> str:
+        return f"optimus_try_jsonb({text})"  # jsonb: members are read by operators, the shape is not needed
+
+    def json_document(self, value: str, shape: JsonShape) -> str:
+        return value
+
+    def json_member_text(self, doc: str, *path: str) -> str:
+        steps = "".join(f" -> {sql_string(p)}" for p in path[:-1])
+        return f"{_member(doc)}{steps} ->> {sql_string(path[-1])}"
+
+    def json_member(self, doc: str, name: str) -> str:
+        return f"nullif({_member(doc)} -> {sql_string(name)}, 'null')"  # a JSON null is SQL NULL, as DuckDB's json_transform gives
+
+    def json_string_object(self, value: str) -> str:
+        return f"CASE WHEN jsonb_typeof({value}) = 'string' AND left({value} #>> '{{}}', 1) = '{{' THEN {value} #>> '{{}}' END"
+
+    def json_or_null(self, text: str) -> str:
+        return f"optimus_try_jsonb({text})"
+
+    def json_text(self, expr: str, key: str) -> str:
+        # a string payload is parsed only when it looks like an object, and without failing
+        j = f"CAST({expr} AS jsonb)"
+        return (
+            f"(CASE WHEN jsonb_typeof({j}) = 'object' THEN {j} ->> '{key}' "
+            f"WHEN jsonb_typeof({j}) = 'string' AND ({j} #>> '{{}}') LIKE '{{%}}' "
+            f"THEN optimus_try_jsonb({j} #>> '{{}}') ->> '{key}' END)"
+        )
+
+    def json_keys(self, text: str) -> str:
+        # json (not jsonb) keeps every copy of a key; the text is read only when it parses (as jsonb, the rules' test)
+        return f"CASE WHEN jsonb_typeof(optimus_try_jsonb({text})) = 'object' THEN ARRAY(SELECT json_object_keys(CAST({text} AS json))) END"
+
+    def repeats_in_list(self, items: str) -> str:
+        return f"(SELECT count(*) - count(DISTINCT k) FROM unnest({items}) k)"
+
+    def whole_number(self, text: str) -> str:
+        # DuckDB's TRY_CAST(text AS BIGINT): whole-number text, or a decimal rounded; NULL otherwise
+        return (
+            f"CASE WHEN {text} ~ '^[0-9]{{1,18}}$' THEN CAST({text} AS bigint) "
+            f"ELSE optimus_try_bigint(CAST(round(optimus_try_numeric({text})) AS text)) END"
+        )
+
+    def _as_duckdb_reads(self, text: str, cast: str) -> str:
+        """`cast` of `text` where DuckDB would read it: PostgreSQL reads words and other layouts as
+        times ('now', 'Jan 2 2014', '20140301T100000') and rolls a 60th second over; only text starting
+        like a date is cast, and digits past the microsecond are cut (not rounded), as DuckDB does."""
+        cut = f"CASE WHEN {text} ~ '\\.[0-9]{{7}}' THEN regexp_replace({text}, '(\\.[0-9]{{6}})[0-9]+', '\\1') ELSE {text} END"
+        return (
+            f"CASE WHEN {text} ~ '[0-9]:60' THEN NULL "
+            f"WHEN {text} !~* '^\\s*([0-9]{{4}}[-/][0-9]{{1,2}}[-/][0-9]{{1,2}}|epoch\\s*$)' THEN NULL "
+            f"ELSE {cast.format(cut)} END"
+        )
+
+    def timestamp_from_text(self, text: str) -> str:
+        return self._as_duckdb_reads(text, "optimus_try_timestamp({})")
+
+    def utc_timestamp_from_text(self, text: str) -> str:
+        return self._as_duckdb_reads(text, "timezone('UTC', optimus_try_timestamptz({}))")
+
+    def compute_once(self) -> str:
+        return " OFFSET 0"  # a subquery with OFFSET is not flattened into the query above it
