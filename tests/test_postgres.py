@@ -179,7 +179,7 @@ def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_
     pg = pg_settings(settings_for, data_path, pg_url)
     assert run(["ingest"], pg).exit_code == 0
     # an Optimus one version newer adds a table: the older warehouse is migrated, its data kept
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + [["CREATE TABLE extra_v2 (a DOUBLE, b JSON)"]])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + [["CREATE TABLE extra_v2 (a DOUBLE PRECISION, b JSON)"]])
     monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)
     wh = connect(pg)
     try:
@@ -379,20 +379,27 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
         wh.close()
 
 
-def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:  # type: ignore[no-untyped-def]
-    """`?` outside quotes, `%`, DOUBLE, CREATE OR REPLACE TABLE and try_cast_sql, as services write them."""
+def test_shared_spellings_run_on_postgres_and_duckdb_only_ones_fail(pg_url, settings_for, data_path) -> None:  # type: ignore[no-untyped-def]
+    """`?` outside quotes, `%`, DOUBLE PRECISION, DROP + CREATE TEMP TABLE and try_cast_sql, as services write
+    them; DuckDB's own `DOUBLE` and `CREATE OR REPLACE TABLE` fail on PostgreSQL, never rewritten."""
     wh = connect(settings_for(data_path, warehouse=pg_url))
     try:
-        wh.execute("CREATE TABLE spell (a VARCHAR, b DOUBLE, c VARCHAR)")
-        wh.execute("INSERT INTO spell VALUES (?, ?, '?%'), ('x?', CAST('2.5' AS DOUBLE), ?)", ["50%", 0.5, "it's"])
+        wh.execute("CREATE TABLE spell (a VARCHAR, b DOUBLE PRECISION, c VARCHAR)")
+        wh.execute("INSERT INTO spell VALUES (?, ?, '?%'), ('x?', CAST('2.5' AS DOUBLE PRECISION), ?)", ["50%", 0.5, "it's"])
         assert wh.query("SELECT a, b, c FROM spell WHERE a LIKE '%\\%' ESCAPE '\\' OR a = 'x?' ORDER BY b") == [
             ("50%", 0.5, "?%"),
             ("x?", 2.5, "it's"),
         ]
-        wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp INTEGER)")
-        wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp2 INTEGER)")
+        for column in ("only_temp", "only_temp2"):
+            wh.execute("DROP TABLE IF EXISTS pg_temp.spell")
+            wh.execute(f"CREATE TEMP TABLE spell ({column} INTEGER)")
         assert wh.columns("spell") == ["only_temp2"]  # the temp table, replaced ...
         assert wh.scalar(f"SELECT count(*) FROM {wh.quote(wh.schema)}.spell") == 2  # ... the schema's table untouched
+        with pytest.raises(psycopg.errors.SyntaxError):
+            wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp3 INTEGER)")
+        with pytest.raises(psycopg.errors.UndefinedObject, match='type "double" does not exist'):
+            wh.execute("CREATE TABLE doubled (x DOUBLE)")
+        assert wh.columns("spell") == ["only_temp2"] and not wh.table_exists("doubled")
         cast = wh.try_cast_sql("v", "TIMESTAMP")
         got = wh.query(f"SELECT {cast} FROM (VALUES ('2024-02-29 10:00:00'), ('2023-02-29 10:00:00'), ('x'), (NULL)) t(v)")
         assert [r[0] for r in got] == [datetime(2024, 2, 29, 10), None, None, None]

@@ -16,7 +16,7 @@ from optimus.errors import IngestError, UnsafeName
 ID = "BIGINT"
 TS = "TIMESTAMP"
 BOOL = "BOOLEAN"
-NUM = "DOUBLE"
+NUM = "DOUBLE PRECISION"
 INT = "INTEGER"
 
 COLUMN_TYPES: dict[str, dict[str, str]] = {

@@ -1,9 +1,10 @@
 """A shared PostgreSQL server: the team's warehouse, read by dashboards while one daemon writes.
 
 Everything lives in one schema (settings.warehouse_schema, default `optimus`). SQL arrives with
-DuckDB-style `?` placeholders and is translated here, so services never branch on the backend.
-The dialect differences handled in this file: `?` -> `%s`, the type name DOUBLE -> DOUBLE
-PRECISION, CREATE OR REPLACE TABLE -> DROP + CREATE, TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
+DuckDB-style `?` placeholders, made psycopg's `%s` (postgres_statements.py); nothing else of a
+statement is rewritten: shared SQL is written in what both engines run (`DOUBLE PRECISION`,
+`DROP TABLE IF EXISTS` + `CREATE TABLE`), and one PostgreSQL cannot run fails with its message.
+Handled here: TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
 JSON results returned as DuckDB returns them (int/float, str), edX TSV staging through COPY,
 Arrow loading through COPY (CSV), and the single writer held by an advisory lock. Read views and
 untrusted queries log in as the reader role (postgres_reader.py, postgres_query.py).
@@ -12,8 +13,6 @@ untrusted queries log in as the reader role (postgres_reader.py, postgres_query.
 from __future__ import annotations
 
 import gzip
-import re
-from functools import lru_cache
 import threading
 import time
 import zlib
@@ -34,9 +33,10 @@ from optimus.formats import sql_tables
 from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
 from optimus.warehouse.postgres_query import run_untrusted
+from optimus.warehouse.postgres_statements import check_parameters, psycopg_statement
 from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
 
-__all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact", "translate"]
+__all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact"]
 
 # A private-use character stands in for an escaped backslash while the other escapes are decoded.
 _BACKSLASH = "\ue000"
@@ -66,9 +66,6 @@ _ARROW_TYPES = {
     1184: pa.timestamp("us", tz="UTC"),
 }
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
-_CREATE_OR_REPLACE = re.compile(rf"^\s*CREATE\s+OR\s+REPLACE\s+((?:TEMP|TEMPORARY)\s+)?TABLE\s+({_IDENT}(?:\.{_IDENT})?)", re.I)
-
 
 def _helpers_sql() -> list[str]:
     return [
@@ -84,79 +81,6 @@ def _helpers_sql() -> list[str]:
         "FROM regexp_matches(v, '(%[0-9A-Fa-f]{2})|([^%]+|%)', 'g') WITH ORDINALITY AS t(m, n)), 'UTF8'); "
         "EXCEPTION WHEN others THEN RETURN NULL; END $f$"
     ]
-
-
-@lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """`?` placeholders to psycopg's `%s`, `%` escaped, and DuckDB's type name DOUBLE spelt for PostgreSQL.
-
-    Quoted literals, quoted identifiers, dollar-quoted bodies and comments are copied unchanged
-    (apart from `%`, which psycopg reads everywhere in a statement that has parameters).
-    """
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c in "'\"":
-            j = i + 1
-            while j < n:
-                if sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:  # doubled quote inside
-                        j += 2
-                        continue
-                    break
-                if c == "'" and sql[j] == "\\" and i > 0 and sql[i - 1] in "eE":  # E'...' string
-                    j += 2
-                    continue
-                j += 1
-            out.append(sql[i : j + 1].replace("%", "%%"))
-            i = j + 1
-        elif c == "$" and (m := _dollar_tag(sql, i)):
-            end = sql.find(m, i + len(m))
-            end = n if end < 0 else end + len(m)
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            end = n if end < 0 else end + 2
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif c == "?":
-            out.append("%s")
-            i += 1
-        elif c == "%":
-            out.append("%%")
-            i += 1
-        elif c.isalpha() or c == "_":
-            j = i + 1
-            while j < n and (sql[j].isalnum() or sql[j] in "_$"):
-                j += 1
-            word = sql[i:j]
-            if word.upper() == "DOUBLE" and not sql[j : j + 20].lstrip().upper().startswith("PRECISION"):
-                word = "DOUBLE PRECISION"
-            out.append(word)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _dollar_tag(sql: str, i: int) -> str | None:
-    """The `$tag$` opening a dollar-quoted string at i, if one does (not a `$1` parameter)."""
-    j = sql.find("$", i + 1)
-    if j < 0:
-        return None
-    tag = sql[i : j + 1]
-    inner = tag[1:-1]
-    if inner and not (inner[0].isalpha() or inner[0] == "_") or not all(ch.isalnum() or ch == "_" for ch in inner):
-        return None
-    return tag
 
 
 def _normal_url(url: str) -> str:
@@ -354,8 +278,12 @@ class PostgresWarehouse:
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
         if self._failure is not None and self.con.info.transaction_status == pq.TransactionStatus.INERROR:
             raise WarehouseError(f"the transaction was aborted by an earlier error: {self._failure}")
+        args = list(params)
+        statement = psycopg_statement(sql)
+        check_parameters(sql, statement, len(args))
         try:
-            return self.con.execute(translate(sql), list(params))  # type: ignore[arg-type]
+            # without parameters the statement goes as written: psycopg then reads no `%` in it
+            return self.con.execute(statement.text if args else sql, args or None)  # type: ignore[arg-type]
         except psycopg.Error as exc:
             if self.con.broken or self.con.closed:
                 raise WarehouseError(f"lost the connection to the PostgreSQL warehouse {self.url}: {exc}") from exc
@@ -365,22 +293,15 @@ class PostgresWarehouse:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._lock:
-            replace = _CREATE_OR_REPLACE.match(sql)
-            if replace:  # DuckDB's CREATE OR REPLACE TABLE: drop and create, in one transaction
-                name = replace.group(2)
-                if "." not in name.replace('""', ""):  # never drop a same-named table of the other kind
-                    name = f"pg_temp.{name}" if replace.group(1) else f"{self.quote(self.schema)}.{name}"
-                with self.transaction():
-                    self._run(f"DROP TABLE IF EXISTS {name}", [])
-                    self._run(_CREATE_OR_REPLACE.sub(lambda m: f"CREATE {m.group(1) or ''}TABLE {m.group(2)}", sql, count=1), params)
-                return
             self._run(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = [list(r) for r in rows]
         if rows:
             with self._lock, self.con.cursor() as cur:
-                cur.executemany(translate(sql), rows)
+                statement = psycopg_statement(sql)
+                check_parameters(sql, statement, len(rows[0]))
+                cur.executemany(statement.text, rows)  # type: ignore[arg-type]
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
