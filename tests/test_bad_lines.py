@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from optimus.pipeline import Pipeline
+from optimus.pipeline import Pipeline, open_warehouse
 from optimus.warehouse import connect
 
 from conftest import make_data_path
@@ -34,7 +34,7 @@ def event(n: int, **fields: Any) -> bytes:
 
 def ingest(settings: Any, only: str = "Clickstream") -> Any:
     """One run of one service; the summary of its files."""
-    wh = connect(settings)
+    wh = open_warehouse(settings)
     try:
         pipeline = Pipeline(settings, wh)
         pipeline.setup()

@@ -22,7 +22,7 @@ import pytest
 from optimus import courses
 from optimus.errors import WarehouseError
 from optimus.formats import events as rules
-from optimus.pipeline import Pipeline
+from optimus.pipeline import Pipeline, open_warehouse
 from optimus.services.clickstream import Clickstream
 from optimus.warehouse import connect
 
@@ -99,7 +99,7 @@ def events_dir(data: Path) -> Path:
 
 
 def ingest(settings) -> None:  # type: ignore[no-untyped-def]
-    wh = connect(settings)
+    wh = open_warehouse(settings)
     try:
         pipeline = Pipeline(settings, wh)
         pipeline.setup()
@@ -585,7 +585,7 @@ def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Pat
     held = Clickstream.bytes_outside_engine()
     assert held == 3 * Clickstream._batch_bytes()
     settings = settings_for(data_path, memory_limit="1GiB")
-    wh = connect(settings)
+    wh = open_warehouse(settings)
     try:
         limit = lambda w: w.scalar("SELECT current_setting('memory_limit')")  # noqa: E731
         assert limit(wh) == f"{max((1 << 30) - held, 1 << 29) >> 20:.1f} MiB"
@@ -596,7 +596,7 @@ def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Pat
             wh.execute("SET memory_limit = '4GiB'")
     finally:
         wh.close()
-    without = connect(settings_for(data_path, memory_limit="1GiB", ignored_services=["Clickstream"]))
+    without = open_warehouse(settings_for(data_path, memory_limit="1GiB", ignored_services=["Clickstream"]))
     try:
         assert limit(without) == "1.0 GiB"
     finally:

@@ -42,9 +42,6 @@ URL_SCHEMES = Counter({"optimus.config:_validate": 2})
 DEFERRED_CYCLES = {
     # the service registry: load_services imports the package that registers every built-in service
     ("optimus.services.base", "optimus.services"),
-    # connect() asks the services how much memory they hold beside the engine (bytes_outside_engine)
-    ("optimus.warehouse", "optimus.services"),
-    ("optimus.warehouse", "optimus.services.base"),
     # to be removed by the dialect layer (issue 15): the event rules spelt twice import each other
     ("optimus.formats.events", "optimus.formats.events_postgres"),
 }
@@ -199,8 +196,8 @@ ABOVE_STORAGE = (
     "optimus.services",
     "optimus.intake",
 )
-# connect() asks the services how much memory they hold beside the engine (bytes_outside_engine).
-STORAGE_REACHING_UP = {("optimus.warehouse", "optimus.services"), ("optimus.warehouse", "optimus.services.base")}
+# None: what the services hold beside the engine is passed to connect() by its callers (pipeline.open_warehouse).
+STORAGE_REACHING_UP: set[tuple[str, str]] = set()
 
 
 def test_warehouse_does_no_orchestration() -> None:

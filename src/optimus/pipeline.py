@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from optimus import discovery, exports, ledger
 from optimus.config import Settings
 from optimus.errors import OptimusError
 from optimus.ledger import LedgerFile, utcnow
-from optimus.services.base import FileResult, Progress, RunContext, Service, load_services
-from optimus.warehouse import schema
+from optimus.services.base import FileResult, Progress, RunContext, Service, bytes_outside_engine, load_services
+from optimus.warehouse import connect, schema
 from optimus.warehouse.base import Warehouse
 
 log = logging.getLogger("optimus")
@@ -92,6 +92,13 @@ def order(services: dict[str, type[Service]]) -> list[str]:
     for name in services:
         visit(name)
     return done
+
+
+def open_warehouse(settings: Settings, read_only: bool = False, also_allowed: Sequence[Path] = ()) -> Warehouse:
+    """The configured warehouse, opened for the services: a writer's engine leaves room for what the
+    active services hold beside it (bytes_outside_engine), which the storage layer cannot know."""
+    outside = 0 if read_only else bytes_outside_engine(settings)
+    return connect(settings, read_only=read_only, also_allowed=also_allowed, outside_bytes=outside)
 
 
 class Pipeline:

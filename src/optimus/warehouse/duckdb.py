@@ -344,7 +344,7 @@ class DuckDBWarehouse:
         if nbytes > self._outside:
             raise WarehouseError(
                 f"{nbytes} bytes held beside the engine, but it was opened leaving room for {self._outside} "
-                "(open the warehouse through optimus.warehouse.connect)"
+                "(open it through optimus.pipeline.open_warehouse, which leaves room for what the services hold)"
             )
 
     def drop_staged(self, staging: str) -> None:
