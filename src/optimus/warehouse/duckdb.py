@@ -15,33 +15,9 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
+from optimus.warehouse.dialects.base import literal
 from optimus.warehouse.dialects.duckdb import DuckDBDialect
 from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
-
-# A private-use character stands in for an escaped backslash while the other escapes are decoded.
-_BACKSLASH = "\ue000"
-
-
-def decode_escapes_sql(column: str) -> str:
-    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one column; cheap for values without a backslash.
-
-    A value whose only escapes are `\\\\` (JSON state, say) takes one replace instead of five: with
-    no `\\t`, `\\n`, `\\r` (nor the stand-in) in it, the others change nothing.
-    """
-    inner = f"replace({column}, '\\\\', '{_BACKSLASH}')"
-    for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
-        inner = f"replace({inner}, '{escaped}', chr({char}))"
-    inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
-    others = " OR ".join(f"contains({column}, '{text}')" for text in ("\\t", "\\n", "\\r", _BACKSLASH))
-    # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
-    split = (
-        f"array_to_string(list_transform(string_split({column}, '\\\\'), lambda _optimus_part: "
-        f"replace(replace(replace(_optimus_part, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13))), '\\')"
-    )
-    return (
-        f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN contains({column}, '{_BACKSLASH}') THEN {split} "
-        f"WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
-    )
 
 
 class DuckDBWarehouse:
@@ -272,7 +248,9 @@ class DuckDBWarehouse:
                 escaped = self.con.execute(
                     f"SELECT {', '.join(f'bool_or(contains({q(n)}, chr(92)))' for n in names)} FROM {raw}"
                 ).fetchall()[0]
-            decoded = ", ".join(f"{decode_escapes_sql(q(n)) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped))
+            decoded = ", ".join(
+                f"{sql_tables.decode_escapes_sql(q(n), self.sql) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped)
+            )
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, {numbering} AS _line FROM {raw} r")
         return names, [(int(line), str(reason), str(text)[:2000]) for line, reason, text in bad]
 
@@ -526,7 +504,8 @@ def _read_csv_sql(rejects: str, scans: str, parallel: bool = True) -> str:
     """read_csv of an edX TSV dump (parameters: path, columns), its rejected lines kept in `rejects`;
     parallel=False: read by one thread, in the file's order."""
     return (
-        "read_csv(?, delim='\t', quote='', escape='', header=true, all_varchar=true, nullstr='NULL', store_rejects=true, "
+        f"read_csv(?, delim={literal(sql_tables.FIELD_SEPARATOR)}, quote='', escape='', header=true, all_varchar=true, "
+        f"nullstr={literal(sql_tables.NULL_TOKEN)}, store_rejects=true, "
         f"rejects_table='{rejects}', rejects_scan='{scans}', auto_detect=false, columns=?{'' if parallel else ', parallel=false'})"
     )
 

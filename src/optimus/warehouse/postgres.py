@@ -30,6 +30,7 @@ from psycopg.adapt import Loader
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
+from optimus.warehouse.dialects.base import literal
 from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
 from optimus.warehouse.postgres_query import run_untrusted
@@ -38,8 +39,6 @@ from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_
 
 __all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact"]
 
-# A private-use character stands in for an escaped backslash while the other escapes are decoded.
-_BACKSLASH = "\ue000"
 _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 
 # try_cast_sql: plpgsql helpers that return NULL when the cast fails (measured faster than a regex guard).
@@ -451,17 +450,18 @@ class PostgresWarehouse:
                     self._failure = f"{type(exc).__name__}: {exc}"
                 raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
             n = len(header)
-            fields = ", ".join(f"{_decode_sql(f'f[{i + 1}]')} AS {q(name)}" for i, name in enumerate(header))
+            fields = ", ".join(f"{sql_tables.decode_escapes_sql(f'f[{i + 1}]', self.sql)} AS {q(name)}" for i, name in enumerate(header))
+            tab, null = f"chr({ord(sql_tables.FIELD_SEPARATOR)})", literal(sql_tables.NULL_TOKEN)
             self._run(f"DROP TABLE IF EXISTS {q(staging)}", [])
             self._run(
                 f"CREATE TEMP TABLE {q(staging)} AS SELECT {fields}, _line FROM "
-                f"(SELECT _line, string_to_array(raw, chr(9), 'NULL') AS f FROM {raw} WHERE raw <> '' OFFSET 0) s "  # OFFSET 0: split once per line
+                f"(SELECT _line, string_to_array(raw, {tab}, {null}) AS f FROM {raw} WHERE raw <> '' OFFSET 0) s "  # OFFSET 0: split once per line
                 f"WHERE cardinality(f) = {n} AND NOT (_line = ANY(?::bigint[]))",
                 [bad_utf8],
             )
             bad = self._run(
-                f"SELECT _line, raw, cardinality(string_to_array(raw, chr(9))) FROM {raw} WHERE raw <> '' AND "
-                f"(cardinality(string_to_array(raw, chr(9))) <> {n} OR _line = ANY(?::bigint[])) ORDER BY _line",
+                f"SELECT _line, raw, cardinality(string_to_array(raw, {tab})) FROM {raw} WHERE raw <> '' AND "
+                f"(cardinality(string_to_array(raw, {tab})) <> {n} OR _line = ANY(?::bigint[])) ORDER BY _line",
                 [bad_utf8],
             ).fetchall()
             self._run(f"DROP TABLE {raw}", [])
@@ -535,20 +535,6 @@ def _pg_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_nested(t):
         return "json"
     return "text"
-
-
-def _decode_sql(field: str) -> str:
-    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one field; cheap for values without a backslash."""
-    inner = f"replace({field}, '\\\\', '{_BACKSLASH}')"
-    for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
-        inner = f"replace({inner}, '{escaped}', chr({char}))"
-    inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
-    # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
-    split = (
-        f"array_to_string(ARRAY(SELECT replace(replace(replace(p, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13)) "
-        f"FROM unnest(string_to_array({field}, '\\\\')) WITH ORDINALITY AS u(p, i) ORDER BY i), '\\')"
-    )
-    return f"CASE WHEN strpos({field}, '{_BACKSLASH}') > 0 AND strpos({field}, '\\') > 0 THEN {split} WHEN strpos({field}, '\\') > 0 THEN {inner} ELSE {field} END"
 
 
 def _open(path: Path) -> Any:

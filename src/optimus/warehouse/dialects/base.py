@@ -9,6 +9,7 @@ inputs, to give equal output (tests/test_dialect_conformance.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,19 @@ class Dialect:
     def try_cast(self, expr: str, sql_type: str) -> str:
         """`expr` cast to `sql_type`, NULL (not an error) when it does not fit."""
         raise NotImplementedError(f"{type(self).__name__} has no try_cast")
+
+    # -- text fragments for the edX TSV escapes (formats/sql_tables.decode_escapes_sql; h2's block) ----
+    def contains(self, text: str, fragment: str) -> str:
+        """Whether `text` holds `fragment` (both SQL text expressions): standard POSITION."""
+        return f"(POSITION({fragment} IN {text}) > 0)"
+
+    def split_map_join(self, text: str, separator: str, part: Callable[[str], str], joiner: str) -> str:
+        """`text` split at each `separator` (left to right, not overlapping), each piece mapped by `part`
+        (SQL of the piece from the SQL naming it), the pieces joined with `joiner` (separator and
+        joiner: plain strings, not SQL). NULL stays NULL; '' is one empty piece."""
+        raise NotImplementedError(f"{type(self).__name__} has no split_map_join")
+
+
+def literal(text: str) -> str:
+    """A plain string as a standard SQL string literal (quotes doubled; backslashes are text)."""
+    return "'" + text.replace("'", "''") + "'"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from optimus.warehouse.dialects.base import Capabilities, Dialect
+from typing import Callable
+
+from optimus.warehouse.dialects.base import Capabilities, Dialect, literal
 
 
 class DuckDBDialect(Dialect):
@@ -12,3 +14,13 @@ class DuckDBDialect(Dialect):
 
     def try_cast(self, expr: str, sql_type: str) -> str:
         return f"TRY_CAST({expr} AS {sql_type})"
+
+    # -- text fragments for the edX TSV escapes (h2's block) -------------------------------------------
+    def contains(self, text: str, fragment: str) -> str:
+        return f"contains({text}, {fragment})"
+
+    def split_map_join(self, text: str, separator: str, part: Callable[[str], str], joiner: str) -> str:
+        piece = "_optimus_part"
+        return (
+            f"array_to_string(list_transform(string_split({text}, {literal(separator)}), lambda {piece}: {part(piece)}), {literal(joiner)})"
+        )

@@ -6,8 +6,10 @@ What PostgreSQL lacks is done with helper functions the warehouse creates on con
 
 from __future__ import annotations
 
+from typing import Callable
+
 from optimus.errors import WarehouseError
-from optimus.warehouse.dialects.base import Capabilities, Dialect
+from optimus.warehouse.dialects.base import Capabilities, Dialect, literal
 
 # try_cast: the types with a helper `optimus_try_<type>` (warehouse/postgres.py creates them)
 HELPER_TYPES = {
@@ -54,3 +56,12 @@ class PostgresDialect(Dialect):
         if helper is None:
             raise WarehouseError(f"try_cast: no safe cast to {sql_type} on PostgreSQL")
         return f"{helper_name(helper)}(CAST({expr} AS text))"
+
+    # -- text fragments for the edX TSV escapes (h2's block) -------------------------------------------
+    def split_map_join(self, text: str, separator: str, part: Callable[[str], str], joiner: str) -> str:
+        # regexp_split_to_table, not string_to_array: '' is one empty piece (an empty array there), as on DuckDB
+        pattern = "".join(c if c.isalnum() else "\\" + c for c in separator)  # the separator, literally, as a regex
+        return (
+            f"(SELECT string_agg({part('_optimus_part')}, {literal(joiner)} ORDER BY _optimus_n) "
+            f"FROM regexp_split_to_table({text}, {literal(pattern)}) WITH ORDINALITY AS _optimus_split(_optimus_part, _optimus_n))"
+        )
