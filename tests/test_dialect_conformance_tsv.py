@@ -132,3 +132,17 @@ def test_stage_tsv_gives_the_reference_fields_on_every_engine(engines: list[Ware
             assert (names, rejected, got) == (header, [], want), type(wh.sql).__name__
 
     staged()
+
+
+def test_a_line_that_is_not_utf8_is_rejected_by_number_on_every_engine(engines: list[Warehouse], data_path: Path) -> None:
+    path = data_path / "UQx-A-1-conformance-prod-analytics.sql"
+    path.write_bytes(b"a\tb\n1\tx\\ty\n2\t\xff\xfe\n3\tNULL\n4\t\xc3\n")
+    for wh in engines:
+        staging = f"_conformance_{next(_STAGED)}"
+        names, rejected = wh.stage_tsv(path, staging)
+        try:
+            got = wh.query(f"SELECT a, b, _line FROM {wh.quote(staging)} ORDER BY _line")
+        finally:
+            wh.drop_staged(staging)
+        assert names == ["a", "b"] and got == [("1", "x\ty", 2), ("3", None, 4)], type(wh.sql).__name__
+        assert [line for line, _reason, _raw in rejected] == [3, 5], type(wh.sql).__name__

@@ -452,12 +452,14 @@ class PostgresWarehouse:
             n = len(header)
             fields = ", ".join(f"{sql_tables.decode_escapes_sql(f'f[{i + 1}]', self.sql)} AS {q(name)}" for i, name in enumerate(header))
             tab, null = f"chr({ord(sql_tables.FIELD_SEPARATOR)})", literal(sql_tables.NULL_TOKEN)
+            # the line numbers written in (whole numbers): a statement with no `?` is sent without being tokenized
+            not_utf8 = f"ARRAY[{', '.join(str(int(line)) for line in bad_utf8)}]::bigint[]"
             self._run(f"DROP TABLE IF EXISTS {q(staging)}", [])
             self._run(
                 f"CREATE TEMP TABLE {q(staging)} AS SELECT {fields}, _line FROM "
                 f"(SELECT _line, string_to_array(raw, {tab}, {null}) AS f FROM {raw} WHERE raw <> '' OFFSET 0) s "  # OFFSET 0: split once per line
-                f"WHERE cardinality(f) = {n} AND NOT (_line = ANY(?::bigint[]))",
-                [bad_utf8],
+                f"WHERE cardinality(f) = {n} AND NOT (_line = ANY({not_utf8}))",
+                [],
             )
             bad = self._run(
                 f"SELECT _line, raw, cardinality(string_to_array(raw, {tab})) FROM {raw} WHERE raw <> '' AND "
