@@ -71,7 +71,8 @@ def _in_warehouse(module: str) -> bool:
 class _Scope(ast.NodeVisitor):
     """Walks a module, knowing for each node its enclosing `Class.function` and whether it runs at import."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "") -> None:
+        self.module = module  # the module walked
         self.names: list[str] = []
         self.depth = 0  # >0 inside a function body
         self.type_checking = 0  # >0 inside `if TYPE_CHECKING:`
@@ -120,8 +121,8 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 class _Imports(_Scope):
     def __init__(self, module: str, is_package: bool) -> None:
-        super().__init__()
-        self.module, self.is_package = module, is_package
+        super().__init__(module)
+        self.is_package = is_package
         self.imports: list[tuple[str, bool, int]] = []  # (imported module, at import time, line)
 
     def _add(self, target: str, line: int) -> None:
@@ -278,10 +279,10 @@ def _calls(name: str) -> list[tuple[str, str, ast.Call]]:
         class Calls(_Scope):
             def visit_Call(self, node: ast.Call) -> None:
                 if isinstance(node.func, ast.Name) and node.func.id == name:
-                    found.append((module, self.where(), node))
+                    found.append((self.module, self.where(), node))
                 self.generic_visit(node)
 
-        Calls().visit(tree)
+        Calls(module).visit(tree)
     return found
 
 
@@ -345,15 +346,15 @@ def _engine_name_comparisons() -> Counter[str]:
         class Comparisons(_Scope):
             def visit_Compare(self, node: ast.Compare) -> None:
                 if any(names_engine(side) for side in [node.left, *node.comparators]):
-                    found[f"{module}:{self.where()}"] += 1
+                    found[f"{self.module}:{self.where()}"] += 1
                 self.generic_visit(node)
 
             def visit_match_case(self, node: ast.match_case) -> None:
                 if any(isinstance(p, ast.MatchValue) and names_engine(p.value) for p in ast.walk(node.pattern)):
-                    found[f"{module}:{self.where()}"] += 1
+                    found[f"{self.module}:{self.where()}"] += 1
                 self.generic_visit(node)
 
-        Comparisons().visit(tree)
+        Comparisons(module).visit(tree)
     return found
 
 

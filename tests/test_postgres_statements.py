@@ -3,8 +3,8 @@ quotes becomes psycopg's `%s`, `%` is doubled, nothing else changes; each shape 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import psycopg
 import pytest

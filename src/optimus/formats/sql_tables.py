@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from optimus.errors import IngestError, UnsafeName
@@ -133,7 +132,7 @@ def read_header(path: Path) -> list[str]:
     """
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             line = fh.readline(_MAX_HEADER + 1)
     except (OSError, EOFError) as exc:
         raise IngestError(f"{path}: cannot read the header row: {exc}") from None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from optimus.config import Settings
 from optimus.warehouse.base import Warehouse
@@ -26,7 +26,7 @@ def connect(settings: Settings, read_only: bool = False, also_allowed: Sequence[
         if read_only:
             return DuckDBWarehouse(settings, read_only=True)
         return DuckDBWarehouse(settings, outside_bytes=outside_bytes, also_allowed=also_allowed)
-    from optimus.warehouse.postgres import PostgresWarehouse  # type: ignore[import-not-found]
+    from optimus.warehouse.postgres import PostgresWarehouse
 
     return PostgresWarehouse(settings, read_only=read_only)
 

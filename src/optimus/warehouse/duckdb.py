@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -15,16 +16,16 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.dialects.base import literal
-from optimus.warehouse.dialects.duckdb import DuckDBDialect
 from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
+from optimus.warehouse.dialects.base import Dialect, literal
+from optimus.warehouse.dialects.duckdb import DuckDBDialect
 
 
 class DuckDBWarehouse:
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
     dialect = "duckdb"
-    sql = DuckDBDialect()
+    sql: Dialect = DuckDBDialect()
     capabilities = sql.capabilities
     raw_schema = raw_schema_for(None)
 
@@ -128,7 +129,7 @@ class DuckDBWarehouse:
         with self._lock:
             cur = self.con.execute(sql, list(params))
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self._lock:
@@ -249,7 +250,7 @@ class DuckDBWarehouse:
                     f"SELECT {', '.join(f'bool_or(contains({q(n)}, chr(92)))' for n in names)} FROM {raw}"
                 ).fetchall()[0]
             decoded = ", ".join(
-                f"{sql_tables.decode_escapes_sql(q(n), self.sql) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped)
+                f"{sql_tables.decode_escapes_sql(q(n), self.sql) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped, strict=True)
             )
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, {numbering} AS _line FROM {raw} r")
         return names, [(int(line), str(reason), str(text)[:2000]) for line, reason, text in bad]
@@ -342,7 +343,7 @@ class DuckDBWarehouse:
         """The header row, read by us (formats.sql_tables' one rule): DuckDB's sniffer must not guess types or names."""
         return {name: "VARCHAR" for name in sql_tables.read_header(path)}
 
-    def reader(self) -> "DuckDBWarehouse":
+    def reader(self) -> DuckDBWarehouse:
         """A view of the same database through its own cursor and lock, for reads on another thread
         (the API in the daemon): it sees committed data and never waits for the writer's lock.
 

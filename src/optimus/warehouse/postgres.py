@@ -16,9 +16,10 @@ import gzip
 import threading
 import time
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -30,12 +31,12 @@ from psycopg.adapt import Loader
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.dialects.base import literal
-from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
+from optimus.warehouse.dialects.base import Dialect, literal
+from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.postgres_query import run_untrusted
-from optimus.warehouse.postgres_statements import check_parameters, psycopg_statement
 from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
+from optimus.warehouse.postgres_statements import check_parameters, psycopg_statement
 
 __all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact"]
 
@@ -170,7 +171,7 @@ class PostgresWarehouse:
     """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
 
     dialect = "postgres"
-    sql = PostgresDialect()
+    sql: Dialect = PostgresDialect()
     capabilities = sql.capabilities
 
     def __init__(self, settings: Settings, read_only: bool = False, login: ReaderLogin | None = None) -> None:
@@ -282,7 +283,7 @@ class PostgresWarehouse:
         check_parameters(sql, statement, len(args))
         try:
             # without parameters the statement goes as written: psycopg then reads no `%` in it
-            return self.con.execute(statement.text if args else sql, args or None)  # type: ignore[arg-type]
+            return self.con.execute(statement.text if args else sql, args or None)
         except psycopg.Error as exc:
             if self.con.broken or self.con.closed:
                 raise WarehouseError(f"lost the connection to the PostgreSQL warehouse {self.url}: {exc}") from exc
@@ -300,7 +301,7 @@ class PostgresWarehouse:
             with self._lock, self.con.cursor() as cur:
                 statement = psycopg_statement(sql)
                 check_parameters(sql, statement, len(rows[0]))
-                cur.executemany(statement.text, rows)  # type: ignore[arg-type]
+                cur.executemany(statement.text, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -313,7 +314,7 @@ class PostgresWarehouse:
             if not cur.description:
                 return []
             names = [d.name for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """The result as Arrow, typed from the columns' SQL types (as DuckDB types it), not guessed from values."""
@@ -474,7 +475,7 @@ class PostgresWarehouse:
         ]
         return header, rejected
 
-    def reader(self) -> "PostgresWarehouse":
+    def reader(self) -> PostgresWarehouse:
         """A read-only connection of its own, logged in as the reader role, for reads on another
         thread (the API in the daemon): it sees committed data and never waits for the writer."""
         if self._reader_problem is not None:
@@ -600,7 +601,7 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     import pyarrow.compute as pc
 
     arrays, changed = [], False
-    for column, field in zip(batch.columns, batch.schema):
+    for column, field in zip(batch.columns, batch.schema, strict=True):
         t = field.type
         if (pa.types.is_string(t) or pa.types.is_large_string(t)) and pc.any(pc.match_substring(column, "\x00")).as_py():
             arrays.append(pc.replace_substring(column, "\x00", "\x01"))

@@ -12,8 +12,8 @@ comes along, so an ingest after the copy ingests nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from optimus.errors import WarehouseError
 from optimus.warehouse.base import Warehouse

@@ -8,8 +8,8 @@ inputs, to give equal output (tests/test_dialect_conformance.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

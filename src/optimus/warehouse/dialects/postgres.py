@@ -6,7 +6,7 @@ What PostgreSQL lacks is done with helper functions the warehouse creates on con
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from optimus.errors import WarehouseError
 from optimus.warehouse.dialects.base import Capabilities, Dialect, literal
