@@ -128,10 +128,9 @@ def ingest(settings: Settings, *services: str, force: bool = False, ok: bool | N
 
     `ok=True` asserts what makes the CLI exit 0 (no failed file, of this run or an earlier one, and no
     failed service); `ok=False` asserts the opposite; `ok=None` leaves the outcome to the test."""
-    from optimus.pipeline import Pipeline
-    from optimus.warehouse import connect
+    from optimus.pipeline import Pipeline, open_warehouse
 
-    wh = connect(settings)
+    wh = open_warehouse(settings)
     try:
         pipeline = Pipeline(settings, wh)
         pipeline.setup()

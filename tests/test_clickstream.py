@@ -23,6 +23,7 @@ from conftest import ingest, make_data_path, query_rows, settings_env
 from optimus import courses
 from optimus.errors import WarehouseError
 from optimus.formats import events as rules
+from optimus.pipeline import open_warehouse
 from optimus.services.clickstream import Clickstream
 from optimus.warehouse import connect
 
@@ -369,7 +370,7 @@ def test_overlapping_files_store_each_event_once(fixtures_dir, data_path, settin
 
 
 # -- a killed ingest, and a second run ------------------------------------------------------------
-def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):  # type: ignore[no-untyped-def]
+def _run(settings, extra_env: dict[str, str] | None = None, wait: bool = True):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIMUS_")}
     env.update(settings_env(settings))
     env.update(extra_env or {})
@@ -448,7 +449,7 @@ def test_killed_ingest_leaves_no_partial_rows(tmp_path, settings_for):
     )
     deadline = time.time() + 120
     while not marker.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+        assert proc.poll() is None, proc.stdout.read().decode()
         assert time.time() < deadline, "the ingest never paused"
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
@@ -534,7 +535,7 @@ def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Pat
     held = Clickstream.bytes_outside_engine()
     assert held == 3 * Clickstream._batch_bytes()
     settings = settings_for(data_path, memory_limit="1GiB")
-    wh = connect(settings)
+    wh = open_warehouse(settings)
     try:
         limit = lambda w: w.scalar("SELECT current_setting('memory_limit')")  # noqa: E731
         assert limit(wh) == f"{max((1 << 30) - held, 1 << 29) >> 20:.1f} MiB"
@@ -545,7 +546,7 @@ def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Pat
             wh.execute("SET memory_limit = '4GiB'")
     finally:
         wh.close()
-    without = connect(settings_for(data_path, memory_limit="1GiB", ignored_services=["Clickstream"]))
+    without = open_warehouse(settings_for(data_path, memory_limit="1GiB", ignored_services=["Clickstream"]))
     try:
         assert limit(without) == "1.0 GiB"
     finally:

@@ -219,11 +219,12 @@ def test_a_file_read_ahead_loads_as_one_read_on_its_own(data_path: Path, setting
 
 def test_escape_decoding_matches_the_edx_rules() -> None:
     """The SQL decoding (with its shortcut for values whose only escape is `\\\\`) against the reference rules."""
-    from optimus.warehouse.duckdb import decode_escapes_sql
+    from optimus.formats.sql_tables import decode_escapes_sql
+    from optimus.warehouse.dialects.duckdb import DuckDBDialect
 
     values = ["plain", "", "a\\\\b", "\\\\t", "\\t", "\\\\\\t", "x\\\\\\\\y\\\\n", "end\\\\", "\\r\\n", "\\\\\\\\"]
     con = duckdb.connect()
-    got = [con.execute(f"SELECT {decode_escapes_sql('v')} FROM (SELECT ? AS v)", [v]).fetchall()[0][0] for v in values]
+    got = [con.execute(f"SELECT {decode_escapes_sql('v', DuckDBDialect())} FROM (SELECT ? AS v)", [v]).fetchall()[0][0] for v in values]
     assert got == [decode(v) for v in values]
 
 

@@ -6,7 +6,7 @@ fragment runs on a real DuckDB warehouse and a real PostgreSQL warehouse over th
 the two answers must be equal (and equal a plain-Python reference where there is one). A public
 Dialect method without a case fails `test_every_fragment_has_a_case`.
 
-Helper h2 adds the cases of the TSV fragments in a block of its own at the end (CASES.update).
+The TSV escapes' fragments have more cases, fuzzed against the decoder, in test_dialect_conformance_tsv.py.
 """
 
 from __future__ import annotations
@@ -352,6 +352,12 @@ CASES: dict[str, Case] = {
         ("a", "b"),
         query=lambda d, value: f"SELECT x FROM (SELECT {value!r} AS x{d.compute_once()}) s",
         reference=lambda value: value,
+    ),
+    # -- the edX TSV escapes' fragments (more cases, fuzzed, with the decoder: test_dialect_conformance_tsv.py)
+    "split_map_join": Case(
+        inputs=(None, "", "a", "a\\\\b", "\\\\", "x\\\\\\\\y\\\\", "no split"),
+        expr=lambda d, v: d.split_map_join(v, "\\\\", lambda part: f"'<' || {part} || '>'", "/"),
+        reference=_or_none(lambda v: "/".join(f"<{p}>" for p in v.split("\\\\"))),
     ),
 }
 

@@ -65,7 +65,7 @@ def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
 
 
-def write_opt_in(path: Path, rows: list[tuple], with_ids: bool = True, extra_lines: list[str] = ()) -> None:  # type: ignore[assignment]
+def write_opt_in(path: Path, rows: list[tuple], with_ids: bool = True, extra_lines: list[str] = ()) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_ALL)
         head = ["email", "full_name", "course_id", "is_opted_in_for_email", "preference_set_datetime"]
@@ -102,7 +102,7 @@ def make_package(data_path: Path) -> Path:
     return pkg
 
 
-def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untyped-def]
+def set_person_course(settings, values: dict) -> None:
     """person_course as Person Course writes it (the columns Email CRM reads)."""
     wh = connect(settings)
     try:
@@ -132,12 +132,12 @@ def set_person_course(settings, values: dict) -> None:  # type: ignore[no-untype
         wh.close()
 
 
-def settings_crm(settings_for, data_path: Path, **more):  # type: ignore[no-untyped-def]
+def settings_crm(settings_for, data_path: Path, **more):
     # Person Course's own rows would replace the table this test writes; the others are not needed here
     return settings_for(data_path, ignored_services=["PersonCourse", "TimeFinder", "IPToCountry", "Clickstream"], **more)
 
 
-def run_crm(settings):  # type: ignore[no-untyped-def]
+def run_crm(settings):
     """One Email CRM run; returns its outcome and the export it wrote (None if none)."""
     outcome = ingest(settings, "EmailCRM", force=True, ok=None).services[0]
     last = query_rows(settings, "SELECT path FROM email_crm_exports ORDER BY exported_at DESC, id DESC LIMIT 1")
@@ -188,7 +188,7 @@ def expected(pc: dict, only: set | None = None) -> dict[tuple[str, str], dict[st
     return {(c, str(u)): expected_row(c, u, pc) for (c, u) in pc if (c, u) in opted_in and (only is None or (c, u) in only)}
 
 
-def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:  # type: ignore[no-untyped-def]
+def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, settings_for, cli, caplog, backend) -> None:
     make_package(data_path)
     write_opt_in(data_path / "database_state" / "2024-01-07" / "UQx-email_opt_in-prod-analytics.csv", OPT_IN)
     settings = settings_crm(settings_for, data_path, **backend)
@@ -248,7 +248,7 @@ def test_delta_exports_only_changed_learners_once_per_course(data_path: Path, se
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(changed)
 
 
-def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
     pkg = make_package(data_path)
     bad = [
         '"x@example.org","X Y","course-v1:UQx+A+1T2024","maybe","2023-01-01 00:00:00"',
@@ -282,7 +282,7 @@ def test_old_header_bad_lines_and_a_failed_export(data_path: Path, settings_for,
     assert {(r["course_id"], r["user_id"]): r for r in rows} == expected(PERSON_COURSE)
 
 
-def test_sample_package_end_to_end(tmp_path: Path, settings_for) -> None:  # type: ignore[no-untyped-def]
+def test_sample_package_end_to_end(tmp_path: Path, settings_for) -> None:
     """The real pipeline on a sample package: ip_geo covers every IP of events, the Email CRM export
     has each opted-in learner-course of Person Course once, and a second ingest writes nothing."""
     import gzip

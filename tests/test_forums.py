@@ -157,7 +157,7 @@ def test_invalid_lines_are_quarantined_with_line_numbers(data_path: Path, settin
     total = len(good) + len(bad)
     for number in range(1, total + 1):
         lines.append(bad[number][0] if number in bad else next(it))
-    _write(data_path / "database_state" / "latest" / FILE, lines)  # type: ignore[arg-type]
+    _write(data_path / "database_state" / "latest" / FILE, lines)
     settings = settings_for(data_path)
     ingest(settings, "DiscussionForums")
     assert query_rows(settings, "SELECT count(*) FROM forum_posts") == [(len(good),)]

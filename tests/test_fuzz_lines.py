@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 
 from conftest import make_data_path
 from optimus.formats import mongo
-from optimus.pipeline import Pipeline
-from optimus.warehouse import connect
+from optimus.pipeline import Pipeline, open_warehouse
 
 _RUN = itertools.count()
 
@@ -132,7 +131,7 @@ class Warehouses:
             data = make_data_path(self.tmp_path / f"d{n}")
             where = {"warehouse_schema": f"fuzz{n}"} if self.backend else {"warehouse": str(self.tmp_path / f"w{n}.duckdb")}
             settings = self.settings_for(data, **{**self.backend, **where, **extra})
-            wh = connect(settings)
+            wh = open_warehouse(settings)
             pipeline = Pipeline(settings, wh)
             pipeline.setup()
             self.open[key] = (data, pipeline, wh)

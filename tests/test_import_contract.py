@@ -22,7 +22,7 @@ ENGINE_PACKAGES = {"duckdb", "psycopg", "psycopg2", "psycopg_pool", "pyspark"}
 ENGINE_NAMES = {"duckdb", "postgres", "postgresql", "pyspark", "spark"}
 
 # Comparisons with an engine's name outside warehouse/, by `module:function` and how many.
-# To be removed by the dialect layer (issue 15): each is SQL spelt per engine.
+# Each would be SQL spelt per engine; the dialect layer (issue 15) removed them all.
 DIALECT_BRANCHES: Counter[str] = Counter()  # none left: shared SQL asks the dialect (wh.sql) for its fragments
 
 # Not an engine branch: the settings check that the configured URLs name a known kind of warehouse.
@@ -31,11 +31,7 @@ URL_SCHEMES = Counter({"optimus.config:_validate": 2})
 # Imports inside functions (run when called, not at import) that close a cycle among optimus modules,
 # as (importing module, imported module). Each is allowed, and listed here, so that no new one comes
 # unnoticed; imports under `if TYPE_CHECKING:` never run and are not counted.
-DEFERRED_CYCLES = {
-    # connect() asks the services how much memory they hold beside the engine (bytes_outside_engine)
-    ("optimus.warehouse", "optimus.services"),
-    ("optimus.warehouse", "optimus.services.base"),
-}
+DEFERRED_CYCLES: set[tuple[str, str]] = set()  # none left
 
 
 def _module_name(path: Path) -> str:
@@ -62,7 +58,8 @@ def _in_warehouse(module: str) -> bool:
 class _Scope(ast.NodeVisitor):
     """Walks a module, knowing for each node its enclosing `Class.function` and whether it runs at import."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "") -> None:
+        self.module = module  # the module walked
         self.names: list[str] = []
         self.depth = 0  # >0 inside a function body
         self.type_checking = 0  # >0 inside `if TYPE_CHECKING:`
@@ -111,8 +108,8 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 class _Imports(_Scope):
     def __init__(self, module: str, is_package: bool) -> None:
-        super().__init__()
-        self.module, self.is_package = module, is_package
+        super().__init__(module)
+        self.is_package = is_package
         self.imports: list[tuple[str, bool, int]] = []  # (imported module, at import time, line)
 
     def _add(self, target: str, line: int) -> None:
@@ -187,8 +184,8 @@ ABOVE_STORAGE = (
     "optimus.services",
     "optimus.intake",
 )
-# connect() asks the services how much memory they hold beside the engine (bytes_outside_engine).
-STORAGE_REACHING_UP = {("optimus.warehouse", "optimus.services"), ("optimus.warehouse", "optimus.services.base")}
+# None: what the services hold beside the engine is passed to connect() by its callers (pipeline.open_warehouse).
+STORAGE_REACHING_UP: set[tuple[str, str]] = set()
 
 
 def test_warehouse_does_no_orchestration() -> None:
@@ -269,10 +266,10 @@ def _calls(name: str) -> list[tuple[str, str, ast.Call]]:
         class Calls(_Scope):
             def visit_Call(self, node: ast.Call) -> None:
                 if isinstance(node.func, ast.Name) and node.func.id == name:
-                    found.append((module, self.where(), node))
+                    found.append((self.module, self.where(), node))
                 self.generic_visit(node)
 
-        Calls().visit(tree)
+        Calls(module).visit(tree)
     return found
 
 
@@ -336,15 +333,15 @@ def _engine_name_comparisons() -> Counter[str]:
         class Comparisons(_Scope):
             def visit_Compare(self, node: ast.Compare) -> None:
                 if any(names_engine(side) for side in [node.left, *node.comparators]):
-                    found[f"{module}:{self.where()}"] += 1
+                    found[f"{self.module}:{self.where()}"] += 1
                 self.generic_visit(node)
 
             def visit_match_case(self, node: ast.match_case) -> None:
                 if any(isinstance(p, ast.MatchValue) and names_engine(p.value) for p in ast.walk(node.pattern)):
-                    found[f"{module}:{self.where()}"] += 1
+                    found[f"{self.module}:{self.where()}"] += 1
                 self.generic_visit(node)
 
-        Comparisons().visit(tree)
+        Comparisons(module).visit(tree)
     return found
 
 

@@ -34,7 +34,7 @@ EVENT_COLUMNS = (
 )
 
 
-def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+def add_events(wh, rows: list[tuple[str, str]]) -> None:
     """Events as Clickstream writes them (only the columns IPToCountry reads need values)."""
     wh.execute(f"CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS})")
     start = int(wh.scalar("SELECT count(*) FROM events"))
@@ -48,7 +48,7 @@ def add_events(wh, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-unty
     )
 
 
-def run(settings):  # type: ignore[no-untyped-def]
+def run(settings):
     """One IPToCountry run through the pipeline; returns the service (its look-up count) and the summary.
     Not conftest.ingest: the look-up count lives on the service instance of this run's pipeline."""
     wh = connect(settings)
@@ -61,7 +61,7 @@ def run(settings):  # type: ignore[no-untyped-def]
         wh.close()
 
 
-def with_events(settings, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+def with_events(settings, rows: list[tuple[str, str]]) -> None:
     wh = connect(settings)
     try:
         Pipeline(settings, wh).setup()
@@ -70,7 +70,7 @@ def with_events(settings, rows: list[tuple[str, str]]) -> None:  # type: ignore[
         wh.close()
 
 
-def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
+def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path: Path, settings_for, backend) -> None:
     settings = settings_for(data_path, **backend)
     ips = {**PUBLIC_V4, **PUBLIC_V6}
     with_events(settings, [("UQx+A+1", ip) for ip in [*ips, *REASONS]] + [("UQx+B+1", "8.8.8.8"), ("UQx+B+1", "")])
@@ -94,7 +94,7 @@ def test_public_addresses_get_their_country_and_odd_ones_their_reason(data_path:
     assert service.lookups == len(ips)
 
 
-def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:  # type: ignore[no-untyped-def]
+def test_second_run_looks_nothing_up_and_new_ips_only_on_the_next(data_path: Path, settings_for, backend) -> None:
     settings = settings_for(data_path, **backend)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+A+1", "10.0.0.1"), ("UQx+A+1", "bogus"), ("UQx+B+1", "203.0.113.9")])
     first, _, rows = run(settings)
@@ -126,7 +126,7 @@ def city_record(code: str, name: str, continent: str, city: str, region: str, la
     }
 
 
-def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
     built = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     city_db, country_db = tmp_path / "city.mmdb", tmp_path / "country.mmdb"
     # deliberately not the real places: the answer must come from these files
@@ -157,7 +157,7 @@ def test_configured_mmdb_takes_precedence_and_adds_the_city(data_path: Path, set
     assert by_ip["1.1.1.1"]["country_code"] == "AU" and by_ip["1.1.1.1"]["source"].startswith("geoip2fast")
 
 
-def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:  # type: ignore[no-untyped-def]
+def test_not_found_is_retried_only_when_the_sources_change(data_path: Path, settings_for, tmp_path: Path, backend) -> None:
     unrouted = "2c0f:ffff:ffff::1"  # in the IPv6 global range, allocated to no country
     assert geo.classify(unrouted)[1] is None and GeoIP2Fast(geoip2fast_data_file="geoip2fast-ipv6.dat.gz").lookup(
         unrouted
@@ -198,7 +198,7 @@ def test_classify_reads_addresses_as_edx_logs_them(ip: str, reason: str | None) 
         assert address == ipaddress.ip_address("8.8.8.8")
 
 
-def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings_for, cli) -> None:  # type: ignore[no-untyped-def]
+def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings_for, cli) -> None:
     settings = settings_for(data_path)
     with_events(settings, [("UQx+A+1", "8.8.8.8")])
     run(settings)
@@ -218,7 +218,7 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     assert bool(data["warnings"]) == stale
 
 
-def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_recompute_looks_up_again_with_new_data(data_path: Path, settings_for, cli, tmp_path: Path) -> None:
     settings = settings_for(data_path)
     with_events(settings, [("UQx+A+1", "8.8.8.8"), ("UQx+B+1", "1.1.1.1")])
     run(settings)

@@ -130,11 +130,11 @@ def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tu
     seqs: dict[Any, list[datetime]] = defaultdict(list)
     for e in events:
         if e["who"] is not None:
-            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))  # type: ignore[arg-type]
+            seqs[(e["key"], e["who"])].append((e["time"], e["day"]))
     result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for k, seq in seqs.items():
         seq.sort()
-        for (t0, _d0), (t1, d1) in zip(seq, seq[1:], strict=False):  # type: ignore[misc]
+        for (t0, _d0), (t1, d1) in zip(seq, seq[1:], strict=False):
             g = (t1 - t0).total_seconds()
             if g <= cutoff:
                 result[k].append((d1, g))

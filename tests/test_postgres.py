@@ -127,20 +127,20 @@ def _extra_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def run(cli):  # type: ignore[no-untyped-def]
+def run(cli):
     """`optimus ARGS` with every setting of `settings`."""
     return lambda args, settings: cli(args, settings, env=_extra_env(settings))
 
 
-def duck_settings(settings_for, data: Path) -> Settings:  # type: ignore[no-untyped-def]
+def duck_settings(settings_for, data: Path) -> Settings:
     return settings_for(data, ignored_services=_others())
 
 
-def pg_settings(settings_for, data: Path, url: str) -> Settings:  # type: ignore[no-untyped-def]
+def pg_settings(settings_for, data: Path, url: str) -> Settings:
     return settings_for(data, warehouse=url, ignored_services=_others())
 
 
-def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, pg_url) -> None:
     expect = write_package(data_path)
     duck = duck_settings(settings_for, data_path)
     pg = pg_settings(settings_for, data_path, pg_url)
@@ -172,12 +172,12 @@ def test_database_state_on_postgres_equals_duckdb(data_path, settings_for, run, 
     assert dump(pg, DB_STATE_TABLES) == on_pg
 
 
-def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_for, run, pg_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_schema_version_is_migrated_and_a_newer_one_refused(data_path, settings_for, run, pg_url, monkeypatch) -> None:
     write_package(data_path, users=5)
     pg = pg_settings(settings_for, data_path, pg_url)
     assert run(["ingest"], pg).exit_code == 0
     # an Optimus one version newer adds a table: the older warehouse is migrated, its data kept
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + [["CREATE TABLE extra_v2 (a DOUBLE, b JSON)"]])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + [["CREATE TABLE extra_v2 (a DOUBLE PRECISION, b JSON)"]])
     monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)
     wh = connect(pg)
     try:
@@ -217,7 +217,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
         time.sleep(0.1)
 
 
-def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, run, pg_url, pg_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, run, pg_url, pg_server, tmp_path) -> None:
     write_package(data_path)
     pg = pg_settings(settings_for, data_path, pg_url)
     marker = tmp_path / "paused"
@@ -261,7 +261,7 @@ def test_killed_ingest_ends_like_an_uninterrupted_one(data_path, settings_for, r
         drop_database(pg_server, name)
 
 
-def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_copy_then_ingest_ingests_nothing(data_path, settings_for, run, pg_url) -> None:
     write_package(data_path)
     duck = duck_settings(settings_for, data_path)
     assert run(["ingest"], duck).exit_code == 0
@@ -297,7 +297,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) -> None:  # type: ignore[no-untyped-def]
+def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) -> None:
     down = settings_for(data_path, warehouse=f"postgresql://postgres@127.0.0.1:{_free_port()}/optimus")
     result = run(["status"], down)
     assert result.exit_code != 0
@@ -308,7 +308,7 @@ def test_connection_problems_are_clear(data_path, settings_for, run, pg_server) 
     assert "database 'optimus_no_such_database_h8' does not exist" in result.output
 
 
-def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_is_clear(data_path, settings_for, run, pg_server, pg_url) -> None:
     """A role with a password, on a server whose local connections trust everyone, is still refused
     when the server asks: use a role that may not log in to get a real refusal from the server."""
     name = pg_url.rsplit("/", 1)[1]
@@ -337,7 +337,7 @@ def _sql_tables(data: Path) -> dict[str, int]:
     return counts
 
 
-def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:  # type: ignore[no-untyped-def]
+def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings_for, run, pg_url) -> None:
     from optimus.sample import generate
 
     data = tmp_path / "sample"
@@ -360,7 +360,7 @@ def test_sample_package_database_state_equal_on_both_backends(tmp_path, settings
         assert len(on_pg[f"edx.{table}"]) + quarantined[table] == expected[table], table
 
 
-def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:  # type: ignore[no-untyped-def]
+def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, run) -> None:
     """The `backend` parametrisation other tests use: the same test body, on DuckDB and on PostgreSQL."""
     write_package(data_path, users=4)
     settings = settings_for(data_path, ignored_services=_others(), **backend)
@@ -373,20 +373,27 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
         wh.close()
 
 
-def test_duckdb_spellings_run_on_postgres(pg_url, settings_for, data_path) -> None:  # type: ignore[no-untyped-def]
-    """`?` outside quotes, `%`, DOUBLE, CREATE OR REPLACE TABLE and try_cast_sql, as services write them."""
+def test_shared_spellings_run_on_postgres_and_duckdb_only_ones_fail(pg_url, settings_for, data_path) -> None:
+    """`?` outside quotes, `%`, DOUBLE PRECISION, DROP + CREATE TEMP TABLE and try_cast_sql, as services write
+    them; DuckDB's own `DOUBLE` and `CREATE OR REPLACE TABLE` fail on PostgreSQL, never rewritten."""
     wh = connect(settings_for(data_path, warehouse=pg_url))
     try:
-        wh.execute("CREATE TABLE spell (a VARCHAR, b DOUBLE, c VARCHAR)")
-        wh.execute("INSERT INTO spell VALUES (?, ?, '?%'), ('x?', CAST('2.5' AS DOUBLE), ?)", ["50%", 0.5, "it's"])
+        wh.execute("CREATE TABLE spell (a VARCHAR, b DOUBLE PRECISION, c VARCHAR)")
+        wh.execute("INSERT INTO spell VALUES (?, ?, '?%'), ('x?', CAST('2.5' AS DOUBLE PRECISION), ?)", ["50%", 0.5, "it's"])
         assert wh.query("SELECT a, b, c FROM spell WHERE a LIKE '%\\%' ESCAPE '\\' OR a = 'x?' ORDER BY b") == [
             ("50%", 0.5, "?%"),
             ("x?", 2.5, "it's"),
         ]
-        wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp INTEGER)")
-        wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp2 INTEGER)")
+        for column in ("only_temp", "only_temp2"):
+            wh.execute("DROP TABLE IF EXISTS pg_temp.spell")
+            wh.execute(f"CREATE TEMP TABLE spell ({column} INTEGER)")
         assert wh.columns("spell") == ["only_temp2"]  # the temp table, replaced ...
         assert wh.scalar(f"SELECT count(*) FROM {wh.quote(wh.schema)}.spell") == 2  # ... the schema's table untouched
+        with pytest.raises(psycopg.errors.SyntaxError):
+            wh.execute("CREATE OR REPLACE TEMP TABLE spell (only_temp3 INTEGER)")
+        with pytest.raises(psycopg.errors.UndefinedObject, match='type "double" does not exist'):
+            wh.execute("CREATE TABLE doubled (x DOUBLE)")
+        assert wh.columns("spell") == ["only_temp2"] and not wh.table_exists("doubled")
         cast = wh.try_cast_sql("v", "TIMESTAMP")
         got = wh.query(f"SELECT {cast} FROM (VALUES ('2024-02-29 10:00:00'), ('2023-02-29 10:00:00'), ('x'), (NULL)) t(v)")
         assert [r[0] for r in got] == [datetime(2024, 2, 29, 10), None, None, None]

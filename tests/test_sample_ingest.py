@@ -102,9 +102,9 @@ def test_events_and_quarantine_match_the_package(ingested: dict[str, Any]) -> No
     for f in m["files"]:
         for course_id, n in f["by_course"].items():
             if course_id:
-                want[courses.course_key(course_id)] += n  # type: ignore[index]
+                want[courses.course_key(course_id)] += n
     if m["duplicate"] and m["duplicate"]["course_id"]:
-        want[courses.course_key(m["duplicate"]["course_id"])] -= 1  # type: ignore[index]
+        want[courses.course_key(m["duplicate"]["course_id"])] -= 1
     got = dict(query_rows(ingested["settings"], "SELECT course_key, count(*) FROM events WHERE course_key IS NOT NULL GROUP BY 1"))
     assert got == dict(want)
 
@@ -120,7 +120,7 @@ def test_database_state_rows_match_every_sql_file(ingested: dict[str, Any]) -> N
     assert got == {path: (rows, 0) for path, rows in m.items()}
     by_table: Counter[str] = Counter()
     for path, rows in m.items():
-        by_table[discovery.classify(Path(path).name).table] += rows  # type: ignore[union-attr]
+        by_table[discovery.classify(Path(path).name).table] += rows
     for table, rows in by_table.items():
         assert query_rows(ingested["settings"], f'SELECT count(*) FROM edx."{table}"')[0][0] == rows, table
 

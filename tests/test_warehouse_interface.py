@@ -60,7 +60,7 @@ def test_execute_over_arrow_joins_the_callers_transaction(wh: Warehouse) -> None
 
 
 def test_query_arrow_types_by_the_columns(wh: Warehouse) -> None:
-    wh.execute("CREATE TABLE typed (n BIGINT, x DOUBLE, name VARCHAR)")
+    wh.execute("CREATE TABLE typed (n BIGINT, x DOUBLE PRECISION, name VARCHAR)")
     table = wh.query_arrow("SELECT * FROM typed")  # no rows: the types still come from SQL, not from values
     assert table.schema.types == [pa.int64(), pa.float64(), pa.string()]
 

@@ -30,9 +30,9 @@ from optimus import discovery, ledger
 from optimus.config import Settings, check_data_paths, lock_path  # lock_path: also imported from here
 from optimus.errors import OptimusError
 from optimus.ledger import utcnow
-from optimus.pipeline import Pipeline
+from optimus.pipeline import Pipeline, open_warehouse
 from optimus.services.base import Progress
-from optimus.warehouse import Warehouse, connect
+from optimus.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from optimus.api.state import ReadViews, ServerState
@@ -362,7 +362,7 @@ class Daemon:
         stopped_cleanly = True
         try:
             check_data_paths(self.settings)
-            self.wh = connect(self.settings)
+            self.wh = open_warehouse(self.settings)
             self.pipeline = Pipeline(self.settings, self.wh, progress=lambda: _StateProgress(self.state))
             self.pipeline.stop_requested = self.stopping.is_set
             requeued = self.pipeline.setup()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +19,9 @@ from optimus import discovery, exports, ledger
 from optimus.config import Settings
 from optimus.errors import OptimusError, WarehouseError
 from optimus.ledger import LedgerFile, utcnow
-from optimus.services import load_services
+from optimus.services import bytes_outside_engine, load_services
 from optimus.services.base import FileResult, Progress, RunContext, Service
-from optimus.warehouse import schema
+from optimus.warehouse import connect, schema
 from optimus.warehouse.base import Warehouse
 
 log = logging.getLogger("optimus")
@@ -93,6 +93,13 @@ def order(services: dict[str, type[Service]]) -> list[str]:
     for name in services:
         visit(name)
     return done
+
+
+def open_warehouse(settings: Settings, read_only: bool = False, also_allowed: Sequence[Path] = ()) -> Warehouse:
+    """The configured warehouse, opened for the services: a writer's engine leaves room for what the
+    active services hold beside it (bytes_outside_engine), which the storage layer cannot know."""
+    outside = 0 if read_only else bytes_outside_engine(settings)
+    return connect(settings, read_only=read_only, also_allowed=also_allowed, outside_bytes=outside)
 
 
 class Pipeline:

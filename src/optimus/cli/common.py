@@ -13,7 +13,8 @@ import typer
 from optimus import config
 from optimus.cli import render
 from optimus.errors import OptimusError
-from optimus.warehouse import Warehouse, connect
+from optimus.pipeline import open_warehouse
+from optimus.warehouse import Warehouse
 
 app = typer.Typer(help="Optimus: ingest the edX research data package into a warehouse you can query.", no_args_is_help=True)
 
@@ -45,7 +46,7 @@ def errors_as_messages() -> Iterator[None]:
 def warehouse(settings: config.Settings, read_only: bool = False, also_allowed: Sequence[Path] = ()) -> Iterator[Warehouse]:
     """The warehouse, open for the command; `also_allowed`: files the engine may read besides the data paths'."""
     with errors_as_messages():
-        wh = connect(settings, read_only=read_only, also_allowed=also_allowed)
+        wh = open_warehouse(settings, read_only=read_only, also_allowed=also_allowed)
     try:
         yield wh
     finally:

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 from optimus import config, ledger
 from optimus.client import DaemonClient, remote_daemon
 from optimus.errors import OptimusError, QueryRefused
-from optimus.pipeline import Pipeline, RunSummary
+from optimus.pipeline import Pipeline, RunSummary, open_warehouse
 from optimus.services.base import Progress
-from optimus.warehouse import Warehouse, connect
+from optimus.warehouse import Warehouse
 from optimus.warehouse.base import QUERY_MAX_BYTES, QUERY_MAX_ROWS, QUERY_TIMEOUT_SECONDS, QueryAnswer
 
 # the fields of a file worth a look, in `status --files` (ledger.attention)
@@ -91,7 +91,7 @@ class LocalSession:
         self.feedback = feedback
 
     def _open(self, read_only: bool = False, also_allowed: list[Path] | None = None) -> Warehouse:
-        return connect(self.settings, read_only=read_only, also_allowed=also_allowed or [])
+        return open_warehouse(self.settings, read_only=read_only, also_allowed=also_allowed or [])
 
     def _pipeline(self, wh: Warehouse, progress: Callable[[], Progress] = Progress) -> tuple[Pipeline, int]:
         """The pipeline, set up; and how many files an interrupted run had left running (queued again)."""

@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -148,12 +148,15 @@ def _split(block: bytes, first_line: int, end: int | None = None, max_line: int 
                     add(None)
                     continue
             add(sha1(view[start:stop]).hexdigest())
-    data = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+    # (Any: pyarrow-stubs have no overloads of pyarrow.compute for a LargeBinaryArray and its lengths)
+    data: Any = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     bad: list[tuple[int, str, str]] = []
     blank: set[int] = set()
     long = min(max_line + 1, 2 * MAX_DEPTH)  # bytes (with the "\n") past which a line may be too long or too deep
-    if n and pc.max(sizes := pc.binary_length(data)).as_py() > long:
-        for row in pc.indices_nonzero(pc.greater(sizes, long)).to_pylist():
+    sizes: Any = pc.binary_length(data) if n else None
+    if n and pc.max(sizes).as_py() > long:
+        rows = cast(list[int], pc.indices_nonzero(pc.greater(sizes, pa.scalar(long))).to_pylist())  # indices: never null
+        for row in rows:
             start, stop = offsets[row], offsets[row + 1]
             if stop - start - 1 > max_line:
                 why = too_long(stop - start - 1, max_line)

@@ -1,8 +1,10 @@
-"""What Optimus knows of the edX `.sql` (TSV) tables: the typed columns and old column names.
+"""What Optimus knows of the edX `.sql` (TSV) tables: the format, the typed columns and old column names.
 
-Columns not listed here are kept as text; tables not listed are loaded generically by header.
-Pure: the only file it reads is a dump's first line (`read_header`), the one rule for what a
-header is, which both warehouse backends call before they stage a dump.
+The format's rules live here once (REFERENCE §3.2): the header row (`read_header`), the field
+separator, the `NULL` token and the backslash escapes, with a plain-Python reference decoder of a
+field (`decode_field`) and the SQL decoding them (`decode_escapes_sql`), which both warehouse
+backends' `stage_tsv` use. Columns not listed here are kept as text; tables not listed are loaded
+generically by header. Pure: the only file it reads is a dump's first line.
 """
 
 from __future__ import annotations
@@ -10,13 +12,26 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from optimus.errors import IngestError, UnsafeName
+
+if TYPE_CHECKING:
+    from optimus.warehouse.dialects.base import Dialect
+
+# -- the format ------------------------------------------------------------------------------------
+FIELD_SEPARATOR = "\t"
+# A field that is exactly this is SQL NULL (edX writes NULL so; a text "NULL" cannot be told from it).
+NULL_TOKEN = "NULL"
+# `\` + a letter stands for a character; `\\` for one backslash. Any other backslash is kept as written.
+ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+# A private-use character stands in for an escaped backslash while the other escapes are decoded.
+_BACKSLASH = "\ue000"
 
 ID = "BIGINT"
 TS = "TIMESTAMP"
 BOOL = "BOOLEAN"
-NUM = "DOUBLE"
+NUM = "DOUBLE PRECISION"
 INT = "INTEGER"
 
 COLUMN_TYPES: dict[str, dict[str, str]] = {
@@ -117,7 +132,7 @@ def read_header(path: Path) -> list[str]:
     """
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             line = fh.readline(_MAX_HEADER + 1)
     except (OSError, EOFError) as exc:
         raise IngestError(f"{path}: cannot read the header row: {exc}") from None
@@ -151,3 +166,56 @@ def check_header(table: str, columns: list[str], path: Path) -> None:
             f"{path}: the header row has no {', '.join(missing)} column; a {table} dump's header names "
             f"{', '.join(KEY_COLUMNS[table])} (is line 1 a header?)"
         )
+
+
+def decode_field(field: str) -> str | None:
+    """The reference for what a field of a dump holds: NULL, or its text with the escapes decoded."""
+    return None if field == NULL_TOKEN else decode_escapes(field)
+
+
+def decode_escapes(text: str) -> str:
+    """The reference decoding of the escapes: one pass, left to right (decode_escapes_sql must give
+    the same for every text)."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and text[i + 1 : i + 2] in ESCAPES:
+            out.append(ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def decode_escapes_sql(column: str, sql: Dialect) -> str:
+    """SQL decoding the escapes of one text column, as decode_escapes does (NULL_TOKEN is the loader's:
+    such a field is NULL already), written once for every engine (`sql`: the warehouse's dialect, for what engines spell otherwise).
+
+    Cheap for values without a backslash (one test); a value whose only escapes are `\\\\` (JSON
+    state, say) takes one replace instead of five: with no other escape (nor the stand-in) in it,
+    the others change nothing. A value that holds the stand-in itself (found by fuzzing) is split
+    at each `\\\\` instead (slower, rare).
+    """
+    letters = [(f"\\{letter}", char) for letter, char in ESCAPES.items() if letter != "\\"]
+
+    def has(text: str) -> str:
+        return sql.contains(column, text)
+
+    def unescape(value: str) -> str:  # the letter escapes, in a value that holds no escaped backslash
+        for escaped, char in letters:
+            value = f"replace({value}, {_literal(escaped)}, chr({ord(char)}))"
+        return value
+
+    stood_in = unescape(f"replace({column}, '\\\\', '{_BACKSLASH}')")
+    fast = f"replace({stood_in}, '{_BACKSLASH}', '\\')"
+    split = sql.split_map_join(column, "\\\\", unescape, "\\")
+    others = " OR ".join(has(text) for text in [*(e for e, _c in letters), _BACKSLASH])
+    return (
+        f"CASE WHEN {has(chr(92))} THEN (CASE WHEN {has(_BACKSLASH)} THEN {split} "
+        f"WHEN {others} THEN {fast} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -12,6 +12,7 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     person_course,
     email_crm,
 )
+from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points
 
 
@@ -19,3 +20,10 @@ def load_services() -> dict[str, type[Service]]:
     """The built-in services (imported above) plus any registered by other packages under `optimus.services`."""
     load_entry_points()
     return dict(REGISTRY)
+
+
+def bytes_outside_engine(settings: Settings) -> int:
+    """The most memory any active service holds beside the engine: the engine's share of memory_limit
+    is the setting less this (its settings are locked once open; see pipeline.open_warehouse)."""
+    services = load_services()
+    return max((cls.bytes_outside_engine() for name, cls in services.items() if name not in settings.ignored_services), default=0)

@@ -133,7 +133,7 @@ class Service:
     @classmethod
     def bytes_outside_engine(cls) -> int:
         """The most memory this service holds beside the warehouse engine while it works (data read
-        in Python): the engine is opened with that much less (see bytes_outside_engine below)."""
+        in Python): the engine is opened with that much less (optimus.services.bytes_outside_engine)."""
         return 0
 
     def __init__(self, settings: Settings) -> None:
@@ -177,14 +177,3 @@ def load_entry_points() -> None:
     are registered by the `optimus.services` package itself, whose loader (load_services) lists them all."""
     for entry in entry_points(group="optimus.services"):
         entry.load()
-
-
-def bytes_outside_engine(settings: Settings) -> int:
-    """The most memory any active service holds beside the engine: the engine's share of
-    memory_limit is the setting less this (its settings are locked once open; see warehouse.connect).
-
-    Read from REGISTRY, not through the loader above this module: the built-ins are registered by the time
-    any caller has this function, because Python runs the package's __init__ (which imports every built-in)
-    before any of its modules, this one included."""
-    load_entry_points()
-    return max((cls.bytes_outside_engine() for name, cls in REGISTRY.items() if name not in settings.ignored_services), default=0)

@@ -39,7 +39,7 @@ COURSES = {
     "end_date": "TIMESTAMP",
     "enrollment_start": "TIMESTAMP",
     "enrollment_end": "TIMESTAMP",
-    "pass_mark": "DOUBLE",
+    "pass_mark": "DOUBLE PRECISION",
     "chapters": "INTEGER",
     "published_chapters": "INTEGER",
     "package_date": "DATE",
@@ -69,7 +69,13 @@ BLOCKS: dict[str, pa.DataType] = {
     "discussion_id": pa.string(),
     "discussion_category": pa.string(),
 }
-_SQL = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE", pa.timestamp("us"): "TIMESTAMP"}
+_SQL = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+    pa.float64(): "DOUBLE PRECISION",
+    pa.timestamp("us"): "TIMESTAMP",
+}
 _RANK = {"olx": 1, "course_structure": 0}  # within one package, the export wins
 
 

@@ -8,15 +8,15 @@ callers branch on instead of the engine's name (tests/test_import_contract.py ch
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from optimus.warehouse.dialects import Capabilities, Dialect
-
 
 # The schema the raw edX tables of Database State live in, apart from every table Optimus computes,
 # so that no dump's name can ever reach an Optimus table (`SELECT ... FROM edx.auth_user`).
@@ -35,7 +35,7 @@ QUERY_MAX_BYTES = 64 << 20  # about this many bytes of values, then the answer i
 QUERY_TIMEOUT_SECONDS = 60.0  # the engine stops the query after this long
 
 
-def raw_table(wh: "Warehouse", table: str) -> str:
+def raw_table(wh: Warehouse, table: str) -> str:
     """SQL naming the raw edX table `table` in the warehouse's raw schema (`"edx"."auth_user"`),
     both quoted: whatever a dump is called, it can only name a table of that schema."""
     return f"{wh.quote(wh.raw_schema)}.{wh.quote(table)}"
@@ -124,7 +124,7 @@ class Warehouse(Protocol):
         seconds, its answer cut at `max_rows` rows or about `max_bytes` bytes (streamed, never
         fetched whole). Raises QueryRefused (not a SELECT) or WarehouseError (the engine's error)."""
 
-    def reader(self) -> "Warehouse":
+    def reader(self) -> Warehouse:
         """A read-only view of the same warehouse for reads on another thread (the API's views): it
         sees committed data and never waits for this connection; close it when done."""
 

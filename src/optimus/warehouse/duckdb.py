@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -15,40 +16,16 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.dialects.duckdb import DuckDBDialect
 from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
-
-# A private-use character stands in for an escaped backslash while the other escapes are decoded.
-_BACKSLASH = "\ue000"
-
-
-def decode_escapes_sql(column: str) -> str:
-    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one column; cheap for values without a backslash.
-
-    A value whose only escapes are `\\\\` (JSON state, say) takes one replace instead of five: with
-    no `\\t`, `\\n`, `\\r` (nor the stand-in) in it, the others change nothing.
-    """
-    inner = f"replace({column}, '\\\\', '{_BACKSLASH}')"
-    for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
-        inner = f"replace({inner}, '{escaped}', chr({char}))"
-    inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
-    others = " OR ".join(f"contains({column}, '{text}')" for text in ("\\t", "\\n", "\\r", _BACKSLASH))
-    # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
-    split = (
-        f"array_to_string(list_transform(string_split({column}, '\\\\'), lambda _optimus_part: "
-        f"replace(replace(replace(_optimus_part, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13))), '\\')"
-    )
-    return (
-        f"CASE WHEN contains({column}, '\\') THEN (CASE WHEN contains({column}, '{_BACKSLASH}') THEN {split} "
-        f"WHEN {others} THEN {inner} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
-    )
+from optimus.warehouse.dialects.base import Dialect, sql_string
+from optimus.warehouse.dialects.duckdb import DuckDBDialect
 
 
 class DuckDBWarehouse:
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
     dialect = "duckdb"
-    sql = DuckDBDialect()
+    sql: Dialect = DuckDBDialect()
     capabilities = sql.capabilities
     raw_schema = raw_schema_for(None)
 
@@ -152,7 +129,7 @@ class DuckDBWarehouse:
         with self._lock:
             cur = self.con.execute(sql, list(params))
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self._lock:
@@ -272,7 +249,9 @@ class DuckDBWarehouse:
                 escaped = self.con.execute(
                     f"SELECT {', '.join(f'bool_or(contains({q(n)}, chr(92)))' for n in names)} FROM {raw}"
                 ).fetchall()[0]
-            decoded = ", ".join(f"{decode_escapes_sql(q(n)) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped))
+            decoded = ", ".join(
+                f"{sql_tables.decode_escapes_sql(q(n), self.sql) if has else q(n)} AS {q(n)}" for n, has in zip(names, escaped, strict=True)
+            )
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(staging)} AS SELECT {decoded}, {numbering} AS _line FROM {raw} r")
         return names, [(int(line), str(reason), str(text)[:2000]) for line, reason, text in bad]
 
@@ -321,7 +300,7 @@ class DuckDBWarehouse:
             rejects, scans = f"_rejects_{n}", f"_reject_scans_{n}"
             rel = cursor.sql(f"SELECT * FROM {_read_csv_sql(rejects, scans)}", params=[str(path), columns])
             table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()  # renamed in DuckDB 2.0
-            escaped = [pc.any(pc.match_substring(column, "\\")).as_py() for column in table.columns]
+            escaped: list[bool | None] = [pc.any(pc.match_substring(column, "\\")).as_py() for column in table.columns]
             return list(columns), table, _rejected_lines(cursor, rejects, scans), escaped
         finally:
             cursor.close()
@@ -344,7 +323,7 @@ class DuckDBWarehouse:
         if nbytes > self._outside:
             raise WarehouseError(
                 f"{nbytes} bytes held beside the engine, but it was opened leaving room for {self._outside} "
-                "(open the warehouse through optimus.warehouse.connect)"
+                "(open it through optimus.pipeline.open_warehouse, which leaves room for what the services hold)"
             )
 
     def drop_staged(self, staging: str) -> None:
@@ -364,7 +343,7 @@ class DuckDBWarehouse:
         """The header row, read by us (formats.sql_tables' one rule): DuckDB's sniffer must not guess types or names."""
         return {name: "VARCHAR" for name in sql_tables.read_header(path)}
 
-    def reader(self) -> "DuckDBWarehouse":
+    def reader(self) -> DuckDBWarehouse:
         """A view of the same database through its own cursor and lock, for reads on another thread
         (the API in the daemon): it sees committed data and never waits for the writer's lock.
 
@@ -526,7 +505,8 @@ def _read_csv_sql(rejects: str, scans: str, parallel: bool = True) -> str:
     """read_csv of an edX TSV dump (parameters: path, columns), its rejected lines kept in `rejects`;
     parallel=False: read by one thread, in the file's order."""
     return (
-        "read_csv(?, delim='\t', quote='', escape='', header=true, all_varchar=true, nullstr='NULL', store_rejects=true, "
+        f"read_csv(?, delim={sql_string(sql_tables.FIELD_SEPARATOR)}, quote='', escape='', header=true, all_varchar=true, "
+        f"nullstr={sql_string(sql_tables.NULL_TOKEN)}, store_rejects=true, "
         f"rejects_table='{rejects}', rejects_scan='{scans}', auto_detect=false, columns=?{'' if parallel else ', parallel=false'})"
     )
 

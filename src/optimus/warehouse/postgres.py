@@ -1,9 +1,10 @@
 """A shared PostgreSQL server: the team's warehouse, read by dashboards while one daemon writes.
 
 Everything lives in one schema (settings.warehouse_schema, default `optimus`). SQL arrives with
-DuckDB-style `?` placeholders and is translated here, so services never branch on the backend.
-The dialect differences handled in this file: `?` -> `%s`, the type name DOUBLE -> DOUBLE
-PRECISION, CREATE OR REPLACE TABLE -> DROP + CREATE, TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
+DuckDB-style `?` placeholders, made psycopg's `%s` (postgres_statements.py); nothing else of a
+statement is rewritten: shared SQL is written in what both engines run (`DOUBLE PRECISION`,
+`DROP TABLE IF EXISTS` + `CREATE TABLE`), and one PostgreSQL cannot run fails with its message.
+Handled here: TRY_CAST -> `try_cast_sql` (plpgsql helpers), numeric and
 JSON results returned as DuckDB returns them (int/float, str), edX TSV staging through COPY,
 Arrow loading through COPY (CSV), and the single writer held by an advisory lock. Read views and
 untrusted queries log in as the reader role (postgres_reader.py, postgres_query.py).
@@ -12,14 +13,13 @@ untrusted queries log in as the reader role (postgres_reader.py, postgres_query.
 from __future__ import annotations
 
 import gzip
-import re
-from functools import lru_cache
 import threading
 import time
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -31,15 +31,15 @@ from psycopg.adapt import Loader
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
+from optimus.warehouse.dialects.base import Dialect, sql_string
+from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.postgres_query import run_untrusted
 from optimus.warehouse.postgres_reader import ReaderLogin, check_reader, ensure_reader, managed_login, reader_role_name
+from optimus.warehouse.postgres_statements import check_parameters, psycopg_statement
 
-__all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact", "translate"]
+__all__ = ["PostgresWarehouse", "lock_key", "reader_role_name", "redact"]
 
-# A private-use character stands in for an escaped backslash while the other escapes are decoded.
-_BACKSLASH = "\ue000"
 _BLOCK = 4 << 20  # bytes of a TSV file sent to COPY at a time
 
 # try_cast_sql: plpgsql helpers that return NULL when the cast fails (measured faster than a regex guard).
@@ -66,9 +66,6 @@ _ARROW_TYPES = {
     1184: pa.timestamp("us", tz="UTC"),
 }
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
-_CREATE_OR_REPLACE = re.compile(rf"^\s*CREATE\s+OR\s+REPLACE\s+((?:TEMP|TEMPORARY)\s+)?TABLE\s+({_IDENT}(?:\.{_IDENT})?)", re.I)
-
 
 def _helpers_sql() -> list[str]:
     return [
@@ -84,79 +81,6 @@ def _helpers_sql() -> list[str]:
         "FROM regexp_matches(v, '(%[0-9A-Fa-f]{2})|([^%]+|%)', 'g') WITH ORDINALITY AS t(m, n)), 'UTF8'); "
         "EXCEPTION WHEN others THEN RETURN NULL; END $f$"
     ]
-
-
-@lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """`?` placeholders to psycopg's `%s`, `%` escaped, and DuckDB's type name DOUBLE spelt for PostgreSQL.
-
-    Quoted literals, quoted identifiers, dollar-quoted bodies and comments are copied unchanged
-    (apart from `%`, which psycopg reads everywhere in a statement that has parameters).
-    """
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c in "'\"":
-            j = i + 1
-            while j < n:
-                if sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:  # doubled quote inside
-                        j += 2
-                        continue
-                    break
-                if c == "'" and sql[j] == "\\" and i > 0 and sql[i - 1] in "eE":  # E'...' string
-                    j += 2
-                    continue
-                j += 1
-            out.append(sql[i : j + 1].replace("%", "%%"))
-            i = j + 1
-        elif c == "$" and (m := _dollar_tag(sql, i)):
-            end = sql.find(m, i + len(m))
-            end = n if end < 0 else end + len(m)
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            end = n if end < 0 else end
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            end = n if end < 0 else end + 2
-            out.append(sql[i:end].replace("%", "%%"))
-            i = end
-        elif c == "?":
-            out.append("%s")
-            i += 1
-        elif c == "%":
-            out.append("%%")
-            i += 1
-        elif c.isalpha() or c == "_":
-            j = i + 1
-            while j < n and (sql[j].isalnum() or sql[j] in "_$"):
-                j += 1
-            word = sql[i:j]
-            if word.upper() == "DOUBLE" and not sql[j : j + 20].lstrip().upper().startswith("PRECISION"):
-                word = "DOUBLE PRECISION"
-            out.append(word)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _dollar_tag(sql: str, i: int) -> str | None:
-    """The `$tag$` opening a dollar-quoted string at i, if one does (not a `$1` parameter)."""
-    j = sql.find("$", i + 1)
-    if j < 0:
-        return None
-    tag = sql[i : j + 1]
-    inner = tag[1:-1]
-    if inner and not (inner[0].isalpha() or inner[0] == "_") or not all(ch.isalnum() or ch == "_" for ch in inner):
-        return None
-    return tag
 
 
 def _normal_url(url: str) -> str:
@@ -247,7 +171,7 @@ class PostgresWarehouse:
     """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
 
     dialect = "postgres"
-    sql = PostgresDialect()
+    sql: Dialect = PostgresDialect()
     capabilities = sql.capabilities
 
     def __init__(self, settings: Settings, read_only: bool = False, login: ReaderLogin | None = None) -> None:
@@ -354,8 +278,12 @@ class PostgresWarehouse:
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
         if self._failure is not None and self.con.info.transaction_status == pq.TransactionStatus.INERROR:
             raise WarehouseError(f"the transaction was aborted by an earlier error: {self._failure}")
+        args = list(params)
+        statement = psycopg_statement(sql)
+        check_parameters(sql, statement, len(args))
         try:
-            return self.con.execute(translate(sql), list(params))  # type: ignore[arg-type]
+            # without parameters the statement goes as written: psycopg then reads no `%` in it
+            return self.con.execute(statement.text if args else sql, args or None)
         except psycopg.Error as exc:
             if self.con.broken or self.con.closed:
                 raise WarehouseError(f"lost the connection to the PostgreSQL warehouse {self.url}: {exc}") from exc
@@ -365,22 +293,15 @@ class PostgresWarehouse:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._lock:
-            replace = _CREATE_OR_REPLACE.match(sql)
-            if replace:  # DuckDB's CREATE OR REPLACE TABLE: drop and create, in one transaction
-                name = replace.group(2)
-                if "." not in name.replace('""', ""):  # never drop a same-named table of the other kind
-                    name = f"pg_temp.{name}" if replace.group(1) else f"{self.quote(self.schema)}.{name}"
-                with self.transaction():
-                    self._run(f"DROP TABLE IF EXISTS {name}", [])
-                    self._run(_CREATE_OR_REPLACE.sub(lambda m: f"CREATE {m.group(1) or ''}TABLE {m.group(2)}", sql, count=1), params)
-                return
             self._run(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = [list(r) for r in rows]
         if rows:
             with self._lock, self.con.cursor() as cur:
-                cur.executemany(translate(sql), rows)
+                statement = psycopg_statement(sql)
+                check_parameters(sql, statement, len(rows[0]))
+                cur.executemany(statement.text, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -393,7 +314,7 @@ class PostgresWarehouse:
             if not cur.description:
                 return []
             names = [d.name for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """The result as Arrow, typed from the columns' SQL types (as DuckDB types it), not guessed from values."""
@@ -530,17 +451,20 @@ class PostgresWarehouse:
                     self._failure = f"{type(exc).__name__}: {exc}"
                 raise WarehouseError(f"{path}: cannot read as an edX TSV dump: {exc}") from None
             n = len(header)
-            fields = ", ".join(f"{_decode_sql(f'f[{i + 1}]')} AS {q(name)}" for i, name in enumerate(header))
+            fields = ", ".join(f"{sql_tables.decode_escapes_sql(f'f[{i + 1}]', self.sql)} AS {q(name)}" for i, name in enumerate(header))
+            tab, null = f"chr({ord(sql_tables.FIELD_SEPARATOR)})", sql_string(sql_tables.NULL_TOKEN)
+            # the line numbers written in (whole numbers): a statement with no `?` is sent without being tokenized
+            not_utf8 = f"ARRAY[{', '.join(str(int(line)) for line in bad_utf8)}]::bigint[]"
             self._run(f"DROP TABLE IF EXISTS {q(staging)}", [])
             self._run(
                 f"CREATE TEMP TABLE {q(staging)} AS SELECT {fields}, _line FROM "
-                f"(SELECT _line, string_to_array(raw, chr(9), 'NULL') AS f FROM {raw} WHERE raw <> '' OFFSET 0) s "  # OFFSET 0: split once per line
-                f"WHERE cardinality(f) = {n} AND NOT (_line = ANY(?::bigint[]))",
-                [bad_utf8],
+                f"(SELECT _line, string_to_array(raw, {tab}, {null}) AS f FROM {raw} WHERE raw <> '' OFFSET 0) s "  # OFFSET 0: split once per line
+                f"WHERE cardinality(f) = {n} AND NOT (_line = ANY({not_utf8}))",
+                [],
             )
             bad = self._run(
-                f"SELECT _line, raw, cardinality(string_to_array(raw, chr(9))) FROM {raw} WHERE raw <> '' AND "
-                f"(cardinality(string_to_array(raw, chr(9))) <> {n} OR _line = ANY(?::bigint[])) ORDER BY _line",
+                f"SELECT _line, raw, cardinality(string_to_array(raw, {tab})) FROM {raw} WHERE raw <> '' AND "
+                f"(cardinality(string_to_array(raw, {tab})) <> {n} OR _line = ANY(?::bigint[])) ORDER BY _line",
                 [bad_utf8],
             ).fetchall()
             self._run(f"DROP TABLE {raw}", [])
@@ -551,7 +475,7 @@ class PostgresWarehouse:
         ]
         return header, rejected
 
-    def reader(self) -> "PostgresWarehouse":
+    def reader(self) -> PostgresWarehouse:
         """A read-only connection of its own, logged in as the reader role, for reads on another
         thread (the API in the daemon): it sees committed data and never waits for the writer."""
         if self._reader_problem is not None:
@@ -616,20 +540,6 @@ def _pg_type(arrow_type: pa.DataType) -> str:
     return "text"
 
 
-def _decode_sql(field: str) -> str:
-    """SQL decoding edX's `\\t \\n \\r \\\\` escapes in one field; cheap for values without a backslash."""
-    inner = f"replace({field}, '\\\\', '{_BACKSLASH}')"
-    for escaped, char in (("\\t", 9), ("\\n", 10), ("\\r", 13)):
-        inner = f"replace({inner}, '{escaped}', chr({char}))"
-    inner = f"replace({inner}, '{_BACKSLASH}', '\\')"
-    # a value that holds the stand-in itself (found by fuzzing): split at each `\\` instead (slower, rare)
-    split = (
-        f"array_to_string(ARRAY(SELECT replace(replace(replace(p, '\\t', chr(9)), '\\n', chr(10)), '\\r', chr(13)) "
-        f"FROM unnest(string_to_array({field}, '\\\\')) WITH ORDINALITY AS u(p, i) ORDER BY i), '\\')"
-    )
-    return f"CASE WHEN strpos({field}, '{_BACKSLASH}') > 0 AND strpos({field}, '\\') > 0 THEN {split} WHEN strpos({field}, '\\') > 0 THEN {inner} ELSE {field} END"
-
-
 def _open(path: Path) -> Any:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
@@ -691,7 +601,7 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     import pyarrow.compute as pc
 
     arrays, changed = [], False
-    for column, field in zip(batch.columns, batch.schema):
+    for column, field in zip(batch.columns, batch.schema, strict=True):
         t = field.type
         if (pa.types.is_string(t) or pa.types.is_large_string(t)) and pc.any(pc.match_substring(column, "\x00")).as_py():
             arrays.append(pc.replace_substring(column, "\x00", "\x01"))

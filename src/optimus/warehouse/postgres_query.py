@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any
+from collections.abc import Generator
+from typing import Any, cast
 
 import psycopg
 
@@ -78,7 +79,8 @@ def run_untrusted(con: psycopg.Connection, sql: str, *, max_rows: int, max_bytes
         size = 0
         cut: str | None = None
         reader = con.cursor()
-        stream = reader.stream(sql)  # the extended protocol: exactly one statement
+        # the extended protocol: exactly one statement; a generator (typed Iterator by psycopg), closed below
+        stream = cast(Generator[tuple[Any, ...], None, None], reader.stream(sql))
         try:
             for row in stream:  # one row at a time off the wire
                 if len(rows) >= max_rows:

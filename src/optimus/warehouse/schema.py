@@ -28,7 +28,7 @@ MIGRATIONS: list[list[str]] = [
             file_date DATE,
             package_date DATE,
             size BIGINT NOT NULL,
-            mtime DOUBLE NOT NULL,
+            mtime DOUBLE PRECISION NOT NULL,
             fingerprint VARCHAR NOT NULL,
             state VARCHAR NOT NULL,
             rows_loaded BIGINT,

@@ -12,8 +12,8 @@ comes along, so an ingest after the copy ingests nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from optimus.errors import WarehouseError
 from optimus.warehouse.base import Warehouse
@@ -68,7 +68,7 @@ class CopyReport:
 
 
 def copy_tables(
-    src: Warehouse, dst: Warehouse, setup: Callable[[], None], progress: Callable[[str, int], None] | None = None
+    src: Warehouse, dst: Warehouse, setup: Callable[[], object], progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
     """Copy every table of `src` (a DuckDB warehouse) into `dst` (a PostgreSQL one, holding no warehouse
     yet); `setup` creates the destination's tables by their own DDL, inside the copy's transaction."""

@@ -14,7 +14,7 @@ user input).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -175,3 +175,10 @@ class Dialect:
         """Text ending a subquery so its SELECT-list expressions are computed once per row, not once
         per use above it (a planner fence); nothing where the engine does so anyway."""
         return ""
+
+    # -- the edX TSV escapes (formats/sql_tables.decode_escapes_sql) ------------------------------
+    def split_map_join(self, text: str, separator: str, part: Callable[[str], str], joiner: str) -> str:
+        """`text` split at each `separator` (left to right, not overlapping), each piece mapped by `part`
+        (SQL of the piece from the SQL naming it), the pieces joined with `joiner` (separator and
+        joiner: plain strings, not SQL). NULL stays NULL; '' is one empty piece."""
+        raise NotImplementedError(f"{type(self).__name__} has no split_map_join")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from optimus.warehouse.dialects.base import Capabilities, Dialect, JsonShape, TrimSide, _member, sql_string
 
@@ -90,3 +91,10 @@ class DuckDBDialect(Dialect):
 
     def utc_timestamp_from_text(self, text: str) -> str:
         return f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"
+
+    def split_map_join(self, text: str, separator: str, part: Callable[[str], str], joiner: str) -> str:
+        piece = "_optimus_part"
+        return (
+            f"array_to_string(list_transform(string_split({text}, {sql_string(separator)}), lambda {piece}: {part(piece)}), "
+            f"{sql_string(joiner)})"
+        )

@@ -9,6 +9,8 @@ engines give DuckDB's answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from optimus.errors import WarehouseError
 from optimus.warehouse.dialects.base import Capabilities, Dialect, JsonShape, _member, sql_string
 
@@ -143,3 +145,11 @@ class PostgresDialect(Dialect):
 
     def compute_once(self) -> str:
         return " OFFSET 0"  # a subquery with OFFSET is not flattened into the query above it
+
+    def split_map_join(self, text: str, separator: str, part: Callable[[str], str], joiner: str) -> str:
+        # regexp_split_to_table, not string_to_array: '' is one empty piece (an empty array there), as on DuckDB
+        pattern = "".join(c if c.isalnum() else "\\" + c for c in separator)  # the separator, literally, as a regex
+        return (
+            f"(SELECT string_agg({part('_optimus_part')}, {sql_string(joiner)} ORDER BY _optimus_n) "
+            f"FROM regexp_split_to_table({text}, {sql_string(pattern)}) WITH ORDINALITY AS _optimus_split(_optimus_part, _optimus_n))"
+        )
