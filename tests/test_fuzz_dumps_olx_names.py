@@ -79,7 +79,7 @@ def test_tsv_values_decode_to_what_edx_wrote(data_path: Path, settings_for: Any,
         )
         def decoded(case: tuple[list[str], list[list[str | None]]]) -> None:
             header, rows = case
-            if wh.dialect == "postgres":  # PostgreSQL text cannot hold NUL (documented): not a value it can load
+            if wh.sql.name == "postgres":  # PostgreSQL text cannot hold NUL (documented): not a value it can load
                 rows = [[v.replace("\x00", "") if v else v for v in r] for r in rows]
             rows = [r for r in rows if r != [""]]  # one empty value is an empty line: a blank line in the format, skipped
             path = folder / "UQx-A-1-fuzz-prod-analytics.sql"

@@ -316,13 +316,15 @@ def test_no_private_attribute_of_a_warehouse_outside_warehouse() -> None:
 
 
 def _engine_name_comparisons() -> Counter[str]:
-    """Comparisons outside warehouse/ with an engine's name, or with a warehouse's `dialect`."""
+    """Comparisons outside warehouse/ with an engine's name, or with a dialect's name (`wh.sql.name`)."""
 
     def names_engine(node: ast.expr) -> bool:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return node.value.lower() in ENGINE_NAMES
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
             return any(names_engine(e) for e in node.elts)
+        if isinstance(node, ast.Attribute) and node.attr == "name" and isinstance(node.value, ast.Attribute):
+            return node.value.attr == "sql"  # `wh.sql.name`: the dialect's name
         return isinstance(node, ast.Attribute) and node.attr == "dialect"
 
     found: Counter[str] = Counter()

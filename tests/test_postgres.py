@@ -367,7 +367,7 @@ def test_backend_fixture_gives_each_backend(backend, data_path, settings_for, ru
     assert run(["ingest"], settings).exit_code == 0
     wh = connect(settings, read_only=True)
     try:
-        assert wh.dialect == ("postgres" if backend else "duckdb")
+        assert wh.sql.name == ("postgres" if backend else "duckdb")
         assert wh.scalar("SELECT count(*) FROM edx.auth_user") == 8
     finally:
         wh.close()

@@ -135,7 +135,7 @@ def check(sql: str, dialect: str = "duckdb") -> str:
     if not sql or not sql.strip():
         raise QueryRefused("empty query")
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]  # Warehouse.dialect is SQLGlot's name
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]  # Dialect.name is SQLGlot's name
     except sqlglot.errors.SqlglotError as exc:
         raise QueryRefused(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1:
@@ -176,7 +176,7 @@ class SqlRequest(BaseModel):
 
 def run(wh: Warehouse, sql: str, limit: int) -> dict[str, Any]:
     """Run a checked query on a read view through the engine's read-only path, capped."""
-    check(sql, wh.dialect)
+    check(sql, wh.sql.name)
     try:
         answer = wh.read_only_query(sql, max_rows=limit, max_bytes=QUERY_MAX_BYTES, timeout=TIMEOUT_SECONDS)
     except QueryRefused:

@@ -77,7 +77,7 @@ class ReadViews:
     ) -> None:
         self._pool: queue.Queue[Warehouse] = queue.Queue()
         self._all: list[Warehouse] = []
-        self.dialect = wh.dialect
+        self.dialect = wh.sql.name
         self.wait_seconds = wait_seconds
         self.queue_seconds = max(queue_seconds, wait_seconds)
         self._given_back = time.monotonic()  # when a view last came back: a queue that moves is not stuck

@@ -52,7 +52,6 @@ class QueryAnswer:
 
 
 class Warehouse(Protocol):
-    dialect: str  # the engine's SQL dialect as SQLGlot names it ('duckdb', 'postgres'); a name, never to branch on
     capabilities: Capabilities  # the same as sql.capabilities
     sql: Dialect  # the fragments shared SQL asks for where engines disagree (warehouse/dialects/)
     url: str

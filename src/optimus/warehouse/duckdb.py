@@ -24,7 +24,6 @@ from optimus.warehouse.dialects.duckdb import DuckDBDialect
 class DuckDBWarehouse:
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
-    dialect = "duckdb"
     sql: Dialect = DuckDBDialect()
     capabilities = sql.capabilities
     raw_schema = raw_schema_for(None)

@@ -170,7 +170,6 @@ def _connect_error(url: str, exc: Exception) -> WarehouseError:
 class PostgresWarehouse:
     """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
 
-    dialect = "postgres"
     sql: Dialect = PostgresDialect()
     capabilities = sql.capabilities
 
