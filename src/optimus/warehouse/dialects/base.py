@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from optimus.errors import WarehouseError
+
 # The shape of a JSON object read by `parse_json_object`: each member read is "text" (its text: a
 # string's value, any other value's JSON), "json" (kept as JSON) or a shape of its own (an object).
 JsonShape = Mapping[str, Union[str, "JsonShape"]]
@@ -35,6 +37,40 @@ class Capabilities:
     # statements of every kind (DDL too) commit together or not at all: the pipeline stores a file's
     # rows and its ledger state in one transaction (docs/architecture.md: the strategy without it)
     transactions: bool = True
+
+
+# try_cast's rule (docs/postgresql.md, "try_cast"): the edX TSV dumps come from MySQL, so a typed value is
+# read only from the text a MySQL export writes for a value of its type (a pattern RE2 and PostgreSQL
+# read alike); any other text (`2.5` or `1e3` as an integer, `inf`, `on`, `2014-3-1`, a zone) is NULL.
+_MYSQL_DATE = "[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"  # years 1000-9999: MySQL's DATE range
+MYSQL_TEXT = {
+    "BIGINT": "-?[0-9]+",
+    "INTEGER": "-?[0-9]+",
+    "DOUBLE PRECISION": "-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?",
+    "DATE": _MYSQL_DATE,
+    "TIMESTAMP": _MYSQL_DATE + " ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?",  # DATETIME(0..6)
+}
+# BOOLEAN is MySQL's tinyint(1), written 0 or 1 (true/false, any case, read too); VARCHAR is the text itself
+TRY_CAST_TYPES = (*MYSQL_TEXT, "BOOLEAN", "VARCHAR")
+_TYPE_ALIASES = {
+    "DOUBLE": "DOUBLE PRECISION",
+    "FLOAT8": "DOUBLE PRECISION",
+    "FLOAT": "DOUBLE PRECISION",
+    "INT": "INTEGER",
+    "INT4": "INTEGER",
+    "INT8": "BIGINT",
+    "BOOL": "BOOLEAN",
+    "TEXT": "VARCHAR",
+}
+
+
+def try_cast_type(sql_type: str) -> str:
+    """The type of TRY_CAST_TYPES that `sql_type` names (aliases such as DOUBLE or INT8 accepted)."""
+    name = " ".join(sql_type.upper().split())
+    name = _TYPE_ALIASES.get(name, name)
+    if name not in TRY_CAST_TYPES:
+        raise WarehouseError(f"try_cast: no rule for {sql_type} (the types with one: {', '.join(TRY_CAST_TYPES)})")
+    return name
 
 
 def sql_string(value: str) -> str:
@@ -58,7 +94,25 @@ class Dialect:
         return '"' + identifier.replace('"', '""') + '"'
 
     def try_cast(self, expr: str, sql_type: str) -> str:
-        """`expr` cast to `sql_type`, NULL (not an error) when it does not fit."""
+        """The text `expr` as a value of `sql_type` (one of TRY_CAST_TYPES), NULL (not an error) when it
+        is not the text a MySQL export writes for a value of the type (MYSQL_TEXT) or the value does
+        not fit (a number out of range, a day the calendar lacks). The same on every engine: each
+        engine's own cast reads more (DuckDB `2.5` as the integer 3, `inf` as a date; PostgreSQL `on`
+        as true), so only text of the type's shape reaches it."""
+        target = try_cast_type(sql_type)
+        if target == "VARCHAR":
+            return f"CAST({expr} AS VARCHAR)"
+        if target == "BOOLEAN":
+            return (
+                f"CASE {expr} WHEN '1' THEN TRUE WHEN '0' THEN FALSE "
+                f"ELSE CASE lower({expr}) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END END"
+            )
+        return f"CASE WHEN {self.regex_matches(expr, '^(' + MYSQL_TEXT[target] + ')$')} THEN {self._cast_or_null(expr, target)} END"
+
+    def _cast_or_null(self, text: str, target: str) -> str:
+        """try_cast's last step: text already of the type's shape (MYSQL_TEXT) cast to `target`, NULL
+        when the value does not fit: an integer out of range, a date the calendar lacks, a double
+        that overflows or that is not zero but rounds to zero (must)."""
         raise NotImplementedError(f"{type(self).__name__} has no try_cast")
 
     # -- text ------------------------------------------------------------------------------------

@@ -20,8 +20,15 @@ class DuckDBDialect(Dialect):
     # Arrow is scanned where it lies; row groups carry min/max statistics
     capabilities = Capabilities(scans_arrow_in_place=True, prunes_by_min_max=True, transactions=True)
 
-    def try_cast(self, expr: str, sql_type: str) -> str:
-        return f"TRY_CAST({expr} AS {sql_type})"
+    def _cast_or_null(self, text: str, target: str) -> str:
+        cast = f"TRY_CAST({text} AS {target})"
+        if target != "DOUBLE PRECISION":
+            return cast
+        # DuckDB reads an overflow as infinity and a value below the smallest double as 0: both NULL
+        # (PostgreSQL's out-of-range error); a mantissa with a digit other than 0 is not zero
+        return (
+            f"CASE WHEN NOT isfinite({cast}) THEN NULL WHEN {cast} = 0 AND regexp_matches({text}, '^[^eE]*[1-9]') THEN NULL ELSE {cast} END"
+        )
 
     def starts_with(self, expr: str, prefix: str) -> str:
         return f"starts_with({expr}, {sql_string(prefix)})"

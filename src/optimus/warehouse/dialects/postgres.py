@@ -11,33 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from optimus.errors import WarehouseError
 from optimus.warehouse.dialects.base import Capabilities, Dialect, JsonShape, _member, sql_string
 
-# try_cast: the types with a helper `optimus_try_<type>` (warehouse/postgres.py creates them)
+# The types with a helper `optimus_try_<type>` (warehouse/postgres.py creates them): try_cast's last
+# step (base.MYSQL_TEXT's types) and the fragments below (jsonb, numeric, timestamptz)
 HELPER_TYPES = {
     "BIGINT": "bigint",
     "INTEGER": "integer",
     "DOUBLE PRECISION": "double precision",
     "DATE": "date",
     "TIMESTAMP": "timestamp",
-    "BOOLEAN": "boolean",
-    "JSON": "json",
-    "SMALLINT": "smallint",
     "JSONB": "jsonb",
     "TIMESTAMPTZ": "timestamptz",
     "NUMERIC": "numeric",
-}
-_ALIASES = {
-    "DOUBLE": "DOUBLE PRECISION",
-    "FLOAT8": "DOUBLE PRECISION",
-    "FLOAT": "DOUBLE PRECISION",
-    "INT": "INTEGER",
-    "INT8": "BIGINT",
-    "INT4": "INTEGER",
-    "BOOL": "BOOLEAN",
-    "VARCHAR": "VARCHAR",
-    "TEXT": "VARCHAR",
 }
 
 
@@ -51,14 +37,9 @@ class PostgresDialect(Dialect):
     # Arrow reaches the server only through COPY; a heap table has no min/max statistics to skip by
     capabilities = Capabilities(scans_arrow_in_place=False, prunes_by_min_max=False, transactions=True)
 
-    def try_cast(self, expr: str, sql_type: str) -> str:
-        pg_type = _ALIASES.get(sql_type.strip().upper(), sql_type.strip().upper())
-        if pg_type == "VARCHAR":
-            return f"CAST({expr} AS VARCHAR)"
-        helper = HELPER_TYPES.get(pg_type)
-        if helper is None:
-            raise WarehouseError(f"try_cast: no safe cast to {sql_type} on PostgreSQL")
-        return f"{helper_name(helper)}(CAST({expr} AS text))"
+    def _cast_or_null(self, text: str, target: str) -> str:
+        # the helper's exception block gives NULL where the cast fails (out of range, no such day)
+        return f"{helper_name(HELPER_TYPES[target])}(CAST({text} AS text))"
 
     def url_decode_or_null(self, expr: str) -> str:
         return f"optimus_try_url_decode({expr})"
