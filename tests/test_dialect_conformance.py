@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import make_data_path
@@ -554,10 +554,15 @@ def _datetime_text(f: tuple[int, ...]) -> str:
     return f"{f[0]:04d}-{f[1]:02d}-{f[2]:02d} {f[3]:02d}:{f[4]:02d}:{f[5]:02d}"
 
 
+_AROUND_BEFORE = st.sampled_from(["", "", "+", "-", " ", "\t", "0", "00", "0x", "0b", "."])
+_AROUND_AFTER = st.sampled_from(["", "", " ", "\n", ".", ".0", ".5", "e3", "E-2", "e-400", "e400", "_0", "0" * 30])
 _DATETIME_FIELDS = st.tuples(*(st.integers(0, top) for top in (10999, 13, 32, 25, 61, 61)), st.integers(0, 10**7))
 TRY_CAST_FUZZ = st.one_of(
     st.lists(_NEAR_VALUES, max_size=6).map("".join),
     st.integers(-(2**70), 2**70).map(str),
+    # a number with what some engine reads around it: a sign, a space, leading zeros, a fraction, an exponent
+    st.tuples(_AROUND_BEFORE, st.integers(-(2**64), 2**64), _AROUND_AFTER).map(lambda t: f"{t[0]}{t[1]}{t[2]}"),
+    st.tuples(_AROUND_BEFORE, st.floats(allow_nan=False).map(repr), _AROUND_AFTER).map("".join),
     st.floats().map(repr),  # '1.5', '1e-05', '5e-324', 'inf', 'nan'
     st.floats(allow_nan=False).map(lambda f: f"{f:.17e}"),
     st.dates().map(str),
@@ -570,7 +575,8 @@ TRY_CAST_FUZZ = st.one_of(
 
 
 @pytest.mark.postgres
-@given(st.lists(TRY_CAST_FUZZ, min_size=1, max_size=30))
+@settings(max_examples=max(200, settings.default.max_examples))  # examples are cheap (~10 ms): more than the profile's
+@given(st.lists(TRY_CAST_FUZZ, min_size=10, max_size=40))
 def test_try_cast_fuzzed_is_equal_on_every_engine(warehouses: dict[str, Warehouse], texts: list[str]) -> None:
     """Typed values compared (not their text): the same int, float, bool, date and datetime from both engines."""
     want = [(text, tuple(reference_try_cast(text, t) for t in TRY_CAST_TYPES)) for text in texts]
