@@ -270,6 +270,8 @@ COURSE_IDS = [
     "%",
     "course-v1:a+b+c+ccx@",
     "course-v1:a+b+c+ccx@x",
+    "v1/courses/course-v1:UQx+X+1T2024",  # no '+' in an old-form part: no course (issue 16)
+    "UQx/X+Y/1T2024",
 ]
 
 

@@ -85,13 +85,19 @@ CRAFTED: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     ),
     (
         "a CCX block: the CCX course",
-        event(event_source="browser", event_type="page_close", page="https://lms.example/xblock/ccx-block-v1:UQx+X+1T2024+ccx@3+type@html+block@h1"),
+        event(
+            event_source="browser",
+            event_type="page_close",
+            page="https://lms.example/xblock/ccx-block-v1:UQx+X+1T2024+ccx@3+type@html+block@h1",
+        ),
         "ccx-v1:UQx+X+1T2024+ccx@3",
         "UQx+X+1T2024+ccx@3",
     ),
     (
         "a CCX block without its ccx@ is no usage key",
-        event(event_source="browser", event_type="page_close", page="https://lms.example/xblock/ccx-block-v1:UQx+X+1T2024+type@html+block@h1"),
+        event(
+            event_source="browser", event_type="page_close", page="https://lms.example/xblock/ccx-block-v1:UQx+X+1T2024+type@html+block@h1"
+        ),
         None,
         None,
     ),
@@ -190,7 +196,12 @@ CRAFTED: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     ),
     (
         "a white-space-only context course id: the page",
-        event(event_source="browser", event_type="page_close", context={"course_id": " \n"}, page="https://lms.example/courses/UQx/X/1T2024/about"),
+        event(
+            event_source="browser",
+            event_type="page_close",
+            context={"course_id": " \n"},
+            page="https://lms.example/courses/UQx/X/1T2024/about",
+        ),
         "UQx/X/1T2024",
         "UQx+X+1T2024",
     ),
@@ -262,7 +273,9 @@ def test_a_string_that_is_no_course_id_makes_no_course() -> None:
     assert courses.parse("UQx/X+Y/1T2024") is None  # no '+' in an old-form part (opaque-keys' deprecated ids)
     assert courses.course_key("UQx/X/1T2024") == "UQx+X+1T2024"
     assert courses.course_of_block("block-v1:DemoX+DemoX+T1_2014") is None
-    assert courses.course_of_block("block-v1:DemoX+DemoX+T1_2014+branch@b+version@0AF+type@problem+block@p") == "course-v1:DemoX+DemoX+T1_2014"
+    assert (
+        courses.course_of_block("block-v1:DemoX+DemoX+T1_2014+branch@b+version@0AF+type@problem+block@p") == "course-v1:DemoX+DemoX+T1_2014"
+    )
     assert courses.course_of_block("block-v1:DemoX+DemoX+T1_2014+ccx@1+type@problem+block@p") is None  # ccx@ only in a CCX block
     assert courses.decoded("a%ffb") is None  # not UTF-8: none, as the SQL's url_decode_or_null
 
@@ -314,15 +327,14 @@ URLS = [
     "/courses/course-v1:UQx+X+1T2024%ff/info",
     "/courses/UQx/X/1T2024\n/info",
     "/courses/UQx%2FX%2F1T2024/info",
+    "/courses/v/+ccx@3/courses/",  # (found by the fuzz: an old-form part with '+' is no course)
 ]
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 def test_sql_equals_python_twin_on_many_urls(warehouses: dict[str, Warehouse], engine: str) -> None:
-    events = [event(event_type=url, context={}) for url in URLS if url] + [
-        event(event_type="page_close", page=url) for url in URLS if url
-    ]
+    events = [event(event_type=url, context={}) for url in URLS if url] + [event(event_type="page_close", page=url) for url in URLS if url]
     got = parsed(warehouses[engine], events)
     for ev, (_, _, got_id, got_key) in zip(events, got, strict=True):
         assert (got_id, got_key) == twin(ev), ev
