@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import ingest, make_data_path, query_rows
+from conftest import ingest, ingest_sample, make_data_path, query_rows
 from optimus import courses
 from optimus.config import Settings
 from optimus.formats import events as rules
@@ -404,3 +404,36 @@ def test_ingest_reads_the_rules_on_every_block(data_path: Path, settings_for: An
     assert len(got) == len(evs)
     for n, (why, _, course_id, key) in enumerate(CRAFTED * 2, start=1):
         assert got[n] == ["alice", course_id, key], why
+
+
+def test_a_padded_username_is_the_auth_user_learner(tmp_path: Path, backend: dict[str, Any]) -> None:
+    """`" alice\\n"` with no `context.user_id` is learner `alice` of `auth_user`: both of her new
+    events count in her one person_course row (before issue 16 the padded one made a learner of its own)."""
+    settings = ingest_sample(tmp_path, **backend)
+    course_key, course_id, user_id, username, nevents, last = query_rows(
+        settings,
+        "SELECT course_key, course_id, user_id, username, nevents, CAST(last_event AS VARCHAR) FROM person_course "
+        "WHERE user_id IS NOT NULL AND nevents > 0 ORDER BY course_key, user_id LIMIT 1",
+    )[0]
+    day = str(last)[:10]
+    lines = [
+        {
+            "username": name,
+            "event_type": "problem_check",
+            "event_source": "server",
+            "time": f"{day}T23:59:5{n}+00:00",
+            "context": {"course_id": course_id, "user_id": ""},
+            "event": {},
+        }
+        for n, name in enumerate((f" {username}\n", username))
+    ]
+    (tmp_path / "data" / "clickstream_logs" / "events" / f"Padded-edx-events-{day}.log").write_text(
+        "".join(json.dumps(e) + "\n" for e in lines)
+    )
+    ingest(settings)
+    rows = query_rows(
+        settings,
+        "SELECT user_id, username, nevents FROM person_course WHERE course_key = ? AND username LIKE ?",
+        [course_key, f"%{username}%"],
+    )
+    assert rows == [(user_id, username, nevents + 2)]
