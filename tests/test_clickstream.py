@@ -80,9 +80,9 @@ def utc_time(text: str) -> datetime:
 
 def expected_course(obj: dict) -> str | None:
     ctx = obj.get("context") if isinstance(obj.get("context"), dict) else {}
-    cid = ctx.get("course_id")
-    if isinstance(cid, str) and cid:
-        return cid
+    for cid in (ctx.get("course_id"), obj.get("course_id")):  # the context's, else a top-level one; stripped
+        if isinstance(cid, str) and cid.strip():
+            return cid.strip()
     et = obj.get("event_type")
     page = obj.get("page")
     return courses.from_url(et if isinstance(et, str) else None) or courses.from_url(page if isinstance(page, str) else None)
@@ -270,6 +270,8 @@ COURSE_IDS = [
     "%",
     "course-v1:a+b+c+ccx@",
     "course-v1:a+b+c+ccx@x",
+    "v1/courses/course-v1:UQx+X+1T2024",  # no '+' in an old-form part: no course (issue 16)
+    "UQx/X+Y/1T2024",
 ]
 
 

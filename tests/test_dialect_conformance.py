@@ -175,6 +175,10 @@ PAGES = (
     "/courses/a/b/c/courses/course-v1:X+Y+Z",
     "no course",
     "/courses/course-v1:/a/b",
+    "/api/courses/v1/courses/course-v1:UQx+A+1/",  # a version segment is skipped (courses._IN_URL's look-ahead)
+    "/api/courses/V2/courses/UQx/A/1/x",
+    "/courses/v1/b/c",
+    "/courses/v1x/b/c",
 )
 JSON_OBJECTS = (
     '{"a":"x","m":{"k":"deep"},"e":{"f":1},"s":"{\\"id\\":\\"v1\\"}"}',

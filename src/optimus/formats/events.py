@@ -13,8 +13,11 @@ What a line is (REFERENCE §3.3), decided here once:
 - A line is quarantined when it is not valid UTF-8, holds no JSON object, is not valid JSON (two
   objects on one line, a truncated line, an escape that is not valid Unicode), or has no `time`
   that parses. `time` without a zone is UTC.
-- The course comes from `context.course_id`; when that is empty, from a `/courses/{course_id}/...`
-  URL in `event_type`, else in `page` (percent-decoded), as `optimus.courses.from_url` finds it.
+- The course comes from `context.course_id`, else a top-level `course_id` (old logs), each stripped
+  of white space; when both are empty, from the URL in `event_type`, else in `page`: the course of a
+  `/xblock/{block_id}` usage key first, else a `/courses/{course_id}/...` id (a version segment
+  skipped), percent-decoded, as `optimus.courses.from_url` finds it (`courses.event_course` is the
+  Python twin). Usernames are stripped of white space.
 - `event`: a JSON string holding an object becomes that object; anything else is kept as it is.
 
 This module holds the line splitter (bytes in, Arrow batches out) and the reasons; the SQL that
@@ -295,7 +298,7 @@ def refine_reason(raw: str) -> str:
 # the JSON members read from an event and from its context (dialects.base.JsonShape)
 EVENT_SHAPE: dict[str, Any] = {
     **{k: "text" for k in ("username", "event_type", "name", "event_source", "ip", "agent", "host", "referer")},
-    **{k: "text" for k in ("accept_language", "session", "page", "time")},
+    **{k: "text" for k in ("accept_language", "session", "page", "time", "course_id")},
     "event": "json",
     "context": "json",
 }
@@ -310,11 +313,36 @@ _SPACE_SQL = " || ".join(f"chr({c})" for c in _SPACE_CHARS)
 _S = "".join(f"\\x{c:02x}" if c < 0x100 else chr(c) for c in _SPACE_CHARS)
 # courses._NEW and courses._OLD (Python's `$` also matches before a final newline: `\n?$`)
 COURSE_NEW_RE = r"^(?:course-v1|ccx-v1):([^+/]+)\+([^+/]+)\+([^+/]+?)(?:\+ccx@([0-9]+))?\n?$"
-COURSE_OLD_RE = rf"^([^/+{_S}]+)/([^/{_S}]+)/([^/{_S}]+)\n?$"
+COURSE_OLD_RE = rf"^([^/+{_S}]+)/([^/+{_S}]+)/([^/+{_S}]+)\n?$"
 _NEW_GROUPS, _OLD_GROUPS = ("o", "c", "r", "x"), ("o", "c", "r")
 # `/courses/{course_id}` in a URL: courses._IN_URL, its id forms tried in order where a match starts
-# (the look-ahead there always holds after the greedy segments, so a plain group is the same)
-COURSE_IN_URL = ("(?i)/courses/", ("(?:course-v1|ccx-v1)(?::|%3A)[^/?#]+", "[^/?#]+/[^/?#]+/[^/?#]+"), "(?:[/?#]|$)")
+# (the look-ahead there always holds after the greedy segments, so a plain group is the same). RE2 has
+# no look-ahead: _IN_URL's `(?!v[0-9]+/[^/]+)` (skip a version segment) is the old form's first
+# segment not being `v{digits}` (the new form cannot start so; an old form starting `v1/` then needs
+# a second segment, which the look-ahead refuses), case-insensitive like the rest
+_NOT_VERSION = "(?:[^vV/?#][^/?#]*|[vV]|[vV][0-9]*[^0-9/?#][^/?#]*)"
+COURSE_IN_URL = ("(?i)/courses/", ("(?:course-v1|ccx-v1)(?::|%3A)[^/?#]+", f"{_NOT_VERSION}/[^/?#]+/[^/?#]+"), "(?:[/?#]|$)")
+# the same without the version rule: a simpler regex (about 10% of a context-less event's parse less); its
+# answer is COURSE_IN_URL's unless it starts with a version segment (`v1/courses/...`), then that one runs
+_ANY_COURSE_IN_URL = (COURSE_IN_URL[0], (COURSE_IN_URL[1][0], "[^/?#]+/[^/?#]+/[^/?#]+"), COURSE_IN_URL[2])
+_VERSION_FIRST_RE = "^[vV][0-9]+/"
+# `/xblock/{block_id}` (courses._XBLOCK) and the usage key of a course's block (courses._BLOCK_KEY)
+XBLOCK_IN_URL_RE = "/xblock/([^/+]+[/+][^/+]+[/+][^/?#]+)"
+BLOCK_KEY_RE = (
+    r"^(block-v1|ccx-block-v1):([^+/]+)\+([^+/]+)\+([^+/]+)(?:\+ccx@([0-9]+))?"
+    r"(?:\+branch@[^+/]+)?(?:\+version@[0-9a-fA-F]+)?\+type@[^+/]+\+block@[^+/]+$"
+)
+_BLOCK_GROUPS = ("kind", "o", "c", "r", "x")
+
+
+def stripped(d: Dialect, text: str) -> str:
+    """`text` without white space at either end (Python's str.strip()). Trimming a set of characters
+    is slow (DuckDB: ~0.8 µs a value, a quarter of an event's parse), so only a value whose first or
+    last character may be white space (a code point under 33 or over 132: every one of _SPACE_CHARS) is trimmed."""
+    return (
+        f"CASE WHEN ascii({text}) BETWEEN 33 AND 132 AND ascii(substr({text}, length({text}))) BETWEEN 33 AND 132 "
+        f"THEN {text} ELSE {d.trim_chars(text, _SPACE_SQL)} END"
+    )
 
 
 def course_in_url_re(d: Dialect) -> str:
@@ -370,6 +398,7 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
     more than the JSON parse (a day holds a few dozen distinct course values).
     """
     url = course_in_url_re(d)
+    any_url = d.first_alternative(*_ANY_COURSE_IN_URL)
     norm, match, key = _course_key_layers(d, ["ctx", "etc", "pgc"], known=courses is not None)
     once = d.compute_once()
     looked_up = (
@@ -388,11 +417,34 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
     def time_re(pattern: str) -> str:
         return d.regex_matches("j_time", pattern)
 
-    def in_url(col: str) -> str:
-        """The course id in a `/courses/{id}` URL in `col`, decoded, when the context names no course."""
+    def block_in_url(col: str) -> str:
+        """The block id after `/xblock/` in `col` (not decoded), when the context names no course."""
         return (
-            f"CASE WHEN reason IS NULL AND ctx IS NULL AND {d.contains(col, '/courses/')} "
-            f"THEN nullif({d.url_decode_or_null(d.regex_extract(col, url))}, '') END"
+            f"CASE WHEN reason IS NULL AND ctx IS NULL AND {d.contains(col, '/xblock/')} THEN {d.regex_extract(col, XBLOCK_IN_URL_RE)} END"
+        )
+
+    def block_key(block: str) -> str:
+        """The groups of the usage key `block` (decoded), for block_course."""
+        return f"CASE WHEN {block} IS NOT NULL THEN {d.regex_groups(d.url_decode_or_null(block), BLOCK_KEY_RE, _BLOCK_GROUPS)} END"
+
+    def any_in_url(col: str, block: str) -> str:
+        """The id in a `/courses/{id}` URL in `col` (not decoded; a version segment not yet skipped),
+        when the context names no course and there is no `/xblock/` block id."""
+        return f"CASE WHEN {block} IS NULL AND reason IS NULL AND ctx IS NULL AND {d.contains(col, '/courses/')} THEN {d.regex_extract(col, any_url)} END"
+
+    def in_url(col: str, block: str, found: str) -> str:
+        """The course of the URL in `col` when the context names no course: the course of its `/xblock/`
+        block id (none when that is no usage key: no other rule is tried), else the id in a `/courses/{id}`
+        URL (`found`, or, when that is a version segment, the id after it), decoded."""
+        g = {n: d.regex_group(f"{block}_g", _BLOCK_GROUPS, n) for n in _BLOCK_GROUPS}
+        return (
+            f"CASE WHEN {block} IS NOT NULL THEN "
+            f"CASE WHEN {g['kind']} = 'block-v1' AND {g['x']} IS NULL THEN 'course-v1:' || {g['o']} || '+' || {g['c']} || '+' || {g['r']} "
+            f"WHEN {g['kind']} = 'ccx-block-v1' AND {g['x']} IS NOT NULL "
+            f"THEN 'ccx-v1:' || {g['o']} || '+' || {g['c']} || '+' || {g['r']} || '+ccx@' || {g['x']} END "
+            f"WHEN ascii({found}) IN (86, 118) AND {d.regex_matches(found, _VERSION_FIRST_RE)} "
+            f"THEN nullif({d.url_decode_or_null(d.regex_extract(col, url))}, '') "
+            f"ELSE nullif({d.url_decode_or_null(found)}, '') END"
         )
 
     return f"""
@@ -433,10 +485,15 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
                     WHEN ts IS NULL AND {time_re(YEAR_OUT_RE)} THEN '{TIME_RANGE}'
                     WHEN ts IS NULL OR NOT isfinite(ts) THEN '{BAD_TIME}'
                     WHEN ts < TIMESTAMP '{FIRST_TIME}' OR ts >= TIMESTAMP '{END_TIME}' THEN '{TIME_RANGE}' END AS reason,
-               nullif({d.json_member_text("c", "course_id")}, '') AS ctx
+               coalesce(nullif({stripped(d, d.json_member_text("c", "course_id"))}, ''), nullif({stripped(d, "j_course_id")}, '')) AS ctx
         FROM t
+    ), ub AS (
+        SELECT *, {block_in_url("j_event_type")} AS etb, {block_in_url("j_page")} AS pgb FROM r{once}
+    ), ug AS (
+        SELECT *, {block_key("etb")} AS etb_g, {block_key("pgb")} AS pgb_g,
+               {any_in_url("j_event_type", "etb")} AS etu, {any_in_url("j_page", "pgb")} AS pgu FROM ub{once}
     ), u AS (
-        SELECT *, {in_url("j_event_type")} AS etc, {in_url("j_page")} AS pgc FROM r{once}
+        SELECT *, {in_url("j_event_type", "etb", "etu")} AS etc, {in_url("j_page", "pgb", "pgu")} AS pgc FROM ug{once}
     ), h AS (
         {looked_up}
     ), k AS (
@@ -446,7 +503,7 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
            CASE WHEN reason IS NOT NULL THEN {d.trim_chars("raw", _EOL, "trailing")} END AS raw,
            CASE WHEN reason IS NULL THEN event_id END AS event_id,
            ts AS {d.quote("time")}, CAST(ts AS DATE) AS event_date,
-           j_username AS username, {d.whole_number(d.json_member_text("c", "user_id"))} AS user_id,
+           {stripped(d, "j_username")} AS username, {d.whole_number(d.json_member_text("c", "user_id"))} AS user_id,
            CASE WHEN ctx IS NOT NULL THEN ctx WHEN etc_key IS NOT NULL THEN etc WHEN pgc_key IS NOT NULL THEN pgc END AS course_id,
            CASE WHEN ctx IS NOT NULL THEN ctx_key ELSE coalesce(etc_key, pgc_key) END AS course_key,
            coalesce(nullif(j_name, ''), j_event_type) AS event_type,

@@ -36,6 +36,9 @@ class Clickstream(Service):
     name = "Clickstream"
     claims = (discovery.EVENTS,)
     writes = {"events": "frozen", "event_files": "frozen", "events_quarantine": "frozen"}
+    # 2 (issue 16): /xblock/ and versioned-API course URLs, a top-level course_id, stripped course ids and
+    # usernames. Recorded in service_runs; events already stored are not re-parsed (docs/clickstream.md)
+    rules_version = 2
     batch_bytes = 128 << 20  # decompressed bytes per block; OPTIMUS_TEST_CLICKSTREAM_BATCH_BYTES in tests
 
     def __init__(self, settings: Settings) -> None:
