@@ -30,6 +30,8 @@ with. Paths are relative to `out`. Keys:
   ({reason: n}), ``malformed_lines`` ([{line (1-based), reason}]), ``junk_prefixed``
   ({syslog_prefix|bom: n}), ``by_course`` ({course_id: n}, ``""`` for non-course events;
   events whose context has no course id are counted under the course in their URL/page),
+  ``by_block_course`` ({course_id: n}: events with no course in context, URL or page whose course
+  is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
   ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
   course_only_in_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
@@ -40,7 +42,11 @@ with. Paths are relative to `out`. Keys:
   and /login_ajax excluded): nplay_video counts browser ``play_video`` and mobile
   ``edx.video.played``; ndays_act counts distinct UTC event dates; nchapters counts
   distinct chapters in courseware URL event_types; nproblems_checked counts distinct
-  problems in server ``problem_check`` events.
+  problems in server ``problem_check`` events. Events whose type contains ``/xblock/`` and have a
+  course (handler calls) are in nevents; each is on a day with another event of the learner's course.
+- ``learner_counts``: {course_id: {``xblock_events``: {user_id: n} (those handler calls, within
+  nevents), ``transcript_events``: {user_id: n} (``show_transcript``, browser and mobile),
+  ``enrollment_only``: [user_id] (learners whose only events in the course are enrolment events)}}.
 - ``database_state``: ``dir``; ``sql`` ({path: rows}, every `.sql` incl. ``ora/``);
   ``failed`` ([path]); ``olx`` ({path: members}); ``course_structure`` ({path: blocks}).
 - ``forums``: {path: {threads, comments, replies, malformed, lines, posts_by_user}}.
@@ -138,6 +144,7 @@ def generate(
     for day in range(days):
         writer.write_day(events_dir, day, progress)
     stats = writer.learner_stats()
+    learner_counts = writer.extra_learner_stats()
 
     # the weekly package
     certs = plan_certificates(people, course_list, start, days, seed, orphan)
@@ -250,6 +257,7 @@ def generate(
         },
         "learner_stats_fields": STAT_FIELDS,
         "learner_stats": stats,
+        "learner_counts": learner_counts,
         "database_state": {"dir": rel, "sql": dict(sorted(sql.items())), "failed": failed, "olx": olx, "course_structure": structures},
         "forums": forums,
         "email_opt_in": {"path": f"{rel}/{opt_name}", "rows": opt_rows},
