@@ -257,6 +257,8 @@ def test_event_file_counts_match_manifest(sample):
                 q["user_id_empty"] += 1
             if ctx["course_id"] == "" and course_of(ev):
                 q["course_only_in_url" if ev["event_type"].startswith("/courses/") else "course_only_in_page"] += 1
+            if ctx["course_id"] == "" and not course_of(ev) and ev["event_source"] == "browser" and block_course_of(ev):
+                q["course_only_in_xblock_page"] += 1
     total_valid = 0
     for f in m["events"]["files"]:
         s = seen[f["path"]]
@@ -356,6 +358,8 @@ def test_every_event_shape_occurs(sample):
             found.add("versioned_api_url")
         if not ctx.get("course_id") and not course_of(ev) and block_course_of(ev):
             found.add("course_only_in_block_id")
+        if ctx.get("course_id") == "" and src == "browser" and not course_of(ev) and block_course_of(ev):
+            found.add("course_only_in_xblock_page")
     expected = {
         "courseware_url",
         "progress_url",
@@ -421,6 +425,7 @@ def test_every_event_shape_occurs(sample):
         "source_task",
         "versioned_api_url",
         "course_only_in_block_id",
+        "course_only_in_xblock_page",
     }
     assert expected <= found, expected - found
     assert "127.0.0.1" in ips and any(ip.startswith("10.") for ip in ips) and any(":" in ip for ip in ips)
@@ -646,6 +651,7 @@ def test_learner_counts_match_events_and_current_courses_look_current(sample):
     dup = m["events"]["duplicate"]
     xblock: dict[str, Counter] = defaultdict(Counter)
     transcripts: dict[str, Counter] = defaultdict(Counter)
+    in_block: dict[str, Counter] = defaultdict(Counter)
     kinds_of_learner: dict[tuple[str, int], set[str]] = defaultdict(set)
     days: dict[tuple[str, int], dict[dt.date, set[bool]]] = defaultdict(lambda: defaultdict(set))
     by_kind: dict[str, Counter] = defaultdict(Counter)
@@ -657,14 +663,16 @@ def test_learner_counts_match_events_and_current_courses_look_current(sample):
             continue
         uid, k = user_ids[ev["username"]], kind(ev)
         by_kind[cid][k] += 1
-        if not course_of(ev):
-            continue  # an /xblock/ render: its course is only in the block id
+        if not course_of(ev):  # an /xblock/ render, or an iframe event: the course is only in the block id
+            in_block[cid][uid] += "/xblock/" not in ev["event_type"]
+            days[(cid, uid)][parse_time(ev["time"]).date()].add(True)
+            continue
         kinds_of_learner[(cid, uid)].add(k)
         is_xblock = "/xblock/" in ev["event_type"]
         xblock[cid][uid] += is_xblock
         transcripts[cid][uid] += ev["event_type"] == "show_transcript"
         days[(cid, uid)][parse_time(ev["time"]).date()].add(is_xblock)
-    # every handler call is on a day with another event of the learner's course
+    # every handler call and iframe event is on a day with another event of the learner's course
     assert all(False in flags for d in days.values() for flags in d.values())
     checked = 0
     for course in m["courses"]:
@@ -672,6 +680,7 @@ def test_learner_counts_match_events_and_current_courses_look_current(sample):
         got = m["learner_counts"][cid]
         assert got["xblock_events"] == {str(u): n for u, n in xblock[cid].items() if n}
         assert got["transcript_events"] == {str(u): n for u, n in transcripts[cid].items() if n}
+        assert got["block_course_events"] == {str(u): n for u, n in in_block[cid].items() if n}
         only = sorted(u for (c, u), ks in kinds_of_learner.items() if c == cid and all(k.startswith("enrollment_") for k in ks))
         assert got["enrollment_only"] == only
         checked += len(only)

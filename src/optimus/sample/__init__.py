@@ -34,7 +34,7 @@ with. Paths are relative to `out`. Keys:
   is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
   ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
-  course_only_in_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
+  course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
   ``duplicates`` (1 or 0), ``distinct`` (= valid - duplicates); ``duplicate`` ({course_id,
   kind, event_date, files, line_numbers} or null); ``malformed_reasons`` (all that occur).
 - ``learner_stats_fields``: the names below; ``learner_stats``: {course_id: {user_id: [nevents, ndays_act, nplay_video, nchapters,
@@ -46,7 +46,10 @@ with. Paths are relative to `out`. Keys:
   course (handler calls) are in nevents; each is on a day with another event of the learner's course.
 - ``learner_counts``: {course_id: {``xblock_events``: {user_id: n} (those handler calls, within
   nevents), ``transcript_events``: {user_id: n} (``show_transcript``, browser and mobile),
-  ``enrollment_only``: [user_id] (learners whose only events in the course are enrolment events)}}.
+  ``block_course_events``: {user_id: n} (browser events from a unit's ``/xblock/`` iframe with no course
+  in their context: the course is only in the page's block id; not in nevents, and each on a day
+  with another event of the learner's course), ``enrollment_only``: [user_id] (learners whose only
+  events in the course are enrolment events)}}.
 - ``database_state``: ``dir``; ``sql`` ({path: rows}, every `.sql` incl. ``ora/``);
   ``failed`` ([path]); ``olx`` ({path: members}); ``course_structure`` ({path: blocks}).
 - ``forums``: {path: {threads, comments, replies, malformed, lines, posts_by_user}}.

@@ -15,8 +15,8 @@ import gzip
 import json
 import random
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from optimus.sample.course import Course
@@ -313,7 +313,8 @@ class EventWriter:
         self.funcs = [getattr(self, "_" + k) for k in kinds]
         # per course: user_id -> [nevents, days bitmask, nplay_video, chapter bitmask, problem set bitmask]
         self.stats: list[dict[int, list[int]]] = [{} for _ in courses]
-        # per course: user_id -> [events whose type contains /xblock/ (with a course), transcript events]
+        # per course: user_id -> [events whose type contains /xblock/ (with a course), transcript events,
+        # events whose course is only in the /xblock/ block id of their page]
         self.extra_stats: list[dict[int, list[int]]] = [{} for _ in courses]
         self.enrolled_seen: list[set[int]] = [set() for _ in courses]  # learners with an enrolment event
         self.other_seen: list[set[int]] = [set() for _ in courses]  # learners with any other event of the course
@@ -361,7 +362,7 @@ class EventWriter:
         by_course = {ct.cid: 0 for ct in self.cts}
         noncourse = 0
         late_by_date: dict[str, int] = {}
-        quirk_uid_empty = quirk_uid_missing = quirk_in_url = quirk_in_page = 0
+        quirk_uid_empty = quirk_uid_missing = quirk_in_url = quirk_in_page = quirk_in_block = 0
         quirk_no_tz = quirk_no_us = 0
         buf: list[str] = []
         lineno = 0
@@ -453,7 +454,7 @@ class EventWriter:
                     if stats is None:
                         stats = self.stats[enr.course][uid] = [0, 0, 0, 0, 0]
                     nplay = 0
-                    extra = self.extra_stats[enr.course].setdefault(uid, [0, 0])
+                    extra = self.extra_stats[enr.course].setdefault(uid, [0, 0, 0])
                     chbits = stats[3]
                     pbits = stats[4]
                     late = 0
@@ -536,6 +537,14 @@ class EventWriter:
                         lines.append(self._page_close(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", rand, empty=True))
                         kind_counts[K_PAGE_CLOSE] += 1
                         quirk_in_page += 1
+                    if ct.mfe and rand() < 0.05 and len(lines) - n_nc - late > 0 and not enrolled_today:
+                        # from the unit's iframe with no course in the context: the course is only in the page's block id
+                        lines.append(self._page_close_in_frame(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00"))
+                        kind_counts[K_PAGE_CLOSE] += 1
+                        n_nc += 1
+                        fs.add(fs.by_block_course, ct.cid)
+                        extra[2] += 1
+                        quirk_in_block += 1
                     nl = len(lines)
                     n_enrol = len(kind_counts_extra) if enrolled_today else 0
                     if n_enrol:
@@ -625,6 +634,7 @@ class EventWriter:
             ("user_id_missing", quirk_uid_missing),
             ("course_only_in_url", quirk_in_url),
             ("course_only_in_page", quirk_in_page),
+            ("course_only_in_xblock_page", quirk_in_block),
             ("time_no_tz", quirk_no_tz),
             ("time_no_microseconds", quirk_no_us),
             ("late", late_total),
@@ -636,12 +646,13 @@ class EventWriter:
         return fs
 
     def extra_learner_stats(self) -> dict[str, dict[str, Any]]:
-        """Per course, per user_id (learners with any): [xblock_events, transcript_events]; and the enrolment-only learners."""
+        """Per course: per user_id (learners with any) xblock_events, transcript_events, block_course_events; the enrolment-only learners."""
         out: dict[str, dict[str, Any]] = {}
         for ct, extra, enrolled, other in zip(self.cts, self.extra_stats, self.enrolled_seen, self.other_seen, strict=True):
             out[ct.cid] = {
                 "xblock_events": {str(uid): e[0] for uid, e in sorted(extra.items()) if e[0]},
                 "transcript_events": {str(uid): e[1] for uid, e in sorted(extra.items()) if e[1]},
+                "block_course_events": {str(uid): e[2] for uid, e in sorted(extra.items()) if e[2]},
                 "enrollment_only": sorted(enrolled - other),
             }
         return out
@@ -749,16 +760,25 @@ class EventWriter:
     def _mfe_tab_selected(self, s, t, rand):
         n = len(s.ch.units[s.si])
         return self._mfe(
-            s, t, rand, "edx.ui.lms.sequence.tab_selected", f'\\"current_tab\\": 1, \\"target_tab\\": {1 + int(rand() * n)}, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si]
+            s,
+            t,
+            rand,
+            "edx.ui.lms.sequence.tab_selected",
+            f'\\"current_tab\\": 1, \\"target_tab\\": {1 + int(rand() * n)}, \\"tab_count\\": {n}',
+            s.ch.mfe_pages[s.si],
         )
 
     def _mfe_next_selected(self, s, t, rand):
         n = len(s.ch.units[s.si])
-        return self._mfe(s, t, rand, "edx.ui.lms.sequence.next_selected", f'\\"current_tab\\": 1, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si])
+        return self._mfe(
+            s, t, rand, "edx.ui.lms.sequence.next_selected", f'\\"current_tab\\": 1, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si]
+        )
 
     def _mfe_previous_selected(self, s, t, rand):
         n = len(s.ch.units[s.si])
-        return self._mfe(s, t, rand, "edx.ui.lms.sequence.previous_selected", f'\\"current_tab\\": {n}, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si])
+        return self._mfe(
+            s, t, rand, "edx.ui.lms.sequence.previous_selected", f'\\"current_tab\\": {n}, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si]
+        )
 
     def _mfe_outline_selected(self, s, t, rand):
         ch = s.ct.chapters[int(rand() * len(s.ct.chapters))]
@@ -832,6 +852,13 @@ class EventWriter:
             f'{s.head}"event_source": "browser", "event_type": "{et}", "name": "{et}", '
             f'"event": "{{\\"courserun_key\\": \\"{s.ct.cid}\\", \\"org_key\\": \\"{s.ct.org}\\"}}", '
             f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
+
+    def _page_close_in_frame(self, s: Session, t: str) -> str:
+        frame = json.dumps(f"https://{HOST}/xblock/{s.ch.units[s.si][0]}?show_title=0&view=student_view")
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
+            f'"page": {frame}, "context": {s.ctx0}"/event"}}, "time": "{t}"}}\n'
         )
 
     def _page_close(self, s: Session, t: str, rand, empty: bool = False) -> str:
