@@ -694,3 +694,56 @@ def test_learner_counts_match_events_and_current_courses_look_current(sample):
         else:
             assert k["xblock_render"] == k["xblock_handler"] == 0 and k["courseware_url"] > 0
     assert checked > 0
+
+
+def test_studentmodule_chapters_are_the_chapters_the_events_touch(sample):
+    """A learner's `chapter` rows of courseware_studentmodule cover every chapter their events name (a
+    courseware URL or page, a block id in a URL, page or payload), number the manifest's chapters_touched,
+    and are none for a learner who only enrolled."""
+    out, m = sample
+    pkg = out / m["database_state"]["dir"]
+    user_ids = {}
+    for p in pkg.glob("*-auth_user-prod-analytics.sql"):
+        user_ids.update({r["username"]: int(r["id"]) for r in read_tsv(p)[1]})
+    chapter_of: dict[str, dict[str, str]] = {}  # course -> block url_name -> chapter url_name
+    for c in m["courses"]:
+        structure = json.loads((pkg / c["files"]["course_structure"]).read_text())
+        name = lambda key: re.split(r"[/@]", key)[-1]  # noqa: E731
+        found: dict[str, str] = {}
+        for key, block in structure.items():
+            if block["category"] == "chapter":
+                stack = [key]
+                while stack:
+                    k = stack.pop()
+                    found[name(k)] = name(key)
+                    stack += structure[k]["children"]
+        chapter_of[c["course_id"]] = found
+    named: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for _, _, reason, ev, _ in read_events(out, m):
+        if reason or not ev["username"]:
+            continue
+        cid = course_of(ev) or block_course_of(ev)
+        if not cid:
+            continue
+        text = " ".join(
+            [ev["event_type"], unquote(ev.get("page") or ""), json.dumps(ev["event"]), json.dumps((ev.get("context") or {}).get("module"))]
+        )
+        for hex_id in re.findall(r"[0-9a-f]{32}", text):
+            if hex_id in chapter_of[cid]:
+                named[(cid, user_ids[ev["username"]])].add(chapter_of[cid][hex_id])
+    checked = 0
+    for c in m["courses"]:
+        cid = c["course_id"]
+        rows = read_tsv(pkg / f"{c['prefix']}-courseware_studentmodule-prod-analytics.sql")[1]
+        rows_of: dict[int, set[str]] = defaultdict(set)
+        for r in rows:
+            if r["module_type"] == "chapter":
+                rows_of[int(r["student_id"])].add(re.split(r"[/@]", r["module_id"])[-1])
+        touched = m["learner_counts"][cid]["chapters_touched"]
+        assert {u: len(chs) for u, chs in rows_of.items()} == {int(u): n for u, n in touched.items()}
+        for (course, uid), chapters in named.items():
+            if course == cid:
+                assert chapters <= rows_of[uid], (cid, uid)
+                checked += 1
+        assert not any(rows_of.get(u) for u in m["learner_counts"][cid]["enrollment_only"])
+    assert checked > 20

@@ -48,7 +48,10 @@ with. Paths are relative to `out`. Keys:
   nevents), ``transcript_events``: {user_id: n} (``show_transcript``, browser and mobile),
   ``block_course_events``: {user_id: n} (browser events from a unit's ``/xblock/`` iframe with no course
   in their context: the course is only in the page's block id; not in nevents, and each on a day
-  with another event of the learner's course), ``enrollment_only``: [user_id] (learners whose only
+  with another event of the learner's course), ``chapters_touched``: {user_id: n} (published chapters
+  named by any of the learner's course events: a courseware URL or page, a block id in a URL, page or
+  payload, a video or problem id; these are exactly the learner's ``chapter`` rows of
+  courseware_studentmodule), ``enrollment_only``: [user_id] (learners whose only
   events in the course are enrolment events)}}.
 - ``database_state``: ``dir``; ``sql`` ({path: rows}, every `.sql` incl. ``ora/``);
   ``failed`` ([path]); ``olx`` ({path: members}); ``course_structure`` ({path: blocks}).
@@ -148,6 +151,7 @@ def generate(
         writer.write_day(events_dir, day, progress)
     stats = writer.learner_stats()
     learner_counts = writer.extra_learner_stats()
+    touched = writer.chapters_touched()
 
     # the weekly package
     certs = plan_certificates(people, course_list, start, days, seed, orphan)
@@ -165,7 +169,7 @@ def generate(
     for ci, course in enumerate(course_list):
         active = {int(uid): s for uid, s in stats[course.course_id].items()}
         # the second course has no access roles at all: an empty table, hence no file
-        tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1)
+        tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1, chapters_touched=touched[ci])
         files: dict[str, Any] = {"sql": sorted(tables)}  # the table files, then one name per other kind
         for name, n in tables.items():
             sql[f"{rel}/{name}"] = n

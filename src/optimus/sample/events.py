@@ -314,7 +314,7 @@ class EventWriter:
         # per course: user_id -> [nevents, days bitmask, nplay_video, chapter bitmask, problem set bitmask]
         self.stats: list[dict[int, list[int]]] = [{} for _ in courses]
         # per course: user_id -> [events whose type contains /xblock/ (with a course), transcript events,
-        # events whose course is only in the /xblock/ block id of their page]
+        # events whose course is only in the /xblock/ block id of their page, bitmask of the chapters touched]
         self.extra_stats: list[dict[int, list[int]]] = [{} for _ in courses]
         self.enrolled_seen: list[set[int]] = [set() for _ in courses]  # learners with an enrolment event
         self.other_seen: list[set[int]] = [set() for _ in courses]  # learners with any other event of the course
@@ -454,7 +454,7 @@ class EventWriter:
                     if stats is None:
                         stats = self.stats[enr.course][uid] = [0, 0, 0, 0, 0]
                     nplay = 0
-                    extra = self.extra_stats[enr.course].setdefault(uid, [0, 0, 0])
+                    extra = self.extra_stats[enr.course].setdefault(uid, [0, 0, 0, 0])
                     chbits = stats[3]
                     pbits = stats[4]
                     late = 0
@@ -501,6 +501,8 @@ class EventWriter:
                             if k == K_PLAY:
                                 nplay += 1
                         lines.append(funcs[k](s, t, rand))
+                        if k < K_NONCOURSE:
+                            extra[3] |= s.ch.bit  # the chapter of the block, page or URL the event names
                         if k == K_CHECK:
                             pbits |= 1 << self._last_problem
                         elif k == K_COURSEWARE:
@@ -532,10 +534,12 @@ class EventWriter:
                         lines.append(self._courseware_url(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", rand, empty=True))
                         kind_counts[K_COURSEWARE] += 1
                         chbits |= s.ch.bit
+                        extra[3] |= s.ch.bit
                         quirk_in_url += 1
                     if rand() < 0.05 and len(lines) > 1 and not enrolled_today:
                         lines.append(self._page_close(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", rand, empty=True))
                         kind_counts[K_PAGE_CLOSE] += 1
+                        extra[3] |= ct.chapters[0].bit  # its page is the first chapter's courseware URL
                         quirk_in_page += 1
                     if ct.mfe and rand() < 0.05 and len(lines) - n_nc - late > 0 and not enrolled_today:
                         # from the unit's iframe with no course in the context: the course is only in the page's block id
@@ -544,6 +548,7 @@ class EventWriter:
                         n_nc += 1
                         fs.add(fs.by_block_course, ct.cid)
                         extra[2] += 1
+                        extra[3] |= s.ch.bit
                         quirk_in_block += 1
                     nl = len(lines)
                     n_enrol = len(kind_counts_extra) if enrolled_today else 0
@@ -653,9 +658,17 @@ class EventWriter:
                 "xblock_events": {str(uid): e[0] for uid, e in sorted(extra.items()) if e[0]},
                 "transcript_events": {str(uid): e[1] for uid, e in sorted(extra.items()) if e[1]},
                 "block_course_events": {str(uid): e[2] for uid, e in sorted(extra.items()) if e[2]},
+                "chapters_touched": {str(uid): bin(e[3]).count("1") for uid, e in sorted(extra.items()) if e[3]},
                 "enrollment_only": sorted(enrolled - other),
             }
         return out
+
+    def chapters_touched(self) -> list[dict[int, list[int]]]:
+        """Per course (in order), per user_id: the indexes of the published chapters their events touched."""
+        return [
+            {uid: [i for i in range(len(ct.chapters)) if e[3] >> i & 1] for uid, e in extra.items() if e[3]}
+            for ct, extra in zip(self.cts, self.extra_stats, strict=True)
+        ]
 
     def learner_stats(self) -> dict[str, dict[str, list[int]]]:
         """Per course, per user_id: [nevents, ndays_act, nplay_video, nchapters, nproblems_checked]."""
