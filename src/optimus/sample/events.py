@@ -141,6 +141,11 @@ def kind_of(ev: dict) -> str:
     return et
 
 
+def _course_only_in_block(ev: dict) -> bool:
+    """An event whose course is only in an /xblock/ usage key (no course in its context): not a duplicate candidate."""
+    return not (ev.get("context") or {}).get("course_id") and "/xblock/" in ev.get("event_type", "") + (ev.get("page") or "")
+
+
 STAT_FIELDS = ["nevents", "ndays_act", "nplay_video", "nchapters", "nproblems_checked"]
 
 
@@ -565,7 +570,7 @@ class EventWriter:
                         lines[0] = (syslog if junk == "syslog_prefix" else "\ufeff") + lines[0]
                         fs.add(fs.junk, junk)
                         slot_i += 1
-                    if want_dup and li * 3 >= n_learners and not late and nl > 1 and kind_of(json.loads(lines[1])) != "xblock_render":
+                    if want_dup and li * 3 >= n_learners and not late and nl > 1 and not _course_only_in_block(json.loads(lines[1])):
                         want_dup = False
                         kname = kind_of(json.loads(lines[1]))
                         self._dup_line = lines[1]
