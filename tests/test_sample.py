@@ -114,12 +114,38 @@ def course_of(ev: dict) -> str:
     return ""
 
 
+CURRENT_NAMES = {
+    "edx.ui.lms.sequence.tab_selected": "mfe_tab_selected",
+    "edx.ui.lms.sequence.next_selected": "mfe_next_selected",
+    "edx.ui.lms.sequence.previous_selected": "mfe_previous_selected",
+    "edx.ui.lms.outline.selected": "mfe_outline_selected",
+    "edx.grades.problem.submitted": "grades_problem_submitted",
+    "edx.grades.subsection.grade_calculated": "grades_subsection_calculated",
+}
+BLOCK_IN_URL = re.compile(r"/xblock/block-v1:([^+/]+)\+([^+/]+)\+([^+/]+)\+type@")
+
+
+def block_course_of(ev: dict) -> str:
+    """The course of an event with none in its context or /courses/ URL, from a usage key in its type or page."""
+    for field in (ev.get("event_type") or "", unquote(ev.get("page") or "")):
+        m = BLOCK_IN_URL.search(field)
+        if m:
+            return "course-v1:" + "+".join(m.groups())
+    return ""
+
+
 def kind(ev: dict) -> str:
     src, et = ev["event_source"], ev["event_type"]
     if src == "mobile":
-        return "mobile_" + ev["name"].split(".")[-1].replace("played", "video_played").replace("paused", "video_paused").replace(
-            "loaded", "video_loaded"
-        )
+        return "mobile_" + ev["name"][len("edx.") :].replace(".", "_")  # edx.video.played -> mobile_video_played
+    if et in CURRENT_NAMES:
+        return CURRENT_NAMES[et]
+    if et.startswith("edx.bi."):
+        return "bi_upsell"
+    if "/xblock/" in et:
+        return "xblock_render" if et.startswith("/xblock/") else "xblock_handler"
+    if et.startswith("/api/courses/"):
+        return "api_course_url"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et.startswith("/"):
@@ -195,6 +221,7 @@ def test_event_file_counts_match_manifest(sample):
             "malformed_lines": [],
             "junk": Counter(),
             "by_course": Counter(),
+            "by_block_course": Counter(),
             "by_kind": Counter(),
             "by_event_date": Counter(),
             "quirks": Counter(),
@@ -210,6 +237,8 @@ def test_event_file_counts_match_manifest(sample):
         if junk:
             s["junk"][junk] += 1
         s["by_course"][course_of(ev)] += 1
+        if not course_of(ev) and block_course_of(ev):
+            s["by_block_course"][block_course_of(ev)] += 1
         s["by_kind"][kind(ev)] += 1
         t = parse_time(ev["time"])
         s["by_event_date"][t.date().isoformat()] += 1
@@ -228,6 +257,8 @@ def test_event_file_counts_match_manifest(sample):
                 q["user_id_empty"] += 1
             if ctx["course_id"] == "" and course_of(ev):
                 q["course_only_in_url" if ev["event_type"].startswith("/courses/") else "course_only_in_page"] += 1
+            if ctx["course_id"] == "" and not course_of(ev) and ev["event_source"] == "browser" and block_course_of(ev):
+                q["course_only_in_xblock_page"] += 1
     total_valid = 0
     for f in m["events"]["files"]:
         s = seen[f["path"]]
@@ -237,6 +268,7 @@ def test_event_file_counts_match_manifest(sample):
         assert f["valid"] == s["lines"] - sum(s["malformed"].values())
         assert f["junk_prefixed"] == dict(s["junk"])
         assert f["by_course"] == dict(s["by_course"])
+        assert f["by_block_course"] == dict(s["by_block_course"])
         assert f["by_kind"] == dict(s["by_kind"])
         assert f["by_event_date"] == dict(s["by_event_date"])
         assert {k: v for k, v in f["quirks"].items() if v} == dict(s["quirks"])
@@ -318,6 +350,16 @@ def test_every_event_shape_occurs(sample):
             found.add("time_no_microseconds")
         if "+" not in ev["time"][10:]:
             found.add("time_no_tz")
+        if src == "browser" and "/xblock/block-v1:" in (ev.get("page") or ""):
+            found.add("page_xblock")
+        if src == "task":
+            found.add("source_task")
+        if re.match(r"^/api/courses/v[0-9]+/courses/course-v1:", et):
+            found.add("versioned_api_url")
+        if not ctx.get("course_id") and not course_of(ev) and block_course_of(ev):
+            found.add("course_only_in_block_id")
+        if ctx.get("course_id") == "" and src == "browser" and not course_of(ev) and block_course_of(ev):
+            found.add("course_only_in_xblock_page")
     expected = {
         "courseware_url",
         "progress_url",
@@ -362,6 +404,28 @@ def test_every_event_shape_occurs(sample):
         "i4x-UQx-",
         "time_no_microseconds",
         "time_no_tz",
+        # current edX (issue 16)
+        "mfe_tab_selected",
+        "mfe_next_selected",
+        "mfe_previous_selected",
+        "mfe_outline_selected",
+        "xblock_render",
+        "xblock_handler",
+        "api_course_url",
+        "grades_problem_submitted",
+        "grades_subsection_calculated",
+        "bi_upsell",
+        "show_transcript",
+        "mobile_video_paused",
+        "mobile_video_loaded",
+        "mobile_video_stopped",
+        "mobile_video_position_changed",
+        "mobile_video_transcript_shown",
+        "page_xblock",
+        "source_task",
+        "versioned_api_url",
+        "course_only_in_block_id",
+        "course_only_in_xblock_page",
     }
     assert expected <= found, expected - found
     assert "127.0.0.1" in ips and any(ip.startswith("10.") for ip in ips) and any(":" in ip for ip in ips)
@@ -573,3 +637,113 @@ def test_progress_is_called_per_file_and_nonempty_dir_is_refused(tmp_path):
     assert set(m["database_state"]["sql"]) <= set(labels) and labels[-1] == "sample_manifest.json"
     with pytest.raises(SampleError, match="not empty"):
         generate(out)
+
+
+def test_learner_counts_match_events_and_current_courses_look_current(sample):
+    """xblock handler calls, transcripts and enrolment-only learners, counted here from the files; a
+    current (course-v1) course has the Learning MFE's shape: no courseware URLs drawn, one /xblock/ render
+    per MFE navigation event, and that render its most frequent event with a page."""
+    out, m = sample
+    pkg = out / m["database_state"]["dir"]
+    user_ids = {}
+    for p in pkg.glob("*-auth_user-prod-analytics.sql"):
+        user_ids.update({r["username"]: int(r["id"]) for r in read_tsv(p)[1]})
+    dup = m["events"]["duplicate"]
+    xblock: dict[str, Counter] = defaultdict(Counter)
+    transcripts: dict[str, Counter] = defaultdict(Counter)
+    in_block: dict[str, Counter] = defaultdict(Counter)
+    kinds_of_learner: dict[tuple[str, int], set[str]] = defaultdict(set)
+    days: dict[tuple[str, int], dict[dt.date, set[bool]]] = defaultdict(lambda: defaultdict(set))
+    by_kind: dict[str, Counter] = defaultdict(Counter)
+    for f, n, reason, ev, _ in read_events(out, m):
+        if reason or not ev["username"] or (f["path"] == dup["files"][1] and n == dup["line_numbers"][1]):
+            continue
+        cid = course_of(ev) or block_course_of(ev)
+        if not cid:
+            continue
+        uid, k = user_ids[ev["username"]], kind(ev)
+        by_kind[cid][k] += 1
+        if not course_of(ev):  # an /xblock/ render, or an iframe event: the course is only in the block id
+            in_block[cid][uid] += "/xblock/" not in ev["event_type"]
+            days[(cid, uid)][parse_time(ev["time"]).date()].add(True)
+            continue
+        kinds_of_learner[(cid, uid)].add(k)
+        is_xblock = "/xblock/" in ev["event_type"]
+        xblock[cid][uid] += is_xblock
+        transcripts[cid][uid] += ev["event_type"] == "show_transcript"
+        days[(cid, uid)][parse_time(ev["time"]).date()].add(is_xblock)
+    # every handler call and iframe event is on a day with another event of the learner's course
+    assert all(False in flags for d in days.values() for flags in d.values())
+    checked = 0
+    for course in m["courses"]:
+        cid = course["course_id"]
+        got = m["learner_counts"][cid]
+        assert got["xblock_events"] == {str(u): n for u, n in xblock[cid].items() if n}
+        assert got["transcript_events"] == {str(u): n for u, n in transcripts[cid].items() if n}
+        assert got["block_course_events"] == {str(u): n for u, n in in_block[cid].items() if n}
+        only = sorted(u for (c, u), ks in kinds_of_learner.items() if c == cid and all(k.startswith("enrollment_") for k in ks))
+        assert got["enrollment_only"] == only
+        checked += len(only)
+        k = by_kind[cid]
+        if course["id_form"] == "new":
+            navigation = sum(k[n] for n in ("mfe_tab_selected", "mfe_next_selected", "mfe_previous_selected", "mfe_outline_selected"))
+            assert navigation > 0 and k["xblock_render"] == navigation
+            assert k["seq_goto"] == k["seq_next"] == k["seq_prev"] == 0
+            assert k["xblock_render"] > k["courseware_url"]  # only the old-bookmark quirk reaches a courseware URL
+            assert k["xblock_handler"] > 0 and k["grades_problem_submitted"] == k["problem_check"]
+        else:
+            assert k["xblock_render"] == k["xblock_handler"] == 0 and k["courseware_url"] > 0
+    assert checked > 0
+
+
+def test_studentmodule_chapters_are_the_chapters_the_events_touch(sample):
+    """A learner's `chapter` rows of courseware_studentmodule cover every chapter their events name (a
+    courseware URL or page, a block id in a URL, page or payload), number the manifest's chapters_touched,
+    and are none for a learner who only enrolled."""
+    out, m = sample
+    pkg = out / m["database_state"]["dir"]
+    user_ids = {}
+    for p in pkg.glob("*-auth_user-prod-analytics.sql"):
+        user_ids.update({r["username"]: int(r["id"]) for r in read_tsv(p)[1]})
+    chapter_of: dict[str, dict[str, str]] = {}  # course -> block url_name -> chapter url_name
+    for c in m["courses"]:
+        structure = json.loads((pkg / c["files"]["course_structure"]).read_text())
+        name = lambda key: re.split(r"[/@]", key)[-1]  # noqa: E731
+        found: dict[str, str] = {}
+        for key, block in structure.items():
+            if block["category"] == "chapter":
+                stack = [key]
+                while stack:
+                    k = stack.pop()
+                    found[name(k)] = name(key)
+                    stack += structure[k]["children"]
+        chapter_of[c["course_id"]] = found
+    named: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for _, _, reason, ev, _ in read_events(out, m):
+        if reason or not ev["username"]:
+            continue
+        cid = course_of(ev) or block_course_of(ev)
+        if not cid:
+            continue
+        text = " ".join(
+            [ev["event_type"], unquote(ev.get("page") or ""), json.dumps(ev["event"]), json.dumps((ev.get("context") or {}).get("module"))]
+        )
+        for hex_id in re.findall(r"[0-9a-f]{32}", text):
+            if hex_id in chapter_of[cid]:
+                named[(cid, user_ids[ev["username"]])].add(chapter_of[cid][hex_id])
+    checked = 0
+    for c in m["courses"]:
+        cid = c["course_id"]
+        rows = read_tsv(pkg / f"{c['prefix']}-courseware_studentmodule-prod-analytics.sql")[1]
+        rows_of: dict[int, set[str]] = defaultdict(set)
+        for r in rows:
+            if r["module_type"] == "chapter":
+                rows_of[int(r["student_id"])].add(re.split(r"[/@]", r["module_id"])[-1])
+        touched = m["learner_counts"][cid]["chapters_touched"]
+        assert {u: len(chs) for u, chs in rows_of.items()} == {int(u): n for u, n in touched.items()}
+        for (course, uid), chapters in named.items():
+            if course == cid:
+                assert chapters <= rows_of[uid], (cid, uid)
+                checked += 1
+        assert not any(rows_of.get(u) for u in m["learner_counts"][cid]["enrollment_only"])
+    assert checked > 20

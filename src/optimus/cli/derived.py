@@ -43,11 +43,19 @@ def export(
         False, "--deidentified", help="Research copy: user_id_map.hash_id for user_id; no username, IP or email domain."
     ),
     course: str | None = typer.Option(None, "--course", help="Only this course's person_course (either id form)."),
+    export_format: str = typer.Option(
+        "optimus",
+        "--format",
+        help="optimus: our person_course and course_profile; edx2bigquery: person_course with edx2bigquery's columns, order and types.",
+    ),
     cfg: Path | None = ConfigOption,
 ) -> None:
     """Write person_course (per course) and course_profile to the export path as CSV and Parquet (mode 0600)."""
+    from optimus import edx2bigquery
     from optimus.services.person_course import export as write_exports
 
+    if export_format not in ("optimus", "edx2bigquery"):
+        fail(f"--format {export_format!r}: use optimus or edx2bigquery")
     settings = load_settings(cfg)
     keys = None
     if course is not None:
@@ -58,6 +66,13 @@ def export(
     with warehouse(settings, read_only=True) as wh, errors_as_messages():
         if not wh.table_exists("person_course"):
             fail("no person_course table yet; run 'optimus ingest' first")
-        written = write_exports(wh, settings, keys, deidentified=deidentified)
+        if export_format == "edx2bigquery":
+            written = edx2bigquery.export(wh, settings, keys, deidentified=deidentified)
+            missing = edx2bigquery.missing_columns(wh)
+        else:
+            written = write_exports(wh, settings, keys, deidentified=deidentified)
+            missing = []
     for path in written:
         render.line(f"wrote {path}")
+    if missing:
+        render.line(f"edx2bigquery columns Optimus has no value for yet (written empty): {', '.join(missing)}")

@@ -30,9 +30,11 @@ with. Paths are relative to `out`. Keys:
   ({reason: n}), ``malformed_lines`` ([{line (1-based), reason}]), ``junk_prefixed``
   ({syslog_prefix|bom: n}), ``by_course`` ({course_id: n}, ``""`` for non-course events;
   events whose context has no course id are counted under the course in their URL/page),
+  ``by_block_course`` ({course_id: n}: events with no course in context, URL or page whose course
+  is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
   ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
-  course_only_in_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
+  course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
   ``duplicates`` (1 or 0), ``distinct`` (= valid - duplicates); ``duplicate`` ({course_id,
   kind, event_date, files, line_numbers} or null); ``malformed_reasons`` (all that occur).
 - ``learner_stats_fields``: the names below; ``learner_stats``: {course_id: {user_id: [nevents, ndays_act, nplay_video, nchapters,
@@ -40,7 +42,17 @@ with. Paths are relative to `out`. Keys:
   and /login_ajax excluded): nplay_video counts browser ``play_video`` and mobile
   ``edx.video.played``; ndays_act counts distinct UTC event dates; nchapters counts
   distinct chapters in courseware URL event_types; nproblems_checked counts distinct
-  problems in server ``problem_check`` events.
+  problems in server ``problem_check`` events. Events whose type contains ``/xblock/`` and have a
+  course (handler calls) are in nevents; each is on a day with another event of the learner's course.
+- ``learner_counts``: {course_id: {``xblock_events``: {user_id: n} (those handler calls, within
+  nevents), ``transcript_events``: {user_id: n} (``show_transcript``, browser and mobile),
+  ``block_course_events``: {user_id: n} (browser events from a unit's ``/xblock/`` iframe with no course
+  in their context: the course is only in the page's block id; not in nevents, and each on a day
+  with another event of the learner's course), ``chapters_touched``: {user_id: n} (published chapters
+  named by any of the learner's course events: a courseware URL or page, a block id in a URL, page or
+  payload, a video or problem id; these are exactly the learner's ``chapter`` rows of
+  courseware_studentmodule), ``enrollment_only``: [user_id] (learners whose only
+  events in the course are enrolment events)}}.
 - ``database_state``: ``dir``; ``sql`` ({path: rows}, every `.sql` incl. ``ora/``);
   ``failed`` ([path]); ``olx`` ({path: members}); ``course_structure`` ({path: blocks}).
 - ``forums``: {path: {threads, comments, replies, malformed, lines, posts_by_user}}.
@@ -138,6 +150,8 @@ def generate(
     for day in range(days):
         writer.write_day(events_dir, day, progress)
     stats = writer.learner_stats()
+    learner_counts = writer.extra_learner_stats()
+    touched = writer.chapters_touched()
 
     # the weekly package
     certs = plan_certificates(people, course_list, start, days, seed, orphan)
@@ -155,7 +169,7 @@ def generate(
     for ci, course in enumerate(course_list):
         active = {int(uid): s for uid, s in stats[course.course_id].items()}
         # the second course has no access roles at all: an empty table, hence no file
-        tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1)
+        tables = write_course_tables(pkg_dir, course, ci, people, certs, active, seed, with_roles=ci != 1, chapters_touched=touched[ci])
         files: dict[str, Any] = {"sql": sorted(tables)}  # the table files, then one name per other kind
         for name, n in tables.items():
             sql[f"{rel}/{name}"] = n
@@ -250,6 +264,7 @@ def generate(
         },
         "learner_stats_fields": STAT_FIELDS,
         "learner_stats": stats,
+        "learner_counts": learner_counts,
         "database_state": {"dir": rel, "sql": dict(sorted(sql.items())), "failed": failed, "olx": olx, "course_structure": structures},
         "forums": forums,
         "email_opt_in": {"path": f"{rel}/{opt_name}", "rows": opt_rows},

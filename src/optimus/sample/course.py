@@ -68,6 +68,7 @@ class Chapter:
     sequentials: list[str]
     videos: list[tuple[str, str, str]]  # (url_name, youtube id, display name)
     problems: list[tuple[str, str]]  # (url_name, display name)
+    units: list[list[str]] = field(default_factory=list)  # per sequential, its verticals' url_names
 
 
 @dataclass
@@ -170,8 +171,10 @@ def make_course(index: int, org: str, start: dt.date, days: int, seed: int) -> C
             if graded:
                 seq.attrs.update(graded="true", format="Homework")
             info.sequentials.append(seq_id)
+            info.units.append([])
             for vi in range(rng.randint(1, 3)):
                 vert = Block("vertical", hex_id(key, "vert", ci, si, vi), f"Unit {ci}.{si + 1}.{vi + 1}")
+                info.units[-1].append(vert.url_name)
                 for li, cat in enumerate(rng.sample(["video", "html", "problem", "problem", "discussion"], 3)):
                     leaf_id = hex_id(key, cat, ci, si, vi, li)
                     leaf = Block(cat, leaf_id, f"{cat.title()} {ci}.{si + 1}.{vi + 1}.{li + 1}")

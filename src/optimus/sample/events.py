@@ -16,6 +16,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from optimus.sample.course import Course
@@ -27,13 +28,19 @@ IMPLICIT = '"{\\"POST\\": {}, \\"GET\\": {}}"'
 MALFORMED_REASONS = ["invalid_json", "truncated", "two_objects", "comment", "not_object", "no_time", "bad_time", "invalid_utf8"]
 JUNK_KINDS = ["syslog_prefix", "bom"]
 
-# kind label -> relative weight inside a learner's session
+# kind label -> relative weight inside a learner's session, in an older course run (`org/course/run`
+# ids: the LMS's own courseware pages, `/courses/{id}/courseware/...` and seq_goto/next/prev)
 WEIGHTS = {
     "courseware_url": 12,
     "progress_url": 2,
     "seq_goto": 5,
     "seq_next": 5,
     "seq_prev": 2,
+    "mfe_tab_selected": 0,
+    "mfe_next_selected": 0,
+    "mfe_previous_selected": 0,
+    "mfe_outline_selected": 0,
+    "api_course_url": 0,
     "page_close": 3,
     "load_video": 4,
     "play_video": 10,
@@ -41,6 +48,7 @@ WEIGHTS = {
     "seek_video": 3,
     "stop_video": 2,
     "speed_change_video": 1,
+    "show_transcript": 1,
     "problem_check_browser": 4,
     "problem_check": 4,
     "problem_graded": 2,
@@ -51,22 +59,61 @@ WEIGHTS = {
     "forum_thread_created": 0.3,
     "forum_comment_created": 0.5,
     "forum_thread_voted": 0.5,
+    "bi_upsell": 0.5,
+    # written only after another event, never drawn (weight 0): see _follow
+    "xblock_render": 0,
+    "xblock_handler": 0,
+    "grades_problem_submitted": 0,
+    "grades_subsection_calculated": 0,
     "mobile_video_played": 2,
     "mobile_video_paused": 1.5,
     "mobile_video_loaded": 1,
+    "mobile_video_stopped": 0.5,
+    "mobile_video_position_changed": 0.5,
+    "mobile_video_transcript_shown": 0.3,
     "dashboard": 1,
     "login_ajax": 0.5,
+}
+# a current course run (`course-v1:` ids) in the Learning MFE: no courseware URLs and no seq_*; the
+# MFE's edx.ui.lms.* navigation, each followed by the unit's `/xblock/` render (the most frequent page
+# event), the MFE's versioned course API calls, and `/xblock/.../handler/` calls after server problem events
+MFE_WEIGHTS = {
+    **WEIGHTS,
+    "courseware_url": 0,
+    "seq_goto": 0,
+    "seq_next": 0,
+    "seq_prev": 0,
+    "mfe_tab_selected": 6,
+    "mfe_next_selected": 6,
+    "mfe_previous_selected": 2,
+    "mfe_outline_selected": 2,
+    "api_course_url": 1.5,
 }
 NON_COURSE = {"dashboard", "login_ajax", "heartbeat"}
 KINDS = list(WEIGHTS)
 K_COURSEWARE, K_PAGE_CLOSE, K_PLAY = KINDS.index("courseware_url"), KINDS.index("page_close"), KINDS.index("play_video")
 K_CHECK, K_MOBILE, K_NONCOURSE = KINDS.index("problem_check"), KINDS.index("mobile_video_played"), KINDS.index("dashboard")
 K_MPLAY = K_MOBILE
+K_RENDER, K_HANDLER = KINDS.index("xblock_render"), KINDS.index("xblock_handler")
+K_GRADED, K_SUBSECTION = KINDS.index("grades_problem_submitted"), KINDS.index("grades_subsection_calculated")
+K_TRANSCRIPT, K_MTRANSCRIPT = KINDS.index("show_transcript"), KINDS.index("mobile_video_transcript_shown")
 MOBILE_NAMES = {
     "edx.video.played": "mobile_video_played",
     "edx.video.paused": "mobile_video_paused",
     "edx.video.loaded": "mobile_video_loaded",
+    "edx.video.stopped": "mobile_video_stopped",
+    "edx.video.position.changed": "mobile_video_position_changed",
+    "edx.video.transcript.shown": "mobile_video_transcript_shown",
 }
+MFE_NAMES = {
+    "edx.ui.lms.sequence.tab_selected": "mfe_tab_selected",
+    "edx.ui.lms.sequence.next_selected": "mfe_next_selected",
+    "edx.ui.lms.sequence.previous_selected": "mfe_previous_selected",
+    "edx.ui.lms.outline.selected": "mfe_outline_selected",
+    "edx.grades.problem.submitted": "grades_problem_submitted",
+    "edx.grades.subsection.grade_calculated": "grades_subsection_calculated",
+}
+MFE_HOST = "apps.learning.edx.org"
 
 
 def kind_of(ev: dict) -> str:
@@ -74,6 +121,14 @@ def kind_of(ev: dict) -> str:
     src, et = ev.get("event_source"), ev.get("event_type", "")
     if src == "mobile":
         return MOBILE_NAMES[ev["name"]]
+    if et in MFE_NAMES:
+        return MFE_NAMES[et]
+    if et.startswith("edx.bi."):
+        return "bi_upsell"
+    if "/xblock/" in et:
+        return "xblock_render" if et.startswith("/xblock/") else "xblock_handler"
+    if et.startswith("/api/courses/"):
+        return "api_course_url"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et in ("/heartbeat", "/dashboard", "/login_ajax"):
@@ -84,6 +139,11 @@ def kind_of(ev: dict) -> str:
         if et.startswith(pre):
             return label + et[len(pre) :].replace(".", "_")
     return et
+
+
+def _course_only_in_block(ev: dict) -> bool:
+    """An event whose course is only in an /xblock/ usage key (no course in its context): not a duplicate candidate."""
+    return not (ev.get("context") or {}).get("course_id") and "/xblock/" in ev.get("event_type", "") + (ev.get("page") or "")
 
 
 STAT_FIELDS = ["nevents", "ndays_act", "nplay_video", "nchapters", "nproblems_checked"]
@@ -111,7 +171,7 @@ class _Problem:
 
 
 class _Chapter:
-    __slots__ = ("bit", "seqs", "paths", "pages", "videos", "problems", "seq_usages")
+    __slots__ = ("bit", "seqs", "paths", "pages", "videos", "problems", "seq_usages", "units", "mfe_pages")
 
     def __init__(self, bit: int) -> None:
         self.bit = bit
@@ -119,6 +179,8 @@ class _Chapter:
         self.paths: list[str] = []  # implicit URL event_type
         self.pages: list[str] = []  # JSON-encoded page URL
         self.seq_usages: list[str] = []
+        self.units: list[list[str]] = []  # per sequential, its verticals' usage keys
+        self.mfe_pages: list[str] = []  # JSON-encoded Learning MFE page of a sequential (current courses)
         self.videos: list[_Video] = []
         self.problems: list[_Problem] = []
 
@@ -132,16 +194,25 @@ class CourseTemplates:
         self.cid = cid
         self.org = course.org
         enc = quote(cid, safe="") if course.new_form else cid
+        # a current course runs in the Learning MFE: its units render in an iframe at /xblock/{usage}
+        self.mfe = course.new_form
         self.chapters: list[_Chapter] = []
         p_index = 0
         for i, ch in enumerate(course.chapters):
             c = _Chapter(1 << i)
-            for seq in ch.sequentials:
+            for seq, units in zip(ch.sequentials, ch.units, strict=True):
                 path = f"/courses/{cid}/courseware/{ch.url_name}/{seq}/"
                 c.seqs.append(seq)
                 c.paths.append(path)
-                c.pages.append(json.dumps(f"https://{HOST}{path}"))
                 c.seq_usages.append(course.usage_key("sequential", seq))
+                c.units.append([course.usage_key("vertical", u) for u in units])
+                if self.mfe:
+                    frame = f"https://{HOST}/xblock/{c.units[-1][0]}?show_title=0&show_bookmark_button=0&recheck_access=1&view=student_view"
+                    c.pages.append(json.dumps(frame))
+                    c.mfe_pages.append(json.dumps(f"https://{MFE_HOST}/learning/course/{cid}/{c.seq_usages[-1]}/{c.units[-1][0]}"))
+                else:
+                    c.pages.append(json.dumps(f"https://{HOST}{path}"))
+                    c.mfe_pages.append(c.pages[-1])
             c.videos = [_Video(course, v, yt, name) for v, yt, name in ch.videos]
             for url_name, name in ch.problems:
                 c.problems.append(_Problem(course, p_index, url_name, name))
@@ -150,6 +221,7 @@ class CourseTemplates:
         first = course.chapters[0]
         # a page whose course id is percent-encoded (new-form ids are, in real URLs)
         self.page_encoded = json.dumps(f"https://{HOST}/courses/{enc}/courseware/{first.url_name}/{first.sequentials[0]}/")
+        self.api_path = f"/api/courses/v1/courses/{cid}/"  # the MFE's versioned course API (the version is no course)
         self.progress_path = f"/courses/{cid}/progress"
         self.progress_page = json.dumps(f"https://{HOST}/courses/{cid}/progress")
         self.forum_base = f"https://{HOST}/courses/{cid}/discussion/forum"
@@ -169,6 +241,7 @@ class FileStats:
         self.malformed_lines: list[dict] = []
         self.junk: dict[str, int] = {}
         self.by_course: dict[str, int] = {}
+        self.by_block_course: dict[str, int] = {}
         self.by_kind: dict[str, int] = {}
         self.by_event_date: dict[str, int] = {}
         self.quirks: dict[str, int] = {}
@@ -186,6 +259,7 @@ class FileStats:
             "malformed_lines": self.malformed_lines,
             "junk_prefixed": dict(sorted(self.junk.items())),
             "by_course": dict(sorted(self.by_course.items())),
+            "by_block_course": dict(sorted(self.by_block_course.items())),
             "by_kind": dict(sorted(self.by_kind.items())),
             "by_event_date": dict(sorted(self.by_event_date.items())),
             "quirks": dict(sorted(self.quirks.items())),
@@ -195,7 +269,7 @@ class FileStats:
 class Session:
     """A learner's visit to one course on one day; holds the learner-day strings."""
 
-    __slots__ = ("head", "mhead", "ctx", "ctx0", "ct", "ch", "si", "page", "username", "uid")
+    __slots__ = ("head", "mhead", "ctx", "ctx0", "ct", "ch", "si", "page", "username", "uid", "follow")
     head: str
     mhead: str
     ctx: str
@@ -206,6 +280,7 @@ class Session:
     page: str
     username: str
     uid: int
+    follow: list[tuple[int, str]]  # (kind, line): events the last one caused (an /xblock/ render, a handler call)
 
 
 class EventWriter:
@@ -237,12 +312,17 @@ class EventWriter:
         kinds = KINDS
         self.kind_names = kinds
         scale = 4  # weights to integer repeats
-        self.kind_table: list[int] = []
-        for i, k in enumerate(kinds):
-            self.kind_table += [i] * max(1, int(WEIGHTS[k] * scale))
+        self.kind_tables: dict[bool, list[int]] = {}  # by whether the course runs in the Learning MFE
+        for mfe, weights in ((False, WEIGHTS), (True, MFE_WEIGHTS)):
+            self.kind_tables[mfe] = [i for i, k in enumerate(kinds) if weights[k] > 0 for _ in range(max(1, int(weights[k] * scale)))]
         self.funcs = [getattr(self, "_" + k) for k in kinds]
         # per course: user_id -> [nevents, days bitmask, nplay_video, chapter bitmask, problem set bitmask]
         self.stats: list[dict[int, list[int]]] = [{} for _ in courses]
+        # per course: user_id -> [events whose type contains /xblock/ (with a course), transcript events,
+        # events whose course is only in the /xblock/ block id of their page, bitmask of the chapters touched]
+        self.extra_stats: list[dict[int, list[int]]] = [{} for _ in courses]
+        self.enrolled_seen: list[set[int]] = [set() for _ in courses]  # learners with an enrolment event
+        self.other_seen: list[set[int]] = [set() for _ in courses]  # learners with any other event of the course
         self.files: list[FileStats] = []
         self.duplicate: dict | None = None
         self._dup_line: str | None = None
@@ -276,8 +356,6 @@ class EventWriter:
         self._recv_str = f"{P}23:59:59.999999+00:00"
         syslog = f"{date:%b} {date.day:2d} 10:00:01 ip-10-0-11-59 tracking: "
         day_str = date.isoformat()
-        kind_table = self.kind_table
-        nk = len(kind_table)
         funcs = self.funcs
         kind_counts = [0] * len(funcs)
         burst2 = 2 * self.burst - 1
@@ -289,7 +367,7 @@ class EventWriter:
         by_course = {ct.cid: 0 for ct in self.cts}
         noncourse = 0
         late_by_date: dict[str, int] = {}
-        quirk_uid_empty = quirk_uid_missing = quirk_in_url = quirk_in_page = 0
+        quirk_uid_empty = quirk_uid_missing = quirk_in_url = quirk_in_page = quirk_in_block = 0
         quirk_no_tz = quirk_no_us = 0
         buf: list[str] = []
         lineno = 0
@@ -337,10 +415,14 @@ class EventWriter:
                 if learner.kind != "active":
                     continue
                 for enr in learner.enrollments:
+                    # half the learners who enrol during the sample never come back: the enrolment events only
+                    only_enrols = learner.user_id % 2 == 0 and enr.created.date() >= self.start
                     enrolled_today = enr.created.date() == date
-                    if enr.created.date() > date or (not enrolled_today and rand() >= learner.engagement):
+                    if enr.created.date() > date or (not enrolled_today and (only_enrols or rand() >= learner.engagement)):
                         continue
                     ct = self.cts[enr.course]
+                    kind_table = self.kind_tables[ct.mfe]
+                    nk = len(kind_table)
                     uid = learner.user_id
                     r = rand()
                     if r < 0.03:
@@ -356,6 +438,7 @@ class EventWriter:
                     s.username = learner.username
                     s.uid = uid
                     s.ct = ct
+                    s.follow = []
                     s.head = (
                         f'{{"username": "{learner.username}", "session": "{getrandbits(128):032x}", '
                         f'"ip": "{learner.ip}", "agent": {agents[learner.agent]}, "host": "{HOST}", '
@@ -376,6 +459,7 @@ class EventWriter:
                     if stats is None:
                         stats = self.stats[enr.course][uid] = [0, 0, 0, 0, 0]
                     nplay = 0
+                    extra = self.extra_stats[enr.course].setdefault(uid, [0, 0, 0, 0])
                     chbits = stats[3]
                     pbits = stats[4]
                     late = 0
@@ -394,7 +478,7 @@ class EventWriter:
                             kind_counts_extra.append("enrollment_deactivated")
                         for extra_kind in kind_counts_extra:
                             fs.add(fs.by_kind, extra_kind)
-                    n = int(1 + rand() * burst2) if (not enrolled_today or rand() < 0.7) else 0
+                    n = int(1 + rand() * burst2) if (not enrolled_today or rand() < 0.7) and not only_enrols else 0
                     for _ in range(n):
                         sec += 1 + int(rand() * rand() * 240)
                         if sec > 86399:
@@ -422,10 +506,24 @@ class EventWriter:
                             if k == K_PLAY:
                                 nplay += 1
                         lines.append(funcs[k](s, t, rand))
+                        if k < K_NONCOURSE:
+                            extra[3] |= s.ch.bit  # the chapter of the block, page or URL the event names
                         if k == K_CHECK:
                             pbits |= 1 << self._last_problem
                         elif k == K_COURSEWARE:
                             chbits |= s.ch.bit  # the chapter the URL event just moved to
+                        elif k == K_TRANSCRIPT or k == K_MTRANSCRIPT:
+                            extra[1] += 1
+                        for fk, line in s.follow:
+                            # written in the same second, right after the event that caused it
+                            lines.append(line)
+                            kind_counts[fk] += 1
+                            if fk == K_RENDER:  # no course in its context: the course is only in the block id
+                                n_nc += 1
+                                fs.add(fs.by_block_course, ct.cid)
+                            elif fk == K_HANDLER:
+                                extra[0] += 1
+                        s.follow = []
                     if not lines:
                         continue
                     # a few times without time zone or without microseconds
@@ -441,12 +539,28 @@ class EventWriter:
                         lines.append(self._courseware_url(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", rand, empty=True))
                         kind_counts[K_COURSEWARE] += 1
                         chbits |= s.ch.bit
+                        extra[3] |= s.ch.bit
                         quirk_in_url += 1
                     if rand() < 0.05 and len(lines) > 1 and not enrolled_today:
                         lines.append(self._page_close(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", rand, empty=True))
                         kind_counts[K_PAGE_CLOSE] += 1
+                        extra[3] |= ct.chapters[0].bit  # its page is the first chapter's courseware URL
                         quirk_in_page += 1
+                    if ct.mfe and rand() < 0.05 and len(lines) - n_nc - late > 0 and not enrolled_today:
+                        # from the unit's iframe with no course in the context: the course is only in the page's block id
+                        lines.append(self._page_close_in_frame(s, f"{P}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00"))
+                        kind_counts[K_PAGE_CLOSE] += 1
+                        n_nc += 1
+                        fs.add(fs.by_block_course, ct.cid)
+                        extra[2] += 1
+                        extra[3] |= s.ch.bit
+                        quirk_in_block += 1
                     nl = len(lines)
+                    n_enrol = len(kind_counts_extra) if enrolled_today else 0
+                    if n_enrol:
+                        self.enrolled_seen[enr.course].add(uid)
+                    if nl - n_nc - n_enrol > 0:
+                        self.other_seen[enr.course].add(uid)
                     if quirk == 1:
                         quirk_uid_empty += nl
                     elif quirk == 2:
@@ -456,7 +570,7 @@ class EventWriter:
                         lines[0] = (syslog if junk == "syslog_prefix" else "\ufeff") + lines[0]
                         fs.add(fs.junk, junk)
                         slot_i += 1
-                    if want_dup and li * 3 >= n_learners and not late and nl > 1:
+                    if want_dup and li * 3 >= n_learners and not late and nl > 1 and not _course_only_in_block(json.loads(lines[1])):
                         want_dup = False
                         kname = kind_of(json.loads(lines[1]))
                         self._dup_line = lines[1]
@@ -530,6 +644,7 @@ class EventWriter:
             ("user_id_missing", quirk_uid_missing),
             ("course_only_in_url", quirk_in_url),
             ("course_only_in_page", quirk_in_page),
+            ("course_only_in_xblock_page", quirk_in_block),
             ("time_no_tz", quirk_no_tz),
             ("time_no_microseconds", quirk_no_us),
             ("late", late_total),
@@ -539,6 +654,26 @@ class EventWriter:
         if progress:
             progress(fs.path, fs.lines)
         return fs
+
+    def extra_learner_stats(self) -> dict[str, dict[str, Any]]:
+        """Per course: per user_id (learners with any) xblock_events, transcript_events, block_course_events; the enrolment-only learners."""
+        out: dict[str, dict[str, Any]] = {}
+        for ct, extra, enrolled, other in zip(self.cts, self.extra_stats, self.enrolled_seen, self.other_seen, strict=True):
+            out[ct.cid] = {
+                "xblock_events": {str(uid): e[0] for uid, e in sorted(extra.items()) if e[0]},
+                "transcript_events": {str(uid): e[1] for uid, e in sorted(extra.items()) if e[1]},
+                "block_course_events": {str(uid): e[2] for uid, e in sorted(extra.items()) if e[2]},
+                "chapters_touched": {str(uid): bin(e[3]).count("1") for uid, e in sorted(extra.items()) if e[3]},
+                "enrollment_only": sorted(enrolled - other),
+            }
+        return out
+
+    def chapters_touched(self) -> list[dict[int, list[int]]]:
+        """Per course (in order), per user_id: the indexes of the published chapters their events touched."""
+        return [
+            {uid: [i for i in range(len(ct.chapters)) if e[3] >> i & 1] for uid, e in extra.items() if e[3]}
+            for ct, extra in zip(self.cts, self.extra_stats, strict=True)
+        ]
 
     def learner_stats(self) -> dict[str, dict[str, list[int]]]:
         """Per course, per user_id: [nevents, ndays_act, nplay_video, nchapters, nproblems_checked]."""
@@ -629,6 +764,121 @@ class EventWriter:
         o = 2 + int(rand() * 4)
         return self._seq(s, t, rand, "seq_prev", o, o - 1)
 
+    # Learning MFE (current courses): navigation in the browser, then the unit's render at /xblock/{usage}
+
+    def _mfe(self, s: Session, t: str, rand, etype: str, payload: str, page: str) -> str:
+        unit = s.ch.units[s.si][int(rand() * len(s.ch.units[s.si]))]
+        s.follow.append((K_RENDER, self._xblock_render_of(s, t, unit)))
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "{etype}", "name": "{etype}", '
+            f'"event": "{{{payload}, \\"id\\": \\"{s.ch.seq_usages[s.si]}\\", \\"widget_placement\\": \\"top\\"}}", '
+            f'"page": {page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
+
+    def _mfe_tab_selected(self, s, t, rand):
+        n = len(s.ch.units[s.si])
+        return self._mfe(
+            s,
+            t,
+            rand,
+            "edx.ui.lms.sequence.tab_selected",
+            f'\\"current_tab\\": 1, \\"target_tab\\": {1 + int(rand() * n)}, \\"tab_count\\": {n}',
+            s.ch.mfe_pages[s.si],
+        )
+
+    def _mfe_next_selected(self, s, t, rand):
+        n = len(s.ch.units[s.si])
+        return self._mfe(
+            s, t, rand, "edx.ui.lms.sequence.next_selected", f'\\"current_tab\\": 1, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si]
+        )
+
+    def _mfe_previous_selected(self, s, t, rand):
+        n = len(s.ch.units[s.si])
+        return self._mfe(
+            s, t, rand, "edx.ui.lms.sequence.previous_selected", f'\\"current_tab\\": {n}, \\"tab_count\\": {n}', s.ch.mfe_pages[s.si]
+        )
+
+    def _mfe_outline_selected(self, s, t, rand):
+        ch = s.ct.chapters[int(rand() * len(s.ct.chapters))]
+        s.ch = ch
+        s.si = int(rand() * len(ch.seqs))
+        s.page = ch.pages[s.si]
+        home = json.dumps(f"https://{MFE_HOST}/learning/course/{s.ct.cid}/home")
+        return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', home)
+
+    def _xblock_render_of(self, s: Session, t: str, unit: str) -> str:
+        # the LMS logs the request itself; no `/courses/` in the URL, so no course in its context
+        path = f"/xblock/{unit}"
+        return (
+            f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+            f'"page": null, "context": {s.ctx0}"{path}"}}, "time": "{t}"}}\n'
+        )
+
+    def _xblock_render(self, s, t, rand):  # pragma: no cover - weight 0: written by _mfe only
+        return self._xblock_render_of(s, t, s.ch.units[s.si][0])
+
+    def _handler_of(self, s: Session, t: str, usage: str, action: str) -> str:
+        path = f"/courses/{s.ct.cid}/xblock/{usage}/handler/xmodule_handler/{action}"
+        return (
+            f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+            f'"page": null, "context": {s.ctx}"{path}"}}, "time": "{t}"}}\n'
+        )
+
+    def _xblock_handler(self, s, t, rand):  # pragma: no cover - weight 0: written after problem and video events
+        return self._handler_of(s, t, s.ch.problems[0].usage, "problem_check")
+
+    def _grades_problem_submitted_of(self, s: Session, t: str, p: _Problem, earned: int, txn: str) -> str:
+        return (
+            f'{s.head}"event_source": "server", "event_type": "edx.grades.problem.submitted", "name": "edx.grades.problem.submitted", '
+            f'"event": {{"user_id": "{s.uid}", "course_id": "{s.ct.cid}", "problem_id": "{p.usage}", '
+            f'"event_transaction_id": "{txn}", "event_transaction_type": "edx.grades.problem.submitted", '
+            f'"weighted_earned": {earned}, "weighted_possible": 1}}, "page": null, '
+            f'"context": {s.ctx}"{p.url}", "module": {p.module}}}, "time": "{t}"}}\n'
+        )
+
+    def _grades_problem_submitted(self, s, t, rand):  # pragma: no cover - weight 0: written after problem_check
+        return self._grades_problem_submitted_of(s, t, s.ch.problems[0], 1, "0" * 32)
+
+    def _grades_subsection_calculated_of(self, s: Session, t: str, earned: int, txn: str) -> str:
+        # recomputed by a background task after the submission (event_source "task")
+        return (
+            f'{s.head}"event_source": "task", "event_type": "edx.grades.subsection.grade_calculated", '
+            f'"name": "edx.grades.subsection.grade_calculated", '
+            f'"event": {{"user_id": "{s.uid}", "course_id": "{s.ct.cid}", "block_id": "{s.ch.seq_usages[s.si]}", '
+            f'"course_version": "", "weighted_total_earned": {earned}, "weighted_total_possible": 3, '
+            f'"weighted_graded_earned": {earned}, "weighted_graded_possible": 3, "event_transaction_id": "{txn}", '
+            f'"event_transaction_type": "edx.grades.problem.submitted"}}, "page": null, '
+            f'"context": {s.ctx}""}}, "time": "{t}"}}\n'
+        )
+
+    def _grades_subsection_calculated(self, s, t, rand):  # pragma: no cover - weight 0: written after problem_check
+        return self._grades_subsection_calculated_of(s, t, 0, "0" * 32)
+
+    def _api_course_url(self, s, t, rand):
+        path = s.ct.api_path
+        return (
+            f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+            f'"page": null, "context": {s.ctx}"{path}"}}, "time": "{t}"}}\n'
+        )
+
+    def _show_transcript(self, s, t, rand):
+        return self._video(s, t, "show_transcript", f', \\"current_time\\": {rand() * 600:.3f}', self._vid(s, rand))
+
+    def _bi_upsell(self, s, t, rand):
+        et = "edx.bi.course.upgrade.sidebarupsell.displayed"
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "{et}", "name": "{et}", '
+            f'"event": "{{\\"courserun_key\\": \\"{s.ct.cid}\\", \\"org_key\\": \\"{s.ct.org}\\"}}", '
+            f'"page": {s.page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
+        )
+
+    def _page_close_in_frame(self, s: Session, t: str) -> str:
+        frame = json.dumps(f"https://{HOST}/xblock/{s.ch.units[s.si][0]}?show_title=0&view=student_view")
+        return (
+            f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
+            f'"page": {frame}, "context": {s.ctx0}"/event"}}, "time": "{t}"}}\n'
+        )
+
     def _page_close(self, s: Session, t: str, rand, empty: bool = False) -> str:
         if empty:
             return (
@@ -658,7 +908,10 @@ class EventWriter:
         return self._video(s, t, "play_video", f', \\"currentTime\\": {rand() * 600:.3f}', self._vid(s, rand))
 
     def _pause_video(self, s, t, rand):
-        return self._video(s, t, "pause_video", f', \\"currentTime\\": {rand() * 600:.3f}', self._vid(s, rand))
+        v = self._vid(s, rand)
+        if s.ct.mfe:  # the player saves its position through its handler
+            s.follow.append((K_HANDLER, self._handler_of(s, t, v.usage, "save_user_state")))
+        return self._video(s, t, "pause_video", f', \\"currentTime\\": {rand() * 600:.3f}', v)
 
     def _seek_video(self, s, t, rand):
         return self._video(
@@ -699,6 +952,13 @@ class EventWriter:
     def _problem_check(self, s, t, rand):
         p = self._prob(s, rand)
         ok = rand() < 0.6
+        if s.ct.mfe:  # the handler call that carried it, then the grade events it causes
+            txn = f"{int(rand() * 2**64):016x}{int(rand() * 2**64):016x}"
+            s.follow += [
+                (K_HANDLER, self._handler_of(s, t, p.usage, "problem_check")),
+                (K_GRADED, self._grades_problem_submitted_of(s, t, p, int(ok), txn)),
+                (K_SUBSECTION, self._grades_subsection_calculated_of(s, t, int(ok), txn)),
+            ]
         corr = "correct" if ok else "incorrect"
         att = 1 + int(rand() * 3)
         return (
@@ -732,6 +992,8 @@ class EventWriter:
 
     def _showanswer(self, s, t, rand):
         p = self._prob(s, rand)
+        if s.ct.mfe:
+            s.follow.append((K_HANDLER, self._handler_of(s, t, p.usage, "problem_show")))
         return (
             f'{s.head}"event_source": "server", "event_type": "showanswer", "name": "showanswer", '
             f'"event": {{"problem_id": "{p.usage}"}}, "page": null, '
@@ -817,6 +1079,17 @@ class EventWriter:
 
     def _mobile_video_loaded(self, s, t, rand):
         return self._mobile(s, t, rand, "edx.video.loaded", "load_video", "")
+
+    def _mobile_video_stopped(self, s, t, rand):
+        return self._mobile(s, t, rand, "edx.video.stopped", "stop_video", f', "currentTime": {rand() * 600:.3f}')
+
+    def _mobile_video_position_changed(self, s, t, rand):
+        return self._mobile(
+            s, t, rand, "edx.video.position.changed", "seek_video", f', "old_time": {rand() * 600:.3f}, "new_time": {int(rand() * 600)}'
+        )
+
+    def _mobile_video_transcript_shown(self, s, t, rand):
+        return self._mobile(s, t, rand, "edx.video.transcript.shown", "show_transcript", f', "current_time": {rand() * 600:.3f}')
 
     def _dashboard(self, s, t, rand):
         return (

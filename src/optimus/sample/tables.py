@@ -130,8 +130,13 @@ def write_course_tables(
     active: dict[int, list[int]],
     seed: int,
     with_roles: bool,
+    chapters_touched: dict[int, list[int]] | None = None,
 ) -> dict[str, int]:
-    """Write the nine `.sql` tables of one course; return rows per file name."""
+    """Write the nine `.sql` tables of one course; return rows per file name.
+
+    :param chapters_touched: per user_id, the indexes of the chapters the learner's events touched: their
+        `chapter` rows of courseware_studentmodule (none for a learner who only enrolled). Without it, the
+        first max(1, nchapters) chapters."""
     rng = random.Random(f"{seed}:tables:{ci}")
     cid = course.course_id
     enrolled = [(learner, e) for learner in learners for e in learner.enrollments if e.course == ci]
@@ -237,8 +242,11 @@ def write_course_tables(
     for uid in sorted(active):
         if uid not in by_id:
             continue
-        n_ch = max(1, min(len(course.chapters), active[uid][3]))
-        for ch in course.chapters[:n_ch]:
+        if chapters_touched is None:
+            opened = course.chapters[: max(1, min(len(course.chapters), active[uid][3]))]
+        else:
+            opened = [course.chapters[i] for i in chapters_touched.get(uid, [])]
+        for ch in opened:
             sm_id += 1
             rows["courseware_studentmodule"].row(
                 [
@@ -255,7 +263,7 @@ def write_course_tables(
                     cid,
                 ]
             )
-        for ch in course.chapters[:n_ch]:
+        for ch in opened:
             for url_name, _ in ch.problems[: 1 + uid % 2]:
                 sm_id += 1
                 att = 1 + rng.randint(0, 2)

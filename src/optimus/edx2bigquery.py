@@ -1,0 +1,220 @@
+"""`optimus export --format edx2bigquery`: person_course as edx2bigquery's table, one file per course.
+
+Analysis code written for edx2bigquery's `person_course` (mitodl/edx2bigquery,
+`edx2bigquery/schemas/schema_person_course.json`) reads these files with at most a `WHERE course_id`:
+the same column names, in the same order, with the same types (BigQuery STRING, INTEGER, FLOAT,
+BOOLEAN, TIMESTAMP as Arrow string, int64, float64, bool, timestamp[us, UTC]).
+
+Each column is looked up by its name in our `person_course`; a column we do not have (yet) is
+written NULL. So when a later version adds a column of that name (e.g. `ntranscript`,
+`nvideos_total_watched`, `roles_isCCX`), the export fills it in with no change here. Two columns are
+converted rather than copied: `course_id` is the `org/course/run` form of the course
+(edx2bigquery's form, from our `course_key`), and the certificate dates are text, as in their schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from optimus import exports
+from optimus.config import Settings
+from optimus.services.learner_events import source
+from optimus.services.person_course import course_file_part
+from optimus.warehouse.base import Warehouse
+
+# schema_person_course.json, in its order: (name, BigQuery type)
+SCHEMA: list[tuple[str, str]] = [
+    ("course_id", "STRING"),
+    ("user_id", "INTEGER"),
+    ("username", "STRING"),
+    ("registered", "BOOLEAN"),
+    ("viewed", "BOOLEAN"),
+    ("explored", "BOOLEAN"),
+    ("certified", "BOOLEAN"),
+    ("completed", "BOOLEAN"),
+    ("ip", "STRING"),
+    ("cc_by_ip", "STRING"),
+    ("countryLabel", "STRING"),
+    ("continent", "STRING"),
+    ("city", "STRING"),
+    ("region", "STRING"),
+    ("subdivision", "STRING"),
+    ("postalCode", "STRING"),
+    ("un_major_region", "STRING"),
+    ("un_economic_group", "STRING"),
+    ("un_developing_nation", "STRING"),
+    ("un_special_region", "STRING"),
+    ("latitude", "FLOAT"),
+    ("longitude", "FLOAT"),
+    ("LoE", "STRING"),
+    ("YoB", "INTEGER"),
+    ("gender", "STRING"),
+    ("grade", "FLOAT"),
+    ("passing_grade", "FLOAT"),
+    ("start_time", "TIMESTAMP"),
+    ("first_event", "TIMESTAMP"),
+    ("last_event", "TIMESTAMP"),
+    ("nevents", "INTEGER"),
+    ("ndays_act", "INTEGER"),
+    ("nplay_video", "INTEGER"),
+    ("nchapters", "INTEGER"),
+    ("nforum_posts", "INTEGER"),
+    ("nforum_votes", "INTEGER"),
+    ("nforum_endorsed", "INTEGER"),
+    ("nforum_threads", "INTEGER"),
+    ("nforum_comments", "INTEGER"),
+    ("nforum_pinned", "INTEGER"),
+    ("roles", "STRING"),
+    ("nprogcheck", "INTEGER"),
+    ("nproblem_check", "INTEGER"),
+    ("nforum_events", "INTEGER"),
+    ("mode", "STRING"),
+    ("is_active", "INTEGER"),
+    ("cert_created_date", "STRING"),
+    ("cert_modified_date", "STRING"),
+    ("cert_status", "STRING"),
+    ("verified_enroll_time", "TIMESTAMP"),
+    ("verified_unenroll_time", "TIMESTAMP"),
+    ("profile_country", "STRING"),
+    ("y1_anomalous", "INTEGER"),
+    ("email_domain", "STRING"),
+    ("language", "STRING"),
+    ("language_download", "INTEGER"),
+    ("language_nevents", "INTEGER"),
+    ("language_ndiff", "INTEGER"),
+    ("ntranscript", "INTEGER"),
+    ("nshow_answer", "INTEGER"),
+    ("nvideo", "INTEGER"),
+    ("nvideos_unique_viewed", "INTEGER"),
+    ("nvideos_total_watched", "FLOAT"),
+    ("nseq_goto", "INTEGER"),
+    ("nseek_video", "INTEGER"),
+    ("npause_video", "INTEGER"),
+    ("avg_dt", "FLOAT"),
+    ("sdv_dt", "FLOAT"),
+    ("max_dt", "FLOAT"),
+    ("n_dt", "INTEGER"),
+    ("sum_dt", "FLOAT"),
+    ("roles_isBetaTester", "INTEGER"),
+    ("roles_isInstructor", "INTEGER"),
+    ("roles_isStaff", "INTEGER"),
+    ("roles_isCCX", "INTEGER"),
+    ("roles_isFinance", "INTEGER"),
+    ("roles_isLibrary", "INTEGER"),
+    ("roles_isSales", "INTEGER"),
+    ("forumRoles_isAdmin", "INTEGER"),
+    ("forumRoles_isCommunityTA", "INTEGER"),
+    ("forumRoles_isModerator", "INTEGER"),
+    ("forumRoles_isStudent", "INTEGER"),
+]
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "STRING": pa.string(),
+    "INTEGER": pa.int64(),
+    "FLOAT": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+# the columns the de-identified copy writes empty (its learners are told apart by hash_id, added last)
+IDENTIFYING = ("user_id", "username", "ip", "email_domain")
+FOLDER = "edx2bigquery"
+
+
+def arrow_schema(deidentified: bool = False) -> pa.Schema:
+    """The export's Arrow schema: edx2bigquery's columns, and `hash_id` last in the de-identified copy."""
+    fields = [pa.field(name, ARROW_TYPES[kind]) for name, kind in SCHEMA]
+    if deidentified:
+        fields.append(pa.field("hash_id", pa.string()))
+    return pa.schema(fields)
+
+
+def missing_columns(wh: Warehouse) -> list[str]:
+    """edx2bigquery's columns that our person_course lacks (written NULL); course_id is always derived."""
+    ours = set(wh.columns("person_course"))
+    return [name for name, _ in SCHEMA if name != "course_id" and name not in ours]
+
+
+def course_table(wh: Warehouse, course_key: str, deidentified: bool = False) -> pa.Table:
+    """One course's person_course in edx2bigquery's columns and types, ordered by user_id."""
+    q = wh.quote
+    ours = set(wh.columns("person_course"))
+    wanted = [name for name, _ in SCHEMA if name in ours and name != "course_id"]
+    picked = ", ".join(f"p.{q(c)}" for c in wanted)
+    if deidentified:
+        sql = (
+            f"SELECT {picked}, m.hash_id AS hash_id FROM person_course p LEFT JOIN "
+            f"(SELECT course_key, user_id, min(hash_id) AS hash_id FROM {source(wh, 'user_id_map')} x GROUP BY course_key, user_id) m "
+            "ON m.course_key = p.course_key AND m.user_id = p.user_id WHERE p.course_key = ? ORDER BY m.hash_id, p.user_id"
+        )
+    else:
+        sql = f"SELECT {picked} FROM person_course p WHERE p.course_key = ? ORDER BY p.user_id"
+    found = exports.query_table(wh, sql, [course_key])
+    n = found.num_rows
+    columns: list[pa.Array] = []
+    for name, kind in SCHEMA:
+        target = ARROW_TYPES[kind]
+        if name == "course_id":
+            columns.append(pa.array([course_key.replace("+", "/")] * n, pa.string()))
+        elif name not in ours or (deidentified and name in IDENTIFYING):
+            columns.append(pa.array([None] * n, target))
+        else:
+            columns.append(_convert(found.column(name).combine_chunks(), target))
+    if deidentified:
+        columns.append(found.column("hash_id").combine_chunks().cast(pa.string()))
+    return pa.Table.from_arrays(columns, schema=arrow_schema(deidentified))
+
+
+def _convert(values: pa.Array, target: pa.DataType) -> pa.Array:
+    """Our column as edx2bigquery's type: 0/1 flags as booleans, dates as text, timestamps in UTC."""
+    if pa.types.is_boolean(target) and not pa.types.is_boolean(values.type):
+        return pa.array([None if v is None else v != 0 for v in values.to_pylist()], pa.bool_())
+    if pa.types.is_string(target) and pa.types.is_timestamp(values.type):
+        return pa.array([_date_text(v) for v in values.to_pylist()], pa.string())
+    if pa.types.is_timestamp(target) and pa.types.is_timestamp(values.type) and values.type.tz is None:
+        return values.cast(pa.timestamp("us")).cast(target)  # naive values are UTC in the warehouse
+    return values.cast(target)
+
+
+def _date_text(value: datetime | None) -> str | None:
+    """A certificate date as edX's MySQL dumps write it (`2024-01-07 10:00:00`, microseconds when there are any)."""
+    return None if value is None else value.isoformat(sep=" ")
+
+
+def _csv_rows(table: pa.Table) -> list[list[Any]]:
+    """Rows for the CSV: BOOLEAN as `true`/`false` (BigQuery's CSV form); everything else as exports.write_csv writes it."""
+    rows = []
+    for row in zip(*[c.to_pylist() for c in table.columns], strict=True) if table.num_columns else []:
+        rows.append(["true" if v is True else "false" if v is False else v for v in row])
+    return rows
+
+
+def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False) -> list[Path]:
+    """Write person_course per course (all when `courses` is None) in edx2bigquery's form, CSV and Parquet.
+
+    Files: `{export_path}/edx2bigquery/personcourse_{course}_{timestamp}.csv` and `.parquet` (under
+    `deidentified/` for the research copy). Staged and published together, as the other exports.
+    """
+    if courses is None:
+        courses = [k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course ORDER BY course_key")]
+    stamp = exports.timestamp()
+    staged = exports.ExportSet(settings.export_path, exports.set_name("export"))
+    folder = f"deidentified/{FOLDER}/" if deidentified else f"{FOLDER}/"
+    names: list[str] = []
+    try:
+        for key in courses:
+            table = course_table(wh, key, deidentified)
+            base = f"{folder}personcourse_{course_file_part(key)}_{stamp}"
+            exports.write_csv(staged.path(base + ".csv"), table.column_names, _csv_rows(table))
+            exports.write_parquet(staged.path(base + ".parquet"), table)
+            names += [base + ".csv", base + ".parquet"]
+        staged.seal()
+        staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
+    return [Path(settings.export_path) / n for n in names]
