@@ -495,7 +495,19 @@ def write_activity_state(data: Path) -> None:
     stem = V_KEY.replace("+", "-")
     _tsv(
         folder / f"{stem}-auth_user-prod-analytics.sql",
-        ["id", "username", "first_name", "last_name", "email", "password", "is_staff", "is_active", "is_superuser", "last_login", "date_joined"],
+        [
+            "id",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "password",
+            "is_staff",
+            "is_active",
+            "is_superuser",
+            "last_login",
+            "date_joined",
+        ],
         [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in ACTIVITY_USERS],
     )
     _tsv(

@@ -181,7 +181,12 @@ def usage_key(e: dict[str, Any]) -> str | None:
         by_type = p.get("id")
     elif t in PROBLEM_EVENTS:
         by_type = p.get("problem_id")
-    for key in (e["module"], segment_after(t, "/xblock/"), segment_after(e["page"], "/xblock/"), segment_after(t, "/api/courseware/sequence/")):
+    for key in (
+        e["module"],
+        segment_after(t, "/xblock/"),
+        segment_after(e["page"], "/xblock/"),
+        segment_after(t, "/api/courseware/sequence/"),
+    ):
         if key:
             return key
     return by_type or None
@@ -581,7 +586,10 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
         got = {r["user_id"]: r for r in query_rows(settings, "SELECT * FROM person_course WHERE course_key = ?", [key], as_dicts=True)}
         for uid, (nevents, ndays, nplay, nchapters, nproblems) in stats.items():
             r = got[int(uid)]
-            assert (r["nevents"], r["ndays_act"], r["nplay_video"], r["attempted_problems"]) == (nevents, ndays, nplay, nproblems), (cid, uid)
+            assert (r["nevents"], r["ndays_act"], r["nplay_video"], r["attempted_problems"]) == (nevents, ndays, nplay, nproblems), (
+                cid,
+                uid,
+            )
             # the manifest counts the chapters of courseware URLs only; nchapters is the union with the
             # studentmodule chapter rows and the chapters of touched blocks (docs/person_course.md), so at least as many
             assert (r["nchapters"] or 0) >= nchapters, (cid, uid)

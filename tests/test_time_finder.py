@@ -116,7 +116,9 @@ def test_xblock_calls_and_empty_usernames_are_out_of_the_day_table(package: Any)
     settings = package
     rows = {
         r["user_id"]: r
-        for r in query_rows(settings, "SELECT * FROM person_course_day WHERE course_key = ? AND user_id IN (79, 80)", [D.V_KEY], as_dicts=True)
+        for r in query_rows(
+            settings, "SELECT * FROM person_course_day WHERE course_key = ? AND user_id IN (79, 80)", [D.V_KEY], as_dicts=True
+        )
     }
     assert set(rows) == {79}
     hal = rows[79]

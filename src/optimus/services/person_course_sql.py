@@ -185,8 +185,8 @@ def person_course_insert(wh: Warehouse) -> str:
     nforum_posts = f"coalesce({forum}.nforum_posts, 0)"
     pass_mark = "course_facts.pass_mark"
     chapters_half = (
-        f"coalesce(published_chapter_counts.n_published, 0) > 0 "
-        f"AND coalesce(chapter_counts.nchapters_published, 0) >= ceil(published_chapter_counts.n_published / 2.0)"
+        "coalesce(published_chapter_counts.n_published, 0) > 0 "
+        "AND coalesce(chapter_counts.nchapters_published, 0) >= ceil(published_chapter_counts.n_published / 2.0)"
     )
     zero_if_no_events = (
         "nplay_video",
