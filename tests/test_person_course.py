@@ -612,3 +612,93 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
             as_dicts=True,
         )
         assert r == [{"registered": 0}]
+
+
+def test_activity_columns_equal_the_reference_on_the_real_fixture_events(
+    fixtures_dir: Path, data_path: Path, settings_for: Any, backend: dict[str, Any]
+) -> None:
+    """viewed, nevents, ndays_act, first/last event, nchapters and inconsistent_flag on the real edX events of
+    ../shared/fixtures, by the reference's rules (in_day_table, courseware_access, visited_chapters) over
+    the events Clickstream parsed (the parse rules are Clickstream's, tested there). The logs carry no user_id: each
+    (course, username) gets an auth_user row; no course structure or studentmodule: visited chapters come from URLs only."""
+    import json
+
+    from test_clickstream import copy_fixtures, events_dir
+
+    copy_fixtures(fixtures_dir, events_dir(data_path))
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    # these old logs carry no context.user_id: give every (course, username) an account, as a package's auth_user does
+    names = [  # a course whose parts hold a '-' cannot be named by a file: its learners stay unmatched (no rows)
+        (k, n)
+        for k, n in query_rows(
+            settings, "SELECT DISTINCT course_key, username FROM events WHERE course_key IS NOT NULL AND username <> '' ORDER BY 1, 2"
+        )
+        if "-" not in k
+    ]
+    ids = {name: 1000 + i for i, name in enumerate(sorted({n for _k, n in names}))}
+    folder = data_path / "database_state" / "latest"
+    for key in sorted({k for k, _n in names}):
+        header = "id\tusername\tfirst_name\tlast_name\temail\tpassword\tis_staff\tis_active\tis_superuser\tlast_login\tdate_joined\n"
+        body = "".join(f"{ids[n]}\t{n}\tF\tL\t{ids[n]}@example.org\t\t0\t1\t0\tNULL\t2013-01-01 00:00:00\n" for k, n in names if k == key)
+        (folder / f"{key.replace('+', '-')}-auth_user-prod-analytics.sql").write_text(header + body, encoding="utf-8")
+    ingest(settings)
+    account = {(k, n): ids[n] for k, n in names}
+
+    def as_payload(value: Any) -> dict[str, Any]:
+        for _ in range(2):  # a JSON value, possibly a string holding a JSON object (browser payloads)
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    return {}
+        return value if isinstance(value, dict) else {}
+
+    rows = query_rows(
+        settings,
+        "SELECT course_key, user_id, username, time, event_type, event_source, page, module_id, CAST(event AS VARCHAR) AS event "
+        "FROM events WHERE course_key IS NOT NULL",
+        as_dicts=True,
+    )
+    by_learner: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        uid = r["user_id"] if r["user_id"] is not None else account.get((r["course_key"], r["username"]))
+        if uid is None:
+            continue
+        t = r["event_type"] or ""
+        by_learner[(r["course_key"], uid)].append(
+            {
+                "type": t,
+                "source": r["event_source"],
+                "username": r["username"] or None,
+                "page": r["page"] or "",
+                "module": r["module_id"],
+                "payload": as_payload(r["event"]),
+                "time": r["time"],
+                "chapter": chapter_of({"event_type": t}),
+            }
+        )
+    got = {
+        (r["course_key"], r["user_id"]): r
+        for r in query_rows(
+            settings,
+            "SELECT course_key, user_id, viewed, nevents, ndays_act, first_event, last_event, nchapters, inconsistent_flag FROM person_course",
+            as_dicts=True,
+        )
+    }
+    assert set(got) == set(by_learner)
+    for (key, uid), everything in by_learner.items():
+        mine = [e for e in everything if in_day_table(e)]
+        chapters = {e["chapter"] for e in everything if e["chapter"]}
+        expected = {
+            "viewed": int(any(courseware_access(e) for e in everything) or bool(chapters)),
+            "nevents": len(mine),
+            "ndays_act": len({e["time"].date() for e in mine}),
+            "first_event": min((e["time"] for e in mine), default=None),
+            "last_event": max((e["time"] for e in mine), default=None),
+            "nchapters": len(chapters) or None,
+            "inconsistent_flag": 0,
+        }
+        assert {c: got[(key, uid)][c] for c in expected} == expected, (key, uid)
+    assert len(got) > 20 and any(r["viewed"] == 0 for r in got.values()) and any(r["viewed"] == 1 for r in got.values())
+    assert any(r["nchapters"] for r in got.values())
