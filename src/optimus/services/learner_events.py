@@ -235,14 +235,15 @@ def block_name_sql(key: str) -> str:
     )
 
 
-def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> str:
+def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "", blocks: bool = False) -> str:
     """SELECT of the events in scope with the learner resolved.
 
     `uid` is events.user_id (context.user_id), else the course's auth_user id of the event's
     username; `who` identifies the learner for ordering gaps (uid, else the username).
     `in_day_table`: the event counts in person_course_day and the counts built like it (edx2bigquery's
     make_person_course_day: not an /xblock/ call, a non-empty username); `courseware` and the touched
-    block (`block_type`, `block_name`) count for viewed and the visited chapters, whatever in_day_table.
+    block (`block_type`, `block_name`, with `blocks` only) count for viewed and the visited chapters,
+    whatever in_day_table.
     `scope_filter` is a condition on `e` (the events alias); `scope_join` an inner join that picks
     events by more than their course (a condition correlated with each event's time would make the
     engine deduplicate every event's (course, time) first).
@@ -250,10 +251,15 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
     events, auth = source(wh, "events"), source(wh, "auth_user")
     video = json_text(wh, "e.event", "id")
     problem = json_text(wh, "e.event", "problem_id")
-    block = usage_key_sql(wh, "e")
-    # the touched block's key is computed once, in the inner SELECT; its category and name outside it
+    # with `blocks`, the touched block's key is computed once, in an inner SELECT; its category and name
+    # outside it (Time Finder needs no block: its SELECT stays flat, which its plan is tuned for)
+    block = f"{usage_key_sql(wh, 'e')} AS block_key," if blocks else ""
+    head, tail = "", ""
+    if blocks:
+        head = f"SELECT touched.*, {block_type_sql('touched.block_key')} AS block_type, {block_name_sql('touched.block_key')} AS block_name FROM ("
+        tail = ") touched"
     return f"""
-        SELECT touched.*, {block_type_sql("touched.block_key")} AS block_type, {block_name_sql("touched.block_key")} AS block_name FROM (
+        {head}
         SELECT e.event_id, e.time, CAST(e.time AS DATE) AS day, e.course_id, e.course_key,
                coalesce(e.user_id, account_ids.id) AS uid,
                nullif(e.username, '') AS username,
@@ -261,7 +267,7 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
                e.event_type, e.event_source, nullif(e.ip, '') AS ip,
                {chapter_sql("e.event_type")} AS chapter,
-               {courseware_sql("e")} AS courseware, {learner_action_sql("e")} AS learner_action, {block} AS block_key,
+               {courseware_sql("e")} AS courseware, {learner_action_sql("e")} AS learner_action, {block}
                (strpos(coalesce(e.event_type, ''), '/xblock/') = 0 AND nullif(e.username, '') IS NOT NULL) AS in_day_table,
                CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
@@ -269,7 +275,7 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
         LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
                    GROUP BY course_key, username) account_ids
           ON e.user_id IS NULL AND account_ids.course_key = e.course_key AND account_ids.username = e.username
-        WHERE e.course_key IS NOT NULL AND {scope_filter}) touched"""
+        WHERE e.course_key IS NOT NULL AND {scope_filter}{tail}"""
 
 
 def flag(cond: str) -> str:
