@@ -702,3 +702,49 @@ def test_activity_columns_equal_the_reference_on_the_real_fixture_events(
         assert {c: got[(key, uid)][c] for c in expected} == expected, (key, uid)
     assert len(got) > 20 and any(r["viewed"] == 0 for r in got.values()) and any(r["viewed"] == 1 for r in got.values())
     assert any(r["nchapters"] for r in got.values())
+
+
+BLOCK_KEYS = [
+    "block-v1:UQx+V+1+type@problem+block@p2",
+    "block-v1:UQx+V+1+type@vertical+block@vert3",
+    "i4x://UQx/V/video/abc123",
+    "i4x-UQx-V-video-abc123",
+    "i4x://UQx/V",
+    "block-v1:UQx+V+1",  # no type@: no block
+    "vid1",
+    "",
+]
+URLS = [
+    "/courses/course-v1:UQx+V+1/xblock/block-v1:UQx+V+1+type@problem+block@p2/handler/xmodule_handler/problem_check",
+    "https://courses.edx.org/xblock/block-v1:UQx+V+1+type@vertical+block@vert3?show_title=0#x",
+    "/courses/course-v1:UQx+V+1/courseware/ch1/seq1/",
+    "/courses/course-v1:UQx+V+1/courseware/",
+    "/api/courseware/course/course-v1:UQx+V+1",
+    "/courses/course-v1:UQx+V+1/info",
+]
+
+
+def test_block_and_chapter_sql_equal_the_reference_on_both_engines(tmp_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
+    """The SQL that names a touched block and a URL's chapter gives what the reference's rules give, on each engine."""
+    from conftest import make_data_path
+    from optimus.services import learner_events as L
+    from optimus.warehouse import connect
+
+    wh = connect(settings_for(make_data_path(tmp_path / "d"), **backend))
+    try:
+        keys = " UNION ALL ".join("SELECT CAST(? AS VARCHAR) AS k" for _ in BLOCK_KEYS)
+        got = {k: (t, n) for k, t, n in wh.query(f"SELECT k, {L.block_type_sql('k')}, {L.block_name_sql('k')} FROM ({keys}) v", BLOCK_KEYS)}
+        urls = " UNION ALL ".join("SELECT CAST(? AS VARCHAR) AS u" for _ in URLS)
+        segs = {
+            u: (x, c)
+            for u, x, c in wh.query(f"SELECT u, {L.path_segment_sql('u', '/xblock/')}, {L.chapter_sql('u')} FROM ({urls}) v", URLS)
+        }
+    finally:
+        wh.close()
+    for k in BLOCK_KEYS:
+        assert got[k] == (block_of(k) or (None, None)), repr(k)
+    for u in URLS:
+        assert segs[u] == (segment_after(u, "/xblock/"), chapter_of({"event_type": u})), repr(u)
+    # worked by hand
+    assert got["i4x-UQx-V-video-abc123"] == ("video", "abc123") and got["block-v1:UQx+V+1"] == (None, None)
+    assert segs[URLS[1]][0] == "block-v1:UQx+V+1+type@vertical+block@vert3" and segs[URLS[4]] == (None, None)

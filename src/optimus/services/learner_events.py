@@ -194,7 +194,7 @@ def courseware_sql(row: str) -> str:
     )
 
 
-def _after(text: str, marker: str) -> str:
+def path_segment_sql(text: str, marker: str) -> str:
     """The path segment of `text` after `marker` (up to '/', '?' or '#'); NULL when absent or empty."""
     tail = f"substr({text}, strpos({text}, '{marker}') + {len(marker)})"
     return f"(CASE WHEN strpos({text}, '{marker}') > 0 THEN nullif(split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1), '') END)"
@@ -208,8 +208,8 @@ def usage_key_sql(wh: Warehouse, row: str) -> str:
     t = f"{row}.event_type"
     payload = f"{row}.event"
     return (
-        f"coalesce(nullif({row}.module_id, ''), {_after(t, '/xblock/')}, {_after(f'{row}.page', '/xblock/')},"
-        f" {_after(t, '/api/courseware/sequence/')},"
+        f"coalesce(nullif({row}.module_id, ''), {path_segment_sql(t, '/xblock/')}, {path_segment_sql(f'{row}.page', '/xblock/')},"
+        f" {path_segment_sql(t, '/api/courseware/sequence/')},"
         f" CASE WHEN {t} LIKE 'edx.ui.lms.sequence.%' THEN coalesce({json_text(wh, payload, 'target_id')}, {json_text(wh, payload, 'id')})"
         f" WHEN {t} IN {in_list(VIDEO_ANY)} THEN {json_text(wh, payload, 'id')}"
         f" WHEN {t} IN {in_list(PROBLEM_EVENTS)} THEN {json_text(wh, payload, 'problem_id')} END)"
