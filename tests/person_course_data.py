@@ -143,7 +143,7 @@ def day1_events() -> list[dict[str, Any]]:
         ev("2024-01-02T13:01:00+00:00", "", "", A, f"/courses/{A}/about", ip="8.8.8.8", event=implicit()),
         # gina: a user id in the context, no enrolment, no auth_user row
         ev("2024-01-02T14:00:00+00:00", "gina", 7, A, cw(A, "ch2"), ip="8.8.8.8", event=implicit()),
-    ]
+    ] + activity_events()
 
 
 def day2_events() -> list[dict[str, Any]]:
@@ -373,7 +373,7 @@ def write_forum(data: Path) -> None:
 
 def write_course_structure(data: Path) -> None:
     """course_structure JSON for A and B (chapters, a video, an html, two problems, a discussion)."""
-    for key in (A_KEY, B_KEY):
+    for key in CHAPTERS:
         org, course, run = key.split("+")
         blocks: dict[str, Any] = {}
 
@@ -412,3 +412,127 @@ def write_package(data: Path) -> None:
     write_database_state(data)
     write_forum(data)
     write_course_structure(data)
+    write_activity_state(data)
+
+
+# -- viewed, visited chapters, the day table's exclusions (issue 16 items 1-3) -------------------
+# Course V (chapters ch1..ch5, all published; the blocks of write_course_structure: chapter chN,
+# sequential chNs, vertical chNv, video chNvid, problem chNp, html chNh). Learners 71-80, one rule each.
+V, V_KEY = "course-v1:UQx+V+1", "UQx+V+1"
+CHAPTERS[V_KEY] = [(f"ch{i}", True) for i in range(1, 6)]
+ACTIVITY_USERS = {
+    71: "vana",  # only the enrolment event: not viewed
+    72: "vbob",  # the enrolment and a /courseware/ page: viewed, one chapter
+    73: "vcat",  # only a background task event: not viewed
+    74: "vdan",  # only the course info page: not viewed, no chapter (NULL)
+    75: "veve",  # no event; a studentmodule chapter row: viewed, one chapter
+    76: "vfay",  # a /courseware/ URL, an /xblock/ page, a studentmodule chapter row, a problem: four chapters, explored
+    77: "vgus",  # a Learning MFE sequence event and a video of another chapter: two chapters, not explored
+    79: "vhal",  # an /xblock/ handler call between two events, and an event with an empty username
+    80: "vivy",  # only an /xblock/ handler call, and a grade: nevents 0, viewed, not inconsistent
+}
+USERS.update({uid: (name, f"{name}@example.net", [V_KEY]) for uid, name in ACTIVITY_USERS.items()})
+ENROLMENTS += [(700 + uid, uid, V, "2023-12-20 09:00:00", 1, "audit") for uid in ACTIVITY_USERS]
+STUDENTMODULE = [  # (id, module_type, module_id, student_id): only chapter rows name a visited chapter
+    (901, "chapter", f"block-v1:{V_KEY}+type@chapter+block@ch2", 75),
+    (902, "chapter", f"block-v1:{V_KEY}+type@chapter+block@ch2", 76),
+    (903, "problem", f"block-v1:{V_KEY}+type@problem+block@ch5p", 76),
+]
+ACTIVITY_GRADES = [(801, V, 80, 0.3)]
+GRADES += ACTIVITY_GRADES
+
+
+def vblock(kind: str, name: str) -> str:
+    return f"block-v1:{V_KEY}+type@{kind}+block@{name}"
+
+
+def activity_events() -> list[dict[str, Any]]:
+    """Course V's events (in the file of 2024-01-02)."""
+    handler = f"/courses/{V}/xblock/{vblock('problem', 'ch2p')}/handler/xmodule_handler/problem_check"
+    enrolled = {"user_id": 0, "course_id": V, "mode": "audit"}
+    return [
+        ev("2024-01-02T09:00:00+00:00", "vana", 71, V, "edx.course.enrollment.activated", "server", "", None, enrolled),
+        ev("2024-01-02T09:00:00+00:00", "vbob", 72, V, "edx.course.enrollment.activated", "server", "", None, enrolled),
+        ev("2024-01-02T09:05:00+00:00", "vbob", 72, V, cw(V, "ch1"), event=implicit()),
+        ev("2024-01-02T09:00:00+00:00", "vcat", 73, V, "edx.grades.course.grade_calculated", "task", "", None, {"percent_grade": 0}),
+        ev("2024-01-02T09:00:00+00:00", "vdan", 74, V, f"/courses/{V}/info", event=implicit()),
+        ev("2024-01-02T09:00:00+00:00", "vfay", 76, V, cw(V, "ch1"), event=implicit()),
+        ev(
+            "2024-01-02T09:01:00+00:00",
+            "vfay",
+            76,
+            V,
+            "edx.ui.lms.link_clicked",
+            "browser",
+            "",
+            "https://courses.edx.org/xblock/" + vblock("vertical", "ch3v"),
+            json.dumps({"current_url": "x", "target_url": "y"}),
+        ),
+        ev("2024-01-02T09:02:00+00:00", "vfay", 76, V, "problem_check", "server", "", None, {"problem_id": vblock("problem", "ch4p")}),
+        ev(
+            "2024-01-02T09:00:00+00:00",
+            "vgus",
+            77,
+            V,
+            "edx.ui.lms.sequence.tab_selected",
+            "browser",
+            "",
+            "https://learning.edx.org/course/x",
+            json.dumps({"id": vblock("vertical", "ch3v"), "current_tab": 1, "tab_count": 1, "target_id": vblock("vertical", "ch3v")}),
+        ),
+        ev("2024-01-02T09:01:00+00:00", "vgus", 77, V, "play_video", "browser", "", None, json.dumps({"id": vblock("video", "ch5vid")})),
+        ev("2024-01-02T10:00:00+00:00", "vhal", 79, V, cw(V, "ch1"), event=implicit()),
+        ev("2024-01-02T10:01:00+00:00", "vhal", 79, V, handler, event=implicit()),
+        ev("2024-01-02T10:02:00+00:00", "vhal", 79, V, "play_video", "browser", "", None, json.dumps({"id": "vid9"})),
+        ev("2024-01-02T10:03:00+00:00", "", 79, V, f"/courses/{V}/progress", event=implicit()),
+        ev("2024-01-02T10:01:00+00:00", "vivy", 80, V, handler, event=implicit()),
+    ]
+
+
+def write_activity_state(data: Path) -> None:
+    """Course V's Database State: accounts, enrolments, studentmodule rows, a grade."""
+    folder = data / "database_state" / PACKAGE
+    stem = V_KEY.replace("+", "-")
+    _tsv(
+        folder / f"{stem}-auth_user-prod-analytics.sql",
+        [
+            "id",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "password",
+            "is_staff",
+            "is_active",
+            "is_superuser",
+            "last_login",
+            "date_joined",
+        ],
+        [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in ACTIVITY_USERS],
+    )
+    _tsv(
+        folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
+        ["id", "user_id", "course_id", "created", "is_active", "mode"],
+        [list(r) for r in ENROLMENTS if r[2] == V],
+    )
+    _tsv(
+        folder / f"{stem}-courseware_studentmodule-prod-analytics.sql",
+        ["id", "module_type", "module_id", "student_id", "state", "grade", "created", "modified", "max_grade", "done", "course_id"],
+        [[i, t, m, u, "{}", "NULL", "2024-01-02 09:00:00", "2024-01-02 09:00:00", "NULL", "na", V] for i, t, m, u in STUDENTMODULE],
+    )
+    _tsv(
+        folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
+        ["id", "course_id", "user_id", "grading_policy_hash", "percent_grade", "letter_grade", "passed_timestamp", "created", "modified"],
+        [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in ACTIVITY_GRADES],
+    )
+
+
+def block_chapters(key: str) -> dict[tuple[str, str], str]:
+    """(category, url_name) -> the url_name of its chapter, for the blocks write_course_structure writes."""
+    out: dict[tuple[str, str], str] = {}
+    for name, _published in CHAPTERS[key]:
+        for category, url_name in (("chapter", name), ("sequential", name + "s"), ("vertical", name + "v")):
+            out[(category, url_name)] = name
+        for category, url_name in (("video", name + "vid"), ("problem", name + "p"), ("html", name + "h")):
+            out[(category, url_name)] = name
+    return out

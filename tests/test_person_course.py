@@ -59,7 +59,7 @@ def course_key(cid: str) -> str:
 
 def chapter_of(line: dict[str, Any]) -> str | None:
     url = line.get("event_type") or ""
-    if "/courseware/" not in url:
+    if not url.startswith("/courses/") or "/courseware/" not in url:
         return None
     part = url[url.index("/courseware/") + len("/courseware/") :].split("/")[0].split("?")[0].split("#")[0]
     return part or None
@@ -103,6 +103,9 @@ def normalise(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "chapter": chapter_of(line),
                 "video": p.get("id") if et in S.VIDEO_PLAY else None,
                 "problem": p.get("problem_id") if et == "problem_check" and line["event_source"] == "server" else None,
+                "page": line.get("page") or "",
+                "module": (ctx.get("module") or {}).get("usage_key"),
+                "payload": p,
             }
         )
     for e in out:
@@ -125,11 +128,103 @@ def classify(e: dict[str, Any]) -> dict[str, int]:
     }
 
 
+# -- viewed, visited chapters and the day table (docs/person_course.md; issue 16 items 1-3) -------
+PROBLEM_EVENTS = {
+    "problem_check",
+    "problem_show",
+    "problem_save",
+    "problem_reset",
+    "problem_graded",
+    "showanswer",
+    "edx.grades.problem.submitted",
+}
+
+
+def in_day_table(e: dict[str, Any]) -> bool:
+    """edx2bigquery's make_person_course_day: `NOT event_type CONTAINS "/xblock/" AND username != ""`."""
+    return "/xblock/" not in e["type"] and bool(e["username"])
+
+
+def learner_action(e: dict[str, Any]) -> bool:
+    """The analytics pipeline's user_activity: task and enrolment events are no activity."""
+    return e["source"] != "task" and not e["type"].startswith("edx.course.enrollment.")
+
+
+def courseware_access(e: dict[str, Any]) -> bool:
+    """The learner was in the courseware (ours; HarvardX-MITx: accessed the courseware tab)."""
+    t = e["type"]
+    return learner_action(e) and (
+        (t.startswith("/courses/") and "/courseware" in t)
+        or t.startswith("/api/courseware/")
+        or "/xblock/" in t
+        or "/xblock/" in e["page"]
+        or t.startswith(("edx.ui.lms.sequence.", "edx.ui.lms.outline."))
+        or t in ("edx.ui.lms.jump_nav.selected", "seq_goto", "seq_next", "seq_prev")
+        or t in S.VIDEO_ANY
+        or t in PROBLEM_EVENTS
+    )
+
+
+def segment_after(text: str, marker: str) -> str | None:
+    if marker not in text:
+        return None
+    return text[text.index(marker) + len(marker) :].split("/")[0].split("?")[0].split("#")[0] or None
+
+
+def usage_key(e: dict[str, Any]) -> str | None:
+    """The block the event touched: context.module.usage_key, an /xblock/ URL, a sequence payload, a video or problem id."""
+    t, p = e["type"], e["payload"]
+    by_type = None
+    if t.startswith("edx.ui.lms.sequence."):
+        by_type = p.get("target_id") or p.get("id")
+    elif t in S.VIDEO_ANY:
+        by_type = p.get("id")
+    elif t in PROBLEM_EVENTS:
+        by_type = p.get("problem_id")
+    for key in (
+        e["module"],
+        segment_after(t, "/xblock/"),
+        segment_after(e["page"], "/xblock/"),
+        segment_after(t, "/api/courseware/sequence/"),
+    ):
+        if key:
+            return key
+    return by_type or None
+
+
+def block_of(key: str | None) -> tuple[str, str] | None:
+    """(category, url_name) of a usage key in its three forms."""
+    if not key:
+        return None
+    if key.startswith("block-v1:") and "+type@" in key and "+block@" in key:
+        return key.split("+type@")[1].split("+")[0], key.split("+block@")[1]
+    if key.startswith("i4x://"):
+        parts = key.split("/")
+        return (parts[4], parts[5]) if len(parts) > 5 else None
+    if key.startswith("i4x-") and "-video-" in key:
+        return "video", key.split("-video-", 1)[1]
+    return None
+
+
+def visited_chapters(key: str, uid: int, mine: list[dict[str, Any]]) -> set[str]:
+    """Chapters of studentmodule `chapter` rows (edx2bigquery's load_nchapters), of /courseware/ URLs, and of touched blocks."""
+    chapters = {e["chapter"] for e in mine if e["chapter"]}
+    ancestry = D.block_chapters(key) if key in D.CHAPTERS else {}
+    for e in mine:
+        block = block_of(usage_key(e))
+        if learner_action(e) and block in ancestry:
+            chapters.add(ancestry[block])
+    for _i, module_type, module_id, student in D.STUDENTMODULE:
+        if module_type == "chapter" and student == uid and course_key(module_id.split(":", 1)[1].split("+type@")[0]) == key:
+            chapters.add((block_of(module_id) or ("", module_id))[1])
+    return chapters
+
+
 def gaps(events: list[dict[str, Any]], cutoff: float = 300) -> dict[Any, list[tuple[Any, float]]]:
-    """(course, learner) -> [(day of the later event, gap seconds)] for the gaps kept."""
+    """(course, learner) -> [(day of the later event, gap seconds)] for the gaps kept (day-table events only)."""
     seqs: dict[Any, list[datetime]] = defaultdict(list)
     for e in events:
-        if e["who"] is not None:
+        if e["who"] is not None and in_day_table(e):
             seqs[(e["key"], e["who"])].append((e["time"], e["day"]))
     result: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for k, seq in seqs.items():
@@ -151,7 +246,7 @@ def reference_person_course(
     kept = gaps(events)
     result = []
     for key in sorted(courses):
-        cid_full = D.A if key == D.A_KEY else D.B
+        cid_full = {D.A_KEY: D.A, D.B_KEY: D.B, D.V_KEY: D.V}[key]
         enrol = {r[1]: r for r in D.ENROLMENTS if course_key(r[2]) == key}
         certs = defaultdict(list)
         for r in D.CERTS:
@@ -162,13 +257,14 @@ def reference_person_course(
         auth = {u: v for u, v in D.USERS.items() if key in v[2]}
         pass_mark = courses[key]["pass_mark"]
         for uid in sorted(people):
-            mine = [e for e in ev if e["uid"] == uid]
+            everything = [e for e in ev if e["uid"] == uid]  # viewed and visited chapters read every event
+            mine = [e for e in everything if in_day_table(e)]
             n = {k: sum(classify(e)[k] for e in mine) for k in classify(ev[0])} if mine else defaultdict(int)
             en = enrol.get(uid)
             cert = latest(certs.get(uid, []), lambda r: (r[6], r[0]))
             grades = [g for _i, c, u, g in D.GRADES if course_key(c) == key and u == uid]
             grade = max(grades) if grades else (cert[3] if cert else None)
-            chapters = {e["chapter"] for e in mine if e["chapter"]}
+            chapters = visited_chapters(key, uid, everything)
             npub = len(published.get(key, set()))
             matched = len(chapters & published.get(key, set()))
             ipn: dict[str, list[datetime]] = defaultdict(list)
@@ -189,9 +285,9 @@ def reference_person_course(
                 "course_id": courses[key]["course_id"] or cid_full,
                 "course_key": key,
                 "user_id": uid,
-                "username": auth[uid][0] if uid in auth else min((e["username"] for e in mine if e["username"]), default=None),
+                "username": auth[uid][0] if uid in auth else min((e["username"] for e in everything if e["username"]), default=None),
                 "registered": int(en is not None),
-                "viewed": int(len({e["day"] for e in mine}) > 0),
+                "viewed": int(any(courseware_access(e) for e in everything) or bool(chapters)),
                 "explored": int(npub > 0 and matched >= math.ceil(npub / 2)),
                 "certified": certified,
                 "completed": int(grade is not None and pass_mark is not None and grade >= pass_mark),
@@ -205,8 +301,8 @@ def reference_person_course(
                 "nevents": nevents,
                 "ndays_act": len({e["day"] for e in mine}),
                 "nvideos_unique_viewed": len({e["video"] for e in mine if e["video"]}),
-                "nchapters": len(chapters),
-                "nchapters_published": matched,
+                "nchapters": len(chapters) or None,
+                "nchapters_published": matched if chapters else None,
                 "attempted_problems": len({e["problem"] for e in mine if e["problem"]}),
                 "nforum_posts": nposts,
                 "nforum_threads": sum(d["_type"] == "CommentThread" for d in posts),
@@ -236,7 +332,7 @@ def reference_person_course(
                 "max_dt": max(g) if g else None,
                 "n_dt": len(g),
                 "sum_dt": sum(g),
-                "inconsistent_flag": int(nevents == 0 and (nposts > 0 or certified == 1 or (grade or 0) > 0)),
+                "inconsistent_flag": int(not everything and (nposts > 0 or certified == 1 or (grade or 0) > 0)),
             }
             for k in (
                 "nplay_video",
@@ -312,12 +408,47 @@ def test_person_course_equals_the_reference(package_on: Any) -> None:
     assert (D.B_KEY, 1) in by and by[(D.A_KEY, 2)]["nevents"] == 0
 
 
+def test_viewed_chapters_and_day_table_rules_worked_by_hand(package_on: Any) -> None:
+    """Course V (chapters ch1..ch5, all published; ceil(5/2) = 3 to explore), each value worked by hand:
+    71 enrolment event only: counted (nevents 1, ndays_act 1), not viewed (user_activity gives enrolments no activity);
+    72 enrolment + /courseware/ch1/: viewed, 1 chapter; 73 a task event only: not viewed;
+    74 /courses/V/info only: not viewed, nchapters NULL (edx2bigquery's load_nchapters has no row);
+    75 no event, a studentmodule chapter row (ch2): viewed (edx2bigquery's rule), 1 chapter;
+    76 /courseware/ch1/ + an /xblock/ page of vertical ch3v + studentmodule ch2 (+ a problem row, not a chapter)
+       + problem_check of ch4p: 4 chapters, explored (4 >= 3);
+    77 edx.ui.lms.sequence.tab_selected to ch3v + play_video of ch5vid: 2 chapters, not explored
+       (2 < 3; edx2bigquery's 2 >= 5 // 2 would say explored);
+    79 /courseware/ch1/, an /xblock/ handler call of ch2p, play_video, an empty-username event:
+       nevents 2 (the call and the nameless event are out), 2 chapters, one gap of 120 s, nprogcheck 0;
+    80 only the /xblock/ call, a grade 0.3: nevents 0, ndays_act 0, viewed, 1 chapter (ch2), not inconsistent."""
+    settings = package_on
+    expected = {  # uid: (viewed, nevents, ndays_act, nchapters, nchapters_published, explored, inconsistent_flag)
+        71: (0, 1, 1, None, None, 0, 0),
+        72: (1, 2, 1, 1, 1, 0, 0),
+        73: (0, 1, 1, None, None, 0, 0),
+        74: (0, 1, 1, None, None, 0, 0),
+        75: (1, 0, 0, 1, 1, 0, 0),
+        76: (1, 3, 1, 4, 4, 1, 0),
+        77: (1, 2, 1, 2, 2, 0, 0),
+        79: (1, 2, 1, 2, 2, 0, 0),
+        80: (1, 0, 0, 1, 1, 0, 0),
+    }
+    got = {
+        r["user_id"]: r
+        for r in query_rows(settings, "SELECT * FROM person_course WHERE course_key = ? ORDER BY user_id", [D.V_KEY], as_dicts=True)
+    }
+    cols = ("viewed", "nevents", "ndays_act", "nchapters", "nchapters_published", "explored", "inconsistent_flag")
+    assert {uid: tuple(r[c] for c in cols) for uid, r in got.items()} == expected
+    assert (got[79]["n_dt"], got[79]["sum_dt"], got[79]["nprogcheck"]) == (1, 120.0, 0)
+    assert got[80]["grade"] == pytest.approx(0.3) and got[80]["first_event"] is None
+
+
 def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any) -> None:
     settings = package
     events = normalise(D.day1_events())
     pc = reference_person_course(events, *warehouse_inputs(settings))
     profiles = {r["course_key"]: r for r in query_rows(settings, "SELECT * FROM course_profile", as_dicts=True)}
-    assert set(profiles) == {D.A_KEY, D.B_KEY}
+    assert set(profiles) == {D.A_KEY, D.B_KEY, D.V_KEY}
     for key, prof in profiles.items():
         mine = [r for r in pc if r["course_key"] == key]
         for col in ("registered", "viewed", "explored", "certified", "completed"):
@@ -455,13 +586,13 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
         got = {r["user_id"]: r for r in query_rows(settings, "SELECT * FROM person_course WHERE course_key = ?", [key], as_dicts=True)}
         for uid, (nevents, ndays, nplay, nchapters, nproblems) in stats.items():
             r = got[int(uid)]
-            assert (r["nevents"], r["ndays_act"], r["nplay_video"], r["nchapters"], r["attempted_problems"]) == (
-                nevents,
-                ndays,
-                nplay,
-                nchapters,
-                nproblems,
-            ), (cid, uid)
+            assert (r["nevents"], r["ndays_act"], r["nplay_video"], r["attempted_problems"]) == (nevents, ndays, nplay, nproblems), (
+                cid,
+                uid,
+            )
+            # the manifest counts the chapters of courseware URLs only; nchapters is the union with the
+            # studentmodule chapter rows and the chapters of touched blocks (docs/person_course.md), so at least as many
+            assert (r["nchapters"] or 0) >= nchapters, (cid, uid)
             checked += 1
     assert checked > 20
     for path, forum in manifest["forums"].items():
@@ -481,3 +612,139 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
             as_dicts=True,
         )
         assert r == [{"registered": 0}]
+
+
+def test_activity_columns_equal_the_reference_on_the_real_fixture_events(
+    fixtures_dir: Path, data_path: Path, settings_for: Any, backend: dict[str, Any]
+) -> None:
+    """viewed, nevents, ndays_act, first/last event, nchapters and inconsistent_flag on the real edX events of
+    ../shared/fixtures, by the reference's rules (in_day_table, courseware_access, visited_chapters) over
+    the events Clickstream parsed (the parse rules are Clickstream's, tested there). The logs carry no user_id: each
+    (course, username) gets an auth_user row; no course structure or studentmodule: visited chapters come from URLs only."""
+    import json
+
+    from test_clickstream import copy_fixtures, events_dir
+
+    copy_fixtures(fixtures_dir, events_dir(data_path))
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    # these old logs carry no context.user_id: give every (course, username) an account, as a package's auth_user does
+    names = [  # a course whose parts hold a '-' cannot be named by a file: its learners stay unmatched (no rows)
+        (k, n)
+        for k, n in query_rows(
+            settings, "SELECT DISTINCT course_key, username FROM events WHERE course_key IS NOT NULL AND username <> '' ORDER BY 1, 2"
+        )
+        if "-" not in k
+    ]
+    ids = {name: 1000 + i for i, name in enumerate(sorted({n for _k, n in names}))}
+    folder = data_path / "database_state" / "latest"
+    for key in sorted({k for k, _n in names}):
+        header = "id\tusername\tfirst_name\tlast_name\temail\tpassword\tis_staff\tis_active\tis_superuser\tlast_login\tdate_joined\n"
+        body = "".join(f"{ids[n]}\t{n}\tF\tL\t{ids[n]}@example.org\t\t0\t1\t0\tNULL\t2013-01-01 00:00:00\n" for k, n in names if k == key)
+        (folder / f"{key.replace('+', '-')}-auth_user-prod-analytics.sql").write_text(header + body, encoding="utf-8")
+    ingest(settings)
+    account = {(k, n): ids[n] for k, n in names}
+
+    def as_payload(value: Any) -> dict[str, Any]:
+        for _ in range(2):  # a JSON value, possibly a string holding a JSON object (browser payloads)
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    return {}
+        return value if isinstance(value, dict) else {}
+
+    rows = query_rows(
+        settings,
+        "SELECT course_key, user_id, username, time, event_type, event_source, page, module_id, CAST(event AS VARCHAR) AS event "
+        "FROM events WHERE course_key IS NOT NULL",
+        as_dicts=True,
+    )
+    by_learner: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        uid = r["user_id"] if r["user_id"] is not None else account.get((r["course_key"], r["username"]))
+        if uid is None:
+            continue
+        t = r["event_type"] or ""
+        by_learner[(r["course_key"], uid)].append(
+            {
+                "type": t,
+                "source": r["event_source"],
+                "username": r["username"] or None,
+                "page": r["page"] or "",
+                "module": r["module_id"],
+                "payload": as_payload(r["event"]),
+                "time": r["time"],
+                "chapter": chapter_of({"event_type": t}),
+            }
+        )
+    got = {
+        (r["course_key"], r["user_id"]): r
+        for r in query_rows(
+            settings,
+            "SELECT course_key, user_id, viewed, nevents, ndays_act, first_event, last_event, nchapters, inconsistent_flag FROM person_course",
+            as_dicts=True,
+        )
+    }
+    assert set(got) == set(by_learner)
+    for (key, uid), everything in by_learner.items():
+        mine = [e for e in everything if in_day_table(e)]
+        chapters = {e["chapter"] for e in everything if e["chapter"]}
+        expected = {
+            "viewed": int(any(courseware_access(e) for e in everything) or bool(chapters)),
+            "nevents": len(mine),
+            "ndays_act": len({e["time"].date() for e in mine}),
+            "first_event": min((e["time"] for e in mine), default=None),
+            "last_event": max((e["time"] for e in mine), default=None),
+            "nchapters": len(chapters) or None,
+            "inconsistent_flag": 0,
+        }
+        assert {c: got[(key, uid)][c] for c in expected} == expected, (key, uid)
+    assert len(got) > 20 and any(r["viewed"] == 0 for r in got.values()) and any(r["viewed"] == 1 for r in got.values())
+    assert any(r["nchapters"] for r in got.values())
+
+
+BLOCK_KEYS = [
+    "block-v1:UQx+V+1+type@problem+block@p2",
+    "block-v1:UQx+V+1+type@vertical+block@vert3",
+    "i4x://UQx/V/video/abc123",
+    "i4x-UQx-V-video-abc123",
+    "i4x://UQx/V",
+    "block-v1:UQx+V+1",  # no type@: no block
+    "vid1",
+    "",
+]
+URLS = [
+    "/courses/course-v1:UQx+V+1/xblock/block-v1:UQx+V+1+type@problem+block@p2/handler/xmodule_handler/problem_check",
+    "https://courses.edx.org/xblock/block-v1:UQx+V+1+type@vertical+block@vert3?show_title=0#x",
+    "/courses/course-v1:UQx+V+1/courseware/ch1/seq1/",
+    "/courses/course-v1:UQx+V+1/courseware/",
+    "/api/courseware/course/course-v1:UQx+V+1",
+    "/courses/course-v1:UQx+V+1/info",
+]
+
+
+def test_block_and_chapter_sql_equal_the_reference_on_both_engines(tmp_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
+    """The SQL that names a touched block and a URL's chapter gives what the reference's rules give, on each engine."""
+    from conftest import make_data_path
+    from optimus.services import learner_events as L
+    from optimus.warehouse import connect
+
+    wh = connect(settings_for(make_data_path(tmp_path / "d"), **backend))
+    try:
+        keys = " UNION ALL ".join("SELECT CAST(? AS VARCHAR) AS k" for _ in BLOCK_KEYS)
+        got = {k: (t, n) for k, t, n in wh.query(f"SELECT k, {L.block_type_sql('k')}, {L.block_name_sql('k')} FROM ({keys}) v", BLOCK_KEYS)}
+        urls = " UNION ALL ".join("SELECT CAST(? AS VARCHAR) AS u" for _ in URLS)
+        segs = {
+            u: (x, c)
+            for u, x, c in wh.query(f"SELECT u, {L.path_segment_sql('u', '/xblock/')}, {L.chapter_sql('u')} FROM ({urls}) v", URLS)
+        }
+    finally:
+        wh.close()
+    for k in BLOCK_KEYS:
+        assert got[k] == (block_of(k) or (None, None)), repr(k)
+    for u in URLS:
+        assert segs[u] == (segment_after(u, "/xblock/"), chapter_of({"event_type": u})), repr(u)
+    # worked by hand
+    assert got["i4x-UQx-V-video-abc123"] == ("video", "abc123") and got["block-v1:UQx+V+1"] == (None, None)
+    assert segs[URLS[1]][0] == "block-v1:UQx+V+1+type@vertical+block@vert3" and segs[URLS[4]] == (None, None)

@@ -11,7 +11,7 @@ import pytest
 
 import person_course_data as D
 from conftest import ingest, query_rows
-from test_person_course import gaps, normalise
+from test_person_course import gaps, in_day_table, normalise
 
 
 def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cutoff: float = 300) -> dict[tuple, dict[str, Any]]:
@@ -19,7 +19,7 @@ def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cut
     names = {uid: u[0] for uid, u in D.USERS.items()}
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
-        if e["who"] is not None:
+        if e["who"] is not None and in_day_table(e):  # no /xblock/ call, no empty username (edx2bigquery)
             groups[(e["key"], e["who"], e["day"])].append(e)
     out = {}
     for (key, who, day), evs in groups.items():
@@ -106,6 +106,25 @@ def test_person_course_day_equals_the_reference_and_gaps_count_on_the_later_day(
     assert day2[0]["max_dt"] == pytest.approx(180.5)
     # the mobile event five days before its file's date is on its own day, and reported
     assert query_rows(settings, "SELECT count(*) AS n FROM person_course_day WHERE date = ?", [date(2023, 12, 28)])[0][0] == 1
+
+
+def test_xblock_calls_and_empty_usernames_are_out_of_the_day_table(package: Any) -> None:
+    """Worked by hand (course V, 2024-01-02): vhal (79) has /courseware/ch1/ at 10:00, an /xblock/ handler
+    call at 10:01, play_video at 10:02, and an event with an empty username (context user_id 79) at 10:03.
+    Only 10:00 and 10:02 are day-table events: nevents 2, one gap of 120 s (not 60 + 60 + 60).
+    vivy (80) has only the /xblock/ call: no day row."""
+    settings = package
+    rows = {
+        r["user_id"]: r
+        for r in query_rows(
+            settings, "SELECT * FROM person_course_day WHERE course_key = ? AND user_id IN (79, 80)", [D.V_KEY], as_dicts=True
+        )
+    }
+    assert set(rows) == {79}
+    hal = rows[79]
+    assert (hal["nevents"], hal["n_dt"], hal["sum_dt"], hal["max_dt"]) == (2, 1, 120.0, 120.0)
+    assert hal["nchapters"] == 1  # the /courseware/ URL's ch1; the day table's chapters are URL chapters of its own events
+    assert str(hal["last_event"]).endswith("10:02:00")
 
 
 def test_event_time_anomalies_per_file_and_course(package: Any) -> None:

@@ -31,6 +31,7 @@ INPUTS: dict[str, dict[str, str]] = {
         "page": "VARCHAR",
         "event": "JSON",
         "file_id": "BIGINT",
+        "module_id": "VARCHAR",
     },
     "auth_user": {"id": "BIGINT", "username": "VARCHAR", "email": "VARCHAR", "course_key": "VARCHAR"},
     "auth_userprofile": {
@@ -63,6 +64,7 @@ INPUTS: dict[str, dict[str, str]] = {
     "grades_persistentcoursegrade": {"user_id": "BIGINT", "percent_grade": "DOUBLE PRECISION", "course_key": "VARCHAR"},
     "student_courseaccessrole": {"user_id": "BIGINT", "role": "VARCHAR", "course_key": "VARCHAR"},
     "django_comment_client_role_users": {"user_id": "BIGINT", "name": "VARCHAR", "course_key": "VARCHAR"},
+    "courseware_studentmodule": {"student_id": "BIGINT", "module_type": "VARCHAR", "module_id": "VARCHAR", "course_key": "VARCHAR"},
     "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
     "forum_posts": {
         "type": "VARCHAR",
@@ -86,6 +88,7 @@ INPUTS: dict[str, dict[str, str]] = {
         "block_id": "VARCHAR",
         "category": "VARCHAR",
         "url_name": "VARCHAR",
+        "chapter_index": "INTEGER",
         "weight": "DOUBLE PRECISION",
         "published": "BOOLEAN",
     },
@@ -149,17 +152,98 @@ def json_text(wh: Warehouse, expr: str, key: str) -> str:
 
 def chapter_sql(event_type: str) -> str:
     """The chapter part of a courseware URL event type (`/courses/{id}/courseware/{chapter}/...`,
-    an implicit event: the page was requested); NULL for any other event."""
+    an implicit event: the page was requested); NULL for any other event (`/api/courseware/...`
+    of the Learning MFE names no chapter)."""
     tail = f"substr({event_type}, strpos({event_type}, '/courseware/') + 12)"
     part = f"split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1)"
-    return f"(CASE WHEN strpos({event_type}, '/courseware/') > 0 THEN nullif({part}, '') END)"
+    return f"(CASE WHEN {event_type} LIKE '/courses/%' AND strpos({event_type}, '/courseware/') > 0 THEN nullif({part}, '') END)"
 
 
-def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> str:
+# Events that show the learner in the courseware (besides a /courseware/ URL or an /xblock/ call):
+# the Learning MFE's navigation, the old sequence navigation, and video and problem interactions.
+PROBLEM_EVENTS = (
+    "problem_check",
+    "problem_show",
+    "problem_save",
+    "problem_reset",
+    "problem_graded",
+    "showanswer",
+    "edx.grades.problem.submitted",
+)
+NAVIGATION_EVENTS = ("edx.ui.lms.jump_nav.selected", "seq_goto", "seq_next", "seq_prev")
+
+
+def learner_action_sql(row: str) -> str:
+    """True unless the event is a background task's or an enrolment's (the analytics pipeline's
+    insights/user_activity.py get_predicate_labels gives neither an activity label)."""
+    return f"(coalesce({row}.event_source, '') <> 'task' AND coalesce({row}.event_type, '') NOT LIKE 'edx.course.enrollment.%')"
+
+
+def courseware_sql(row: str) -> str:
+    """True for an event that shows the learner in the courseware (docs/person_course.md, `viewed`):
+    never a task event or an enrolment event (the analytics pipeline's user_activity gives them no
+    activity); a courseware page, an /xblock/ call (type or page), sequence/outline navigation, a
+    video or problem interaction."""
+    t = f"{row}.event_type"
+    return (
+        f"({learner_action_sql(row)} AND ("
+        f"({t} LIKE '/courses/%' AND strpos({t}, '/courseware') > 0) OR {t} LIKE '/api/courseware/%'"
+        f" OR strpos({t}, '/xblock/') > 0 OR strpos(coalesce({row}.page, ''), '/xblock/') > 0"
+        f" OR {t} LIKE 'edx.ui.lms.sequence.%' OR {t} LIKE 'edx.ui.lms.outline.%' OR {t} IN {in_list(NAVIGATION_EVENTS)}"
+        f" OR {t} IN {in_list(VIDEO_ANY)} OR {t} IN {in_list(PROBLEM_EVENTS)}))"
+    )
+
+
+def path_segment_sql(text: str, marker: str) -> str:
+    """The path segment of `text` after `marker` (up to '/', '?' or '#'); NULL when absent or empty."""
+    tail = f"substr({text}, strpos({text}, '{marker}') + {len(marker)})"
+    return f"(CASE WHEN strpos({text}, '{marker}') > 0 THEN nullif(split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1), '') END)"
+
+
+def usage_key_sql(wh: Warehouse, row: str) -> str:
+    """The usage key of the block an event touched, NULL when none: context.module.usage_key
+    (events.module_id), else the key of an /xblock/ URL (type, then page), of a Learning MFE
+    sequence API URL, of an `edx.ui.lms.sequence.*` payload (target_id, then id), a video's id,
+    or a problem event's problem_id."""
+    t = f"{row}.event_type"
+    payload = f"{row}.event"
+    return (
+        f"coalesce(nullif({row}.module_id, ''), {path_segment_sql(t, '/xblock/')}, {path_segment_sql(f'{row}.page', '/xblock/')},"
+        f" {path_segment_sql(t, '/api/courseware/sequence/')},"
+        f" CASE WHEN {t} LIKE 'edx.ui.lms.sequence.%' THEN coalesce({json_text(wh, payload, 'target_id')}, {json_text(wh, payload, 'id')})"
+        f" WHEN {t} IN {in_list(VIDEO_ANY)} THEN {json_text(wh, payload, 'id')}"
+        f" WHEN {t} IN {in_list(PROBLEM_EVENTS)} THEN {json_text(wh, payload, 'problem_id')} END)"
+    )
+
+
+def block_type_sql(key: str) -> str:
+    """The category of a usage key: `block-v1:...+type@{category}+block@...`, `i4x://org/course/{category}/...`,
+    a video's `i4x-org-course-video-...`; NULL for anything else."""
+    return (
+        f"(CASE WHEN {key} LIKE 'block-v1:%' THEN nullif(split_part(split_part({key}, '+type@', 2), '+', 1), '')"
+        f" WHEN {key} LIKE 'i4x://%' THEN nullif(split_part({key}, '/', 5), '')"
+        f" WHEN {key} LIKE 'i4x-%' AND strpos({key}, '-video-') > 0 THEN 'video' END)"
+    )
+
+
+def block_name_sql(key: str) -> str:
+    """The url_name of a usage key (the forms of block_type_sql); NULL for anything else."""
+    return (
+        f"(CASE WHEN {key} LIKE 'block-v1:%' THEN nullif(split_part({key}, '+block@', 2), '')"
+        f" WHEN {key} LIKE 'i4x://%' THEN nullif(split_part({key}, '/', 6), '')"
+        f" WHEN {key} LIKE 'i4x-%' AND strpos({key}, '-video-') > 0 THEN nullif(substr({key}, strpos({key}, '-video-') + 7), '') END)"
+    )
+
+
+def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "", blocks: bool = False) -> str:
     """SELECT of the events in scope with the learner resolved.
 
     `uid` is events.user_id (context.user_id), else the course's auth_user id of the event's
     username; `who` identifies the learner for ordering gaps (uid, else the username).
+    `in_day_table`: the event counts in person_course_day and the counts built like it (edx2bigquery's
+    make_person_course_day: not an /xblock/ call, a non-empty username); `courseware` and the touched
+    block (`block_type`, `block_name`, with `blocks` only) count for viewed and the visited chapters,
+    whatever in_day_table.
     `scope_filter` is a condition on `e` (the events alias); `scope_join` an inner join that picks
     events by more than their course (a condition correlated with each event's time would make the
     engine deduplicate every event's (course, time) first).
@@ -167,7 +251,15 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
     events, auth = source(wh, "events"), source(wh, "auth_user")
     video = json_text(wh, "e.event", "id")
     problem = json_text(wh, "e.event", "problem_id")
+    # with `blocks`, the touched block's key is computed once, in an inner SELECT; its category and name
+    # outside it (Time Finder needs no block: its SELECT stays flat, which its plan is tuned for)
+    block = f"{usage_key_sql(wh, 'e')} AS block_key," if blocks else ""
+    head, tail = "", ""
+    if blocks:
+        head = f"SELECT touched.*, {block_type_sql('touched.block_key')} AS block_type, {block_name_sql('touched.block_key')} AS block_name FROM ("
+        tail = ") touched"
     return f"""
+        {head}
         SELECT e.event_id, e.time, CAST(e.time AS DATE) AS day, e.course_id, e.course_key,
                coalesce(e.user_id, account_ids.id) AS uid,
                nullif(e.username, '') AS username,
@@ -175,13 +267,15 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "") -> st
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
                e.event_type, e.event_source, nullif(e.ip, '') AS ip,
                {chapter_sql("e.event_type")} AS chapter,
+               {courseware_sql("e")} AS courseware, {learner_action_sql("e")} AS learner_action, {block}
+               (strpos(coalesce(e.event_type, ''), '/xblock/') = 0 AND nullif(e.username, '') IS NOT NULL) AS in_day_table,
                CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
         FROM {events} e {scope_join}
         LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
                    GROUP BY course_key, username) account_ids
           ON e.user_id IS NULL AND account_ids.course_key = e.course_key AND account_ids.username = e.username
-        WHERE e.course_key IS NOT NULL AND {scope_filter}"""
+        WHERE e.course_key IS NOT NULL AND {scope_filter}{tail}"""
 
 
 def flag(cond: str) -> str:

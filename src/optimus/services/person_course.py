@@ -31,7 +31,9 @@ class PersonCourse(Service):
     # explored), so that a new forum dump or course export recomputes its course too
     needs = ("IPToCountry", "TimeFinder", "DatabaseState", "DiscussionForums", "CourseStructure")
     writes = {"person_course": "frozen", "course_profile": "frozen"}
-    rules_version = 2  # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums
+    # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums; 3: viewed (courseware access), nchapters over
+    # visited chapters (studentmodule, URLs, block ancestry; NULL when none), counts without /xblock/ calls
+    rules_version = 3
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course", PC_COLUMNS)

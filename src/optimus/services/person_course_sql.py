@@ -15,6 +15,7 @@ from optimus.services.learner_events import (  # the event classes are re-export
     VIDEO_PAUSE,
     VIDEO_PLAY,
     VIDEO_SEEK,
+    block_name_sql,
     counts_sql,
     flag,
     in_list,
@@ -184,8 +185,8 @@ def person_course_insert(wh: Warehouse) -> str:
     nforum_posts = f"coalesce({forum}.nforum_posts, 0)"
     pass_mark = "course_facts.pass_mark"
     chapters_half = (
-        f"coalesce(published_chapter_counts.n_published, 0) > 0 "
-        f"AND coalesce({activity}.nchapters_published, 0) >= ceil(published_chapter_counts.n_published / 2.0)"
+        "coalesce(published_chapter_counts.n_published, 0) > 0 "
+        "AND coalesce(chapter_counts.nchapters_published, 0) >= ceil(published_chapter_counts.n_published / 2.0)"
     )
     zero_if_no_events = (
         "nplay_video",
@@ -193,8 +194,6 @@ def person_course_insert(wh: Warehouse) -> str:
         "nvideos_unique_viewed",
         "npause_video",
         "nseek_video",
-        "nchapters",
-        "nchapters_published",
         "nproblem_check",
         "attempted_problems",
         "nshow_answer",
@@ -206,9 +205,9 @@ def person_course_insert(wh: Warehouse) -> str:
         "course_id": "course_facts.course_id",
         "course_key": "learners.course_key",
         "user_id": "learners.user_id",
-        "username": f"coalesce(accounts.username, {activity}.username)",
+        "username": "coalesce(accounts.username, learner_access.username)",
         "registered": flag(f"{enrollment}.user_id IS NOT NULL"),
-        "viewed": flag(f"{ndays} > 0"),
+        "viewed": flag("learner_access.viewed_by_events = 1 OR chapter_counts.nchapters IS NOT NULL"),
         "explored": flag(chapters_half),
         "certified": flag(f"{certificate}.status = 'downloadable'"),
         "completed": flag(f"{grade} IS NOT NULL AND {pass_mark} IS NOT NULL AND {grade} >= {pass_mark}"),
@@ -222,6 +221,8 @@ def person_course_insert(wh: Warehouse) -> str:
         "nevents": f"coalesce({activity}.nevents, 0)",
         "ndays_act": ndays,
         **{name: f"coalesce({activity}.{name}, 0)" for name in zero_if_no_events},
+        "nchapters": "chapter_counts.nchapters",  # NULL without a visited chapter, as edx2bigquery's load_nchapters
+        "nchapters_published": "chapter_counts.nchapters_published",
         "nforum_posts": nforum_posts,
         **{
             name: f"coalesce({forum}.{name}, 0)"
@@ -252,7 +253,7 @@ def person_course_insert(wh: Warehouse) -> str:
         **{column: f"coalesce(access_roles.{q(column)}, 0)" for column in ACCESS_ROLES.values()},
         **{column: f"coalesce(forum_roles.{q(column)}, 0)" for column in FORUM_ROLES.values()},
         "inconsistent_flag": flag(
-            f"coalesce({activity}.nevents, 0) = 0 AND ({nforum_posts} > 0 OR {certificate}.status = 'downloadable' OR coalesce({grade}, 0) > 0)"
+            f"coalesce(learner_access.nevents_any, 0) = 0 AND ({nforum_posts} > 0 OR {certificate}.status = 'downloadable' OR coalesce({grade}, 0) > 0)"
         ),
         "rules_version": "?",
         "computed_at": "current_timestamp",
@@ -261,7 +262,7 @@ def person_course_insert(wh: Warehouse) -> str:
     return f"""
         {insert}
         WITH
-        learner_events AS NOT MATERIALIZED ({learner_events(wh, f"e.{inscope}")}),
+        learner_events AS NOT MATERIALIZED ({learner_events(wh, f"e.{inscope}", blocks=True)}),
         accounts AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src["auth_user"]} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
         user_ids_by_username AS (SELECT course_key, username, min(id) AS user_id FROM {src["auth_user"]} a
@@ -284,13 +285,31 @@ def person_course_insert(wh: Warehouse) -> str:
                    count(DISTINCT learner_events.day) AS ndays_act,
                    min(learner_events.time) AS first_event, max(learner_events.time) AS last_event,
                    min(learner_events.username) AS username,
-                   count(DISTINCT learner_events.chapter) AS nchapters, count(DISTINCT published_chapters.url_name) AS nchapters_published,
                    count(DISTINCT learner_events.video_id) AS nvideos_unique_viewed,
                    count(DISTINCT learner_events.problem_id) AS attempted_problems,
                    {event_sums}
-               FROM learner_events LEFT JOIN published_chapters
-                 ON published_chapters.course_key = learner_events.course_key AND published_chapters.url_name = learner_events.chapter
-               WHERE learner_events.uid IS NOT NULL GROUP BY learner_events.course_key, learner_events.uid),
+               FROM learner_events
+               WHERE learner_events.uid IS NOT NULL AND learner_events.in_day_table GROUP BY learner_events.course_key, learner_events.uid),
+        learner_access AS (SELECT course_key, uid, max(CASE WHEN courseware THEN 1 ELSE 0 END) AS viewed_by_events,
+                   count(*) AS nevents_any, min(username) AS username
+               FROM learner_events WHERE uid IS NOT NULL GROUP BY course_key, uid),
+        block_chapters AS (SELECT DISTINCT block.course_key, block.category, block.url_name, chapter.url_name AS chapter
+               FROM {src["course_blocks"]} block JOIN {src["course_blocks"]} chapter
+                 ON chapter.course_key = block.course_key AND chapter.category = 'chapter' AND chapter.chapter_index = block.chapter_index
+               WHERE block.{inscope} AND block.url_name IS NOT NULL AND chapter.url_name IS NOT NULL),
+        visited_chapters AS (SELECT course_key, uid, chapter FROM learner_events
+                   WHERE uid IS NOT NULL AND chapter IS NOT NULL AND learner_action
+               UNION SELECT learner_events.course_key, learner_events.uid, block_chapters.chapter FROM learner_events JOIN block_chapters
+                   ON block_chapters.course_key = learner_events.course_key AND block_chapters.category = learner_events.block_type
+                      AND block_chapters.url_name = learner_events.block_name
+                   WHERE learner_events.uid IS NOT NULL AND learner_events.learner_action
+               UNION SELECT course_key, student_id, coalesce({block_name_sql("module_id")}, nullif(module_id, '')) FROM {src["courseware_studentmodule"]} sm
+                   WHERE {inscope} AND module_type = 'chapter' AND student_id IS NOT NULL AND nullif(module_id, '') IS NOT NULL),
+        chapter_counts AS (SELECT visited_chapters.course_key, visited_chapters.uid, count(DISTINCT visited_chapters.chapter) AS nchapters,
+                   count(DISTINCT published_chapters.url_name) AS nchapters_published
+               FROM visited_chapters LEFT JOIN published_chapters
+                 ON published_chapters.course_key = visited_chapters.course_key AND published_chapters.url_name = visited_chapters.chapter
+               GROUP BY visited_chapters.course_key, visited_chapters.uid),
         ip_counts AS (SELECT course_key, uid, ip, count(*) AS n, max(time) AS latest FROM learner_events
                 WHERE uid IS NOT NULL AND ip IS NOT NULL GROUP BY course_key, uid, ip),
         modal_ip AS (SELECT * FROM (SELECT ip_counts.*,
@@ -321,7 +340,7 @@ def person_course_insert(wh: Warehouse) -> str:
                     (SELECT min(event.course_id) FROM {src["events"]} event WHERE event.course_key = scope.course_key)) AS course_id,
                     (SELECT max(course.pass_mark) FROM {src["courses"]} course WHERE course.course_key = scope.course_key) AS pass_mark
                 FROM _pc_scope scope),
-        learners AS (SELECT course_key, user_id FROM {enrollment} UNION SELECT course_key, uid FROM {activity}
+        learners AS (SELECT course_key, user_id FROM {enrollment} UNION SELECT course_key, uid FROM learner_access
                    UNION SELECT course_key, user_id FROM {certificate})
         SELECT {select}
         FROM learners
@@ -332,6 +351,8 @@ def person_course_insert(wh: Warehouse) -> str:
         LEFT JOIN course_grade ON course_grade.course_key = learners.course_key AND course_grade.user_id = learners.user_id
         LEFT JOIN {profile} ON {profile}.course_key = learners.course_key AND {profile}.user_id = learners.user_id
         LEFT JOIN {activity} ON {activity}.course_key = learners.course_key AND {activity}.uid = learners.user_id
+        LEFT JOIN learner_access ON learner_access.course_key = learners.course_key AND learner_access.uid = learners.user_id
+        LEFT JOIN chapter_counts ON chapter_counts.course_key = learners.course_key AND chapter_counts.uid = learners.user_id
         LEFT JOIN published_chapter_counts ON published_chapter_counts.course_key = learners.course_key
         LEFT JOIN modal_ip ON modal_ip.course_key = learners.course_key AND modal_ip.uid = learners.user_id
         LEFT JOIN {src["ip_geo"]} ip_geo ON ip_geo.ip = modal_ip.ip

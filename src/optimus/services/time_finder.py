@@ -6,6 +6,9 @@ per course, learner and day with events) and `event_time_anomalies` (events more
 away from their file's date). Recomputes only the (course, day) pairs that new files touched,
 plus the days after them whose first gap may now start on a touched day. Needs Clickstream.
 
+Events whose type contains `/xblock/` and events with an empty username are left out of every
+column (edx2bigquery's make_person_course_day: `NOT event_type CONTAINS "/xblock/" AND username != ""`).
+
 Gap rule (docs/person_course.md): a learner's events in a course are ordered by time (ties need
 no order: they give the same gaps either way); each event after the first has a gap to the
 previous one, counted on the day of the later event; gaps above settings.time_gap_cutoff
@@ -71,7 +74,9 @@ class TimeFinder(Service):
     name = "TimeFinder"
     needs = ("Clickstream",)
     writes = {"person_course_day": "frozen", "event_time_anomalies": "frozen"}
-    rules_version = 2  # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
+    # 2: gaps summed as whole microseconds (the same bits whatever the thread count);
+    # 3: /xblock/ calls and events with an empty username left out (edx2bigquery's make_person_course_day)
+    rules_version = 3
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course_day", DAY_COLUMNS)
@@ -182,7 +187,7 @@ class TimeFinder(Service):
                 SELECT course_key, who, day,
                        CAST(round(EXTRACT(EPOCH FROM (time - lag(time) OVER (PARTITION BY course_key, who ORDER BY time))) * 1000000)
                             AS BIGINT) AS gap_us
-                FROM learner_events WHERE who IS NOT NULL
+                FROM learner_events WHERE who IS NOT NULL AND in_day_table
             ),
             day_gaps AS (
                 SELECT course_key, who, day, CAST(coalesce(sum(kept_us), 0) AS BIGINT) AS sum_us, count(kept_us) AS n_dt,
@@ -199,7 +204,7 @@ class TimeFinder(Service):
                        {sums}, count(DISTINCT learner_events.chapter) AS nchapters
                 FROM learner_events JOIN _tf_days days_in_scope
                   ON days_in_scope.course_key = learner_events.course_key AND days_in_scope.day = learner_events.day
-                WHERE learner_events.who IS NOT NULL GROUP BY learner_events.course_key, learner_events.who, learner_events.day
+                WHERE learner_events.who IS NOT NULL AND learner_events.in_day_table GROUP BY learner_events.course_key, learner_events.who, learner_events.day
             )
             SELECT {select}
             FROM learner_days
