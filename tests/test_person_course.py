@@ -101,7 +101,7 @@ def normalise(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "source": line["event_source"],
                 "ip": line["ip"] or None,
                 "chapter": chapter_of(line),
-                "video": p.get("id") if et in S.VIDEO_PLAY else None,
+                "video": video_block_id(p.get("id")) if et in VIDEO_WATCHED else None,
                 "problem": p.get("problem_id") if et == "problem_check" and line["event_source"] == "server" else None,
             }
         )
@@ -114,10 +114,13 @@ def classify(e: dict[str, Any]) -> dict[str, int]:
     t = e["type"]
     return {
         "nplay_video": int(t in S.VIDEO_PLAY),
-        "nvideo": int(t in S.VIDEO_ANY),
+        "nvideo": int(t in S.VIDEO_PLAY),  # edx2bigquery: nvideo and nplay_video are one number
+        "nvideo_events": int(t in S.VIDEO_ANY),
         "npause_video": int(t in S.VIDEO_PAUSE),
         "nseek_video": int(t in S.VIDEO_SEEK),
-        "nproblem_check": int(t == "problem_check" and e["source"] == "server"),
+        "ntranscript": int(t in ("show_transcript", "edx.video.transcript.shown")),
+        "nproblem_check": int(t == "problem_check"),  # browser and server
+        "nproblem_check_server": int(t == "problem_check" and e["source"] == "server"),
         "nshow_answer": int(t == "showanswer"),
         "nseq_goto": int(t == "seq_goto"),
         "nprogcheck": int(t.startswith("/courses/") and (t.endswith("/progress") or t.endswith("/progress/"))),
@@ -194,7 +197,7 @@ def reference_person_course(
                 "viewed": int(len({e["day"] for e in mine}) > 0),
                 "explored": int(npub > 0 and matched >= math.ceil(npub / 2)),
                 "certified": certified,
-                "completed": int(grade is not None and pass_mark is not None and grade >= pass_mark),
+                "completed": completed_rule(grade, pass_mark, cert[4] if cert else None),
                 "grade": grade,
                 "passing_grade": pass_mark,
                 "mode": en[5] if en else None,
@@ -205,6 +208,7 @@ def reference_person_course(
                 "nevents": nevents,
                 "ndays_act": len({e["day"] for e in mine}),
                 "nvideos_unique_viewed": len({e["video"] for e in mine if e["video"]}),
+                "nvideos_total_watched": total_watched({e["video"] for e in mine if e["video"]}, courses[key].get("nvideos")),
                 "nchapters": len(chapters),
                 "nchapters_published": matched,
                 "attempted_problems": len({e["problem"] for e in mine if e["problem"]}),
@@ -241,23 +245,86 @@ def reference_person_course(
             for k in (
                 "nplay_video",
                 "nvideo",
+                "nvideo_events",
                 "npause_video",
                 "nseek_video",
+                "ntranscript",
                 "nproblem_check",
+                "nproblem_check_server",
                 "nshow_answer",
                 "nseq_goto",
                 "nprogcheck",
                 "nforum_events",
             ):
                 row[k] = n[k]
-            words = [role for role in S.ACCESS_ROLES if role in access] + [name for name in S.FORUM_ROLES if name in forum_roles]
-            row["roles"] = ",".join(words) or None
-            for role, flag in S.ACCESS_ROLES.items():
-                row[flag] = int(role in access)
-            for name, flag in S.FORUM_ROLES.items():
-                row[flag] = int(name in forum_roles)
+            row.update(role_columns(access, forum_roles))
             result.append(row)
     return result
+
+
+# -- h8: issue 16 items 4-7, each column from the published rule -----------------------------------
+# Video events of a watched video: edx2bigquery's make_video_analysis.py:createVideoStats_day reads
+# play_video, pause_video and stop_video; Optimus also reads their mobile names.
+VIDEO_WATCHED = ("play_video", "pause_video", "stop_video", "edx.video.played", "edx.video.paused", "edx.video.stopped")
+
+
+def video_block_id(raw: Any) -> str | None:
+    """A video event's id reduced to the block's own id (ours: edx2bigquery reduces only `i4x-…-video-H`)."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    vid = raw.strip()
+    if "+block@" in vid:
+        vid = vid.split("+block@")[1]
+    elif "/video/" in vid:
+        vid = vid.split("/video/")[1]
+    elif vid.startswith("i4x-") and "-video-" in vid:
+        vid = vid[vid.index("-video-") + len("-video-") :]
+    return vid or None
+
+
+def total_watched(videos: set[str], nvideos: int | None) -> float | None:
+    """make_video_analysis.py:createPersonCourseVideo: `count(*) / n_total_videos` (NULL: no videos in the course)."""
+    return len(videos) / nvideos if nvideos else None
+
+
+def completed_rule(grade: float | None, pass_mark: float | None, cert_status: str | None) -> int:
+    """make_person_course.py:compute_first_phase: grade >= passing grade, or a downloadable certificate."""
+    return int((grade is not None and pass_mark is not None and grade >= pass_mark) or cert_status == "downloadable")
+
+
+COURSE_ROLE_FLAGS = {
+    "beta_testers": "roles_isBetaTester",
+    "instructor": "roles_isInstructor",
+    "staff": "roles_isStaff",
+    "ccx_coach": "roles_isCCX",
+    "finance_admin": "roles_isFinance",
+    "library_user": "roles_isLibrary",
+    "sales_admin": "roles_isSales",
+}
+FORUM_ROLE_FLAGS = {
+    "Administrator": "forumRoles_isAdmin",
+    "Community TA": "forumRoles_isCommunityTA",
+    "Moderator": "forumRoles_isModerator",
+    "Student": "forumRoles_isStudent",
+}
+ROLES_LISTED = ["instructor", "staff", "beta_testers", "ccx_coach", "finance_admin", "sales_admin", "library_user", "data_researcher"]
+FORUM_ROLES_LISTED = ["Administrator", "Moderator", "Group Moderator", "Community TA", "Student"]
+
+
+def role_columns(access: set[str], forum: set[str]) -> dict[str, Any]:
+    """make_roles.py: flags 1 or NULL; `roles` = createRoleVar (Staff for any course role, ours, or a
+    forum Administrator, Community TA or Moderator; else Student; NULL without role rows);
+    `roles_list` (ours) the role names in a fixed order."""
+    out: dict[str, Any] = {flag: (1 if role in access else None) for role, flag in COURSE_ROLE_FLAGS.items()}
+    out.update({flag: (1 if name in forum else None) for name, flag in FORUM_ROLE_FLAGS.items()})
+    if access or forum & {"Administrator", "Community TA", "Moderator"}:
+        out["roles"] = "Staff"
+    elif forum:
+        out["roles"] = "Student"
+    else:
+        out["roles"] = None
+    out["roles_list"] = ",".join([r for r in ROLES_LISTED if r in access] + [f for f in FORUM_ROLES_LISTED if f in forum]) or None
+    return out
 
 
 def warehouse_inputs(settings: Any) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]], dict[str, dict[str, Any]]]:
@@ -265,6 +332,12 @@ def warehouse_inputs(settings: Any) -> tuple[dict[str, dict[str, Any]], dict[str
     courses = {r["course_key"]: r for r in query_rows(settings, "SELECT course_key, course_id, pass_mark FROM courses", as_dicts=True)}
     for key in (D.A_KEY, D.B_KEY):
         courses.setdefault(key, {"course_id": None, "pass_mark": None})
+    for r in query_rows(
+        settings,
+        "SELECT course_key, count(*) AS n FROM course_blocks WHERE category = 'video' AND published IS NOT false GROUP BY course_key",
+        as_dicts=True,
+    ):
+        courses[r["course_key"]]["nvideos"] = r["n"]
     published: dict[str, set[str]] = defaultdict(set)
     for r in query_rows(
         settings, "SELECT course_key, url_name FROM course_blocks WHERE category = 'chapter' AND published IS NOT false", as_dicts=True
@@ -317,11 +390,14 @@ def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any
     events = normalise(D.day1_events())
     pc = reference_person_course(events, *warehouse_inputs(settings))
     profiles = {r["course_key"]: r for r in query_rows(settings, "SELECT * FROM course_profile", as_dicts=True)}
-    assert set(profiles) == {D.A_KEY, D.B_KEY}
+    assert set(profiles) == {D.A_KEY, D.B_KEY, D.C_KEY}
     for key, prof in profiles.items():
         mine = [r for r in pc if r["course_key"] == key]
-        for col in ("registered", "viewed", "explored", "certified", "completed"):
-            assert prof[col] == sum(r[col] for r in mine), (key, col)
+        assert prof["registered"] == sum(r["registered"] for r in mine), key
+        for col in ("viewed", "explored", "certified", "completed"):  # among registered learners; the others apart
+            assert prof[col] == sum(r[col] for r in mine if r["registered"] == 1), (key, col)
+            assert prof[f"{col}_not_registered"] == sum(r[col] for r in mine if r["registered"] == 0), (key, col)
+        assert prof["not_registered_with_events"] == sum(r["registered"] == 0 and r["nevents"] > 0 for r in mine)
         assert prof["learners"] == len(mine)
         assert prof["nmode_audit"] == sum(r["registered"] == 1 and r["mode"] == "audit" for r in mine)
         assert prof["nmode_verified"] == sum(r["registered"] == 1 and r["mode"] == "verified" for r in mine)
@@ -329,6 +405,8 @@ def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any
         assert prof["nevents"] == len(ev)
         assert prof["nevents_unmatched"] == sum(e["uid"] is None for e in ev)
         assert prof["nusernames_unmatched"] == len({e["username"] for e in ev if e["uid"] is None and e["username"]})
+        if key == D.C_KEY:
+            continue  # C's blocks: test_h8_course_profile_counts_registered_learners
         published = [c for c, p in D.CHAPTERS[key] if p]
         assert prof["nchapters"] == len(published)
         assert prof["nvideos"] == len(published) and prof["nhtml"] == len(published)
@@ -386,7 +464,7 @@ def test_person_course_waits_while_clickstream_has_queued_files(package: Any) ->
     assert got[(D.A_KEY, 1)]["nevents"] == len(
         [e for e in normalise(D.day1_events() + D.day2_events()) if e["key"] == D.A_KEY and e["uid"] == 1]
     )
-    assert got[(D.A_KEY, 6)]["roles_isInstructor"] == 0
+    assert got[(D.A_KEY, 6)]["roles_isInstructor"] is None
 
 
 def test_exports_are_private_and_the_deidentified_copy_has_no_identifiers(package: Any, cli: Any) -> None:
@@ -481,3 +559,73 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
             as_dicts=True,
         )
         assert r == [{"registered": 0}]
+
+
+# -- h8: crafted tests for issue 16 items 4-7 (course C of person_course_data; values worked by hand) -----------
+
+
+def _c_rows(settings: Any) -> dict[int, dict[str, Any]]:
+    return {r["user_id"]: r for r in query_rows(settings, "SELECT * FROM person_course WHERE course_key = ?", [D.C_KEY], as_dicts=True)}
+
+
+def test_h8_video_counts(package_on: Any) -> None:
+    """vera in C: play_video `i4x-UQx-Counts-video-abc`, a mobile play (name edx.video.played) of
+    `block-v1:…+block@abc`, pause_video `i4x://UQx/Counts/video/def`, stop_video ` block-v1:…+block@def `,
+    show_transcript `abc`, load_video `ghi`; the course has 4 videos."""
+    vera = _c_rows(package_on)[81]
+    assert vera["nplay_video"] == 2 and vera["nvideo"] == 2  # the two plays, the mobile name counted
+    assert vera["nvideo_events"] == 6  # play, mobile play, pause, stop, show_transcript, load_video
+    assert vera["npause_video"] == 1 and vera["ntranscript"] == 1
+    assert vera["nvideos_unique_viewed"] == 2  # abc and def (load_video is not a play, pause or stop)
+    assert vera["nvideos_total_watched"] == 0.5  # 2 of 4
+    # a learner without events has 0 of C's 4 videos; a course without video blocks gives NULL
+    assert _c_rows(package_on)[82]["nvideos_total_watched"] == 0.0
+
+
+def test_h8_problem_check_counts_browser_and_server(package_on: Any) -> None:
+    """vera: a browser problem_check and its server twin (pp1), and one more server check (pp2)."""
+    vera = _c_rows(package_on)[81]
+    assert vera["nproblem_check"] == 3
+    assert vera["nproblem_check_server"] == 2
+    assert vera["attempted_problems"] == 2  # pp1, pp2 (server checks)
+    day = query_rows(
+        package_on, "SELECT nproblem_check FROM person_course_day WHERE course_key = ? AND user_id = 81", [D.C_KEY], as_dicts=True
+    )
+    assert day == [{"nproblem_check": 3}]
+
+
+def test_h8_roles_as_make_roles(package_on: Any) -> None:
+    rows = _c_rows(package_on)
+    flags = [*COURSE_ROLE_FLAGS.values(), *FORUM_ROLE_FLAGS.values()]
+
+    def set_flags(uid: int) -> dict[str, Any]:
+        return {f: rows[uid][f] for f in flags if rows[uid][f] is not None}
+
+    assert (rows[82]["roles"], set_flags(82), rows[82]["roles_list"]) == ("Staff", {"roles_isBetaTester": 1}, "beta_testers")
+    assert (rows[83]["roles"], set_flags(83), rows[83]["roles_list"]) == ("Student", {"forumRoles_isStudent": 1}, "Student")
+    assert (rows[84]["roles"], set_flags(84), rows[84]["roles_list"]) == (None, {}, None)  # no role rows
+    assert (rows[85]["roles"], set_flags(85)) == ("Staff", {"forumRoles_isCommunityTA": 1, "forumRoles_isStudent": 1})
+    assert rows[85]["roles_list"] == "Community TA,Student"
+    # a course role outside make_roles' list: Staff (ours; edx2bigquery: Student), no flag, kept in roles_list
+    assert (rows[86]["roles"], set_flags(86), rows[86]["roles_list"]) == ("Staff", {}, "data_researcher")
+    assert set(rows[84]) >= set(flags) and "roles_isDataResearcher" not in rows[84]
+
+
+def test_h8_completed_is_a_pass_or_a_downloadable_certificate(package_on: Any) -> None:
+    """Pass mark 0.5: nick 0.4 + downloadable -> 1; olga no grade + downloadable -> 1; paul 0.6 +
+    notpassing -> 1; quinn 0.4, no certificate -> 0; vera no grade -> 0."""
+    rows = _c_rows(package_on)
+    assert rows[87]["passing_grade"] == 0.5
+    assert {u: rows[u]["completed"] for u in (87, 88, 89, 90, 81)} == {87: 1, 88: 1, 89: 1, 90: 0, 81: 0}
+
+
+def test_h8_course_profile_counts_registered_learners(package_on: Any) -> None:
+    """C: 10 enrolled (vera, ivan..quinn); rita has events and no enrolment; sam a downloadable
+    certificate and no enrolment. Only vera (enrolled) and rita have events, both visit cch1, C's one chapter."""
+    (prof,) = query_rows(package_on, "SELECT * FROM course_profile WHERE course_key = ?", [D.C_KEY], as_dicts=True)
+    assert (prof["registered"], prof["learners"], prof["not_registered"]) == (10, 12, 2)
+    assert (prof["viewed"], prof["explored"], prof["certified"], prof["completed"]) == (1, 1, 2, 3)  # vera; vera; nick, olga; +paul
+    assert (prof["viewed_not_registered"], prof["explored_not_registered"]) == (1, 1)  # rita
+    assert (prof["certified_not_registered"], prof["completed_not_registered"]) == (1, 1)  # sam
+    assert prof["not_registered_with_events"] == 1  # rita
+    assert prof["nvideos"] == 4

@@ -71,7 +71,9 @@ class TimeFinder(Service):
     name = "TimeFinder"
     needs = ("Clickstream",)
     writes = {"person_course_day": "frozen", "event_time_anomalies": "frozen"}
-    rules_version = 2  # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
+    # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
+    # 3: nproblem_check counts browser and server problem_check events (issue 16, as edx2bigquery)
+    rules_version = 3
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course_day", DAY_COLUMNS)
