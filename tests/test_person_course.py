@@ -21,7 +21,9 @@ import pytest
 
 import person_course_data as D
 from conftest import ingest, query_rows
+from optimus.pipeline import open_warehouse
 from optimus.services import person_course_sql as S
+from optimus.services.person_course import PersonCourse
 
 # -- running the real pipeline ------------------------------------------------------------------
 
@@ -578,8 +580,7 @@ def test_h8_video_counts(package_on: Any) -> None:
     assert vera["npause_video"] == 1 and vera["ntranscript"] == 1
     assert vera["nvideos_unique_viewed"] == 2  # abc and def (load_video is not a play, pause or stop)
     assert vera["nvideos_total_watched"] == 0.5  # 2 of 4
-    # a learner without events has 0 of C's 4 videos; a course without video blocks gives NULL
-    assert _c_rows(package_on)[82]["nvideos_total_watched"] == 0.0
+    assert _c_rows(package_on)[82]["nvideos_total_watched"] == 0.0  # no events: 0 of C's 4 videos
 
 
 def test_h8_problem_check_counts_browser_and_server(package_on: Any) -> None:
@@ -629,3 +630,25 @@ def test_h8_course_profile_counts_registered_learners(package_on: Any) -> None:
     assert (prof["certified_not_registered"], prof["completed_not_registered"]) == (1, 1)  # sam
     assert prof["not_registered_with_events"] == 1  # rita
     assert prof["nvideos"] == 4
+
+
+def test_h8_a_warehouse_of_rules_version_2_gets_the_new_columns_and_recomputes(package_on: Any) -> None:
+    """A table made by rules version 2 (old role flag, no ntranscript, no course_profile split) is
+    given today's columns at the next start and every course is recomputed."""
+    settings = package_on
+    wh = open_warehouse(settings)
+    try:
+        with wh.transaction():
+            wh.execute('ALTER TABLE person_course ADD COLUMN "roles_isCCXCoach" INTEGER')
+            wh.execute("ALTER TABLE person_course DROP COLUMN ntranscript")
+            wh.execute("ALTER TABLE course_profile DROP COLUMN viewed_not_registered")
+            wh.execute("UPDATE person_course SET rules_version = 2, nvideo = 99")
+            wh.execute("UPDATE service_runs SET rules_version = 2 WHERE service = 'PersonCourse'")
+    finally:
+        wh.close()
+    ingest(settings)
+    columns = query_rows(settings, "SELECT * FROM person_course WHERE course_key = ? AND user_id = 81", [D.C_KEY], as_dicts=True)[0]
+    assert set(columns) == set(S.PC_COLUMNS)
+    assert (columns["ntranscript"], columns["nvideo"], columns["rules_version"]) == (1, 2, PersonCourse.rules_version)
+    (prof,) = query_rows(settings, "SELECT viewed_not_registered FROM course_profile WHERE course_key = ?", [D.C_KEY], as_dicts=True)
+    assert prof == {"viewed_not_registered": 1}
