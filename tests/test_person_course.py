@@ -590,9 +590,12 @@ def test_h8_problem_check_counts_browser_and_server(package_on: Any) -> None:
     assert vera["nproblem_check_server"] == 2
     assert vera["attempted_problems"] == 2  # pp1, pp2 (server checks)
     day = query_rows(
-        package_on, "SELECT nproblem_check FROM person_course_day WHERE course_key = ? AND user_id = 81", [D.C_KEY], as_dicts=True
+        package_on,
+        "SELECT nproblem_check, nproblem_check_server FROM person_course_day WHERE course_key = ? AND user_id = 81",
+        [D.C_KEY],
+        as_dicts=True,
     )
-    assert day == [{"nproblem_check": 3}]
+    assert day == [{"nproblem_check": 3, "nproblem_check_server": 2}]
 
 
 def test_h8_roles_as_make_roles(package_on: Any) -> None:
