@@ -276,12 +276,15 @@ def video_block_id(raw: Any) -> str | None:
         return None
     vid = raw.strip()
     if "+block@" in vid:
-        vid = vid.split("+block@")[1]
-    elif "/video/" in vid:
-        vid = vid.split("/video/")[1]
-    elif vid.startswith("i4x-") and "-video-" in vid:
-        vid = vid[vid.index("-video-") + len("-video-") :]
-    return vid or None
+        return vid.split("+block@")[1] or None
+    for marker in ("/video/", "/videoalpha/"):
+        if marker in vid:
+            return vid.split(marker)[1] or None
+    if vid.startswith("i4x-"):
+        for marker in ("-video-", "-videoalpha-"):
+            if marker in vid:
+                return vid[vid.index(marker) + len(marker) :] or None
+    return vid
 
 
 def total_watched(videos: set[str], nvideos: int | None) -> float | None:
@@ -655,3 +658,30 @@ def test_h8_a_warehouse_of_rules_version_2_gets_the_new_columns_and_recomputes(p
     assert (columns["ntranscript"], columns["nvideo"], columns["rules_version"]) == (1, 2, PersonCourse.rules_version)
     (prof,) = query_rows(settings, "SELECT viewed_not_registered FROM course_profile WHERE course_key = ?", [D.C_KEY], as_dicts=True)
     assert prof == {"viewed_not_registered": 1}
+
+
+VIDEO_IDS = [
+    "i4x-UQx-Counts-video-abc",
+    "block-v1:UQx+Counts+2024+type@video+block@abc",
+    "i4x://UQx/Counts/video/abc",
+    "  abc ",
+    "i4x-Medicine-HRP258-videoalpha-cb6076d965824dbcb6a3a4aa8c7a03af",  # ../shared/fixtures (old category name)
+    "i4x://Medicine/HRP258/videoalpha/cb6076d965824dbcb6a3a4aa8c7a03af",
+    "i4x-UQx-Counts-video-my-clip-2",  # a url_name with hyphens stays whole
+    "block-v1:UQx+Counts+2024+type@video+block@",
+    "",
+    "   ",
+    "plain-id-with-hyphens",
+]
+
+
+def test_h8_video_block_id_sql_equals_the_reference(package_on: Any) -> None:
+    """The SQL id reduction, on each engine, equals the reference's on every id form."""
+    from optimus.services.learner_events import video_block_id_sql
+
+    values = " UNION ALL ".join(f"SELECT {i} AS n, '{v}' AS raw" for i, v in enumerate(VIDEO_IDS))
+    got = query_rows(package_on, f"SELECT n, {video_block_id_sql('raw')} AS vid FROM ({values}) ids ORDER BY n")
+    assert [tuple(r) for r in got] == [(i, video_block_id(v)) for i, v in enumerate(VIDEO_IDS)]
+    assert [video_block_id(v) for v in VIDEO_IDS[:4]] == ["abc"] * 4
+    assert video_block_id(VIDEO_IDS[4]) == video_block_id(VIDEO_IDS[5]) == "cb6076d965824dbcb6a3a4aa8c7a03af"
+    assert video_block_id(VIDEO_IDS[6]) == "my-clip-2" and video_block_id(VIDEO_IDS[7]) is None and video_block_id("") is None

@@ -162,13 +162,16 @@ def chapter_sql(event_type: str) -> str:
 def video_block_id_sql(raw: str) -> str:
     """The video's own block id in a video event's `id` (surrounding white space stripped):
     the text after `+block@` of `block-v1:…+type@video+block@H`, after `/video/` of
-    `i4x://org/course/video/H`, after the first `-video-` of `i4x-org-course-video-H`, else the id
-    as written; NULL when empty. So one video's three id forms are one video."""
+    `i4x://org/course/video/H`, after the first `-video-` of `i4x-org-course-video-H` (old courses
+    also wrote the category `videoalpha`: `/videoalpha/`, `-videoalpha-`), else the id as written;
+    NULL when empty. So one video's id forms are one video."""
     v = f"trim({raw})"
     return (
         f"nullif(CASE WHEN strpos({v}, '+block@') > 0 THEN split_part({v}, '+block@', 2) "
         f"WHEN strpos({v}, '/video/') > 0 THEN split_part({v}, '/video/', 2) "
+        f"WHEN strpos({v}, '/videoalpha/') > 0 THEN split_part({v}, '/videoalpha/', 2) "
         f"WHEN {v} LIKE 'i4x-%' AND strpos({v}, '-video-') > 0 THEN substr({v}, strpos({v}, '-video-') + 7) "
+        f"WHEN {v} LIKE 'i4x-%' AND strpos({v}, '-videoalpha-') > 0 THEN substr({v}, strpos({v}, '-videoalpha-') + 12) "
         f"ELSE {v} END, '')"
     )
 
