@@ -101,7 +101,7 @@ def normalise(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "source": line["event_source"],
                 "ip": line["ip"] or None,
                 "chapter": chapter_of(line),
-                "video": p.get("id") if et in S.VIDEO_PLAY else None,
+                "video": video_block_id(p.get("id")) if et in VIDEO_WATCHED else None,
                 "problem": p.get("problem_id") if et == "problem_check" and line["event_source"] == "server" else None,
                 "page": line.get("page") or "",
                 "module": (ctx.get("module") or {}).get("usage_key"),
@@ -117,10 +117,13 @@ def classify(e: dict[str, Any]) -> dict[str, int]:
     t = e["type"]
     return {
         "nplay_video": int(t in S.VIDEO_PLAY),
-        "nvideo": int(t in S.VIDEO_ANY),
+        "nvideo": int(t in S.VIDEO_PLAY),  # edx2bigquery: nvideo and nplay_video are one number
+        "nvideo_events": int(t in S.VIDEO_ANY),
         "npause_video": int(t in S.VIDEO_PAUSE),
         "nseek_video": int(t in S.VIDEO_SEEK),
-        "nproblem_check": int(t == "problem_check" and e["source"] == "server"),
+        "ntranscript": int(t in ("show_transcript", "edx.video.transcript.shown")),
+        "nproblem_check": int(t == "problem_check"),  # browser and server
+        "nproblem_check_server": int(t == "problem_check" and e["source"] == "server"),
         "nshow_answer": int(t == "showanswer"),
         "nseq_goto": int(t == "seq_goto"),
         "nprogcheck": int(t.startswith("/courses/") and (t.endswith("/progress") or t.endswith("/progress/"))),
@@ -290,7 +293,7 @@ def reference_person_course(
                 "viewed": int(any(courseware_access(e) for e in everything) or bool(chapters)),
                 "explored": int(npub > 0 and matched >= math.ceil(npub / 2)),
                 "certified": certified,
-                "completed": int(grade is not None and pass_mark is not None and grade >= pass_mark),
+                "completed": completed_rule(grade, pass_mark, cert[4] if cert else None),
                 "grade": grade,
                 "passing_grade": pass_mark,
                 "mode": en[5] if en else None,
@@ -301,6 +304,7 @@ def reference_person_course(
                 "nevents": nevents,
                 "ndays_act": len({e["day"] for e in mine}),
                 "nvideos_unique_viewed": len({e["video"] for e in mine if e["video"]}),
+                "nvideos_total_watched": total_watched({e["video"] for e in mine if e["video"]}, courses[key].get("nvideos")),
                 "nchapters": len(chapters) or None,
                 "nchapters_published": matched if chapters else None,
                 "attempted_problems": len({e["problem"] for e in mine if e["problem"]}),
@@ -337,23 +341,89 @@ def reference_person_course(
             for k in (
                 "nplay_video",
                 "nvideo",
+                "nvideo_events",
                 "npause_video",
                 "nseek_video",
+                "ntranscript",
                 "nproblem_check",
+                "nproblem_check_server",
                 "nshow_answer",
                 "nseq_goto",
                 "nprogcheck",
                 "nforum_events",
             ):
                 row[k] = n[k]
-            words = [role for role in S.ACCESS_ROLES if role in access] + [name for name in S.FORUM_ROLES if name in forum_roles]
-            row["roles"] = ",".join(words) or None
-            for role, flag in S.ACCESS_ROLES.items():
-                row[flag] = int(role in access)
-            for name, flag in S.FORUM_ROLES.items():
-                row[flag] = int(name in forum_roles)
+            row.update(role_columns(access, forum_roles))
             result.append(row)
     return result
+
+
+# -- h8: issue 16 items 4-7, each column from the published rule -----------------------------------
+# Video events of a watched video: edx2bigquery's make_video_analysis.py:createVideoStats_day reads
+# play_video, pause_video and stop_video; Optimus also reads their mobile names.
+VIDEO_WATCHED = ("play_video", "pause_video", "stop_video", "edx.video.played", "edx.video.paused", "edx.video.stopped")
+
+
+def video_block_id(raw: Any) -> str | None:
+    """A video event's id reduced to the block's own id (ours: edx2bigquery reduces only `i4x-…-video-H`)."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    vid = raw.strip()
+    if "+block@" in vid:
+        return vid.split("+block@")[1] or None
+    for marker in ("/video/", "/videoalpha/"):
+        if marker in vid:
+            return vid.split(marker)[1] or None
+    if vid.startswith("i4x-"):
+        for marker in ("-video-", "-videoalpha-"):
+            if marker in vid:
+                return vid[vid.index(marker) + len(marker) :] or None
+    return vid
+
+
+def total_watched(videos: set[str], nvideos: int | None) -> float | None:
+    """make_video_analysis.py:createPersonCourseVideo: `count(*) / n_total_videos` (NULL: no videos in the course)."""
+    return len(videos) / nvideos if nvideos else None
+
+
+def completed_rule(grade: float | None, pass_mark: float | None, cert_status: str | None) -> int:
+    """make_person_course.py:compute_first_phase: grade >= passing grade, or a downloadable certificate."""
+    return int((grade is not None and pass_mark is not None and grade >= pass_mark) or cert_status == "downloadable")
+
+
+COURSE_ROLE_FLAGS = {
+    "beta_testers": "roles_isBetaTester",
+    "instructor": "roles_isInstructor",
+    "staff": "roles_isStaff",
+    "ccx_coach": "roles_isCCX",
+    "finance_admin": "roles_isFinance",
+    "library_user": "roles_isLibrary",
+    "sales_admin": "roles_isSales",
+}
+FORUM_ROLE_FLAGS = {
+    "Administrator": "forumRoles_isAdmin",
+    "Community TA": "forumRoles_isCommunityTA",
+    "Moderator": "forumRoles_isModerator",
+    "Student": "forumRoles_isStudent",
+}
+ROLES_LISTED = ["instructor", "staff", "beta_testers", "ccx_coach", "finance_admin", "sales_admin", "library_user", "data_researcher"]
+FORUM_ROLES_LISTED = ["Administrator", "Moderator", "Group Moderator", "Community TA", "Student"]
+
+
+def role_columns(access: set[str], forum: set[str]) -> dict[str, Any]:
+    """make_roles.py: flags 1 or NULL; `roles` = createRoleVar (Staff for any course role, ours, or a
+    forum Administrator, Community TA or Moderator; else Student; NULL without role rows);
+    `roles_list` (ours) the role names in a fixed order."""
+    out: dict[str, Any] = {flag: (1 if role in access else None) for role, flag in COURSE_ROLE_FLAGS.items()}
+    out.update({flag: (1 if name in forum else None) for name, flag in FORUM_ROLE_FLAGS.items()})
+    if access or forum & {"Administrator", "Community TA", "Moderator"}:
+        out["roles"] = "Staff"
+    elif forum:
+        out["roles"] = "Student"
+    else:
+        out["roles"] = None
+    out["roles_list"] = ",".join([r for r in ROLES_LISTED if r in access] + [f for f in FORUM_ROLES_LISTED if f in forum]) or None
+    return out
 
 
 def warehouse_inputs(settings: Any) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]], dict[str, dict[str, Any]]]:
@@ -361,6 +431,12 @@ def warehouse_inputs(settings: Any) -> tuple[dict[str, dict[str, Any]], dict[str
     courses = {r["course_key"]: r for r in query_rows(settings, "SELECT course_key, course_id, pass_mark FROM courses", as_dicts=True)}
     for key in (D.A_KEY, D.B_KEY):
         courses.setdefault(key, {"course_id": None, "pass_mark": None})
+    for r in query_rows(
+        settings,
+        "SELECT course_key, count(*) AS n FROM course_blocks WHERE category = 'video' AND published IS NOT false GROUP BY course_key",
+        as_dicts=True,
+    ):
+        courses[r["course_key"]]["nvideos"] = r["n"]
     published: dict[str, set[str]] = defaultdict(set)
     for r in query_rows(
         settings, "SELECT course_key, url_name FROM course_blocks WHERE category = 'chapter' AND published IS NOT false", as_dicts=True
@@ -448,11 +524,14 @@ def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any
     events = normalise(D.day1_events())
     pc = reference_person_course(events, *warehouse_inputs(settings))
     profiles = {r["course_key"]: r for r in query_rows(settings, "SELECT * FROM course_profile", as_dicts=True)}
-    assert set(profiles) == {D.A_KEY, D.B_KEY, D.V_KEY}
+    assert set(profiles) == {D.A_KEY, D.B_KEY, D.V_KEY, D.C_KEY}
     for key, prof in profiles.items():
         mine = [r for r in pc if r["course_key"] == key]
-        for col in ("registered", "viewed", "explored", "certified", "completed"):
-            assert prof[col] == sum(r[col] for r in mine), (key, col)
+        assert prof["registered"] == sum(r["registered"] for r in mine), key
+        for col in ("viewed", "explored", "certified", "completed"):  # among registered learners; the others apart
+            assert prof[col] == sum(r[col] for r in mine if r["registered"] == 1), (key, col)
+            assert prof[f"{col}_not_registered"] == sum(r[col] for r in mine if r["registered"] == 0), (key, col)
+        assert prof["not_registered_with_events"] == sum(r["registered"] == 0 and r["nevents"] > 0 for r in mine)
         assert prof["learners"] == len(mine)
         assert prof["nmode_audit"] == sum(r["registered"] == 1 and r["mode"] == "audit" for r in mine)
         assert prof["nmode_verified"] == sum(r["registered"] == 1 and r["mode"] == "verified" for r in mine)
@@ -460,6 +539,8 @@ def test_course_profile_counts_learners_blocks_and_unmatched_events(package: Any
         assert prof["nevents"] == len(ev)
         assert prof["nevents_unmatched"] == sum(e["uid"] is None for e in ev)
         assert prof["nusernames_unmatched"] == len({e["username"] for e in ev if e["uid"] is None and e["username"]})
+        if key == D.C_KEY:
+            continue  # C's blocks: test_h8_course_profile_counts_registered_learners
         published = [c for c, p in D.CHAPTERS[key] if p]
         assert prof["nchapters"] == len(published)
         assert prof["nvideos"] == len(published) and prof["nhtml"] == len(published)
@@ -517,7 +598,7 @@ def test_person_course_waits_while_clickstream_has_queued_files(package: Any) ->
     assert got[(D.A_KEY, 1)]["nevents"] == len(
         [e for e in normalise(D.day1_events() + D.day2_events()) if e["key"] == D.A_KEY and e["uid"] == 1]
     )
-    assert got[(D.A_KEY, 6)]["roles_isInstructor"] == 0
+    assert got[(D.A_KEY, 6)]["roles_isInstructor"] is None
 
 
 def test_exports_are_private_and_the_deidentified_copy_has_no_identifiers(package: Any, cli: Any) -> None:
@@ -614,6 +695,7 @@ def test_person_course_agrees_with_the_sample_generators_manifest(tmp_path: Path
         assert r == [{"registered": 0}]
 
 
+# -- h8: crafted tests for issue 16 items 4-7 (course C of person_course_data; values worked by hand) -----------
 def test_activity_columns_equal_the_reference_on_the_real_fixture_events(
     fixtures_dir: Path, data_path: Path, settings_for: Any, backend: dict[str, Any]
 ) -> None:

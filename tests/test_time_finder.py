@@ -32,7 +32,8 @@ def reference_days(events: list[dict[str, Any]], course_ids: dict[str, str], cut
             "first_event": min(e["time"] for e in evs),
             "last_event": max(e["time"] for e in evs),
             "nplay_video": sum(e["type"] in ("play_video", "edx.video.played") for e in evs),
-            "nproblem_check": sum(e["type"] == "problem_check" and e["source"] == "server" for e in evs),
+            "nproblem_check": sum(e["type"] == "problem_check" for e in evs),  # browser and server (edx2bigquery)
+            "nproblem_check_server": sum(e["type"] == "problem_check" and e["source"] == "server" for e in evs),
             "nforum_events": sum(e["type"].startswith("edx.forum.") for e in evs),
             "nchapters": len({e["chapter"] for e in evs if e["chapter"]}),
             "sum_dt": round(sum(g), 6),

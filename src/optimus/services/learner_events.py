@@ -107,6 +107,10 @@ INPUTS: dict[str, dict[str, str]] = {
 VIDEO_PLAY = ("play_video", "edx.video.played")
 VIDEO_PAUSE = ("pause_video", "edx.video.paused")
 VIDEO_SEEK = ("seek_video", "edx.video.position.changed")
+VIDEO_STOP = ("stop_video", "edx.video.stopped")
+# the events of a video watched (edx2bigquery's `createVideoStats_day`: play, pause or stop)
+VIDEO_VIEW = VIDEO_PLAY + VIDEO_PAUSE + VIDEO_STOP
+VIDEO_TRANSCRIPT = ("show_transcript", "edx.video.transcript.shown")
 VIDEO_ANY = (
     "play_video",
     "pause_video",
@@ -235,6 +239,23 @@ def block_name_sql(key: str) -> str:
     )
 
 
+def video_block_id_sql(raw: str) -> str:
+    """The video's own block id in a video event's `id` (surrounding white space stripped):
+    the text after `+block@` of `block-v1:…+type@video+block@H`, after `/video/` of
+    `i4x://org/course/video/H`, after the first `-video-` of `i4x-org-course-video-H` (old courses
+    also wrote the category `videoalpha`: `/videoalpha/`, `-videoalpha-`), else the id as written;
+    NULL when empty. So one video's id forms are one video."""
+    v = f"trim({raw})"
+    return (
+        f"nullif(CASE WHEN strpos({v}, '+block@') > 0 THEN split_part({v}, '+block@', 2) "
+        f"WHEN strpos({v}, '/video/') > 0 THEN split_part({v}, '/video/', 2) "
+        f"WHEN strpos({v}, '/videoalpha/') > 0 THEN split_part({v}, '/videoalpha/', 2) "
+        f"WHEN {v} LIKE 'i4x-%' AND strpos({v}, '-video-') > 0 THEN substr({v}, strpos({v}, '-video-') + 7) "
+        f"WHEN {v} LIKE 'i4x-%' AND strpos({v}, '-videoalpha-') > 0 THEN substr({v}, strpos({v}, '-videoalpha-') + 12) "
+        f"ELSE {v} END, '')"
+    )
+
+
 def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "", blocks: bool = False) -> str:
     """SELECT of the events in scope with the learner resolved.
 
@@ -269,7 +290,7 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "", block
                {chapter_sql("e.event_type")} AS chapter,
                {courseware_sql("e")} AS courseware, {learner_action_sql("e")} AS learner_action, {block}
                (strpos(coalesce(e.event_type, ''), '/xblock/') = 0 AND nullif(e.username, '') IS NOT NULL) AS in_day_table,
-               CASE WHEN e.event_type IN {in_list(VIDEO_PLAY)} THEN {video} END AS video_id,
+               CASE WHEN e.event_type IN {in_list(VIDEO_VIEW)} THEN {video_block_id_sql(video)} END AS video_id,
                CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
         FROM {events} e {scope_join}
         LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
@@ -287,10 +308,13 @@ def counts_sql(row: str) -> dict[str, str]:
     """Per-event 0/1 expressions over a learner_events row named `row`, summed into the n* columns."""
     return {
         "nplay_video": flag(f"{row}.event_type IN {in_list(VIDEO_PLAY)}"),
-        "nvideo": flag(f"{row}.event_type IN {in_list(VIDEO_ANY)}"),
+        "nvideo": flag(f"{row}.event_type IN {in_list(VIDEO_PLAY)}"),  # edx2bigquery: the same number as nplay_video
+        "nvideo_events": flag(f"{row}.event_type IN {in_list(VIDEO_ANY)}"),
         "npause_video": flag(f"{row}.event_type IN {in_list(VIDEO_PAUSE)}"),
         "nseek_video": flag(f"{row}.event_type IN {in_list(VIDEO_SEEK)}"),
-        "nproblem_check": flag(f"{row}.event_type = 'problem_check' AND {row}.event_source = 'server'"),
+        "ntranscript": flag(f"{row}.event_type IN {in_list(VIDEO_TRANSCRIPT)}"),
+        "nproblem_check": flag(f"{row}.event_type = 'problem_check'"),  # browser and server, as edx2bigquery
+        "nproblem_check_server": flag(f"{row}.event_type = 'problem_check' AND {row}.event_source = 'server'"),
         "nshow_answer": flag(f"{row}.event_type = 'showanswer'"),
         "nseq_goto": flag(f"{row}.event_type = 'seq_goto'"),
         "nprogcheck": flag(

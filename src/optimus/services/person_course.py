@@ -31,13 +31,16 @@ class PersonCourse(Service):
     # explored), so that a new forum dump or course export recomputes its course too
     needs = ("IPToCountry", "TimeFinder", "DatabaseState", "DiscussionForums", "CourseStructure")
     writes = {"person_course": "frozen", "course_profile": "frozen"}
-    # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums; 3: viewed (courseware access), nchapters over
-    # visited chapters (studentmodule, URLs, block ancestry; NULL when none), counts without /xblock/ calls
+    # 2: avg_dt, sdv_dt, sum_dt from exact microsecond sums
+    # 3 (issue 16): viewed (courseware access), nchapters over visited chapters (studentmodule, URLs, block
+    # ancestry; NULL when none), counts without /xblock/ calls; the video, problem-check, role and completion
+    # rules; course_profile among registered learners
     rules_version = 3
 
     def setup(self, wh: Warehouse) -> None:
-        create_table(wh, "person_course", PC_COLUMNS)
-        create_table(wh, "course_profile", CP_COLUMNS)
+        for table, columns in (("person_course", PC_COLUMNS), ("course_profile", CP_COLUMNS)):
+            create_table(wh, table, columns)
+            conform_columns(wh, table, columns)
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
         scope = sorted(self._scope(wh, ctx))
@@ -84,6 +87,19 @@ class PersonCourse(Service):
                 )
             }
         return scope
+
+
+def conform_columns(wh: Warehouse, table: str, columns: dict[str, str]) -> None:
+    """Give a table made by an older rules version today's columns: add the new ones, drop the
+    retired ones (a renamed role flag, say). Its rows keep their old rules_version, so the next
+    run recomputes every course and fills the new columns."""
+    have = wh.columns(table)
+    for name, sql_type in columns.items():
+        if name not in have:
+            wh.execute(f"ALTER TABLE {wh.quote(table)} ADD COLUMN {wh.quote(name)} {sql_type.replace(' NOT NULL', '')}")
+    for name in have:
+        if name not in columns:
+            wh.execute(f"ALTER TABLE {wh.quote(table)} DROP COLUMN {wh.quote(name)}")
 
 
 def all_courses(wh: Warehouse) -> set[str]:

@@ -39,23 +39,27 @@ __all__ = [
 ]
 
 # -- the columns -----------------------------------------------------------------------------
+# The role flags of edx2bigquery's make_roles.py (`known_roles_course`, `known_roles_disc`), 1 or NULL.
 ACCESS_ROLES = {  # student_courseaccessrole.role -> flag column
+    "beta_testers": "roles_isBetaTester",
     "instructor": "roles_isInstructor",
     "staff": "roles_isStaff",
-    "beta_testers": "roles_isBetaTester",
-    "ccx_coach": "roles_isCCXCoach",
-    "finance_admin": "roles_isFinanceAdmin",
-    "sales_admin": "roles_isSalesAdmin",
-    "library_user": "roles_isLibraryUser",
-    "data_researcher": "roles_isDataResearcher",
+    "ccx_coach": "roles_isCCX",
+    "finance_admin": "roles_isFinance",
+    "library_user": "roles_isLibrary",
+    "sales_admin": "roles_isSales",
 }
-FORUM_ROLES = {  # django_comment_client_role_users.name -> flag column
+FORUM_ROLES = {  # django_comment_client_role_users.name -> flag column (edX's name `Community TA`, not make_roles' `CommunityTA`)
     "Administrator": "forumRoles_isAdmin",
-    "Moderator": "forumRoles_isModerator",
-    "Group Moderator": "forumRoles_isGroupModerator",
     "Community TA": "forumRoles_isCommunityTA",
+    "Moderator": "forumRoles_isModerator",
     "Student": "forumRoles_isStudent",
 }
+# The forum roles that make a learner `Staff` (every course access role does, whatever its name).
+FORUM_STAFF_ROLES = ("Administrator", "Community TA", "Moderator")
+# roles_list (ours): every role of these names the learner has, in this order, comma-joined.
+ROLE_LIST_ACCESS = ("instructor", "staff", "beta_testers", "ccx_coach", "finance_admin", "sales_admin", "library_user", "data_researcher")
+ROLE_LIST_FORUM = ("Administrator", "Moderator", "Group Moderator", "Community TA", "Student")
 
 PC_COLUMNS: dict[str, str] = {
     "course_id": "VARCHAR",
@@ -78,12 +82,16 @@ PC_COLUMNS: dict[str, str] = {
     "ndays_act": "BIGINT",
     "nplay_video": "BIGINT",
     "nvideo": "BIGINT",
+    "nvideo_events": "BIGINT",
     "nvideos_unique_viewed": "BIGINT",
+    "nvideos_total_watched": "DOUBLE PRECISION",
     "npause_video": "BIGINT",
     "nseek_video": "BIGINT",
+    "ntranscript": "BIGINT",
     "nchapters": "BIGINT",
     "nchapters_published": "BIGINT",
     "nproblem_check": "BIGINT",
+    "nproblem_check_server": "BIGINT",
     "attempted_problems": "BIGINT",
     "nshow_answer": "BIGINT",
     "nprogcheck": "BIGINT",
@@ -118,6 +126,7 @@ PC_COLUMNS: dict[str, str] = {
     "n_dt": "BIGINT",
     "sum_dt": "DOUBLE PRECISION",
     "roles": "VARCHAR",
+    "roles_list": "VARCHAR",
     **{flag: "INTEGER" for flag in ACCESS_ROLES.values()},
     **{flag: "INTEGER" for flag in FORUM_ROLES.values()},
     "inconsistent_flag": "INTEGER",
@@ -140,6 +149,11 @@ CP_COLUMNS: dict[str, str] = {
     "completed": "BIGINT",
     "learners": "BIGINT",
     "not_registered": "BIGINT",
+    "viewed_not_registered": "BIGINT",
+    "explored_not_registered": "BIGINT",
+    "certified_not_registered": "BIGINT",
+    "completed_not_registered": "BIGINT",
+    "not_registered_with_events": "BIGINT",
     "nmode_audit": "BIGINT",
     "nmode_honor": "BIGINT",
     "nmode_verified": "BIGINT",
@@ -174,9 +188,20 @@ def person_course_insert(wh: Warehouse) -> str:
     forum_flags = ",\n                   ".join(
         f"max({flag(f'granted.name = {in_list([name])[1:-1]}')}) AS {q(column)}" for name, column in FORUM_ROLES.items()
     )
-    role_words = [f"CASE WHEN access_roles.{q(column)} = 1 THEN '{role}' END" for role, column in ACCESS_ROLES.items()] + [
-        f"CASE WHEN forum_roles.{q(column)} = 1 THEN '{name}' END" for name, column in FORUM_ROLES.items()
+    listed = ",\n                   ".join(
+        [f"max({flag(f'granted.role = {in_list([role])[1:-1]}')}) AS {q('has_' + role)}" for role in ROLE_LIST_ACCESS]
+    )
+    listed_forum = ",\n                   ".join(
+        [f"max({flag(f'granted.name = {in_list([name])[1:-1]}')}) AS {q('has_' + name)}" for name in ROLE_LIST_FORUM]
+    )
+    role_words = [f"CASE WHEN access_roles.{q('has_' + role)} = 1 THEN '{role}' END" for role in ROLE_LIST_ACCESS] + [
+        f"CASE WHEN forum_roles.{q('has_' + name)} = 1 THEN '{name}' END" for name in ROLE_LIST_FORUM
     ]
+    # make_roles.py:createRoleVar: Staff for any course role or a staff forum role, else Student; NULL without role rows
+    roles = (
+        "CASE WHEN access_roles.user_id IS NOT NULL OR forum_roles.is_staff = 1 THEN 'Staff' "
+        "WHEN forum_roles.user_id IS NOT NULL THEN 'Student' END"
+    )
     activity, forum, time_on = "event_activity", "forum_activity", "time_on_course"
     enrollment, certificate, profile = "latest_enrollment", "latest_certificate", "latest_profile"
     ndays = f"coalesce({activity}.ndays_act, 0)"
@@ -191,10 +216,13 @@ def person_course_insert(wh: Warehouse) -> str:
     zero_if_no_events = (
         "nplay_video",
         "nvideo",
+        "nvideo_events",
         "nvideos_unique_viewed",
         "npause_video",
         "nseek_video",
+        "ntranscript",
         "nproblem_check",
+        "nproblem_check_server",
         "attempted_problems",
         "nshow_answer",
         "nprogcheck",
@@ -210,7 +238,10 @@ def person_course_insert(wh: Warehouse) -> str:
         "viewed": flag("learner_access.viewed_by_events = 1 OR chapter_counts.nchapters IS NOT NULL"),
         "explored": flag(chapters_half),
         "certified": flag(f"{certificate}.status = 'downloadable'"),
-        "completed": flag(f"{grade} IS NOT NULL AND {pass_mark} IS NOT NULL AND {grade} >= {pass_mark}"),
+        # make_person_course.py:compute_first_phase: grade at or above the pass mark, or a downloadable certificate
+        "completed": flag(
+            f"({grade} IS NOT NULL AND {pass_mark} IS NOT NULL AND {grade} >= {pass_mark}) OR {certificate}.status = 'downloadable'"
+        ),
         "grade": grade,
         "passing_grade": pass_mark,
         "mode": f"{enrollment}.mode",
@@ -223,6 +254,11 @@ def person_course_insert(wh: Warehouse) -> str:
         **{name: f"coalesce({activity}.{name}, 0)" for name in zero_if_no_events},
         "nchapters": "chapter_counts.nchapters",  # NULL without a visited chapter, as edx2bigquery's load_nchapters
         "nchapters_published": "chapter_counts.nchapters_published",
+        # make_video_analysis.py:createPersonCourseVideo: n_unique_videos_watched / n_total_videos (NULL: the course has no videos)
+        "nvideos_total_watched": (
+            "CASE WHEN published_video_counts.n_videos > 0 THEN "
+            f"CAST(coalesce({activity}.nvideos_unique_viewed, 0) AS DOUBLE PRECISION) / published_video_counts.n_videos END"
+        ),
         "nforum_posts": nforum_posts,
         **{
             name: f"coalesce({forum}.{name}, 0)"
@@ -249,9 +285,10 @@ def person_course_insert(wh: Warehouse) -> str:
         "max_dt": f"{time_on}.max_dt",
         "n_dt": n_dt,
         "sum_dt": f"coalesce(CAST({time_on}.s1 AS DOUBLE PRECISION) / {MICROS}, 0)",
-        "roles": f"nullif(concat_ws(',', {', '.join(role_words)}), '')",
-        **{column: f"coalesce(access_roles.{q(column)}, 0)" for column in ACCESS_ROLES.values()},
-        **{column: f"coalesce(forum_roles.{q(column)}, 0)" for column in FORUM_ROLES.values()},
+        "roles": roles,
+        "roles_list": f"nullif(concat_ws(',', {', '.join(role_words)}), '')",
+        **{column: f"CASE WHEN access_roles.{q(column)} = 1 THEN 1 END" for column in ACCESS_ROLES.values()},
+        **{column: f"CASE WHEN forum_roles.{q(column)} = 1 THEN 1 END" for column in FORUM_ROLES.values()},
         "inconsistent_flag": flag(
             f"coalesce(learner_access.nevents_any, 0) = 0 AND ({nforum_posts} > 0 OR {certificate}.status = 'downloadable' OR coalesce({grade}, 0) > 0)"
         ),
@@ -281,6 +318,8 @@ def person_course_insert(wh: Warehouse) -> str:
         published_chapters AS (SELECT DISTINCT course_key, url_name FROM {src["course_blocks"]} t
                 WHERE {inscope} AND category = 'chapter' AND (published IS NULL OR published) AND url_name IS NOT NULL),
         published_chapter_counts AS (SELECT course_key, count(*) AS n_published FROM published_chapters GROUP BY course_key),
+        published_video_counts AS (SELECT course_key, count(*) AS n_videos FROM {src["course_blocks"]} t
+                WHERE {inscope} AND category = 'video' AND (published IS NULL OR published) GROUP BY course_key),
         {activity} AS (SELECT learner_events.course_key, learner_events.uid, count(*) AS nevents,
                    count(DISTINCT learner_events.day) AS ndays_act,
                    min(learner_events.time) AS first_event, max(learner_events.time) AS last_event,
@@ -328,10 +367,13 @@ def person_course_insert(wh: Warehouse) -> str:
                    sum(coalesce(votes_up, 0)) AS nforum_votes, sum({flag("type = 'Comment' AND endorsed")}) AS nforum_endorsed,
                    sum({flag("type = 'CommentThread' AND pinned")}) AS nforum_pinned
                FROM {src["forum_posts"]} t WHERE {inscope} AND author_id IS NOT NULL GROUP BY course_key, author_id),
-        access_roles AS (SELECT granted.course_key, granted.user_id, {access_flags}
+        access_roles AS (SELECT granted.course_key, granted.user_id, {access_flags},
+                   {listed}
                FROM {src["student_courseaccessrole"]} granted
                WHERE granted.{inscope} GROUP BY granted.course_key, granted.user_id),
-        forum_roles AS (SELECT granted.course_key, granted.user_id, {forum_flags}
+        forum_roles AS (SELECT granted.course_key, granted.user_id, {forum_flags},
+                   {listed_forum},
+                   max({flag(f"granted.name IN {in_list(FORUM_STAFF_ROLES)}")}) AS is_staff
                FROM {src["django_comment_client_role_users"]} granted
                WHERE granted.{inscope} GROUP BY granted.course_key, granted.user_id),
         course_facts AS (SELECT scope.course_key, coalesce(
@@ -354,6 +396,7 @@ def person_course_insert(wh: Warehouse) -> str:
         LEFT JOIN learner_access ON learner_access.course_key = learners.course_key AND learner_access.uid = learners.user_id
         LEFT JOIN chapter_counts ON chapter_counts.course_key = learners.course_key AND chapter_counts.uid = learners.user_id
         LEFT JOIN published_chapter_counts ON published_chapter_counts.course_key = learners.course_key
+        LEFT JOIN published_video_counts ON published_video_counts.course_key = learners.course_key
         LEFT JOIN modal_ip ON modal_ip.course_key = learners.course_key AND modal_ip.uid = learners.user_id
         LEFT JOIN {src["ip_geo"]} ip_geo ON ip_geo.ip = modal_ip.ip
         LEFT JOIN {time_on} ON {time_on}.course_key = learners.course_key AND {time_on}.uid = learners.user_id
@@ -391,9 +434,17 @@ def course_profile_insert(wh: Warehouse) -> str:
             "CASE WHEN course_dates.start_date IS NOT NULL AND course_dates.end_date IS NOT NULL THEN "
             "CAST(ceil((CAST(course_dates.end_date AS DATE) - CAST(course_dates.start_date AS DATE)) / 7.0) AS INTEGER) END"
         ),
-        **{name: nlearners(f"p.{name} = 1") for name in ("registered", "viewed", "explored", "certified", "completed")},
+        "registered": nlearners("p.registered = 1"),
+        # among registered learners (make_course_report_tables.py:make_totals_by_course counts person_course rows, all registered)
+        **{name: nlearners(f"p.registered = 1 AND p.{name} = 1") for name in ("viewed", "explored", "certified", "completed")},
         "learners": nlearners("1 = 1"),
         "not_registered": nlearners("p.registered = 0"),
+        # ours: the learners with no enrolment row (known from events or a certificate), counted apart
+        **{
+            f"{name}_not_registered": nlearners(f"p.registered = 0 AND p.{name} = 1")
+            for name in ("viewed", "explored", "certified", "completed")
+        },
+        "not_registered_with_events": nlearners("p.registered = 0 AND p.nevents > 0"),
         "nmode_audit": nlearners(f"{mode} = 'audit'"),
         "nmode_honor": nlearners(f"{mode} = 'honor'"),
         "nmode_verified": nlearners(f"{mode} = 'verified'"),

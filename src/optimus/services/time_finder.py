@@ -39,6 +39,7 @@ DAY_COLUMNS = {
     "last_event": "TIMESTAMP",
     "nplay_video": "BIGINT",
     "nproblem_check": "BIGINT",
+    "nproblem_check_server": "BIGINT",
     "nforum_events": "BIGINT",
     "nchapters": "BIGINT",
     "sum_dt": "DOUBLE PRECISION",
@@ -74,8 +75,9 @@ class TimeFinder(Service):
     name = "TimeFinder"
     needs = ("Clickstream",)
     writes = {"person_course_day": "frozen", "event_time_anomalies": "frozen"}
-    # 2: gaps summed as whole microseconds (the same bits whatever the thread count);
-    # 3: /xblock/ calls and events with an empty username left out (edx2bigquery's make_person_course_day)
+    # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
+    # 3 (issue 16): /xblock/ calls and events with an empty username left out (edx2bigquery's make_person_course_day);
+    #   nproblem_check counts browser and server problem_check events; nproblem_check_server apart
     rules_version = 3
 
     def setup(self, wh: Warehouse) -> None:
@@ -83,6 +85,8 @@ class TimeFinder(Service):
         create_table(wh, "event_time_anomalies", ANOMALY_COLUMNS)
         for name, sql_type in EXACT_COLUMNS.items():  # a warehouse of rules_version 1 lacks them; version 2 rebuilds every day
             wh.execute(f"ALTER TABLE person_course_day ADD COLUMN IF NOT EXISTS {wh.quote(name)} {sql_type}")
+        # rules_version 2 lacks it; version 3 rebuilds every day
+        wh.execute("ALTER TABLE person_course_day ADD COLUMN IF NOT EXISTS nproblem_check_server BIGINT")
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
         scope = self._scope(wh, ctx)
@@ -152,7 +156,7 @@ class TimeFinder(Service):
             "JOIN _tf_read read_range ON read_range.course_key = e.course_key "
             "AND (read_range.lo IS NULL OR e.time >= read_range.lo) AND (read_range.hi IS NULL OR e.time < read_range.hi)"
         )
-        day_counts = ("nplay_video", "nproblem_check", "nforum_events")
+        day_counts = ("nplay_video", "nproblem_check", "nproblem_check_server", "nforum_events")
         sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in S.counts_sql("learner_events").items() if name in day_counts)
         cutoff_us = int(self.settings.time_gap_cutoff) * 1_000_000
         # Two passes over the events, each cheap: the counts are a plain group-by, and the gaps a
