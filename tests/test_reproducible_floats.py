@@ -64,12 +64,15 @@ def test_time_columns_have_the_same_bits_with_1_and_4_threads(two_runs: dict[int
 
 def reference_times(settings: Settings, cutoff_seconds: int = 300) -> dict[tuple[str, int], dict[str, Any]]:
     """The rule of docs/person_course.md in plain Python, over the learners whose every event names its user_id
-    (learner resolution by username is TimeFinder's own test): the gaps between a learner's consecutive
+    (learner resolution by username is TimeFinder's own test), of the day table (no `/xblock/` calls, no empty
+    usernames): the gaps between a learner's consecutive
     events in whole microseconds, those above the cutoff left out; avg = Σg/n, sdv = the sample
     standard deviation sqrt((nΣg² − (Σg)²) / (n(n−1))), both in exact integers until the last step."""
     events = query_rows(
         settings,
-        "SELECT course_key, user_id, epoch_us(time) FROM events e WHERE course_key IS NOT NULL AND NOT EXISTS "
+        "SELECT course_key, user_id, epoch_us(time) FROM events e WHERE course_key IS NOT NULL "
+        # the day table's events only: no /xblock/ call, no empty username (edx2bigquery's make_person_course_day)
+        "AND strpos(coalesce(event_type, ''), '/xblock/') = 0 AND coalesce(username, '') <> '' AND NOT EXISTS "
         "(SELECT 1 FROM events x WHERE x.course_key = e.course_key AND x.user_id IS NULL AND x.username IN "
         "(SELECT username FROM events y WHERE y.course_key = e.course_key AND y.user_id = e.user_id)) AND user_id IS NOT NULL",
     )

@@ -103,6 +103,8 @@ def test_events_and_quarantine_match_the_package(ingested: dict[str, Any]) -> No
         for course_id, n in f["by_course"].items():
             if course_id:
                 want[courses.course_key(course_id)] += n
+        for course_id, n in f["by_block_course"].items():  # the course only in an /xblock/ block id (get_course_id's rule)
+            want[courses.course_key(course_id)] += n
     if m["duplicate"] and m["duplicate"]["course_id"]:
         want[courses.course_key(m["duplicate"]["course_id"])] -= 1
     got = dict(query_rows(ingested["settings"], "SELECT course_key, count(*) FROM events WHERE course_key IS NOT NULL GROUP BY 1"))
