@@ -215,28 +215,83 @@ def _tsv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     path.write_text("\t".join(header) + "\n" + "".join("\t".join(cell(v) for v in r) + "\n" for r in rows), encoding="utf-8")
 
 
+def _write_accounts(folder: Path, stem: str, users: list[int]) -> None:
+    _tsv(
+        folder / f"{stem}-auth_user-prod-analytics.sql",
+        [
+            "id",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "password",
+            "is_staff",
+            "is_active",
+            "is_superuser",
+            "last_login",
+            "date_joined",
+        ],
+        [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in users],
+    )
+
+
+def _write_enrolments(folder: Path, stem: str, cid: str) -> None:
+    _tsv(
+        folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
+        ["id", "user_id", "course_id", "created", "is_active", "mode"],
+        [list(r) for r in ENROLMENTS if r[2] == cid],
+    )
+
+
+def _write_grades(folder: Path, stem: str, cid: str) -> None:
+    _tsv(
+        folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
+        ["id", "course_id", "user_id", "grading_policy_hash", "percent_grade", "letter_grade", "passed_timestamp", "created", "modified"],
+        [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in GRADES if c == cid],
+    )
+
+
+def _write_certificates_and_roles(folder: Path, stem: str, cid: str) -> None:
+    """A course's certificates, course access roles and forum roles (only its own rows)."""
+    _tsv(
+        folder / f"{stem}-certificates_generatedcertificate-prod-analytics.sql",
+        [
+            "id",
+            "user_id",
+            "download_url",
+            "grade",
+            "course_id",
+            "key",
+            "distinction",
+            "status",
+            "verify_uuid",
+            "download_uuid",
+            "name",
+            "created_date",
+            "modified_date",
+            "error_reason",
+            "mode",
+        ],
+        [[i, u, "", g, c, "", 0, st, "", "", "N", cr, mo, "", "verified"] for i, u, c, g, st, cr, mo in CERTS if c == cid],
+    )
+    _tsv(
+        folder / f"{stem}-student_courseaccessrole-prod-analytics.sql",
+        ["id", "org", "course_id", "user_id", "role"],
+        [list(r) for r in ACCESS_ROLES if r[2] == cid],
+    )
+    _tsv(
+        folder / f"{stem}-django_comment_client_role_users-prod-analytics.sql",
+        ["id", "course_id", "user_id", "name"],
+        [list(r) for r in FORUM_ROLES if r[1] == cid],
+    )
+
+
 def write_database_state(data: Path) -> None:
     folder = data / "database_state" / PACKAGE
     for key, cid in ((A_KEY, A), (B_KEY, B)):
         stem = key.replace("+", "-")
         users = [u for u, (_n, _e, cs) in USERS.items() if key in cs]
-        _tsv(
-            folder / f"{stem}-auth_user-prod-analytics.sql",
-            [
-                "id",
-                "username",
-                "first_name",
-                "last_name",
-                "email",
-                "password",
-                "is_staff",
-                "is_active",
-                "is_superuser",
-                "last_login",
-                "date_joined",
-            ],
-            [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in users],
-        )
+        _write_accounts(folder, stem, users)
         _tsv(
             folder / f"{stem}-auth_userprofile-prod-analytics.sql",
             [
@@ -261,63 +316,15 @@ def write_database_state(data: Path) -> None:
                 for u in users
             ],
         )
-        _tsv(
-            folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
-            ["id", "user_id", "course_id", "created", "is_active", "mode"],
-            [list(r) for r in ENROLMENTS if r[2] == cid],
-        )
+        _write_enrolments(folder, stem, cid)
         _tsv(
             folder / f"{stem}-user_id_map-prod-analytics.sql",
             ["hash_id", "user_id", "username"],
             [[f"hash{u:04d}{key[4]}", u, USERS[u][0]] for u in users],
         )
-        _tsv(
-            folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
-            [
-                "id",
-                "course_id",
-                "user_id",
-                "grading_policy_hash",
-                "percent_grade",
-                "letter_grade",
-                "passed_timestamp",
-                "created",
-                "modified",
-            ],
-            [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in GRADES if c == cid],
-        )
+        _write_grades(folder, stem, cid)
         if key == A_KEY:
-            _tsv(
-                folder / f"{stem}-certificates_generatedcertificate-prod-analytics.sql",
-                [
-                    "id",
-                    "user_id",
-                    "download_url",
-                    "grade",
-                    "course_id",
-                    "key",
-                    "distinction",
-                    "status",
-                    "verify_uuid",
-                    "download_uuid",
-                    "name",
-                    "created_date",
-                    "modified_date",
-                    "error_reason",
-                    "mode",
-                ],
-                [[i, u, "", g, c, "", 0, s, "", "", "N", cr, mo, "", "verified"] for i, u, c, g, s, cr, mo in CERTS if c == cid],
-            )
-            _tsv(
-                folder / f"{stem}-student_courseaccessrole-prod-analytics.sql",
-                ["id", "org", "course_id", "user_id", "role"],
-                [list(r) for r in ACCESS_ROLES if r[2] == cid],
-            )
-            _tsv(
-                folder / f"{stem}-django_comment_client_role_users-prod-analytics.sql",
-                ["id", "course_id", "user_id", "name"],
-                [list(r) for r in FORUM_ROLES if r[1] == cid],
-            )
+            _write_certificates_and_roles(folder, stem, cid)
 
 
 FORUM = [  # carol writes a pinned thread (2 up-votes) and an endorsed comment (1); frank one comment
@@ -498,38 +505,14 @@ def write_activity_state(data: Path) -> None:
     """Course V's Database State: accounts, enrolments, studentmodule rows, a grade."""
     folder = data / "database_state" / PACKAGE
     stem = V_KEY.replace("+", "-")
-    _tsv(
-        folder / f"{stem}-auth_user-prod-analytics.sql",
-        [
-            "id",
-            "username",
-            "first_name",
-            "last_name",
-            "email",
-            "password",
-            "is_staff",
-            "is_active",
-            "is_superuser",
-            "last_login",
-            "date_joined",
-        ],
-        [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in ACTIVITY_USERS],
-    )
-    _tsv(
-        folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
-        ["id", "user_id", "course_id", "created", "is_active", "mode"],
-        [list(r) for r in ENROLMENTS if r[2] == V],
-    )
+    _write_accounts(folder, stem, list(ACTIVITY_USERS))
+    _write_enrolments(folder, stem, V)
     _tsv(
         folder / f"{stem}-courseware_studentmodule-prod-analytics.sql",
         ["id", "module_type", "module_id", "student_id", "state", "grade", "created", "modified", "max_grade", "done", "course_id"],
         [[i, t, m, u, "{}", "NULL", "2024-01-02 09:00:00", "2024-01-02 09:00:00", "NULL", "na", V] for i, t, m, u in STUDENTMODULE],
     )
-    _tsv(
-        folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
-        ["id", "course_id", "user_id", "grading_policy_hash", "percent_grade", "letter_grade", "passed_timestamp", "created", "modified"],
-        [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in ACTIVITY_GRADES],
-    )
+    _write_grades(folder, stem, V)
 
 
 def block_chapters(key: str) -> dict[tuple[str, str], str]:
@@ -629,64 +612,10 @@ def write_h8_course(data: Path) -> None:
     folder = data / "database_state" / PACKAGE
     stem = C_KEY.replace("+", "-")
     users = sorted(H8_USERS)
-    _tsv(
-        folder / f"{stem}-auth_user-prod-analytics.sql",
-        [
-            "id",
-            "username",
-            "first_name",
-            "last_name",
-            "email",
-            "password",
-            "is_staff",
-            "is_active",
-            "is_superuser",
-            "last_login",
-            "date_joined",
-        ],
-        [[u, USERS[u][0], "F", "L", USERS[u][1], "", 0, 1, 0, "NULL", "2023-11-01 00:00:00"] for u in users],
-    )
-    _tsv(
-        folder / f"{stem}-student_courseenrollment-prod-analytics.sql",
-        ["id", "user_id", "course_id", "created", "is_active", "mode"],
-        [list(r) for r in ENROLMENTS if r[2] == C],
-    )
-    _tsv(
-        folder / f"{stem}-grades_persistentcoursegrade-prod-analytics.sql",
-        ["id", "course_id", "user_id", "grading_policy_hash", "percent_grade", "letter_grade", "passed_timestamp", "created", "modified"],
-        [[i, c, u, "h", g, "", "NULL", "2024-01-05 00:00:00", "2024-01-05 00:00:00"] for i, c, u, g in GRADES if c == C],
-    )
-    _tsv(
-        folder / f"{stem}-certificates_generatedcertificate-prod-analytics.sql",
-        [
-            "id",
-            "user_id",
-            "download_url",
-            "grade",
-            "course_id",
-            "key",
-            "distinction",
-            "status",
-            "verify_uuid",
-            "download_uuid",
-            "name",
-            "created_date",
-            "modified_date",
-            "error_reason",
-            "mode",
-        ],
-        [[i, u, "", g, c, "", 0, st, "", "", "N", cr, mo, "", "verified"] for i, u, c, g, st, cr, mo in CERTS if c == C],
-    )
-    _tsv(
-        folder / f"{stem}-student_courseaccessrole-prod-analytics.sql",
-        ["id", "org", "course_id", "user_id", "role"],
-        [list(r) for r in ACCESS_ROLES if r[2] == C],
-    )
-    _tsv(
-        folder / f"{stem}-django_comment_client_role_users-prod-analytics.sql",
-        ["id", "course_id", "user_id", "name"],
-        [list(r) for r in FORUM_ROLES if r[1] == C],
-    )
+    _write_accounts(folder, stem, users)
+    _write_enrolments(folder, stem, C)
+    _write_grades(folder, stem, C)
+    _write_certificates_and_roles(folder, stem, C)
     videos = "".join(f'<video url_name="{v}" display_name="{v}"/>' for v in C_VIDEOS)
     files = {
         "course.xml": '<course url_name="2024" org="UQx" course="Counts"/>',
