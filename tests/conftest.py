@@ -327,3 +327,26 @@ def serve_on_loopback(asgi_app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def duckdb_and_postgres(root: Path, pg_server: str, label: str) -> Iterator[dict[str, Any]]:
+    """A real DuckDB warehouse and a real PostgreSQL warehouse (a database of its own, dropped after),
+    open side by side: for tests that run the same SQL on both engines."""
+    from optimus.warehouse import connect
+    from postgres_server import RUN_ID, create_database, drop_database
+
+    data = make_data_path(root / "data")
+    common: dict[str, Any] = {"data_paths": [data], "export_path": root / "exports", "www_path": root / "www", "memory_limit": "1GB"}
+    name = f"opt_{RUN_ID}_{label}"
+    url = create_database(pg_server, name)
+    opened = {
+        "duckdb": connect(Settings(warehouse=str(root / "wh" / "optimus.duckdb"), **common)),
+        "postgres": connect(Settings(warehouse=url, **common)),
+    }
+    try:
+        yield opened
+    finally:
+        for wh in opened.values():
+            wh.close()
+        drop_database(pg_server, name)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,17 +26,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import make_data_path
+from conftest import duckdb_and_postgres
 from optimus import courses
-from optimus.config import Settings
 from optimus.formats import events as rules
-from optimus.warehouse import connect
 from optimus.warehouse.base import Warehouse
 from optimus.warehouse.dialects import Dialect
 from optimus.warehouse.dialects.base import JsonShape
 from optimus.warehouse.dialects.duckdb import DuckDBDialect
 from optimus.warehouse.dialects.postgres import PostgresDialect
-from postgres_server import RUN_ID, create_database, drop_database
 
 
 @dataclass(frozen=True)
@@ -508,22 +504,9 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[dict[str, Warehouse]]:
-    """A real DuckDB warehouse and a real PostgreSQL warehouse (a database of its own), opened once."""
-    root: Path = tmp_path_factory.mktemp("conformance")
-    data = make_data_path(root / "data")
-    common: dict[str, Any] = {"data_paths": [data], "export_path": root / "exports", "www_path": root / "www", "memory_limit": "1GB"}
-    name = f"opt_{RUN_ID}_dialect_conformance"
-    url = create_database(pg_server, name)
-    opened = {
-        "duckdb": connect(Settings(warehouse=str(root / "wh" / "optimus.duckdb"), **common)),
-        "postgres": connect(Settings(warehouse=url, **common)),
-    }
-    try:
+    """A real DuckDB warehouse and a real PostgreSQL warehouse, opened once."""
+    with duckdb_and_postgres(tmp_path_factory.mktemp("conformance"), pg_server, "dialect_conformance") as opened:
         yield opened
-    finally:
-        for wh in opened.values():
-            wh.close()
-        drop_database(pg_server, name)
 
 
 def _public_fragments(cls: type) -> set[str]:

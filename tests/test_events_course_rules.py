@@ -25,13 +25,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import ingest, ingest_sample, make_data_path, query_rows
+from conftest import duckdb_and_postgres, ingest, ingest_sample, query_rows
 from optimus import courses
-from optimus.config import Settings
 from optimus.formats import events as rules
-from optimus.warehouse import connect
 from optimus.warehouse.base import Warehouse
-from postgres_server import RUN_ID, create_database, drop_database
 
 TIME = "2024-03-01T10:00:00+00:00"
 PIPELINE_XBLOCK_PAGE = "https://courses.edx.org/xblock/block-v1:DemoX+DemoX+T1_2014+type@vertical+block@3848270?p1=0&p2=0"
@@ -236,22 +233,9 @@ def twin(ev: dict[str, Any]) -> tuple[str | None, str | None]:
 
 @pytest.fixture(scope="module")
 def warehouses(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[dict[str, Warehouse]]:
-    """A real DuckDB warehouse and a real PostgreSQL warehouse (a database of its own), opened once."""
-    root: Path = tmp_path_factory.mktemp("course_rules")
-    data = make_data_path(root / "data")
-    common: dict[str, Any] = {"data_paths": [data], "export_path": root / "exports", "www_path": root / "www", "memory_limit": "1GB"}
-    name = f"opt_{RUN_ID}_course_rules"
-    url = create_database(pg_server, name)
-    opened = {
-        "duckdb": connect(Settings(warehouse=str(root / "wh" / "optimus.duckdb"), **common)),
-        "postgres": connect(Settings(warehouse=url, **common)),
-    }
-    try:
+    """A real DuckDB warehouse and a real PostgreSQL warehouse, opened once."""
+    with duckdb_and_postgres(tmp_path_factory.mktemp("course_rules"), pg_server, "course_rules") as opened:
         yield opened
-    finally:
-        for wh in opened.values():
-            wh.close()
-        drop_database(pg_server, name)
 
 
 # -- the Python twin, by hand ----------------------------------------------------------------------
