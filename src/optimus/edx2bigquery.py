@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from optimus import exports
 from optimus.config import Settings
+from optimus.services.course_tables import course_file_part
 from optimus.services.learner_events import source
-from optimus.services.person_course import course_file_part
 from optimus.warehouse.base import Warehouse
 
 # schema_person_course.json, in its order: (name, BigQuery type)

@@ -28,13 +28,19 @@ def refusal(authorization: str, settings: Settings, state: ServerState) -> tuple
     return None
 
 
-async def require_token(request: Request) -> None:
-    """Dependency for anything that can return personal data (async: it blocks on nothing, so it
-    takes no worker thread from the endpoints)."""
+def check_token(request: Request) -> None:
+    """Refuse (401 or 403) a request that may not see personal data: for an endpoint that serves it
+    only for some of its arguments (a per-learner research table, say)."""
     problem = refusal(request.headers.get("authorization", ""), request.app.state.settings, request.app.state.server)
     if problem is not None:
         status, reason = problem
         raise HTTPException(status, reason, headers=BEARER_CHALLENGE if status == 401 else None)
+
+
+async def require_token(request: Request) -> None:
+    """Dependency for anything that can return personal data (async: it blocks on nothing, so it
+    takes no worker thread from the endpoints)."""
+    check_token(request)
 
 
 async def open_access(request: Request) -> None:

@@ -13,11 +13,13 @@ import re
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from optimus import courses as course_ids
-from optimus.api.auth import require_token
+from optimus.api.auth import check_token, require_token
 from optimus.api.state import MAX_ID, iso, warehouse_view
+from optimus.services import research_tables
 from optimus.warehouse import Warehouse
 from optimus.warehouse.base import raw_table
 
@@ -164,6 +166,35 @@ def structure(course_id: str, request: Request, wh: Warehouse = Depends(warehous
     return Response(path.read_bytes(), media_type="application/json")
 
 
+def rows_response(
+    wh: Warehouse, key: str, table: str, order_by: list[str], format: str, limit: int, offset: int, columns: list[str] | None = None
+) -> Response:
+    """One page of a per-course table's rows, as JSON (with the total) or CSV (total in X-Total-Count)."""
+    q = wh.quote
+    columns = columns or wh.columns(table)
+    total = int(wh.scalar(f"SELECT count(*) FROM {q(table)} WHERE course_key = ?", [key]) or 0)
+    rows = wh.query_dicts(
+        f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE course_key = ? "
+        f"ORDER BY {', '.join(q(c) for c in order_by)} LIMIT ? OFFSET ?",
+        [key, limit, offset],
+    )
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"X-Total-Count": str(total), "Content-Disposition": f'attachment; filename="{table}_{key}.csv"'},
+        )
+    return JSONResponse(
+        jsonable_encoder(
+            {"course_key": key, "table": table, "total": total, "limit": limit, "offset": offset, "columns": columns, "rows": rows}
+        )
+    )
+
+
 @router.get(
     "/courses/{course_id:path}/person_course",
     summary="The course's person_course rows (needs the token)",
@@ -179,24 +210,42 @@ def person_course(
     key = resolve(wh, course_id)
     if not wh.table_exists("person_course"):
         raise HTTPException(404, "person_course has not been built yet (PersonCourse has not run)")
-    total = int(wh.scalar("SELECT count(*) FROM person_course WHERE course_key = ?", [key]) or 0)
-    rows = wh.query_dicts("SELECT * FROM person_course WHERE course_key = ? ORDER BY user_id LIMIT ? OFFSET ?", [key, limit, offset])
-    columns = wh.columns("person_course")
-    if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns)
-        writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
-        return Response(
-            buffer.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"X-Total-Count": str(total), "Content-Disposition": f'attachment; filename="person_course_{key}.csv"'},
-        )
-    from fastapi.encoders import jsonable_encoder
+    return rows_response(wh, key, "person_course", ["user_id"], format, limit, offset)
 
-    return JSONResponse(
-        jsonable_encoder({"course_key": key, "total": total, "limit": limit, "offset": offset, "columns": columns, "rows": rows})
-    )
+
+@router.get("/tables", summary="The research tables kept per course: columns, service, whether rows are per learner")
+def tables() -> dict[str, Any]:
+    return {
+        "tables": [
+            {"name": t.name, "service": cls.name, "personal": t.personal, "columns": list(t.columns), "dictionary": cls.dictionary}
+            for _name, (cls, t) in sorted(research_tables().items())
+        ]
+    }
+
+
+@router.get(
+    "/courses/{course_id:path}/tables/{table}",
+    summary="A research table's rows for the course (a per-learner table needs the token)",
+)
+def course_table(
+    course_id: str,
+    table: str,
+    request: Request,
+    format: Literal["json", "csv"] = Query("json", description="json or csv"),
+    limit: int = Query(1000, ge=1, le=100000),
+    offset: int = Query(0, ge=0, le=MAX_ID),
+    wh: Warehouse = Depends(warehouse_view),
+) -> Response:
+    found = research_tables().get(table)  # the name is only ever looked up, never quoted into SQL unchecked
+    if found is None:
+        raise HTTPException(404, f"no research table {table!r} (GET /api/v1/tables lists them)")
+    service, declared = found
+    if declared.personal:
+        check_token(request)
+    key = resolve(wh, course_id)
+    if not wh.table_exists(declared.name):
+        raise HTTPException(404, f"{declared.name} has not been built yet ({service.name} has not run)")
+    return rows_response(wh, key, declared.name, list(declared.order_by), format, limit, offset, list(declared.columns))
 
 
 @router.get("/courses/{course_id:path}", summary="A course's enrolments, active learners per day, certificates and countries")

@@ -48,14 +48,26 @@ def export(
         "--format",
         help="optimus: our person_course and course_profile; edx2bigquery: person_course with edx2bigquery's columns, order and types.",
     ),
+    table: list[str] = typer.Option(
+        [],
+        "--table",
+        help="Write this research table instead (per course; repeat for more; 'all' for every one; GET /api/v1/tables lists them).",
+    ),
     cfg: Path | None = ConfigOption,
 ) -> None:
-    """Write person_course (per course) and course_profile to the export path as CSV and Parquet (mode 0600)."""
+    """Write person_course (per course) and course_profile, or the research tables asked for with --table,
+    to the export path as CSV and Parquet (mode 0600)."""
     from optimus import edx2bigquery
+    from optimus.services import research_tables
+    from optimus.services.course_tables import export_tables
     from optimus.services.person_course import export as write_exports
 
     if export_format not in ("optimus", "edx2bigquery"):
         fail(f"--format {export_format!r}: use optimus or edx2bigquery")
+    known = research_tables()
+    unknown = [t for t in table if t != "all" and t not in known]
+    if unknown:
+        fail(f"--table {', '.join(unknown)}: no such research table (known: {', '.join(sorted(known)) or 'none'})")
     settings = load_settings(cfg)
     keys = None
     if course is not None:
@@ -63,6 +75,13 @@ def export(
         if key is None:
             fail(f"--course {course!r} is not a course id")
         keys = [key]
+    if table:
+        chosen = [t for _n, (_s, t) in sorted(known.items()) if "all" in table or t.name in table]
+        with warehouse(settings, read_only=True) as wh, errors_as_messages():
+            written = export_tables(wh, settings, chosen, keys, deidentified=deidentified)
+        for path in written:
+            render.line(f"wrote {path}")
+        return
     with warehouse(settings, read_only=True) as wh, errors_as_messages():
         if not wh.table_exists("person_course"):
             fail("no person_course table yet; run 'optimus ingest' first")

@@ -14,6 +14,7 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points
+from optimus.services.course_tables import CourseTables, Table
 
 
 def load_services() -> dict[str, type[Service]]:
@@ -27,3 +28,13 @@ def bytes_outside_engine(settings: Settings) -> int:
     is the setting less this (its settings are locked once open; see pipeline.open_warehouse)."""
     services = load_services()
     return max((cls.bytes_outside_engine() for name, cls in services.items() if name not in settings.ignored_services), default=0)
+
+
+def research_tables() -> dict[str, tuple[type[CourseTables], Table]]:
+    """Every table kept per course by a CourseTables service (the research tables), by name, with its service."""
+    found: dict[str, tuple[type[CourseTables], Table]] = {}
+    for cls in load_services().values():
+        if issubclass(cls, CourseTables):
+            for table in cls.tables:
+                found[table.name] = (cls, table)
+    return found

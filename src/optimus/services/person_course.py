@@ -15,9 +15,9 @@ from pathlib import Path
 from optimus import exports
 from optimus.config import Settings
 from optimus.services.base import RunContext, Service, register
+from optimus.services.course_tables import all_courses, conform_columns, course_file_part, create_table
 from optimus.services.learner_events import scope_table, source
 from optimus.services.person_course_sql import CP_COLUMNS, PC_COLUMNS, course_profile_insert, person_course_insert
-from optimus.services.time_finder import create_table
 from optimus.warehouse.base import Warehouse
 
 # left out of the de-identified copy (user_id is replaced by user_id_map.hash_id)
@@ -73,7 +73,7 @@ class PersonCourse(Service):
                 )
             )
         ):
-            return all_courses(wh)
+            return all_courses(wh, ("person_course", "course_profile"))
         if isinstance(self.recompute, set):
             return set(self.recompute)
         scope = ctx.changed_courses()
@@ -87,35 +87,6 @@ class PersonCourse(Service):
                 )
             }
         return scope
-
-
-def conform_columns(wh: Warehouse, table: str, columns: dict[str, str]) -> None:
-    """Give a table made by an older rules version today's columns: add the new ones, drop the
-    retired ones (a renamed role flag, say). Its rows keep their old rules_version, so the next
-    run recomputes every course and fills the new columns."""
-    have = wh.columns(table)
-    for name, sql_type in columns.items():
-        if name not in have:
-            wh.execute(f"ALTER TABLE {wh.quote(table)} ADD COLUMN {wh.quote(name)} {sql_type.replace(' NOT NULL', '')}")
-    for name in have:
-        if name not in columns:
-            wh.execute(f"ALTER TABLE {wh.quote(table)} DROP COLUMN {wh.quote(name)}")
-
-
-def all_courses(wh: Warehouse) -> set[str]:
-    """Every course with learners, events, certificates, a structure or earlier rows."""
-    parts = [
-        f"SELECT course_key FROM {source(wh, t)} x" for t in ("student_courseenrollment", "certificates_generatedcertificate", "courses")
-    ]
-    parts.append(f"SELECT DISTINCT course_key FROM {source(wh, 'events')} x")
-    parts += ["SELECT course_key FROM person_course", "SELECT course_key FROM course_profile"]
-    sql = " UNION ".join(parts)
-    return {k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM ({sql}) u WHERE course_key IS NOT NULL")}
-
-
-def course_file_part(course_key: str) -> str:
-    """`org+course+run` -> `org-course-run`, the original's per-course file-name form."""
-    return exports.safe_name(course_key.replace("+", "-"))
 
 
 def export(

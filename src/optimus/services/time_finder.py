@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 
 from optimus.services import learner_events as S
 from optimus.services.base import RunContext, Service, register
+from optimus.services.course_tables import create_table
 from optimus.warehouse.base import Warehouse
 
 # The exact sums behind sum_dt and sum_dt2: whole microseconds, added as integers, so that the order
@@ -63,11 +64,6 @@ ANOMALY_COLUMNS = {
     "rules_version": "INTEGER NOT NULL",
     "computed_at": "TIMESTAMP NOT NULL",
 }
-
-
-def create_table(wh: Warehouse, name: str, columns: dict[str, str]) -> None:
-    cols = ", ".join(f"{wh.quote(c)} {t}" for c, t in columns.items())
-    wh.execute(f"CREATE TABLE IF NOT EXISTS {wh.quote(name)} ({cols})")
 
 
 @register
