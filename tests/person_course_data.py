@@ -630,3 +630,6 @@ def write_h8_course(data: Path) -> None:
             info = tarfile.TarInfo(f"Counts/{name}")
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
+
+
+COURSE_IDS = {A_KEY: A, B_KEY: B, V_KEY: V, C_KEY: C}  # each course's own id (the reference's course_id without `courses`)

@@ -818,12 +818,12 @@ class EventWriter:
         return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', home)
 
     def _odd_shapes(self, s: Session, P: str, sec: int, day: int) -> list[tuple[str, str, str]]:
-        """(quirk, kind, line) of the rarer shapes issue 16 lists, each in about one session in 13, chosen by
+        """(quirk, kind, line) of the rarer shapes issue 16 lists, each in about one session in 8, chosen by
         learner and day (no random draw, so the rest of the file is unchanged): a versioned course API URL with
         no course in the context (`/api/courses/v1/courses/{id}/`: the version segment is no course), an old
         log line with a top-level `course_id` and no `context`, and a username padded with white space (and no
         user_id, so only the stripped name finds the learner). Each names no chapter and is on the file's day."""
-        pick = (s.uid * 5 + day) % 13
+        pick = (s.uid * 5 + day) % 8
         t = f"{P}{HMS[sec]}.{s.uid % 1000000:06d}+00:00"
         if pick == 0:
             path = s.ct.api_path
