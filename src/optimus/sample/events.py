@@ -777,12 +777,14 @@ class EventWriter:
 
     # Learning MFE (current courses): navigation in the browser, then the unit's render at /xblock/{usage}
 
-    def _mfe(self, s: Session, t: str, rand, etype: str, payload: str, page: str) -> str:
+    def _mfe(self, s: Session, t: str, rand, etype: str, payload: str, page: str, tail: str | None = None) -> str:
         unit = s.ch.units[s.si][int(rand() * len(s.ch.units[s.si]))]
         s.follow.append((K_RENDER, self._xblock_render_of(s, t, unit)))
+        if tail is None:  # the sequence navigation's fields
+            tail = f'\\"id\\": \\"{s.ch.seq_usages[s.si]}\\", \\"widget_placement\\": \\"top\\"'
         return (
             f'{s.head}"event_source": "browser", "event_type": "{etype}", "name": "{etype}", '
-            f'"event": "{{{payload}, \\"id\\": \\"{s.ch.seq_usages[s.si]}\\", \\"widget_placement\\": \\"top\\"}}", '
+            f'"event": "{{{payload}, {tail}}}", '
             f'"page": {page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
         )
 
@@ -814,8 +816,14 @@ class EventWriter:
         s.ch = ch
         s.si = int(rand() * len(ch.seqs))
         s.page = ch.pages[s.si]
-        home = json.dumps(f"https://{MFE_HOST}/learning/course/{s.ct.cid}/home")
-        return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', home)
+        home_url = f"https://{MFE_HOST}/learning/course/{s.ct.cid}/home"
+        # the Learning MFE's outline logs the link it follows: {base}/course/{course id}/{sequence}/{unit}
+        target = f"https://{MFE_HOST}/learning/course/{s.ct.cid}/{ch.seq_usages[s.si]}/{ch.units[s.si][0]}"
+        tail = (
+            f'\\"target_url\\": \\"{target}\\", \\"current_url\\": \\"{home_url}\\", '
+            f'\\"widget_placement\\": \\"accordion\\"'
+        )
+        return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', json.dumps(home_url), tail)
 
     def _odd_shapes(self, s: Session, P: str, sec: int, day: int) -> list[tuple[str, str, str]]:
         """(quirk, kind, line) of the rarer shapes issue 16 lists, each in about one session in 8, chosen by
