@@ -3,7 +3,8 @@
 The package is hand-built (tests/person_course_data.py) and ingested as `optimus ingest` does (conftest.ingest); the
 reference reads the same source data (the raw event lines and table rows the test wrote) and
 only three inputs other services derive (course_id/pass_mark from `courses`, published chapters
-from `course_blocks`, places from `ip_geo`).
+from `course_blocks`, places from `ip_geo`). The same reference runs on a generated sample package
+(test_person_course_equals_the_reference_on_a_sample_package: `sample_source` reads the package's own files).
 """
 
 from __future__ import annotations
@@ -757,7 +758,8 @@ def sample_source(data: Path, manifest: dict[str, Any]) -> Any:
             for r in rows(prefix, "certificates_generatedcertificate")
         ]
         src.GRADES += [
-            (i, r["course_id"], int(r["user_id"]), number(r["percent_grade"])) for i, r in enumerate(rows(prefix, "grades_persistentcoursegrade"))
+            (i, r["course_id"], int(r["user_id"]), number(r["percent_grade"]))
+            for i, r in enumerate(rows(prefix, "grades_persistentcoursegrade"))
         ]
         src.ACCESS_ROLES += [
             (i, r["org"], r["course_id"], int(r["user_id"]), r["role"]) for i, r in enumerate(rows(prefix, "student_courseaccessrole"))
@@ -780,8 +782,9 @@ def sample_source(data: Path, manifest: dict[str, Any]) -> Any:
             todo = [block_id]
             while todo:
                 at = todo.pop()
-                if block_of(at):
-                    ancestry[key][block_of(at)] = chapter  # type: ignore[index]
+                found = block_of(at)
+                if found:
+                    ancestry[key][found] = chapter
                 todo += structure.get(at, {}).get("children", [])
     src.CHAPTERS = ancestry
     src.block_chapters = ancestry.__getitem__

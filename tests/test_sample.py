@@ -264,7 +264,13 @@ def test_event_file_counts_match_manifest(sample):
                 q["user_id_empty"] += 1
             if ctx["course_id"] == "" and course_of(ev):
                 at = ev["event_type"]
-                q["course_only_in_url" if at.startswith("/courses/") else "course_only_in_api_url" if at.startswith("/api/") else "course_only_in_page"] += 1
+                q[
+                    "course_only_in_url"
+                    if at.startswith("/courses/")
+                    else "course_only_in_api_url"
+                    if at.startswith("/api/")
+                    else "course_only_in_page"
+                ] += 1
             if ctx["course_id"] == "" and not course_of(ev) and ev["event_source"] == "browser" and block_course_of(ev):
                 q["course_only_in_xblock_page"] += 1
     total_valid = 0

@@ -819,10 +819,7 @@ class EventWriter:
         home_url = f"https://{MFE_HOST}/learning/course/{s.ct.cid}/home"
         # the Learning MFE's outline logs the link it follows: {base}/course/{course id}/{sequence}/{unit}
         target = f"https://{MFE_HOST}/learning/course/{s.ct.cid}/{ch.seq_usages[s.si]}/{ch.units[s.si][0]}"
-        tail = (
-            f'\\"target_url\\": \\"{target}\\", \\"current_url\\": \\"{home_url}\\", '
-            f'\\"widget_placement\\": \\"accordion\\"'
-        )
+        tail = f'\\"target_url\\": \\"{target}\\", \\"current_url\\": \\"{home_url}\\", \\"widget_placement\\": \\"accordion\\"'
         return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', json.dumps(home_url), tail)
 
     def _odd_shapes(self, s: Session, P: str, sec: int, day: int) -> list[tuple[str, str, str]]:
