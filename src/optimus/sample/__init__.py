@@ -36,7 +36,7 @@ with. Paths are relative to `out`. Keys:
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
   course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late,
   course_only_in_api_url, course_only_top_level, username_padded})): the last three are the rarer shapes of
-  `events.EventWriter._odd_shapes`, each in a few sessions (chosen by learner and day) of learners whose
+  `events.EventWriter._odd_shapes`, each in a few sessions of the second day (chosen by learner) of learners whose
   events carry their user_id: a versioned course API URL (``/api/courses/v1/courses/{id}/``, kind
   ``api_course_url``) with an empty context course id, a line with a top-level ``course_id`` and no
   ``context`` (kind ``page_close``, no page), and a ``/courses/{id}/progress`` line whose username is padded
