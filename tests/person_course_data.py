@@ -440,6 +440,7 @@ ACTIVITY_USERS = {
     75: "veve",  # no event; a studentmodule chapter row: viewed, one chapter
     76: "vfay",  # a /courseware/ URL, an /xblock/ page, a studentmodule chapter row, a problem: four chapters, explored
     77: "vgus",  # a Learning MFE sequence event and a video of another chapter: two chapters, not explored
+    78: "vole",  # three course-outline selections: an LMS accordion link, a Learning MFE unit link, the course home
     79: "vhal",  # an /xblock/ handler call between two events, and an event with an empty username
     80: "vivy",  # only an /xblock/ handler call, and a grade: nevents 0, viewed, not inconsistent
 }
@@ -498,6 +499,25 @@ def activity_events() -> list[dict[str, Any]]:
         ev("2024-01-02T10:02:00+00:00", "vhal", 79, V, "play_video", "browser", "", None, json.dumps({"id": "vid9"})),
         ev("2024-01-02T10:03:00+00:00", "", 79, V, f"/courses/{V}/progress", event=implicit()),
         ev("2024-01-02T10:01:00+00:00", "vivy", 80, V, handler, event=implicit()),
+        *outline_events(),
+    ]
+
+
+def outline_events() -> list[dict[str, Any]]:
+    """vole's `edx.ui.lms.outline.selected` events, payloads as edX writes them: the LMS accordion
+    (edx-platform lms/static/js/courseware/accordion_events.js: target_url is the link's href, a courseware URL
+    of chapter ch4), the Learning MFE outline (target_url {base}/course/{course}/{sequence}/{unit}: sequence
+    ch3s of chapter ch3), and a target naming no block (the course home)."""
+    mfe = f"https://apps.learning.edx.org/learning/course/{V}/{vblock('sequential', 'ch3s')}/{vblock('vertical', 'ch3v')}"
+
+    def outline(time: str, target: str) -> dict[str, Any]:
+        payload = {"current_url": "https://x/home", "target_url": target, "target_name": "Lesson", "widget_placement": "accordion"}
+        return ev(time, "vole", 78, V, "edx.ui.lms.outline.selected", "browser", "", "https://x/home", json.dumps(payload))
+
+    return [
+        outline("2024-01-02T11:00:00+00:00", f"https://courses.edx.org/courses/{V}/courseware/ch4/ch4s/"),
+        outline("2024-01-02T11:01:00+00:00", mfe),
+        outline("2024-01-02T11:02:00+00:00", f"https://apps.learning.edx.org/learning/course/{V}/home"),
     ]
 
 
@@ -630,3 +650,6 @@ def write_h8_course(data: Path) -> None:
             info = tarfile.TarInfo(f"Counts/{name}")
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
+
+
+COURSE_IDS = {A_KEY: A, B_KEY: B, V_KEY: V, C_KEY: C}  # each course's own id (the reference's course_id without `courses`)

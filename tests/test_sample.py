@@ -38,6 +38,7 @@ SQL_COLUMNS = {
 }
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?$")
 COURSE_IN_URL = re.compile(r"/courses/([^/]+/[^/]+/[^/]+|course-v1:[^/]+)/(?:courseware|progress|xblock|discussion)")
+API_COURSE_URL = re.compile(r"^/api/courses/v[0-9]+/courses/([^/]+/[^/]+/[^/]+|course-v1:[^/]+)/$")
 KWARGS = dict(courses=3, learners=60, days=5, seed=7)
 
 
@@ -107,8 +108,10 @@ def course_of(ev: dict) -> str:
     ctx = ev.get("context") or {}
     if ctx.get("course_id"):
         return ctx["course_id"]
+    if ev.get("course_id"):  # an old line with no context
+        return ev["course_id"]
     for field in (ev.get("event_type") or "", unquote(ev.get("page") or "")):
-        m = COURSE_IN_URL.search(field)
+        m = COURSE_IN_URL.search(field) or API_COURSE_URL.search(field)
         if m:
             return m.group(1)
     return ""
@@ -250,13 +253,24 @@ def test_event_file_counts_match_manifest(sample):
         if "." not in ev["time"]:
             q["time_no_microseconds"] += 1
         ctx = ev.get("context")
+        if ctx is None and ev.get("course_id"):
+            q["course_only_top_level"] += 1
+        if ev["username"] != ev["username"].strip():
+            q["username_padded"] += 1
         if ctx is not None and ev["username"]:
             if "user_id" not in ctx:
                 q["user_id_missing"] += 1
             elif ctx["user_id"] == "":
                 q["user_id_empty"] += 1
             if ctx["course_id"] == "" and course_of(ev):
-                q["course_only_in_url" if ev["event_type"].startswith("/courses/") else "course_only_in_page"] += 1
+                at = ev["event_type"]
+                q[
+                    "course_only_in_url"
+                    if at.startswith("/courses/")
+                    else "course_only_in_api_url"
+                    if at.startswith("/api/")
+                    else "course_only_in_page"
+                ] += 1
             if ctx["course_id"] == "" and not course_of(ev) and ev["event_source"] == "browser" and block_course_of(ev):
                 q["course_only_in_xblock_page"] += 1
     total_valid = 0
@@ -463,7 +477,7 @@ def test_learner_stats_match_events(sample):
         cid = course_of(ev)
         if not cid:
             continue
-        a = acc[cid][user_ids[ev["username"]]]
+        a = acc[cid][user_ids[ev["username"].strip()]]
         a["n"] += 1
         a["days"].add(parse_time(ev["time"]).date())
         a["play"] += (ev.get("name") or ev["event_type"]) in ("play_video", "edx.video.played")
@@ -661,7 +675,7 @@ def test_learner_counts_match_events_and_current_courses_look_current(sample):
         cid = course_of(ev) or block_course_of(ev)
         if not cid:
             continue
-        uid, k = user_ids[ev["username"]], kind(ev)
+        uid, k = user_ids[ev["username"].strip()], kind(ev)
         by_kind[cid][k] += 1
         if not course_of(ev):  # an /xblock/ render, or an iframe event: the course is only in the block id
             in_block[cid][uid] += "/xblock/" not in ev["event_type"]
@@ -730,7 +744,7 @@ def test_studentmodule_chapters_are_the_chapters_the_events_touch(sample):
         )
         for hex_id in re.findall(r"[0-9a-f]{32}", text):
             if hex_id in chapter_of[cid]:
-                named[(cid, user_ids[ev["username"]])].add(chapter_of[cid][hex_id])
+                named[(cid, user_ids[ev["username"].strip()])].add(chapter_of[cid][hex_id])
     checked = 0
     for c in m["courses"]:
         cid = c["course_id"]

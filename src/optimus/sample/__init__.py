@@ -34,7 +34,14 @@ with. Paths are relative to `out`. Keys:
   is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
   ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
-  course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
+  course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late,
+  course_only_in_api_url, course_only_top_level, username_padded})): the last three are the rarer shapes of
+  `events.EventWriter._odd_shapes`, each in a few sessions of the second day (chosen by learner) of learners whose
+  events carry their user_id: a versioned course API URL (``/api/courses/v1/courses/{id}/``, kind
+  ``api_course_url``) with an empty context course id, a line with a top-level ``course_id`` and no
+  ``context`` (kind ``page_close``, no page), and a ``/courses/{id}/progress`` line whose username is padded
+  with white space and whose ``user_id`` is empty (also counted in ``user_id_empty``); they count under
+  their course in ``by_course`` and in the learner's nevents and ndays_act, and name no chapter); ``valid``, ``malformed``,
   ``duplicates`` (1 or 0), ``distinct`` (= valid - duplicates); ``duplicate`` ({course_id,
   kind, event_date, files, line_numbers} or null); ``malformed_reasons`` (all that occur).
 - ``learner_stats_fields``: the names below; ``learner_stats``: {course_id: {user_id: [nevents, ndays_act, nplay_video, nchapters,

@@ -146,6 +146,8 @@ def _course_only_in_block(ev: dict) -> bool:
     return not (ev.get("context") or {}).get("course_id") and "/xblock/" in ev.get("event_type", "") + (ev.get("page") or "")
 
 
+# quirks of `EventWriter._odd_shapes` (in the manifest's per-file ``quirks``)
+ODD_SHAPES = ("course_only_in_api_url", "course_only_top_level", "username_padded")
 STAT_FIELDS = ["nevents", "ndays_act", "nplay_video", "nchapters", "nproblems_checked"]
 
 
@@ -369,6 +371,7 @@ class EventWriter:
         late_by_date: dict[str, int] = {}
         quirk_uid_empty = quirk_uid_missing = quirk_in_url = quirk_in_page = quirk_in_block = 0
         quirk_no_tz = quirk_no_us = 0
+        odd_quirks: dict[str, int] = {}
         buf: list[str] = []
         lineno = 0
         raw = open(out_dir / name, "wb")
@@ -555,6 +558,13 @@ class EventWriter:
                         extra[2] += 1
                         extra[3] |= s.ch.bit
                         quirk_in_block += 1
+                    if len(lines) > 1 and not enrolled_today and quirk == 0:
+                        # the course or the learner written in a less usual place (a few sessions, no random draw)
+                        for qname, kname, line in self._odd_shapes(s, P, sec, day):
+                            lines.append(line)
+                            kind_counts[KINDS.index(kname)] += 1
+                            odd_quirks[qname] = odd_quirks.get(qname, 0) + 1
+                            quirk_uid_empty += qname == "username_padded"  # its user_id is empty
                     nl = len(lines)
                     n_enrol = len(kind_counts_extra) if enrolled_today else 0
                     if n_enrol:
@@ -648,6 +658,7 @@ class EventWriter:
             ("time_no_tz", quirk_no_tz),
             ("time_no_microseconds", quirk_no_us),
             ("late", late_total),
+            *((q, odd_quirks.get(q, 0)) for q in ODD_SHAPES),
         ]:
             fs.quirks[key] = n
         self.files.append(fs)
@@ -766,12 +777,14 @@ class EventWriter:
 
     # Learning MFE (current courses): navigation in the browser, then the unit's render at /xblock/{usage}
 
-    def _mfe(self, s: Session, t: str, rand, etype: str, payload: str, page: str) -> str:
+    def _mfe(self, s: Session, t: str, rand, etype: str, payload: str, page: str, tail: str | None = None) -> str:
         unit = s.ch.units[s.si][int(rand() * len(s.ch.units[s.si]))]
         s.follow.append((K_RENDER, self._xblock_render_of(s, t, unit)))
+        if tail is None:  # the sequence navigation's fields
+            tail = f'\\"id\\": \\"{s.ch.seq_usages[s.si]}\\", \\"widget_placement\\": \\"top\\"'
         return (
             f'{s.head}"event_source": "browser", "event_type": "{etype}", "name": "{etype}", '
-            f'"event": "{{{payload}, \\"id\\": \\"{s.ch.seq_usages[s.si]}\\", \\"widget_placement\\": \\"top\\"}}", '
+            f'"event": "{{{payload}, {tail}}}", '
             f'"page": {page}, "context": {s.ctx}"/event"}}, "time": "{t}"}}\n'
         )
 
@@ -803,8 +816,55 @@ class EventWriter:
         s.ch = ch
         s.si = int(rand() * len(ch.seqs))
         s.page = ch.pages[s.si]
-        home = json.dumps(f"https://{MFE_HOST}/learning/course/{s.ct.cid}/home")
-        return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', home)
+        home_url = f"https://{MFE_HOST}/learning/course/{s.ct.cid}/home"
+        # the Learning MFE's outline logs the link it follows: {base}/course/{course id}/{sequence}/{unit}
+        target = f"https://{MFE_HOST}/learning/course/{s.ct.cid}/{ch.seq_usages[s.si]}/{ch.units[s.si][0]}"
+        tail = f'\\"target_url\\": \\"{target}\\", \\"current_url\\": \\"{home_url}\\", \\"widget_placement\\": \\"accordion\\"'
+        return self._mfe(s, t, rand, "edx.ui.lms.outline.selected", '\\"target_name\\": \\"Lesson\\"', json.dumps(home_url), tail)
+
+    def _odd_shapes(self, s: Session, P: str, sec: int, day: int) -> list[tuple[str, str, str]]:
+        """(quirk, kind, line) of the rarer shapes issue 16 lists, chosen by
+        learner and day (no random draw, so the rest of the file is unchanged): a versioned course API URL with
+        no course in the context (`/api/courses/v1/courses/{id}/`: the version segment is no course), an old
+        log line with a top-level `course_id` and no `context`, and a username padded with white space (and no
+        user_id, so only the stripped name finds the learner); on the sample's second day only, one shape for
+        three learners in five. Each names no chapter and is on the file's day."""
+        if day != 1:  # the second day only: lines without a user_id keep their learner out of some tests' references
+            return []
+        pick = s.uid % 5
+        t = f"{P}{HMS[sec]}.{s.uid % 1000000:06d}+00:00"
+        if pick == 0:
+            path = s.ct.api_path
+            return [
+                (
+                    "course_only_in_api_url",
+                    "api_course_url",
+                    f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+                    f'"page": null, "context": {s.ctx0}"{path}"}}, "time": "{t}"}}\n',
+                )
+            ]
+        if pick == 1:
+            return [
+                (
+                    "course_only_top_level",
+                    "page_close",
+                    f'{s.head}"event_source": "browser", "event_type": "page_close", "event": "", '
+                    f'"page": null, "course_id": "{s.ct.cid}", "time": "{t}"}}\n',
+                )
+            ]
+        if pick == 2:
+            head = s.head.replace(f'"username": "{s.username}"', f'"username": "  {s.username}\\t"', 1)
+            path = s.ct.progress_path
+            return [
+                (
+                    "username_padded",
+                    "progress_url",
+                    f'{head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
+                    f'"page": null, "context": {{"course_id": "{s.ct.cid}", "org_id": "{s.ct.org}", "user_id": "", '
+                    f'"path": "{path}"}}, "time": "{t}"}}\n',
+                )
+            ]
+        return []
 
     def _xblock_render_of(self, s: Session, t: str, unit: str) -> str:
         # the LMS logs the request itself; no `/courses/` in the URL, so no course in its context

@@ -198,6 +198,22 @@ def courseware_sql(row: str) -> str:
     )
 
 
+def outline_target_sql(wh: Warehouse, row: str) -> str:
+    """The `target_url` of an `edx.ui.lms.outline.*` payload (the link the learner chose in the course outline);
+    NULL for any other event. edx-platform's lms/static/js/courseware/accordion_events.js logs the accordion
+    link's href (`/courses/{id}/courseware/{chapter}/{sequential}/`); the Learning MFE's outline sidebar logs
+    `{base}/course/{course_id}/{sequence usage key}/{unit usage key}`."""
+    return f"(CASE WHEN {row}.event_type LIKE 'edx.ui.lms.outline.%' THEN {json_text(wh, f'{row}.event', 'target_url')} END)"
+
+
+def event_chapter_sql(wh: Warehouse, row: str) -> str:
+    """The chapter an event names by URL: its courseware URL event type (chapter_sql), else the
+    `/courseware/{chapter}/` of an outline event's target_url."""
+    target = outline_target_sql(wh, row)
+    url_chapter = f"(CASE WHEN strpos({target}, '/courses/') > 0 THEN {path_segment_sql(target, '/courseware/')} END)"
+    return f"coalesce({chapter_sql(f'{row}.event_type')}, {url_chapter})"
+
+
 def path_segment_sql(text: str, marker: str) -> str:
     """The path segment of `text` after `marker` (up to '/', '?' or '#'); NULL when absent or empty."""
     tail = f"substr({text}, strpos({text}, '{marker}') + {len(marker)})"
@@ -207,14 +223,16 @@ def path_segment_sql(text: str, marker: str) -> str:
 def usage_key_sql(wh: Warehouse, row: str) -> str:
     """The usage key of the block an event touched, NULL when none: context.module.usage_key
     (events.module_id), else the key of an /xblock/ URL (type, then page), of a Learning MFE
-    sequence API URL, of an `edx.ui.lms.sequence.*` payload (target_id, then id), a video's id,
-    or a problem event's problem_id."""
+    sequence API URL, of an `edx.ui.lms.sequence.*` payload (target_id, then id), the first
+    `block-v1:` usage key in an `edx.ui.lms.outline.*` payload's target_url (the Learning MFE's
+    sequence), a video's id, or a problem event's problem_id."""
     t = f"{row}.event_type"
     payload = f"{row}.event"
     return (
         f"coalesce(nullif({row}.module_id, ''), {path_segment_sql(t, '/xblock/')}, {path_segment_sql(f'{row}.page', '/xblock/')},"
         f" {path_segment_sql(t, '/api/courseware/sequence/')},"
         f" CASE WHEN {t} LIKE 'edx.ui.lms.sequence.%' THEN coalesce({json_text(wh, payload, 'target_id')}, {json_text(wh, payload, 'id')})"
+        f" WHEN {t} LIKE 'edx.ui.lms.outline.%' THEN 'block-v1:' || {path_segment_sql(outline_target_sql(wh, row), '/block-v1:')}"
         f" WHEN {t} IN {in_list(VIDEO_ANY)} THEN {json_text(wh, payload, 'id')}"
         f" WHEN {t} IN {in_list(PROBLEM_EVENTS)} THEN {json_text(wh, payload, 'problem_id')} END)"
     )
@@ -287,7 +305,7 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "", block
                CASE WHEN coalesce(e.user_id, account_ids.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, account_ids.id) AS VARCHAR)
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
                e.event_type, e.event_source, nullif(e.ip, '') AS ip,
-               {chapter_sql("e.event_type")} AS chapter,
+               {event_chapter_sql(wh, "e")} AS chapter,
                {courseware_sql("e")} AS courseware, {learner_action_sql("e")} AS learner_action, {block}
                (strpos(coalesce(e.event_type, ''), '/xblock/') = 0 AND nullif(e.username, '') IS NOT NULL) AS in_day_table,
                CASE WHEN e.event_type IN {in_list(VIDEO_VIEW)} THEN {video_block_id_sql(video)} END AS video_id,

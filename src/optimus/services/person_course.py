@@ -35,7 +35,9 @@ class PersonCourse(Service):
     # 3 (issue 16): viewed (courseware access), nchapters over visited chapters (studentmodule, URLs, block
     # ancestry; NULL when none), counts without /xblock/ calls; the video, problem-check, role and completion
     # rules; course_profile among registered learners
-    rules_version = 3
+    # 4 (issue 16): visited chapters also from edx.ui.lms.outline.* payloads (the chapter of a /courseware/
+    #   target_url, or of the block-v1 usage key in the Learning MFE's target_url)
+    rules_version = 4
 
     def setup(self, wh: Warehouse) -> None:
         for table, columns in (("person_course", PC_COLUMNS), ("course_profile", CP_COLUMNS)):

@@ -74,7 +74,8 @@ class TimeFinder(Service):
     # 2: gaps summed as whole microseconds (the same bits whatever the thread count)
     # 3 (issue 16): /xblock/ calls and events with an empty username left out (edx2bigquery's make_person_course_day);
     #   nproblem_check counts browser and server problem_check events; nproblem_check_server apart
-    rules_version = 3
+    # 4 (issue 16): nchapters also counts the chapter of an edx.ui.lms.outline.* event's /courseware/ target_url
+    rules_version = 4
 
     def setup(self, wh: Warehouse) -> None:
         create_table(wh, "person_course_day", DAY_COLUMNS)
