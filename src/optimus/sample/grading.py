@@ -35,10 +35,10 @@ _BODY = {
     "multiplechoiceresponse": '<choicegroup type="MultipleChoice"><choice correct="true">B</choice><choice correct="false">A</choice></choicegroup>',
     "choiceresponse": '<checkboxgroup><choice correct="true">x</choice><choice correct="false">y</choice></checkboxgroup>',
     "numericalresponse": '<responseparam type="tolerance" default="5%"/><formulaequationinput/>',
-    "optionresponse": '<optioninput options="(\'yes\',\'no\')" correct="yes"/>',
-    "stringresponse": "<textline size=\"20\"/>",
+    "optionresponse": "<optioninput options=\"('yes','no')\" correct=\"yes\"/>",
+    "stringresponse": '<textline size="20"/>',
     "formularesponse": '<responseparam type="tolerance" default="0.01"/><textline size="40"/>',
-    "customresponse": "<textline size=\"10\"/>",
+    "customresponse": '<textline size="10"/>',
 }
 
 
@@ -89,12 +89,17 @@ def add_course_features(course: Course, key: str) -> dict:
     # one split test (A/B content experiment) at the end of the first published chapter's first lesson
     first = next(c for c in course.root.children if c.url_name == course.chapters[0].url_name)
     arms = [
-        Block("vertical", hex_id(key, "split-arm", g), f"Group {g} unit", children=[Block("html", hex_id(key, "split-html", g), f"Arm {g} text")])
+        Block(
+            "vertical",
+            hex_id(key, "split-arm", g),
+            f"Group {g} unit",
+            children=[Block("html", hex_id(key, "split-html", g), f"Arm {g} text")],
+        )
         for g in (0, 1)
     ]
-    arms[0].children[0].markup = (
-        '<p>Watch this first:</p><iframe width="560" height="315" src="https://www.youtube.com/embed/SpLiT0vid01?rel=0"></iframe>\n'
-    )
+    arms[0].children[
+        0
+    ].markup = '<p>Watch this first:</p><iframe width="560" height="315" src="https://www.youtube.com/embed/SpLiT0vid01?rel=0"></iframe>\n'
     mapping = {str(g): course.usage_key("vertical", arm.url_name) for g, arm in enumerate(arms)}
     split = Block(
         "split_test",
@@ -113,7 +118,9 @@ def add_course_features(course: Course, key: str) -> dict:
     }
 
 
-def write_subsection_grades(folder: Path, course: Course, ci: int, learners: list[Learner], active: dict[int, list[int]]) -> tuple[str, int]:
+def write_subsection_grades(
+    folder: Path, course: Course, ci: int, learners: list[Learner], active: dict[int, list[int]]
+) -> tuple[str, int]:
     """grades_persistentsubsectiongrade: one row per active enrolled learner and graded subsection of the
     published chapters, its scores the subsection's problem weights times a stable fraction."""
     name = f"{course.prefix}-grades_persistentsubsectiongrade-prod-analytics.sql"
