@@ -228,3 +228,28 @@ def test_chapter_grades_by_hand(data_path: Path, settings_for: Any) -> None:
     ]
     # no grade dumps in this package: no persistent grade rows
     assert query_rows(settings, "SELECT count(*) FROM grades_persistent") == [(0,)]
+
+
+def test_the_api_serves_chapter_grades_only_with_the_token(data_path: Path, settings_for: Any) -> None:
+    """The generic table endpoint: per-learner grade tables need the token; course_axis does not."""
+    from fastapi.testclient import TestClient
+
+    from optimus.api.app import create_app
+    from optimus.api.state import ReadViews
+    from optimus.warehouse import connect
+    from test_course_axis import STUDIO, _tarball
+
+    _tarball(data_path / "database_state" / "latest" / "T-AX1-2020-course-prod-analytics.xml.tar.gz", STUDIO, "ax1")
+    settings = settings_for(data_path, api_token="s3cret")
+    ingest(settings)
+    wh = connect(settings, read_only=True)
+    try:
+        with TestClient(create_app(settings, ReadViews(settings, wh, size=2))) as client:
+            for table in ("chapter_grades", "grades_persistent", "grades_persistent_subsection"):
+                path = f"/api/v1/courses/T+AX1+2020/tables/{table}"
+                assert client.get(path).status_code == 401, table
+                assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 403, table
+                assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200, table
+            assert client.get("/api/v1/courses/T+AX1+2020/tables/course_axis").status_code == 200
+    finally:
+        wh.close()
