@@ -428,3 +428,37 @@ def test_a_warehouse_of_course_structure_rules_1_gets_the_new_columns(data_path:
         wh.close()
     ingest(settings, "CourseStructure", "CourseAxis")
     assert query_rows(settings, "SELECT count(*) FROM course_axis WHERE course_key = 'T+AX1+2020'") == [(24,)]
+
+
+def test_the_sample_fills_the_axis_as_its_manifest_says(tmp_path: Path) -> None:
+    """The sample generator's own counts (manifest `course_axis`) against the tables: the problems of each
+    response type, the split test and its arms, the graded subsections with a due date, the grading policy."""
+    from conftest import ingest_sample
+
+    settings = ingest_sample(tmp_path)
+    manifest = json.loads((tmp_path / "data" / "sample_manifest.json").read_text())
+    for course in manifest["courses"]:
+        facts = manifest["course_axis"][course["course_id"]]
+        key = course["old_id"].replace("/", "+")
+        types = dict(
+            query_rows(
+                settings, "SELECT data_itype, count(*) FROM course_axis WHERE course_key = ? AND category = 'problem' GROUP BY 1", [key]
+            )
+        )
+        assert types == facts["problem_types"]
+        split = query_rows(
+            settings,
+            "SELECT url_name FROM course_axis WHERE course_key = ? AND split_url_name = ? AND category = 'vertical' ORDER BY path",
+            [key, facts["split_test"]],
+        )
+        assert [u for (u,) in split] == facts["split_children"]
+        assert query_rows(
+            settings, "SELECT count(*) FROM course_axis WHERE course_key = ? AND data_ytid = ?", [key, facts["split_youtube_id"]]
+        ) == [(1,)]
+        due = query_rows(
+            settings, "SELECT count(*) FROM course_axis WHERE course_key = ? AND category = 'sequential' AND due IS NOT NULL", [key]
+        )
+        assert due == [(facts["graded_with_due"],)]
+        assert query_rows(settings, "SELECT count(*) FROM grading_policy WHERE course_key = ?", [key]) == [(2,)]
+        cutoffs = query_rows(settings, "SELECT min(cutoff) FROM grading_policy_cutoffs WHERE course_key = ?", [key])
+        assert cutoffs == [(course["pass_mark"],)]
