@@ -6,7 +6,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BUILT_INS = ["Clickstream", "DatabaseState", "DiscussionForums", "CourseStructure", "IPToCountry", "TimeFinder", "PersonCourse", "EmailCRM"]
+BUILT_INS = [
+    "Clickstream",
+    "DatabaseState",
+    "DiscussionForums",
+    "CourseStructure",
+    "IPToCountry",
+    "TimeFinder",
+    "PersonCourse",
+    "CourseAxis",
+    "Grades",
+    "EmailCRM",
+]
 
 
 def fresh(code: str) -> str:

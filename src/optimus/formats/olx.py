@@ -10,12 +10,13 @@ XML is read with defusedxml: no DTD entities, no external references (an entity 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, tostring
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -44,6 +45,25 @@ CONTAINERS = {
 NOT_BLOCKS = {"wiki", "textbook", "about", "info", "static_tab", "custom_tag_template", "course_info"}
 INHERITED = ("start", "due", "graded", "format")
 _MAX_DEPTH = 64
+# The problem response types edx2bigquery's course_axis counts (edx2course_axis.py, make_axis:
+# known_problem_types), as direct children of <problem>.
+RESPONSE_TYPES = (
+    "multiplechoiceresponse",
+    "numericalresponse",
+    "choiceresponse",
+    "optionresponse",
+    "stringresponse",
+    "formularesponse",
+    "customresponse",
+    "fieldset",
+)
+# Blocks that start a new path under their chapter in edx2bigquery's course_axis (`path`).
+SEQUENCE_TAGS = ("problemset", "sequential", "videosequence", "proctor", "randomize")
+# Children edx2bigquery's course_axis walk neither lists nor counts (edx2course_axis.py, walk).
+UNCOUNTED = ("discussion", "source")
+_YOUTUBE_EMBED = re.compile(r"embed/([^\"/?]+)")
+_IFRAME = re.compile(r"<iframe\b[^>]*>", re.IGNORECASE)
+_SRC = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
 class OlxError(IngestError):
@@ -58,6 +78,9 @@ class Node:
     attrs: dict[str, Any]
     children: list[Node] = field(default_factory=list)
     draft: bool = False
+    # what the block's own markup says (OLX only): a problem's response tags, solution and image, an
+    # html block's embedded YouTube video (edx2bigquery's course_axis `data`; see content_facts)
+    content: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url_name(self) -> str | None:
@@ -77,6 +100,9 @@ class ParsedCourse:
     tree: dict[str, Any]
     info: dict[str, Any]
     blocks: list[dict[str, Any]]
+    # grading_policy.json (OLX only): one dict per GRADER entry, and (label, cutoff) per GRADE_CUTOFFS entry
+    graders: list[dict[str, Any]] = field(default_factory=list)
+    cutoffs: list[tuple[str, float | None]] = field(default_factory=list)
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -178,6 +204,36 @@ def _load_json(path: Path) -> Any:
         raise OlxError(f"{path}: not readable JSON: {exc}") from None
 
 
+def problem_facts(kids: list[Element]) -> dict[str, Any]:
+    """edx2bigquery's problem `data` (edx2course_axis.py, make_axis): the response tags among the
+    problem's direct children (RESPONSE_TYPES, in order), whether it shows an image anywhere, and whether
+    a <solution> has more than 65 characters of markup or an image (its children serialised)."""
+    types = [str(k.tag) for k in kids if k.tag in RESPONSE_TYPES]
+    image = solution = False
+    for kid in kids:
+        for el in kid.iter():
+            if el.tag == "img":
+                image = True
+            elif el.tag == "solution":
+                markup = "".join(tostring(child, encoding="unicode") for child in el)
+                solution = solution or len(markup) > 65 or "img src" in markup
+    return {"response_types": " ".join(types), "has_image": image, "has_solution": solution}
+
+
+def iframe_youtube_id(markup: str) -> str | None:
+    """The YouTube id of the first <iframe> of an html block when it embeds https://www.youtube.com/embed/
+    (edx2course_axis.py, make_axis: an html block's `ytid`). Read with patterns: the markup is never parsed."""
+    first = _IFRAME.search(markup)
+    if first is None:
+        return None
+    src = _SRC.search(first.group(0))
+    url = (src.group(1) or src.group(2) or "") if src else ""
+    if "https://www.youtube.com/embed/" not in url:
+        return None
+    found = _YOUTUBE_EMBED.search(url)
+    return found.group(1) if found else None
+
+
 class _OlxReader:
     """Resolves url_name pointers into files, applying per-block policy, with a depth limit."""
 
@@ -195,6 +251,25 @@ class _OlxReader:
                 if path.is_file() and path.resolve().is_relative_to(self.root.resolve()):
                     return path
         return None
+
+    def _named(self, tag: str, filename: str, suffix: str) -> Path | None:
+        """The file an html or problem block names by `filename`, if it is inside the export."""
+        name = filename if filename.endswith(suffix) else filename + suffix
+        path = self.root / tag / name
+        if path.is_file() and path.resolve().is_relative_to(self.root.resolve()):
+            return path
+        return None
+
+    def _html_youtube(self, attrs: dict[str, Any], kids: list[Element]) -> str | None:
+        markup = "".join(tostring(kid, encoding="unicode") for kid in kids)
+        if not markup and attrs.get("filename"):
+            path = self._named("html", str(attrs["filename"]), ".html")
+            if path is not None:
+                try:
+                    markup = path.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    markup = ""
+        return iframe_youtube_id(markup)
 
     def node(self, element: Element, draft: bool = False, depth: int = 0, seen: tuple[str, ...] = ()) -> Node:
         if depth > _MAX_DEPTH:
@@ -218,6 +293,13 @@ class _OlxReader:
                 if not isinstance(value, (dict, list)):
                     attrs[name] = value
         node = Node(tag, attrs, draft=draft)
+        if tag == "problem":
+            if not kids and attrs.get("filename"):  # the oldest exports: <problem filename="..."/>
+                path = self._named(tag, str(attrs["filename"]), ".xml")
+                kids = list(_parse_xml(path)) if path is not None else []
+            node.content = problem_facts(kids)
+        elif tag == "html":
+            node.content = {"iframe_youtube_id": self._html_youtube(attrs, kids)}
         if tag in CONTAINERS:
             node.children = [self.node(kid, draft, depth + 1, seen) for kid in kids if isinstance(kid.tag, str)]
         return node
@@ -264,7 +346,41 @@ def parse_export(folder: Path) -> ParsedCourse:
     marks = [v for v in (to_float(x) for x in (cutoffs or {}).values()) if v is not None] if isinstance(cutoffs, dict) else []
     tree = _tree(tree_root)
     tree["policy"] = policy
-    return _parsed(org, code, run, "olx", None, tree_root, tree, min(marks) if marks else None)
+    parsed = _parsed(org, code, run, "olx", None, tree_root, tree, min(marks) if marks else None)
+    parsed.graders, parsed.cutoffs = grading_tables(grading)
+    return parsed
+
+
+def _count(value: Any) -> int | None:
+    number = to_float(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def grading_tables(grading: Any) -> tuple[list[dict[str, Any]], list[tuple[str, float | None]]]:
+    """grading_policy.json's GRADER entries as rows (edx2bigquery's make_grading_policy_table.py,
+    load_grading_policy: `type` -> assignment_type, `weight` -> fraction_of_overall_grade, `name`
+    defaults to the type) and its GRADE_CUTOFFS as (label, cutoff) pairs, in the file's order."""
+    if not isinstance(grading, dict):
+        return [], []
+    graders: list[dict[str, Any]] = []
+    for entry in grading.get("GRADER") or []:
+        if not isinstance(entry, dict):
+            continue
+        kind = _text(entry.get("type"))
+        graders.append(
+            {
+                "position": len(graders) + 1,
+                "assignment_type": kind,
+                "name": _text(entry.get("name")) or kind,
+                "fraction_of_overall_grade": to_float(entry.get("weight")),
+                "short_label": _text(entry.get("short_label")),
+                "min_count": _count(entry.get("min_count")),
+                "drop_count": _count(entry.get("drop_count")),
+            }
+        )
+    cutoffs = grading.get("GRADE_CUTOFFS")
+    pairs = [(str(label), to_float(value)) for label, value in cutoffs.items()] if isinstance(cutoffs, dict) else []
+    return graders, pairs
 
 
 def _add_drafts(root: Path, reader: _OlxReader, course: Node) -> None:
@@ -401,42 +517,93 @@ def _parsed(
 
 
 def _rows(org: str, code: str, run: str, root: Node) -> Iterator[dict[str, Any]]:
-    """Blocks in course order (depth first), with the course axis, inheritance and publication."""
+    """Blocks in course order (depth first), with the course axis, inheritance and publication, and
+    what edx2bigquery's course_axis needs of the tree (path, release date, hidden and split_test
+    ancestry; edx2course_axis.py, make_axis: walk)."""
     position = 0
 
-    def visit(
-        node: Node, parent: Node | None, axis: dict[str, int | None], inherited: dict[str, Any], published: bool
-    ) -> Iterator[dict[str, Any]]:
+    @dataclass
+    class Up:
+        """What a block hands down to its children."""
+
+        node: Node | None = None
+        position: int | None = None
+        inherited: dict[str, Any] = field(default_factory=dict)
+        published: bool = True
+        release: datetime | None = None
+        path: tuple[str, ...] = ()
+        hidden: bool = False  # a hide_from_toc block is above
+        split: str | None = None  # url_name of the outermost split_test above
+
+    def visit(node: Node, up: Up, axis: dict[str, int | None], seq_num: int) -> Iterator[dict[str, Any]]:
         nonlocal position
         position += 1
+        mine = position
         attrs = node.attrs
-        values = {k: attrs.get(k, inherited.get(k)) for k in INHERITED}
-        published = published and not node.draft and not truthy(attrs.get("visible_to_staff_only"))
+        values = {k: attrs.get(k, up.inherited.get(k)) for k in INHERITED}
+        published = up.published and not node.draft and not truthy(attrs.get("visible_to_staff_only"))
         old, new = block_ids(org, code, run, node.tag, node.url_name)
+        start = to_datetime(values["start"])
+        # edx2bigquery: a block never starts before its parent (edX shows it only once every ancestor started)
+        release = max((t for t in (start, up.release) if t is not None), default=None)
+        if node.tag == "chapter":
+            path: tuple[str, ...] = (node.url_name or "",)
+        elif node.tag in SEQUENCE_TAGS:
+            path = (up.path[0], node.url_name or "") if up.path else (node.url_name or "",)
+        else:
+            path = (*up.path, str(seq_num))
+        hide = truthy(attrs.get("hide_from_toc"))
         yield {
-            "position": position,
+            "position": mine,
             "block_id_old": old,
             "block_id_new": new,
             "category": node.tag,
             "display_name": _text(attrs.get("display_name")),
             "url_name": node.url_name,
-            "parent_url_name": parent.url_name if parent else None,
+            "parent_url_name": up.node.url_name if up.node else None,
+            "parent_position": up.position,
             "chapter_index": axis.get("chapter"),
             "sequential_index": axis.get("sequential"),
             "vertical_index": axis.get("vertical"),
             "graded": truthy(values["graded"]),
             "format": _text(values["format"]),
             "weight": to_float(attrs.get("weight")),
-            "start_date": to_datetime(values["start"]),
+            "start_date": start,
             "due_date": to_datetime(values["due"]),
             "published": published,
             "youtube_id": youtube_id(attrs) if node.tag == "video" else None,
             "discussion_id": _text(attrs.get("discussion_id")),
             "discussion_category": _text(attrs.get("discussion_category")),
             "draft": node.draft,
+            "release_date": release,
+            "path": None if node.draft else "/" + "/".join(path),
+            "hide_from_toc": hide,
+            "hidden_by_ancestor": up.hidden,
+            "split_url_name": up.split,
+            "group_id_to_child": _text(attrs.get("group_id_to_child")) if node.tag == "split_test" else None,
+            "user_partition_id": _text(attrs.get("user_partition_id")) if node.tag == "split_test" else None,
+            "response_types": node.content.get("response_types"),
+            "has_solution": node.content.get("has_solution"),
+            "has_image": node.content.get("has_image"),
+            "iframe_youtube_id": node.content.get("iframe_youtube_id"),
         }
         counts: dict[str, int] = {}
+        down = Up(
+            node,
+            mine,
+            values,
+            published,
+            release,
+            path,
+            up.hidden or hide,
+            up.split or (node.url_name if node.tag == "split_test" else None),
+        )
+        child_num = 0
         for child in node.children:
+            # edx2bigquery numbers a block's children (its `path`) skipping discussion and source
+            # elements; drafts are not in the export's tree it reads
+            if not child.draft and child.tag not in UNCOUNTED:
+                child_num += 1
             if node.tag == "course" and child.tag in NOT_BLOCKS:
                 continue
             child_axis = dict(axis)
@@ -449,6 +616,6 @@ def _rows(org: str, code: str, run: str, root: Node) -> Iterator[dict[str, Any]]
                 # a new chapter (sequential) starts its sequentials (verticals) from 1
                 for lower in {"chapter": ("sequential", "vertical"), "sequential": ("vertical",), "vertical": ()}[child.tag]:
                     child_axis[lower] = None
-            yield from visit(child, node, child_axis, values, published)
+            yield from visit(child, down, child_axis, child_num)
 
-    yield from visit(root, None, {}, {}, True)
+    yield from visit(root, Up(), {}, 1)

@@ -65,6 +65,11 @@ with. Paths are relative to `out`. Keys:
 - ``forums``: {path: {threads, comments, replies, malformed, lines, posts_by_user}}.
 - ``email_opt_in``: {path, rows}.
 - ``symlinks``: {link path: target}.
+- ``course_axis``: {course_id: {``graded_with_due`` (graded subsections given a due date),
+  ``split_test`` (its url_name), ``split_children`` (its two verticals), ``split_youtube_id`` (the
+  YouTube video embedded in an html block of the first arm), ``problem_types`` ({itype: problems},
+  ``mixed`` for a problem of two response types)}} (sample/grading.py).
+- ``grades``: {course_id: {``subsection_grades``: rows of grades_persistentsubsectiongrade}}.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from optimus.errors import OptimusError
 from optimus.sample.course import course_structure, make_course, write_olx
 from optimus.sample.events import STAT_FIELDS, EventWriter
 from optimus.sample.forums import write_forum
+from optimus.sample.grading import add_course_features, write_subsection_grades
 from optimus.sample.people import Learner, make_learners
 from optimus.sample.tables import plan_certificates, write_course_tables, write_failed, write_opt_in, write_ora
 
@@ -160,6 +166,11 @@ def generate(
     learner_counts = writer.extra_learner_stats()
     touched = writer.chapters_touched()
 
+    # the course axis and grades (issue 18): due dates, varied problems, a split test; after the events,
+    # which never name these blocks
+    axis_facts = {course.course_id: add_course_features(course, f"{seed}:{i}") for i, course in enumerate(course_list)}
+    grade_facts: dict[str, dict[str, int]] = {}
+
     # the weekly package
     certs = plan_certificates(people, course_list, start, days, seed, orphan)
     sql: dict[str, int] = {}
@@ -181,6 +192,12 @@ def generate(
         for name, n in tables.items():
             sql[f"{rel}/{name}"] = n
             note(f"{rel}/{name}", n)
+        name, n = write_subsection_grades(pkg_dir, course, ci, people, active)
+        if n:
+            sql[f"{rel}/{name}"] = n
+            files["sql"].append(name)
+            note(f"{rel}/{name}", n)
+        grade_facts[course.course_id] = {"subsection_grades": n}
         if ci == 0:
             for name, n in write_ora(pkg_dir, course, people, ci).items():
                 sql[f"{rel}/{name}"] = n
@@ -276,6 +293,8 @@ def generate(
         "forums": forums,
         "email_opt_in": {"path": f"{rel}/{opt_name}", "rows": opt_rows},
         "symlinks": {"clickstream_logs/latest": "events", "database_state/latest": package},
+        "course_axis": axis_facts,
+        "grades": grade_facts,
     }
     # readable layout, but the per-learner block on one line (it has a row per learner)
     text = json.dumps({**manifest, "learner_stats": "@STATS@"}, indent=1, ensure_ascii=False)

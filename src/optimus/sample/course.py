@@ -58,6 +58,7 @@ class Block:
     display_name: str
     attrs: dict[str, str] = field(default_factory=dict)
     children: list[Block] = field(default_factory=list)
+    markup: str | None = None  # a problem's whole XML, an html block's text (sample/grading.py); None: the default
 
 
 @dataclass
@@ -246,6 +247,8 @@ def _xml(block: Block, inline_leaf: bool = False) -> str:
     """One OLX file for a block: its attributes, children referenced by url_name."""
     attrs = "".join(f" {k}={quoteattr(v)}" for k, v in [("display_name", block.display_name), *sorted(block.attrs.items())])
     if not block.children:
+        if block.category == "problem" and block.markup:
+            return f"<problem{attrs}>\n{block.markup}</problem>\n"
         if block.category == "problem":
             return (
                 f"<problem{attrs}>\n  <multiplechoiceresponse>\n    <p>Which option is right?</p>\n"
@@ -268,7 +271,7 @@ def olx_files(course: Course) -> dict[str, bytes]:
         name = course.run if block.category == "course" else block.url_name
         files[f"{block.category}/{name}.xml"] = _xml(block).encode()
         if block.category == "html":
-            files[f"html/{block.url_name}.html"] = f"<p>{block.display_name}: reading notes.</p>\n".encode()
+            files[f"html/{block.url_name}.html"] = (block.markup or f"<p>{block.display_name}: reading notes.</p>\n").encode()
     if course.draft_vertical is not None:
         d = course.draft_vertical
         files[f"drafts/vertical/{d.url_name}.xml"] = _xml(d).encode()
@@ -287,12 +290,20 @@ def olx_files(course: Course) -> dict[str, bytes]:
     }
     files[f"policies/{course.run}/policy.json"] = json.dumps(policy, indent=4, sort_keys=True).encode()
     n_hw = sum(1 for b, _ in course.walk() if b.attrs.get("format") == "Homework")
-    grading = {
-        "GRADER": [{"type": "Homework", "min_count": n_hw, "drop_count": 0, "short_label": "HW", "weight": 1.0}],
-        "GRADE_CUTOFFS": {"Pass": course.pass_mark},
-    }
+    grading = grading_policy(course, n_hw)
     files[f"policies/{course.run}/grading_policy.json"] = json.dumps(grading, indent=4, sort_keys=True).encode()
     return files
+
+
+def grading_policy(course: Course, n_homework: int) -> dict:
+    """grading_policy.json: homework and a final exam; cut-offs A, B and the pass mark (the lowest)."""
+    return {
+        "GRADER": [
+            {"type": "Homework", "min_count": n_homework, "drop_count": 1, "short_label": "HW", "weight": 0.75},
+            {"type": "Exam", "name": "Final Exam", "min_count": 1, "drop_count": 0, "short_label": "Final", "weight": 0.25},
+        ],
+        "GRADE_CUTOFFS": {"A": 0.9, "B": round((0.9 + course.pass_mark) / 2, 2), "Pass": course.pass_mark},
+    }
 
 
 def write_olx(course: Course, path: Path, mtime: int) -> int:

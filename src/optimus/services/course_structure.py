@@ -68,7 +68,33 @@ BLOCKS: dict[str, pa.DataType] = {
     "youtube_id": pa.string(),
     "discussion_id": pa.string(),
     "discussion_category": pa.string(),
+    # rules version 2 (issue 18): what edx2bigquery's course_axis reads of the tree (docs/tables/course_axis.md)
+    "draft": pa.bool_(),
+    "parent_position": pa.int32(),
+    "release_date": pa.timestamp("us"),
+    "path": pa.string(),
+    "hide_from_toc": pa.bool_(),
+    "hidden_by_ancestor": pa.bool_(),
+    "split_url_name": pa.string(),
+    "group_id_to_child": pa.string(),
+    "user_partition_id": pa.string(),
+    "response_types": pa.string(),
+    "has_solution": pa.bool_(),
+    "has_image": pa.bool_(),
+    "iframe_youtube_id": pa.string(),
 }
+# grading_policy.json of the course export: one row per GRADER entry, one per GRADE_CUTOFFS label
+GRADERS = {
+    "course_key": "VARCHAR",
+    "position": "INTEGER",
+    "assignment_type": "VARCHAR",
+    "name": "VARCHAR",
+    "fraction_of_overall_grade": "DOUBLE PRECISION",
+    "short_label": "VARCHAR",
+    "min_count": "INTEGER",
+    "drop_count": "INTEGER",
+}
+CUTOFFS = {"course_key": "VARCHAR", "position": "INTEGER", "label": "VARCHAR", "cutoff": "DOUBLE PRECISION"}
 _SQL = {
     pa.string(): "VARCHAR",
     pa.int32(): "INTEGER",
@@ -83,12 +109,23 @@ _RANK = {"olx": 1, "course_structure": 0}  # within one package, the export wins
 class CourseStructure(Service):
     name = "CourseStructure"
     claims = (discovery.COURSE_EXPORT, discovery.COURSE_STRUCTURE)
-    writes = {"courses": "frozen", "course_blocks": "frozen"}
+    writes = {"courses": "frozen", "course_blocks": "frozen", "course_graders": "frozen", "course_grade_cutoffs": "frozen"}
+    # 2 (issue 18): course_blocks' course-axis columns (path, release_date, split and hidden ancestry, problem
+    # content) and the grading policy tables. Recorded in service_runs only: a file service re-reads a file
+    # only when asked, so an older warehouse gets the new columns empty until its course exports are ingested
+    # again (`optimus ingest --file EXPORT`, docs/forums-and-course-structure.md)
+    rules_version = 2
 
     def setup(self, wh: Warehouse) -> None:
         q = wh.quote
         wh.execute(f"CREATE TABLE IF NOT EXISTS courses ({', '.join(f'{q(n)} {t}' for n, t in COURSES.items())})")
         wh.execute(f"CREATE TABLE IF NOT EXISTS course_blocks ({', '.join(f'{q(n)} {_SQL[t]}' for n, t in BLOCKS.items())})")
+        have = wh.columns("course_blocks")
+        for name, kind in BLOCKS.items():
+            if name not in have:  # a warehouse of rules version 1
+                wh.execute(f"ALTER TABLE course_blocks ADD COLUMN {q(name)} {_SQL[kind]}")
+        for table, columns in (("course_graders", GRADERS), ("course_grade_cutoffs", CUTOFFS)):
+            wh.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{q(n)} {t}' for n, t in columns.items())})")
 
     # -- one file ------------------------------------------------------------------------------
     def ingest(self, wh: Warehouse, file: LedgerFile, ctx: RunContext) -> FileResult:
@@ -108,8 +145,8 @@ class CourseStructure(Service):
                 )
         form = parsed.id_form or self._known_form(wh, key, current)
         course_id = cid.new if form == "new" else cid.old
-        wh.execute("DELETE FROM course_blocks WHERE course_key = ?", [key])
-        wh.execute("DELETE FROM courses WHERE course_key = ?", [key])
+        for table in ("course_blocks", "course_graders", "course_grade_cutoffs", "courses"):
+            wh.execute(f"DELETE FROM {table} WHERE course_key = ?", [key])
         row = {
             "course_key": key,
             "course_id": course_id,
@@ -126,6 +163,7 @@ class CourseStructure(Service):
             [row[n] for n in names],
         )
         rows = self._load_blocks(wh, key, form, parsed.blocks)
+        rows += self._load_grading(wh, key, parsed)
         ctx.wrote(rows)
         self._write_www(cid, parsed.tree)
         ctx.touch(key)
@@ -177,6 +215,19 @@ class CourseStructure(Service):
             block["block_id"] = block["block_id_new"] if form == "new" else block["block_id_old"]
         table = pa.table({name: pa.array([b.get(name) for b in blocks], type=kind) for name, kind in BLOCKS.items()})
         return wh.load_arrow("course_blocks", table) if blocks else 0
+
+    @staticmethod
+    def _load_grading(wh: Warehouse, key: str, parsed: olx.ParsedCourse) -> int:
+        """The export's grading policy: GRADER entries and GRADE_CUTOFFS (a course_structure file has none)."""
+        arrow = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "DOUBLE PRECISION": pa.float64()}
+        graders = [{**g, "course_key": key} for g in parsed.graders]
+        cutoffs = [{"course_key": key, "position": i, "label": label, "cutoff": c} for i, (label, c) in enumerate(parsed.cutoffs, start=1)]
+        rows = 0
+        for table, columns, data in (("course_graders", GRADERS, graders), ("course_grade_cutoffs", CUTOFFS, cutoffs)):
+            if data:
+                arrays = {n: pa.array([d.get(n) for d in data], type=arrow[t]) for n, t in columns.items()}
+                rows += wh.load_arrow(table, pa.table(arrays))
+        return rows
 
     def _write_www(self, cid: courses.CourseId, tree: dict[str, Any]) -> None:
         """Write to a temporary name and rename, so readers never see half a file."""
