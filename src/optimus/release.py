@@ -502,8 +502,8 @@ def search(rows: Sequence[dict[str, Any]], params: Params, ladder: dict[str, lis
     """The level of each QI. Up: from the finest, one step at a time on the QI whose step leaves the
     fewest failing rows (ties: the QI with the most distinct released values, as de_id's `genPicker`;
     then the QI order), while more than `max_suppression` of the rows fail and a step is left; from the
-    first levels that failed fewest, down: each QI is taken back a step, in turn, while that fails no
-    more rows (a step that bought nothing is undone)."""
+    first levels that failed fewest, down: each QI is taken back to the finest level that fails no more
+    rows, in turn, until none can be (a step that bought nothing is undone)."""
     sets = course_sets(rows) if params.linkable else None
     levels = {q: 0 for q in params.qis}
 
@@ -529,10 +529,11 @@ def search(rows: Sequence[dict[str, Any]], params: Params, ladder: dict[str, lis
     while lowered:
         lowered = False
         for q in params.qis:
-            if levels[q] > 0:
-                trial = {**levels, q: levels[q] - 1}
+            for lower in range(levels[q]):
+                trial = {**levels, q: lower}
                 if (found := bad_at(trial)) <= bad:
                     levels, bad, lowered = trial, found, True
+                    break
     return levels
 
 
