@@ -459,6 +459,9 @@ def test_a_crafted_search_by_hand() -> None:
     ]
     assert made.report["records"]["suppressed"] == 0
     assert made.report["classes"] == {"count": 2, "smallest": 3, "fewest_distinct_sensitive": {"grade": 2}}
+    # a column that is not a quasi-identifier here is released at its finest level: the day
+    assert {r["start_time_DI"] for r in made.rows} == {"2024-01-01"}
+    assert g["start_time_DI"]["rule"] == "day (not a quasi-identifier here)"
 
 
 def test_a_class_with_one_sensitive_value_is_suppressed() -> None:

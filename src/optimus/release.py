@@ -559,8 +559,8 @@ class Release:
     report: dict[str, Any]
 
 
-def released_row(r: dict[str, Any], chosen: dict[str, Level]) -> dict[str, Any]:
-    values = {col: (chosen[q].value(r) if q in chosen else None) for q, col in QI_COLUMNS.items()}
+def released_row(r: dict[str, Any], written: dict[str, Level]) -> dict[str, Any]:
+    values = {col: written[q].value(r) for q, col in QI_COLUMNS.items()}
     return {
         "userid_DI": r["userid_DI"],
         "course_id": r["course_id"],
@@ -623,7 +623,9 @@ def make_release(raw: Sequence[dict[str, Any]], key: bytes, params: Params) -> R
     levels = search(rows, params, ladder)
     chosen = {q: ladder[q][levels[q]] for q in params.qis}
     kept, _gone = suppress(rows, params, chosen)
-    released = sorted((released_row(r, chosen) for r in kept), key=lambda r: (r["course_id"], r["userid_DI"]))
+    # a column the owner does not count as a quasi-identifier is released at its finest level (dates: the day)
+    written = {q: chosen.get(q, ladder[q][0]) for q in QI_COLUMNS}
+    released = sorted((released_row(r, written) for r in kept), key=lambda r: (r["course_id"], r["userid_DI"]))
     sets = course_sets(kept) if params.linkable else None
     classes: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in kept:
@@ -653,14 +655,14 @@ def make_release(raw: Sequence[dict[str, Any]], key: bytes, params: Params) -> R
             "identifier": "HMAC-SHA256 of the learner" + ("" if params.linkable else " and the course"),
         },
         "generalisations": {
-            QI_COLUMNS[q]: {
-                "quasi_identifier": q,
-                "level": levels[q],
+            col: {
+                "quasi_identifier": q if q in params.qis else None,
+                "level": levels.get(q, 0),
                 "of": len(ladder[q]) - 1,
-                "rule": chosen[q].name,
-                **chosen[q].mapping,
+                "rule": written[q].name + ("" if q in params.qis else " (not a quasi-identifier here)"),
+                **written[q].mapping,
             }
-            for q in params.qis
+            for q, col in QI_COLUMNS.items()
         },
         "records": {
             "person_course_rows": len(raw),
