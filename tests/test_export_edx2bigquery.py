@@ -171,5 +171,3 @@ def test_edx2bigquery_has_no_deidentified_form(package_on: Any, cli: Any) -> Non
     assert result.exit_code != 0
     assert "optimus release" in result.output
     assert not (Path(settings.export_path) / "deidentified").exists()
-
-

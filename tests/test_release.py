@@ -167,8 +167,7 @@ def test_the_hash_is_hmac_sha256_of_learner_and_course_with_the_secret(released:
     key = released["settings"].release_secret_file.read_bytes().strip()
     assert stat.S_IMODE(released["settings"].release_secret_file.stat().st_mode) == 0o600
     want = {
-        hmac.new(key, f"id\x1f{r['user_id']}\x1fcourse\x1f{r['course_key']}".encode(), hashlib.sha256).hexdigest()
-        for r in released["full"]
+        hmac.new(key, f"id\x1f{r['user_id']}\x1fcourse\x1f{r['course_key']}".encode(), hashlib.sha256).hexdigest() for r in released["full"]
     }
     got = {r["userid_DI"] for r in released["course"]["rows"]}
     assert got <= want
@@ -214,7 +213,15 @@ def generalise(row: dict[str, Any], report: dict[str, Any], names: dict[str, tup
         start = y // yob["width"] * yob["width"]
         out.append(f"{start}-{start + yob['width'] - 1}")
     gender = {"f": "f", "m": "m", "o": "o"}.get(row["gender"] or "")
-    out.append(None if g["gender_DI"].get("blank") else gender if g["gender_DI"]["level"] == 0 else gender if gender in ("f", "m") else "other/unknown")
+    out.append(
+        None
+        if g["gender_DI"].get("blank")
+        else gender
+        if g["gender_DI"]["level"] == 0
+        else gender
+        if gender in ("f", "m")
+        else "other/unknown"
+    )
     out.append(None if g["LoE_DI"].get("blank") else g["LoE_DI"]["values"].get(row["LoE"] or ""))
     posts = g["nforum_posts_DI"]
     n = row["nforum_posts"] or 0
@@ -503,3 +510,16 @@ def test_dates_are_released_at_most_to_the_day() -> None:
     day, week, month = R.date_ladder("d")
     row = {"d": date(2024, 1, 31)}
     assert (day.value(row), week.value(row), month.value(row)) == ("2024-01-31", "2024-W05", "2024-01")
+
+
+def test_release_refuses_a_folder_in_the_data_or_a_secret_among_the_exports(released: dict[str, Any], tmp_path: Path) -> None:
+    settings = released["settings"]
+    inside = Path(settings.data_paths[0]) / "release"
+    result = run_cli(["release", str(inside)], settings)
+    assert result.exit_code != 0 and "inside data path" in result.output
+    assert not inside.exists()
+    moved = Settings(**{**settings.__dict__, "release_secret_file": Path(settings.export_path) / "release-secret"})
+    result = run_cli(["release", str(tmp_path / "out")], moved)
+    assert result.exit_code != 0 and "outside the warehouse" in result.output
+    assert not (tmp_path / "out").exists() and not (Path(settings.export_path) / "release-secret").exists()
+    assert run_cli(["release", str(tmp_path / "none"), "--course", "No/Such/*"], settings).exit_code != 0
