@@ -486,16 +486,23 @@ def class_key(row: dict[str, Any], qis: Sequence[str], chosen: dict[str, Level],
     return key if sets is None else (sets[row["userid_DI"]], *key)
 
 
-def failing(rows: Sequence[dict[str, Any]], params: Params, chosen: dict[str, Level], sets: dict[str, str] | None) -> list[int]:
-    """Indexes of the rows whose class is smaller than k or has fewer than l distinct values of a sensitive column."""
+def failing_of(keys: Sequence[tuple], sensitive: Sequence[Sequence[object]], k: int, l: int) -> list[int]:  # noqa: E741
+    """Indexes of the rows (by their class keys and sensitive columns) whose class is smaller than k or has
+    fewer than l distinct values in one of the sensitive columns."""
     classes: dict[tuple, list[int]] = defaultdict(list)
-    for i, r in enumerate(rows):
-        classes[class_key(r, params.qis, chosen, sets)].append(i)
+    for i, key in enumerate(keys):
+        classes[key].append(i)
     bad: list[int] = []
     for members in classes.values():
-        if len(members) < params.k or any(len({sensitive_value(rows[i], s) for i in members}) < params.l for s in params.sensitive):
+        if len(members) < k or (l > 1 and any(len({col[i] for i in members}) < l for col in sensitive)):
             bad.extend(members)
     return sorted(bad)
+
+
+def failing(rows: Sequence[dict[str, Any]], params: Params, chosen: dict[str, Level], sets: dict[str, str] | None) -> list[int]:
+    """Indexes of the rows whose class is smaller than k or has fewer than l distinct values of a sensitive column."""
+    keys = [class_key(r, params.qis, chosen, sets) for r in rows]
+    return failing_of(keys, [[sensitive_value(r, s) for r in rows] for s in params.sensitive], params.k, params.l)
 
 
 def search(rows: Sequence[dict[str, Any]], params: Params, ladder: dict[str, list[Level]]) -> dict[str, int]:
@@ -505,18 +512,27 @@ def search(rows: Sequence[dict[str, Any]], params: Params, ladder: dict[str, lis
     first levels that failed fewest, down: each QI is taken back to the finest level that fails no more
     rows, in turn, until none can be (a step that bought nothing is undone)."""
     sets = course_sets(rows) if params.linkable else None
-    levels = {q: 0 for q in params.qis}
+    prefix = [sets[r["userid_DI"]] for r in rows] if sets is not None else None
+    sensitive = [[sensitive_value(r, s) for r in rows] for s in params.sensitive]
+    columns: dict[tuple[str, int], list[object]] = {}  # each QI's values at a level, computed once
+
+    def column(q: str, level: int) -> list[object]:
+        if (q, level) not in columns:
+            columns[q, level] = [ladder[q][level].value(r) for r in rows]
+        return columns[q, level]
 
     def bad_at(lv: dict[str, int]) -> int:
-        return len(failing(rows, params, {q: ladder[q][lv[q]] for q in params.qis}, sets))
+        cols = [column(q, lv[q]) for q in params.qis] + ([prefix] if prefix is not None else [])
+        return len(failing_of(list(zip(*cols, strict=True)), sensitive, params.k, params.l))
 
+    levels = {q: 0 for q in params.qis}
     bad = bad_at(levels)
     best = (bad, dict(levels))
     while bad > params.max_suppression * len(rows):
         options = []
         for order, q in enumerate(params.qis):
             if levels[q] + 1 < len(ladder[q]):
-                distinct = len({ladder[q][levels[q]].value(r) for r in rows})
+                distinct = len(set(column(q, levels[q])))
                 options.append((bad_at({**levels, q: levels[q] + 1}), -distinct, order, q))
         if not options:
             break
@@ -631,17 +647,19 @@ def make_release(raw: Sequence[dict[str, Any]], key: bytes, params: Params) -> R
     for r in kept:
         classes[class_key(r, params.qis, chosen, sets)].append(r)
     learners = len(raw) - len(staff)  # the rows the release is made of; staff are never released
-    per_course: dict[str, dict[str, Any]] = {}
-    for cid in sorted({r["course_id"] for r in raw}):
-        n = sum(1 for r in raw if r["course_id"] == cid and r.get("roles") != "Staff")
-        kept_n = sum(1 for r in kept if r["course_id"] == cid)
-        per_course[cid] = {
-            "rows": sum(1 for r in raw if r["course_id"] == cid),
-            "learners": n,
-            "kept": kept_n,
-            "suppressed": n - kept_n,
-            "share_suppressed": round((n - kept_n) / n, 4) if n else 0.0,
+    all_rows = Counter(r["course_id"] for r in raw)
+    learner_rows = Counter(r["course_id"] for r in raw if r.get("roles") != "Staff")
+    kept_rows = Counter(r["course_id"] for r in kept)
+    per_course = {
+        cid: {
+            "rows": all_rows[cid],
+            "learners": learner_rows[cid],
+            "kept": kept_rows[cid],
+            "suppressed": learner_rows[cid] - kept_rows[cid],
+            "share_suppressed": round((learner_rows[cid] - kept_rows[cid]) / learner_rows[cid], 4) if learner_rows[cid] else 0.0,
         }
+        for cid in sorted(all_rows)
+    }
     country = chosen.get("country") or ladder["country"][0]
     report = {
         "method": "HarvardX-MITx Person-Course de-identification (Daries et al., CACM 2014; jdaries/de_id), see docs/release.md",
