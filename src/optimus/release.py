@@ -77,19 +77,6 @@ RELEASE_COLUMNS = [
     "nforum_posts_DI",
     "incomplete_flag",
 ]
-# person_course columns never released, in any form (the identifiers, places finer than a country, free text)
-IDENTIFYING = (
-    "user_id",
-    "username",
-    "ip",
-    "email_domain",
-    "city",
-    "region",
-    "latitude",
-    "longitude",
-    "postal_code",
-    "roles_list",
-)
 # person_course columns read (all of them portable; the identifiers only to make the hash and then dropped)
 READ_COLUMNS = [
     "course_key",
@@ -620,6 +607,8 @@ def make_release(raw: Sequence[dict[str, Any]], key: bytes, params: Params) -> R
     """The release of these person_course rows (already limited to the chosen courses)."""
     if params.k < 2 or params.l < 1:
         raise ReleaseError("k must be at least 2 and l at least 1")
+    if not 0 <= params.max_suppression <= 1:
+        raise ReleaseError("max_suppression is a share of the rows, from 0 to 1")
     unknown = [q for q in params.qis if q not in QI_COLUMNS] + [s for s in params.sensitive if s not in SENSITIVE]
     if unknown:
         raise ReleaseError(f"unknown quasi-identifier or sensitive column: {', '.join(unknown)}")
