@@ -841,7 +841,10 @@ def report_markdown(report: dict[str, Any]) -> str:
     before, after = util["certification_rate_by_country"]["before"], util["certification_rate_by_country"]["after"]
     for g in sorted(set(before) | set(after)):
         b, a = before.get(g, {}), after.get(g, {})
-        lines.append(f"| {g} | {b.get('learners', 0)} | {b.get('rate', '-')} | {a.get('learners', 0)} | {a.get('rate', '-')} |")
+        rate_b, rate_a = b.get("rate"), a.get("rate")
+        lines.append(
+            f"| {g} | {b.get('learners', 0)} | {'-' if rate_b is None else rate_b} | {a.get('learners', 0)} | {'-' if rate_a is None else rate_a} |"
+        )
     lines += ["", "| born | learners before | learners after |", "|---|---|---|"]
     ages_b, ages_a = util["age_distribution"]["before"], util["age_distribution"]["after"]
     for g in sorted(set(ages_b) | set(ages_a)):
