@@ -82,6 +82,7 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
             "export_path": tmp_path / "exports",
             "www_path": tmp_path / "www",
             "memory_limit": "1GB",
+            "release_secret_file": tmp_path / "secret" / "release-secret",
         }
         values.update(overrides)
         return Settings(**values)
@@ -157,6 +158,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "OPTIMUS_EXPORT_PATH": str(settings.export_path),
         "OPTIMUS_WWW_PATH": str(settings.www_path),
         "OPTIMUS_MEMORY_LIMIT": settings.memory_limit,
+        **({"OPTIMUS_RELEASE_SECRET_FILE": str(settings.release_secret_file)} if settings.release_secret_file else {}),
     }
 
 

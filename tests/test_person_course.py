@@ -684,18 +684,18 @@ def test_exports_are_private_and_the_deidentified_copy_has_no_identifiers(packag
         table = list(csv.DictReader(fh))
     assert {int(r["user_id"]) for r in table} == {1, 2, 3, 4, 5, 6, 7}
 
+    # --deidentified is the release (tests/test_release.py checks its k and l): no identifier, every file private
     result = cli(["export", "--deidentified"], settings)
     assert result.exit_code == 0, result.output
-    deid = export / "deidentified"
-    csvs = sorted(deid.glob("personcourse_UQx-Alpha-2024_*.csv"))
-    assert csvs
-    with open(csvs[-1], newline="") as fh:
-        table = list(csv.DictReader(fh))
-    header = set(table[0])
-    assert not header & {"user_id", "username", "ip", "email_domain"}
-    assert "hash_id" in header
-    assert {r["hash_id"] for r in table if r["hash_id"]} == {f"hash{u:04d}A" for u in (1, 2, 3, 4, 5, 6)}
-    text = csvs[-1].read_text()
+    (deid,) = sorted((export / "deidentified").glob("release_*"))
+    with open(deid / "person_course_DI.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        table = list(reader)
+        header = set(reader.fieldnames or [])
+    assert not header & {"user_id", "username", "ip", "email_domain", "hash_id"}
+    assert "userid_DI" in header
+    assert all(len(r["userid_DI"]) == 64 for r in table)
+    text = (deid / "person_course_DI.csv").read_text()
     for secret in ("alice", "8.8.8.8", "1.1.1.1", "example.org"):
         assert secret not in text
     for p in deid.iterdir():

@@ -59,6 +59,7 @@ class Settings:
     gnupg_home: Path | None = None
     gnupg_passphrase_file: Path | None = None
     log_file: Path | None = None
+    release_secret_file: Path | None = None
 
     source: str = "defaults"  # where the settings came from, for messages; not a key
     config_file: Path | None = None  # the config file read, if any (it may hold api_token); not a key
@@ -114,6 +115,7 @@ DOCS: dict[str, str] = {
     "gnupg_home": "GnuPG home holding the key that decrypts edX deliveries.",
     "gnupg_passphrase_file": "File holding the passphrase of that key, if it has one.",
     "log_file": "Also write the daemon's log lines to this file.",
+    "release_secret_file": "The key of the de-identified release's hashed learner ids (`optimus release`), mode 0600, made on first use; empty: ~/.config/optimus/release-secret. Never inside the warehouse, the data paths, the exports or the release.",
 }
 
 KEYS = [f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "origins", "config_file")]
@@ -256,6 +258,13 @@ def lock_path(settings: Settings) -> Path:
     return Path(tempfile.gettempdir()) / f"optimus-{digest}.daemon"
 
 
+def release_secret_path(settings: Settings) -> Path:
+    """The release secret's file: the setting, else ~/.config/optimus/release-secret (outside every folder Optimus writes)."""
+    if settings.release_secret_file is not None:
+        return settings.release_secret_file
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "optimus" / "release-secret"
+
+
 def secrets(settings: Settings) -> dict[str, Path]:
     """Every file or folder Optimus knows to be secret, by what it is: none may lie in a folder the
     engine is allowed to read (see check_allowed_folders)."""
@@ -264,6 +273,7 @@ def secrets(settings: Settings) -> dict[str, Path]:
         "the daemon's lock file (it holds a local token)": lock_path(settings),
         "setting 'gnupg_home'": settings.gnupg_home,
         "setting 'gnupg_passphrase_file'": settings.gnupg_passphrase_file,
+        "setting 'release_secret_file'": release_secret_path(settings),
     }
     warehouse = settings.warehouse_path()
     if warehouse is not None:

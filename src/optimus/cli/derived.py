@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -40,7 +41,9 @@ def recompute(
 @app.command()
 def export(
     deidentified: bool = typer.Option(
-        False, "--deidentified", help="Research copy: user_id_map.hash_id for user_id; no username, IP or email domain."
+        False,
+        "--deidentified",
+        help="The de-identified research release (as 'optimus release' with its defaults) in {export_path}/deidentified/release_{timestamp}/.",
     ),
     course: str | None = typer.Option(None, "--course", help="Only this course's person_course (either id form)."),
     export_format: str = typer.Option(
@@ -75,6 +78,9 @@ def export(
         if key is None:
             fail(f"--course {course!r} is not a course id")
         keys = [key]
+    if deidentified and not table:
+        deidentified_release(settings, keys, export_format)
+        return
     if table:
         chosen = [t for _n, (_s, t) in sorted(known.items()) if "all" in table or t.name in table]
         with warehouse(settings, read_only=True) as wh, errors_as_messages():
@@ -95,3 +101,20 @@ def export(
         render.line(f"wrote {path}")
     if missing:
         render.line(f"edx2bigquery columns Optimus has no value for yet (written empty): {', '.join(missing)}")
+
+
+def deidentified_release(settings: Any, keys: list[str] | None, export_format: str) -> None:
+    """`export --deidentified`: the release of `optimus release` (k = 5, l = 2, the default quasi-identifiers)
+    in a folder of its own under the export path; a copy that only drops identifiers is no de-identified copy."""
+    from optimus import exports
+    from optimus import release as method
+    from optimus.cli.release import summary
+
+    if export_format != "optimus":
+        fail("--deidentified writes the de-identified release (optimus's columns); it has no edx2bigquery form: see 'optimus release'")
+    out_dir = Path(settings.export_path) / "deidentified" / f"release_{exports.timestamp()}"
+    with warehouse(settings, read_only=True) as wh, errors_as_messages():
+        written, made = method.write_release(wh, settings, out_dir, keys or [], method.Params())
+    for path in written:
+        render.line(f"wrote {path}")
+    summary(made.report)
