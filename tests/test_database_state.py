@@ -159,7 +159,7 @@ def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_pa
     write_tsv(target, HEADER, ROWS[1:3])
     assert cli(["ingest"], settings).exit_code == 0
     assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [2, 3]
-    status = json.loads(cli(["status", "--json"], settings).output)
+    status = json.loads(cli(["status", "--json"], settings).stdout)
     assert status["services"]["DatabaseState"]["done"] == 1 and status["services"]["DatabaseState"]["last_run"]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import pytest
+from conftest import make_data_path
+from optimus.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,3 +75,32 @@ def test_setup_env_as_non_root_with_packages_missing_fails_at_once_with_the_comm
     assert "sudo apt-get install -y chromium gnupg" in done.stderr, done.stderr
     assert not (root / ".venv").exists(), "it stopped before making the venv and installing Python packages"
     assert not (tmp_path / "sudo-called").exists()
+
+
+def test_every_command_says_its_config_and_warehouse_on_stderr_and_status_shows_them(tmp_path: Path, cli: Any) -> None:
+    """A shell left with OPTIMUS_CONFIG set (as the demo suggests) must not ingest into the demo warehouse unnoticed."""
+    make_data_path(tmp_path / "data")
+    config_file = tmp_path / "demo.toml"
+    config_file.write_text('data_paths = ["data"]\nwarehouse = "wh/my.duckdb"\n')
+    env = {"OPTIMUS_CONFIG": str(config_file)}
+    warehouse = str((tmp_path / "wh" / "my.duckdb").resolve())
+    said = f"config {config_file.resolve()} (from $OPTIMUS_CONFIG); warehouse {warehouse}"
+    ingest = cli(["ingest"], env=env)
+    assert ingest.exit_code == 0, ingest.output
+    assert said in ingest.stderr and said not in ingest.stdout
+    query = cli(["sql", "--csv", "SELECT 1 AS one"], env=env)
+    assert query.exit_code == 0, query.output
+    assert query.stdout.splitlines() == ["one", "1"]  # stdout stays data only
+    assert said in query.stderr
+    status = cli(["status"], env=env)
+    assert said in status.stdout
+    data = json.loads(cli(["status", "--json"], env=env).stdout)
+    assert data["config"] == str(config_file.resolve()) and data["warehouse"] == warehouse
+    explicit = cli(["status", "--config", str(config_file)])
+    assert f"config {config_file.resolve()} (from --config)" in explicit.stderr
+
+
+def test_a_server_warehouse_is_named_without_its_password() -> None:
+    settings = Settings(warehouse="postgresql://writer:hunter2@db.example:5432/optimus")
+    assert "hunter2" not in settings.describe()
+    assert "postgresql://writer:***@db.example:5432/optimus" in settings.describe()

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
@@ -60,8 +61,8 @@ def line(text: str) -> None:
 
 
 def notice(text: str) -> None:
-    """One line on stderr: what the command did on the side, never data."""
-    console.print(text, highlight=False)
+    """One line on stderr: what the command did on the side, never data (never wrapped: a path stays whole)."""
+    console.print(text, highlight=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
@@ -174,9 +175,10 @@ def recompute(summary: RunSummary) -> None:
         line(f"{s.service}: {s.label}, {s.rows:,} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""))
 
 
-def status(report: StatusReport, json_output: bool) -> None:
+def status(report: StatusReport, json_output: bool, where: str = "") -> None:
     """`optimus status`; with --files, `report.files` holds one dict per file worth a look
-    (ledger.attention): service, path, state, rows_loaded, rows_quarantined, coerced, error, damage."""
+    (ledger.attention): service, path, state, rows_loaded, rows_quarantined, coerced, error, damage.
+    `where`: which config and warehouse (the JSON has them as `config` and `warehouse`)."""
     data, files_listed = report.data, report.files
     if json_output:
         if files_listed is not None:
@@ -184,6 +186,8 @@ def status(report: StatusReport, json_output: bool) -> None:
             data["failed_files"] = [{k: f.get(k) for k in ("service", "path", "error")} for f in files_listed if f.get("state") == "failed"]
         as_json(data)
         return
+    if where:
+        out.print(escape(where), highlight=False, soft_wrap=True)
     table(
         ("service", "queued", "running", "done", "damaged", "failed", "last run"),
         (
