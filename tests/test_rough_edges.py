@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +107,28 @@ def test_a_server_warehouse_is_named_without_its_password() -> None:
     settings = Settings(warehouse="postgresql://writer:hunter2@db.example:5432/optimus")
     assert "hunter2" not in settings.describe()
     assert "postgresql://writer:***@db.example:5432/optimus" in settings.describe()
+
+
+def test_sample_and_ingest_count_malformed_lines_alike_and_say_the_failed_export_is_left_alone(tmp_path: Path, cli: Any) -> None:
+    """The sample says how many malformed lines it wrote (events and forums apart); the ingest quarantines as many,
+    per service; the README's recipe shows every one of them; the deliberately failed export is said to be left alone."""
+    sample = cli(["sample", str(tmp_path / "data"), "--courses", "2", "--learners", "20", "--days", "2", "--seed", "3"])
+    assert sample.exit_code == 0, sample.output
+    said = re.search(r"on purpose: (\d+) malformed lines \((\d+) in the event files, (\d+) in the forum dumps\)", sample.stdout)
+    assert said, sample.stdout
+    total, events, forums = (int(g) for g in said.groups())
+    assert total == events + forums and events > 0 and forums > 0
+    assert "deliberately failed export" in sample.stdout and "Optimus leaves alone" in sample.stdout
+    settings = Settings(data_paths=[tmp_path / "data"], warehouse=str(tmp_path / "wh.duckdb"), export_path=tmp_path / "x", www_path=tmp_path / "w")
+    ingest = cli(["ingest"], settings)
+    assert ingest.exit_code == 0, ingest.output
+    assert f"{total:,} malformed line(s) quarantined (Clickstream {events:,}, DiscussionForums {forums:,})" in ingest.stdout
+    assert "failed export: edX could not export this table" in ingest.stdout and "left alone" in ingest.stdout
+    recipe = re.search(r'optimus sql "(SELECT \'events\' AS kind.*?)"\n', (REPO / "README.md").read_text())
+    assert recipe, "the README's recipe for quarantined lines"
+    shown = cli(["sql", "--csv", recipe.group(1)], settings)
+    assert shown.exit_code == 0, shown.output
+    rows = list(csv.DictReader(io.StringIO(shown.stdout)))
+    assert len(rows) == total
+    assert {r["kind"] for r in rows} == {"events", "forum"}
+    assert all(r["path"] and r["line"] and r["reason"] for r in rows)

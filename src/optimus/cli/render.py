@@ -26,6 +26,7 @@ from optimus.pipeline import RunSummary, file_message
 from optimus.services.base import Progress
 from optimus.warehouse.base import QueryAnswer
 
+SKIPPED_NAMED = 10  # files named per reason a scan did not ingest; the rest are in ingest_skipped
 console = Console(stderr=True)  # notices, errors and progress bars
 out = Console()  # the data a command prints
 
@@ -127,11 +128,15 @@ def scan(report: ledger.RegisterReport) -> None:
         right=("new", "changed"),
     )
     out.print(f"{report.unchanged} unchanged files; {report.unclaimed} files claimed by no active service")
-    reasons: dict[str, int] = {}
-    for _path, reason in report.skipped:
-        reasons[reason] = reasons.get(reason, 0) + 1
-    for reason, n in sorted(reasons.items()):
-        out.print(f"not ingested: {n} file(s): {reason}")
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in report.skipped:
+        by_reason.setdefault(reason, []).append(path)
+    for reason, paths in sorted(by_reason.items()):
+        out.print(escape(f"not ingested: {len(paths)} file(s): {reason}"), highlight=False, soft_wrap=True)
+        for path in sorted(paths)[:SKIPPED_NAMED]:
+            out.print(escape(f"  {path}"), highlight=False, soft_wrap=True)
+        if len(paths) > SKIPPED_NAMED:
+            out.print(f"  ... and {len(paths) - SKIPPED_NAMED} more (all of them: optimus sql \"SELECT path, reason FROM ingest_skipped\")")
 
 
 def run_summary(summary: RunSummary) -> None:
@@ -147,7 +152,12 @@ def run_summary(summary: RunSummary) -> None:
     )
     quarantined = sum(f.quarantined for f in summary.files)
     if quarantined:
-        out.print(f"{quarantined:,} malformed line(s) quarantined; see 'optimus status --files'")
+        per_service: dict[str, int] = {}
+        for f in summary.files:
+            if f.quarantined:
+                per_service[f.service] = per_service.get(f.service, 0) + f.quarantined
+        parts = ", ".join(f"{s} {n:,}" for s, n in per_service.items())
+        out.print(f"{quarantined:,} malformed line(s) quarantined ({parts}); see 'optimus status --files'", soft_wrap=True)
     for f in summary.files:
         if f.state in ("failed", "damaged"):
             colour = "red" if f.state == "failed" else "yellow"
