@@ -318,6 +318,21 @@ def check_allowed_folders(settings: Settings, folders: dict[Path, str], files: t
                 )
 
 
+def _default_shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return json.dumps([str(v) for v in value])
+    return str(value)
+
+
+def readme_rows() -> list[str]:
+    """The README's settings table, one row per key, from DOCS: the README and `optimus init`'s comments
+    say the same words (tests/test_docs.py checks each row is in the README as written here)."""
+    defaults = Settings()
+    return [f"| `{key}` | `{_default_shown(getattr(defaults, key))}` | {DOCS[key]} |" for key in KEYS]
+
+
 def example_config() -> str:
     """A commented config file with every key at its default, for `optimus init`."""
     defaults = Settings()
