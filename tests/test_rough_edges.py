@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import make_data_path
+from conftest import make_data_path, query_rows
 from optimus.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +124,12 @@ def test_sample_and_ingest_count_malformed_lines_alike_and_say_the_failed_export
     assert ingest.exit_code == 0, ingest.output
     assert f"{total:,} malformed line(s) quarantined (Clickstream {events:,}, DiscussionForums {forums:,})" in ingest.stdout
     assert "failed export: edX could not export this table" in ingest.stdout and "left alone" in ingest.stdout
+    # TimeFinder's rows per table, not added up (rough edge 6): a first run writes every row of each
+    days = query_rows(settings, "SELECT count(*) FROM person_course_day")[0][0]
+    anomalies = query_rows(settings, "SELECT count(*) FROM event_time_anomalies")[0][0]
+    assert days > 0 and anomalies > 0, "the sample has late events"
+    assert f"TimeFinder rows per table: person_course_day {days:,}, event_time_anomalies {anomalies:,}" in ingest.stdout
+    assert query_rows(settings, "SELECT rows FROM service_runs WHERE service = 'TimeFinder'") == [(days,)]
     recipe = re.search(r'optimus sql "(SELECT \'events\' AS kind.*?)"\n', (REPO / "README.md").read_text())
     assert recipe, "the README's recipe for quarantined lines"
     shown = cli(["sql", "--csv", recipe.group(1)], settings)

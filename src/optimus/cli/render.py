@@ -150,6 +150,9 @@ def run_summary(summary: RunSummary) -> None:
         title="ingest",
         right=("files", "rows", "seconds"),
     )
+    for s in summary.services:
+        if s.tables:
+            out.print(f"{s.service} rows per table: {per_table(s.tables)}", highlight=False, soft_wrap=True)
     quarantined = sum(f.quarantined for f in summary.files)
     if quarantined:
         per_service: dict[str, int] = {}
@@ -180,9 +183,14 @@ def ingest(report: IngestReport) -> None:
         line(f"[red]{report.failed} file(s) failed[/] and are not in the warehouse; see 'optimus status --files'{advice}")
 
 
+def per_table(tables: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n:,}" for name, n in tables.items())
+
+
 def recompute(summary: RunSummary) -> None:
     for s in summary.services:
-        line(f"{s.service}: {s.label}, {s.rows:,} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""))
+        rows = per_table(s.tables) if s.tables else f"{s.rows:,}"
+        line(f"{s.service}: {s.label}, {rows} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""))
 
 
 def status(report: StatusReport, json_output: bool, where: str = "") -> None:
