@@ -448,9 +448,7 @@ def test_get_and_post_sql_take_the_same_parameter_name_and_q_still_works(client:
     assert "sql" in names and names["q"].get("deprecated") is True
 
 
-def test_without_a_configured_token_the_refusal_says_personal_data_is_off_until_api_token_is_set(
-    ingested: Settings, wh: Warehouse
-) -> None:
+def test_without_a_configured_token_the_refusal_says_personal_data_is_off_until_api_token_is_set(ingested: Settings, wh: Warehouse) -> None:
     settings = dataclasses.replace(ingested, api_token=None)
     open_client = make_client(settings, wh)
     for headers in ({}, AUTH):

@@ -119,7 +119,9 @@ def test_sample_and_ingest_count_malformed_lines_alike_and_say_the_failed_export
     total, events, forums = (int(g) for g in said.groups())
     assert total == events + forums and events > 0 and forums > 0
     assert "deliberately failed export" in sample.stdout and "Optimus leaves alone" in sample.stdout
-    settings = Settings(data_paths=[tmp_path / "data"], warehouse=str(tmp_path / "wh.duckdb"), export_path=tmp_path / "x", www_path=tmp_path / "w")
+    settings = Settings(
+        data_paths=[tmp_path / "data"], warehouse=str(tmp_path / "wh.duckdb"), export_path=tmp_path / "x", www_path=tmp_path / "w"
+    )
     ingest = cli(["ingest"], settings)
     assert ingest.exit_code == 0, ingest.output
     assert f"{total:,} malformed line(s) quarantined (Clickstream {events:,}, DiscussionForums {forums:,})" in ingest.stdout

@@ -78,7 +78,11 @@ def status(
     settings = load_settings(cfg)
     with errors_as_messages():
         report = open_session(settings, render.notices()).status(files)
-    report.data = {"config": str(settings.config_file) if settings.config_file else None, "warehouse": settings.warehouse_shown(), **report.data}
+    report.data = {
+        "config": str(settings.config_file) if settings.config_file else None,
+        "warehouse": settings.warehouse_shown(),
+        **report.data,
+    }
     render.status(report, as_json, settings.describe())
 
 

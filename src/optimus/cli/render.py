@@ -136,7 +136,7 @@ def scan(report: ledger.RegisterReport) -> None:
         for path in sorted(paths)[:SKIPPED_NAMED]:
             out.print(escape(f"  {path}"), highlight=False, soft_wrap=True)
         if len(paths) > SKIPPED_NAMED:
-            out.print(f"  ... and {len(paths) - SKIPPED_NAMED} more (all of them: optimus sql \"SELECT path, reason FROM ingest_skipped\")")
+            out.print(f'  ... and {len(paths) - SKIPPED_NAMED} more (all of them: optimus sql "SELECT path, reason FROM ingest_skipped")')
 
 
 def run_summary(summary: RunSummary) -> None:
