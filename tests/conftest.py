@@ -48,9 +48,17 @@ hypothesis_settings.load_profile(
 
 @pytest.fixture
 def fixtures_dir() -> Path:
-    """The real edX events of ../shared/fixtures/json_to_relation (read there, never copied)."""
+    """The real edX events of ../shared/fixtures/json_to_relation (read there, never copied).
+
+    Without them a test that reads them is skipped, saying where they were looked for; under CI=true it fails."""
     if not FIXTURES.is_dir():
-        pytest.fail(f"shared fixtures not found at {FIXTURES} (set OPTIMUS_TEST_SHARED)")
+        message = (
+            f"the real edX event fixtures are not at {FIXTURES}: tests that read them need the project's ../shared folder "
+            "beside the checkout (or OPTIMUS_TEST_SHARED=/path/to/shared)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     return FIXTURES
 
 

@@ -7,6 +7,7 @@ from the warehouse's rows; personal-data endpoints are checked for the token rul
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections import Counter
@@ -333,7 +334,7 @@ def test_personal_data_needs_the_token(client: TestClient, wh: Warehouse) -> Non
 
 
 def test_without_a_configured_token_personal_data_is_refused(ingested: Settings, wh: Warehouse) -> None:
-    settings = Settings(**{**ingested.__dict__, "api_token": None})
+    settings = dataclasses.replace(ingested, api_token=None)
     with make_client(settings, wh) as c:
         for method, path in personal_paths(wh):
             body = {"sql": "select 1"} if method == "POST" else None
@@ -429,3 +430,30 @@ def test_dashboard_is_served_with_plotly_from_the_installed_package(client: Test
     assert client.get("/ui/../app.py").status_code == 404
     assert client.get("/ui/nothing.js").status_code == 404
     assert "/api/v1/services" in client.get("/openapi.json").json()["paths"]
+
+
+def test_get_and_post_sql_take_the_same_parameter_name_and_q_still_works(client: TestClient, wh: Warehouse) -> None:
+    query = "SELECT id FROM edx.auth_user ORDER BY id"
+    expected = [[i] for (i,) in wh.query(query + " LIMIT 2")]
+    posted = client.post("/api/v1/sql", json={"sql": query, "limit": 2}, headers=AUTH).json()
+    by_name = client.get("/api/v1/sql", params={"sql": query, "limit": 2}, headers=AUTH).json()
+    by_alias = client.get("/api/v1/sql", params={"q": query, "limit": 2}, headers=AUTH).json()
+    assert posted["rows"] == by_name["rows"] == by_alias["rows"] == expected
+    missing = client.get("/api/v1/sql", headers=AUTH)
+    assert missing.status_code == 422 and "sql" in missing.json()["detail"]
+    both = client.get("/api/v1/sql", params={"sql": query, "q": "SELECT 1"}, headers=AUTH)
+    assert both.status_code == 422
+    spec = client.get("/openapi.json").json()["paths"]["/api/v1/sql"]
+    names = {p["name"]: p for p in spec["get"]["parameters"]}
+    assert "sql" in names and names["q"].get("deprecated") is True
+
+
+def test_without_a_configured_token_the_refusal_says_personal_data_is_off_until_api_token_is_set(ingested: Settings, wh: Warehouse) -> None:
+    settings = dataclasses.replace(ingested, api_token=None)
+    open_client = make_client(settings, wh)
+    for headers in ({}, AUTH):
+        answer = open_client.post("/api/v1/sql", json={"sql": "SELECT 1"}, headers=headers)
+        assert answer.status_code in (401, 403)
+        assert "personal data is off" in answer.json()["detail"] and "api_token" in answer.json()["detail"], answer.json()
+    configured = make_client(ingested, wh).get("/api/v1/sql", params={"sql": "SELECT 1"})
+    assert configured.status_code == 401 and "Bearer" in configured.json()["detail"] and "is off" not in configured.json()["detail"]

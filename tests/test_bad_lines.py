@@ -203,7 +203,7 @@ def test_a_damaged_file_shows_its_damage_and_counts_in_status_and_the_api(data_p
     assert want[str(damaged.resolve())]["state"] == "damaged" and "at byte" in want[str(damaged.resolve())]["damage"]
     assert want[str(odd.resolve())]["rows_quarantined"] == 1 and want[str(odd.resolve())]["coerced"] == 1
 
-    listed = json.loads(cli(["status", "--files", "--json"], settings).output)["files"]
+    listed = json.loads(cli(["status", "--files", "--json"], settings).stdout)["files"]
     assert {f["path"]: {k: f[k] for k in want[f["path"]]} for f in listed} == want
     with reading(settings) as wh, TestClient(create_app(settings, ReadViews(settings, wh, size=1))) as api:
         files = api.get("/api/v1/files", params={"attention": "true"}).json()["files"]

@@ -376,3 +376,50 @@ def test_course_structure_json_with_unsafe_course_name_fails(data_path: Path, se
     error = _failed(settings)
     assert name in error and "unsafe" in error.lower(), error
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob("**/*evil*"))
+
+
+def test_course_structure_json_without_a_course_block_takes_its_chapters_and_says_what_was_missing(
+    data_path: Path, settings_for: Any
+) -> None:
+    """No `course` root block: every chapter and all below them are loaded as with the root (same order, axis and
+    publication), the course's own fields are empty, and the file's note says the root was missing."""
+    course = make_course(1, "UQx", START, 7, 2)
+    data = course_structure(course)
+    (root_key,) = [k for k, v in data.items() if v["category"] == "course"]
+    del data[root_key]
+    package = data_path / "database_state" / "latest"
+    (package / f"{course.prefix}-course_structure-prod-analytics.json").write_text(json.dumps(data))
+    settings = settings_for(data_path)
+    ingest(settings, "CourseStructure")
+    (state, note) = query_rows(settings, "SELECT state, note FROM ingest_files WHERE service = 'CourseStructure'")[0]
+    assert state == "done"
+    assert "no 'course' root block" in note and f"{len(course.chapters)} top chapter(s)" in note and "dates" in note
+    (row,) = query_rows(settings, "SELECT * FROM courses", as_dicts=True)
+    assert (row["course_id"], row["display_name"], row["start_date"]) == (course.new_id, None, None)
+    assert (row["chapters"], row["published_chapters"]) == (len(course.chapters), len(course.chapters))
+    got = query_rows(settings, "SELECT * FROM course_blocks ORDER BY position", as_dicts=True)
+    expected = _expected_blocks(course)
+    fields = [f for f in expected[0] if f != "display_name"]
+    assert [{f: b[f] for f in fields} for b in got][1:] == [{f: b[f] for f in fields} for b in expected][1:]
+    assert [b["display_name"] for b in got][1:] == [b["display_name"] for b in expected][1:]
+
+
+def test_i4x_course_structure_without_a_course_block_takes_the_run_from_the_file_name(tmp_path: Path) -> None:
+    from optimus.formats import olx
+
+    data = {
+        "i4x://MITx/6.00x/chapter/Week_1": {"category": "chapter", "children": ["i4x://MITx/6.00x/sequential/L1"], "metadata": {}},
+        "i4x://MITx/6.00x/sequential/L1": {"category": "sequential", "children": [], "metadata": {"display_name": "Lecture 1"}},
+        "i4x://MITx/6.00x/chapter/Week_2": {"category": "chapter", "children": [], "metadata": {}},
+    }
+    parsed = olx.parse_structure(data, tmp_path / "MITx-6.00x-2013_Fall-course_structure-prod-analytics.json")
+    assert (parsed.org, parsed.course, parsed.run, parsed.id_form) == ("MITx", "6.00x", "2013_Fall", "old")
+    assert [(b["category"], b["url_name"]) for b in parsed.blocks] == [
+        ("course", "2013_Fall"),
+        ("chapter", "Week_1"),
+        ("sequential", "L1"),
+        ("chapter", "Week_2"),
+    ]
+    assert parsed.missing and "2 top chapter(s)" in parsed.missing
+    with pytest.raises(olx.OlxError, match="no chapter"):
+        olx.parse_structure({"i4x://MITx/6.00x/sequential/L1": data["i4x://MITx/6.00x/sequential/L1"]}, tmp_path / "x.json")

@@ -6,12 +6,14 @@ and no username or email of the data may appear in the page or in what it fetche
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from conftest import query_rows, settings_env
 from optimus.cli import app as cli_app
 from optimus.config import Settings
 from optimus.sample import generate
+from optimus.sample.course import course_structure, make_course
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
@@ -41,8 +44,21 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """`optimus serve` on a sample package ingested by `optimus ingest`; yields its base URL."""
-    root = tmp_path_factory.mktemp("dashboard")
-    generate(root / "data", courses=2, learners=30, days=3, seed=11)
+    yield from serve_sample(tmp_path_factory.mktemp("dashboard"), days=3)
+
+
+@pytest.fixture(scope="module")
+def served_one_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """The same on a package of one day of events."""
+    yield from serve_sample(tmp_path_factory.mktemp("dashboard-1day"), days=1)
+
+
+def serve_sample(root: Path, days: int) -> Iterator[tuple[str, Settings]]:
+    """The sample, plus a course with no learner whose key sorts first (only its course structure is delivered)."""
+    generate(root / "data", courses=2, learners=30, days=days, seed=11)
+    empty = make_course(9, "AAx", dt.date(2024, 1, 1), 7, 2)
+    package = root / "data" / "database_state" / "latest"
+    (package / f"{empty.prefix}-course_structure-prod-analytics.json").write_text(json.dumps(course_structure(empty)))
     settings = Settings(
         data_paths=[root / "data"],
         warehouse=str(root / "wh" / "optimus.duckdb"),
@@ -169,23 +185,26 @@ def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(
 
     # each chart's data = the API's series, for every course
     courses = [c["course_key"] for c in get(base, "/api/v1/courses")["courses"]]
-    assert len(courses) == 2
+    assert len(courses) == 3 and courses[0].startswith("AAx+")  # the first by name has no learner
     first = page.eval_on_selector("#course", "s => s.value")
-    assert first == courses[0]
+    listed = get(base, "/api/v1/courses")["courses"]
+    largest = max(listed, key=lambda c: c["enrolments"])  # the first listed among equals, as max() takes
+    assert first == largest["course_key"] != courses[0], ("the page opens on the most enrolled course", listed)
     drawn = charts(page)
     assert drawn == expected_charts(base, first)
     assert drawn["chart-enrolments"][0]["y"], ("the sample has enrolments", get(base, f"/api/v1/courses/{first}"), drawn)
-    page.select_option("#course", courses[1])
+    other = next(c for c in courses[1:] if c != first)  # the other course with learners
+    page.select_option("#course", other)
     page.wait_for_function(
         "key => document.getElementById('course-summary').textContent.length > 0 && document.getElementById('course').value === key",
-        arg=courses[1],
+        arg=other,
     )
     page.wait_for_timeout(500)
-    wait_drawn(page, courses[1])
-    assert charts(page) == expected_charts(base, courses[1])
+    wait_drawn(page, other)
+    assert charts(page) == expected_charts(base, other)
     page.select_option("#bucket", "minute")
     page.wait_for_function("() => (document.getElementById('chart-throughput').layout.title.text || '').endsWith('minute')")
-    assert charts(page)["chart-throughput"] == expected_charts(base, courses[1], "minute")["chart-throughput"]
+    assert charts(page)["chart-throughput"] == expected_charts(base, other, "minute")["chart-throughput"]
 
     # every request stayed on this server (Plotly from the package, no CDN) and carried no token
     assert requested and all(url.startswith(base) for url in requested), requested
@@ -208,3 +227,81 @@ def test_dashboard_charts_and_tables_equal_the_api_without_personal_data(
     keep = os.environ.get("OPTIMUS_TEST_SCREENSHOT")
     if keep:
         Path(keep).write_bytes(shot.read_bytes())
+
+
+def boxes_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+@pytest.mark.browser
+def test_chart_titles_stay_clear_of_the_plot_toolbar(served: tuple[str, Settings], browser: Any) -> None:
+    base, _settings = served
+    for width in (1400, 900):  # two columns of charts, and one
+        page = browser.new_page(viewport={"width": width, "height": 1800})
+        page.goto(base + "/ui/")
+        wait_drawn(page)
+        for chart in CHARTS:
+            page.hover(f"#{chart} .nsewdrag")  # the toolbar shows on hover
+            title = page.eval_on_selector(
+                f"#{chart} .gtitle",
+                "e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; }",
+            )
+            bar = page.eval_on_selector(
+                f"#{chart} .modebar",
+                "e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; }",
+            )
+            assert title["width"] > 0 and bar["width"] > 0, (chart, title, bar)
+            assert not boxes_overlap(title, bar), (width, chart, title, bar)
+        page.close()
+
+
+@pytest.mark.browser
+def test_one_day_of_data_gives_day_ticks_not_sub_millisecond_ones(served_one_day: tuple[str, Settings], browser: Any) -> None:
+    base, _settings = served_one_day
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(base + "/ui/")
+    wait_drawn(page)
+    key = page.eval_on_selector("#course", "s => s.value")
+    active = get(base, f"/api/v1/courses/{key}")["active_learners"]["by_day"]
+    assert len(active) == 1, active  # one day of events
+    for chart in ("chart-active", "chart-enrolments"):
+        ticks = page.eval_on_selector_all(f"#{chart} .xtick text", "ts => ts.map(t => t.textContent)")
+        assert ticks, chart
+        assert not any(":" in t or "." in t for t in ticks), (chart, ticks)  # no times of day, no milliseconds
+        assert len(ticks) == len(set(ticks)), (chart, ticks)
+        if chart == "chart-active":  # one point: a few whole days around it, one tick each
+            assert all(re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}", t) for t in ticks) and len(ticks) <= 5, ticks
+    page.close()
+
+
+@pytest.mark.browser
+def test_api_docs_render_with_every_request_off_this_machine_aborted(served: tuple[str, Settings], browser: Any) -> None:
+    """/docs is Swagger UI served from this server: it renders every operation with the network cut off."""
+    base, _settings = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    aborted: list[str] = []
+    requested: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        url = route.request.url
+        requested.append(url)
+        if urllib.parse.urlsplit(url).hostname != "127.0.0.1":
+            aborted.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", only_loopback)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30000)
+    spec = get(base, "/openapi.json")
+    operations = sum(1 for methods in spec["paths"].values() for m in methods if m in ("get", "post", "put", "delete", "patch"))
+    page.wait_for_function("n => document.querySelectorAll('.swagger-ui .opblock').length >= n", arg=operations, timeout=30000)
+    assert page.eval_on_selector_all(".swagger-ui .opblock", "els => els.length") == operations
+    assert not aborted, aborted
+    assert not errors, errors
+    assert any(url.endswith("/docs/assets/swagger-ui-bundle.js") for url in requested), requested
+    assert "Unable to render" not in page.inner_text("body")
+    page.close()

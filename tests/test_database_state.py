@@ -159,7 +159,7 @@ def test_second_ingest_does_nothing_and_a_changed_file_replaces_its_rows(data_pa
     write_tsv(target, HEADER, ROWS[1:3])
     assert cli(["ingest"], settings).exit_code == 0
     assert [r[0] for r in query_rows(settings, "SELECT id FROM edx.auth_user ORDER BY id")] == [2, 3]
-    status = json.loads(cli(["status", "--json"], settings).output)
+    status = json.loads(cli(["status", "--json"], settings).stdout)
     assert status["services"]["DatabaseState"]["done"] == 1 and status["services"]["DatabaseState"]["last_run"]
 
 
@@ -364,3 +364,20 @@ def test_a_warehouse_from_before_the_edx_schema_moves_its_raw_tables(data_path: 
         assert wh.query("SELECT id FROM edx.auth_user ORDER BY id") == [(1,), (2,), (3,), (4,)]
         assert "display_name" in wh.columns("courses") and "id" not in wh.columns("courses")  # Optimus's own table stays ...
         assert wh.query("SELECT count(*) FROM edx.courses") == [(4,)]  # ... and the dump that reached it loaded again, apart
+
+
+def test_db_state_loads_names_each_course_in_one_form(tmp_path: Path) -> None:
+    """A course-v1 course's dumps without a course_id column (auth_user) are named by the file name's
+    org/course/run form; its dumps with one say course-v1: db_state_loads uses the course's own id for all its
+    tables (the sample's manifest says which form each course has)."""
+    from conftest import ingest_sample
+
+    settings = ingest_sample(tmp_path)
+    manifest = json.loads((tmp_path / "data" / "sample_manifest.json").read_text())
+    expected = {c["old_id"].replace("/", "+"): c["course_id"] for c in manifest["courses"]}
+    assert "new" in {c["id_form"] for c in manifest["courses"]}, "the sample has a course-v1 course"
+    got: dict[str, set[str]] = {}
+    for key, course_id in query_rows(settings, "SELECT course_key, course_id FROM db_state_loads"):
+        got.setdefault(key, set()).add(course_id)
+    assert got == {key: {course_id} for key, course_id in expected.items() if key in got}
+    assert len(got) == len(expected)

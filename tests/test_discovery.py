@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from conftest import make_data_path
+from conftest import make_data_path, query_rows
 from optimus import discovery
 from optimus.discovery import COURSE_EXPORT, COURSE_STRUCTURE, EMAIL_OPT_IN, EVENTS, FORUM, SQL, Classified, Skipped
 
@@ -47,7 +48,7 @@ def test_shortened_failed_encrypted_and_unknown_names() -> None:
     short = discovery.classify("UQx-AVeryLongCourseNameThatWasCut-courseware_stu-" + "0123456789abcdef" * 2 + ".sql")
     assert isinstance(short, Classified) and short.kind == SQL and short.shortened and short.course_id is None
     failed = discovery.classify("UQx-BIOL1859x-1T2015-wiki_article-prod-analytics.sql.failed")
-    assert isinstance(failed, Skipped) and failed.reason == "failed export"
+    assert isinstance(failed, Skipped) and failed.reason.startswith("failed export")
     encrypted = discovery.classify("UQx-BIOL1859x-1T2015-auth_user-prod-analytics.sql.gpg")
     assert isinstance(encrypted, Skipped) and encrypted.reason.startswith("encrypted")
     assert discovery.classify("README.txt") is None
@@ -111,3 +112,30 @@ def test_orgs_edge_and_course_patterns_filter(tmp_path: Path, settings_for) -> N
     names = lambda **kw: sorted(f.path.name for f in discovery.scan(settings_for(data, **kw)).found)  # noqa: E731
     assert names(include_orgs=["UQx"], edge=False) == ["UQx-A-1-auth_user-prod-analytics.sql"]
     assert names(exclude_courses=["UQx/*"]) == ["MITx-B-2-auth_user-prod-analytics.sql"]
+
+
+def test_files_no_rule_takes_are_named_with_the_rule_they_missed(tmp_path: Path, cli: Any, settings_for: Any) -> None:
+    """A real re-delivery named `...-events-2015-03-01-redelivered.log` is named in the scan with the events rule it
+    missed, and kept in ingest_skipped with that reason; a failed export says it is edX's and left alone."""
+    data = tmp_path / "data"
+    (data / "clickstream_logs" / "events").mkdir(parents=True)
+    (data / "clickstream_logs" / "latest").symlink_to("events")
+    (data / "clickstream_logs" / "events" / "uqx-edx-events-2015-03-01-redelivered.log").write_text("{}\n")
+    (data / "clickstream_logs" / "events" / "uqx-edx-events-2015-03-01.log").write_text("")
+    package = data / "database_state" / "2015-03-02"
+    package.mkdir(parents=True)
+    (data / "database_state" / "latest").symlink_to("2015-03-02")
+    (package / "UQx-A-1-auth_user-prod.sql").write_text("id\n")
+    (package / "UQx-A-1-wiki_article-prod-analytics.sql.failed").write_text("Traceback\n")
+    settings = settings_for(data)
+    result = cli(["scan"], settings)
+    assert result.exit_code == 0, result.output
+    redelivered = str((data / "clickstream_logs" / "events" / "uqx-edx-events-2015-03-01-redelivered.log").resolve())
+    text = result.stdout
+    assert f"  {redelivered}" in text.splitlines()
+    assert "looks like an event file but does not match {org}-{edx|edge|prod}-events-{YYYY-MM-DD}.log[.gz]" in text
+    assert "looks like a database dump but does not match {org}-{course}-{run}-{table}-{prod|edge}-analytics.sql" in text
+    assert "left alone" in text and "edX could not export" in text
+    reasons = dict(query_rows(settings, "SELECT path, reason FROM ingest_skipped"))
+    assert reasons[redelivered].startswith("unknown name: looks like an event file")
+    assert len(reasons) == 3

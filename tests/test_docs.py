@@ -30,3 +30,13 @@ def test_every_command_is_in_the_readme() -> None:
     group = typer.main.get_command(app)
     for name in group.commands:
         assert f"`optimus {name}" in README, name
+
+
+def test_the_readme_settings_table_and_optimus_init_say_the_same_text() -> None:
+    """One text per setting (config.DOCS): the README's row (key, default, text) and `optimus init`'s comment
+    are both that text, so the numbers they give (memory_limit's, say) cannot drift apart."""
+    from optimus.config import example_config, readme_rows
+
+    assert [row for row in readme_rows() if row not in README.splitlines()] == []
+    comments = example_config().splitlines()
+    assert [k for k in KEYS if f"# {DOCS[k]}" not in comments] == []

@@ -214,7 +214,7 @@ def test_status_warns_when_the_data_is_over_a_year_old(data_path: Path, settings
     result = cli(["status"], settings)
     stale = (datetime.now(UTC).date() - built).days > 365
     assert ("over a year old" in " ".join(result.output.split())) == stale
-    data = json.loads(cli(["status", "--json"], settings).output)
+    data = json.loads(cli(["status", "--json"], settings).stdout)
     assert bool(data["warnings"]) == stale
 
 

@@ -64,6 +64,7 @@ class Settings:
     source: str = "defaults"  # where the settings came from, for messages; not a key
     config_file: Path | None = None  # the config file read, if any (it may hold api_token); not a key
     origins: dict[str, str] = field(default_factory=dict)  # key -> the file or variable that set it
+    config_chosen_by: str = ""  # how the config file was found: '--config', '$OPTIMUS_CONFIG' or './optimus.toml'; not a key
 
     def origin(self, key: str) -> str:
         """Where a key's value came from, for error messages."""
@@ -75,6 +76,30 @@ class Settings:
         if "://" in self.warehouse:
             return self.warehouse
         return f"duckdb:///{self.warehouse}"
+
+    def warehouse_shown(self) -> str:
+        """The warehouse for messages: a DuckDB file's full path, a server's URL without its password."""
+        path = self.warehouse_path()
+        if path is not None:
+            return str(path.resolve())
+        parts = urlsplit(self.warehouse_url)
+        if parts.password is None:
+            return self.warehouse_url
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        return parts._replace(netloc=netloc).geturl()
+
+    def describe(self) -> str:
+        """Which config and warehouse a command uses (said on stderr by every command, and by `status`),
+        so that a shell left with OPTIMUS_CONFIG set never writes into another warehouse unnoticed."""
+        if self.config_file is not None:
+            how = f" (from {self.config_chosen_by})" if self.config_chosen_by else ""
+            config = f"{self.config_file}{how}"
+        else:
+            config = "none (no --config, $OPTIMUS_CONFIG or ./optimus.toml: defaults)"
+        variables = [s for s in self.source.split(" + ") if s.startswith("OPTIMUS_")]
+        if variables:
+            config += f" + {', '.join(variables)}"
+        return f"config {config}; warehouse {self.warehouse_shown()}"
 
     def warehouse_path(self) -> Path | None:
         """The DuckDB file, or None for a server warehouse."""
@@ -118,7 +143,7 @@ DOCS: dict[str, str] = {
     "release_secret_file": "The key of the de-identified release's hashed learner ids (`optimus release`), mode 0600, made on first use; empty: ~/.config/optimus/release-secret. Never inside the warehouse, the data paths, the exports or the release.",
 }
 
-KEYS = [f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "origins", "config_file")]
+KEYS = [f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "origins", "config_file", "config_chosen_by")]
 
 
 def _coerce(key: str, value: object, where: str, base: Path) -> object:
@@ -203,10 +228,13 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
     values: dict[str, typing.Any] = {}  # each coerced to its field's type by _coerce
     sources: list[str] = []
     origins: dict[str, str] = {}
+    chosen_by = "--config" if path is not None else ""
     if path is None and env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
+        chosen_by = f"${CONFIG_ENV}"
     elif path is None and Path(DEFAULT_CONFIG_NAME).is_file():
         path = Path(DEFAULT_CONFIG_NAME)
+        chosen_by = f"./{DEFAULT_CONFIG_NAME}"
     if path is not None:
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist (run 'optimus init {path}' to write one)")
@@ -235,6 +263,7 @@ def load(path: Path | None = None, env: typing.Mapping[str, str] | None = None) 
     settings.source = " + ".join(sources) or "defaults"
     settings.origins = origins
     settings.config_file = path.resolve() if path is not None else None
+    settings.config_chosen_by = chosen_by
     _validate(settings)
     return settings
 
@@ -297,6 +326,21 @@ def check_allowed_folders(settings: Settings, folders: dict[Path, str], files: t
                     f"{what_folder} {folder} holds {what} ({secret}); the warehouse engine may read and write that folder, "
                     "so move one of them elsewhere"
                 )
+
+
+def _default_shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return json.dumps([str(v) for v in value])
+    return str(value)
+
+
+def readme_rows() -> list[str]:
+    """The README's settings table, one row per key, from DOCS: the README and `optimus init`'s comments
+    say the same words (tests/test_docs.py checks each row is in the README as written here)."""
+    defaults = Settings()
+    return [f"| `{key}` | `{_default_shown(getattr(defaults, key))}` | {DOCS[key]} |" for key in KEYS]
 
 
 def example_config() -> str:

@@ -56,7 +56,7 @@ class Skipped:
     """A file no service takes, and why: it is listed, never silently dropped."""
 
     path: Path
-    reason: str  # 'failed export', 'encrypted', 'unknown'
+    reason: str  # 'failed export: ...', 'encrypted ...', 'unknown name: ...' (the rule it missed), 'excluded by configuration', ...
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,58 @@ def _day(text: str) -> date | None:
         return None
 
 
+FAILED_EXPORT = (
+    "failed export: edX could not export this table and delivered its error instead (`.failed`); "
+    "left alone, never ingested (ask edX for the table if you need it)"
+)
+
+# the naming rules a file can miss, by what its name looks like (REFERENCE §3.1): said when no rule matches
+_RULES = {
+    EVENTS: "{org}-{edx|edge|prod}-events-{YYYY-MM-DD}.log[.gz], {course}-events-{YYYY-MM-DD}.log[.gz] or tracking.log-{YYYYMMDD}[.gz]",
+    SQL: "{org}-{course}-{run}-{table}-{prod|edge}-analytics.sql",
+    FORUM: "{org}-{course}-{run}-{prod|edge}.mongo",
+    COURSE_STRUCTURE: "{org}-{course}-{run}-course_structure-{prod|edge}-analytics.json",
+    COURSE_EXPORT: "{org}-{course}-{run}-course-{prod|edge}-analytics.xml.tar.gz",
+    EMAIL_OPT_IN: "{org}-email_opt_in-{prod|edge}-analytics.csv",
+}
+_LOOKS = {
+    EVENTS: "an event file",
+    SQL: "a database dump",
+    FORUM: "a forum dump",
+    COURSE_STRUCTURE: "a course_structure file",
+    COURSE_EXPORT: "a course export",
+    EMAIL_OPT_IN: "an email opt-in file",
+}
+
+
+def unknown_reason(name: str, in_clickstream: bool) -> str:
+    """Why a name no rule takes is not ingested: the rule it comes closest to and missed, so that a
+    re-delivery named `...-events-2015-03-01-redelivered.log` is seen, not silently dropped."""
+    looks_like = (
+        EVENTS
+        if "-events-" in name or name.startswith("tracking.log")
+        else COURSE_STRUCTURE
+        if "course_structure" in name
+        else COURSE_EXPORT
+        if name.endswith((".tar.gz", ".tgz"))
+        else EMAIL_OPT_IN
+        if "email_opt_in" in name
+        else SQL
+        if name.endswith(".sql") or "-analytics" in name
+        else FORUM
+        if name.endswith(".mongo")
+        else None
+    )
+    if looks_like is None:
+        folder = "clickstream_logs holds only event files" if in_clickstream else "no rule of database_state matches it"
+        return f"unknown name: {folder} ({_RULES[EVENTS] if in_clickstream else ', '.join(v for k, v in _RULES.items() if k != EVENTS)})"
+    return f"unknown name: looks like {_LOOKS[looks_like]} but does not match {_RULES[looks_like]}"
+
+
 def classify(name: str) -> Classified | Skipped | None:
-    """Classify one file name; None for a name no rule knows (the caller records it as unknown)."""
+    """Classify one file name; None for a name no rule knows (the caller says why: `unknown_reason`)."""
     if name.endswith(".failed"):
-        return Skipped(Path(name), "failed export")
+        return Skipped(Path(name), FAILED_EXPORT)
     if name.endswith(".gpg"):
         return Skipped(Path(name), "encrypted (run 'optimus intake' to decrypt)")
     if m := _EVENTS.match(name):
@@ -199,11 +247,16 @@ def scan_data_path(data_path: Path, settings: Settings) -> ScanResult:
                 path = (root_path / name).resolve()
                 info = classify(name)
                 if info is None:
-                    result.skipped.append(Skipped(path, "unknown"))
+                    result.skipped.append(Skipped(path, unknown_reason(name, only_events)))
                 elif isinstance(info, Skipped):
                     result.skipped.append(Skipped(path, info.reason))
                 elif only_events != (info.kind == EVENTS):
-                    result.skipped.append(Skipped(path, "unknown"))
+                    where = (
+                        "clickstream_logs holds only event files"
+                        if only_events
+                        else "an event file under database_state (event files are read from clickstream_logs/latest)"
+                    )
+                    result.skipped.append(Skipped(path, f"unknown name: {where}"))
                 elif info.kind == EVENTS and settings.event_file_prefix and not name.startswith(settings.event_file_prefix):
                     result.skipped.append(Skipped(path, "event file prefix does not match"))
                 elif _wanted(info, settings):

@@ -168,10 +168,15 @@ def register(wh: Warehouse, scan: ScanResult, claims: Mapping[str, str]) -> Regi
             "file_date, package_date, size, mtime, fingerprint, state, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             new_rows,
         )
-        seen = {row[0] for row in wh.query("SELECT path FROM ingest_skipped")}
+        seen = dict(wh.query("SELECT path, reason FROM ingest_skipped"))
         wh.executemany(
             "INSERT INTO ingest_skipped (path, data_path, reason, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)",
             [[str(s.path), str(s.path.parent), s.reason, now, now] for s in scan.skipped if str(s.path) not in seen],
+        )
+        # seen again for another reason (a rule or the configuration changed): the reason now, and since when
+        wh.executemany(
+            "UPDATE ingest_skipped SET reason = ?, last_seen = ? WHERE path = ?",
+            [[s.reason, now, str(s.path)] for s in scan.skipped if str(s.path) in seen and seen[str(s.path)] != s.reason],
         )
     report.skipped = [(str(s.path), s.reason) for s in scan.skipped]
     return report

@@ -49,6 +49,7 @@ class ServiceOutcome:
     error: str | None = None
     failed_files: int = 0
     damaged_files: int = 0
+    tables: dict[str, int] = field(default_factory=dict)  # rows per table, where the service reported them apart
 
     @property
     def label(self) -> str:
@@ -332,6 +333,7 @@ class Pipeline:
                 if service.is_derived():
                     ctx.progress.start(f"{name}")
                     outcome.rows += service.run(self.wh, ctx)
+                    outcome.tables = dict(ctx.table_rows)
                     ctx.progress.end()
                 self._record_changes(ctx)
                 self.wh.execute(

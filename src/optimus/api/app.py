@@ -34,6 +34,8 @@ def create_app(settings: Settings, views: ReadViews, state: ServerState | None =
         description="Where ingestion of the edX research data package stands, and what it produced.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # served by the dashboard's router, from the installed package (no CDN)
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.settings = settings
     app.state.views = views

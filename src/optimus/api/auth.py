@@ -11,18 +11,24 @@ from optimus.api.state import ServerState
 from optimus.config import Settings
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+NO_TOKEN_CONFIGURED = (
+    "personal data is off on this server until api_token is set in its config (or OPTIMUS_API_TOKEN); "
+    "then send it as 'Authorization: Bearer <api_token>'"
+)
 
 
 def refusal(authorization: str, settings: Settings, state: ServerState) -> tuple[int, str] | None:
     """(status, reason) when this Authorization header may not see personal data; None when it may.
     Shared by the dependency and the body-limit middleware (which refuses before reading a body)."""
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return 401, "this endpoint can return personal data: send 'Authorization: Bearer <api_token>'"
     # the daemon's local token (in its lock file, readable by its owner only) lets local commands in
     accepted = [t for t in (settings.api_token, state.local_token) if t]
+    if scheme.lower() != "bearer" or not token.strip():
+        if not accepted:  # no token would help: say what turns personal data on
+            return 401, NO_TOKEN_CONFIGURED
+        return 401, "this endpoint can return personal data: send 'Authorization: Bearer <api_token>'"
     if not accepted:
-        return 403, "personal data is not served: no api_token is configured on this server"
+        return 403, NO_TOKEN_CONFIGURED
     if not any(hmac.compare_digest(token.strip().encode(), t.encode()) for t in accepted):
         return 403, "wrong token"
     return None

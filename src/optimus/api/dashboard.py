@@ -1,5 +1,6 @@
 """The dashboard under /ui/: static HTML and JavaScript, with Plotly's bundle served from the
-installed `plotly` package (never a CDN: the page works with no internet)."""
+installed `plotly` package (never a CDN: the page works with no internet); and the API's docs
+under /docs, Swagger UI served the same way from the installed `swagger-ui-bundle-v2` package."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,3 +40,45 @@ def asset(name: str) -> FileResponse:
     if "/" in name or name.startswith(".") or path.suffix not in _TYPES or not path.is_file():
         raise HTTPException(404, f"no {name} in the dashboard")
     return FileResponse(path, media_type=_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+# -- /docs: Swagger UI from the installed package ----------------------------------------------------
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": _TYPES[".js"],
+    "swagger-ui.css": _TYPES[".css"],
+    "favicon-32x32.png": "image/png",
+}
+
+
+def swagger_ui_folder() -> Path:
+    """Swagger UI's files as shipped inside the swagger-ui-bundle-v2 package (module `swagger_ui_bundle`)."""
+    import swagger_ui_bundle
+
+    return Path(str(swagger_ui_bundle.swagger_ui_path))
+
+
+@router.get("/docs")
+def docs() -> HTMLResponse:
+    """Swagger UI over /openapi.json, every asset from this server (no CDN; the validator badge, which
+    would send the spec to swagger.io, is off)."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Optimus API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        oauth2_redirect_url="/docs/oauth2-redirect",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
+@router.get("/docs/oauth2-redirect")
+def docs_oauth2_redirect() -> HTMLResponse:
+    return get_swagger_ui_oauth2_redirect_html()
+
+
+@router.get("/docs/assets/{name}")
+def docs_asset(name: str) -> FileResponse:
+    if name not in DOCS_ASSETS:  # a fixed list: a name from the request never reaches the file system
+        raise HTTPException(404, f"no {name} in the API docs")
+    return FileResponse(swagger_ui_folder() / name, media_type=DOCS_ASSETS[name], headers={"Cache-Control": "max-age=86400"})

@@ -196,12 +196,18 @@ def run(wh: Warehouse, sql: str, limit: int) -> dict[str, Any]:
 
 @router.get("/sql", summary="Run one read-only query (needs the token)", dependencies=[Depends(require_token)])
 def sql_get(
-    q: str = Query(..., description="One read-only SELECT or WITH query."),
+    sql: str | None = Query(None, description="One read-only SELECT or WITH query (the same name as POST's body field)."),
+    q: str | None = Query(None, description="The former name of `sql`, still accepted.", deprecated=True),
     limit: int = Query(10_000, ge=1, le=MAX_ROWS),
     wh: Warehouse = Depends(warehouse_view),
 ) -> dict[str, Any]:
+    query = sql if sql is not None else q
+    if query is None:
+        raise HTTPException(422, "sql: field required (the query, as ?sql=SELECT ...)")
+    if sql is not None and q is not None and sql != q:
+        raise HTTPException(422, "give the query once, as sql (q is its former name)")
     try:
-        return run(wh, q, limit)
+        return run(wh, query, limit)
     except QueryRefused as exc:
         raise HTTPException(422, str(exc)) from None
 

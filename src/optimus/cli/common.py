@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
 from optimus import config
 from optimus.cli import render
@@ -22,10 +23,13 @@ ConfigOption = typer.Option(None, "--config", "-c", help="Config file (default: 
 
 
 def load_settings(path: Path | None) -> config.Settings:
+    """The settings, and a line on stderr saying which config and warehouse this command uses (stdout stays data)."""
     try:
-        return config.load(path)
+        settings = config.load(path)
     except OptimusError as exc:
         fail(str(exc))
+    render.notice(escape(f"using {settings.describe()}"))
+    return settings
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -78,7 +78,12 @@ def status(
     settings = load_settings(cfg)
     with errors_as_messages():
         report = open_session(settings, render.notices()).status(files)
-    render.status(report, as_json)
+    report.data = {
+        "config": str(settings.config_file) if settings.config_file else None,
+        "warehouse": settings.warehouse_shown(),
+        **report.data,
+    }
+    render.status(report, as_json, settings.describe())
 
 
 @app.command()
@@ -119,10 +124,20 @@ def sample(
             progress=lambda label, n: bar.update(task, advance=n, description=label),
         )
     events = manifest["events"]
+    forum_malformed = sum(int(f.get("malformed") or 0) for f in manifest["forums"].values())
+    failed = manifest["database_state"]["failed"]
     render.out.print(
         f"wrote a sample package to {directory}: {len(manifest['courses'])} courses, {manifest['learners']['total']:,} learners, "
-        f"{events['valid']:,} events in {len(events['files'])} daily files ({events['malformed']} malformed lines on purpose), "
-        f"{len(manifest['database_state']['sql'])} .sql files, {len(manifest['forums'])} forum dumps"
+        f"{events['valid']:,} events in {len(events['files'])} daily files, "
+        f"{len(manifest['database_state']['sql'])} .sql files, {len(manifest['forums'])} forum dumps",
+        soft_wrap=True,
+    )
+    render.out.print(
+        f"on purpose: {events['malformed'] + forum_malformed} malformed lines ({events['malformed']} in the event files, "
+        f"{forum_malformed} in the forum dumps), which the ingest quarantines and counts the same way; "
+        f"{len(failed)} failed export ({', '.join(Path(f).name for f in failed)}): a deliberately failed export, as edX "
+        "delivers a table it could not export, which Optimus leaves alone",
+        soft_wrap=True,
     )
     if encrypt:
         from optimus.cli.intake import encrypt_sample

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
@@ -25,6 +26,7 @@ from optimus.pipeline import RunSummary, file_message
 from optimus.services.base import Progress
 from optimus.warehouse.base import QueryAnswer
 
+SKIPPED_NAMED = 10  # files named per reason a scan did not ingest; the rest are in ingest_skipped
 console = Console(stderr=True)  # notices, errors and progress bars
 out = Console()  # the data a command prints
 
@@ -60,8 +62,8 @@ def line(text: str) -> None:
 
 
 def notice(text: str) -> None:
-    """One line on stderr: what the command did on the side, never data."""
-    console.print(text, highlight=False)
+    """One line on stderr: what the command did on the side, never data (never wrapped: a path stays whole)."""
+    console.print(text, highlight=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
@@ -126,11 +128,15 @@ def scan(report: ledger.RegisterReport) -> None:
         right=("new", "changed"),
     )
     out.print(f"{report.unchanged} unchanged files; {report.unclaimed} files claimed by no active service")
-    reasons: dict[str, int] = {}
-    for _path, reason in report.skipped:
-        reasons[reason] = reasons.get(reason, 0) + 1
-    for reason, n in sorted(reasons.items()):
-        out.print(f"not ingested: {n} file(s): {reason}")
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in report.skipped:
+        by_reason.setdefault(reason, []).append(path)
+    for reason, paths in sorted(by_reason.items()):
+        out.print(escape(f"not ingested: {len(paths)} file(s): {reason}"), highlight=False, soft_wrap=True)
+        for path in sorted(paths)[:SKIPPED_NAMED]:
+            out.print(escape(f"  {path}"), highlight=False, soft_wrap=True)
+        if len(paths) > SKIPPED_NAMED:
+            out.print(f'  ... and {len(paths) - SKIPPED_NAMED} more (all of them: optimus sql "SELECT path, reason FROM ingest_skipped")')
 
 
 def run_summary(summary: RunSummary) -> None:
@@ -144,9 +150,17 @@ def run_summary(summary: RunSummary) -> None:
         title="ingest",
         right=("files", "rows", "seconds"),
     )
+    for s in summary.services:
+        if s.tables:
+            out.print(f"{s.service} rows per table: {per_table(s.tables)}", highlight=False, soft_wrap=True)
     quarantined = sum(f.quarantined for f in summary.files)
     if quarantined:
-        out.print(f"{quarantined:,} malformed line(s) quarantined; see 'optimus status --files'")
+        per_service: dict[str, int] = {}
+        for f in summary.files:
+            if f.quarantined:
+                per_service[f.service] = per_service.get(f.service, 0) + f.quarantined
+        parts = ", ".join(f"{s} {n:,}" for s, n in per_service.items())
+        out.print(f"{quarantined:,} malformed line(s) quarantined ({parts}); see 'optimus status --files'", soft_wrap=True)
     for f in summary.files:
         if f.state in ("failed", "damaged"):
             colour = "red" if f.state == "failed" else "yellow"
@@ -169,14 +183,20 @@ def ingest(report: IngestReport) -> None:
         line(f"[red]{report.failed} file(s) failed[/] and are not in the warehouse; see 'optimus status --files'{advice}")
 
 
+def per_table(tables: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n:,}" for name, n in tables.items())
+
+
 def recompute(summary: RunSummary) -> None:
     for s in summary.services:
-        line(f"{s.service}: {s.label}, {s.rows:,} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""))
+        rows = per_table(s.tables) if s.tables else f"{s.rows:,}"
+        line(f"{s.service}: {s.label}, {rows} rows, {s.seconds:.2f}s" + (f": {s.error}" if s.error else ""))
 
 
-def status(report: StatusReport, json_output: bool) -> None:
+def status(report: StatusReport, json_output: bool, where: str = "") -> None:
     """`optimus status`; with --files, `report.files` holds one dict per file worth a look
-    (ledger.attention): service, path, state, rows_loaded, rows_quarantined, coerced, error, damage."""
+    (ledger.attention): service, path, state, rows_loaded, rows_quarantined, coerced, error, damage.
+    `where`: which config and warehouse (the JSON has them as `config` and `warehouse`)."""
     data, files_listed = report.data, report.files
     if json_output:
         if files_listed is not None:
@@ -184,6 +204,8 @@ def status(report: StatusReport, json_output: bool) -> None:
             data["failed_files"] = [{k: f.get(k) for k in ("service", "path", "error")} for f in files_listed if f.get("state") == "failed"]
         as_json(data)
         return
+    if where:
+        out.print(escape(where), highlight=False, soft_wrap=True)
     table(
         ("service", "queued", "running", "done", "damaged", "failed", "last run"),
         (

@@ -103,6 +103,7 @@ class ParsedCourse:
     # grading_policy.json (OLX only): one dict per GRADER entry, and (label, cutoff) per GRADE_CUTOFFS entry
     graders: list[dict[str, Any]] = field(default_factory=list)
     cutoffs: list[tuple[str, float | None]] = field(default_factory=list)
+    missing: str | None = None  # what the input lacked and was done without (a course_structure with no course block)
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -455,8 +456,10 @@ def parse_structure(data: Any, path: Path) -> ParsedCourse:
     if not isinstance(data, dict) or not data:
         raise OlxError(f"{path}: not a course_structure object")
     roots = [k for k, v in data.items() if isinstance(v, dict) and v.get("category") == "course"]
-    if len(roots) != 1:
+    if len(roots) > 1:
         raise OlxError(f"{path}: {len(roots)} blocks of category 'course'; expected one")
+    if not roots:
+        return _without_root(data, path)
     root_key = roots[0]
     split = _split_key(root_key)
     if split is None:
@@ -465,6 +468,51 @@ def parse_structure(data: Any, path: Path) -> ParsedCourse:
     id_form = "new" if root_key.startswith("block-v1:") else "old"
     run = run or name
     courses.checked(org, code, run, path)
+    return _structure_tree(data, path, root_key, org, code, run, id_form, [])
+
+
+def _without_root(data: dict[str, Any], path: Path) -> ParsedCourse:
+    """A course_structure with no `course` block: its top chapters (and all below) under a course block
+    made here, the course read from their keys (or the file name for i4x keys, which have no run)."""
+    children = {c for v in data.values() if isinstance(v, dict) and isinstance(v.get("children"), list) for c in v["children"]}
+    chapters = [k for k, v in data.items() if isinstance(v, dict) and v.get("category") == "chapter" and k not in children]
+    if not chapters:
+        raise OlxError(f"{path}: no block of category 'course' and no chapter: nothing to take")
+    named_by_keys: set[tuple[str, str, str | None]] = set()
+    for key in chapters:
+        split = _split_key(key)
+        if split is None:
+            raise OlxError(f"{path}: no block of category 'course', and the chapter key {key!r} is neither i4x:// nor block-v1:")
+        named_by_keys.add(split[:3])
+    if len(named_by_keys) != 1:
+        raise OlxError(f"{path}: no block of category 'course', and its chapters' keys name {len(named_by_keys)} courses")
+    org, code, run = named_by_keys.pop()
+    id_form = "new" if chapters[0].startswith("block-v1:") else "old"
+    if run is None:  # i4x:// keys name no run: the file name does ({org}-{course}-{run}-course_structure-...)
+        named = courses.from_file_form(path.name.split("-course_structure-")[0])
+        if named is None or (named.org, named.course) != (org, code):
+            raise OlxError(f"{path}: no block of category 'course', and neither its i4x:// keys nor its file name give the run")
+        run = named.run
+    courses.checked(org, code, run, path)
+    missing = (
+        f"no 'course' root block: took its {len(chapters)} top chapter(s) and everything below them; "
+        "the course's name, dates and grading policy are not in the file"
+    )
+    return _structure_tree(data, path, None, org, code, run, id_form, chapters, missing)
+
+
+def _structure_tree(
+    data: dict[str, Any],
+    path: Path,
+    root_key: str | None,
+    org: str,
+    code: str,
+    run: str,
+    id_form: str,
+    chapters: list[str],
+    missing: str | None = None,
+) -> ParsedCourse:
+    """The tree under `root_key`, or (None) under a course block made here over `chapters`."""
 
     def build(key: str, depth: int, seen: frozenset[str]) -> Node:
         if depth > _MAX_DEPTH or key in seen:
@@ -480,8 +528,13 @@ def parse_structure(data: Any, path: Path) -> ParsedCourse:
         node.children = [build(child, depth + 1, seen | {key}) for child in children if child in data and isinstance(data[child], dict)]
         return node
 
-    tree_root = build(root_key, 0, frozenset())
-    return _parsed(org, code, run, "course_structure", id_form, tree_root, _tree(tree_root), None)
+    if root_key is not None:
+        tree_root = build(root_key, 0, frozenset())
+    else:
+        tree_root = Node("course", {"url_name": run}, [build(key, 1, frozenset()) for key in chapters])
+    parsed = _parsed(org, code, run, "course_structure", id_form, tree_root, _tree(tree_root), None)
+    parsed.missing = missing
+    return parsed
 
 
 # -- rows ---------------------------------------------------------------------------------------

@@ -69,8 +69,15 @@ class RunContext:
     progress: Progress = field(default_factory=Progress)
     touched: set[tuple[str, date | None]] = field(default_factory=set)
     rows_written: int = 0
+    # rows per table, for a service that writes more than one table of different things (TimeFinder's
+    # learner-days and anomalies): reported apart, never added up (pipeline's ServiceOutcome.tables)
+    table_rows: dict[str, int] = field(default_factory=dict)
     # the run's export files: staged here, published by the pipeline once the run commits (optimus.exports)
     exports: ExportSet | None = None
+
+    def count_table(self, table: str, rows: int) -> None:
+        """Report the rows this run wrote to one of its tables (shown per table in the run's summary)."""
+        self.table_rows[table] = self.table_rows.get(table, 0) + rows
 
     def touch(self, course_key: str | None, day: date | None = None) -> None:
         """Record that this run changed a course (and day), so that dependants recompute only it."""

@@ -169,6 +169,9 @@ class CourseStructure(Service):
         ctx.touch(key)
         info = parsed.info
         note = f"{rows} blocks, {info['published_chapters']} of {info['chapters']} chapters published ({parsed.source})"
+        if parsed.missing:
+            note += f"; {parsed.missing}"
+            ctx.progress.note(f"{file.path}: {parsed.missing}")
         return FileResult(rows, 0, note, course_id)
 
     def _parse(self, file: LedgerFile) -> olx.ParsedCourse:

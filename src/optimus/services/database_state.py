@@ -255,11 +255,14 @@ class DatabaseState(Service):
     @staticmethod
     def _record_load(wh: Warehouse, key: str, site: str, table: str, course_id: str | None, file: LedgerFile, rows: int) -> None:
         wh.execute("DELETE FROM db_state_loads WHERE course_key = ? AND site = ? AND table_name = ?", [key, site, table])
+        one_form = _one_form(wh, key, course_id)
         wh.execute(
             "INSERT INTO db_state_loads (course_key, site, table_name, course_id, package_date, file_id, rows, empty, loaded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, false, ?)",
-            [key, site, table, course_id, file.package_date, file.id, rows, utcnow()],
+            [key, site, table, one_form, file.package_date, file.id, rows, utcnow()],
         )
+        # a table loaded before the course's new form was seen (a dump with no course_id column) takes it now
+        wh.execute("UPDATE db_state_loads SET course_id = ? WHERE course_key = ? AND course_id <> ?", [one_form, key, one_form])
 
     # -- after the run's files -----------------------------------------------------------------
     def finish(self, wh: Warehouse, files: list[LedgerFile], ctx: RunContext) -> None:
@@ -285,6 +288,19 @@ class DatabaseState(Service):
                     [date, utcnow(), key, site, table],
                 )
                 ctx.touch(key)
+
+
+def _one_form(wh: Warehouse, key: str, course_id: str | None) -> str | None:
+    """db_state_loads names a course in one form for all its tables: the new one (`course-v1:`, `ccx-v1:`)
+    when the course is known by it (this file's course_id column, or any id recorded in course_ids),
+    else `org/course/run` (a file name's form, and the id of courses from before `course-v1:`)."""
+    parsed = courses.parse(course_id)
+    if parsed is None or not course_id:
+        return course_id
+    if parsed.ccx or course_id.startswith("course-v1:"):
+        return parsed.new
+    forms = {form for (form,) in wh.query("SELECT DISTINCT form FROM course_ids WHERE course_key = ?", [key])}
+    return parsed.new if forms & {"new", "ccx"} else parsed.old
 
 
 def _same_file_form(course_id: str, file: LedgerFile) -> bool:

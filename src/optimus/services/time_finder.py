@@ -86,9 +86,10 @@ class TimeFinder(Service):
         wh.execute("ALTER TABLE person_course_day ADD COLUMN IF NOT EXISTS nproblem_check_server BIGINT")
 
     def run(self, wh: Warehouse, ctx: RunContext) -> int:
+        """Returns the person_course_day rows written; event_time_anomalies' rows are counted apart (ctx.count_table)."""
         scope = self._scope(wh, ctx)
         if not scope:
-            self._anomalies(wh, ctx)
+            ctx.count_table("event_time_anomalies", self._anomalies(wh, ctx))
             return 0
         span = self.settings.time_gap_cutoff // 86400 + 1  # days back a kept gap can reach
         S.scope_table(wh, "_tf_scope", {"course_key": "VARCHAR", "day": "DATE"}, [[k, d] for k, d in sorted(scope, key=str)])
@@ -113,7 +114,9 @@ class TimeFinder(Service):
         ctx.touch_many(scope)
         ctx.wrote(rows)
         ctx.progress.note(f"person_course_day: {rows} learner-days recomputed")
-        return rows + self._anomalies(wh, ctx)
+        ctx.count_table("person_course_day", rows)
+        ctx.count_table("event_time_anomalies", self._anomalies(wh, ctx))
+        return rows
 
     # -- what to recompute ---------------------------------------------------------------------
     def _scope(self, wh: Warehouse, ctx: RunContext) -> set[tuple[str, date | None]]:

@@ -68,10 +68,26 @@ function renderFailed(data) {
   }
 }
 
-const LAYOUT = { margin: { t: 40, r: 20, b: 50, l: 60 }, height: 320, showlegend: false };
+const HEIGHT = 320;
+// the plot's toolbar (modebar) sits in the top 30 px at the right: the title goes on its own line below it, at the left
+const LAYOUT = { margin: { t: 64, r: 20, b: 50, l: 60 }, height: HEIGHT, showlegend: false };
+const TITLE_Y = 1 - 46 / HEIGHT;
+const DAY_MS = 86400000;
+
+// A date axis that never zooms into sub-millisecond ticks: with one day (or a few) of data, a range of whole
+// days around the points and one tick per day; longer spans are left to Plotly.
+function dateAxis(dates) {
+  const times = dates.map(d => Date.parse(d)).filter(t => !Number.isNaN(t));
+  if (!times.length) return { type: "date" };
+  const lo = Math.min(...times), hi = Math.max(...times);
+  if (hi - lo >= 7 * DAY_MS) return { type: "date" };
+  const day = t => new Date(t).toISOString().slice(0, 10);
+  return { type: "date", range: [day(lo - DAY_MS), day(hi + DAY_MS)], dtick: DAY_MS, tickformat: "%b %d, %Y" };
+}
 
 function draw(id, traces, title, empty, extra) {
-  const layout = Object.assign({}, LAYOUT, { title: { text: title, font: { size: 14 } } }, extra || {});
+  const heading = { text: title, font: { size: 14 }, x: 0.01, xanchor: "left", xref: "container", y: TITLE_Y, yanchor: "middle", yref: "container" };
+  const layout = Object.assign({}, LAYOUT, { title: heading }, extra || {});
   if (empty) {
     layout.annotations = [{ text: empty, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
   }
@@ -100,10 +116,10 @@ function renderCourse(c) {
   draw("chart-enrolments", [
     { type: "bar", name: "new", x: e.map(p => p.date), y: e.map(p => p.count), marker: { color: "#90caf9" } },
     { type: "scatter", mode: "lines", name: "total", x: e.map(p => p.date), y: cumulative(e.map(p => p.count)), line: { color: "#1565c0" } },
-  ], "enrolments over time (" + fmt(c.enrolments.total) + ")", e.length ? null : "no enrolment data yet");
+  ], "enrolments over time (" + fmt(c.enrolments.total) + ")", e.length ? null : "no enrolment data yet", { xaxis: dateAxis(e.map(p => p.date)) });
   const a = c.active_learners.by_day;
   draw("chart-active", [{ type: "scatter", mode: "lines+markers", x: a.map(p => p.date), y: a.map(p => p.learners), line: { color: "#2e7d32" } }],
-    "daily active learners", a.length ? null : "no activity data yet (TimeFinder)");
+    "daily active learners", a.length ? null : "no activity data yet (TimeFinder)", { xaxis: dateAxis(a.map(p => p.date)) });
   const k = c.certificates.by_day;
   draw("chart-certificates", [{ type: "bar", x: k.map(p => p.date), y: k.map(p => p.count), marker: { color: "#ffb300" } }],
     "certificates (" + fmt(c.certificates.total) + ")", k.length ? null : (c.certificates.total ? "dates not known" : "no certificates yet"),
@@ -116,10 +132,17 @@ function renderCourse(c) {
     [c.display_name, (c.course_ids || []).join(" · "), fmt(c.enrolments.total) + " enrolled"].filter(Boolean).join(" — ");
 }
 
+// the course the page opens on: the most enrolled (the first listed among equals), not the first by name
+function largest(courses) {
+  let best = null;
+  for (const c of courses) if (best === null || (c.enrolments || 0) > (best.enrolments || 0)) best = c;
+  return best ? best.course_key : null;
+}
+
 function renderCourseList(data) {
   const select = document.getElementById("course");
   const keys = data.courses.map(c => c.course_key);
-  if (!state.course || !keys.includes(state.course)) state.course = keys[0] || null;
+  if (!state.course || !keys.includes(state.course)) state.course = largest(data.courses);
   if (select.dataset.keys !== keys.join("|")) {
     select.replaceChildren(...data.courses.map(c => {
       const o = document.createElement("option");
