@@ -199,14 +199,40 @@ def ref_user_info_combo(settings: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"course_key": k[0], "user_id": k[1]}
         row |= {f: u.get(f) for f in ("username", "email", "last_login", "date_joined")}
         row["is_staff"] = flag(u.get("is_staff"))
-        for f in ("name", "language", "location", "meta", "courseware", "gender", "mailing_address", "year_of_birth",
-                  "level_of_education", "goals", "country", "city"):
+        for f in (
+            "name",
+            "language",
+            "location",
+            "meta",
+            "courseware",
+            "gender",
+            "mailing_address",
+            "year_of_birth",
+            "level_of_education",
+            "goals",
+            "country",
+            "city",
+        ):
             row[f"profile_{f}"] = p.get(f)
         row["profile_allow_certificate"] = whole(p.get("allow_certificate"))
         row["enrollment_course_id"] = e.get("course_id") or cid(k[0])
         row |= {"enrollment_created": e.get("created"), "enrollment_is_active": flag(e.get("is_active")), "enrollment_mode": e.get("mode")}
-        for f in ("id", "user_id", "download_url", "grade", "course_id", "key", "status", "verify_uuid", "download_uuid", "name",
-                  "created_date", "modified_date", "error_reason", "mode"):
+        for f in (
+            "id",
+            "user_id",
+            "download_url",
+            "grade",
+            "course_id",
+            "key",
+            "status",
+            "verify_uuid",
+            "download_uuid",
+            "name",
+            "created_date",
+            "modified_date",
+            "error_reason",
+            "mode",
+        ):
             row[f"certificate_{f}"] = c.get(f)
         row["certificate_distinction"] = flag(c.get("distinction"))
         row["id_map_hash_id"] = ids.get(k)
@@ -216,9 +242,22 @@ def ref_user_info_combo(settings: Any) -> list[dict[str, Any]]:
 
 
 C = "/courses/(.*)/discussion"
-ACTIONS = [(f"{C}/threads/[^/]+/{a}", n) for a, n in (
-    ("reply", "reply"), ("upvote", "upvote"), ("unvote", "unvote"), ("update", "update"), ("delete", "delete"), ("close", "close"),
-    ("follow", "follow_thread"), ("unfollow", "unfollow_thread"), ("pin", "pin"), ("unpin", "unpin"), ("downvote", "downvote"))]
+ACTIONS = [
+    (f"{C}/threads/[^/]+/{a}", n)
+    for a, n in (
+        ("reply", "reply"),
+        ("upvote", "upvote"),
+        ("unvote", "unvote"),
+        ("update", "update"),
+        ("delete", "delete"),
+        ("close", "close"),
+        ("follow", "follow_thread"),
+        ("unfollow", "unfollow_thread"),
+        ("pin", "pin"),
+        ("unpin", "unpin"),
+        ("downvote", "downvote"),
+    )
+]
 ACTIONS += [(f"{C}/comments/[^/]+/{a}", f"comment_{a}") for a in ("reply", "upvote", "update", "unvote", "delete")]
 ACTIONS += [
     (f"{C}/forum/users/[^/]+/followed", "follow_user"),
@@ -229,10 +268,24 @@ ACTIONS += [
     (f"{C}/forum$", "enter_forum"),
     (f"{C}/forum/$", "enter_forum"),
 ]
-SERVER = {"edx.forum.thread.created": "created_thread", "edx.forum.response.created": "created_response",
-          "edx.forum.comment.created": "created_comment", "edx.forum.searched": "searched"}
-MARKS = ("/discussion/forum", "/discussion/threads", "/discussion/comments", "list-forum-", "list_forum_", "add-forum-",
-         "add_forum_", "remove-forum-", "remove_forum_", "update_forum_")
+SERVER = {
+    "edx.forum.thread.created": "created_thread",
+    "edx.forum.response.created": "created_response",
+    "edx.forum.comment.created": "created_comment",
+    "edx.forum.searched": "searched",
+}
+MARKS = (
+    "/discussion/forum",
+    "/discussion/threads",
+    "/discussion/comments",
+    "list-forum-",
+    "list_forum_",
+    "add-forum-",
+    "add_forum_",
+    "remove-forum-",
+    "remove_forum_",
+    "update_forum_",
+)
 
 
 def group(pattern: str, text: str | None) -> str | None:
@@ -302,7 +355,14 @@ def ref_forum_person(settings: Any, fe: list[dict[str, Any]]) -> list[dict[str, 
             "first_time": p["created_at"],
         }
     acts: dict[tuple, dict[str, Any]] = {}
-    counted = {"read": "read", "read_inline": "read", "pin": "pinned", "upvote": "upvoted", "unvote": "unvoted", "follow_thread": "followed"}
+    counted = {
+        "read": "read",
+        "read_inline": "read",
+        "pin": "pinned",
+        "upvote": "upvoted",
+        "unvote": "unvoted",
+        "follow_thread": "followed",
+    }
     for e in fe:
         if e["forum_action"] not in counted:
             continue
@@ -310,7 +370,9 @@ def ref_forum_person(settings: Any, fe: list[dict[str, Any]]) -> list[dict[str, 
             if post["course_key"] != e["course_key"] or post["thread_id"] is None or post["thread_id"] != e["thread_id"]:
                 continue
             k = (e["course_key"], e["username"], post["slug_id"])
-            a = acts.setdefault(k, {**post, "username": e["username"], "times": [], "read": 0, "pinned": 0, "upvoted": 0, "unvoted": 0, "followed": 0})
+            a = acts.setdefault(
+                k, {**post, "username": e["username"], "times": [], "read": 0, "pinned": 0, "upvoted": 0, "unvoted": 0, "followed": 0}
+            )
             a["times"].append(e["time"])
             a[counted[e["forum_action"]]] += 1
     out = []
@@ -467,17 +529,29 @@ def test_enrol_upgrade_unenrol_worked_by_hand(crafted_on: Any) -> None:
     ]
     assert ee[0]["course_id"] == "UQx/Alpha/2024"
     # enrollday_all: the activation (+1 audit) and the unenrolment (-1 verified); the mode change is not in it
-    diffs = [(r["time"], r["diff_enrollment_honor"], r["diff_enrollment_verified"], r["diff_enrollment_audit"])
-             for r in rows_of(s, "enrollday_all", "user_id = 1", "time")]
+    diffs = [
+        (r["time"], r["diff_enrollment_honor"], r["diff_enrollment_verified"], r["diff_enrollment_audit"])
+        for r in rows_of(s, "enrollday_all", "user_id = 1", "time")
+    ]
     assert diffs == [(at("2024-01-03 09:00:00"), 0, 0, 1), (at("2024-01-04 12:00:00"), 0, -1, 0)]
     # verified from the mode change (09:10) to the unenrolment (next day 12:00)
     pev = rows_of(s, "person_enrollment_verified", "user_id = 1", "user_id")
-    assert [(r["verified_enroll_time"], r["verified_unenroll_time"]) for r in pev] == [(at("2024-01-03 09:10:00"), at("2024-01-04 12:00:00"))]
+    assert [(r["verified_enroll_time"], r["verified_unenroll_time"]) for r in pev] == [
+        (at("2024-01-03 09:10:00"), at("2024-01-04 12:00:00"))
+    ]
     # enrollment_day of A: alice's events; bob (audit, 2023-12-02), carol (honor, 12-03), erin (audit, 12-05) and
     # frank (professional, 12-06) have no enrolment event: their table rows count on their created day; alice's row does not
-    day = {(str(r["date"]), r["mode"]): (r["enrollments"], r["enrollments_from_table"], r["unenrollments"], r["mode_changes"],
-                                         r["net_enrollments"], r["cumulative_enrollments"])
-           for r in rows_of(s, "enrollment_day", "1 = 1", "date, mode")}
+    day = {
+        (str(r["date"]), r["mode"]): (
+            r["enrollments"],
+            r["enrollments_from_table"],
+            r["unenrollments"],
+            r["mode_changes"],
+            r["net_enrollments"],
+            r["cumulative_enrollments"],
+        )
+        for r in rows_of(s, "enrollment_day", "1 = 1", "date, mode")
+    }
     assert day == {
         ("2023-12-02", "audit"): (1, 1, 0, 0, 1, 1),
         ("2023-12-03", "honor"): (1, 1, 0, 0, 1, 1),
@@ -507,8 +581,30 @@ def test_forum_read_vote_and_search_worked_by_hand(crafted_on: Any) -> None:
         return tuple(person[key][c] for c in cols)
 
     # carol wrote the thread (no thread_id, no original poster: edx2bigquery's forum_posts) and response 02
-    assert view(("carol", "01")) == ("initial_post", None, None, "Hello", 1, None, None, None, at("2024-01-02 09:00:00"), at("2024-01-02 09:00:00"))
-    assert view(("carol", "02")) == ("response_post", T, "carol", "Hello", 1, None, None, None, at("2024-01-02 09:05:00"), at("2024-01-02 09:05:00"))
+    assert view(("carol", "01")) == (
+        "initial_post",
+        None,
+        None,
+        "Hello",
+        1,
+        None,
+        None,
+        None,
+        at("2024-01-02 09:00:00"),
+        at("2024-01-02 09:00:00"),
+    )
+    assert view(("carol", "02")) == (
+        "response_post",
+        T,
+        "carol",
+        "Hello",
+        1,
+        None,
+        None,
+        None,
+        at("2024-01-02 09:05:00"),
+        at("2024-01-02 09:05:00"),
+    )
     # frank's read and vote of the thread count on each response (never on the thread's own row); he wrote 03
     assert view(("frank", "02")) == ("response_post", T, "carol", "Hello", 0, 1, 1, 0, at("2024-01-03 10:00:00"), at("2024-01-03 10:05:00"))
     assert view(("frank", "03")) == ("response_post", T, "carol", "Hello", 1, 1, 1, 0, at("2024-01-02 11:03:00"), at("2024-01-03 10:05:00"))
@@ -520,8 +616,17 @@ def test_user_info_combo_joins_the_five_tables_worked_by_hand(crafted_on: Any) -
     assert sorted(rows) == [1, 2, 3, 4, 5, 6]
     alice, dave = rows[1], rows[4]
     assert (alice["username"], alice["email"], alice["is_staff"], alice["profile_gender"], alice["profile_year_of_birth"]) == (
-        "alice", "alice@Example.org", 0, "f", 1990)
-    assert (alice["enrollment_mode"], alice["enrollment_is_active"], alice["enrollment_created"]) == ("verified", 1, at("2023-12-01 09:00:00"))
+        "alice",
+        "alice@Example.org",
+        0,
+        "f",
+        1990,
+    )
+    assert (alice["enrollment_mode"], alice["enrollment_is_active"], alice["enrollment_created"]) == (
+        "verified",
+        1,
+        at("2023-12-01 09:00:00"),
+    )
     assert (alice["certificate_id"], alice["certificate_status"], alice["certificate_grade"]) == (32, "notpassing", 0.4)
     assert alice["id_map_hash_id"] == "hash0001A" and alice["profile_allow_certificate"] is None
     # dave has a certificate but no enrolment: his enrolment course is the course's, edx2bigquery's form

@@ -61,6 +61,7 @@ COLUMNS: dict[str, str] = {
     "y1_anomalous": "INTEGER",
 }
 
+
 def _latest(wh: Warehouse, table: str) -> str:
     """One row per course and learner of a raw table: the one with the highest id (edx2bigquery
     reads the dump in order and the last line of a user wins; dumps are in id order)."""
@@ -94,8 +95,10 @@ class UserInfoCombo(CourseTables):
         )
         base = " UNION ".join(
             [f"SELECT course_key, id AS user_id FROM {users} a0"]
-            + [f"SELECT course_key, user_id FROM {_latest(wh, t)} b{i}" for i, t in enumerate(
-                ("auth_userprofile", "student_courseenrollment", "certificates_generatedcertificate"))]
+            + [
+                f"SELECT course_key, user_id FROM {_latest(wh, t)} b{i}"
+                for i, t in enumerate(("auth_userprofile", "student_courseenrollment", "certificates_generatedcertificate"))
+            ]
             + [f"SELECT course_key, user_id FROM {ids} b3"]
         )
         select = [
@@ -106,19 +109,13 @@ class UserInfoCombo(CourseTables):
             _int_of_bool("u.is_staff"),
             "u.last_login",
             "u.date_joined",
-            *[
-                wh.sql.try_cast(f"p.{q(c)}", "INTEGER") if c == "allow_certificate" else f"p.{q(c)}"
-                for c in PROFILE_FIELDS
-            ],
+            *[wh.sql.try_cast(f"p.{q(c)}", "INTEGER") if c == "allow_certificate" else f"p.{q(c)}" for c in PROFILE_FIELDS],
             # edx2bigquery sets a learner's missing enrollment_course_id to the course's
             f"coalesce(e.course_id, {course_id_sql('k.course_key')})",
             "e.created",
             _int_of_bool("e.is_active"),
             "e.mode",
-            *[
-                _int_of_bool("c.distinction") if f == "distinction" else f"c.{q(f)}"
-                for f in CERTIFICATE_FIELDS
-            ],
+            *[_int_of_bool("c.distinction") if f == "distinction" else f"c.{q(f)}" for f in CERTIFICATE_FIELDS],
             "m.hash_id",
             "CAST(NULL AS DOUBLE PRECISION)",
             "CAST(NULL AS VARCHAR)",
