@@ -66,7 +66,7 @@ def _latest(wh: Warehouse, table: str) -> str:
     """One row per course and learner of a raw table: the one with the highest id (edx2bigquery
     reads the dump in order and the last line of a user wins; dumps are in id order)."""
     return (
-        f"(SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY course_key, user_id ORDER BY id DESC) AS rn "
+        f"(SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY course_key, user_id ORDER BY id DESC NULLS LAST) AS rn "
         f"FROM {source(wh, table)} x WHERE x.{IN_SCOPE} AND x.user_id IS NOT NULL) y WHERE rn = 1)"
     )
 
