@@ -151,6 +151,8 @@ def kind(ev: dict) -> str:
         return "xblock_render" if et.startswith("/xblock/") else "xblock_handler"
     if et.startswith("/api/courses/"):
         return "api_course_url"
+    if et.startswith("/courses/") and "/discussion/" in et:  # the forum's views: a search, an upvote, a thread read
+        return "forum_search" if et.endswith("/forum/search") else "forum_upvote" if et.endswith("/upvote") else "forum_read"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et.startswith("/"):
@@ -160,7 +162,7 @@ def kind(ev: dict) -> str:
     if et.startswith("edx.forum."):
         return "forum_" + et[10:].replace(".", "_")
     if et.startswith("edx.course.enrollment."):
-        return "enrollment_" + et[22:]
+        return "enrollment_" + et[22:].replace(".", "_")  # upgrade.succeeded -> upgrade_succeeded
     return et
 
 

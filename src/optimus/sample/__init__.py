@@ -32,7 +32,9 @@ with. Paths are relative to `out`. Keys:
   events whose context has no course id are counted under the course in their URL/page),
   ``by_block_course`` ({course_id: n}: events with no course in context, URL or page whose course
   is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
-  ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
+  ``by_kind`` ({kind: n}, see `events.kind_of`; among them the forum's views of the dumps' threads,
+  ``forum_read``, ``forum_search``, ``forum_upvote``, the server's ``forum_searched``, and a verified
+  enrolment's ``enrollment_upgrade_succeeded`` after its ``enrollment_mode_changed``: sample/forum_activity.py), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
   course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late,
   course_only_in_api_url, course_only_top_level, username_padded})): the last three are the rarer shapes of
@@ -84,6 +86,7 @@ from typing import Any
 from optimus.errors import OptimusError
 from optimus.sample.course import course_structure, make_course, write_olx
 from optimus.sample.events import STAT_FIELDS, EventWriter
+from optimus.sample.forum_activity import threads_of
 from optimus.sample.forums import write_forum
 from optimus.sample.grading import add_course_features, write_subsection_grades
 from optimus.sample.people import Learner, make_learners
@@ -158,8 +161,13 @@ def generate(
     people = make_learners(learners, courses, start, days, seed)
     orphan = _orphan(people, courses)
 
+    # the forum dumps first: the events read and search their threads (sample/forum_activity.py)
+    forum_files = [write_forum(pkg_dir, course, ci, people, start, days, seed, malformed) for ci, course in enumerate(course_list)]
+
     # events, streamed per day
     writer = EventWriter(course_list, people, start, days, seed, org, malformed, events_per_learner_day)
+    for course, (name, _counts) in zip(course_list, forum_files, strict=True):
+        writer.forum_threads[course.course_id] = threads_of(pkg_dir / name)
     for day in range(days):
         writer.write_day(events_dir, day, progress)
     stats = writer.learner_stats()
@@ -203,7 +211,7 @@ def generate(
                 sql[f"{rel}/{name}"] = n
                 files["sql"].append(name)
                 note(f"{rel}/{name}", n)
-        name, counts = write_forum(pkg_dir, course, ci, people, start, days, seed, malformed)
+        name, counts = forum_files[ci]
         forums[f"{rel}/{name}"] = counts
         files["forum"] = name
         note(f"{rel}/{name}", counts["lines"])

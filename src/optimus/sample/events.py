@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from optimus.sample import forum_activity
 from optimus.sample.course import Course
 from optimus.sample.people import MOBILE_AGENTS, Learner
 
@@ -59,6 +60,11 @@ WEIGHTS = {
     "forum_thread_created": 0.3,
     "forum_comment_created": 0.5,
     "forum_thread_voted": 0.5,
+    # forum URLs of the threads in the forum dumps and the server's search event (sample/forum_activity.py)
+    "forum_read": 1,
+    "forum_search": 0.3,
+    "forum_upvote": 0.3,
+    "forum_searched": 0.3,
     "bi_upsell": 0.5,
     # written only after another event, never drawn (weight 0): see _follow
     "xblock_render": 0,
@@ -129,6 +135,8 @@ def kind_of(ev: dict) -> str:
         return "xblock_render" if et.startswith("/xblock/") else "xblock_handler"
     if et.startswith("/api/courses/"):
         return "api_course_url"
+    if et.startswith("/courses/") and "/discussion/" in et:
+        return "forum_search" if et.endswith("/forum/search") else "forum_upvote" if et.endswith("/upvote") else "forum_read"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et in ("/heartbeat", "/dashboard", "/login_ajax"):
@@ -330,6 +338,8 @@ class EventWriter:
         self._dup_line: str | None = None
         self._dup_meta: tuple[str, str, str] | None = None
         self._forum_ids = 0
+        # course id -> the (thread id, discussion id) of its forum dump's threads (set before writing events)
+        self.forum_threads: dict[str, list[tuple[str, str]]] = {}
 
     # ----- helpers -------------------------------------------------------------------------------
 
@@ -475,6 +485,8 @@ class EventWriter:
                             sec = min(86399, sec + 60)
                             lines.append(self._enrollment(s, "mode_changed", "verified", P, sec, 1000))
                             kind_counts_extra.append("enrollment_mode_changed")
+                            lines.append(self._enrollment(s, "upgrade.succeeded", "verified", P, sec, 1500))
+                            kind_counts_extra.append("enrollment_upgrade_succeeded")
                         if not enr.is_active:
                             sec = min(86399, sec + 600)
                             lines.append(self._enrollment(s, "deactivated", enr.mode, P, sec, 2000))
@@ -1118,6 +1130,24 @@ class EventWriter:
             f'"url": "{s.ct.forum_base}/course/threads/{tid}", "user_forums_roles": ["Student"], "user_course_roles": []}}'
         )
         return self._forum(s, "edx.forum.thread.voted", body, t)
+
+    def _thread(self, s: Session, rand) -> tuple[str, str]:
+        threads = self.forum_threads.get(s.ct.cid)
+        return threads[int(rand() * len(threads))] if threads else (self._forum_id(), "course")
+
+    def _forum_read(self, s, t, rand):
+        return forum_activity.url_event(s.head, s.ctx, forum_activity.read_path(s.ct.cid, self._thread(s, rand)), "{}", t)
+
+    def _forum_search(self, s, t, rand):
+        word = forum_activity.SEARCH_WORDS[int(rand() * len(forum_activity.SEARCH_WORDS))]
+        return forum_activity.url_event(s.head, s.ctx, forum_activity.search_path(s.ct.cid), json.dumps({"text": [word]}), t)
+
+    def _forum_upvote(self, s, t, rand):
+        return forum_activity.url_event(s.head, s.ctx, forum_activity.upvote_path(s.ct.cid, self._thread(s, rand)), "{}", t)
+
+    def _forum_searched(self, s, t, rand):
+        word = forum_activity.SEARCH_WORDS[int(rand() * len(forum_activity.SEARCH_WORDS))]
+        return forum_activity.searched_event(s.head, s.ctx, s.ct.cid, word, int(rand() * 4), t)
 
     def _mobile(self, s: Session, t: str, rand, name: str, etype: str, extra: str) -> str:
         v = self._vid(s, rand)

@@ -278,6 +278,8 @@ def make_learners(n: int, n_courses: int, start: dt.date, days: int, seed: int) 
                 days=rng.randint(-40, max(0, days - 1)), seconds=rng.randint(0, 86399), microseconds=rng.choice([0, rng.randint(1, 999999)])
             )
             mode = rng.choices(["honor", "audit", "verified"], [3, 5, 2])[0]
-            learner.enrollments.append(Enrollment(c, created, mode, 0 if i % 37 == 6 else 1))
+            # a few leave again: some of those who enrol during the sample unenrol the same day (a deactivated event)
+            left = i % 37 == 6 or (created >= t0 and i % 9 == 4)
+            learner.enrollments.append(Enrollment(c, created, mode, 0 if left else 1))
         out.append(learner)
     return out

@@ -13,6 +13,9 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     course_axis,
     grades,
     email_crm,
+    enrollment,
+    user_info_combo,
+    forum_activity,
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points

@@ -33,7 +33,16 @@ INPUTS: dict[str, dict[str, str]] = {
         "file_id": "BIGINT",
         "module_id": "VARCHAR",
     },
-    "auth_user": {"id": "BIGINT", "username": "VARCHAR", "email": "VARCHAR", "course_key": "VARCHAR"},
+    "auth_user": {
+        "id": "BIGINT",
+        "username": "VARCHAR",
+        "email": "VARCHAR",
+        "course_key": "VARCHAR",
+        # user_info_combo's
+        "is_staff": "BOOLEAN",
+        "last_login": "TIMESTAMP",
+        "date_joined": "TIMESTAMP",
+    },
     "auth_userprofile": {
         "id": "BIGINT",
         "user_id": "BIGINT",
@@ -42,6 +51,16 @@ INPUTS: dict[str, dict[str, str]] = {
         "level_of_education": "VARCHAR",
         "country": "VARCHAR",
         "course_key": "VARCHAR",
+        # user_info_combo's
+        "name": "VARCHAR",
+        "language": "VARCHAR",
+        "location": "VARCHAR",
+        "meta": "VARCHAR",
+        "courseware": "VARCHAR",
+        "mailing_address": "VARCHAR",
+        "goals": "VARCHAR",
+        "allow_certificate": "VARCHAR",
+        "city": "VARCHAR",
     },
     "student_courseenrollment": {
         "id": "BIGINT",
@@ -60,6 +79,16 @@ INPUTS: dict[str, dict[str, str]] = {
         "created_date": "TIMESTAMP",
         "modified_date": "TIMESTAMP",
         "course_key": "VARCHAR",
+        # user_info_combo's
+        "download_url": "VARCHAR",
+        "course_id": "VARCHAR",
+        "key": "VARCHAR",
+        "distinction": "BOOLEAN",
+        "verify_uuid": "VARCHAR",
+        "download_uuid": "VARCHAR",
+        "name": "VARCHAR",
+        "error_reason": "VARCHAR",
+        "mode": "VARCHAR",
     },
     "grades_persistentcoursegrade": {
         "user_id": "BIGINT",
@@ -101,6 +130,13 @@ INPUTS: dict[str, dict[str, str]] = {
         "votes_up": "INTEGER",
         "endorsed": "BOOLEAN",
         "pinned": "BOOLEAN",
+        # forum_person's
+        "id": "VARCHAR",
+        "author_username": "VARCHAR",
+        "created_at": "TIMESTAMP",
+        "thread_id": "VARCHAR",
+        "parent_id": "VARCHAR",
+        "title": "VARCHAR",
     },
     "courses": {
         "course_key": "VARCHAR",
