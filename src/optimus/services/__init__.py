@@ -10,6 +10,7 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     ip_to_country,
     time_finder,
     person_course,
+    video_analysis,
     email_crm,
 )
 from optimus.config import Settings
