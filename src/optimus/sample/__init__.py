@@ -58,6 +58,11 @@ with. Paths are relative to `out`. Keys:
 - ``forums``: {path: {threads, comments, replies, malformed, lines, posts_by_user}}.
 - ``email_opt_in``: {path, rows}.
 - ``symlinks``: {link path: target}.
+- ``video_analysis``: ``durations`` ({course_id: {video url_name: seconds}}: the ``duration`` of its
+  ``load_video`` and mobile ``edx.video.loaded`` payloads, and of every web play, pause and stop payload
+  in a current (``course-v1:``) course; positions (``currentTime``) of its play, pause
+  and stop events lie within it), ``speeds`` (the rule: web play/pause/stop payloads carry ``speed``
+  ``"1.50"``, ``"1.0"`` or none by user_id % 3; mobile payloads none). See sample/videos.py.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ from optimus.sample.events import STAT_FIELDS, EventWriter
 from optimus.sample.forums import write_forum
 from optimus.sample.people import Learner, make_learners
 from optimus.sample.tables import plan_certificates, write_course_tables, write_failed, write_opt_in, write_ora
+from optimus.sample.videos import manifest as video_manifest
 
 __all__ = ["generate", "SampleError", "STAT_FIELDS"]
 FORMAT = "optimus-sample/1"
@@ -269,6 +275,7 @@ def generate(
         "forums": forums,
         "email_opt_in": {"path": f"{rel}/{opt_name}", "rows": opt_rows},
         "symlinks": {"clickstream_logs/latest": "events", "database_state/latest": package},
+        "video_analysis": video_manifest(course_list),
     }
     # readable layout, but the per-learner block on one line (it has a row per learner)
     text = json.dumps({**manifest, "learner_stats": "@STATS@"}, indent=1, ensure_ascii=False)
