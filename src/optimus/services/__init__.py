@@ -10,8 +10,8 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     ip_to_country,
     time_finder,
     person_course,
-    video_analysis,
     email_crm,
+    video_analysis,
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points
