@@ -121,7 +121,7 @@ VIDEO_PLAY = ("play_video", "edx.video.played")
 VIDEO_PAUSE = ("pause_video", "edx.video.paused")
 VIDEO_SEEK = ("seek_video", "edx.video.position.changed")
 VIDEO_STOP = ("stop_video", "edx.video.stopped")
-VIDEO_SPEED = ("speed_change_video",)  # the mobile app emits no speed change
+VIDEO_SPEED = ("speed_change_video",)  # edX documents no mobile name for it
 # the events of a video watched (edx2bigquery's `createVideoStats_day`: play, pause or stop)
 VIDEO_VIEW = VIDEO_PLAY + VIDEO_PAUSE + VIDEO_STOP
 VIDEO_TRANSCRIPT = ("show_transcript", "edx.video.transcript.shown")
