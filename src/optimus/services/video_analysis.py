@@ -5,12 +5,14 @@ Reads `course_blocks` (CourseStructure), the video events of `events` (Clickstre
 names alike) and `person_course` (PersonCourse). Every column's rule, and where we differ from
 edx2bigquery on purpose, is in docs/tables/video_analysis.md. One `INSERT ... SELECT` per table,
 written once for both engines (JSON members through the dialect's `json_text`, numbers through
-`try_cast`); sums of fractions are exact integer sums (milliseconds) divided once.
+`try_cast`); sums of fractions are exact integer sums (milliseconds) divided once. The scope's video
+events are staged once per run in a temporary table (their payload members read once), which every
+table then reads: reading `events` per table cost eight times as long on a 1.1M-event sample.
 """
 
 from __future__ import annotations
 
-from optimus.services.base import register
+from optimus.services.base import RunContext, register
 from optimus.services.course_tables import IN_SCOPE, CourseTables, Table, course_id_sql
 from optimus.services.learner_events import (
     VIDEO_ANY,
@@ -30,6 +32,8 @@ from optimus.services.learner_events import (
 from optimus.warehouse.base import Warehouse
 
 DECILES = range(1, 11)
+# the run's video events and lengths, read from `events` once (JSON parsed once) for all five tables
+EVENTS, LENGTHS = "_video_events", "_video_lengths"
 # a duration is read when it is at least a second and below 2^31 seconds (an INTEGER length)
 MAX_LENGTH = 2147483647
 
@@ -138,11 +142,11 @@ def video_events_sql(wh: Warehouse) -> str:
         WHERE e.{IN_SCOPE} AND e.event_type IN {in_list(VIDEO_ANY)}"""
 
 
-def lengths_sql(wh: Warehouse) -> str:
+def lengths_sql() -> str:
     """Per course and video id: the whole seconds of the largest `duration` its events carry."""
     return f"""
         SELECT course_key, video_id, CAST(floor(max(duration)) AS INTEGER) AS video_length
-        FROM ({video_events_sql(wh)}) ve
+        FROM {EVENTS} ve
         WHERE video_id IS NOT NULL AND duration >= 1 AND duration < {MAX_LENGTH}
         GROUP BY course_key, video_id"""
 
@@ -155,7 +159,22 @@ class VideoAnalysis(CourseTables):
     dictionary = "docs/tables/video_analysis.md"
     rules_version = 1
 
+    def run(self, wh: Warehouse, ctx: RunContext) -> int:
+        try:
+            return super().run(wh, ctx)
+        finally:
+            for name in (LENGTHS, EVENTS):
+                wh.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def prepare(self, wh: Warehouse) -> None:
+        """Stage the scope's video events (payload members read once) and video lengths."""
+        for name, sql in ((EVENTS, video_events_sql(wh)), (LENGTHS, lengths_sql())):
+            wh.execute(f"DROP TABLE IF EXISTS {name}")
+            wh.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+
     def build(self, wh: Warehouse, table: Table) -> None:
+        if table is self.tables[0]:  # the first table of the run: the scope is set
+            self.prepare(wh)
         builders = {
             VIDEO_AXIS.name: self._axis,
             VIDEO_STATS_DAY.name: self._stats_day,
@@ -192,7 +211,7 @@ class VideoAnalysis(CourseTables):
                    WHERE category = 'chapter' AND coalesce(published, TRUE) AND chapter_index IS NOT NULL
                    GROUP BY course_key, chapter_index) ch
           ON ch.course_key = v.course_key AND ch.chapter_index = v.chapter_index
-        LEFT JOIN ({lengths_sql(wh)}) len ON len.course_key = v.course_key AND len.video_id = replace(v.url_name, '.', '_')
+        LEFT JOIN {LENGTHS} len ON len.course_key = v.course_key AND len.video_id = replace(v.url_name, '.', '_')
         WHERE v.{IN_SCOPE} AND v.category = 'video' AND coalesce(v.published, TRUE) AND nullif(v.url_name, '') IS NOT NULL""",
         )
 
@@ -209,7 +228,7 @@ class VideoAnalysis(CourseTables):
             wh,
             table,
             computed,
-            f"""FROM ({video_events_sql(wh)}) ve
+            f"""FROM {EVENTS} ve
         WHERE ve.event_type IN {in_list(VIDEO_VIEW)} AND ve.username IS NOT NULL AND ve.video_id IS NOT NULL
         GROUP BY ve.course_key, ve.day, ve.username, ve.video_id""",
         )
@@ -286,7 +305,7 @@ class VideoAnalysis(CourseTables):
         per_learner = f"""
             SELECT ve.course_key, ve.video_id, ve.username,
                    max(CASE WHEN ve.ct >= 0 THEN ve.ct END) AS furthest
-            FROM ({video_events_sql(wh)}) ve
+            FROM {EVENTS} ve
             WHERE ve.event_type IN {in_list(VIDEO_VIEW)} AND ve.username IS NOT NULL AND ve.video_id IS NOT NULL
             GROUP BY ve.course_key, ve.video_id, ve.username"""
         # milliseconds reached, at most the length: exact integers, so that sums are the same on every engine
@@ -295,7 +314,7 @@ class VideoAnalysis(CourseTables):
             SELECT l.course_key, l.video_id, l.furthest, CAST(len.video_length AS BIGINT) * 1000 AS length_ms,
                    CASE WHEN l.furthest IS NOT NULL AND len.video_length IS NOT NULL THEN {watched_ms} END AS watched_ms
             FROM ({per_learner}) l
-            LEFT JOIN ({lengths_sql(wh)}) len ON len.course_key = l.course_key AND len.video_id = l.video_id"""
+            LEFT JOIN {LENGTHS} len ON len.course_key = l.course_key AND len.video_id = l.video_id"""
         deciles = ", ".join(f"sum(CASE WHEN 10 * watched_ms > {k - 1} * length_ms THEN 1 ELSE 0 END) AS decile_{k}" for k in DECILES)
         per_video = f"""
             SELECT course_key, video_id, count(*) AS viewers, max(length_ms) AS length_ms,
@@ -310,7 +329,7 @@ class VideoAnalysis(CourseTables):
                    sum(CASE WHEN ve.event_source = 'mobile' THEN 1 ELSE 0 END) AS mobile_events,
                    {count(VIDEO_PLAY)} AS plays, {count(VIDEO_PAUSE)} AS pauses, {count(VIDEO_SEEK)} AS seeks,
                    {count(VIDEO_STOP)} AS stops, {count(VIDEO_SPEED)} AS speed_changes, {count(VIDEO_TRANSCRIPT)} AS transcript_shows
-            FROM ({video_events_sql(wh)}) ve
+            FROM {EVENTS} ve
             WHERE ve.video_id IS NOT NULL
             GROUP BY ve.course_key, ve.video_id"""
         self._insert(
@@ -318,6 +337,6 @@ class VideoAnalysis(CourseTables):
             table,
             computed,
             f"""FROM ({counts}) c
-        LEFT JOIN ({lengths_sql(wh)}) len ON len.course_key = c.course_key AND len.video_id = c.video_id
+        LEFT JOIN {LENGTHS} len ON len.course_key = c.course_key AND len.video_id = c.video_id
         LEFT JOIN ({per_video}) w ON w.course_key = c.course_key AND w.video_id = c.video_id""",
         )
