@@ -140,10 +140,14 @@ def lengths(events: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
 def reference(events: list[dict[str, Any]], blocks: list[dict[str, Any]], people: list[dict[str, Any]]) -> dict[str, list[dict]]:
     length = lengths(events)
     # video_axis
+    # a chapter index's smallest position and smallest name (one chapter per index in practice)
     chapters: dict[tuple[str, int], dict[str, Any]] = {}
-    for b in sorted(blocks, key=lambda b: b["position"]):
+    for b in blocks:
         if b["category"] == "chapter" and b["published"] is not False and b["chapter_index"] is not None:
-            chapters.setdefault((b["course_key"], b["chapter_index"]), b)
+            ch = chapters.setdefault((b["course_key"], b["chapter_index"]), {"position": b["position"], "display_name": b["display_name"]})
+            ch["position"] = min(ch["position"], b["position"])
+            names = [n for n in (ch["display_name"], b["display_name"]) if n is not None]
+            ch["display_name"] = min(names) if names else None
     axis = []
     for b in blocks:
         if b["category"] != "video" or b["published"] is False or not b["url_name"]:
