@@ -14,9 +14,14 @@ BUILT_INS = [
     "IPToCountry",
     "TimeFinder",
     "PersonCourse",
+    "EmailCRM",
+    # the research tables (issues 17, 18), after the original's eight
     "CourseAxis",
     "Grades",
-    "EmailCRM",
+    "Enrollment",
+    "UserInfoCombo",
+    "ForumActivity",
+    "VideoAnalysis",
 ]
 
 

@@ -72,6 +72,11 @@ with. Paths are relative to `out`. Keys:
   YouTube video embedded in an html block of the first arm), ``problem_types`` ({itype: problems},
   ``mixed`` for a problem of two response types)}} (sample/grading.py).
 - ``grades``: {course_id: {``subsection_grades``: rows of grades_persistentsubsectiongrade}}.
+- ``video_analysis``: ``durations`` ({course_id: {video url_name: seconds}}: the ``duration`` of its
+  ``load_video`` and mobile ``edx.video.loaded`` payloads, and of every web play, pause and stop payload
+  in a current (``course-v1:``) course; positions (``currentTime``) of its play, pause
+  and stop events lie within it), ``speeds`` (the rule: web play/pause/stop payloads carry ``speed``
+  ``"1.50"``, ``"1.0"`` or none by user_id % 3; mobile payloads none). See sample/videos.py.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ from optimus.sample.forums import write_forum
 from optimus.sample.grading import add_course_features, write_subsection_grades
 from optimus.sample.people import Learner, make_learners
 from optimus.sample.tables import plan_certificates, write_course_tables, write_failed, write_opt_in, write_ora
+from optimus.sample.videos import manifest as video_manifest
 
 __all__ = ["generate", "SampleError", "STAT_FIELDS"]
 FORMAT = "optimus-sample/1"
@@ -303,6 +309,7 @@ def generate(
         "symlinks": {"clickstream_logs/latest": "events", "database_state/latest": package},
         "course_axis": axis_facts,
         "grades": grade_facts,
+        "video_analysis": video_manifest(course_list),
     }
     # readable layout, but the per-learner block on one line (it has a row per learner)
     text = json.dumps({**manifest, "learner_stats": "@STATS@"}, indent=1, ensure_ascii=False)

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from optimus.sample import forum_activity
 from optimus.sample.course import Course
 from optimus.sample.people import MOBILE_AGENTS, Learner
+from optimus.sample.videos import speed_member, video_duration
 
 HOST = "courses.edx.org"
 HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
@@ -160,9 +161,10 @@ STAT_FIELDS = ["nevents", "ndays_act", "nplay_video", "nchapters", "nproblems_ch
 
 
 class _Video:
-    __slots__ = ("eid", "code", "usage", "module")
+    __slots__ = ("eid", "code", "usage", "module", "duration")
 
     def __init__(self, course: Course, url_name: str, youtube: str, name: str) -> None:
+        self.duration = video_duration(url_name)
         self.eid = course.old_video_id(url_name)
         self.code = youtube
         self.usage = course.usage_key("video", url_name)
@@ -974,16 +976,28 @@ class EventWriter:
         return vids[int(rand() * len(vids))]
 
     def _load_video(self, s, t, rand):
-        return self._video(s, t, "load_video", "", self._vid(s, rand))
+        v = self._vid(s, rand)
+        return self._video(s, t, "load_video", f', \\"duration\\": {v.duration:.3f}', v)
+
+    def _position(self, s: Session, etype: str, t: str, rand) -> str:
+        """A play, pause or stop event at a point within the video (drawn before the video, as always)."""
+        if etype == "pause_video":  # (the pause event always drew its video first)
+            v = self._vid(s, rand)
+            at = rand()
+        else:
+            at = rand()
+            v = self._vid(s, rand)
+        if etype == "pause_video" and s.ct.mfe:  # the player saves its position through its handler
+            s.follow.append((K_HANDLER, self._handler_of(s, t, v.usage, "save_user_state")))
+        # today's player (current courses) also reports the video's duration in every event
+        length = f', \\"duration\\": {v.duration:.3f}' if s.ct.mfe else ""
+        return self._video(s, t, etype, f', \\"currentTime\\": {at * v.duration:.3f}{speed_member(s.uid)}{length}', v)
 
     def _play_video(self, s, t, rand):
-        return self._video(s, t, "play_video", f', \\"currentTime\\": {rand() * 600:.3f}', self._vid(s, rand))
+        return self._position(s, "play_video", t, rand)
 
     def _pause_video(self, s, t, rand):
-        v = self._vid(s, rand)
-        if s.ct.mfe:  # the player saves its position through its handler
-            s.follow.append((K_HANDLER, self._handler_of(s, t, v.usage, "save_user_state")))
-        return self._video(s, t, "pause_video", f', \\"currentTime\\": {rand() * 600:.3f}', v)
+        return self._position(s, "pause_video", t, rand)
 
     def _seek_video(self, s, t, rand):
         return self._video(
@@ -995,7 +1009,7 @@ class EventWriter:
         )
 
     def _stop_video(self, s, t, rand):
-        return self._video(s, t, "stop_video", f', \\"currentTime\\": {rand() * 600:.3f}', self._vid(s, rand))
+        return self._position(s, "stop_video", t, rand)
 
     def _speed_change_video(self, s, t, rand):
         return self._video(
@@ -1149,37 +1163,44 @@ class EventWriter:
         word = forum_activity.SEARCH_WORDS[int(rand() * len(forum_activity.SEARCH_WORDS))]
         return forum_activity.searched_event(s.head, s.ctx, s.ct.cid, word, int(rand() * 4), t)
 
-    def _mobile(self, s: Session, t: str, rand, name: str, etype: str, extra: str) -> str:
+    def _mobile(self, s: Session, t: str, rand, name: str, etype: str, extra: Callable[[_Video], str]) -> str:
         v = self._vid(s, rand)
         # received_at is when the server got the upload: the file's day
         return (
             f'{s.mhead}"event_source": "mobile", "event_type": "{etype}", "name": "{name}", '
-            f'"event": {{"code": "mobile", "id": "{v.usage}"{extra}}}, "page": null, '
+            f'"event": {{"code": "mobile", "id": "{v.usage}"{extra(v)}}}, "page": null, '
             f'"context": {s.ctx}"/event", "component": "videoplayer", "module": {v.module}, '
             f'"application": {{"name": "edx.mobileapp.android", "version": "2.26.1"}}, '
             f'"client": {{"app": {{"name": "edX"}}, "os": {{"name": "Android", "version": "14"}}}}, '
             f'"received_at": "{self._recv_str}"}}, "time": "{t}"}}\n'
         )
 
+    def _mobile_at(self, s: Session, t: str, rand, name: str, etype: str) -> str:
+        """A mobile play, pause or stop event at a point within the video (drawn before the video, as always)."""
+        at = rand()
+        return self._mobile(s, t, rand, name, etype, lambda v: f', "currentTime": {at * v.duration:.3f}')
+
     def _mobile_video_played(self, s, t, rand):
-        return self._mobile(s, t, rand, "edx.video.played", "play_video", f', "currentTime": {rand() * 600:.3f}')
+        return self._mobile_at(s, t, rand, "edx.video.played", "play_video")
 
     def _mobile_video_paused(self, s, t, rand):
-        return self._mobile(s, t, rand, "edx.video.paused", "pause_video", f', "currentTime": {rand() * 600:.3f}')
+        return self._mobile_at(s, t, rand, "edx.video.paused", "pause_video")
 
     def _mobile_video_loaded(self, s, t, rand):
-        return self._mobile(s, t, rand, "edx.video.loaded", "load_video", "")
+        return self._mobile(s, t, rand, "edx.video.loaded", "load_video", lambda v: f', "duration": {v.duration:.3f}')
 
     def _mobile_video_stopped(self, s, t, rand):
-        return self._mobile(s, t, rand, "edx.video.stopped", "stop_video", f', "currentTime": {rand() * 600:.3f}')
+        return self._mobile_at(s, t, rand, "edx.video.stopped", "stop_video")
 
     def _mobile_video_position_changed(self, s, t, rand):
+        old, new = rand(), rand()
         return self._mobile(
-            s, t, rand, "edx.video.position.changed", "seek_video", f', "old_time": {rand() * 600:.3f}, "new_time": {int(rand() * 600)}'
+            s, t, rand, "edx.video.position.changed", "seek_video", lambda v: f', "old_time": {old * 600:.3f}, "new_time": {int(new * 600)}'
         )
 
     def _mobile_video_transcript_shown(self, s, t, rand):
-        return self._mobile(s, t, rand, "edx.video.transcript.shown", "show_transcript", f', "current_time": {rand() * 600:.3f}')
+        at = rand()
+        return self._mobile(s, t, rand, "edx.video.transcript.shown", "show_transcript", lambda v: f', "current_time": {at * 600:.3f}')
 
     def _dashboard(self, s, t, rand):
         return (

@@ -10,12 +10,13 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     ip_to_country,
     time_finder,
     person_course,
+    email_crm,
     course_axis,
     grades,
-    email_crm,
     enrollment,
     user_info_combo,
     forum_activity,
+    video_analysis,
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points

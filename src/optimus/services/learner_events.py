@@ -32,6 +32,7 @@ INPUTS: dict[str, dict[str, str]] = {
         "event": "JSON",
         "file_id": "BIGINT",
         "module_id": "VARCHAR",
+        "context": "JSON",
     },
     "auth_user": {
         "id": "BIGINT",
@@ -152,6 +153,9 @@ INPUTS: dict[str, dict[str, str]] = {
         "block_id": "VARCHAR",
         "category": "VARCHAR",
         "url_name": "VARCHAR",
+        "position": "INTEGER",
+        "display_name": "VARCHAR",
+        "youtube_id": "VARCHAR",
         "chapter_index": "INTEGER",
         "weight": "DOUBLE PRECISION",
         "published": "BOOLEAN",
@@ -187,6 +191,15 @@ INPUTS: dict[str, dict[str, str]] = {
         "drop_count": "INTEGER",
     },
     "course_grade_cutoffs": {"course_key": "VARCHAR", "position": "INTEGER", "label": "VARCHAR", "cutoff": "DOUBLE PRECISION"},
+    "person_course": {
+        "course_key": "VARCHAR",
+        "user_id": "BIGINT",
+        "username": "VARCHAR",
+        "viewed": "INTEGER",
+        "certified": "INTEGER",
+        "mode": "VARCHAR",
+        "roles": "VARCHAR",
+    },
     "ip_geo": {
         "ip": "VARCHAR",
         "country_code": "VARCHAR",
@@ -203,6 +216,7 @@ VIDEO_PLAY = ("play_video", "edx.video.played")
 VIDEO_PAUSE = ("pause_video", "edx.video.paused")
 VIDEO_SEEK = ("seek_video", "edx.video.position.changed")
 VIDEO_STOP = ("stop_video", "edx.video.stopped")
+VIDEO_SPEED = ("speed_change_video",)  # edX documents no mobile name for it
 # the events of a video watched (edx2bigquery's `createVideoStats_day`: play, pause or stop)
 VIDEO_VIEW = VIDEO_PLAY + VIDEO_PAUSE + VIDEO_STOP
 VIDEO_TRANSCRIPT = ("show_transcript", "edx.video.transcript.shown")
