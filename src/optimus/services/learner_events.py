@@ -64,7 +64,14 @@ INPUTS: dict[str, dict[str, str]] = {
     "grades_persistentcoursegrade": {"user_id": "BIGINT", "percent_grade": "DOUBLE PRECISION", "course_key": "VARCHAR"},
     "student_courseaccessrole": {"user_id": "BIGINT", "role": "VARCHAR", "course_key": "VARCHAR"},
     "django_comment_client_role_users": {"user_id": "BIGINT", "name": "VARCHAR", "course_key": "VARCHAR"},
-    "courseware_studentmodule": {"student_id": "BIGINT", "module_type": "VARCHAR", "module_id": "VARCHAR", "course_key": "VARCHAR"},
+    "courseware_studentmodule": {
+        "student_id": "BIGINT",
+        "module_type": "VARCHAR",
+        "module_id": "VARCHAR",
+        "grade": "DOUBLE PRECISION",
+        "max_grade": "DOUBLE PRECISION",
+        "course_key": "VARCHAR",
+    },
     "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
     "forum_posts": {
         "type": "VARCHAR",
@@ -91,6 +98,17 @@ INPUTS: dict[str, dict[str, str]] = {
         "chapter_index": "INTEGER",
         "weight": "DOUBLE PRECISION",
         "published": "BOOLEAN",
+    },
+    # derived by PersonCourse (read by the time-on-asset and show-answer tables)
+    "person_course": {
+        "course_key": "VARCHAR",
+        "user_id": "BIGINT",
+        "username": "VARCHAR",
+        "certified": "INTEGER",
+        "explored": "INTEGER",
+        "mode": "VARCHAR",
+        "nproblem_check": "BIGINT",
+        "forumRoles_isStudent": "INTEGER",
     },
     "ip_geo": {
         "ip": "VARCHAR",
