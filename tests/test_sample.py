@@ -146,6 +146,10 @@ def kind(ev: dict) -> str:
         return "xblock_render" if et.startswith("/xblock/") else "xblock_handler"
     if et.startswith("/api/courses/"):
         return "api_course_url"
+    if et.startswith("textbook."):
+        return "textbook_page"
+    if et.startswith("/courses/") and "/wiki/" in et:
+        return "wiki_page"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et.startswith("/"):

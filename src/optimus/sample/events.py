@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from optimus.sample import reading
 from optimus.sample.course import Course
 from optimus.sample.people import MOBILE_AGENTS, Learner
 
@@ -60,6 +61,9 @@ WEIGHTS = {
     "forum_comment_created": 0.5,
     "forum_thread_voted": 0.5,
     "bi_upsell": 0.5,
+    # the course's textbook and wiki (the time on task's `text` kind; sample/reading.py)
+    "textbook_page": 1,
+    "wiki_page": 0.5,
     # written only after another event, never drawn (weight 0): see _follow
     "xblock_render": 0,
     "xblock_handler": 0,
@@ -97,6 +101,7 @@ K_MPLAY = K_MOBILE
 K_RENDER, K_HANDLER = KINDS.index("xblock_render"), KINDS.index("xblock_handler")
 K_GRADED, K_SUBSECTION = KINDS.index("grades_problem_submitted"), KINDS.index("grades_subsection_calculated")
 K_TRANSCRIPT, K_MTRANSCRIPT = KINDS.index("show_transcript"), KINDS.index("mobile_video_transcript_shown")
+K_READING = (KINDS.index("textbook_page"), KINDS.index("wiki_page"))
 MOBILE_NAMES = {
     "edx.video.played": "mobile_video_played",
     "edx.video.paused": "mobile_video_paused",
@@ -129,6 +134,10 @@ def kind_of(ev: dict) -> str:
         return "xblock_render" if et.startswith("/xblock/") else "xblock_handler"
     if et.startswith("/api/courses/"):
         return "api_course_url"
+    if et.startswith("textbook."):
+        return "textbook_page"
+    if et.startswith("/courses/") and "/wiki/" in et:
+        return "wiki_page"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et in ("/heartbeat", "/dashboard", "/login_ajax"):
@@ -506,7 +515,7 @@ class EventWriter:
                             if k == K_PLAY:
                                 nplay += 1
                         lines.append(funcs[k](s, t, rand))
-                        if k < K_NONCOURSE:
+                        if k < K_NONCOURSE and k not in K_READING:  # a textbook or wiki page names no chapter
                             extra[3] |= s.ch.bit  # the chapter of the block, page or URL the event names
                         if k == K_CHECK:
                             pbits |= 1 << self._last_problem
@@ -863,6 +872,12 @@ class EventWriter:
 
     def _show_transcript(self, s, t, rand):
         return self._video(s, t, "show_transcript", f', \\"current_time\\": {rand() * 600:.3f}', self._vid(s, rand))
+
+    def _textbook_page(self, s, t, rand):
+        return reading.textbook_page(s, t, rand)
+
+    def _wiki_page(self, s, t, rand):
+        return reading.wiki_page(s, t, rand)
 
     def _bi_upsell(self, s, t, rand):
         et = "edx.bi.course.upgrade.sidebarupsell.displayed"
