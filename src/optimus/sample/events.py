@@ -62,8 +62,9 @@ WEIGHTS = {
     "forum_thread_voted": 0.5,
     "bi_upsell": 0.5,
     # the course's textbook and wiki (the time on task's `text` kind; sample/reading.py)
-    "textbook_page": 1,
-    "wiki_page": 0.5,
+    # weight 0: written by sample/reading.py with its own random stream (the draws of the others stay as they were)
+    "textbook_page": 0,
+    "wiki_page": 0,
     # written only after another event, never drawn (weight 0): see _follow
     "xblock_render": 0,
     "xblock_handler": 0,
@@ -101,7 +102,7 @@ K_MPLAY = K_MOBILE
 K_RENDER, K_HANDLER = KINDS.index("xblock_render"), KINDS.index("xblock_handler")
 K_GRADED, K_SUBSECTION = KINDS.index("grades_problem_submitted"), KINDS.index("grades_subsection_calculated")
 K_TRANSCRIPT, K_MTRANSCRIPT = KINDS.index("show_transcript"), KINDS.index("mobile_video_transcript_shown")
-K_READING = (KINDS.index("textbook_page"), KINDS.index("wiki_page"))
+K_READING = {"textbook_page": KINDS.index("textbook_page"), "wiki_page": KINDS.index("wiki_page")}
 MOBILE_NAMES = {
     "edx.video.played": "mobile_video_played",
     "edx.video.paused": "mobile_video_paused",
@@ -515,7 +516,7 @@ class EventWriter:
                             if k == K_PLAY:
                                 nplay += 1
                         lines.append(funcs[k](s, t, rand))
-                        if k < K_NONCOURSE and k not in K_READING:  # a textbook or wiki page names no chapter
+                        if k < K_NONCOURSE:
                             extra[3] |= s.ch.bit  # the chapter of the block, page or URL the event names
                         if k == K_CHECK:
                             pbits |= 1 << self._last_problem
@@ -533,6 +534,11 @@ class EventWriter:
                             elif fk == K_HANDLER:
                                 extra[0] += 1
                         s.follow = []
+                    if n:
+                        # some learners also read the textbook and the wiki (their own random stream)
+                        for label, line in reading.session(s, f"{self.seed}:{day_str}:{enr.course}:{uid}", uid, P, sec):
+                            lines.append(line)
+                            kind_counts[K_READING[label]] += 1
                     if not lines:
                         continue
                     # a few times without time zone or without microseconds
@@ -873,10 +879,10 @@ class EventWriter:
     def _show_transcript(self, s, t, rand):
         return self._video(s, t, "show_transcript", f', \\"current_time\\": {rand() * 600:.3f}', self._vid(s, rand))
 
-    def _textbook_page(self, s, t, rand):
+    def _textbook_page(self, s, t, rand):  # pragma: no cover - weight 0: written by reading.session
         return reading.textbook_page(s, t, rand)
 
-    def _wiki_page(self, s, t, rand):
+    def _wiki_page(self, s, t, rand):  # pragma: no cover - weight 0: written by reading.session
         return reading.wiki_page(s, t, rand)
 
     def _bi_upsell(self, s, t, rand):

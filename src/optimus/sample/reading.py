@@ -6,9 +6,12 @@ Kept apart from events.py so that each writer stays small; `s` is an events.Sess
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
 from typing import Any
 
 HOST = "courses.edx.org"
+HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 IMPLICIT = '"{\\"POST\\": {}, \\"GET\\": {}}"'
 WIKI_PAGES = ("", "week-1-notes/", "faq/", "glossary/")
 
@@ -31,3 +34,21 @@ def wiki_page(s: Any, t: str, rand: Any) -> str:
         f'{s.head}"event_source": "server", "event_type": "{path}", "event": {IMPLICIT}, '
         f'"page": null, "context": {s.ctx}"{path}"}}, "time": "{t}"}}\n'
     )
+
+
+def session(s: Any, key: str, uid: int, prefix: str, sec: int) -> Iterator[tuple[str, str]]:
+    """(kind, line) of the reading one learner-day session ends with: every fourth learner (uid % 4 == 1)
+    turns 2 to 4 textbook pages, 20 s to 6 min apart (some gaps under 5 minutes, some between 5 and 30),
+    then on one day in two opens a wiki page. Drawn from a random stream of its own (`key`), so that
+    the other events of the sample are those written without it."""
+    if uid % 4 != 1:
+        return
+    rng = random.Random(f"reading:{key}")
+    rand = rng.random
+    for _ in range(2 + int(rand() * 3)):
+        sec = min(86399, sec + 20 + int(rand() * 340))
+        t = f"{prefix}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00"
+        yield "textbook_page", textbook_page(s, t, rand)
+    if rand() < 0.5:
+        sec = min(86399, sec + 30 + int(rand() * 200))
+        yield "wiki_page", wiki_page(s, f"{prefix}{HMS[sec]}.{int(rand() * 1e6):06d}+00:00", rand)
