@@ -75,6 +75,7 @@ def by_user_sql(wh: Warehouse) -> str:
         for m in MEASURES
     )
     ns = ", ".join(f"a.n_show_answer_{m}, a.{denominator(m)}" for m in MEASURES)
+    student = wh.quote("forumRoles_isStudent")
     return f"""
         SELECT a.course_key, a.user_id, p.explored, p.certified, coalesce(p.mode = 'verified', false) AS verified, {pcts}, {ns}
         FROM (
@@ -94,7 +95,7 @@ def by_user_sql(wh: Warehouse) -> str:
             GROUP BY pg.course_key, pg.user_id
         ) a
         JOIN {pc} p ON p.course_key = a.course_key AND p.user_id = a.user_id
-        WHERE p.forumRoles_isStudent = 1 OR p.forumRoles_isStudent IS NULL"""
+        WHERE p.{student} = 1 OR p.{student} IS NULL"""
 
 
 def by_course_computed() -> dict[str, str]:
