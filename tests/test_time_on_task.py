@@ -259,3 +259,88 @@ def test_second_ingest_recomputes_nothing(sample_on: Any) -> None:
     ingest(sample_on)
     assert query_rows(sample_on, "SELECT count(*) FROM service_runs WHERE service IN ('TimeOnTask', 'TimeOnAsset', 'ShowAnswer') AND rows > 0") == runs
     assert {t: table(sample_on, t) for t in before} == before
+
+
+T = "course-v1:UQx+T+1"
+
+
+def crafted_event(sec: int, event_type: str) -> dict[str, Any]:
+    hms = f"{10 + sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}"
+    return {
+        "username": "tina",
+        "event_type": event_type,
+        "event_source": "server",
+        "time": f"2024-01-02T{hms}.000000+00:00",
+        "context": {"course_id": T, "user_id": 901},
+        "event": {},
+    }
+
+
+def test_crafted_gaps_strictly_under_the_cut_off(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
+    """Worked by hand: a 300 s gap is in the _30 sums only, a 1800 s gap in none; the /xblock/ call is
+    not an event; a video gap runs from the previous video event, a serial gap from the previous
+    event of any kind."""
+    from person_course_data import write_events
+
+    xblock = f"/courses/{T}/xblock/block-v1:UQx+T+1+type@problem+block@p/handler/xmodule_handler/problem_check"
+    write_events(
+        data_path,
+        "2024-01-02",
+        [
+            crafted_event(0, "play_video"),  # the first event: no gap
+            crafted_event(300, "problem_check"),  # gap 300 (= 5 min): _30 only; serial problem 300
+            crafted_event(330, xblock),  # left out
+            crafted_event(360, "pause_video"),  # gap 60; video gap 360 (from 10:00:00); serial video 60
+            crafted_event(2160, "problem_check"),  # gap 1800 (= 30 min): nowhere; problem gap 1860; serial 1800
+            crafted_event(2220, "textbook.pdf.page.navigated"),  # gap 60; first text event; serial text 60
+        ],
+    )
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    rows = query_rows(settings, "SELECT * FROM time_on_task", as_dicts=True)
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["course_id"], str(row["date"]), row["username"]) == ("UQx/T/1", "2024-01-02", "tina")
+    want = {
+        "total_time_5": 120.0,
+        "total_time_30": 420.0,
+        "total_video_time_5": None,
+        "total_video_time_30": 360.0,
+        "serial_video_time_30": 60.0,
+        "total_problem_time_5": None,
+        "total_problem_time_30": None,
+        "serial_problem_time_30": 300.0,
+        "total_forum_time_5": None,
+        "total_forum_time_30": None,
+        "serial_forum_time_30": None,
+        "total_text_time_5": None,
+        "total_text_time_30": None,
+        "serial_text_time_30": 60.0,
+    }
+    assert {c: row[c] for c in want} == want
+    totals = query_rows(settings, "SELECT * FROM time_on_task_totals", as_dicts=True)
+    assert len(totals) == 1 and {c: totals[0][c] for c in want} == want
+
+
+def test_time_on_task_api_needs_the_token_for_learners_rows(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from conftest import ingest_sample
+    from optimus.api.app import create_app
+    from optimus.api.state import ReadViews
+    from optimus.warehouse import connect
+
+    settings = ingest_sample(tmp_path, api_token="tok-en")
+    wh = connect(settings)
+    try:
+        key = wh.query("SELECT min(course_key) FROM time_on_task")[0][0]
+        with TestClient(create_app(settings, ReadViews(settings, wh, size=2))) as client:
+            assert client.get(f"/api/v1/courses/{key}/time_on_task", params={"per_learner": "true"}).status_code == 401
+            daily = client.get(f"/api/v1/courses/{key}/time_on_task").json()
+            assert daily["days"] and all("username" not in d for d in daily["days"])
+            want = wh.query("SELECT count(*) FROM time_on_task WHERE course_key = ?", [key])[0][0]
+            assert sum(d["learners"] for d in daily["days"]) == want
+            rows = client.get(f"/api/v1/courses/{key}/time_on_task", params={"per_learner": "true"}, headers={"Authorization": "Bearer tok-en"})
+            assert rows.status_code == 200 and rows.json()["total"] == want
+    finally:
+        wh.close()
