@@ -55,9 +55,15 @@ def median_disc(values: list[int]) -> int | None:
 
 def read_inputs(settings: Any) -> dict[str, Any]:
     with reading(settings) as wh:
-        events = wh.query_dicts("SELECT course_key, username, time, event_id, event_type, module_id, event FROM events WHERE course_key IS NOT NULL")
-        sm = wh.query_dicts(f"SELECT course_key, student_id, module_type, module_id, grade, max_grade FROM {raw_table(wh, 'courseware_studentmodule')}")
-        pc = wh.query_dicts('SELECT course_key, user_id, username, certified, explored, mode, nproblem_check, "forumRoles_isStudent" AS student FROM person_course')
+        events = wh.query_dicts(
+            "SELECT course_key, username, time, event_id, event_type, module_id, event FROM events WHERE course_key IS NOT NULL"
+        )
+        sm = wh.query_dicts(
+            f"SELECT course_key, student_id, module_type, module_id, grade, max_grade FROM {raw_table(wh, 'courseware_studentmodule')}"
+        )
+        pc = wh.query_dicts(
+            'SELECT course_key, user_id, username, certified, explored, mode, nproblem_check, "forumRoles_isStudent" AS student FROM person_course'
+        )
     return {"events": events, "studentmodule": sm, "person_course": pc}
 
 
@@ -68,7 +74,9 @@ def reference_time_on_task(events: list[dict]) -> tuple[dict, dict]:
         if e["event_type"] is None or "/xblock/" in e["event_type"] or not e["username"] or e["time"] is None:
             continue
         by_learner[(e["course_key"], e["username"])].append(e)
-    cols = ["total_time_5", "total_time_30"] + [f"{p}_{k}_time_{c}" for k in ("video", "problem", "forum", "text") for p, c in (("total", 5), ("total", 30), ("serial", 30))]
+    cols = ["total_time_5", "total_time_30"] + [
+        f"{p}_{k}_time_{c}" for k in ("video", "problem", "forum", "text") for p, c in (("total", 5), ("total", 30), ("serial", 30))
+    ]
     days: dict[tuple, dict[str, int | None]] = {}
     totals: dict[tuple, dict[str, int | None]] = {}
     for (course, user), evs in by_learner.items():
@@ -182,7 +190,13 @@ def reference_show_answer(inputs: dict) -> tuple[list[tuple], dict, dict]:
         attempted = grade is not None
         perfect = grade is not None and r["max_grade"] is not None and grade >= float(r["max_grade"])
         sa = n_shown.get((r["course_key"], r["student_id"], r["module_id"]), 0) > 0
-        for m, cond in (("problem_seen", True), ("not_attempted", not attempted), ("attempted", attempted), ("perfect", perfect), ("partial", grade is not None and grade > 0)):
+        for m, cond in (
+            ("problem_seen", True),
+            ("not_attempted", not attempted),
+            ("attempted", attempted),
+            ("perfect", perfect),
+            ("partial", grade is not None and grade > 0),
+        ):
             if cond:
                 c["n_problems_seen" if m == "problem_seen" else f"n_{m}"] += 1
                 c[f"n_show_answer_{m}"] += sa
@@ -201,7 +215,12 @@ def reference_show_answer(inputs: dict) -> tuple[list[tuple], dict, dict]:
     for course in {k[0] for k in by_user}:
         users = [r for (c, _u), r in by_user.items() if c == course]
         row = {}
-        for g, member in (("", lambda r: True), ("_certified", lambda r: r["certified"] == 1), ("_explored", lambda r: r["explored"] == 1), ("_verified", lambda r: r["verified"])):
+        for g, member in (
+            ("", lambda r: True),
+            ("_certified", lambda r: r["certified"] == 1),
+            ("_explored", lambda r: r["explored"] == 1),
+            ("_verified", lambda r: r["verified"]),
+        ):
             for m in ("problem_seen", "not_attempted", "attempted", "perfect", "partial"):
                 vals = [r[f"pct_show_answer_{m}"] for r in users if member(r) and r[f"pct_show_answer_{m}"] is not None]
                 units = sum(math.floor(v * 1e9 + 0.5) for v in vals)
@@ -236,7 +255,10 @@ def test_tables_equal_the_reference(sample_on: Any) -> None:
     assert set(TIME_ON_TASK_TOTALS.columns) - set(time_cols) == {"course_id", "username", "course_key"}
 
     asset = reference_asset_days(inputs["events"])
-    got_a = {(r["course_key"], r["date"], r["username"], r["module_id"]): [r["time_umid5"], r["time_umid30"]] for r in table(sample_on, "time_on_asset_daily")}
+    got_a = {
+        (r["course_key"], r["date"], r["username"], r["module_id"]): [r["time_umid5"], r["time_umid30"]]
+        for r in table(sample_on, "time_on_asset_daily")
+    }
     assert got_a == {k: [secs(a), secs(b)] for k, (a, b) in asset.items()} and len(got_a) > 10
     stats = [c for c in TIME_ON_ASSET_TOTALS.columns if c not in ("course_id", "module_id", "course_key")]
     got_at = {(r["course_key"], r["module_id"]): {c: r[c] for c in stats} for r in table(sample_on, "time_on_asset_totals")}
@@ -255,9 +277,14 @@ def test_tables_equal_the_reference(sample_on: Any) -> None:
 
 def test_second_ingest_recomputes_nothing(sample_on: Any) -> None:
     before = {t: table(sample_on, t) for t in ("time_on_task", "time_on_asset_totals", "show_answer_stats_by_course")}
-    runs = query_rows(sample_on, "SELECT count(*) FROM service_runs WHERE service IN ('TimeOnTask', 'TimeOnAsset', 'ShowAnswer') AND rows > 0")
+    runs = query_rows(
+        sample_on, "SELECT count(*) FROM service_runs WHERE service IN ('TimeOnTask', 'TimeOnAsset', 'ShowAnswer') AND rows > 0"
+    )
     ingest(sample_on)
-    assert query_rows(sample_on, "SELECT count(*) FROM service_runs WHERE service IN ('TimeOnTask', 'TimeOnAsset', 'ShowAnswer') AND rows > 0") == runs
+    assert (
+        query_rows(sample_on, "SELECT count(*) FROM service_runs WHERE service IN ('TimeOnTask', 'TimeOnAsset', 'ShowAnswer') AND rows > 0")
+        == runs
+    )
     assert {t: table(sample_on, t) for t in before} == before
 
 
@@ -340,7 +367,9 @@ def test_time_on_task_api_needs_the_token_for_learners_rows(tmp_path: Path) -> N
             assert daily["days"] and all("username" not in d for d in daily["days"])
             want = wh.query("SELECT count(*) FROM time_on_task WHERE course_key = ?", [key])[0][0]
             assert sum(d["learners"] for d in daily["days"]) == want
-            rows = client.get(f"/api/v1/courses/{key}/time_on_task", params={"per_learner": "true"}, headers={"Authorization": "Bearer tok-en"})
+            rows = client.get(
+                f"/api/v1/courses/{key}/time_on_task", params={"per_learner": "true"}, headers={"Authorization": "Bearer tok-en"}
+            )
             assert rows.status_code == 200 and rows.json()["total"] == want
     finally:
         wh.close()

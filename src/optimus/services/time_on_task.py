@@ -85,6 +85,7 @@ def task_gaps_sql(wh: Warehouse) -> str:
 
 def task_sums() -> dict[str, str]:
     """The time columns as sums of the gaps strictly under the cut-off (NULL when none)."""
+
     def kept(gap: str, cut: int) -> str:
         return seconds(f"sum(CASE WHEN {gap} < {cut} THEN {gap} END)")
 
