@@ -373,3 +373,113 @@ def test_time_on_task_api_needs_the_token_for_learners_rows(tmp_path: Path) -> N
             assert rows.status_code == 200 and rows.json()["total"] == want
     finally:
         wh.close()
+
+
+def module_event(user: str, uid: int, when: str, event_type: str, module: str | None, problem: str | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"course_id": T, "user_id": uid}
+    if module:
+        context["module"] = {"usage_key": module}
+    return {
+        "username": user,
+        "event_type": event_type,
+        "event_source": "server",
+        "time": f"2024-01-0{when}+00:00",
+        "context": context,
+        "event": {"problem_id": problem} if problem else {},
+    }
+
+
+def test_crafted_time_on_asset(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
+    """Worked by hand: gaps per learner and module, strictly under the cut-off; the totals read only
+    learners with a problem check and only their days with a 5-minute time."""
+    from person_course_data import write_events
+
+    m1, m2 = "block-v1:UQx+T+1+type@video+block@v1", "block-v1:UQx+T+1+type@problem+block@p1"
+    write_events(
+        data_path,
+        "2024-01-02",
+        [
+            module_event("tina", 901, "2T10:00:00", "play_video", m1),
+            module_event("tina", 901, "2T10:05:00", "pause_video", m1),  # M1: 300 -> _30 only
+            module_event("tina", 901, "2T10:06:00", "problem_check", m2),  # M2: first
+            module_event("tina", 901, "2T10:07:00", "problem_check", m2),  # M2: 60
+            module_event("tina", 901, "2T10:08:00", "play_video", m1 + '"}'),  # M1 (repaired): 180
+            module_event("tina", 901, "3T10:00:00", "play_video", m1),  # a day later: no gap
+            module_event("tina", 901, "3T10:10:00", "pause_video", m1),  # 600: _30 only, a day without 5-minute time
+            module_event("uma", 902, "2T11:00:00", "play_video", m1),
+            module_event("uma", 902, "2T11:01:00", "pause_video", m1),  # 60, but no problem check: not in the totals
+        ],
+    )
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    daily = {
+        (str(r["date"]), r["username"], r["module_id"]): (r["time_umid5"], r["time_umid30"])
+        for r in query_rows(settings, "SELECT * FROM time_on_asset_daily", as_dicts=True)
+    }
+    assert daily == {
+        ("2024-01-02", "tina", m1): (180.0, 480.0),
+        ("2024-01-02", "tina", m2): (60.0, 60.0),
+        ("2024-01-03", "tina", m1): (None, 600.0),
+        ("2024-01-02", "uma", m1): (60.0, 60.0),
+    }
+    totals = {r["module_id"]: r for r in query_rows(settings, "SELECT * FROM time_on_asset_totals", as_dicts=True)}
+    assert set(totals) == {m1, m2}
+    one = totals[m1]
+    assert (one["n_unique_users"], one["n_unique_certified"]) == (1, 0)
+    assert (one["mean_tmid5"], one["median_tmid5"], one["total_tmid5"]) == (180.0, 180.0, 180.0)
+    assert (one["mean_tmid30"], one["median_tmid30"], one["total_tmid30"]) == (480.0, 480.0, 480.0)  # not 1080: day 3 left out
+    assert one["cert_mean_tmid5"] is None and one["cert_median_tmid30"] is None and one["cert_total_tmid5"] is None
+    assert (totals[m2]["total_tmid5"], totals[m2]["total_tmid30"]) == (60.0, 60.0)
+
+
+def test_crafted_show_answer_stats(data_path: Path, settings_for: Any, backend: dict[str, Any]) -> None:
+    """Worked by hand: each learner's problems by state (studentmodule) and those with a show-answer
+    event; the course's means (exact integer sums of 10⁻⁹ percent) and lower medians."""
+    from person_course_data import _tsv, write_events
+
+    p = [f"block-v1:UQx+T+1+type@problem+block@p{i}" for i in range(10)]
+    write_events(
+        data_path,
+        "2024-01-02",
+        [
+            module_event("tina", 901, "2T10:00:00", "problem_check", p[1]),
+            module_event("tina", 901, "2T10:01:00", "showanswer", p[2], p[2]),
+            module_event("tina", 901, "2T10:02:00", "showanswer", p[2], p[2]),
+            module_event("tina", 901, "2T10:03:00", "showanswer", p[3], p[3]),
+            module_event("tina", 901, "2T10:04:00", "showanswer", p[9], p[9]),  # no studentmodule row
+            module_event("uma", 902, "2T11:00:00", "showanswer", None, p[2]),  # the problem only in the payload
+        ],
+    )
+    folder = data_path / "database_state" / "2024-01-07"
+    header = ["id", "module_type", "module_id", "student_id", "state", "grade", "created", "modified", "max_grade", "done", "course_id"]
+    rows = [  # (user, problem, grade, max_grade)
+        (901, 1, 1, 1),  # perfect
+        (901, 2, None, 1),  # not attempted
+        (901, 3, 0.5, 1),  # partial
+        (901, 4, 0, 1),  # attempted, no points
+        (902, 1, None, 1),
+        (902, 2, 1, 2),  # partial, not perfect
+    ]
+    _tsv(
+        folder / "UQx-T-1-courseware_studentmodule-prod-analytics.sql",
+        header,
+        [
+            [i, "problem", p[n], u, "{}", g, "2024-01-02 09:00:00", "2024-01-02 09:00:00", mx, "na", T]
+            for i, (u, n, g, mx) in enumerate(rows, 1)
+        ],
+    )
+    settings = settings_for(data_path, **backend)
+    ingest(settings)
+    shown = query_rows(settings, "SELECT username, module_id FROM show_answer ORDER BY time")
+    assert shown == [("tina", p[2]), ("tina", p[2]), ("tina", p[3]), ("tina", p[9]), ("uma", p[2])]
+    users = {r["user_id"]: r for r in query_rows(settings, "SELECT * FROM show_answer_stats_by_user", as_dicts=True)}
+    pcts = ["problem_seen", "not_attempted", "attempted", "perfect", "partial"]
+    assert [users[901][f"pct_show_answer_{m}"] for m in pcts] == [50.0, 100.0, 1 / 3 * 100, 0.0, 50.0]
+    assert [users[902][f"pct_show_answer_{m}"] for m in pcts] == [50.0, 0.0, 100.0, None, 100.0]
+    assert (users[901]["n_problems_seen"], users[901]["n_show_answer_problem_seen"], users[901]["n_partial"]) == (4, 2, 2)
+    course = query_rows(settings, "SELECT * FROM show_answer_stats_by_course", as_dicts=True)
+    assert len(course) == 1 and course[0]["course_id"] == "UQx/T/1"
+    c = course[0]
+    assert [c[f"avg_pct_show_answer_{m}"] for m in pcts] == [50.0, 50.0, (33_333_333_333 + 100_000_000_000) / 2 / 1e9, 0.0, 75.0]
+    assert [c[f"median_pct_show_answer_{m}"] for m in pcts] == [50.0, 0.0, 1 / 3 * 100, 0.0, 50.0]
+    assert c["avg_pct_show_answer_problem_seen_certified"] is None and c["median_pct_show_answer_attempted_verified"] is None
