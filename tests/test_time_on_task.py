@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import ingest, query_rows, reading
+from optimus.services.learner_events import PROBLEM_EVENTS, VIDEO_ANY
 from optimus.services.show_answer import BY_COURSE, BY_USER
 from optimus.services.time_on_task import TIME_ON_ASSET_TOTALS, TIME_ON_TASK, TIME_ON_TASK_TOTALS
 from optimus.warehouse.base import raw_table
@@ -56,7 +57,7 @@ def median_disc(values: list[int]) -> int | None:
 def read_inputs(settings: Any) -> dict[str, Any]:
     with reading(settings) as wh:
         events = wh.query_dicts(
-            "SELECT course_key, username, time, event_id, event_type, module_id, event FROM events WHERE course_key IS NOT NULL"
+            "SELECT course_key, username, time, event_id, event_type, module_id, page, event FROM events WHERE course_key IS NOT NULL"
         )
         sm = wh.query_dicts(
             f"SELECT course_key, student_id, module_type, module_id, grade, max_grade FROM {raw_table(wh, 'courseware_studentmodule')}"
@@ -108,9 +109,10 @@ def reference_time_on_task(events: list[dict]) -> tuple[dict, dict]:
     return days, totals
 
 
-def module_of(raw: str | None) -> str | None:
+def repaired(raw: str | None) -> str | None:
+    """make_time_on_asset.py's repair: a trailing `"}` or `"]}}` cut."""
     if not raw:
-        return None
+        return raw
     for pattern in (r'^(.*)"\}$', r'^(.*)"\]\}\}$'):
         m = re.match(pattern, raw, re.S)
         if m and m.group(1):
@@ -118,10 +120,59 @@ def module_of(raw: str | None) -> str | None:
     return raw
 
 
+def edx2bigquery_module(course_key: str, key: str | None) -> str | None:
+    """`{org}/{course}/{category}/{url_name}` of a usage key (the dictionary's forms), None when unparsable."""
+    if not key:
+        return None
+    kind = name = None
+    if key.startswith("block-v1:"):
+        kind = key.split("+type@")[1].split("+")[0] if "+type@" in key else None
+        name = key.split("+block@")[1] if "+block@" in key else None
+    elif key.startswith("i4x://"):
+        parts = key.split("/")
+        kind, name = (parts[4] if len(parts) > 4 else None), (parts[5] if len(parts) > 5 else None)
+    elif key.startswith("i4x-") and "-video-" in key:
+        kind, name = "video", key[key.index("-video-") + 7 :]
+    if not kind or not name:
+        return None
+    org, course = course_key.split("+")[:2]
+    return f"{org}/{course}/{kind}/{name}"
+
+
+def member_text(value: Any, key: str) -> str | None:
+    doc = payload(value)
+    v = doc.get(key)
+    return None if v is None else v if isinstance(v, str) else json.dumps(v)
+
+
+def segment(text: str | None, marker: str) -> str | None:
+    if not text or marker not in text:
+        return None
+    tail = text[text.index(marker) + len(marker) :]
+    return re.split(r"[/?#]", tail, maxsplit=1)[0] or None
+
+
+def usage_key(e: dict) -> str | None:
+    """The block an event touched (docs/person_course.md's usage key: context.module.usage_key, an
+    /xblock/ URL in the type then the page, a sequence API URL, a sequence event's target, a video's id,
+    a problem event's problem_id)."""
+    et = e["event_type"] or ""
+    found = e["module_id"] or segment(et, "/xblock/") or segment(e["page"], "/xblock/") or segment(et, "/api/courseware/sequence/")
+    if found:
+        return found
+    if et.startswith("edx.ui.lms.sequence."):
+        return member_text(e["event"], "target_id") or member_text(e["event"], "id")
+    if et in VIDEO_ANY:
+        return member_text(e["event"], "id")
+    if et in PROBLEM_EVENTS:
+        return member_text(e["event"], "problem_id")
+    return None
+
+
 def reference_asset_days(events: list[dict]) -> dict[tuple, list[int | None]]:
     by: dict[tuple, list[dict]] = defaultdict(list)
     for e in events:
-        m = module_of(e["module_id"])
+        m = edx2bigquery_module(e["course_key"], repaired(usage_key(e)))
         if m is None or '"' in m or not e["username"] or e["time"] is None:
             continue
         by[(e["course_key"], e["username"], m)].append(e)
@@ -170,7 +221,12 @@ def payload(value: Any) -> dict:
 
 def reference_show_answer(inputs: dict) -> tuple[list[tuple], dict, dict]:
     shown = [
-        (e["course_key"], e["time"], e["username"], e["module_id"] or payload(e["event"]).get("problem_id"))
+        (
+            e["course_key"],
+            e["time"],
+            e["username"],
+            edx2bigquery_module(e["course_key"], e["module_id"] or member_text(e["event"], "problem_id")),
+        )
         for e in inputs["events"]
         if e["event_type"] in ("showanswer", "show_answer")
     ]
@@ -189,7 +245,8 @@ def reference_show_answer(inputs: dict) -> tuple[list[tuple], dict, dict]:
         grade = None if r["grade"] is None else float(r["grade"])
         attempted = grade is not None
         perfect = grade is not None and r["max_grade"] is not None and grade >= float(r["max_grade"])
-        sa = n_shown.get((r["course_key"], r["student_id"], r["module_id"]), 0) > 0
+        module = edx2bigquery_module(r["course_key"], r["module_id"])
+        sa = module is not None and n_shown.get((r["course_key"], r["student_id"], module), 0) > 0
         for m, cond in (
             ("problem_seen", True),
             ("not_attempted", not attempted),
@@ -412,6 +469,7 @@ def test_crafted_time_on_asset(data_path: Path, settings_for: Any, backend: dict
     )
     settings = settings_for(data_path, **backend)
     ingest(settings)
+    m1, m2 = "UQx/T/video/v1", "UQx/T/problem/p1"  # edx2bigquery's module ids
     daily = {
         (str(r["date"]), r["username"], r["module_id"]): (r["time_umid5"], r["time_umid30"])
         for r in query_rows(settings, "SELECT * FROM time_on_asset_daily", as_dicts=True)
@@ -471,7 +529,8 @@ def test_crafted_show_answer_stats(data_path: Path, settings_for: Any, backend: 
     settings = settings_for(data_path, **backend)
     ingest(settings)
     shown = query_rows(settings, "SELECT username, module_id FROM show_answer ORDER BY time")
-    assert shown == [("tina", p[2]), ("tina", p[2]), ("tina", p[3]), ("tina", p[9]), ("uma", p[2])]
+    mid = [f"UQx/T/problem/p{i}" for i in range(10)]  # edx2bigquery's module ids
+    assert shown == [("tina", mid[2]), ("tina", mid[2]), ("tina", mid[3]), ("tina", mid[9]), ("uma", mid[2])]
     users = {r["user_id"]: r for r in query_rows(settings, "SELECT * FROM show_answer_stats_by_user", as_dicts=True)}
     pcts = ["problem_seen", "not_attempted", "attempted", "perfect", "partial"]
     assert [users[901][f"pct_show_answer_{m}"] for m in pcts] == [50.0, 100.0, 1 / 3 * 100, 0.0, 50.0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from optimus.services.base import register
 from optimus.services.course_tables import IN_SCOPE, CourseTables, Table, course_id_sql
 from optimus.services.learner_events import insert_by_name, source
+from optimus.services.time_on_task import edx2bigquery_module_sql
 from optimus.warehouse.base import Warehouse
 
 SHOW_ANSWER_EVENTS = ("show_answer", "showanswer")
@@ -81,7 +82,7 @@ def by_user_sql(wh: Warehouse) -> str:
         FROM (
             SELECT pg.course_key, pg.user_id, {counts}
             FROM (
-                SELECT sm.course_key, sm.student_id AS user_id, sm.module_id, sm.grade,
+                SELECT sm.course_key, sm.student_id AS user_id, {edx2bigquery_module_sql("sm.course_key", "sm.module_id")} AS module_id, sm.grade,
                        coalesce(sm.grade >= sm.max_grade, false) AS perfect, sm.grade IS NOT NULL AS attempted
                 FROM {source(wh, "courseware_studentmodule")} sm
                 WHERE {IN_SCOPE.replace("course_key", "sm.course_key", 1)} AND sm.module_type = 'problem' AND sm.student_id IS NOT NULL
@@ -130,7 +131,7 @@ class ShowAnswer(CourseTables):
                 "time": "e.time",
                 "username": "e.username",
                 "course_id": course_id_sql("e.course_key"),
-                "module_id": f"coalesce(nullif(e.module_id, ''), {problem})",
+                "module_id": edx2bigquery_module_sql("e.course_key", f"coalesce(nullif(e.module_id, ''), {problem})"),
                 "course_key": "e.course_key",
             }
             insert, select = insert_by_name(wh, table.name, table.columns, computed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from optimus.services.base import register
 from optimus.services.course_tables import IN_SCOPE, CourseTables, Table, course_id_sql
-from optimus.services.learner_events import MICROS, insert_by_name, source
+from optimus.services.learner_events import MICROS, block_name_sql, block_type_sql, insert_by_name, source, usage_key_sql
 from optimus.warehouse.base import Warehouse
 
 SHORT_US = 5 * 60 * 1_000_000  # edx2bigquery's timeout_short (5 minutes), in microseconds
@@ -133,17 +133,27 @@ class TimeOnTask(CourseTables):
         wh.execute(f"{insert} SELECT {select} FROM ({task_gaps_sql(wh)}) gaps GROUP BY {', '.join(keys)}")
 
 
-def asset_module_sql(wh: Warehouse, module_id: str) -> str:
+def repaired_sql(wh: Warehouse, key: str) -> str:
     """make_time_on_asset.py's repair of a module id that kept the end of its JSON (`..."}`, `..."]}}`)."""
-    one = wh.sql.regex_extract(module_id, '^(.*)"\\}$')
-    two = wh.sql.regex_extract(module_id, '^(.*)"\\]\\}\\}$')
-    return f"coalesce({one}, {two}, {module_id})"
+    one = wh.sql.regex_extract(key, '^(.*)"\\}$')
+    two = wh.sql.regex_extract(key, '^(.*)"\\]\\}\\}$')
+    return f"coalesce({one}, {two}, {key})"
+
+
+def edx2bigquery_module_sql(course_key: str, key: str) -> str:
+    """edx2bigquery's module id (addmoduleid.py: `{org}/{course}/{category}/{url_name}`) of a usage key
+    (`block-v1:...`, `i4x://...`, a video's `i4x-...-video-...`): org and course from the course,
+    category and url_name from the key; NULL when the key has neither."""
+    kind, name = block_type_sql(key), block_name_sql(key)
+    return (
+        f"(CASE WHEN {kind} IS NOT NULL AND {name} IS NOT NULL THEN split_part({course_key}, '+', 1) || '/' || "
+        f"split_part({course_key}, '+', 2) || '/' || {kind} || '/' || {name} END)"
+    )
 
 
 def asset_days_sql(wh: Warehouse) -> str:
     """time_on_asset_daily in microseconds: per course, day, learner and module, the sums of the gaps
     between the learner's consecutive events on the module strictly under 5 and 30 minutes."""
-    raw = "nullif(e.module_id, '')"
     return f"""
         SELECT course_key, day, username, module_id,
                sum(CASE WHEN dt < {SHORT_US} THEN dt END) AS us5, sum(CASE WHEN dt < {LONG_US} THEN dt END) AS us30
@@ -151,12 +161,19 @@ def asset_days_sql(wh: Warehouse) -> str:
             SELECT course_key, username, module_id, CAST(time AS DATE) AS day,
                    {gap_us("time", f"lag(time) OVER (PARTITION BY course_key, username, module_id {ORDER})")} AS dt
             FROM (
-                SELECT e.course_key, e.username, e.time, e.event_id, {asset_module_sql(wh, raw)} AS module_id
-                FROM {source(wh, "events")} e
-                WHERE {IN_SCOPE.replace("course_key", "e.course_key", 1)} AND {raw} IS NOT NULL
-                  AND e.username IS NOT NULL AND e.username <> '' AND e.time IS NOT NULL
+                SELECT fixed.course_key, fixed.username, fixed.time, fixed.event_id,
+                       {edx2bigquery_module_sql("fixed.course_key", "fixed.block_key")} AS module_id
+                FROM (
+                    SELECT keyed.course_key, keyed.username, keyed.time, keyed.event_id, {repaired_sql(wh, "keyed.block_key")} AS block_key
+                    FROM (
+                        SELECT e.course_key, e.username, e.time, e.event_id, {usage_key_sql(wh, "e")} AS block_key
+                        FROM {source(wh, "events")} e
+                        WHERE {IN_SCOPE.replace("course_key", "e.course_key", 1)}
+                          AND e.username IS NOT NULL AND e.username <> '' AND e.time IS NOT NULL
+                    ) keyed
+                ) fixed
             ) modules
-            WHERE strpos(module_id, '"') = 0
+            WHERE module_id IS NOT NULL AND strpos(module_id, '"') = 0
         ) gaps
         GROUP BY course_key, day, username, module_id"""
 
