@@ -55,9 +55,10 @@ def task_gaps_sql(wh: Warehouse) -> str:
     kinds = kind_sql(wh, "e.event_type")
     is_kind = ", ".join(f"{expr} AS is_{k}" for k, expr in kinds.items())
     any_kind = " OR ".join(f"is_{k}" for k in KINDS)
-    lags = ", ".join(
-        f"CASE WHEN is_{k} THEN lag(time) OVER (PARTITION BY course_key, username, is_{k} {ORDER}) END AS last_{k}" for k in KINDS
-    )
+    # one window (one sort) for every column: the time of the previous event of a kind is the largest
+    # such time among the rows before (the rows are in time order)
+    before = f"OVER (PARTITION BY course_key, username {ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    lags = ", ".join(f"CASE WHEN is_{k} THEN max(CASE WHEN is_{k} THEN time END) {before} END AS last_{k}" for k in (*KINDS, "x"))
     dts = ", ".join(
         f"CASE WHEN is_{k} THEN {gap_us('time', f'last_{k}')} END AS dt_{k}, "
         f"CASE WHEN is_{k} THEN {gap_us('time', 'last_x')} END AS serial_dt_{k}"
@@ -67,9 +68,7 @@ def task_gaps_sql(wh: Warehouse) -> str:
         SELECT course_key, username, CAST(time AS DATE) AS day, {gap_us("time", "last_time")} AS dt, {dts}
         FROM (
             SELECT course_key, username, time, {", ".join(f"is_{k}" for k in KINDS)},
-                   lag(time) OVER (PARTITION BY course_key, username {ORDER}) AS last_time,
-                   CASE WHEN is_x THEN lag(time) OVER (PARTITION BY course_key, username, is_x {ORDER}) END AS last_x,
-                   {lags}
+                   max(time) {before} AS last_time, {lags}
             FROM (
                 SELECT kinds.*, ({any_kind}) AS is_x FROM (
                     SELECT e.course_key, e.username, e.time, e.event_id, {is_kind}
@@ -137,7 +136,8 @@ def repaired_sql(wh: Warehouse, key: str) -> str:
     """make_time_on_asset.py's repair of a module id that kept the end of its JSON (`..."}`, `..."]}}`)."""
     one = wh.sql.regex_extract(key, '^(.*)"\\}$')
     two = wh.sql.regex_extract(key, '^(.*)"\\]\\}\\}$')
-    return f"coalesce({one}, {two}, {key})"
+    # only a key holding a quote can end so (and is left out unless repaired): the regexes run for those alone
+    return f"(CASE WHEN strpos({key}, '\"') > 0 THEN coalesce({one}, {two}, {key}) ELSE {key} END)"
 
 
 def edx2bigquery_module_sql(course_key: str, key: str) -> str:
@@ -151,29 +151,42 @@ def edx2bigquery_module_sql(course_key: str, key: str) -> str:
     )
 
 
-def asset_days_sql(wh: Warehouse) -> str:
+def asset_keys_sql(wh: Warehouse) -> str:
+    """The events time on asset reads, each with the key of the block it touched (NULL when none)."""
+    return f"""
+        SELECT e.course_key, e.username, e.time, e.event_id, {usage_key_sql(wh, "e")} AS block_key
+        FROM {source(wh, "events")} e
+        WHERE {IN_SCOPE.replace("course_key", "e.course_key", 1)} AND e.username IS NOT NULL AND e.username <> '' AND e.time IS NOT NULL"""
+
+
+def asset_modules_sql(wh: Warehouse, keyed: str) -> str:
+    """asset_keys_sql's rows (relation `keyed`) with edx2bigquery's module id of the repaired key, the
+    events without one (or whose id still holds a quote) left out. The id is worked out once per
+    distinct key (a course has a few thousand blocks, and millions of events on them)."""
+    return f"""
+        SELECT keyed.course_key, keyed.username, keyed.time, keyed.event_id, ids.module_id
+        FROM {keyed} keyed
+        JOIN (
+            SELECT fixed.course_key, fixed.block_key, {edx2bigquery_module_sql("fixed.course_key", "fixed.repaired_key")} AS module_id
+            FROM (
+                SELECT distinct_keys.course_key, distinct_keys.block_key, {repaired_sql(wh, "distinct_keys.block_key")} AS repaired_key
+                FROM (SELECT DISTINCT course_key, block_key FROM {keyed} WHERE block_key IS NOT NULL) distinct_keys
+            ) fixed
+        ) ids ON ids.course_key = keyed.course_key AND ids.block_key = keyed.block_key
+        WHERE ids.module_id IS NOT NULL AND strpos(ids.module_id, '"') = 0"""
+
+
+def asset_days_sql(modules: str) -> str:
     """time_on_asset_daily in microseconds: per course, day, learner and module, the sums of the gaps
-    between the learner's consecutive events on the module strictly under 5 and 30 minutes."""
+    between the learner's consecutive events on the module strictly under 5 and 30 minutes.
+    `modules`: a relation of asset_modules_sql's rows."""
     return f"""
         SELECT course_key, day, username, module_id,
                sum(CASE WHEN dt < {SHORT_US} THEN dt END) AS us5, sum(CASE WHEN dt < {LONG_US} THEN dt END) AS us30
         FROM (
             SELECT course_key, username, module_id, CAST(time AS DATE) AS day,
                    {gap_us("time", f"lag(time) OVER (PARTITION BY course_key, username, module_id {ORDER})")} AS dt
-            FROM (
-                SELECT fixed.course_key, fixed.username, fixed.time, fixed.event_id,
-                       {edx2bigquery_module_sql("fixed.course_key", "fixed.block_key")} AS module_id
-                FROM (
-                    SELECT keyed.course_key, keyed.username, keyed.time, keyed.event_id, {repaired_sql(wh, "keyed.block_key")} AS block_key
-                    FROM (
-                        SELECT e.course_key, e.username, e.time, e.event_id, {usage_key_sql(wh, "e")} AS block_key
-                        FROM {source(wh, "events")} e
-                        WHERE {IN_SCOPE.replace("course_key", "e.course_key", 1)}
-                          AND e.username IS NOT NULL AND e.username <> '' AND e.time IS NOT NULL
-                    ) keyed
-                ) fixed
-            ) modules
-            WHERE module_id IS NOT NULL AND strpos(module_id, '"') = 0
+            FROM {modules} modules
         ) gaps
         GROUP BY course_key, day, username, module_id"""
 
@@ -234,9 +247,14 @@ class TimeOnAsset(CourseTables):
     tables = (TIME_ON_ASSET_DAILY, TIME_ON_ASSET_TOTALS)
     dictionary = "docs/tables/time_on_task.md"
     rules_version = 1
+    _days_built = False
 
     def build(self, wh: Warehouse, table: Table) -> None:
+        # the per-day microsecond sums, computed once for both tables (the totals need them exact, the
+        # daily table holds seconds): kept in a temporary table for the run's two builds
+        days = "_asset_days_us"
         if table.name == "time_on_asset_daily":
+            self._make_days(wh, days)
             computed = {
                 "course_id": course_id_sql(),
                 "date": "day",
@@ -247,8 +265,10 @@ class TimeOnAsset(CourseTables):
                 "course_key": "course_key",
             }
             insert, select = insert_by_name(wh, table.name, table.columns, computed)
-            wh.execute(f"{insert} SELECT {select} FROM ({asset_days_sql(wh)}) days")
+            wh.execute(f"{insert} SELECT {select} FROM {days} days")
             return
+        if not self._days_built:  # the daily table was not built in this run
+            self._make_days(wh, days)
         insert, select = insert_by_name(wh, table.name, table.columns, asset_totals_computed())
         wh.execute(
             f"""{insert}
@@ -256,10 +276,26 @@ class TimeOnAsset(CourseTables):
                 SELECT days.course_key, days.module_id, days.username, sum(days.us5) AS u5, sum(days.us30) AS u30,
                        CASE WHEN max(pc.certified) = 1 THEN sum(days.us5) END AS c5,
                        CASE WHEN max(pc.certified) = 1 THEN sum(days.us30) END AS c30
-                FROM ({asset_days_sql(wh)}) days
+                FROM {days} days
                 JOIN {source(wh, "person_course")} pc ON pc.course_key = days.course_key AND pc.username = days.username
                 WHERE days.us5 IS NOT NULL AND pc.nproblem_check > 0
                 GROUP BY days.course_key, days.module_id, days.username
             ) per_learner
             GROUP BY per_learner.course_key, per_learner.module_id"""
         )
+        wh.execute(f"DROP TABLE {days}")
+        self._days_built = False
+
+    def _make_days(self, wh: Warehouse, days: str) -> None:
+        """The per-day sums into temporary table `days`, over the events' block keys and module ids
+        each computed once into a table of their own (each is an expression of many parts, which the
+        engine would otherwise evaluate once per use)."""
+        keys, modules = "_asset_keys", "_asset_modules"
+        for name in (days, keys, modules):
+            wh.execute(f"DROP TABLE IF EXISTS {name}")
+        wh.execute(f"CREATE TEMP TABLE {keys} AS {asset_keys_sql(wh)}")
+        wh.execute(f"CREATE TEMP TABLE {modules} AS {asset_modules_sql(wh, keys)}")
+        wh.execute(f"CREATE TEMP TABLE {days} AS {asset_days_sql(modules)}")
+        for name in (keys, modules):
+            wh.execute(f"DROP TABLE {name}")
+        self._days_built = True
