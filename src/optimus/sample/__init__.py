@@ -32,7 +32,9 @@ with. Paths are relative to `out`. Keys:
   events whose context has no course id are counted under the course in their URL/page),
   ``by_block_course`` ({course_id: n}: events with no course in context, URL or page whose course
   is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
-  ``by_kind`` ({kind: n}, see `events.kind_of`), ``by_event_date`` ({date: n}, by the
+  ``by_kind`` ({kind: n}, see `events.kind_of`; ``textbook_page`` and ``wiki_page`` are the reading of
+  `sample/reading.py`: a session of every fourth learner ends with textbook pages, and on one day in two a
+  wiki page, drawn from a random stream of their own), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
   course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late})); ``valid``, ``malformed``,
   ``duplicates`` (1 or 0), ``distinct`` (= valid - duplicates); ``duplicate`` ({course_id,
