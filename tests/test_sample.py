@@ -153,6 +153,10 @@ def kind(ev: dict) -> str:
         return "api_course_url"
     if et.startswith("/courses/") and "/discussion/" in et:  # the forum's views: a search, an upvote, a thread read
         return "forum_search" if et.endswith("/forum/search") else "forum_upvote" if et.endswith("/upvote") else "forum_read"
+    if et.startswith("textbook."):
+        return "textbook_page"
+    if et.startswith("/courses/") and "/wiki/" in et:
+        return "wiki_page"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et.startswith("/"):

@@ -1,19 +1,23 @@
-"""Research summaries of one course built from the research tables (services/course_tables.py).
+"""Research summaries of one course, in the shape a dashboard reads, built from the research tables
+(services/course_tables.py); the generic `/courses/{id}/tables/{table}` serves every table's rows as they are.
 
 Routes here are registered before courses.py's `/courses/{course_id:path}` (which would take any
-longer path). They serve summaries with no per-learner row, so they are open like the course
-figures; per-learner tables stay behind the token at `/courses/{id}/tables/{table}`.
+longer path). Each resource is its own function. Summaries hold no per-learner row, so they are open
+like the course figures; per-learner rows need the token.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
 
-from optimus.api.courses import resolve
-from optimus.api.state import warehouse_view
+from optimus.api.auth import check_token
+from optimus.api.courses import resolve, rows_response
+from optimus.api.state import MAX_ID, warehouse_view
+from optimus.services.time_on_task import TIME_COLUMNS, TIME_ON_TASK
 from optimus.services.video_analysis import VIDEO_AXIS, VIDEO_ENGAGEMENT, VIDEO_STATS
 from optimus.warehouse import Warehouse
 
@@ -53,3 +57,36 @@ def videos(course_id: str, wh: Warehouse = Depends(warehouse_view)) -> Any:
             "videos_not_in_axis": wh.query_dicts(other, [key]),
         }
     )
+
+
+@router.get(
+    "/courses/{course_id:path}/time_on_task",
+    summary="Time on task per day: the course's totals over learners, or (per_learner=true, needs the token) the learners' rows",
+)
+def time_on_task(
+    course_id: str,
+    request: Request,
+    per_learner: bool = Query(False, description="the time_on_task rows, one per learner and day (needs the token)"),
+    format: Literal["json", "csv"] = Query("json", description="json or csv (per_learner only)"),
+    limit: int = Query(1000, ge=1, le=100000),
+    offset: int = Query(0, ge=0, le=MAX_ID),
+    wh: Warehouse = Depends(warehouse_view),
+) -> Response:
+    """Open: per date, the learners with a row and the sum over them of each time column (seconds);
+    a learner's own rows only with the token."""
+    if per_learner:
+        check_token(request)
+    key = resolve(wh, course_id)
+    if not wh.table_exists(TIME_ON_TASK.name):
+        raise HTTPException(404, "time_on_task has not been built yet (TimeOnTask has not run)")
+    if per_learner:
+        return rows_response(wh, key, TIME_ON_TASK.name, list(TIME_ON_TASK.order_by), format, limit, offset, list(TIME_ON_TASK.columns))
+    q = wh.quote
+    sums = ", ".join(f"sum({q(c)}) AS {q(c)}" for c in TIME_COLUMNS)
+    rows = wh.query_dicts(
+        f"SELECT {q('date')}, count(*) AS learners, {sums} FROM {q(TIME_ON_TASK.name)} WHERE course_key = ? "
+        f"GROUP BY {q('date')} ORDER BY {q('date')}",
+        [key],
+    )
+    body: dict[str, Any] = {"course_key": key, "unit": "seconds", "days": rows}
+    return JSONResponse(jsonable_encoder(body))

@@ -34,7 +34,9 @@ with. Paths are relative to `out`. Keys:
   is only in an ``/xblock/block-v1:…`` usage key; counted under ``""`` in ``by_course``),
   ``by_kind`` ({kind: n}, see `events.kind_of`; among them the forum's views of the dumps' threads,
   ``forum_read``, ``forum_search``, ``forum_upvote``, the server's ``forum_searched``, and a verified
-  enrolment's ``enrollment_upgrade_succeeded`` after its ``enrollment_mode_changed``: sample/forum_activity.py), ``by_event_date`` ({date: n}, by the
+  enrolment's ``enrollment_upgrade_succeeded`` after its ``enrollment_mode_changed``: sample/forum_activity.py; ``textbook_page`` and ``wiki_page`` are the reading of
+  `sample/reading.py`: a session of every fourth learner ends with textbook pages, and on one day in two a
+  wiki page, drawn from a random stream of their own), ``by_event_date`` ({date: n}, by the
   event's own UTC date), ``quirks`` ({user_id_empty, user_id_missing, course_only_in_url,
   course_only_in_page, course_only_in_xblock_page, time_no_tz, time_no_microseconds, late,
   course_only_in_api_url, course_only_top_level, username_padded})): the last three are the rarer shapes of

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from optimus.sample import forum_activity
+from optimus.sample import forum_activity, reading
 from optimus.sample.course import Course
 from optimus.sample.people import MOBILE_AGENTS, Learner
 from optimus.sample.videos import speed_member, video_duration
@@ -67,6 +67,10 @@ WEIGHTS = {
     "forum_upvote": 0.3,
     "forum_searched": 0.3,
     "bi_upsell": 0.5,
+    # the course's textbook and wiki (the time on task's `text` kind; sample/reading.py)
+    # weight 0: written by sample/reading.py with its own random stream (the draws of the others stay as they were)
+    "textbook_page": 0,
+    "wiki_page": 0,
     # written only after another event, never drawn (weight 0): see _follow
     "xblock_render": 0,
     "xblock_handler": 0,
@@ -104,6 +108,7 @@ K_MPLAY = K_MOBILE
 K_RENDER, K_HANDLER = KINDS.index("xblock_render"), KINDS.index("xblock_handler")
 K_GRADED, K_SUBSECTION = KINDS.index("grades_problem_submitted"), KINDS.index("grades_subsection_calculated")
 K_TRANSCRIPT, K_MTRANSCRIPT = KINDS.index("show_transcript"), KINDS.index("mobile_video_transcript_shown")
+K_READING = {"textbook_page": KINDS.index("textbook_page"), "wiki_page": KINDS.index("wiki_page")}
 MOBILE_NAMES = {
     "edx.video.played": "mobile_video_played",
     "edx.video.paused": "mobile_video_paused",
@@ -138,6 +143,10 @@ def kind_of(ev: dict) -> str:
         return "api_course_url"
     if et.startswith("/courses/") and "/discussion/" in et:
         return "forum_search" if et.endswith("/forum/search") else "forum_upvote" if et.endswith("/upvote") else "forum_read"
+    if et.startswith("textbook."):
+        return "textbook_page"
+    if et.startswith("/courses/") and "/wiki/" in et:
+        return "wiki_page"
     if et.startswith("/courses/"):
         return "courseware_url" if "/courseware/" in et else "progress_url"
     if et in ("/heartbeat", "/dashboard", "/login_ajax"):
@@ -541,6 +550,11 @@ class EventWriter:
                             elif fk == K_HANDLER:
                                 extra[0] += 1
                         s.follow = []
+                    if n:
+                        # some learners also read the textbook and the wiki (their own random stream)
+                        for label, line in reading.session(s, f"{self.seed}:{day_str}:{enr.course}:{uid}", uid, P, sec):
+                            lines.append(line)
+                            kind_counts[K_READING[label]] += 1
                     if not lines:
                         continue
                     # a few times without time zone or without microseconds
@@ -937,6 +951,12 @@ class EventWriter:
 
     def _show_transcript(self, s, t, rand):
         return self._video(s, t, "show_transcript", f', \\"current_time\\": {rand() * 600:.3f}', self._vid(s, rand))
+
+    def _textbook_page(self, s, t, rand):  # pragma: no cover - weight 0: written by reading.session
+        return reading.textbook_page(s, t, rand)
+
+    def _wiki_page(self, s, t, rand):  # pragma: no cover - weight 0: written by reading.session
+        return reading.wiki_page(s, t, rand)
 
     def _bi_upsell(self, s, t, rand):
         et = "edx.bi.course.upgrade.sidebarupsell.displayed"

@@ -17,6 +17,8 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     user_info_combo,
     forum_activity,
     video_analysis,
+    time_on_task,
+    show_answer,
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points

@@ -188,14 +188,18 @@ INPUTS: dict[str, dict[str, str]] = {
         "drop_count": "INTEGER",
     },
     "course_grade_cutoffs": {"course_key": "VARCHAR", "position": "INTEGER", "label": "VARCHAR", "cutoff": "DOUBLE PRECISION"},
+    # derived by PersonCourse (read by the video, time-on-asset and show-answer tables)
     "person_course": {
         "course_key": "VARCHAR",
         "user_id": "BIGINT",
         "username": "VARCHAR",
         "viewed": "INTEGER",
+        "explored": "INTEGER",
         "certified": "INTEGER",
         "mode": "VARCHAR",
         "roles": "VARCHAR",
+        "nproblem_check": "BIGINT",
+        "forumRoles_isStudent": "INTEGER",
     },
     "ip_geo": {
         "ip": "VARCHAR",
