@@ -154,14 +154,17 @@ def segment(text: str | None, marker: str) -> str | None:
 
 def usage_key(e: dict) -> str | None:
     """The block an event touched (docs/person_course.md's usage key: context.module.usage_key, an
-    /xblock/ URL in the type then the page, a sequence API URL, a sequence event's target, a video's id,
-    a problem event's problem_id)."""
+    /xblock/ URL in the type then the page, a sequence API URL, a sequence event's target, the first
+    block-v1: key of an outline event's target_url, a video's id, a problem event's problem_id)."""
     et = e["event_type"] or ""
     found = e["module_id"] or segment(et, "/xblock/") or segment(e["page"], "/xblock/") or segment(et, "/api/courseware/sequence/")
     if found:
         return found
     if et.startswith("edx.ui.lms.sequence."):
         return member_text(e["event"], "target_id") or member_text(e["event"], "id")
+    if et.startswith("edx.ui.lms.outline."):
+        found = segment(member_text(e["event"], "target_url"), "/block-v1:")
+        return "block-v1:" + found if found else None
     if et in VIDEO_ANY:
         return member_text(e["event"], "id")
     if et in PROBLEM_EVENTS:
