@@ -10,6 +10,8 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     ip_to_country,
     time_finder,
     person_course,
+    problem_analysis,
+    problem_events,
     email_crm,
 )
 from optimus.config import Settings

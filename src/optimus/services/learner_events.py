@@ -64,7 +64,18 @@ INPUTS: dict[str, dict[str, str]] = {
     "grades_persistentcoursegrade": {"user_id": "BIGINT", "percent_grade": "DOUBLE PRECISION", "course_key": "VARCHAR"},
     "student_courseaccessrole": {"user_id": "BIGINT", "role": "VARCHAR", "course_key": "VARCHAR"},
     "django_comment_client_role_users": {"user_id": "BIGINT", "name": "VARCHAR", "course_key": "VARCHAR"},
-    "courseware_studentmodule": {"student_id": "BIGINT", "module_type": "VARCHAR", "module_id": "VARCHAR", "course_key": "VARCHAR"},
+    "courseware_studentmodule": {
+        "student_id": "BIGINT",
+        "module_type": "VARCHAR",
+        "module_id": "VARCHAR",
+        "course_key": "VARCHAR",
+        # Problem Analysis: the row, its capa state (JSON text), grade and creation
+        "id": "BIGINT",
+        "state": "VARCHAR",
+        "grade": "DOUBLE PRECISION",
+        "max_grade": "DOUBLE PRECISION",
+        "created": "TIMESTAMP",
+    },
     "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
     "forum_posts": {
         "type": "VARCHAR",
@@ -91,6 +102,13 @@ INPUTS: dict[str, dict[str, str]] = {
         "chapter_index": "INTEGER",
         "weight": "DOUBLE PRECISION",
         "published": "BOOLEAN",
+        # Problem Analysis: the problem's place, name, grading and split_test ancestry
+        "position": "INTEGER",
+        "display_name": "VARCHAR",
+        "parent_url_name": "VARCHAR",
+        "format": "VARCHAR",
+        "start_date": "TIMESTAMP",
+        "due_date": "TIMESTAMP",
     },
     "ip_geo": {
         "ip": "VARCHAR",
