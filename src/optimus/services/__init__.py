@@ -10,9 +10,9 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     ip_to_country,
     time_finder,
     person_course,
+    email_crm,
     problem_analysis,
     problem_events,
-    email_crm,
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points
