@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from optimus.api import auth, compat, courses, dashboard, files, services, sql
+from optimus.api import auth, compat, courses, dashboard, files, research, services, sql
 from optimus.api.limits import BodyLimit
 from optimus.api.state import API_THREADS, ReadViews, ServerState, ViewsBusy
 from optimus.config import Settings
@@ -53,7 +53,8 @@ def create_app(settings: Settings, views: ReadViews, state: ServerState | None =
 
     gate = [Depends(auth.open_access)]
     app.include_router(compat.router, dependencies=gate)
-    for module in (services, files, courses, sql):
+    # research before courses: its /courses/{course_id:path} would take /courses/{id}/problems
+    for module in (services, files, research, courses, sql):
         app.include_router(module.router, prefix="/api/v1", dependencies=gate)
     app.include_router(dashboard.router)
 
