@@ -134,7 +134,8 @@ def read_csv_figure(work: Path, sql_files: list[Path], runs: int) -> Figure:
 
 
 def derived_figure(work: Path, pkg: Path, files: list[Path], runs: int) -> Figure:
-    """IP To Country + Time Finder + Person Course on a warehouse that already holds the raw tables."""
+    """IP To Country + Time Finder + Person Course + the problem tables (Problem Analysis, Problem Events) on a
+    warehouse that already holds the raw tables."""
     data = data_path_with(work, files, pkg)
     loaded = work / "loaded.duckdb"
     fresh(loaded)
@@ -158,7 +159,8 @@ def derived_figure(work: Path, pkg: Path, files: list[Path], runs: int) -> Figur
         fresh(wh)
         shutil.copy(loaded, wh)
 
-    args = optimus_argv("ingest", "--service", "IPToCountry", "--service", "TimeFinder", "--service", "PersonCourse")
+    derived = ("IPToCountry", "TimeFinder", "PersonCourse", "ProblemAnalysis", "ProblemEvents")
+    args = optimus_argv("ingest", *(arg for name in derived for arg in ("--service", name)))
     return repeat(runs, prepare, lambda: run_process(args, env_for(data, str(wh), work)))
 
 
