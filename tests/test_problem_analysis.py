@@ -561,6 +561,7 @@ KEY, CID = "UQx+Prob+2024", "course-v1:UQx+Prob+2024"
 P1, P2 = f"block-v1:{KEY}+type@problem+block@p1", f"block-v1:{KEY}+type@problem+block@p2"
 SM_HEADER = "id module_type module_id student_id state grade created modified max_grade done course_id".split()
 T0 = "2024-01-05 10:00:00"
+ODD = 'x\ty "q" \\ é\nend'
 
 
 def _state(answers: dict[str, Any] | None, marks: dict[str, str], attempts: int = 1) -> str:
@@ -584,6 +585,8 @@ def write_crafted(data: Path) -> None:
         answers: dict[str, Any] = {"p1_2_1": "choice_1" if uid <= 4 else "choice_0"}
         if uid != 6:  # learner 6 never answered p1_10_1: item_response ''
             answers["p1_10_1"] = ["a", "b"] if uid <= 2 else ["a"]
+        if uid == 5:  # a typed answer with what the TSV escapes and JSON quote
+            answers["p1_10_1"] = ODD
         grade = (uid <= 4) + (uid <= 2)
         rows.append([uid, "problem", P1, uid, _state(answers, marks, attempts=uid), float(grade), T0, T0, 2.0, "na", CID])
     rows.append([7, "problem", P1, 7, _state({}, {}), None, T0, T0, 2.0, "na", CID])
@@ -651,10 +654,10 @@ def write_crafted(data: Path) -> None:
 
 
 @pytest.fixture
-def crafted(tmp_path: Path, settings_for: Any) -> Settings:
+def crafted(tmp_path: Path, settings_for: Any, backend: dict[str, Any]) -> Settings:
     data = make_data_path(tmp_path / "data")
     write_crafted(data)
-    settings = settings_for(data, api_token=TOKEN)
+    settings = settings_for(data, api_token=TOKEN, **backend)
     ingest(settings)
     return settings
 
@@ -672,6 +675,7 @@ def test_crafted_problem_analysis_rows(crafted: Settings) -> None:
         ("p1_2_1", "choice_1", True, 1.0),
     ]
     assert [r["item_response"] for r in rows if r["user_id"] == 6 and r["item_answer_id"] == "p1_10_1"] == [""]
+    assert [r["item_response"] for r in rows if r["user_id"] == 5 and r["item_answer_id"] == "p1_10_1"] == [ODD]
     assert {(r["attempts"], r["done"], r["grade"], r["max_grade"], r["course_id"]) for r in first} == {(1, True, 2.0, 2.0, "UQx/Prob/2024")}
 
 
