@@ -103,6 +103,8 @@ CHECK_SHAPE = {
     "submission": "json",
 }
 
+EVENT_SHAPE = {"problem_id": "text", "problem": "text", "attempts": "text", "success": "text", "grade": "text"}
+
 
 def checks_sql(wh: Warehouse) -> str:
     """The server `problem_check` events in scope (edx2bigquery's problem_check_tables: event types
@@ -173,14 +175,24 @@ class ProblemEvents(CourseTables):
         d = wh.sql
         events = source(wh, "events")
         handler = "(strpos(e.event_type, '/xblock/') > 0 AND strpos(e.event_type, 'xmodule_handler/') > 0)"
+        # a payload that is an object is parsed once; any other (a browser's string holding an object) is
+        # read by json_text, which reads an object the same way
+        is_object = "CAST(e.event AS VARCHAR) LIKE '{%'"
+        doc = d.parse_json_object(f"CASE WHEN {is_object} THEN CAST(e.event AS VARCHAR) END", EVENT_SHAPE)
+
+        def text(key: str) -> str:
+            return f"(CASE WHEN e.is_object THEN {d.json_member_text('e.p', key)} ELSE {d.json_text('e.event', key)} END)"
+
+        parsed = f"""
+            SELECT e.event_id, e.course_key, e.user_id, e.time, e.event_source, e.event_type, e.module_id, e.event,
+                   {is_object} AS is_object, {doc} AS p
+            FROM {events} e
+            WHERE e.{IN_SCOPE} AND e.user_id IS NOT NULL AND (strpos(e.event_type, 'problem_') > 0 OR e.event_type = 'showanswer')
+              AND ({d.regex_matches("e.event_type", "problem_[A-Za-z0-9_]")} OR e.event_type = 'showanswer'){d.compute_once()}"""
         usage = (
-            f"coalesce(nullif(e.module_id, ''), {path_segment_sql('e.event_type', '/xblock/')}, "
-            f"{d.json_text('e.event', 'problem_id')}, {d.json_text('e.event', 'problem')})"
+            f"coalesce(nullif(e.module_id, ''), {path_segment_sql('e.event_type', '/xblock/')}, {text('problem_id')}, {text('problem')})"
         )
-        inner = f"""
-            SELECT e.*, {usage} AS pkey FROM {events} e
-            WHERE e.{IN_SCOPE} AND e.user_id IS NOT NULL
-              AND ({d.regex_matches("e.event_type", "problem_[A-Za-z0-9_]")} OR e.event_type = 'showanswer')"""
+        inner = f"SELECT e.*, {usage} AS pkey, {text('attempts')} AS attempts_text, {text('success')} AS success_text, {text('grade')} AS grade_text FROM ({parsed}) e"
         computed = {
             "course_id": course_id_sql("e.course_key"),
             "course_key": "e.course_key",
@@ -190,9 +202,9 @@ class ProblemEvents(CourseTables):
             "event_source": "e.event_source",
             "problem_url": f"CASE WHEN {block_type_sql('e.pkey')} = 'problem' THEN {block_name_sql('e.pkey')} END",
             "event_type": f"CASE WHEN {handler} THEN {d.regex_extract('e.event_type', 'xmodule_handler/([^/]+)')} ELSE e.event_type END",
-            "attempts": d.try_cast(d.json_text("e.event", "attempts"), "BIGINT"),
-            "success": d.json_text("e.event", "success"),
-            "grade": d.try_cast(d.json_text("e.event", "grade"), "DOUBLE PRECISION"),
+            "attempts": d.try_cast("e.attempts_text", "BIGINT"),
+            "success": "e.success_text",
+            "grade": d.try_cast("e.grade_text", "DOUBLE PRECISION"),
         }
         return computed, f"FROM ({inner}) e"
 
