@@ -485,6 +485,40 @@ CASES: dict[str, Case] = {
         expr=lambda d, v: d.repeats_in_list(d.json_keys(v)),
         reference=lambda v: len(k) - len(set(k)) if (k := _keys(v)) is not None else None,
     ),
+    "json_object_entries": Case(
+        (
+            '{"m": {"b_2_1": ["correct", "x"], "a_3_1": "x", "c": [], "d": null, "é": true}}',
+            '{"m": {}}',
+            '{"m": [1, 2]}',
+            '{"m": "text"}',
+            "{not json",
+            '{"other": 1}',
+        ),
+        query=lambda d, v: (
+            f"SELECT coalesce(string_agg(e.key || '=' || coalesce({d.json_value_text('e.value')}, 'null'), ';' ORDER BY e.key), '-') "
+            f"FROM (SELECT {d.json_member(d.parse_json_object(_literal(v), {'m': 'json'}), 'm')} AS m) s, {d.json_object_entries('s.m', 'e')}"
+        ),
+        reference=lambda v: (
+            ";".join(f"{k}={'null' if x is None else _value_text(x)}" for k, x in sorted(m.items()))
+            if isinstance(m := (_object(v) or {}).get("m"), dict) and m
+            else "-"
+        ),
+    ),
+    "json_value_text": Case(
+        (
+            '{"e": "plain é \\"q\\" \\\\ \\n"}',
+            '{"e": ["choice_1", "choice_2"]}',
+            '{"e": []}',
+            '{"e": ["a, b", "tab\\there"]}',
+            '{"e": true}',
+            '{"e": 7}',
+            '{"e": null}',
+            '{"e": ""}',
+            '{"f": 1}',
+        ),
+        expr=lambda d, v: d.json_value_text(d.json_member(d.parse_json_object(v, SHAPE), "e")),
+        reference=lambda v: None if (e := (_object(v) or {}).get("e")) is None else _value_text(e),
+    ),
     "whole_number": Case(NUMBERS, expr=lambda d, v: d.whole_number(v), reference=_whole_number),
     "timestamp_from_text": Case(TIMES, expr=lambda d, v: d.timestamp_from_text(v)),
     "utc_timestamp_from_text": Case(ZONED, expr=lambda d, v: d.utc_timestamp_from_text(v)),
@@ -500,6 +534,16 @@ CASES: dict[str, Case] = {
         reference=_or_none(lambda v: "/".join(f"<{p}>" for p in v.split("\\\\"))),
     ),
 }
+
+
+def _literal(text: str) -> str:
+    """A Python string as an SQL string literal (the query cases' inputs are constants of this file)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _value_text(value: Any) -> str:
+    """json_value_text's rule in Python: a string's value, anything else compact JSON (UTF-8 kept)."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @pytest.fixture(scope="module")

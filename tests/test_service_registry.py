@@ -22,6 +22,11 @@ BUILT_INS = [
     "UserInfoCombo",
     "ForumActivity",
     "VideoAnalysis",
+    "TimeOnTask",
+    "TimeOnAsset",
+    "ShowAnswer",
+    "ProblemAnalysis",
+    "ProblemEvents",
 ]
 
 

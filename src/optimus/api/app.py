@@ -55,7 +55,7 @@ def create_app(settings: Settings, views: ReadViews, state: ServerState | None =
 
     gate = [Depends(auth.open_access)]
     app.include_router(compat.router, dependencies=gate)
-    # research before courses: its /courses/{id}/videos, /time_on_task, ... would be taken by /courses/{course_id:path}
+    # research before courses: its /courses/{id}/videos, /problems, /time_on_task would be taken by /courses/{course_id:path}
     for module in (services, files, research, courses, sql):
         app.include_router(module.router, prefix="/api/v1", dependencies=gate)
     app.include_router(dashboard.router)

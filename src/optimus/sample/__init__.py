@@ -11,6 +11,13 @@
 Same arguments, same bytes (no wall clock, fixed gzip and tar times). Events are streamed
 day by day, learner by learner, so memory grows with learners, not with events.
 
+Problems (ProblemAnalysis, ProblemEvents): each learner's ``problem`` rows of courseware_studentmodule
+carry a capa ``state`` (attempts, done, correct_map, student_answers); about half the problems have a
+second, checkbox input answered with a list, some states lack ``done`` or have an empty correct_map
+(`tables.problem_state_items`). Server ``problem_check`` events carry answers, correct_map,
+submission (with the choice's text), grade, max_grade and success, and each learner's checks of a
+problem count their ``attempts`` 1, 2, 3, ... in time order. No manifest key is added for them.
+
 The manifest (a plain JSON dict, also returned) is what tests compare an ingested warehouse
 with. Paths are relative to `out`. Keys:
 

@@ -351,6 +351,9 @@ class EventWriter:
         self._forum_ids = 0
         # course id -> the (thread id, discussion id) of its forum dump's threads (set before writing events)
         self.forum_threads: dict[str, list[tuple[str, str]]] = {}
+        # (user_id, problem usage key) -> the learner's server problem checks so far: each check says its
+        # attempt number, so a learner's checks of a problem count 1, 2, 3 in the order they are written
+        self._attempts: dict[tuple[int, str], int] = {}
 
     # ----- helpers -------------------------------------------------------------------------------
 
@@ -1066,7 +1069,8 @@ class EventWriter:
                 (K_SUBSECTION, self._grades_subsection_calculated_of(s, t, int(ok), txn)),
             ]
         corr = "correct" if ok else "incorrect"
-        att = 1 + int(rand() * 3)
+        rand()  # (an attempt number was drawn here: the draw is kept so every later event stays as it was)
+        att = self._attempts[(s.uid, p.usage)] = self._attempts.get((s.uid, p.usage), 0) + 1
         return (
             f'{s.head}"event_source": "server", "event_type": "problem_check", "name": "problem_check", '
             f'"event": {{"state": {{"seed": 1, "done": null, "student_answers": {{}}, "correct_map": {{}}}}, '

@@ -13,7 +13,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from optimus.sample.course import Course
 from optimus.sample.people import Learner
@@ -281,6 +281,7 @@ def write_course_tables(
                     "done": True,
                     "last_submission_time": "2024-03-05T10:00:00Z",
                 }
+                points, possible = problem_state_items(state, url_name, uid, seed)
                 rows["courseware_studentmodule"].row(
                     [
                         sm_id,
@@ -288,10 +289,10 @@ def write_course_tables(
                         course.usage_key("problem", url_name),
                         uid,
                         json.dumps(state, ensure_ascii=False),
-                        float(grade),
+                        float(grade + points),
                         now,
                         now + dt.timedelta(hours=1),
-                        1.0,
+                        possible,
                         "na",
                         cid,
                     ]
@@ -316,6 +317,34 @@ def write_course_tables(
         if f.close():
             written[f.path.name] = f.rows
     return written
+
+
+def problem_state_items(state: dict[str, Any], url_name: str, uid: int, seed: int) -> tuple[int, float]:
+    """Make about half the problems two-part (ProblemAnalysis's items): a checkbox input `_3_1` answered
+    with a list of choices, marked in the correct_map, its points added to the grade. Some states lose
+    `done` or have it false, and a few have an empty correct_map (a problem shown, never checked: left
+    out of problem_analysis). Its own random stream, so the other rows of the tables are unchanged.
+    Returns (points added to the grade, max_grade)."""
+    rng = random.Random(f"{seed}:problem_state:{url_name}:{uid}")
+    if int(hashlib.md5(url_name.encode()).hexdigest(), 16) % 2:
+        return 0, 1.0
+    right = rng.random() < 0.5
+    choices = ["choice_0", "choice_2"] if right else rng.choice([["choice_1"], ["choice_0", "choice_1", "choice_3"], []])
+    state["student_answers"][f"{url_name}_3_1"] = choices
+    state["correct_map"][f"{url_name}_3_1"] = {
+        "correctness": "correct" if right else "incorrect",
+        "npoints": 1 if right else 0,
+        "msg": "",
+        "hint": "Pick two.",
+    }
+    roll = rng.random()
+    if roll < 0.1:
+        del state["done"]
+    elif roll < 0.2:
+        state["done"] = False
+    elif roll < 0.25:
+        state["correct_map"] = {}
+    return int(right), 2.0
 
 
 def write_ora(folder: Path, course: Course, learners: list[Learner], ci: int) -> dict[str, int]:

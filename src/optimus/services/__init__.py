@@ -19,6 +19,8 @@ from optimus.services import (  # noqa: F401, I001  (importing a built-in regist
     video_analysis,
     time_on_task,
     show_answer,
+    problem_analysis,
+    problem_events,
 )
 from optimus.config import Settings
 from optimus.services.base import REGISTRY, Service, load_entry_points

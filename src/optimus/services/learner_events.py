@@ -120,8 +120,12 @@ INPUTS: dict[str, dict[str, str]] = {
         "module_type": "VARCHAR",
         "module_id": "VARCHAR",
         "course_key": "VARCHAR",
+        # Problem Analysis: the row, its capa state (JSON text), grade and creation
+        "id": "BIGINT",
+        "state": "VARCHAR",
         "grade": "DOUBLE PRECISION",
         "max_grade": "DOUBLE PRECISION",
+        "created": "TIMESTAMP",
     },
     "user_id_map": {"user_id": "BIGINT", "hash_id": "VARCHAR", "course_key": "VARCHAR"},
     "forum_posts": {
@@ -176,6 +180,8 @@ INPUTS: dict[str, dict[str, str]] = {
         "has_solution": "BOOLEAN",
         "has_image": "BOOLEAN",
         "iframe_youtube_id": "VARCHAR",
+        # Problem Analysis: the problem's release
+        "start_date": "TIMESTAMP",
     },
     "course_graders": {
         "course_key": "VARCHAR",

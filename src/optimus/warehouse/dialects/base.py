@@ -204,6 +204,20 @@ class Dialect:
         NULL when the text is not a valid JSON object."""
         raise NotImplementedError(f"{type(self).__name__} has no json_keys")
 
+    def json_object_entries(self, doc: str, alias: str) -> str:
+        """A FROM item (after a comma: it may read the items before it) with one row per member of the
+        JSON object `doc` (a JSON value, as json_member gives): `{alias}.key` (text) and `{alias}.value`
+        (JSON, read by json_text or json_value_text); no rows when `doc` is NULL or not an object. Rows
+        come in no set order (ORDER BY the key); a key given twice is the caller's to avoid."""
+        raise NotImplementedError(f"{type(self).__name__} has no json_object_entries")
+
+    def json_value_text(self, value: str) -> str:
+        """The text of a JSON value (as json_member or json_object_entries give): a string's value; an
+        array of strings as compact JSON (`["a","b"]`: no space between elements, each string JSON-quoted,
+        as both engines write it); true/false/whole numbers their JSON; NULL for null. (A fraction or an
+        object inside is written as each engine writes it; edX writes answers as strings and lists of them.)"""
+        raise NotImplementedError(f"{type(self).__name__} has no json_value_text")
+
     def repeats_in_list(self, items: str) -> str:
         """How many elements of a list (json_keys) repeat an earlier one."""
         raise NotImplementedError(f"{type(self).__name__} has no repeats_in_list")

@@ -87,6 +87,13 @@ class DuckDBDialect(Dialect):
     def json_keys(self, text: str) -> str:
         return f"try(json_keys({text}))"
 
+    def json_object_entries(self, doc: str, alias: str) -> str:
+        return f"json_each(CASE WHEN json_type({doc}) = 'OBJECT' THEN {doc} END) AS {alias}"
+
+    def json_value_text(self, value: str) -> str:
+        # a slice of JSON is written compact (no space between tokens), as the PostgreSQL spelling builds it
+        return f"(CASE json_type({value}) WHEN 'VARCHAR' THEN json_extract_string({value}, '$') WHEN 'NULL' THEN NULL ELSE CAST({value} AS VARCHAR) END)"
+
     def repeats_in_list(self, items: str) -> str:
         return f"(len({items}) - list_unique({items}))"
 

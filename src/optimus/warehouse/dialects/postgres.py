@@ -97,6 +97,20 @@ class PostgresDialect(Dialect):
         # json (not jsonb) keeps every copy of a key; the text is read only when it parses (as jsonb, the rules' test)
         return f"CASE WHEN jsonb_typeof(optimus_try_jsonb({text})) = 'object' THEN ARRAY(SELECT json_object_keys(CAST({text} AS json))) END"
 
+    def json_object_entries(self, doc: str, alias: str) -> str:
+        return f"jsonb_each(CASE WHEN jsonb_typeof({doc}) = 'object' THEN {doc} END) AS {alias}(key, value)"
+
+    def json_value_text(self, value: str) -> str:
+        # jsonb prints `["a", "b"]`: an array is joined element by element, compact, as DuckDB writes it
+        elements = (
+            f"(SELECT '[' || coalesce(string_agg(CAST(_optimus_e AS text), ',' ORDER BY _optimus_n), '') || ']' "
+            f"FROM jsonb_array_elements({value}) WITH ORDINALITY AS _optimus_a(_optimus_e, _optimus_n))"
+        )
+        return (
+            f"(CASE jsonb_typeof({value}) WHEN 'string' THEN {value} #>> '{{}}' WHEN 'null' THEN NULL "
+            f"WHEN 'array' THEN {elements} ELSE CAST({value} AS text) END)"
+        )
+
     def repeats_in_list(self, items: str) -> str:
         return f"(SELECT count(*) - count(DISTINCT k) FROM unnest({items}) k)"
 
