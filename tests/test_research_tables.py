@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from optimus.services import research_tables
+import pytest
+
+from conftest import ingest, query_rows
+from optimus.config import Settings
+from optimus.services import load_services, research_tables
+from optimus.services.course_tables import CourseTables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +32,80 @@ def test_table_names_are_plain_identifiers_and_unique_across_services() -> None:
     for name, (_service, table) in tables.items():
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
         assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", c) for c in table.columns), name
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from conftest import ingest_sample
+
+    return ingest_sample(tmp_path_factory.mktemp("research"), api_token="tok-en")
+
+
+def test_every_research_table_is_filled_by_the_sample_and_a_second_run_recomputes_nothing(sample: Settings) -> None:
+    empty = [name for name in research_tables() if not query_rows(sample, f"SELECT count(*) FROM {name}")[0][0]]
+    assert empty == []
+    runs = query_rows(sample, "SELECT count(*) FROM service_runs")[0][0]
+    ingest(sample)
+    derived = [name for name, cls in load_services().items() if issubclass(cls, CourseTables)]
+    marks = ", ".join("?" for _ in derived)
+    again = query_rows(
+        sample, f"SELECT service, rows FROM service_runs WHERE id > ? AND service IN ({marks}) AND rows > 0", [runs, *derived]
+    )
+    assert again == []
+
+
+def test_the_api_lists_the_tables_and_serves_per_learner_rows_only_with_the_token(sample: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from optimus.api.app import create_app
+    from optimus.api.state import ReadViews
+    from optimus.warehouse import connect
+
+    declared = research_tables()
+    personal = sorted(n for n, (_s, t) in declared.items() if t.personal)
+    open_ = sorted(n for n, (_s, t) in declared.items() if not t.personal)
+    assert personal and open_
+    wh = connect(sample)
+    try:
+        with TestClient(create_app(sample, ReadViews(sample, wh, size=2))) as client:
+            listed = {t["name"]: t for t in client.get("/api/v1/tables").json()["tables"]}
+            assert set(listed) == set(declared)
+            assert all(
+                listed[n]["personal"] == declared[n][1].personal and listed[n]["columns"] == list(declared[n][1].columns) for n in declared
+            )
+            key = wh.query(f"SELECT min(course_key) FROM {personal[0]}")[0][0]
+            for name in personal:
+                assert client.get(f"/api/v1/courses/{key}/tables/{name}").status_code == 401, name
+                assert client.get(f"/api/v1/courses/{key}/tables/{name}", headers={"Authorization": "Bearer wrong"}).status_code == 403
+            for name in [*open_, *personal]:
+                got = client.get(
+                    f"/api/v1/courses/{key}/tables/{name}", params={"limit": 100000}, headers={"Authorization": "Bearer tok-en"}
+                )
+                assert got.status_code == 200, name
+                want = wh.query(f"SELECT count(*) FROM {name} WHERE course_key = ?", [key])[0][0]
+                assert got.json()["total"] == len(got.json()["rows"]) == want, name
+            assert client.get(f"/api/v1/courses/{key}/tables/auth_user").status_code == 404  # only declared tables, never any other
+            assert client.get(f"/api/v1/courses/{key}/tables/{open_[0]}", params={"format": "csv"}).text.splitlines()[0].split(",") == list(
+                declared[open_[0]][1].columns
+            )
+    finally:
+        wh.close()
+
+
+def test_export_writes_each_table_per_course_and_has_no_deidentified_per_learner_copy(sample: Settings, cli: Any) -> None:
+    import pyarrow.parquet as pq
+
+    key = query_rows(sample, "SELECT min(course_key) FROM video_axis")[0][0]
+    done = cli(["export", "--table", "video_axis", "--table", "user_info_combo", "--course", f"course-v1:{key}"], sample)
+    assert done.exit_code == 0, done.output
+    # the run's own exports (person_course, ...) are there too: only the tables asked for are new
+    written = sorted(p for p in Path(sample.export_path).glob("*.parquet") if p.name.startswith(("video_axis_", "user_info_combo_")))
+    assert {p.name.split("_" + key.replace("+", "-"))[0] for p in written} == {"video_axis", "user_info_combo"}
+    for path in written:
+        table = path.name.split("_" + key.replace("+", "-"))[0]
+        want = query_rows(sample, f"SELECT count(*) FROM {table} WHERE course_key = ?", [key])[0][0]
+        assert pq.read_table(path).num_rows == want and path.with_suffix(".csv").exists()
+        assert path.stat().st_mode & 0o077 == 0
+    refused = cli(["export", "--deidentified", "--table", "user_info_combo"], sample)
+    assert refused.exit_code != 0 and "one row per learner" in refused.output
+    assert cli(["export", "--table", "no_such_table"], sample).exit_code != 0

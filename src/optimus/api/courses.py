@@ -17,9 +17,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from optimus import courses as course_ids
-from optimus.api.auth import check_token, require_token
+from optimus.api.auth import require_token
 from optimus.api.state import MAX_ID, iso, warehouse_view
-from optimus.services import research_tables
 from optimus.warehouse import Warehouse
 from optimus.warehouse.base import raw_table
 
@@ -211,41 +210,6 @@ def person_course(
     if not wh.table_exists("person_course"):
         raise HTTPException(404, "person_course has not been built yet (PersonCourse has not run)")
     return rows_response(wh, key, "person_course", ["user_id"], format, limit, offset)
-
-
-@router.get("/tables", summary="The research tables kept per course: columns, service, whether rows are per learner")
-def tables() -> dict[str, Any]:
-    return {
-        "tables": [
-            {"name": t.name, "service": cls.name, "personal": t.personal, "columns": list(t.columns), "dictionary": cls.dictionary}
-            for _name, (cls, t) in sorted(research_tables().items())
-        ]
-    }
-
-
-@router.get(
-    "/courses/{course_id:path}/tables/{table}",
-    summary="A research table's rows for the course (a per-learner table needs the token)",
-)
-def course_table(
-    course_id: str,
-    table: str,
-    request: Request,
-    format: Literal["json", "csv"] = Query("json", description="json or csv"),
-    limit: int = Query(1000, ge=1, le=100000),
-    offset: int = Query(0, ge=0, le=MAX_ID),
-    wh: Warehouse = Depends(warehouse_view),
-) -> Response:
-    found = research_tables().get(table)  # the name is only ever looked up, never quoted into SQL unchecked
-    if found is None:
-        raise HTTPException(404, f"no research table {table!r} (GET /api/v1/tables lists them)")
-    service, declared = found
-    if declared.personal:
-        check_token(request)
-    key = resolve(wh, course_id)
-    if not wh.table_exists(declared.name):
-        raise HTTPException(404, f"{declared.name} has not been built yet ({service.name} has not run)")
-    return rows_response(wh, key, declared.name, list(declared.order_by), format, limit, offset, list(declared.columns))
 
 
 @router.get("/courses/{course_id:path}", summary="A course's enrolments, active learners per day, certificates and countries")

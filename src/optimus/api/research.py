@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from optimus.api.auth import check_token
 from optimus.api.courses import resolve, rows_response
 from optimus.api.state import MAX_ID, warehouse_view
+from optimus.services import research_tables
 from optimus.services.course_tables import Table
 from optimus.services.problem_analysis import COURSE_PROBLEM
 from optimus.services.problem_events import ANSWER_DISTRIBUTION, FIRST_ATTEMPT
@@ -25,6 +26,43 @@ from optimus.services.video_analysis import VIDEO_AXIS, VIDEO_ENGAGEMENT, VIDEO_
 from optimus.warehouse import Warehouse
 
 router = APIRouter(tags=["research"])
+
+
+# first: /courses/{id}/tables/{table} must not be read as course `{id}/tables` by the routes below
+@router.get("/tables", summary="The research tables kept per course: columns, service, whether rows are per learner")
+def tables() -> dict[str, Any]:
+    return {
+        "tables": [
+            {"name": t.name, "service": cls.name, "personal": t.personal, "columns": list(t.columns), "dictionary": cls.dictionary}
+            for _name, (cls, t) in sorted(research_tables().items())
+        ]
+    }
+
+
+@router.get(
+    "/courses/{course_id:path}/tables/{table}",
+    summary="A research table's rows for the course (a per-learner table needs the token)",
+)
+def course_table(
+    course_id: str,
+    table: str,
+    request: Request,
+    format: Literal["json", "csv"] = Query("json", description="json or csv"),
+    limit: int = Query(1000, ge=1, le=100000),
+    offset: int = Query(0, ge=0, le=MAX_ID),
+    wh: Warehouse = Depends(warehouse_view),
+) -> Response:
+    found = research_tables().get(table)  # the name is only ever looked up, never quoted into SQL unchecked
+    if found is None:
+        raise HTTPException(404, f"no research table {table!r} (GET /api/v1/tables lists them)")
+    service, declared = found
+    if declared.personal:
+        check_token(request)
+    key = resolve(wh, course_id)
+    if not wh.table_exists(declared.name):
+        raise HTTPException(404, f"{declared.name} has not been built yet ({service.name} has not run)")
+    return rows_response(wh, key, declared.name, list(declared.order_by), format, limit, offset, list(declared.columns))
+
 
 _STATS = ("videos_viewed", "videos_watched")
 _ENGAGEMENT = tuple(c for c in VIDEO_ENGAGEMENT.columns if c not in ("course_key", "course_id", "video_id", "video_length"))
