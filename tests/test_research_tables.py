@@ -109,3 +109,26 @@ def test_export_writes_each_table_per_course_and_has_no_deidentified_per_learner
     refused = cli(["export", "--deidentified", "--table", "user_info_combo"], sample)
     assert refused.exit_code != 0 and "one row per learner" in refused.output
     assert cli(["export", "--table", "no_such_table"], sample).exit_code != 0
+
+
+def test_edx2bigquery_export_pivots_the_grade_cutoffs_into_columns(sample: Settings, cli: Any) -> None:
+    import pyarrow.parquet as pq
+
+    from optimus.edx2bigquery import cutoff_column
+
+    key = query_rows(sample, "SELECT min(course_key) FROM grading_policy")[0][0]
+    done = cli(["export", "--format", "edx2bigquery", "--table", "grading_policy", "--course", f"course-v1:{key}"], sample)
+    assert done.exit_code == 0, done.output
+    (path,) = Path(sample.export_path, "edx2bigquery").glob("grading_policy_*.parquet")
+    got = pq.read_table(path).to_pylist()
+    graders = query_rows(sample, "SELECT assignment_type FROM grading_policy WHERE course_key = ? ORDER BY grader_index", [key])
+    cutoffs = dict(query_rows(sample, "SELECT label, cutoff FROM grading_policy_cutoffs WHERE course_key = ?", [key]))
+    assert [r["assignment_type"] for r in got] == [g for (g,) in graders] and len(cutoffs) >= 2
+    for row in got:
+        assert "course_key" not in row and row["course_id"] == key.replace("+", "/")
+        # edx2bigquery's name: overall_cutoff_for_ + the label lower-cased, on every row
+        assert {f"overall_cutoff_for_{label.lower()}": row[f"overall_cutoff_for_{label.lower()}"] for label in cutoffs} == {
+            f"overall_cutoff_for_{label.lower()}": value for label, value in cutoffs.items()
+        }
+    assert cutoff_column("Pass") == "overall_cutoff_for_pass" and cutoff_column("A-") == "overall_cutoff_for_a__"
+    assert cutoff_column('x"; DROP TABLE y; --') is None  # a label is data: no column from it unchecked

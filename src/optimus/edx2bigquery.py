@@ -14,6 +14,7 @@ converted rather than copied: `course_id` is the `org/course/run` form of the co
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pyarrow as pa
 
 from optimus import exports
 from optimus.config import Settings
-from optimus.services.course_tables import course_file_part
+from optimus.services.course_tables import Table, course_file_part
 from optimus.services.learner_events import source
 from optimus.warehouse.base import Warehouse
 
@@ -218,3 +219,65 @@ def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, 
         staged.discard()
         raise
     return [Path(settings.export_path) / n for n in names]
+
+
+# -- research tables ------------------------------------------------------------------------------
+def cutoff_column(label: str) -> str | None:
+    """edx2bigquery's column for a grade label (`make_grading_policy_table.py`, `load_grading_policy`:
+    `overall_cutoff_for_` + the label lower-cased, `.`, space and `+` as `_`, `-` as `__`); None when what is
+    left is not a plain identifier (a label is data: it never names a column unchecked)."""
+    name = "overall_cutoff_for_" + label.lower().replace(".", "_").replace(" ", "_").replace("+", "_").replace("-", "__")
+    return name if re.fullmatch(r"[a-z0-9_]{1,120}", name) else None
+
+
+def grading_policy_table(wh: Warehouse, key: str) -> tuple[pa.Table, list[str]]:
+    """A course's grading_policy as edx2bigquery writes it: one row per grader, with one
+    `overall_cutoff_for_<label>` column per grade label (ours keeps them in grading_policy_cutoffs), and
+    the labels that could not become a column."""
+    graders = wh.query_arrow(
+        "SELECT course_id, assignment_type, name, fraction_of_overall_grade, short_label, min_count, drop_count "
+        "FROM grading_policy WHERE course_key = ? ORDER BY grader_index",
+        [key],
+    )
+    columns = {name: graders.column(name) for name in graders.column_names}
+    skipped: list[str] = []
+    for label, cutoff in wh.query("SELECT label, cutoff FROM grading_policy_cutoffs WHERE course_key = ? ORDER BY cutoff, label", [key]):
+        name = cutoff_column(label)
+        if name is None or name in columns:
+            skipped.append(label)
+            continue
+        columns[name] = pa.array([cutoff] * graders.num_rows, pa.float64())
+    return pa.table(columns), skipped
+
+
+def export_tables(wh: Warehouse, settings: Settings, tables: list[Table], courses: list[str] | None = None) -> tuple[list[Path], list[str]]:
+    """Research tables in edx2bigquery's form, per course: their columns without our `course_key` (analysis
+    code reads them with at most a `WHERE course_id`), and grading_policy pivoted back to one cut-off column
+    per grade label. Files under `{export_path}/edx2bigquery/`; returns them and any note."""
+    stamp = exports.timestamp()
+    staged = exports.ExportSet(settings.export_path, exports.set_name("export"))
+    names: list[str] = []
+    notes: list[str] = []
+    try:
+        for table in tables:
+            if not wh.table_exists(table.name):
+                continue
+            keys = courses or [k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {wh.quote(table.name)} ORDER BY course_key")]
+            cols = ", ".join(wh.quote(c) for c in table.columns if c != "course_key")
+            order = ", ".join(wh.quote(c) for c in table.order_by)
+            for key in keys:
+                if table.name == "grading_policy":
+                    data, skipped = grading_policy_table(wh, key)
+                    notes += [f"{key}: grade label {label!r} has no edx2bigquery column name; left out" for label in skipped]
+                else:
+                    data = wh.query_arrow(f"SELECT {cols} FROM {wh.quote(table.name)} WHERE course_key = ? ORDER BY {order}", [key])
+                base = f"{FOLDER}/{table.name}_{course_file_part(key)}_{stamp}"
+                exports.write_csv(staged.path(base + ".csv"), data.column_names, _csv_rows(data))
+                exports.write_parquet(staged.path(base + ".parquet"), data)
+                names += [base + ".csv", base + ".parquet"]
+        staged.seal()
+        staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
+    return [Path(settings.export_path) / n for n in names], notes

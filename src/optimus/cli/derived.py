@@ -49,7 +49,10 @@ def export(
     export_format: str = typer.Option(
         "optimus",
         "--format",
-        help="optimus: our person_course and course_profile; edx2bigquery: person_course with edx2bigquery's columns, order and types.",
+        help=(
+            "optimus: our person_course and course_profile; edx2bigquery: person_course with edx2bigquery's columns, order and "
+            "types (with --table: the tables without our course_key, grading_policy with a column per grade cut-off)."
+        ),
     ),
     table: list[str] = typer.Option(
         [],
@@ -83,10 +86,18 @@ def export(
         return
     if table:
         chosen = [t for _n, (_s, t) in sorted(known.items()) if "all" in table or t.name in table]
+        notes: list[str] = []
         with warehouse(settings, read_only=True) as wh, errors_as_messages():
-            written = export_tables(wh, settings, chosen, keys, deidentified=deidentified)
+            if export_format == "edx2bigquery":
+                if deidentified:
+                    fail("--deidentified with --table: the research tables have no de-identified copy in edx2bigquery's form")
+                written, notes = edx2bigquery.export_tables(wh, settings, chosen, keys)
+            else:
+                written = export_tables(wh, settings, chosen, keys, deidentified=deidentified)
         for path in written:
             render.line(f"wrote {path}")
+        for note in notes:
+            render.line(note)
         return
     with warehouse(settings, read_only=True) as wh, errors_as_messages():
         if not wh.table_exists("person_course"):
