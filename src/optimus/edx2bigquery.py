@@ -246,7 +246,7 @@ def grading_policy_table(wh: Warehouse, key: str) -> tuple[pa.Table, list[str]]:
         if name is None or name in columns:
             skipped.append(label)
             continue
-        columns[name] = pa.array([cutoff] * graders.num_rows, pa.float64())
+        columns[name] = pa.chunked_array([pa.array([cutoff] * graders.num_rows, pa.float64())])
     return pa.table(columns), skipped
 
 
