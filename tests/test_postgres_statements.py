@@ -100,7 +100,7 @@ def test_placeholders_and_parameters_that_do_not_match_fail_loudly(wh: Warehouse
 # -- fuzzed: random literals of every quoting, placeholders, comments and `%`, run on the server ----------
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8)
 _TRICKY = st.lists(
-    st.one_of(st.sampled_from(["?", "%", "'", '"', "\\", "$", "$$", "$q$", "--", "/*", "*/", "\n", "%s"]), _TEXT), max_size=6
+    st.one_of(st.sampled_from(["?", "%", "'", '"', "\\", "$", "$$", "$q$", "--", "/*", "*/", "\n", "\r", "%s"]), _TEXT), max_size=6
 ).map("".join)
 
 
@@ -128,7 +128,7 @@ def _item(kind: str, value: str, params: list[str]) -> str:
 
 def _comment(kind: str, value: str) -> str:
     if kind == "line":
-        return " --" + value.replace("\n", " ") + "\n"
+        return " --" + value.replace("\n", " ").replace("\r", " ") + "\n"  # either ends it, on the server
     if kind == "block":
         return " /*" + value.replace("/*", "").replace("*/", "").replace("/", "").replace("*", "") + "*/ "  # nothing to nest or close
     return " "
@@ -139,6 +139,12 @@ _ITEMS = st.lists(
     min_size=1,
     max_size=6,
 )
+
+
+def test_a_carriage_return_ends_a_line_comment_as_on_the_server(wh: Warehouse) -> None:
+    # PostgreSQL reads `-- x\r` as a comment and what follows the CR as SQL: the `?` after it is a placeholder
+    assert wh.query("SELECT CAST(? AS text) -- a comment\r, CAST(? AS text) AS b", ["x", "y"]) == [("x", "y")]
+    assert wh.query("SELECT 'a\r--' || CAST(? AS text)", ["b"]) == [("a\r--b",)]  # in a literal a CR is a character
 
 
 def test_fuzzed_statements_give_back_their_values(wh: Warehouse) -> None:
