@@ -56,10 +56,7 @@ def psycopg_statement(sql: str) -> Statement:
     if "?" not in sql:
         return Statement(sql.replace("%", "%%"), 0)
     try:
-        # PostgreSQL ends a `--` comment at a carriage return as at a newline (scan.l: newline [\n\r]);
-        # SQLGlot only at a newline. Read with each CR as LF: the same length, so the same offsets, and
-        # inside a literal either is just a character.
-        tokens = _TOKENIZER.tokenize(sql.replace("\r", "\n"))
+        tokens = _TOKENIZER.tokenize(sql)
     except TokenError as exc:
         raise WarehouseError(f"cannot find the placeholders of the statement ({exc}): {_excerpt(sql)}") from None
     marks: list[int] = []
