@@ -66,8 +66,14 @@ def utc(value: datetime) -> datetime:
 def expected_rows(settings: Any, course_key: str) -> list[dict[str, Any]]:
     """The warehouse's person_course rows of a course as edx2bigquery's table would hold them."""
     rows = query_rows(settings, "SELECT * FROM person_course WHERE course_key = ? ORDER BY user_id", [course_key], as_dicts=True)
+    # edx2bigquery's person_course joins person_enrollment_verified (the Enrollment service's table) for these two
+    verified = {
+        r["user_id"]: r
+        for r in query_rows(settings, "SELECT * FROM person_enrollment_verified WHERE course_key = ?", [course_key], as_dicts=True)
+    }
     out = []
     for row in rows:
+        row = {**row, **{k: verified.get(row["user_id"], {}).get(k) for k in ("verified_enroll_time", "verified_unenroll_time")}}
         want: dict[str, Any] = {}
         for name, kind in COLUMNS:
             value = row.get(name)

@@ -132,3 +132,22 @@ def test_edx2bigquery_export_pivots_the_grade_cutoffs_into_columns(sample: Setti
         }
     assert cutoff_column("Pass") == "overall_cutoff_for_pass" and cutoff_column("A-") == "overall_cutoff_for_a__"
     assert cutoff_column('x"; DROP TABLE y; --') is None  # a label is data: no column from it unchecked
+
+
+def test_edx2bigquery_person_course_takes_the_verified_times_from_person_enrollment_verified(sample: Settings, cli: Any) -> None:
+    import pyarrow.parquet as pq
+
+    verified = query_rows(
+        sample, "SELECT course_key, user_id, verified_enroll_time, verified_unenroll_time FROM person_enrollment_verified"
+    )
+    assert verified, "the sample has verified enrolments"
+    key = verified[0][0]
+    done = cli(["export", "--format", "edx2bigquery", "--course", f"course-v1:{key}"], sample)
+    assert done.exit_code == 0, done.output
+    (path,) = Path(sample.export_path, "edx2bigquery").glob(f"personcourse_{key.replace('+', '-')}_*.parquet")
+    got = {r["user_id"]: (r["verified_enroll_time"], r["verified_unenroll_time"]) for r in pq.read_table(path).to_pylist()}
+    want = {u: (e, x) for k, u, e, x in verified if k == key}
+    for user, (enrolled, unenrolled) in got.items():
+        e, x = want.get(user, (None, None))
+        assert (enrolled and enrolled.replace(tzinfo=None), unenrolled and unenrolled.replace(tzinfo=None)) == (e, x), user
+    assert set(want) <= set(got) and "verified_enroll_time" not in done.output.split("written empty")[-1]

@@ -24,7 +24,6 @@ import pyarrow as pa
 from optimus import exports
 from optimus.config import Settings
 from optimus.services.course_tables import Table, course_file_part
-from optimus.services.learner_events import source
 from optimus.warehouse.base import Warehouse
 
 # schema_person_course.json, in its order: (name, BigQuery type)
@@ -121,39 +120,34 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "TIMESTAMP": pa.timestamp("us", tz="UTC"),
 }
 
-# the columns the de-identified copy writes empty (its learners are told apart by hash_id, added last)
-IDENTIFYING = ("user_id", "username", "ip", "email_domain")
 FOLDER = "edx2bigquery"
+# person_course columns edx2bigquery takes from person_enrollment_verified (ours: the Enrollment service's table)
+VERIFIED_TIMES = ("verified_enroll_time", "verified_unenroll_time")
 
 
-def arrow_schema(deidentified: bool = False) -> pa.Schema:
-    """The export's Arrow schema: edx2bigquery's columns, and `hash_id` last in the de-identified copy."""
-    fields = [pa.field(name, ARROW_TYPES[kind]) for name, kind in SCHEMA]
-    if deidentified:
-        fields.append(pa.field("hash_id", pa.string()))
-    return pa.schema(fields)
+def arrow_schema() -> pa.Schema:
+    """The export's Arrow schema: edx2bigquery's columns."""
+    return pa.schema([pa.field(name, ARROW_TYPES[kind]) for name, kind in SCHEMA])
 
 
 def missing_columns(wh: Warehouse) -> list[str]:
     """edx2bigquery's columns that our person_course lacks (written NULL); course_id is always derived."""
-    ours = set(wh.columns("person_course"))
+    ours = set(wh.columns("person_course")) | (set(VERIFIED_TIMES) if wh.table_exists("person_enrollment_verified") else set())
     return [name for name, _ in SCHEMA if name != "course_id" and name not in ours]
 
 
-def course_table(wh: Warehouse, course_key: str, deidentified: bool = False) -> pa.Table:
+def course_table(wh: Warehouse, course_key: str) -> pa.Table:
     """One course's person_course in edx2bigquery's columns and types, ordered by user_id."""
     q = wh.quote
     ours = set(wh.columns("person_course"))
     wanted = [name for name, _ in SCHEMA if name in ours and name != "course_id"]
     picked = ", ".join(f"p.{q(c)}" for c in wanted)
-    if deidentified:
-        sql = (
-            f"SELECT {picked}, m.hash_id AS hash_id FROM person_course p LEFT JOIN "
-            f"(SELECT course_key, user_id, min(hash_id) AS hash_id FROM {source(wh, 'user_id_map')} x GROUP BY course_key, user_id) m "
-            "ON m.course_key = p.course_key AND m.user_id = p.user_id WHERE p.course_key = ? ORDER BY m.hash_id, p.user_id"
-        )
-    else:
-        sql = f"SELECT {picked} FROM person_course p WHERE p.course_key = ? ORDER BY p.user_id"
+    joined = ""
+    if wh.table_exists("person_enrollment_verified"):  # Enrollment's table (docs/tables/enrollment.md), as edx2bigquery joins it
+        picked += ", " + ", ".join(f"v.{q(c)}" for c in VERIFIED_TIMES)
+        joined = "LEFT JOIN person_enrollment_verified v ON v.course_key = p.course_key AND v.user_id = p.user_id "
+        ours |= set(VERIFIED_TIMES)
+    sql = f"SELECT {picked} FROM person_course p {joined}WHERE p.course_key = ? ORDER BY p.user_id"
     found = exports.query_table(wh, sql, [course_key])
     n = found.num_rows
     columns: list[pa.Array] = []
@@ -161,13 +155,11 @@ def course_table(wh: Warehouse, course_key: str, deidentified: bool = False) -> 
         target = ARROW_TYPES[kind]
         if name == "course_id":
             columns.append(pa.array([course_key.replace("+", "/")] * n, pa.string()))
-        elif name not in ours or (deidentified and name in IDENTIFYING):
+        elif name not in ours:
             columns.append(pa.array([None] * n, target))
         else:
             columns.append(_convert(found.column(name).combine_chunks(), target))
-    if deidentified:
-        columns.append(found.column("hash_id").combine_chunks().cast(pa.string()))
-    return pa.Table.from_arrays(columns, schema=arrow_schema(deidentified))
+    return pa.Table.from_arrays(columns, schema=arrow_schema())
 
 
 def _convert(values: pa.Array, target: pa.DataType) -> pa.Array:
@@ -194,22 +186,21 @@ def _csv_rows(table: pa.Table) -> list[list[Any]]:
     return rows
 
 
-def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False) -> list[Path]:
+def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None) -> list[Path]:
     """Write person_course per course (all when `courses` is None) in edx2bigquery's form, CSV and Parquet.
 
-    Files: `{export_path}/edx2bigquery/personcourse_{course}_{timestamp}.csv` and `.parquet` (under
-    `deidentified/` for the research copy). Staged and published together, as the other exports.
+    Files: `{export_path}/edx2bigquery/personcourse_{course}_{timestamp}.csv` and `.parquet`, staged and
+    published together, as the other exports (the de-identified form is the release: optimus.release).
     """
     if courses is None:
         courses = [k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course ORDER BY course_key")]
     stamp = exports.timestamp()
     staged = exports.ExportSet(settings.export_path, exports.set_name("export"))
-    folder = f"deidentified/{FOLDER}/" if deidentified else f"{FOLDER}/"
     names: list[str] = []
     try:
         for key in courses:
-            table = course_table(wh, key, deidentified)
-            base = f"{folder}personcourse_{course_file_part(key)}_{stamp}"
+            table = course_table(wh, key)
+            base = f"{FOLDER}/personcourse_{course_file_part(key)}_{stamp}"
             exports.write_csv(staged.path(base + ".csv"), table.column_names, _csv_rows(table))
             exports.write_parquet(staged.path(base + ".parquet"), table)
             names += [base + ".csv", base + ".parquet"]

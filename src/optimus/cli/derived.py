@@ -103,10 +103,10 @@ def export(
         if not wh.table_exists("person_course"):
             fail("no person_course table yet; run 'optimus ingest' first")
         if export_format == "edx2bigquery":
-            written = edx2bigquery.export(wh, settings, keys, deidentified=deidentified)
+            written = edx2bigquery.export(wh, settings, keys)
             missing = edx2bigquery.missing_columns(wh)
         else:
-            written = write_exports(wh, settings, keys, deidentified=deidentified)
+            written = write_exports(wh, settings, keys)
             missing = []
     for path in written:
         render.line(f"wrote {path}")

@@ -16,12 +16,9 @@ from optimus import exports
 from optimus.config import Settings
 from optimus.services.base import RunContext, Service, register
 from optimus.services.course_tables import all_courses, conform_columns, course_file_part, create_table
-from optimus.services.learner_events import scope_table, source
+from optimus.services.learner_events import scope_table
 from optimus.services.person_course_sql import CP_COLUMNS, PC_COLUMNS, course_profile_insert, person_course_insert
 from optimus.warehouse.base import Warehouse
-
-# left out of the de-identified copy (user_id is replaced by user_id_map.hash_id)
-IDENTIFYING = ("user_id", "username", "ip", "email_domain")
 
 
 @register
@@ -91,13 +88,10 @@ class PersonCourse(Service):
         return scope
 
 
-def export(
-    wh: Warehouse, settings: Settings, courses: list[str] | None = None, deidentified: bool = False, into: exports.ExportSet | None = None
-) -> list[Path]:
+def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None, into: exports.ExportSet | None = None) -> list[Path]:
     """Write person_course per course (all when `courses` is None) and course_profile, as CSV and Parquet.
 
-    The de-identified copy goes to `{export_path}/deidentified/`: user_id becomes user_id_map.hash_id
-    (NULL when the learner is not in user_id_map) and username, ip and email_domain are left out.
+    (The de-identified copy is the release of optimus.release: `optimus release`, `optimus export --deidentified`.)
     :param into: the run's export set (published when the run commits); without one (`optimus
         export`) the files are staged in a set of their own and published at the end, all together.
     """
@@ -107,26 +101,14 @@ def export(
     stamp = exports.timestamp()
     own = into is None
     staged = into if into is not None else exports.ExportSet(settings.export_path, exports.set_name("export"))
-    folder = "deidentified/" if deidentified else ""
     columns = [c for c in PC_COLUMNS if c not in ("rules_version", "computed_at")]
-    if deidentified:
-        ids = source(wh, "user_id_map")
-        picked = ["m.hash_id AS hash_id"] + [f"p.{q(c)}" for c in columns if c not in IDENTIFYING]
-        sql = (
-            f"SELECT {', '.join(picked)} FROM person_course p LEFT JOIN "
-            f"(SELECT course_key, user_id, min(hash_id) AS hash_id FROM {ids} x GROUP BY course_key, user_id) m "
-            "ON m.course_key = p.course_key AND m.user_id = p.user_id WHERE p.course_key = ? ORDER BY m.hash_id, p.user_id"
-        )
-    else:
-        sql = f"SELECT {', '.join('p.' + q(c) for c in columns)} FROM person_course p WHERE p.course_key = ? ORDER BY p.user_id"
+    sql = f"SELECT {', '.join('p.' + q(c) for c in columns)} FROM person_course p WHERE p.course_key = ? ORDER BY p.user_id"
     names: list[str] = []
     try:
         for key in courses:
-            names += exports.export_query(wh, sql, [key], staged, f"{folder}personcourse_{course_file_part(key)}_{stamp}")
+            names += exports.export_query(wh, sql, [key], staged, f"personcourse_{course_file_part(key)}_{stamp}")
         profile = ", ".join(q(c) for c in CP_COLUMNS if c not in ("rules_version", "computed_at"))
-        names += exports.export_query(
-            wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], staged, f"{folder}courseprofile_{stamp}"
-        )
+        names += exports.export_query(wh, f"SELECT {profile} FROM course_profile ORDER BY course_key", [], staged, f"courseprofile_{stamp}")
         if own:
             staged.seal()
             staged.publish()
