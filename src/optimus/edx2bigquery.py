@@ -192,24 +192,17 @@ def export(wh: Warehouse, settings: Settings, courses: list[str] | None = None) 
     Files: `{export_path}/edx2bigquery/personcourse_{course}_{timestamp}.csv` and `.parquet`, staged and
     published together, as the other exports (the de-identified form is the release: optimus.release).
     """
-    if courses is None:
-        courses = [k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course ORDER BY course_key")]
+    keys = courses or [k for (k,) in wh.query("SELECT DISTINCT course_key FROM person_course ORDER BY course_key")]
     stamp = exports.timestamp()
-    staged = exports.ExportSet(settings.export_path, exports.set_name("export"))
-    names: list[str] = []
-    try:
-        for key in courses:
+
+    def write(staged: exports.ExportSet) -> list[str]:
+        names: list[str] = []
+        for key in keys:
             table = course_table(wh, key)
-            base = f"{FOLDER}/personcourse_{course_file_part(key)}_{stamp}"
-            exports.write_csv(staged.path(base + ".csv"), table.column_names, _csv_rows(table))
-            exports.write_parquet(staged.path(base + ".parquet"), table)
-            names += [base + ".csv", base + ".parquet"]
-        staged.seal()
-        staged.publish()
-    except BaseException:
-        staged.discard()
-        raise
-    return [Path(settings.export_path) / n for n in names]
+            names += exports.write_both(staged, f"{FOLDER}/personcourse_{course_file_part(key)}_{stamp}", table, _csv_rows(table))
+        return names
+
+    return exports.publish_together(settings.export_path, write)
 
 
 # -- research tables ------------------------------------------------------------------------------
@@ -246,10 +239,10 @@ def export_tables(wh: Warehouse, settings: Settings, tables: list[Table], course
     code reads them with at most a `WHERE course_id`), and grading_policy pivoted back to one cut-off column
     per grade label. Files under `{export_path}/edx2bigquery/`; returns them and any note."""
     stamp = exports.timestamp()
-    staged = exports.ExportSet(settings.export_path, exports.set_name("export"))
-    names: list[str] = []
     notes: list[str] = []
-    try:
+
+    def write(staged: exports.ExportSet) -> list[str]:
+        names: list[str] = []
         for table in tables:
             if not wh.table_exists(table.name):
                 continue
@@ -259,16 +252,10 @@ def export_tables(wh: Warehouse, settings: Settings, tables: list[Table], course
             for key in keys:
                 if table.name == "grading_policy":
                     data, skipped = grading_policy_table(wh, key)
-                    notes += [f"{key}: grade label {label!r} has no edx2bigquery column name; left out" for label in skipped]
+                    notes.extend(f"{key}: grade label {label!r} has no edx2bigquery column name; left out" for label in skipped)
                 else:
                     data = wh.query_arrow(f"SELECT {cols} FROM {wh.quote(table.name)} WHERE course_key = ? ORDER BY {order}", [key])
-                base = f"{FOLDER}/{table.name}_{course_file_part(key)}_{stamp}"
-                exports.write_csv(staged.path(base + ".csv"), data.column_names, _csv_rows(data))
-                exports.write_parquet(staged.path(base + ".parquet"), data)
-                names += [base + ".csv", base + ".parquet"]
-        staged.seal()
-        staged.publish()
-    except BaseException:
-        staged.discard()
-        raise
-    return [Path(settings.export_path) / n for n in names], notes
+                names += exports.write_both(staged, f"{FOLDER}/{table.name}_{course_file_part(key)}_{stamp}", data, _csv_rows(data))
+        return names
+
+    return exports.publish_together(settings.export_path, write), notes

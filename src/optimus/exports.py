@@ -282,14 +282,35 @@ def query_table(wh: Warehouse, sql: str, params: Sequence[Any] = ()) -> pa.Table
 def export_query(wh: Any, sql: str, params: Sequence[Any], into: ExportSet, base: str, parquet: bool = True) -> list[str]:
     """Stage one query's result as `base`.csv (and `base`.parquet) in a set; returns the final names."""
     table = query_table(wh, sql, params)
+    if parquet:
+        return write_both(into, base, table)
     write_csv(
         into.path(base + ".csv"), table.column_names, zip(*[c.to_pylist() for c in table.columns], strict=True) if table.num_columns else []
     )
-    written = [base + ".csv"]
-    if parquet:
-        write_parquet(into.path(base + ".parquet"), table)
-        written.append(base + ".parquet")
-    return written
+    return [base + ".csv"]
+
+
+def publish_together(export_path: Path | str, write: Callable[[ExportSet], list[str]]) -> list[Path]:
+    """Files staged by `write` (which returns their names) in one set of their own, published all together
+    once every one is written, and discarded on any error: an export is seen whole or not at all."""
+    staged = ExportSet(export_path, set_name("export"))
+    try:
+        names = write(staged)
+        staged.seal()
+        staged.publish()
+    except BaseException:
+        staged.discard()
+        raise
+    return [Path(export_path) / n for n in names]
+
+
+def write_both(into: ExportSet, base: str, table: pa.Table, csv_rows: Iterable[Sequence[Any]] | None = None) -> list[str]:
+    """Stage an Arrow table as `base`.csv (its rows, or `csv_rows` when the CSV writes them otherwise) and
+    `base`.parquet; returns the two names."""
+    rows = csv_rows if csv_rows is not None else (zip(*[c.to_pylist() for c in table.columns], strict=True) if table.num_columns else [])
+    write_csv(into.path(base + ".csv"), table.column_names, rows)
+    write_parquet(into.path(base + ".parquet"), table)
+    return [base + ".csv", base + ".parquet"]
 
 
 def safe_name(text: str) -> str:

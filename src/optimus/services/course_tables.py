@@ -152,10 +152,10 @@ def export_tables(
     personal = [t.name for t in tables if t.personal]
     if deidentified and personal:
         raise OptimusError(f"{', '.join(personal)} hold one row per learner: there is no de-identified copy of them")
-    staged = exports.ExportSet(settings.export_path, exports.set_name("export"))
     stamp = exports.timestamp()
-    names: list[str] = []
-    try:
+
+    def write(staged: exports.ExportSet) -> list[str]:
+        names: list[str] = []
         for table in tables:
             if not wh.table_exists(table.name):
                 continue
@@ -166,9 +166,6 @@ def export_tables(
             for key in keys:
                 base = f"{'deidentified/' if deidentified else ''}{table.name}_{course_file_part(key)}_{stamp}"
                 names += exports.export_query(wh, sql, [key], staged, base)
-        staged.seal()
-        staged.publish()
-    except BaseException:
-        staged.discard()
-        raise
-    return [Path(settings.export_path) / n for n in names]
+        return names
+
+    return exports.publish_together(settings.export_path, write)
