@@ -351,7 +351,7 @@ def reference_cells(counts: list[int]) -> list[int | None]:
 
 
 def test_small_cell_rule_by_hand() -> None:
-    from optimus.api.insights import breakdown, one, shown
+    from optimus.api.small_cells import breakdown, one, shown
 
     assert [shown(n) for n in (0, 1, 4, 5, 12)] == ["0", "<5", "<5", "5", "12"]
     assert [one(n) for n in (0, 3, 5)] == [0, None, 5]

@@ -127,7 +127,8 @@ function renderCourse(c) {
     { xaxis: { type: "category", automargin: true } });
   const n = c.countries.by_country.slice().reverse();
   draw("chart-countries", [{ type: "bar", orientation: "h", x: n.map(p => p.learners), y: n.map(p => p.country), marker: { color: "#8e24aa" } }],
-    "learners by country" + (c.countries.unknown ? " (" + fmt(c.countries.unknown) + " unknown)" : ""), n.length ? null : "no country data yet (PersonCourse)",
+    "learners by country" + (c.countries.unknown ? " (" + fmt(c.countries.unknown) + " unknown)" : "") +
+      (n.some(p => p.learners === null) ? " · bars of <5 learners left empty" : ""), n.length ? null : "no country data yet (PersonCourse)",
     { yaxis: { automargin: true, type: "category" } });
   document.getElementById("course-summary").textContent =
     [c.display_name, (c.course_ids || []).join(" · "), fmt(c.enrolments.total) + " enrolled"].filter(Boolean).join(" — ");
