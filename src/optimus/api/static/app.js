@@ -270,7 +270,7 @@ function renderEngagement(d) {
   series("time", "time on task per week (hours, gaps under 30 min)", "#8e24aa", "no activity yet (TimeFinder)");
   const ch = d.engagement.chapters;
   const c = counted(ch, "learners");
-  draw("chart-chapters", [{ type: "bar", x: ch.map(p => p.index + ". " + p.name), y: c.values, text: c.text, textposition: "outside", cliponaxis: false,
+  draw("chart-chapters", [{ type: "bar", x: ch.map((p, i) => (i + 1) + ". " + p.name), y: c.values, text: c.text, textposition: "outside", cliponaxis: false,
     marker: { color: "#5e35b1" } }], "learners who reached each chapter", ch.length ? null : "no course_axis yet (CourseAxis)",
   { xaxis: { type: "category", automargin: true }, yaxis: { rangemode: "tozero" } });
 }
@@ -290,7 +290,7 @@ function renderPerformance(d) {
   const hidden = d.performance.problems.length - p.length;
   draw("chart-problems", [{ type: "bar", orientation: "h", y: p.map(q => q.name), x: p.map(q => 100 * q.first_try_correct), marker: { color: "#00897b" },
     hovertemplate: "%{y}: %{x:.0f}% of %{customdata} learners<extra></extra>", customdata: p.map(q => q.learners) }],
-  "problems by difficulty: % correct on the first try" + (hidden ? " (" + hidden + " with <5 learners left out)" : ""),
+  "problems, hardest first: % right on the first try" + (hidden ? " (" + hidden + " of <5 left out)" : ""),
   p.length ? null : "no problem with 5 or more learners' first tries", { xaxis: { range: [0, 100], ticksuffix: "%" }, yaxis: { type: "category", automargin: true } });
   const v = d.performance.videos.filter(q => q.still_watching !== null);
   const deciles = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90];
