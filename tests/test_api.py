@@ -213,10 +213,17 @@ def expected_figures(wh: Warehouse, key: str) -> dict[str, Any]:
         column = next((c for c in ("countryLabel", "cc_by_ip", "final_cc_cname") if c in cols), None)
         if column:
             known = Counter(r[column] for r in pc if r[column])
+            ordered = sorted(known.items(), key=lambda cn: (-cn[1], cn[0]))
+            # docs/dashboard.md, "Small cells": counts 1-4 withheld; one alone withheld takes the smallest count of 5+ with it
+            counts = [n for _c, n in ordered] + [sum(1 for r in pc if not r[column])]
+            small = [i for i, n in enumerate(counts) if 0 < n < 5]
+            if len(small) == 1 and any(n >= 5 for n in counts):
+                small.append(min((n, i) for i, n in enumerate(counts) if n >= 5)[1])
+            cells = [None if i in small else n for i, n in enumerate(counts)]
             out["countries"] = {
                 "source": f"person_course.{column}",
-                "by_country": [{"country": c, "learners": n} for c, n in sorted(known.items(), key=lambda cn: (-cn[1], cn[0]))],
-                "unknown": sum(1 for r in pc if not r[column]),
+                "by_country": [{"country": c, "learners": cells[i]} for i, (c, _n) in enumerate(ordered)],
+                "unknown": cells[-1],
             }
     else:
         first: dict[int, datetime] = {}

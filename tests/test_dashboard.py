@@ -45,7 +45,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """`optimus serve` on a sample package ingested by `optimus ingest`; yields its base URL."""
-    yield from serve_sample(tmp_path_factory.mktemp("dashboard"), days=3)
+    # 120 learners: enough that some problems have 5 first tries and some videos 5 viewers (the small-cell rule)
+    yield from serve_sample(tmp_path_factory.mktemp("dashboard"), days=3, learners=120)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,9 @@ def served_one_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     yield from serve_sample(tmp_path_factory.mktemp("dashboard-1day"), days=1)
 
 
-def serve_sample(root: Path, days: int) -> Iterator[tuple[str, Settings]]:
+def serve_sample(root: Path, days: int, learners: int = 30) -> Iterator[tuple[str, Settings]]:
     """The sample, plus a course with no learner whose key sorts first (only its course structure is delivered)."""
-    manifest = generate(root / "data", courses=2, learners=30, days=days, seed=11)
+    manifest = generate(root / "data", courses=2, learners=learners, days=days, seed=11)
     if days == 1:
         # one day of events: leave out the mobile uploads of events of earlier days (the sample's `late` quirk)
         (entry,) = manifest["events"]["files"]
@@ -248,10 +249,13 @@ def test_chart_titles_stay_clear_of_the_plot_toolbar(served: tuple[str, Settings
     base, _settings = served
     for width in (1400, 900):  # two columns of charts, and one
         page = browser.new_page(viewport={"width": width, "height": 1800})
-        page.goto(base + "/ui/")
+        page.goto(base + "/ui/?refresh=30")
         wait_drawn(page)
-        for chart in CHARTS:
-            page.hover(f"#{chart} .nsewdrag")  # the toolbar shows on hover
+        wait_sections(page)
+        every = page.eval_on_selector_all(".chart", "cs => cs.map(c => c.id)")
+        assert set(CHARTS) < set(every)
+        for chart in every:
+            page.hover(f"#{chart}")  # the toolbar shows on hover
             title = page.eval_on_selector(
                 f"#{chart} .gtitle",
                 "e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; }",
@@ -315,3 +319,313 @@ def test_api_docs_render_with_every_request_off_this_machine_aborted(served: tup
     assert any(url.endswith("/docs/assets/swagger-ui-bundle.js") for url in requested), requested
     assert "Unable to render" not in page.inner_text("body")
     page.close()
+
+
+# -- the course dashboard's sections (issue 20) ---------------------------------------------------------
+SECTIONS = ["sec-overview", "sec-demographics", "sec-geography", "sec-engagement", "sec-performance", "sec-across"]
+TOKEN = {"Authorization": "Bearer dashboard-token"}
+
+
+def get_with(base: str, path: str, headers: dict[str, str]) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def status_of(base: str, path: str) -> int:
+    try:
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def reference_cells(counts: list[int]) -> list[int | None]:
+    """docs/dashboard.md, "Small cells", as written there: counts 1 to 4 withheld; when exactly one is, the
+    smallest count of 5 or more (the first listed among equals) is withheld too."""
+    small = [i for i, n in enumerate(counts) if 0 < n < 5]
+    if len(small) == 1:
+        rest = sorted((n, i) for i, n in enumerate(counts) if n >= 5)
+        if rest:
+            small.append(rest[0][1])
+    return [None if i in small else n for i, n in enumerate(counts)]
+
+
+def test_small_cell_rule_by_hand() -> None:
+    from optimus.api.small_cells import breakdown, one, shown
+
+    assert [shown(n) for n in (0, 1, 4, 5, 12)] == ["0", "<5", "<5", "5", "12"]
+    assert [one(n) for n in (0, 3, 5)] == [0, None, 5]
+    # 3 alone would follow from the total (3 + 7 + 20 = 30): 7, the next smallest, is withheld with it
+    cells = breakdown([("a", 20), ("b", 3), ("c", 7), ("d", 0)])
+    assert [(c["label"], c["learners"], c["shown"]) for c in cells] == [
+        ("a", 20, "20"),
+        ("b", None, "<5"),
+        ("c", None, "<5"),
+        ("d", 0, "0"),
+    ]
+    # two small cells: their sum (5) follows from the total, not either one; nothing else withheld
+    assert [c["shown"] for c in breakdown([("a", 2), ("b", 3), ("c", 9)])] == ["<5", "<5", "9"]
+    assert reference_cells([20, 3, 7, 0]) == [20, None, None, 0]
+
+
+def learners_by(rows: list[dict[str, Any]], label: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        k = label(r)
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def test_dashboard_endpoints_equal_person_course_counted_by_hand(served: tuple[str, Settings]) -> None:
+    """Every figure of /courses/{id}/dashboard recounted in Python from the learners' own rows (read with the
+    token), with the small-cell rule applied as the docs write it."""
+    from optimus.api.insights import AGES, EDUCATION, GENDER
+
+    base, settings = served
+    listed = get(base, "/api/v1/courses")["courses"]
+    key = max(listed, key=lambda c: c["enrolments"])["course_key"]
+    d = get(base, f"/api/v1/courses/{key}/dashboard")
+    rows = get_with(base, f"/api/v1/courses/{key}/person_course?limit=100000", TOKEN)["rows"]
+    assert len(rows) >= 50
+
+    def flag(r: dict[str, Any], k: str) -> bool:
+        return r.get(k) is not None and int(r[k]) == 1
+
+    funnel = [sum(flag(r, s) for r in rows) for s in ("registered", "viewed", "explored", "completed", "certified")]
+    assert [s["learners"] for s in d["overview"]["funnel"]] == [n if not 0 < n < 5 else None for n in funnel]
+    assert funnel[0] >= 5 and d["overview"]["funnel"][0]["learners"] == funnel[0]
+
+    # demographics: each partition of the learners, "not said" last
+    said = lambda v: v is not None and str(v).strip() != ""  # noqa: E731
+    gender = learners_by(rows, lambda r: GENDER.get(str(r["gender"]).lower(), "?") if said(r["gender"]) else "not said")
+    got = {c["label"]: c for c in d["demographics"]["gender"]}
+    assert set(got) == set(gender) and sum(gender.values()) == len(rows)
+    labels = list(got)
+    assert [got[k]["learners"] for k in labels] == reference_cells([gender[k] for k in labels])
+    education = learners_by(rows, lambda r: EDUCATION[str(r["LoE"]).lower()] if said(r["LoE"]) else "not said")
+    labels = [c["label"] for c in d["demographics"]["education"]]
+    assert set(labels) == set(education)
+    assert [c["learners"] for c in d["demographics"]["education"]] == reference_cells([education[k] for k in labels])
+    year = d["demographics"]["age_reference_year"]
+    start = get(base, f"/api/v1/courses/{key}")["start_date"]
+    assert year == (int(start[:4]) if start else dt.datetime.now(dt.UTC).year)
+
+    def age_group(r: dict[str, Any]) -> str:
+        if not said(r["YoB"]):
+            return "not said"
+        age = year - int(float(r["YoB"]))
+        return next((label for lo, hi, label in AGES if lo <= age <= hi and 5 <= age <= 100), "implausible year")
+
+    ages = learners_by(rows, age_group)
+    labels = [c["label"] for c in d["demographics"]["age"]]
+    assert [c["learners"] for c in d["demographics"]["age"]] == reference_cells([ages.get(k, 0) for k in labels])
+    assert sum(ages.values()) == len(rows) and "not said" in labels
+
+    # geography: the placed learners by country code, and the unplaced as one more cell of the partition
+    countries = learners_by([r for r in rows if said(r["cc_by_ip"])], lambda r: r["cc_by_ip"])
+    geo = d["geography"]
+    order = sorted(countries, key=lambda c: (-countries[c], c))
+    assert [c["code"] for c in geo["countries"]] == order
+    unplaced = len(rows) - sum(countries.values())
+    assert [c["learners"] for c in geo["countries"]] + [geo["unplaced"]] == reference_cells([countries[c] for c in order] + [unplaced])
+    assert sum(r["learners"] or 0 for r in geo["reasons"]) <= unplaced
+    if unplaced >= 5:
+        assert geo["reasons"] and all(r["why"] for r in geo["reasons"])
+
+    # grades: tenths of person_course.grade (1.0 in the last), the pass mark
+    def tenth(g: float) -> int:
+        return 9 if g >= 1 else max(0, int(g * 10 // 1))
+
+    graded = [float(r["grade"]) for r in rows if r["grade"] is not None]
+    bins = [sum(1 for g in graded if tenth(g) == b) for b in range(10)]
+    got_bins = [b["learners"] for b in d["performance"]["grades"]["bins"]] + [d["performance"]["grades"]["no_grade"]]
+    assert got_bins == reference_cells(bins + [len(rows) - len(graded)])
+    marks = {r["passing_grade"] for r in rows if r["passing_grade"] is not None}
+    assert d["performance"]["grades"]["pass_mark"] == (max(marks) if marks else None)
+
+    # engagement: per ISO week, active learners of person_course_day (weeks under 5 learners withheld)
+    days = query_rows(settings, "SELECT date, user_id, nplay_video FROM person_course_day WHERE course_key = ?", [key])
+    weeks: dict[str, set[int]] = {}
+    plays: dict[str, int] = {}
+    for day, uid, n in days:
+        monday = (day - dt.timedelta(days=day.weekday())).isoformat()
+        weeks.setdefault(monday, set()).add(uid)
+        plays[monday] = plays.get(monday, 0) + (n or 0)
+    got_weeks = d["engagement"]["weekly"]
+    assert [w["week"] for w in got_weeks] == sorted(weeks)
+    for w in got_weeks:
+        n = len(weeks[w["week"]])
+        assert w["learners"] == (n if n >= 5 else None) and w.get("video_plays") == (plays[w["week"]] if n >= 5 else None)
+    assert d["overview"]["weekly"] == got_weeks
+
+    # enrolment by mode: enrollment_day's rows, summed per mode
+    eday = query_rows(settings, "SELECT mode, enrollments, unenrollments FROM enrollment_day WHERE course_key = ?", [key])
+    per_mode: dict[str, list[int]] = {}
+    for mode, e, u in eday:
+        t = per_mode.setdefault(mode or "unknown", [0, 0])
+        t[0], t[1] = t[0] + e, t[1] + u
+    assert {m["mode"]: [m["enrollments"], m["unenrollments"]] for m in d["overview"]["enrolment"]["by_mode"]} == per_mode
+
+    # per chapter: learners with a courseware_studentmodule row for the chapter or a block in it
+    axis = query_rows(settings, 'SELECT category, url_name, chapter_mid, "index", module_id FROM course_axis WHERE course_key = ?', [key])
+    chapter_of_mid = {
+        module: url for cat, url, _mid, _i, module in axis if cat == "chapter"
+    }  # a block's chapter_mid: its chapter's module_id
+    chapter_of = {url: chapter_of_mid[mid] for _c, url, mid, _i, _m in axis if mid in chapter_of_mid and url}
+    chapter_of.update({url: url for url in chapter_of_mid.values()})
+
+    def url_name(module_id: str) -> str | None:
+        if module_id.startswith("block-v1:"):
+            return module_id.split("+block@", 1)[1] if "+block@" in module_id else None
+        if module_id.startswith("i4x://"):
+            parts = module_id.split("/")
+            return parts[5] if len(parts) > 5 and parts[5] else None
+        return None
+
+    reached: dict[str, set[int]] = {}
+    for uid, module_id in query_rows(
+        settings, "SELECT student_id, module_id FROM edx.courseware_studentmodule WHERE course_key = ?", [key]
+    ):
+        chapter = chapter_of.get(url_name(module_id or "") or "")
+        if chapter and uid is not None:
+            reached.setdefault(chapter, set()).add(uid)
+    chapters = sorted((i, url) for cat, url, _m, i, _n in axis if cat == "chapter")
+    got_chapters = d["engagement"]["chapters"]
+    assert [c["chapter"] for c in got_chapters] == [url for _i, url in chapters]
+    assert [c["learners"] for c in got_chapters] == [
+        (lambda n: None if 0 < n < 5 else n)(len(reached.get(url, ()))) for _i, url in chapters
+    ]
+    assert any(c["learners"] for c in got_chapters), got_chapters
+
+    # across courses: registered per course, as person_course has it
+    across = {c["course_key"]: c for c in get(base, "/api/v1/dashboard/courses")["courses"]}
+    assert set(across) == {c["course_key"] for c in listed}
+    assert across[key]["registered"] == funnel[0]
+
+
+def test_dashboard_endpoints_hold_no_learner_row(served: tuple[str, Settings]) -> None:
+    """The open aggregates name no learner (no username, email or user id field), while the learners' own
+    rows stay behind the token."""
+    base, settings = served
+    people = query_rows(settings, "SELECT username, email FROM edx.auth_user")
+    for c in get(base, "/api/v1/courses")["courses"]:
+        key = c["course_key"]
+        for path in (f"/api/v1/courses/{key}/dashboard", "/api/v1/dashboard/courses"):
+            text = fetch_text(base + path)
+            assert not re.search(r'"(user_id|username|email|ip)"\s*:', text), path
+            for username, email in people:
+                assert not (email and email in text)
+                assert not (username and len(username) > 3 and re.search(rf'"{re.escape(username)}"', text)), username
+        assert status_of(base, f"/api/v1/courses/{key}/person_course") == 401
+        assert status_of(base, f"/api/v1/courses/{key}/tables/time_on_task") == 401
+
+
+def wait_sections(page: Any) -> None:
+    """Until every chart of every section is drawn, the table across courses filled and the map's shapes drawn."""
+    page.wait_for_function(
+        "ids => ids.every(id => [...document.querySelectorAll('#' + id + ' .chart')].every(c => c.data)) && "
+        "document.querySelectorAll('#across tbody tr').length > 0 && document.querySelectorAll('#chart-map path.choroplethlocation').length > 0",
+        arg=SECTIONS,
+        timeout=60000,
+    )
+    page.wait_for_timeout(500)
+
+
+def chart_has_data(page: Any, chart: str) -> bool:
+    """A drawn Plotly chart with at least one finite non-zero value in a trace (not an empty frame)."""
+    return bool(
+        page.evaluate(
+            """id => { const el = document.getElementById(id); if (!el || !el.data || !el.querySelector('svg')) return false;
+               const nums = v => (Array.isArray(v) ? v : []).flat(2).some(x => typeof x === 'number' && Number.isFinite(x) && x !== 0);
+               return el.data.some(t => nums(t.x) || nums(t.y) || nums(t.z)); }""",
+            chart,
+        )
+    )
+
+
+@pytest.mark.browser
+def test_every_section_renders_with_data_offline(served: tuple[str, Settings], browser: Any, tmp_path: Path) -> None:
+    """Every chart of every section drawn with data on the sample, with every request to a host other than
+    127.0.0.1 aborted; the map draws every country shape; a screenshot per section (kept as test artefacts,
+    and in docs/img with OPTIMUS_TEST_DOCS_SCREENSHOTS=docs/img)."""
+    base, _settings = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    aborted: list[str] = []
+    fetched: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        url = route.request.url
+        fetched.append(url)
+        if urllib.parse.urlsplit(url).hostname != "127.0.0.1":
+            aborted.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", only_loopback)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/ui/?refresh=30")
+    wait_sections(page)
+    assert not errors, errors
+    assert not aborted, aborted
+    assert page.eval_on_selector("#message", "m => m.hidden"), page.inner_text("#message")  # no section failed
+
+    charts_by_section = page.evaluate(
+        "ids => Object.fromEntries(ids.map(id => [id, [...document.querySelectorAll('#' + id + ' .chart')].map(c => c.id)]))", SECTIONS
+    )
+    assert all(charts_by_section[s] for s in SECTIONS if s != "sec-across"), charts_by_section
+    empty = [c for s in SECTIONS for c in charts_by_section[s] if not chart_has_data(page, c)]
+    assert not empty, ("charts drawn without data", empty)
+
+    # the map: one shape per country of the vendored shapes, coloured where learners are
+    shapes = json.loads(fetch_text(base + "/ui/world/countries-110m.geojson"))["features"]
+    drawn = page.eval_on_selector_all("#chart-map path.choroplethlocation", "ps => ps.length")
+    assert drawn == len(shapes) > 150, (drawn, len(shapes))
+    key = page.eval_on_selector("#course", "s => s.value")
+    geo = get(base, f"/api/v1/courses/{key}/dashboard")["geography"]
+    ids = {f["id"] for f in shapes}
+    coloured = page.evaluate(
+        "() => document.getElementById('chart-map').data.slice(1).map(t => t.locations.length).reduce((a, b) => a + b, 0)"
+    )
+    assert coloured == sum(1 for c in geo["countries"] if c["code"] in ids)
+    table = page.eval_on_selector_all("#countries tbody tr", "trs => trs.map(tr => tr.cells[2].textContent)")
+    assert table == [c["code"] for c in geo["countries"]][:20]
+    note = page.inner_text("#geo-note")
+    if geo["unplaced_shown"] != "0":
+        assert "No country for" in note and all(r["why"] in note for r in geo["reasons"])
+
+    # across courses: every course, linking to it, sortable
+    across = get(base, "/api/v1/dashboard/courses")["courses"]
+    links = page.eval_on_selector_all("#across tbody a", "as => as.map(a => a.getAttribute('href'))")
+    assert sorted(links) == sorted(f"/ui/?course={urllib.parse.quote(c['course_key'], safe='')}" for c in across)
+    page.click("#across th[data-key='course_key']")
+    keys = page.eval_on_selector_all("#across tbody tr", "trs => trs.map(tr => tr.dataset.course)")
+    assert keys == sorted(c["course_key"] for c in across)
+    page.click("#across th[data-key='course_key']")
+    assert page.eval_on_selector_all("#across tbody tr", "trs => trs.map(tr => tr.dataset.course)") == sorted(keys, reverse=True)
+
+    keep = os.environ.get("OPTIMUS_TEST_DOCS_SCREENSHOTS")
+    for section in SECTIONS:
+        shot = tmp_path / f"dashboard-{section.removeprefix('sec-')}.png"
+        page.locator(f"#{section}").screenshot(path=str(shot))
+        assert shot.stat().st_size > 5_000, shot
+        if keep:
+            Path(keep, shot.name).write_bytes(shot.read_bytes())
+    # a learner's personal data never shown: no username or email in the page
+    people = query_rows(_settings, "SELECT username, email FROM edx.auth_user")
+    body = page.content()
+    for username, email in people:
+        assert not (email and email in body)
+        assert not (username and len(username) > 3 and re.search(rf"(?<![\w.-]){re.escape(username)}(?![\w.-])", body)), username
+    page.close()
+
+
+def test_dashboard_docs_show_every_section() -> None:
+    """docs/dashboard.md has a screenshot of every section, each a PNG kept in docs/img."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "dashboard.md").read_text()
+    for section in SECTIONS:
+        name = f"img/dashboard-{section.removeprefix('sec-')}.png"
+        assert f"]({name})" in text, name
+        assert (root / "docs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from optimus.api import auth, compat, courses, dashboard, files, research, services, sql
+from optimus.api import auth, compat, courses, dashboard, files, insights, research, services, sql
 from optimus.api.limits import BodyLimit
 from optimus.api.state import API_THREADS, ReadViews, ServerState, ViewsBusy
 from optimus.config import Settings
@@ -55,8 +55,9 @@ def create_app(settings: Settings, views: ReadViews, state: ServerState | None =
 
     gate = [Depends(auth.open_access)]
     app.include_router(compat.router, dependencies=gate)
-    # research before courses: its /courses/{id}/videos, /problems, /time_on_task would be taken by /courses/{course_id:path}
-    for module in (services, files, research, courses, sql):
+    # research and insights before courses: their /courses/{id}/videos, /problems, /time_on_task, /dashboard would be
+    # taken by /courses/{course_id:path}
+    for module in (services, files, research, insights, courses, sql):
         app.include_router(module.router, prefix="/api/v1", dependencies=gate)
     app.include_router(dashboard.router)
 

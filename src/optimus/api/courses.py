@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from optimus import courses as course_ids
 from optimus.api.auth import require_token
+from optimus.api.small_cells import breakdown
 from optimus.api.state import MAX_ID, iso, warehouse_view
 from optimus.warehouse import Warehouse
 from optimus.warehouse.base import raw_table
@@ -115,7 +116,7 @@ def certificates(wh: Warehouse, key: str) -> dict[str, Any]:
 
 
 def countries(wh: Warehouse, key: str) -> dict[str, Any]:
-    """Registered learners by country (from their events' IP addresses, as person_course has it)."""
+    """Registered learners by country (from their events' IP addresses, as person_course has it); small counts withheld."""
     if not wh.table_exists("person_course"):
         return {"source": None, "by_country": [], "unknown": 0}
     columns = set(wh.columns("person_course"))
@@ -129,10 +130,12 @@ def countries(wh: Warehouse, key: str) -> dict[str, Any]:
         [key],
     )
     unknown = wh.scalar(f"SELECT count(*) FROM person_course WHERE course_key = ? AND ({col} IS NULL OR {col} = '')", [key])
+    # counts of 1-4 learners withheld (null), as on the dashboard's endpoints (insights.breakdown; docs/dashboard.md, "Small cells")
+    cells = breakdown([(c, int(n)) for c, n in rows] + [("", int(unknown or 0))])
     return {
         "source": f"person_course.{column}",
-        "by_country": [{"country": c, "learners": int(n)} for c, n in rows],
-        "unknown": int(unknown or 0),
+        "by_country": [{"country": cell["label"], "learners": cell["learners"]} for cell in cells[:-1]],
+        "unknown": cells[-1]["learners"],
     }
 
 

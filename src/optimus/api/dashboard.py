@@ -34,6 +34,33 @@ def plotly() -> Response:
     return Response(plotly_bundle(), media_type=_TYPES[".js"], headers={"Cache-Control": "max-age=86400"})
 
 
+@lru_cache(maxsize=1)
+def world_shapes() -> bytes:
+    """The world map's country shapes (GeoJSON, ids ISO alpha-2), kept in the package (scripts/vendor-world-atlas)."""
+    return resources.files("optimus").joinpath("data", "world-countries-110m.geojson").read_bytes()
+
+
+@router.get("/ui/world/countries-110m.geojson")
+def world() -> Response:
+    """Served from here, so the map needs no CDN (Plotly's own geo data would come from one)."""
+    return Response(world_shapes(), media_type="application/geo+json", headers={"Cache-Control": "max-age=86400"})
+
+
+# Plotly fetches its base-layer file `{topojsonURL}world_110m.json` for any geo trace, even with every base
+# layer off (as the dashboard's map has them): this answers with the layers it asks for, all empty
+_LAYERS = ("coastlines", "land", "ocean", "lakes", "rivers", "countries", "subunits")
+EMPTY_TOPOLOGY: dict[str, object] = {
+    "type": "Topology",
+    "arcs": [],
+    "objects": {name: {"type": "GeometryCollection", "geometries": []} for name in _LAYERS},
+}
+
+
+@router.get("/ui/world/world_110m.json")
+def plotly_base_layers() -> dict[str, object]:
+    return EMPTY_TOPOLOGY
+
+
 @router.get("/ui/{name}")
 def asset(name: str) -> FileResponse:
     path = STATIC / name
