@@ -322,12 +322,27 @@ def outline_target_sql(wh: Warehouse, row: str) -> str:
     return f"(CASE WHEN {row}.event_type LIKE 'edx.ui.lms.outline.%' THEN {json_text(wh, f'{row}.event', 'target_url')} END)"
 
 
-def event_chapter_sql(wh: Warehouse, row: str) -> str:
+def event_chapter_sql(wh: Warehouse, row: str, fields: dict[str, str] | None = None) -> str:
     """The chapter an event names by URL: its courseware URL event type (chapter_sql), else the
-    `/courseware/{chapter}/` of an outline event's target_url."""
-    target = outline_target_sql(wh, row)
+    `/courseware/{chapter}/` of an outline event's target_url (`fields`: payload_fields, or columns holding them)."""
+    target = (fields or payload_fields(wh, row))["outline_target"]
     url_chapter = f"(CASE WHEN strpos({target}, '/courses/') > 0 THEN {path_segment_sql(target, '/courseware/')} END)"
     return f"coalesce({chapter_sql(f'{row}.event_type')}, {url_chapter})"
+
+
+def payload_fields(wh: Warehouse, row: str) -> dict[str, str]:
+    """The payload members the event rules read, each for the event types that read it only (NULL for the
+    others): a video's or sequence event's `id`, a sequence event's `target_id`, a problem event's
+    `problem_id`, an outline event's `target_url`. Selected once as columns, each payload is parsed once
+    per member instead of once per use (a video id is used some ten times by video_block_id_sql)."""
+    t, payload = f"{row}.event_type", f"{row}.event"
+    sequence = f"{t} LIKE 'edx.ui.lms.sequence.%'"
+    return {
+        "payload_id": f"(CASE WHEN {t} IN {in_list(VIDEO_ANY)} OR {sequence} THEN {json_text(wh, payload, 'id')} END)",
+        "payload_target_id": f"(CASE WHEN {sequence} THEN {json_text(wh, payload, 'target_id')} END)",
+        "payload_problem_id": f"(CASE WHEN {t} IN {in_list(PROBLEM_EVENTS)} THEN {json_text(wh, payload, 'problem_id')} END)",
+        "outline_target": outline_target_sql(wh, row),
+    }
 
 
 def path_segment_sql(text: str, marker: str) -> str:
@@ -336,21 +351,22 @@ def path_segment_sql(text: str, marker: str) -> str:
     return f"(CASE WHEN strpos({text}, '{marker}') > 0 THEN nullif(split_part(split_part(split_part({tail}, '/', 1), '?', 1), '#', 1), '') END)"
 
 
-def usage_key_sql(wh: Warehouse, row: str) -> str:
+def usage_key_sql(wh: Warehouse, row: str, fields: dict[str, str] | None = None) -> str:
     """The usage key of the block an event touched, NULL when none: context.module.usage_key
     (events.module_id), else the key of an /xblock/ URL (type, then page), of a Learning MFE
     sequence API URL, of an `edx.ui.lms.sequence.*` payload (target_id, then id), the first
     `block-v1:` usage key in an `edx.ui.lms.outline.*` payload's target_url (the Learning MFE's
-    sequence), a video's id, or a problem event's problem_id."""
+    sequence), a video's id, or a problem event's problem_id.
+    `fields`: payload_fields(wh, row) (the default), or columns holding them."""
     t = f"{row}.event_type"
-    payload = f"{row}.event"
+    f = fields or payload_fields(wh, row)
     return (
         f"coalesce(nullif({row}.module_id, ''), {path_segment_sql(t, '/xblock/')}, {path_segment_sql(f'{row}.page', '/xblock/')},"
         f" {path_segment_sql(t, '/api/courseware/sequence/')},"
-        f" CASE WHEN {t} LIKE 'edx.ui.lms.sequence.%' THEN coalesce({json_text(wh, payload, 'target_id')}, {json_text(wh, payload, 'id')})"
-        f" WHEN {t} LIKE 'edx.ui.lms.outline.%' THEN 'block-v1:' || {path_segment_sql(outline_target_sql(wh, row), '/block-v1:')}"
-        f" WHEN {t} IN {in_list(VIDEO_ANY)} THEN {json_text(wh, payload, 'id')}"
-        f" WHEN {t} IN {in_list(PROBLEM_EVENTS)} THEN {json_text(wh, payload, 'problem_id')} END)"
+        f" CASE WHEN {t} LIKE 'edx.ui.lms.sequence.%' THEN coalesce({f['payload_target_id']}, {f['payload_id']})"
+        f" WHEN {t} LIKE 'edx.ui.lms.outline.%' THEN 'block-v1:' || {path_segment_sql(f['outline_target'], '/block-v1:')}"
+        f" WHEN {t} IN {in_list(VIDEO_ANY)} THEN {f['payload_id']}"
+        f" WHEN {t} IN {in_list(PROBLEM_EVENTS)} THEN {f['payload_problem_id']} END)"
     )
 
 
@@ -404,33 +420,45 @@ def learner_events(wh: Warehouse, scope_filter: str, scope_join: str = "", block
     engine deduplicate every event's (course, time) first).
     """
     events, auth = source(wh, "events"), source(wh, "auth_user")
-    video = json_text(wh, "e.event", "id")
-    problem = json_text(wh, "e.event", "problem_id")
-    # with `blocks`, the touched block's key is computed once, in an inner SELECT; its category and name
-    # outside it (Time Finder needs no block: its SELECT stays flat, which its plan is tuned for)
-    block = f"{usage_key_sql(wh, 'e')} AS block_key," if blocks else ""
-    head, tail = "", ""
-    if blocks:
-        head = f"SELECT touched.*, {block_type_sql('touched.block_key')} AS block_type, {block_name_sql('touched.block_key')} AS block_name FROM ("
-        tail = ") touched"
-    return f"""
-        {head}
-        SELECT e.event_id, e.time, CAST(e.time AS DATE) AS day, e.course_id, e.course_key,
-               coalesce(e.user_id, account_ids.id) AS uid,
-               nullif(e.username, '') AS username,
-               CASE WHEN coalesce(e.user_id, account_ids.id) IS NOT NULL THEN 'u' || CAST(coalesce(e.user_id, account_ids.id) AS VARCHAR)
-                    WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who,
-               e.event_type, e.event_source, nullif(e.ip, '') AS ip,
-               {event_chapter_sql(wh, "e")} AS chapter,
-               {courseware_sql("e")} AS courseware, {learner_action_sql("e")} AS learner_action, {block}
-               (strpos(coalesce(e.event_type, ''), '/xblock/') = 0 AND nullif(e.username, '') IS NOT NULL) AS in_day_table,
-               CASE WHEN e.event_type IN {in_list(VIDEO_VIEW)} THEN {video_block_id_sql(video)} END AS video_id,
-               CASE WHEN e.event_type = 'problem_check' AND e.event_source = 'server' THEN {problem} END AS problem_id
-        FROM {events} e {scope_join}
-        LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
+    accounts = f"""LEFT JOIN (SELECT course_key, username, min(id) AS id FROM {auth} a WHERE username IS NOT NULL AND username <> ''
                    GROUP BY course_key, username) account_ids
           ON e.user_id IS NULL AND account_ids.course_key = e.course_key AND account_ids.username = e.username
-        WHERE e.course_key IS NOT NULL AND {scope_filter}{tail}"""
+        WHERE e.course_key IS NOT NULL AND {scope_filter}"""
+    if not blocks:
+        # Time Finder needs no block: its SELECT stays flat, which its plan is tuned for
+        return f"""
+        SELECT {_event_columns(wh, "e", "account_ids.id", payload_fields(wh, "e"), blocks=False)}
+        FROM {events} e {scope_join}
+        {accounts}"""
+    # with `blocks`: the payload members once per event (innermost SELECT), the touched block's key and the
+    # other derived keys from them (middle), its category and name from the key (outer)
+    parsed = ", ".join(f"{expr} AS {name}" for name, expr in payload_fields(wh, "e").items())
+    columns = {name: f"parsed.{name}" for name in payload_fields(wh, "e")}
+    return f"""
+        SELECT touched.*, {block_type_sql("touched.block_key")} AS block_type, {block_name_sql("touched.block_key")} AS block_name FROM (
+        SELECT {_event_columns(wh, "parsed", "parsed.account_id", columns, blocks=True)}
+        FROM (SELECT e.event_id, e.time, e.course_id, e.course_key, e.user_id, e.username, e.event_type, e.event_source, e.ip,
+                     e.page, e.module_id, account_ids.id AS account_id, {parsed}
+              FROM {events} e {scope_join}
+              {accounts}) parsed) touched"""
+
+
+def _event_columns(wh: Warehouse, row: str, account_id: str, fields: dict[str, str], blocks: bool) -> str:
+    """The SELECT list of learner_events over an events row `row` (`account_id`: the auth_user id of its
+    username; `fields`: payload_fields, or columns holding them)."""
+    uid = f"coalesce({row}.user_id, {account_id})"
+    block = f"{usage_key_sql(wh, row, fields)} AS block_key," if blocks else ""
+    return f"""{row}.event_id, {row}.time, CAST({row}.time AS DATE) AS day, {row}.course_id, {row}.course_key,
+               {uid} AS uid,
+               nullif({row}.username, '') AS username,
+               CASE WHEN {uid} IS NOT NULL THEN 'u' || CAST({uid} AS VARCHAR)
+                    WHEN nullif({row}.username, '') IS NOT NULL THEN 'n' || {row}.username END AS who,
+               {row}.event_type, {row}.event_source, nullif({row}.ip, '') AS ip,
+               {event_chapter_sql(wh, row, fields)} AS chapter,
+               {courseware_sql(row)} AS courseware, {learner_action_sql(row)} AS learner_action, {block}
+               (strpos(coalesce({row}.event_type, ''), '/xblock/') = 0 AND nullif({row}.username, '') IS NOT NULL) AS in_day_table,
+               CASE WHEN {row}.event_type IN {in_list(VIDEO_VIEW)} THEN {video_block_id_sql(fields["payload_id"])} END AS video_id,
+               CASE WHEN {row}.event_type = 'problem_check' AND {row}.event_source = 'server' THEN {fields["payload_problem_id"]} END AS problem_id"""
 
 
 def flag(cond: str) -> str:

@@ -181,7 +181,16 @@ def person_course_insert(wh: Warehouse) -> str:
     q = wh.quote
     src = {t: source(wh, t) for t in INPUTS}
     inscope = "course_key IN (SELECT course_key FROM _pc_scope)"
-    event_sums = ",\n                   ".join(f"sum({expr}) AS {name}" for name, expr in counts_sql("learner_events").items())
+
+    # one pass over the learner's events: the counts of person_course_day's events (in_day_table) and those of
+    # every event (learner_access); a learner without in_day_table events gets 0 or NULL, as the coalesces below
+    def in_day(expr: str) -> str:
+        return f"CASE WHEN learner_events.in_day_table THEN {expr} END"
+
+    in_day_sums = ",\n                   ".join(
+        [f"sum({flag('learner_events.in_day_table')}) AS nevents"]
+        + [f"sum({in_day(expr)}) AS {name}" for name, expr in counts_sql("learner_events").items()]
+    )
     access_flags = ",\n                   ".join(
         f"max({flag(f'granted.role = {in_list([role])[1:-1]}')}) AS {q(column)}" for role, column in ACCESS_ROLES.items()
     )
@@ -320,18 +329,16 @@ def person_course_insert(wh: Warehouse) -> str:
         published_chapter_counts AS (SELECT course_key, count(*) AS n_published FROM published_chapters GROUP BY course_key),
         published_video_counts AS (SELECT course_key, count(*) AS n_videos FROM {src["course_blocks"]} t
                 WHERE {inscope} AND category = 'video' AND (published IS NULL OR published) GROUP BY course_key),
-        {activity} AS (SELECT learner_events.course_key, learner_events.uid, count(*) AS nevents,
-                   count(DISTINCT learner_events.day) AS ndays_act,
-                   min(learner_events.time) AS first_event, max(learner_events.time) AS last_event,
-                   min(learner_events.username) AS username,
-                   count(DISTINCT learner_events.video_id) AS nvideos_unique_viewed,
-                   count(DISTINCT learner_events.problem_id) AS attempted_problems,
-                   {event_sums}
+        {activity} AS (SELECT learner_events.course_key, learner_events.uid, {in_day_sums},
+                   count(DISTINCT {in_day("learner_events.day")}) AS ndays_act,
+                   min({in_day("learner_events.time")}) AS first_event, max({in_day("learner_events.time")}) AS last_event,
+                   count(DISTINCT {in_day("learner_events.video_id")}) AS nvideos_unique_viewed,
+                   count(DISTINCT {in_day("learner_events.problem_id")}) AS attempted_problems,
+                   max(CASE WHEN learner_events.courseware THEN 1 ELSE 0 END) AS viewed_by_events,
+                   count(*) AS nevents_any, min(learner_events.username) AS username
                FROM learner_events
-               WHERE learner_events.uid IS NOT NULL AND learner_events.in_day_table GROUP BY learner_events.course_key, learner_events.uid),
-        learner_access AS (SELECT course_key, uid, max(CASE WHEN courseware THEN 1 ELSE 0 END) AS viewed_by_events,
-                   count(*) AS nevents_any, min(username) AS username
-               FROM learner_events WHERE uid IS NOT NULL GROUP BY course_key, uid),
+               WHERE learner_events.uid IS NOT NULL GROUP BY learner_events.course_key, learner_events.uid),
+        learner_access AS (SELECT course_key, uid, viewed_by_events, nevents_any, username FROM {activity}),
         block_chapters AS (SELECT DISTINCT block.course_key, block.category, block.url_name, chapter.url_name AS chapter
                FROM {src["course_blocks"]} block JOIN {src["course_blocks"]} chapter
                  ON chapter.course_key = block.course_key AND chapter.category = 'chapter' AND chapter.chapter_index = block.chapter_index
