@@ -17,6 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -288,26 +289,39 @@ def test_one_day_of_data_gives_day_ticks_not_sub_millisecond_ones(served_one_day
     page.close()
 
 
-@pytest.mark.browser
-def test_api_docs_render_with_every_request_off_this_machine_aborted(served: tuple[str, Settings], browser: Any) -> None:
-    """/docs is Swagger UI served from this server: it renders every operation with the network cut off."""
-    base, _settings = served
-    page = browser.new_page(viewport={"width": 1400, "height": 1800})
-    aborted: list[str] = []
-    requested: list[str] = []
+@dataclass
+class OfflinePage:
+    """A page whose every request to a host other than 127.0.0.1 is aborted, with what it asked for."""
+
+    page: Any
+    requested: list[str] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def offline_page(browser: Any, width: int, height: int) -> OfflinePage:
+    opened = OfflinePage(browser.new_page(viewport={"width": width, "height": height}))
 
     def only_loopback(route: Any) -> None:
         url = route.request.url
-        requested.append(url)
+        opened.requested.append(url)
         if urllib.parse.urlsplit(url).hostname != "127.0.0.1":
-            aborted.append(url)
+            opened.aborted.append(url)
             route.abort()
         else:
             route.continue_()
 
-    page.route("**/*", only_loopback)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    opened.page.route("**/*", only_loopback)
+    opened.page.on("pageerror", lambda e: opened.errors.append(str(e)))
+    return opened
+
+
+@pytest.mark.browser
+def test_api_docs_render_with_every_request_off_this_machine_aborted(served: tuple[str, Settings], browser: Any) -> None:
+    """/docs is Swagger UI served from this server: it renders every operation with the network cut off."""
+    base, _settings = served
+    opened = offline_page(browser, 1400, 1800)
+    page, requested, aborted, errors = opened.page, opened.requested, opened.aborted, opened.errors
     page.goto(base + "/docs")
     page.wait_for_selector(".swagger-ui .opblock", timeout=30000)
     spec = get(base, "/openapi.json")
@@ -549,22 +563,8 @@ def test_every_section_renders_with_data_offline(served: tuple[str, Settings], b
     127.0.0.1 aborted; the map draws every country shape; a screenshot per section (kept as test artefacts,
     and in docs/img with OPTIMUS_TEST_DOCS_SCREENSHOTS=docs/img)."""
     base, _settings = served
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    aborted: list[str] = []
-    fetched: list[str] = []
-
-    def only_loopback(route: Any) -> None:
-        url = route.request.url
-        fetched.append(url)
-        if urllib.parse.urlsplit(url).hostname != "127.0.0.1":
-            aborted.append(url)
-            route.abort()
-        else:
-            route.continue_()
-
-    page.route("**/*", only_loopback)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    opened = offline_page(browser, 1400, 1000)
+    page, aborted, errors = opened.page, opened.aborted, opened.errors
     page.goto(base + "/ui/?refresh=30")
     wait_sections(page)
     assert not errors, errors
