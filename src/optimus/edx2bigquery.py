@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from optimus import exports
 from optimus.config import Settings
-from optimus.services.course_tables import Table, course_file_part
+from optimus.services.course_tables import Table, course_file_part, per_course, rows_sql
 from optimus.warehouse.base import Warehouse
 
 # schema_person_course.json, in its order: (name, BigQuery type)
@@ -243,19 +243,13 @@ def export_tables(wh: Warehouse, settings: Settings, tables: list[Table], course
 
     def write(staged: exports.ExportSet) -> list[str]:
         names: list[str] = []
-        for table in tables:
-            if not wh.table_exists(table.name):
-                continue
-            keys = courses or [k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {wh.quote(table.name)} ORDER BY course_key")]
-            cols = ", ".join(wh.quote(c) for c in table.columns if c != "course_key")
-            order = ", ".join(wh.quote(c) for c in table.order_by)
-            for key in keys:
-                if table.name == "grading_policy":
-                    data, skipped = grading_policy_table(wh, key)
-                    notes.extend(f"{key}: grade label {label!r} has no edx2bigquery column name; left out" for label in skipped)
-                else:
-                    data = wh.query_arrow(f"SELECT {cols} FROM {wh.quote(table.name)} WHERE course_key = ? ORDER BY {order}", [key])
-                names += exports.write_both(staged, f"{FOLDER}/{table.name}_{course_file_part(key)}_{stamp}", data, _csv_rows(data))
+        for table, key in per_course(wh, tables, courses):
+            if table.name == "grading_policy":
+                data, skipped = grading_policy_table(wh, key)
+                notes.extend(f"{key}: grade label {label!r} has no edx2bigquery column name; left out" for label in skipped)
+            else:
+                data = wh.query_arrow(rows_sql(wh, table, leave_out=("course_key",)), [key])
+            names += exports.write_both(staged, f"{FOLDER}/{table.name}_{course_file_part(key)}_{stamp}", data, _csv_rows(data))
         return names
 
     return exports.publish_together(settings.export_path, write), notes

@@ -16,6 +16,7 @@ copies an edx2bigquery table, `course_id` in edx2bigquery's `org/course/run` for
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -144,6 +145,21 @@ def all_courses(wh: Warehouse, own: list[str] | tuple[str, ...] = ()) -> set[str
     return {k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM ({sql}) u WHERE course_key IS NOT NULL")}
 
 
+def per_course(wh: Warehouse, tables: list[Table], courses: list[str] | None) -> Iterator[tuple[Table, str]]:
+    """Each built table with each of the given courses (default: every course it holds), for an export."""
+    for table in tables:
+        if wh.table_exists(table.name):
+            keys = courses or [k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {wh.quote(table.name)} ORDER BY course_key")]
+            yield from ((table, key) for key in keys)
+
+
+def rows_sql(wh: Warehouse, table: Table, leave_out: tuple[str, ...] = ()) -> str:
+    """One course's rows of a table (parameter: the course_key), in its declared order."""
+    cols = ", ".join(wh.quote(c) for c in table.columns if c not in leave_out)
+    order = ", ".join(wh.quote(c) for c in table.order_by)
+    return f"SELECT {cols} FROM {wh.quote(table.name)} WHERE course_key = ? ORDER BY {order}"
+
+
 def export_tables(
     wh: Warehouse, settings: Settings, tables: list[Table], courses: list[str] | None = None, deidentified: bool = False
 ) -> list[Path]:
@@ -156,16 +172,9 @@ def export_tables(
 
     def write(staged: exports.ExportSet) -> list[str]:
         names: list[str] = []
-        for table in tables:
-            if not wh.table_exists(table.name):
-                continue
-            keys = courses or [k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {wh.quote(table.name)} ORDER BY course_key")]
-            cols = ", ".join(wh.quote(c) for c in table.columns)
-            order = ", ".join(wh.quote(c) for c in table.order_by)
-            sql = f"SELECT {cols} FROM {wh.quote(table.name)} WHERE course_key = ? ORDER BY {order}"
-            for key in keys:
-                base = f"{'deidentified/' if deidentified else ''}{table.name}_{course_file_part(key)}_{stamp}"
-                names += exports.export_query(wh, sql, [key], staged, base)
+        for table, key in per_course(wh, tables, courses):
+            base = f"{'deidentified/' if deidentified else ''}{table.name}_{course_file_part(key)}_{stamp}"
+            names += exports.export_query(wh, rows_sql(wh, table), [key], staged, base)
         return names
 
     return exports.publish_together(settings.export_path, write)
