@@ -1,0 +1,46 @@
+"""The one place a Spark session is made (issue 21): loopback binding, ANSI SQL with double-quoted
+identifiers (the shared SQL quotes names as standard SQL does), UTC, naive timestamps (DuckDB's and
+PostgreSQL's TIMESTAMP), few shuffle partitions. One JVM per process: getOrCreate reuses it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# the settings every Optimus Spark session runs with; a caller's `conf` adds to them
+BASE_CONF: dict[str, str] = {
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.ansi.doubleQuotedIdentifiers": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def spark_session(master: str = "local[*]", app_name: str = "optimus", conf: Mapping[str, str] | None = None) -> SparkSession:
+    """A Spark session on `master` (local[N], spark://host:port); the driver binds to loopback unless
+    SPARK_LOCAL_IP says otherwise (Spark picks a non-loopback address by default)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # the default install stays light
+        from optimus.errors import WarehouseError
+
+        raise WarehouseError("the Spark warehouse needs pyspark: pip install 'optimus[spark]' (and Java 17)") from exc
+    local_ip = os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(master).appName(app_name)
+    settings = {**BASE_CONF, "spark.driver.host": local_ip, "spark.driver.bindAddress": local_ip, **(conf or {})}
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
