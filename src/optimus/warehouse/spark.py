@@ -126,7 +126,7 @@ class SparkWarehouse:
         if self._spark is None:
             from optimus.warehouse.spark_session import spark_session
 
-            self._spark = spark_session(self.master, conf={"spark.sql.warehouse.dir": str(self.lake.root / "_tmp" / "spark-warehouse")})
+            self._spark = spark_session(self.master)
         return self._spark
 
     def _lake_frame(self, table: LakeTable, parts: Sequence[Path] | None = None, with_part: bool = False) -> DataFrame:
@@ -160,7 +160,7 @@ class SparkWarehouse:
         node = node.copy()
         ctes = {c.alias for c in node.find_all(exp.CTE)}
         for table in list(node.find_all(exp.Table)):
-            if not isinstance(table.this, exp.Identifier) or table.name in ctes and not table.db:
+            if not isinstance(table.this, exp.Identifier) or (table.name in ctes or table.name in self._views) and not table.db:
                 continue
             schema, name = table.db or MAIN, table.name
             view = _view_name(schema, name)
@@ -228,6 +228,9 @@ class SparkWarehouse:
             self.catalog.execute(sql, params)
             return None
         stmt = _inline(stmt, params)
+        if isinstance(stmt, exp.Query) and any(isinstance(c.this, exp.Insert) for c in stmt.find_all(exp.CTE)):
+            with self.transaction():
+                return self._run(self._returning(stmt, arrow), arrow).toArrow()
         if isinstance(stmt, exp.Query):
             return self._run(stmt, arrow).toArrow()
         with self.transaction():
@@ -267,7 +270,35 @@ class SparkWarehouse:
             raise WarehouseError(f"the Spark warehouse cannot run this statement on a lake table: {sql[:200]}")
 
     # -- the statements on lake tables --------------------------------------------------------------
-    def _insert(self, stmt: exp.Insert, arrow: pa.Table | None) -> None:
+    def _returning(self, query: exp.Expression, arrow: pa.Table | None) -> exp.Expression:
+        """`WITH x AS (INSERT ... RETURNING cols) SELECT ... FROM x`: the insert is made, and x is read
+        from the parts it added (the rows it stored), as a temporary view."""
+        query = query.copy()
+        for cte in list(query.find_all(exp.CTE)):
+            insert = cte.this
+            if not isinstance(insert, exp.Insert):
+                continue
+            returning = insert.args.get("returning")
+            insert.set("returning", None)
+            target, _ = _target(insert.this)
+            table = self._lake_target(target, insert)
+            added = self._insert(insert, arrow)
+            frame = self._lake_frame(table, [table_part for table_part, _ in added] or [self.lake.root / table.schema_part])
+            if returning is not None:
+                frame = frame.selectExpr(*[e.sql(dialect="spark") for e in returning.expressions])
+            view = _view_name("returning", cte.alias)
+            frame.createOrReplaceTempView(view)
+            self._views.add(view)
+            for ref in list(query.find_all(exp.Table)):
+                if ref.name == cte.alias and not ref.db:
+                    ref.replace(exp.Table(this=exp.to_identifier(view), alias=ref.args.get("alias") or exp.TableAlias(this=exp.to_identifier(cte.alias))))
+            cte.pop()
+        with_ = query.args.get("with_") or query.args.get("with")
+        if with_ is not None and not with_.expressions:
+            with_.pop()
+        return query
+
+    def _insert(self, stmt: exp.Insert, arrow: pa.Table | None) -> list[tuple[Path, int]]:
         target, given = _target(stmt.this)
         source = stmt.expression
         assert source is not None
@@ -278,16 +309,17 @@ class SparkWarehouse:
             self.catalog.execute_over_arrow(
                 f"INSERT INTO {self._qualified(target.db or MAIN, target.name)}{cols} SELECT * FROM arrow_block", rows
             )
-            return
+            return []
         if stmt.args.get("conflict") or stmt.args.get("alternative"):
             raise WarehouseError(f"{target.name}: a lake table has no keys (no ON CONFLICT, no INSERT OR REPLACE)")
         table = self.lake.table(target.db or MAIN, target.name)
         assert table is not None
         if isinstance(source, exp.Values):  # literals: no Spark job for a few rows
             data = self.catalog.query_arrow(source.sql(dialect="duckdb"))
-            self._load(table, data.rename_columns(given or [c for c, _ in table.columns][: data.num_columns]))
-            return
-        self.lake.change_parts(table.schema, table.name, add=self._write(self._run(source, arrow), table, given))
+            return self._load(table, data.rename_columns(given or [c for c, _ in table.columns][: data.num_columns]))
+        added = self._write(self._run(source, arrow), table, given)
+        self.lake.change_parts(table.schema, table.name, add=added)
+        return added
 
     def _create(self, stmt: exp.Create, sql: str, arrow: pa.Table | None) -> None:
         kind = (stmt.kind or "").upper()
@@ -422,16 +454,16 @@ class SparkWarehouse:
             raise WarehouseError(f"the Spark warehouse cannot change {target.name} from lake data: {stmt.sql()[:200]}")
         return table
 
-    def _load(self, table: LakeTable, data: pa.Table) -> int:
+    def _load(self, table: LakeTable, data: pa.Table) -> list[tuple[Path, int]]:
         """Arrow rows as a new part of a lake table, by column name (missing columns NULL)."""
         schema = self.lake.arrow_schema(table.columns)
         columns = [data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(data.num_rows, f.type) for f in schema]
         if not data.num_rows:
-            return 0
+            return []
         part = self.lake.write_part(table.schema, table.name, pa.Table.from_arrays(columns, schema=schema))
         self._written.append(part[0])
         self.lake.change_parts(table.schema, table.name, add=[part])
-        return data.num_rows
+        return [part]
 
     # -- the protocol --------------------------------------------------------------------------------
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -507,7 +539,7 @@ class SparkWarehouse:
             return self.catalog.load_arrow(table, data, schema)
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
         with self.transaction():
-            return self._load(lake_table, whole)
+            return sum(n for _, n in self._load(lake_table, whole))
 
     def execute_over_arrow(self, sql: str, data: pa.Table | pa.RecordBatchReader) -> None:
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
