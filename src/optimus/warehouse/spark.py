@@ -214,16 +214,16 @@ class SparkWarehouse:
         )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._statement(sql, params, None)
+        self._statement(sql, params, None, rows=False)
 
-    def _statement(self, sql: str, params: Sequence[Any], arrow: pa.Table | None) -> pa.Table | None:
-        """Run one statement where it belongs (see the module's docstring); a query's rows as Arrow."""
+    def _statement(self, sql: str, params: Sequence[Any], arrow: pa.Table | None, rows: bool) -> pa.Table | None:
+        """Run one statement where it belongs (see the module's docstring); with rows=True, its rows as Arrow."""
         stmt = _parse(sql)
         if stmt is None or not self._needs_spark(stmt, arrow):
             if arrow is not None:
                 self.catalog.execute_over_arrow(sql, arrow)
                 return None
-            if stmt is not None and isinstance(stmt, exp.Query):
+            if rows:
                 return self.catalog.query_arrow(sql, params)
             self.catalog.execute(sql, params)
             return None
@@ -437,16 +437,18 @@ class SparkWarehouse:
             self.lake.set_columns(table.schema, table.name, columns)
 
     def _drop(self, stmt: exp.Drop, sql: str) -> None:
-        target = stmt.this
-        assert isinstance(target, exp.Table)
-        schema, name = target.db or MAIN, target.name
-        kind = self._kind(schema, name)
-        if kind == "lake":
-            self.lake.drop(schema, name)
-        elif kind == "view":
-            self.lake.drop_view(schema, name)
-        else:
-            self.catalog.execute(sql)
+        kind = (stmt.kind or "TABLE").upper()
+        exists = " IF EXISTS" if stmt.args.get("exists") else ""
+        for target in stmt.args.get("tables") or [stmt.this]:
+            assert isinstance(target, exp.Table)
+            schema, name = target.db or MAIN, target.name
+            where = self._kind(schema, name)
+            if where == "lake":
+                self.lake.drop(schema, name)
+            elif where == "view":
+                self.lake.drop_view(schema, name)
+            else:
+                self.catalog.execute(f"DROP {kind}{exists} {self._qualified(schema, name)}")
 
     def _lake_target(self, target: exp.Table, stmt: exp.Expression) -> LakeTable:
         table = self.lake.table(target.db or MAIN, target.name)
@@ -495,7 +497,7 @@ class SparkWarehouse:
         return self.query_arrow(sql, params).to_pylist()
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        data = self._statement(sql, params, None)
+        data = self._statement(sql, params, None, rows=True)
         if data is None:
             raise WarehouseError(f"not a query: {sql[:200]}")
         return data
@@ -543,7 +545,7 @@ class SparkWarehouse:
 
     def execute_over_arrow(self, sql: str, data: pa.Table | pa.RecordBatchReader) -> None:
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
-        self._statement(sql, (), whole)
+        self._statement(sql, (), whole, rows=False)
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         return self.catalog.stage_tsv(path, staging, numbered)
@@ -616,8 +618,10 @@ def _literal(value: Any) -> exp.Expression:
         return exp.Null()
     if isinstance(value, bool):
         return exp.Boolean(this=value)
-    if isinstance(value, (int, float)):
-        return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
+    if isinstance(value, float):  # a double as a bound parameter is one (a bare 0.1 is a DECIMAL literal)
+        return exp.Cast(this=exp.Literal.string(repr(value)), to=exp.DataType.build("DOUBLE"))
+    if isinstance(value, int):
+        return exp.Literal.number(str(value))
     if isinstance(value, datetime):
         return exp.Cast(this=exp.Literal.string(value.isoformat(sep=" ")), to=exp.DataType.build("TIMESTAMP"))
     if isinstance(value, date):
