@@ -22,7 +22,11 @@ SPARK_MASTER = "local[2]"
 def spark_master() -> str:
     """The master the Spark tests compute on; the JVM starts at the first statement that needs it
     and serves the whole session (warehouse/spark_session.py: getOrCreate)."""
-    missing = [what for what, ok in (("pyspark", importlib.util.find_spec("pyspark") is not None), ("java", shutil.which("java") is not None)) if not ok]
+    missing = [
+        what
+        for what, ok in (("pyspark", importlib.util.find_spec("pyspark") is not None), ("java", shutil.which("java") is not None))
+        if not ok
+    ]
     if missing:
         message = f"the Spark tests need {' and '.join(missing)} (./scripts/setup-env test installs them)"
         if os.environ.get("CI", "").lower() == "true":

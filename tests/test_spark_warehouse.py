@@ -13,8 +13,9 @@ import pytest
 
 from conftest import BOOKKEEPING_TABLES, VOLATILE_COLUMNS, ingest, reading
 from optimus.config import Settings, load
-from optimus.errors import ConfigError
+from optimus.errors import ConfigError, WarehouseError
 from optimus.warehouse import Warehouse, connect, schema
+from optimus.warehouse.spark import SparkWarehouse
 
 pytestmark = pytest.mark.spark
 
@@ -103,7 +104,9 @@ def test_delete_and_update_copy_only_the_parts_with_matching_rows(wh: Warehouse,
     expected = [r for r in expected if r[1] != "c2"]
     assert set(listed_parts(wh)) < after
     wh.execute("UPDATE t SET note = upper(note), n = n * 10 WHERE n % 2 = 0 OR note IS NULL")
-    expected = [(n * 10, c, None if note is None else note.upper()) if n % 2 == 0 or note is None else (n, c, note) for n, c, note in expected]
+    expected = [
+        (n * 10, c, None if note is None else note.upper()) if n % 2 == 0 or note is None else (n, c, note) for n, c, note in expected
+    ]
     assert sorted(wh.query("SELECT n, course, note FROM t")) == sorted(expected)
     # the DuckDB readers see the same rows through the catalog's views
     view = wh.reader()
@@ -126,10 +129,12 @@ def test_bookkeeping_never_starts_spark(wh: Warehouse) -> None:
     """The ledger's many small statements run on the catalog alone: no JVM for them."""
     schema.ensure(wh)
     with wh.transaction():
-        wh.execute("INSERT INTO service_runs (service, started_at, status, rules_version) VALUES (?, current_timestamp, 'running', 1)", ["X"])
+        wh.execute(
+            "INSERT INTO service_runs (service, started_at, status, rules_version) VALUES (?, current_timestamp, 'running', 1)", ["X"]
+        )
         wh.execute("UPDATE service_runs SET status = 'done' WHERE service = ?", ["X"])
     assert wh.query("SELECT service, status FROM service_runs") == [("X", "done")]
-    assert getattr(wh, "_spark") is None
+    assert isinstance(wh, SparkWarehouse) and not wh.spark_started
 
 
 def test_a_temp_table_from_lake_data_joins_both_ways(wh: Warehouse) -> None:
@@ -149,7 +154,7 @@ def test_the_read_only_connection_is_duckdb_over_the_lake(wh: Warehouse, lake_se
         assert reader.sql.name == "duckdb"  # untrusted SQL never runs on Spark SQL
         answer = reader.read_only_query("SELECT count(*) FROM t", max_rows=10, max_bytes=1000, timeout=10)
         assert answer.rows == [(len(ROWS),)]
-        with pytest.raises(Exception):  # the lake's folder is readable, no other
+        with pytest.raises(WarehouseError):  # the lake's folder is readable, no other
             reader.read_only_query("SELECT * FROM read_text('/etc/passwd')", max_rows=10, max_bytes=1000, timeout=10)
     finally:
         reader.close()
@@ -185,8 +190,7 @@ def test_the_sample_package_gives_duckdbs_tables(tmp_path: Path, spark_lake: dic
         ingest(settings, *DRIVER_SERVICES)
     with reading(on_duckdb) as duck, reading(on_spark) as lake:
         tables = [
-            t for t in duck.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")
-            if t[0] not in BOOKKEEPING_TABLES
+            t for t in duck.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'") if t[0] not in BOOKKEEPING_TABLES
         ]
         assert {"forum_posts", "courses", "course_blocks"} <= {t[0] for t in tables}
         for (table,) in tables:

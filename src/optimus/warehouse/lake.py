@@ -66,9 +66,7 @@ class Lake:
 
     # -- reading the manifest ---------------------------------------------------------------------
     def table(self, schema: str, name: str) -> LakeTable | None:
-        rows = self.catalog.query(
-            "SELECT columns, schema_part FROM lake_tables WHERE schema_name = ? AND table_name = ?", [schema, name]
-        )
+        rows = self.catalog.query("SELECT columns, schema_part FROM lake_tables WHERE schema_name = ? AND table_name = ?", [schema, name])
         if not rows:
             return None
         return LakeTable(schema, name, [(c, t) for c, t in json.loads(rows[0][0])], rows[0][1])
@@ -104,9 +102,7 @@ class Lake:
 
     def create(self, schema: str, name: str, columns: list[tuple[str, str]]) -> None:
         part, _ = self.write_part(schema, name, self.arrow_schema(columns).empty_table())
-        self.catalog.execute(
-            "INSERT INTO lake_tables VALUES (?, ?, ?, ?)", [schema, name, json.dumps(columns), self._relative(part)]
-        )
+        self.catalog.execute("INSERT INTO lake_tables VALUES (?, ?, ?, ?)", [schema, name, json.dumps(columns), self._relative(part)])
         self.refresh_view(schema, name)
 
     def set_columns(self, schema: str, name: str, columns: list[tuple[str, str]]) -> None:

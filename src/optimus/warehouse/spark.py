@@ -57,7 +57,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 # the framework's bookkeeping (warehouse/schema.py) and the manifest stay in the catalog, whatever they declare
-CATALOG_TABLES = frozenset({"schema_info", "ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "course_ids", *MANIFEST_TABLES})
+CATALOG_TABLES = frozenset(
+    {"schema_info", "ingest_files", "ingest_skipped", "service_runs", "service_run_changes", "course_ids", *MANIFEST_TABLES}
+)
 
 
 class _Statements(Spark):
@@ -107,7 +109,9 @@ class SparkWarehouse:
         self.url = settings.warehouse_url
         self.master = settings.spark_master
         (lake / "tables").mkdir(parents=True, exist_ok=True)
-        self.catalog = DuckDBWarehouse(settings, outside_bytes=outside_bytes, also_allowed=also_allowed, lake_folders=[lake.absolute() / "tables"])
+        self.catalog = DuckDBWarehouse(
+            settings, outside_bytes=outside_bytes, also_allowed=also_allowed, lake_folders=[lake.absolute() / "tables"]
+        )
         self.lake = Lake(lake, self.catalog)
         try:
             self.lake.ensure()
@@ -119,6 +123,11 @@ class SparkWarehouse:
         self._depth = 0
         self._written: list[Path] = []  # parts written in the open transaction (removed if it rolls back)
         self._views: set[str] = set()
+
+    @property
+    def spark_started(self) -> bool:
+        """Whether this connection has needed Spark yet (the ledger's statements never do)."""
+        return self._spark is not None
 
     # -- Spark ------------------------------------------------------------------------------------
     @property
@@ -132,7 +141,11 @@ class SparkWarehouse:
     def _lake_frame(self, table: LakeTable, parts: Sequence[Path] | None = None, with_part: bool = False) -> DataFrame:
         """A lake table (or some of its parts) as a Spark DataFrame of the declared columns."""
         ddl = ", ".join(f"{_tick(c)} {spark_type(t)}" for c, t in table.columns)
-        files = [self.lake.root / table.schema_part] + [p for p, _ in self.lake.parts(table.schema, table.name)] if parts is None else list(parts)
+        files = (
+            [self.lake.root / table.schema_part] + [p for p, _ in self.lake.parts(table.schema, table.name)]
+            if parts is None
+            else list(parts)
+        )
         frame = self.spark.read.schema(ddl).parquet(*[str(f) for f in files])
         if with_part:
             frame = frame.select("*", frame["_metadata.file_path"].alias("_optimus_part"))
@@ -291,7 +304,11 @@ class SparkWarehouse:
             self._views.add(view)
             for ref in list(query.find_all(exp.Table)):
                 if ref.name == cte.alias and not ref.db:
-                    ref.replace(exp.Table(this=exp.to_identifier(view), alias=ref.args.get("alias") or exp.TableAlias(this=exp.to_identifier(cte.alias))))
+                    ref.replace(
+                        exp.Table(
+                            this=exp.to_identifier(view), alias=ref.args.get("alias") or exp.TableAlias(this=exp.to_identifier(cte.alias))
+                        )
+                    )
             cte.pop()
         with_ = query.args.get("with_") or query.args.get("with")
         if with_ is not None and not with_.expressions:
@@ -355,7 +372,9 @@ class SparkWarehouse:
         assert created is not None
         self.lake.change_parts(schema, name, add=self._write(frame, created))
 
-    def _matching_parts(self, table: LakeTable, alias: str, where: exp.Expression | None, arrow: pa.Table | None) -> tuple[list[Path], list[Path]]:
+    def _matching_parts(
+        self, table: LakeTable, alias: str, where: exp.Expression | None, arrow: pa.Table | None
+    ) -> tuple[list[Path], list[Path]]:
         """The table's parts whose rows all match `where`, and those where only some do."""
         parts = self.lake.parts(table.schema, table.name)
         if not parts or where is None:
@@ -366,7 +385,9 @@ class SparkWarehouse:
         cond = self._for_spark(where, arrow).sql(dialect="spark")
         matched = {
             _local_path(r[0]): int(r[1])
-            for r in self.spark.sql(f"SELECT _optimus_part, count(*) FROM {view} AS {_tick(alias)} WHERE {cond} GROUP BY _optimus_part").collect()
+            for r in self.spark.sql(
+                f"SELECT _optimus_part, count(*) FROM {view} AS {_tick(alias)} WHERE {cond} GROUP BY _optimus_part"
+            ).collect()
         }
         full = [p for p, n in parts if matched.get(p.absolute()) == n]
         partial = [p for p, n in parts if 0 < matched.get(p.absolute(), 0) < n]
@@ -388,7 +409,9 @@ class SparkWarehouse:
             self._views.add(view)
             keep = self._for_spark(cond, arrow).sql(dialect="spark")
             columns = ", ".join(_tick(c) for c, _ in table.columns)
-            added = self._write(self.spark.sql(f"SELECT {columns} FROM {view} AS {_tick(alias)} WHERE NOT coalesce(({keep}), false)"), table)
+            added = self._write(
+                self.spark.sql(f"SELECT {columns} FROM {view} AS {_tick(alias)} WHERE NOT coalesce(({keep}), false)"), table
+            )
         self.lake.change_parts(table.schema, table.name, add=added, remove=full + partial)
 
     def _update(self, stmt: exp.Update, arrow: pa.Table | None) -> None:
@@ -483,7 +506,9 @@ class SparkWarehouse:
                 if table is not None:
                     names = given or [c for c, _ in table.columns][: len(rows[0])]
                     if all(isinstance(v, exp.Placeholder) for v in stmt.expression.expressions[0].expressions):
-                        types = dict(zip(self.lake.arrow_schema(table.columns).names, self.lake.arrow_schema(table.columns).types, strict=True))
+                        types = dict(
+                            zip(self.lake.arrow_schema(table.columns).names, self.lake.arrow_schema(table.columns).types, strict=True)
+                        )
                         self._load(table, pa.table({n: pa.array([r[i] for r in rows], types[n]) for i, n in enumerate(names)}))
                         return
             for row in rows:
@@ -595,9 +620,10 @@ def _parse(sql: str) -> exp.Expression | None:
         parsed = sqlglot.parse(sql, read=_Statements)
     except sqlglot.errors.SqlglotError:
         return None
-    if len(parsed) != 1 or parsed[0] is None or isinstance(parsed[0], exp.Command):
+    statement = parsed[0] if len(parsed) == 1 else None
+    if not isinstance(statement, exp.Expression) or isinstance(statement, exp.Command):
         return None
-    return parsed[0]
+    return statement
 
 
 def _inline(stmt: exp.Expression, params: Sequence[Any]) -> exp.Expression:
