@@ -48,7 +48,7 @@ from sqlglot.tokens import TokenType
 from optimus.config import Settings
 from optimus.errors import WarehouseError
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
-from optimus.warehouse.dialects.base import Dialect
+from optimus.warehouse.dialects.base import Dialect, sql_string
 from optimus.warehouse.dialects.spark import SparkDialect
 from optimus.warehouse.duckdb import DuckDBWarehouse
 from optimus.warehouse.lake import MAIN, MANIFEST_TABLES, Lake, LakeTable
@@ -379,19 +379,39 @@ class SparkWarehouse:
         parts = self.lake.parts(table.schema, table.name)
         if not parts or where is None:
             return [p for p, _ in parts], []
+        matched = self._matching_by_catalog(parts, alias, where)
+        if matched is None:
+            matched = self._matching_by_spark(table, parts, alias, where, arrow)
+        full = [p for p, n in parts if matched.get(p.absolute()) == n]
+        partial = [p for p, n in parts if 0 < matched.get(p.absolute(), 0) < n]
+        return full, partial
+
+    def _matching_by_catalog(self, parts: list[tuple[Path, int]], alias: str, where: exp.Expression) -> dict[Path, int] | None:
+        """Matching rows per part, counted by DuckDB when the condition is plain comparisons of columns
+        and literals (the same in both engines: `file_id = 7`), without starting a Spark job; None
+        for any other condition."""
+        if not all(isinstance(node, _PLAIN) for node in where.walk()):
+            return None
+        listed = ", ".join(sql_string(str(p)) for p, _ in parts)
+        rows = self.catalog.query(
+            f"SELECT filename, count(*) FROM read_parquet([{listed}], union_by_name = true, filename = true) AS {self.quote(alias)} "
+            f"WHERE {where.sql(dialect='duckdb')} GROUP BY filename"
+        )
+        return {Path(name).absolute(): int(n) for name, n in rows}
+
+    def _matching_by_spark(
+        self, table: LakeTable, parts: list[tuple[Path, int]], alias: str, where: exp.Expression, arrow: pa.Table | None
+    ) -> dict[Path, int]:
         view = _view_name(table.schema, table.name) + "_target"
         self._lake_frame(table, [p for p, _ in parts], with_part=True).createOrReplaceTempView(view)
         self._views.add(view)
         cond = self._for_spark(where, arrow).sql(dialect="spark")
-        matched = {
+        return {
             _local_path(r[0]): int(r[1])
             for r in self.spark.sql(
                 f"SELECT _optimus_part, count(*) FROM {view} AS {_tick(alias)} WHERE {cond} GROUP BY _optimus_part"
             ).collect()
         }
-        full = [p for p, n in parts if matched.get(p.absolute()) == n]
-        partial = [p for p, n in parts if 0 < matched.get(p.absolute(), 0) < n]
-        return full, partial
 
     def _delete(self, stmt: exp.Delete, arrow: pa.Table | None) -> None:
         target = stmt.this
@@ -612,6 +632,13 @@ class SparkWarehouse:
 
     def _qualified(self, schema: str, name: str) -> str:
         return self.quote(name) if schema == MAIN else f"{self.quote(schema)}.{self.quote(name)}"
+
+
+# the nodes of a condition both engines read alike (see SparkWarehouse._matching_by_catalog)
+_PLAIN = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.And, exp.Or, exp.Not,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between, exp.Cast, exp.DataType,
+)  # fmt: skip
 
 
 def _parse(sql: str) -> exp.Expression | None:
