@@ -116,6 +116,14 @@ def test_delete_and_update_copy_only_the_parts_with_matching_rows(wh: Warehouse,
         view.close()
 
 
+def test_parameters_are_taken_in_the_order_written(wh: Warehouse) -> None:
+    """Inlined as literals for Spark: the n-th `?` of the text takes the n-th value, however deep it is
+    nested, and a `?` inside a string is no parameter."""
+    fill(wh)
+    values = ["it's", "a\\b?", 0.1, None]
+    assert wh.query("SELECT coalesce(NULL, ?), '?', ?, ? * 3, ? FROM t WHERE n = 1", values) == [("it's", "?", "a\\b?", 0.1 * 3, None)]
+
+
 def test_a_column_added_reads_as_null_in_old_parts(wh: Warehouse) -> None:
     fill(wh)
     wh.execute("ALTER TABLE t ADD COLUMN IF NOT EXISTS extra DOUBLE PRECISION")

@@ -240,7 +240,9 @@ class SparkWarehouse:
                 return self.catalog.query_arrow(sql, params)
             self.catalog.execute(sql, params)
             return None
-        stmt = _inline(stmt, params)
+        if params:
+            stmt = _parse(_inline(sql, params))
+            assert stmt is not None
         if isinstance(stmt, exp.Query) and any(isinstance(c.this, exp.Insert) for c in stmt.find_all(exp.CTE)):
             with self.transaction():
                 return self._run(self._returning(stmt, arrow), arrow).toArrow()
@@ -653,33 +655,34 @@ def _parse(sql: str) -> exp.Expression | None:
     return statement
 
 
-def _inline(stmt: exp.Expression, params: Sequence[Any]) -> exp.Expression:
-    """The statement with its `?` parameters, in order, as literals."""
+def _inline(sql: str, params: Sequence[Any]) -> str:
+    """The statement's text with its `?` parameters, in the order they are written, as literals (found
+    by SQLGlot's tokenizer, so a `?` inside a string or a name is left alone)."""
     if not params:
-        return stmt
-    stmt = stmt.copy()
-    holes = [p for p in stmt.find_all(exp.Placeholder)]
+        return sql
+    holes = [t for t in _Statements().tokenize(sql) if t.token_type == TokenType.PLACEHOLDER]
     if len(holes) != len(params):
         raise WarehouseError(f"{len(holes)} parameters in the statement, {len(params)} given")
-    for hole, value in zip(holes, params, strict=True):
-        hole.replace(_literal(value))
-    return stmt
+    for hole, value in reversed(list(zip(holes, params, strict=True))):
+        sql = sql[: hole.start] + _literal(value) + sql[hole.end + 1 :]
+    return sql
 
 
-def _literal(value: Any) -> exp.Expression:
+def _literal(value: Any) -> str:
+    """A value as a literal of the statements' spelling (standard SQL strings: see _Statements)."""
     if value is None:
-        return exp.Null()
+        return "NULL"
     if isinstance(value, bool):
-        return exp.Boolean(this=value)
+        return "TRUE" if value else "FALSE"
     if isinstance(value, float):  # a double as a bound parameter is one (a bare 0.1 is a DECIMAL literal)
-        return exp.Cast(this=exp.Literal.string(repr(value)), to=exp.DataType.build("DOUBLE"))
+        return f"CAST('{value!r}' AS DOUBLE)"
     if isinstance(value, int):
-        return exp.Literal.number(str(value))
+        return str(value)
     if isinstance(value, datetime):
-        return exp.Cast(this=exp.Literal.string(value.isoformat(sep=" ")), to=exp.DataType.build("TIMESTAMP"))
+        return f"CAST({sql_string(value.isoformat(sep=' '))} AS TIMESTAMP)"
     if isinstance(value, date):
-        return exp.Cast(this=exp.Literal.string(value.isoformat()), to=exp.DataType.build("DATE"))
-    return exp.Literal.string(str(value))
+        return f"CAST({sql_string(value.isoformat())} AS DATE)"
+    return sql_string(str(value))
 
 
 def _temporary(stmt: exp.Create) -> bool:
