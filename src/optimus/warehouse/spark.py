@@ -172,6 +172,8 @@ class SparkWarehouse:
         """`node` with each table it reads replaced by a Spark temporary view of it (registered now)."""
         node = node.copy()
         ctes = {c.alias for c in node.find_all(exp.CTE)}
+        for cte in node.find_all(exp.CTE):  # Spark has no [NOT] MATERIALIZED: a planner hint, not a meaning
+            cte.set("materialized", None)
         for table in list(node.find_all(exp.Table)):
             if not isinstance(table.this, exp.Identifier) or (table.name in ctes or table.name in self._views) and not table.db:
                 continue
