@@ -143,6 +143,10 @@ def test_bookkeeping_never_starts_spark(wh: Warehouse) -> None:
         wh.execute("UPDATE service_runs SET status = 'done' WHERE service = ?", ["X"])
     assert wh.query("SELECT service, status FROM service_runs") == [("X", "done")]
     assert isinstance(wh, SparkWarehouse) and not wh.spark_started
+    fill(wh)  # literal rows into a lake table: written by the driver, still no Spark
+    wh.execute("UPDATE service_runs SET files = (SELECT count(*) FROM t WHERE course = ?) WHERE service = ?", ["c1", "X"])
+    assert wh.scalar("SELECT files FROM service_runs") == sum(1 for r in ROWS if r[1] == "c1")
+    assert not wh.spark_started
 
 
 def test_a_temp_table_from_lake_data_joins_both_ways(wh: Warehouse) -> None:

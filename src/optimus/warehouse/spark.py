@@ -250,6 +250,15 @@ class SparkWarehouse:
                 return self._run(self._returning(stmt, arrow), arrow).toArrow()
         if isinstance(stmt, exp.Query):
             return self._run(stmt, arrow).toArrow()
+        target = stmt.this
+        if (
+            isinstance(stmt, (exp.Delete, exp.Update))
+            and isinstance(target, exp.Table)
+            and self._kind(target.db or MAIN, target.name) == "catalog"
+        ):
+            # a bookkeeping row changed by what lake tables hold: DuckDB reads them through their views
+            self.catalog.execute(_inline(sql, params))
+            return None
         with self.transaction():
             self._change(stmt, sql, arrow)
         return None
