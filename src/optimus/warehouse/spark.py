@@ -7,14 +7,20 @@ relations of stage_tsv, and the lake's manifest. Every other table is a lake tab
 listed in the manifest, and a DuckDB view over them.
 
 Routing, decided per statement by its tables (parsed with SQLGlot):
-- a statement whose tables are all catalog tables (or a bare VALUES insert) runs on DuckDB as
-  written: the ledger's many small statements never reach Spark;
+- a statement whose tables are all catalog tables runs on DuckDB as written: the ledger's many
+  small statements never reach Spark (nor does a DELETE or UPDATE of a catalog table that reads
+  lake tables: DuckDB reads them through their views);
 - a statement that reads or writes a lake table runs on Spark (its text may hold Spark dialect
   fragments, `wh.sql`); the catalog tables it reads are handed to Spark as temporary views from
   Arrow, lake tables as `spark.read.schema(declared).parquet(parts)`. A write's result becomes new
   parts (INSERT), or a copy-on-write of only the parts holding matching rows (DELETE, UPDATE: a
   part whose rows all match is just unlisted); a catalog table written from lake data gets the
-  rows through Arrow (INSERT ... SELECT, CREATE TEMP TABLE ... AS SELECT).
+  rows through Arrow (INSERT ... SELECT, CREATE TEMP TABLE ... AS SELECT). Two lake writes need
+  no Spark job: INSERT ... VALUES (literals, evaluated by DuckDB, written by the driver) and
+  finding the parts a DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads
+  the Parquet files).
+- A TEMP table made from a SELECT that reads no lake table is DuckDB's: its text must then be
+  plain SQL (no Spark fragment).
 String literals in statements are read as standard SQL (quotes doubled, backslash literal: what
 dialects/base.sql_string writes) and written out again for Spark's parser; `?` parameters are
 inlined as literals.
@@ -268,8 +274,6 @@ class SparkWarehouse:
             return True
         if isinstance(stmt, exp.Create) and (stmt.kind or "").upper() == "TABLE":
             return not _temporary(stmt) and self._new_lake_table(stmt)
-        if isinstance(stmt, exp.Insert) and arrow is not None:
-            return False
         return False
 
     def _new_lake_table(self, stmt: exp.Create) -> bool:
