@@ -154,8 +154,31 @@ def test_a_temp_table_from_lake_data_joins_both_ways(wh: Warehouse) -> None:
     wh.execute("CREATE TEMP TABLE picked AS SELECT n FROM t WHERE course = 'c0'")
     assert sorted(r[0] for r in wh.query("SELECT n FROM picked")) == [r[0] for r in ROWS if r[1] == "c0"]
     assert wh.scalar("SELECT count(*) FROM t JOIN picked p ON p.n = t.n") == sum(1 for r in ROWS if r[1] == "c0")
+    view = wh.reader()
+    try:  # a TEMP table is its connection's alone
+        with pytest.raises(Exception, match="picked"):
+            view.query("SELECT count(*) FROM picked")
+    finally:
+        view.close()
     wh.execute("DROP TABLE picked")
     assert not wh.table_exists("picked")
+    wh.execute("CREATE TEMP TABLE kept AS SELECT n FROM t")
+
+
+def test_temp_tables_go_with_their_connection(lake_settings: Settings) -> None:
+    wh = connect(lake_settings)
+    fill(wh)
+    wh.execute("CREATE TEMP TABLE picked AS SELECT n, note FROM t WHERE course = 'c0'")
+    wh.execute("INSERT INTO picked SELECT n, note FROM t WHERE course = 'c1'")
+    assert wh.scalar("SELECT count(*) FROM picked") == sum(1 for r in ROWS if r[1] in ("c0", "c1"))
+    wh.close()
+    wh = connect(lake_settings)
+    try:
+        assert not wh.table_exists("picked")
+        wh.execute("CREATE TEMP TABLE picked AS SELECT n FROM t WHERE course = 'c2'")  # the name is free again
+        assert wh.scalar("SELECT count(*) FROM picked") == sum(1 for r in ROWS if r[1] == "c2")
+    finally:
+        wh.close()
 
 
 def test_the_read_only_connection_is_duckdb_over_the_lake(wh: Warehouse, lake_settings: Settings) -> None:

@@ -29,7 +29,7 @@ MAIN = "main"  # the catalog's schema of Optimus's own tables (the raw edX table
 
 _MANIFEST = [
     "CREATE TABLE IF NOT EXISTS lake_tables (schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL, "
-    "columns VARCHAR NOT NULL, schema_part VARCHAR NOT NULL)",
+    "columns VARCHAR NOT NULL, schema_part VARCHAR NOT NULL, temporary BOOLEAN NOT NULL DEFAULT false)",
     "CREATE TABLE IF NOT EXISTS lake_parts (schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL, "
     "path VARCHAR NOT NULL, rows BIGINT NOT NULL, added_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
     "CREATE TABLE IF NOT EXISTS lake_views (schema_name VARCHAR NOT NULL, view_name VARCHAR NOT NULL, definition VARCHAR NOT NULL)",
@@ -43,6 +43,7 @@ class LakeTable:
     name: str
     columns: list[tuple[str, str]]  # (name, DuckDB type), in order
     schema_part: str  # relative to the lake
+    temporary: bool = False  # a TEMP table of the connection that made it (dropped at its close, or at the next open)
 
 
 def _safe(name: str) -> str:
@@ -66,10 +67,12 @@ class Lake:
 
     # -- reading the manifest ---------------------------------------------------------------------
     def table(self, schema: str, name: str) -> LakeTable | None:
-        rows = self.catalog.query("SELECT columns, schema_part FROM lake_tables WHERE schema_name = ? AND table_name = ?", [schema, name])
+        rows = self.catalog.query(
+            "SELECT columns, schema_part, temporary FROM lake_tables WHERE schema_name = ? AND table_name = ?", [schema, name]
+        )
         if not rows:
             return None
-        return LakeTable(schema, name, [(c, t) for c, t in json.loads(rows[0][0])], rows[0][1])
+        return LakeTable(schema, name, [(c, t) for c, t in json.loads(rows[0][0])], rows[0][1], bool(rows[0][2]))
 
     def view(self, schema: str, name: str) -> str | None:
         """The SQL defining a lake view (a view over lake tables), or None."""
@@ -100,9 +103,11 @@ class Lake:
         pq.write_table(data, path)
         return path, data.num_rows
 
-    def create(self, schema: str, name: str, columns: list[tuple[str, str]]) -> None:
+    def create(self, schema: str, name: str, columns: list[tuple[str, str]], temporary: bool = False) -> None:
         part, _ = self.write_part(schema, name, self.arrow_schema(columns).empty_table())
-        self.catalog.execute("INSERT INTO lake_tables VALUES (?, ?, ?, ?)", [schema, name, json.dumps(columns), self._relative(part)])
+        self.catalog.execute(
+            "INSERT INTO lake_tables VALUES (?, ?, ?, ?, ?)", [schema, name, json.dumps(columns), self._relative(part), temporary]
+        )
         self.refresh_view(schema, name)
 
     def set_columns(self, schema: str, name: str, columns: list[tuple[str, str]]) -> None:
@@ -125,6 +130,9 @@ class Lake:
         if added or remove:
             self.refresh_view(schema, name)
 
+    def temporary_tables(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.catalog.query("SELECT schema_name, table_name FROM lake_tables WHERE temporary")]
+
     def drop(self, schema: str, name: str) -> None:
         for table in ("lake_tables", "lake_parts"):
             self.catalog.execute(f"DELETE FROM {table} WHERE schema_name = ? AND table_name = ?", [schema, name])
@@ -145,8 +153,9 @@ class Lake:
         files = [self.root / table.schema_part] + [p for p, _ in self.parts(schema, name)]
         listed = ", ".join(sql_string(str(f)) for f in files)
         columns = ", ".join(f"CAST({q(c)} AS {t}) AS {q(c)}" for c, t in table.columns)
+        temp = "TEMP " if table.temporary else ""  # a TEMP table's view is its connection's alone
         self.catalog.execute(
-            f"CREATE OR REPLACE VIEW {self._view_name(schema, name)} AS SELECT {columns} FROM read_parquet([{listed}], union_by_name = true)"
+            f"CREATE OR REPLACE {temp}VIEW {self._view_name(schema, name)} AS SELECT {columns} FROM read_parquet([{listed}], union_by_name = true)"
         )
 
     def _view_name(self, schema: str, name: str) -> str:
@@ -160,6 +169,9 @@ class Lake:
     def sweep(self) -> int:
         """Remove every file under tables/ that no table lists (parts of a crashed or rolled-back
         write), Spark's checksums of listed parts kept; and the scratch folder. Returns files removed."""
+        with self.catalog.transaction():  # TEMP tables of a connection that is gone
+            for schema, name in self.temporary_tables():
+                self.drop(schema, name)
         listed = {r[0] for r in self.catalog.query("SELECT path FROM lake_parts UNION ALL SELECT schema_part FROM lake_tables")}
         removed = 0
         if self.tables_dir.is_dir():

@@ -2,7 +2,7 @@
 
 `warehouse = "spark:///lake"`: the catalog is the DuckDB file `<lake>/_catalog.duckdb` (a
 DuckDBWarehouse, by composition). It holds the bookkeeping tables (the ledger, runs, anything
-declared with a PRIMARY KEY or UNIQUE, which Parquet cannot keep), every TEMP table, the staging
+declared with a PRIMARY KEY or UNIQUE, which Parquet cannot keep), the TEMP tables made from them, the staging
 relations of stage_tsv, and the lake's manifest. Every other table is a lake table: Parquet parts
 listed in the manifest, and a DuckDB view over them.
 
@@ -15,7 +15,8 @@ Routing, decided per statement by its tables (parsed with SQLGlot):
   Arrow, lake tables as `spark.read.schema(declared).parquet(parts)`. A write's result becomes new
   parts (INSERT), or a copy-on-write of only the parts holding matching rows (DELETE, UPDATE: a
   part whose rows all match is just unlisted); a catalog table written from lake data gets the
-  rows through Arrow (INSERT ... SELECT, CREATE TEMP TABLE ... AS SELECT). Two lake writes need
+  rows through Arrow (INSERT ... SELECT); a TEMP table made from lake data is a lake table listed as
+  temporary (a TEMP view in the catalog, dropped at close or at the next open). Two lake writes need
   no Spark job: INSERT ... VALUES (literals, evaluated by DuckDB, written by the driver) and
   finding the parts a DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads
   the Parquet files).
@@ -367,11 +368,13 @@ class SparkWarehouse:
         if kind == "VIEW":
             self.lake.add_view(schema, name, sql)
             return
-        if _temporary(stmt) or not self._new_lake_table(stmt):  # a catalog table made from lake data
+        if exists and stmt.args.get("replace"):
+            self._drop(exp.Drop(kind="TABLE", exists=True, tables=[target]), "")
+            exists = False
+        if not _temporary(stmt) and not self._new_lake_table(stmt):  # a catalog table made from lake data
             assert stmt.expression is not None
             rows = self._run(stmt.expression, arrow).toArrow()
-            temp = "TEMP " if _temporary(stmt) else ""
-            self.catalog.execute_over_arrow(f"CREATE {temp}TABLE {self._qualified(schema, name)} AS SELECT * FROM arrow_block", rows)
+            self.catalog.execute_over_arrow(f"CREATE TABLE {self._qualified(schema, name)} AS SELECT * FROM arrow_block", rows)
             return
         if exists:
             raise WarehouseError(f"table {name} already exists")
@@ -384,7 +387,8 @@ class SparkWarehouse:
         assert stmt.expression is not None
         frame = self._run(stmt.expression, arrow)
         columns = [(f.name, duckdb_type(f.dataType.simpleString())) for f in frame.schema.fields]
-        self.lake.create(schema, name, columns)
+        # a TEMP table from lake data stays in the lake (it may be as big as the events), listed as temporary
+        self.lake.create(schema, name, columns, temporary=_temporary(stmt))
         created = self.lake.table(schema, name)
         assert created is not None
         self.lake.change_parts(schema, name, add=self._write(frame, created))
@@ -641,6 +645,12 @@ class SparkWarehouse:
         self.catalog.interrupt()
 
     def close(self) -> None:
+        try:
+            with self.transaction():
+                for schema, name in self.lake.temporary_tables():
+                    self.lake.drop(schema, name)  # their parts: swept at the next open
+        except Exception:  # a closed or broken catalog: the next open drops them
+            pass
         if self._spark is not None:
             for view in self._views:
                 self._spark.catalog.dropTempView(view)
