@@ -27,7 +27,7 @@ SHARED = Path(os.environ.get("OPTIMUS_TEST_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "json_to_relation"
 
 # a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation
-pytest_plugins = ["postgres_server"]
+pytest_plugins = ["postgres_server", "spark_server"]
 
 # Property-based (fuzz) tests, defined once for every test file: a bounded number of examples in the
 # test command; derandomized under CI=true (the same examples every run: no flaky CI); more with

@@ -8,7 +8,8 @@ afterwards, so runs and tests never see each other's tables.
 
 The reader roles Optimus makes for a test database (warehouse/postgres_reader.py) are dropped
 with it. Fixtures: `pg_url` (a fresh database per test), `pg_server` (the server's admin URL), and
-`backend` (parametrised over duckdb and postgres: Settings overrides for `settings_for`).
+`backend` (parametrised over duckdb and postgres: Settings overrides for `settings_for`; `any_backend`
+adds Spark, from spark_server.py).
 """
 
 from __future__ import annotations
@@ -176,4 +177,15 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings overrides for one backend: `settings_for(data_path, **backend)` runs a test on both."""
     if request.param == "duckdb":
         return {}
+    return {"warehouse": request.getfixturevalue("pg_url")}
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres), pytest.param("spark", marks=pytest.mark.spark)])
+def any_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """`backend`, and a Spark warehouse too (spark_server.py): for tests of the Warehouse protocol itself,
+    until the services' SQL runs on Spark (issue 21)."""
+    if request.param == "duckdb":
+        return {}
+    if request.param == "spark":
+        return dict(request.getfixturevalue("spark_lake"))
     return {"warehouse": request.getfixturevalue("pg_url")}

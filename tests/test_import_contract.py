@@ -26,7 +26,7 @@ ENGINE_NAMES = {"duckdb", "postgres", "postgresql", "pyspark", "spark"}
 DIALECT_BRANCHES: Counter[str] = Counter()  # none left: shared SQL asks the dialect (wh.sql) for its fragments
 
 # Not an engine branch: the settings check that the configured URLs name a known kind of warehouse.
-URL_SCHEMES = Counter({"optimus.config:_validate": 2})
+URL_SCHEMES = Counter({"optimus.config:_validate": 3})  # the schemes known; a spark:/// URL names its lake
 
 # Imports inside functions (run when called, not at import) that close a cycle among optimus modules,
 # as (importing module, imported module). Each is allowed, and listed here, so that no new one comes

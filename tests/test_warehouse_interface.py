@@ -18,9 +18,9 @@ from optimus.warehouse import Warehouse, connect
 
 
 @pytest.fixture
-def wh(backend: dict[str, Any], data_path: Any, settings_for: Callable[..., Settings]) -> Iterator[Warehouse]:
+def wh(any_backend: dict[str, Any], data_path: Any, settings_for: Callable[..., Settings]) -> Iterator[Warehouse]:
     """A writer on each backend."""
-    warehouse = connect(settings_for(data_path, **backend))
+    warehouse = connect(settings_for(data_path, **any_backend))
     try:
         yield warehouse
     finally:

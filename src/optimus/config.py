@@ -33,6 +33,7 @@ class Settings:
     warehouse: str = "duckdb:///optimus.duckdb"
     warehouse_schema: str = "optimus"
     warehouse_reader_url: str | None = None
+    spark_master: str = "local[*]"
     memory_limit: str = "1GB"
     spill_path: Path | None = None
     threads: int = 0
@@ -102,18 +103,28 @@ class Settings:
         return f"config {config}; warehouse {self.warehouse_shown()}"
 
     def warehouse_path(self) -> Path | None:
-        """The DuckDB file, or None for a server warehouse."""
+        """The DuckDB file, or None for a server warehouse; for a lake warehouse (spark:///lake), its
+        catalog, the DuckDB file `<lake>/_catalog.duckdb` (so the daemon's lock file lies beside it)."""
         url = self.warehouse_url
-        return Path(url[len("duckdb:///") :]) if url.startswith("duckdb:///") else None
+        if url.startswith("duckdb:///"):
+            return Path(url[len("duckdb:///") :])
+        lake = self.lake_path()
+        return None if lake is None else lake / "_catalog.duckdb"
+
+    def lake_path(self) -> Path | None:
+        """The lake folder of a spark:///path warehouse (its Parquet tables and catalog), else None."""
+        url = self.warehouse_url
+        return Path(url[len("spark:///") :]) if url.startswith("spark:///") else None
 
 
 DOCS: dict[str, str] = {
     "data_paths": "Data directories, one per institution, each with clickstream_logs/latest and database_state/latest.",
     "export_path": "Where Person Course, course profile and Email CRM exports are written.",
     "www_path": "Where course structure JSON is written (www/course_structure/{org}-{course}-{run}.json).",
-    "warehouse": "The warehouse URL: duckdb:///path/to/file.duckdb (default) or postgresql://user@host:port/db.",
+    "warehouse": "The warehouse URL: duckdb:///path/to/file.duckdb (default), postgresql://user@host:port/db, or spark:///path/to/lake (a lake folder of Parquet tables computed by Spark, relative to the config file's folder; spark:////abs/lake for an absolute path).",
     "warehouse_schema": "PostgreSQL only: the schema holding Optimus's tables.",
     "warehouse_reader_url": "PostgreSQL only: how the API's SQL, `optimus sql` and read views log in (postgresql://role:password@host/db), a role that may only SELECT the Optimus schemas; empty: Optimus makes one per database and schema when its writer may create roles (docs/postgresql.md).",
+    "spark_master": "Spark warehouse only: the Spark master to compute on: local[*] (every core of this machine), local[N], or spark://host:7077 (a standalone cluster).",
     "memory_limit": "The process's memory budget for DuckDB (DuckDB's own default, 80% of RAM, is too much for a daemon); DuckDB fills it as a cache, and a writer's engine gets it less what Clickstream holds beside it (~0.4 GB; never under half), fixed at open since its settings are locked, so the process peaks near the limit plus ~0.25 GB (raise it for big derived queries).",
     "spill_path": "Folder where DuckDB spills when the memory limit is reached (default: beside the warehouse).",
     "threads": "DuckDB worker threads; 0 means one per core.",
@@ -186,6 +197,8 @@ def _coerce(key: str, value: object, where: str, base: Path) -> object:
                 raise ValueError("expected a string")
             if key == "warehouse" and "://" not in str(value):
                 return str(base / Path(str(value)).expanduser())
+            if key == "warehouse" and str(value).startswith("spark:///") and not str(value).startswith("spark:////"):
+                return "spark:///" + str(base / Path(str(value)[len("spark:///") :]).expanduser())
             return str(value)
     except (ValueError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{where}: setting '{key}' has a bad value {value!r}: {exc}") from None
@@ -198,10 +211,12 @@ def _validate(settings: Settings) -> None:
             f"{settings.origin('email_crm_mode')}: setting 'email_crm_mode' must be 'delta' or 'full', not {settings.email_crm_mode!r}"
         )
     scheme = settings.warehouse_url.split("://", 1)[0]
-    if scheme not in ("duckdb", "postgresql", "postgres"):
+    if scheme not in ("duckdb", "postgresql", "postgres", "spark"):
         raise ConfigError(
-            f"{settings.origin('warehouse')}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:/// or postgresql://)"
+            f"{settings.origin('warehouse')}: setting 'warehouse' has an unknown scheme {scheme!r} (use duckdb:///, postgresql:// or spark:///)"
         )
+    if scheme == "spark" and (not settings.warehouse_url.startswith("spark:///") or settings.warehouse_url == "spark:///"):
+        raise ConfigError(f"{settings.origin('warehouse')}: setting 'warehouse' must name the lake folder: spark:///path/to/lake")
     reader = settings.warehouse_reader_url
     if reader is not None and (reader.split("://", 1)[0] not in ("postgresql", "postgres") or not urlsplit(reader).username):
         raise ConfigError(

@@ -10,7 +10,8 @@ from optimus.warehouse.base import Warehouse
 
 
 def connect(settings: Settings, read_only: bool = False, also_allowed: Sequence[Path] = (), outside_bytes: int = 0) -> Warehouse:
-    """Open the configured warehouse (creating a DuckDB file's folder if needed).
+    """Open the configured warehouse (creating a DuckDB file's folder if needed); a Spark warehouse
+    (spark:///lake) opened read-only is DuckDB over its catalog, no JVM (warehouse/spark.py).
 
     A DuckDB file is shut off from the rest of the host as it opens (only the data paths, the spill
     folder and the files `also_allowed` for a writer; nothing for a reader), and a writer's engine is given
@@ -26,6 +27,12 @@ def connect(settings: Settings, read_only: bool = False, also_allowed: Sequence[
         if read_only:
             return DuckDBWarehouse(settings, read_only=True)
         return DuckDBWarehouse(settings, outside_bytes=outside_bytes, also_allowed=also_allowed)
+    if url.startswith("spark:"):
+        from optimus.warehouse.spark import SparkWarehouse, lake_reader
+
+        if read_only:
+            return lake_reader(settings)
+        return SparkWarehouse(settings, outside_bytes=outside_bytes, also_allowed=also_allowed)
     from optimus.warehouse.postgres import PostgresWarehouse
 
     return PostgresWarehouse(settings, read_only=read_only)

@@ -28,7 +28,14 @@ class DuckDBWarehouse:
     capabilities = sql.capabilities
     raw_schema = raw_schema_for(None)
 
-    def __init__(self, settings: Settings, read_only: bool = False, outside_bytes: int = 0, also_allowed: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        read_only: bool = False,
+        outside_bytes: int = 0,
+        also_allowed: Sequence[Path] = (),
+        lake_folders: Sequence[Path] = (),
+    ) -> None:
         """Open the file and shut the engine off from the rest of the host (see _lock_down).
 
         :param outside_bytes: the most this process holds beside the engine while ingesting (Clickstream's
@@ -36,6 +43,8 @@ class DuckDBWarehouse:
             settings are locked once open and cannot give way later.
         :param also_allowed: files the engine may read besides those in the data paths (a file named on
             the command line), writable only.
+        :param lake_folders: folders of Parquet parts the engine may read, reader or writer (the lake
+            of a Spark warehouse, whose catalog this file is: warehouse/lake.py).
         """
         self.url = settings.warehouse_url
         path = settings.warehouse_path()
@@ -47,6 +56,8 @@ class DuckDBWarehouse:
             raise WarehouseError(f"warehouse {path} does not exist yet (run 'optimus ingest' first)")
         spill = settings.spill_path or path.parent / f"{path.name}.spill"
         folders = {} if read_only else allowed_folders(settings, spill)
+        for folder in lake_folders:
+            folders.setdefault(folder.absolute(), "the lake's folder")
         files = [] if read_only else [f.absolute() for f in also_allowed]
         check_allowed_folders(settings, folders, files)
         config: dict[str, Any] = {

@@ -1,0 +1,235 @@
+"""The Spark warehouse's own guarantees (warehouse/spark.py, warehouse/lake.py), on a real local Spark:
+a lake table's parts are published by the catalog's commit and no other way, copy-on-write DELETE and
+UPDATE give what the statements mean, and the ledger's statements never reach Spark."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import BOOKKEEPING_TABLES, VOLATILE_COLUMNS, ingest, reading
+from optimus.config import Settings, load
+from optimus.errors import ConfigError, WarehouseError
+from optimus.warehouse import Warehouse, connect, schema
+from optimus.warehouse.spark import SparkWarehouse
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture
+def lake_settings(spark_lake: dict[str, Any], data_path: Path, settings_for: Callable[..., Settings]) -> Settings:
+    return settings_for(data_path, **spark_lake)
+
+
+@pytest.fixture
+def wh(lake_settings: Settings) -> Iterator[Warehouse]:
+    warehouse = connect(lake_settings)
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
+
+
+def part_files(settings: Settings) -> set[Path]:
+    lake = settings.lake_path()
+    assert lake is not None
+    return {p for p in (lake / "tables").rglob("*.parquet")}
+
+
+def listed_parts(wh: Warehouse) -> list[str]:
+    return [r[0] for r in wh.reader().query("SELECT path FROM lake_parts ORDER BY path")]
+
+
+ROWS = [(i, f"c{i % 3}", None if i % 4 == 0 else f"it's \\{i}") for i in range(1, 25)]
+
+
+def fill(wh: Warehouse) -> None:
+    """ROWS in the lake table `t`, over several parts (one INSERT per course)."""
+    wh.execute("CREATE TABLE t (n BIGINT, course VARCHAR, note VARCHAR)")
+    for course in ("c0", "c1", "c2"):
+        wh.executemany("INSERT INTO t (n, course, note) VALUES (?, ?, ?)", [r for r in ROWS if r[1] == course])
+
+
+def test_a_rolled_back_transaction_lists_no_part_and_changes_no_ledger(wh: Warehouse, lake_settings: Settings) -> None:
+    schema.ensure(wh)
+    fill(wh)
+    before_parts, before_files = listed_parts(wh), part_files(lake_settings)
+    with pytest.raises(RuntimeError), wh.transaction():
+        wh.execute("INSERT INTO t SELECT n + 100, course, note FROM t")  # a Spark job writing parts
+        wh.execute(
+            "INSERT INTO ingest_skipped (path, data_path, reason, first_seen, last_seen) VALUES ('x', 'd', 'r', current_timestamp, current_timestamp)"
+        )
+        assert wh.scalar("SELECT count(*) FROM t") == 2 * len(ROWS)  # seen inside the transaction
+        raise RuntimeError("the file failed")
+    assert listed_parts(wh) == before_parts
+    assert part_files(lake_settings) == before_files  # what it wrote is gone, not merely unlisted
+    assert wh.scalar("SELECT count(*) FROM ingest_skipped") == 0
+    assert sorted(wh.query("SELECT n, course, note FROM t")) == ROWS
+
+
+def test_an_unlisted_part_is_swept_when_a_writer_opens(lake_settings: Settings) -> None:
+    wh = connect(lake_settings)
+    fill(wh)
+    kept = part_files(lake_settings)
+    wh.close()
+    lake = lake_settings.lake_path()
+    assert lake is not None
+    stray = lake / "tables" / "main" / "t" / "0123-crashed.parquet"  # a crash between writing and listing
+    stray.write_bytes((next(iter(kept))).read_bytes())
+    wh = connect(lake_settings)
+    try:
+        assert not stray.exists()
+        assert part_files(lake_settings) == kept
+        assert wh.scalar("SELECT count(*) FROM t") == len(ROWS)
+    finally:
+        wh.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_delete_and_update_copy_only_the_parts_with_matching_rows(wh: Warehouse, seed: int) -> None:
+    fill(wh)
+    rng = random.Random(seed)
+    cut = rng.randint(3, 20)
+    parts = set(listed_parts(wh))
+    wh.execute("DELETE FROM t WHERE course = ? AND n > ?", ["c1", cut])
+    expected = [r for r in ROWS if not (r[1] == "c1" and r[0] > cut)]
+    assert sorted(wh.query("SELECT n, course, note FROM t")) == expected
+    after = set(listed_parts(wh))
+    assert len(parts - after) == 1  # only c1's part was replaced (or dropped); c0's and c2's are the same files
+    wh.execute("DELETE FROM t WHERE course = 'c2'")  # every row of a part: it is unlisted, nothing written
+    expected = [r for r in expected if r[1] != "c2"]
+    assert set(listed_parts(wh)) < after
+    wh.execute("UPDATE t SET note = upper(note), n = n * 10 WHERE n % 2 = 0 OR note IS NULL")
+    expected = [
+        (n * 10, c, None if note is None else note.upper()) if n % 2 == 0 or note is None else (n, c, note) for n, c, note in expected
+    ]
+    assert sorted(wh.query("SELECT n, course, note FROM t")) == sorted(expected)
+    # the DuckDB readers see the same rows through the catalog's views
+    view = wh.reader()
+    try:
+        assert sorted(view.query("SELECT n, course, note FROM t")) == sorted(expected)
+    finally:
+        view.close()
+
+
+def test_parameters_are_taken_in_the_order_written(wh: Warehouse) -> None:
+    """Inlined as literals for Spark: the n-th `?` of the text takes the n-th value, however deep it is
+    nested, and a `?` inside a string is no parameter."""
+    fill(wh)
+    values = ["it's", "a\\b?", 0.1, None]
+    assert wh.query("SELECT coalesce(NULL, ?), '?', ?, ? * 3, ? FROM t WHERE n = 1", values) == [("it's", "?", "a\\b?", 0.1 * 3, None)]
+
+
+def test_a_column_added_reads_as_null_in_old_parts(wh: Warehouse) -> None:
+    fill(wh)
+    wh.execute("ALTER TABLE t ADD COLUMN IF NOT EXISTS extra DOUBLE PRECISION")
+    wh.execute("ALTER TABLE t ADD COLUMN IF NOT EXISTS extra DOUBLE PRECISION")
+    wh.execute("INSERT INTO t (n, course, extra) VALUES (99, 'c9', 1.5)")
+    assert wh.columns("t") == ["n", "course", "note", "extra"]
+    assert wh.query("SELECT count(*), count(extra), sum(extra) FROM t") == [(len(ROWS) + 1, 1, 1.5)]
+
+
+def test_bookkeeping_never_starts_spark(wh: Warehouse) -> None:
+    """The ledger's many small statements run on the catalog alone: no JVM for them."""
+    schema.ensure(wh)
+    with wh.transaction():
+        wh.execute(
+            "INSERT INTO service_runs (service, started_at, status, rules_version) VALUES (?, current_timestamp, 'running', 1)", ["X"]
+        )
+        wh.execute("UPDATE service_runs SET status = 'done' WHERE service = ?", ["X"])
+    assert wh.query("SELECT service, status FROM service_runs") == [("X", "done")]
+    assert isinstance(wh, SparkWarehouse) and not wh.spark_started
+    fill(wh)  # literal rows into a lake table: written by the driver, still no Spark
+    wh.execute("UPDATE service_runs SET files = (SELECT count(*) FROM t WHERE course = ?) WHERE service = ?", ["c1", "X"])
+    assert wh.scalar("SELECT files FROM service_runs") == sum(1 for r in ROWS if r[1] == "c1")
+    assert not wh.spark_started
+
+
+def test_a_temp_table_from_lake_data_joins_both_ways(wh: Warehouse) -> None:
+    fill(wh)
+    wh.execute("CREATE TEMP TABLE picked AS SELECT n FROM t WHERE course = 'c0'")
+    assert sorted(r[0] for r in wh.query("SELECT n FROM picked")) == [r[0] for r in ROWS if r[1] == "c0"]
+    assert wh.scalar("SELECT count(*) FROM t JOIN picked p ON p.n = t.n") == sum(1 for r in ROWS if r[1] == "c0")
+    view = wh.reader()
+    try:  # a TEMP table is its connection's alone
+        with pytest.raises(Exception, match="picked"):
+            view.query("SELECT count(*) FROM picked")
+    finally:
+        view.close()
+    wh.execute("DROP TABLE picked")
+    assert not wh.table_exists("picked")
+    wh.execute("CREATE TEMP TABLE kept AS SELECT n FROM t")
+
+
+def test_temp_tables_go_with_their_connection(lake_settings: Settings) -> None:
+    wh = connect(lake_settings)
+    fill(wh)
+    wh.execute("CREATE TEMP TABLE picked AS SELECT n, note FROM t WHERE course = 'c0'")
+    wh.execute("INSERT INTO picked SELECT n, note FROM t WHERE course = 'c1'")
+    assert wh.scalar("SELECT count(*) FROM picked") == sum(1 for r in ROWS if r[1] in ("c0", "c1"))
+    wh.close()
+    wh = connect(lake_settings)
+    try:
+        assert not wh.table_exists("picked")
+        wh.execute("CREATE TEMP TABLE picked AS SELECT n FROM t WHERE course = 'c2'")  # the name is free again
+        assert wh.scalar("SELECT count(*) FROM picked") == sum(1 for r in ROWS if r[1] == "c2")
+    finally:
+        wh.close()
+
+
+def test_the_read_only_connection_is_duckdb_over_the_lake(wh: Warehouse, lake_settings: Settings) -> None:
+    fill(wh)
+    wh.close()
+    reader = connect(lake_settings, read_only=True)
+    try:
+        assert reader.sql.name == "duckdb"  # untrusted SQL never runs on Spark SQL
+        answer = reader.read_only_query("SELECT count(*) FROM t", max_rows=10, max_bytes=1000, timeout=10)
+        assert answer.rows == [(len(ROWS),)]
+        with pytest.raises(WarehouseError):  # the lake's folder is readable, no other
+            reader.read_only_query("SELECT * FROM read_text('/etc/passwd')", max_rows=10, max_bytes=1000, timeout=10)
+    finally:
+        reader.close()
+
+
+def test_the_lake_setting(tmp_path: Path) -> None:
+    config = tmp_path / "optimus.toml"
+    config.write_text('warehouse = "spark:///lake"\nspark_master = "local[1]"\n')
+    settings = load(config, env={})
+    assert settings.lake_path() == tmp_path / "lake"
+    assert settings.warehouse_path() == tmp_path / "lake" / "_catalog.duckdb"
+    assert settings.spark_master == "local[1]"
+    config.write_text('warehouse = "spark://"\n')
+    with pytest.raises(ConfigError, match="lake folder"):
+        load(config, env={})
+
+
+# The services whose SQL runs on Spark with today's Spark dialect (warehouse/dialects/spark.py): the
+# ones that load through the driver. The others wait for the dialect's fragments (issue 21).
+DRIVER_SERVICES = ("DiscussionForums", "CourseStructure")
+
+
+def test_the_sample_package_gives_duckdbs_tables(tmp_path: Path, spark_lake: dict[str, Any]) -> None:
+    """`ingest` of the sample package on Spark local[2] and on DuckDB: every table the services made
+    on DuckDB is on Spark with the same rows (read back through the lake's DuckDB views)."""
+    from optimus.sample import generate
+
+    generate(tmp_path / "data", courses=2, learners=30, days=3, seed=7)
+    common: dict[str, Any] = {"data_paths": [tmp_path / "data"], "www_path": tmp_path / "www", "memory_limit": "1GB"}
+    on_duckdb = Settings(warehouse=str(tmp_path / "wh" / "optimus.duckdb"), export_path=tmp_path / "x1", **common)
+    on_spark = Settings(**spark_lake, export_path=tmp_path / "x2", **common)
+    for settings in (on_duckdb, on_spark):
+        ingest(settings, *DRIVER_SERVICES)
+    with reading(on_duckdb) as duck, reading(on_spark) as lake:
+        tables = [
+            t for t in duck.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'") if t[0] not in BOOKKEEPING_TABLES
+        ]
+        assert {"forum_posts", "courses", "course_blocks"} <= {t[0] for t in tables}
+        for (table,) in tables:
+            cols = [c for c in duck.columns(table) if c not in VOLATILE_COLUMNS]
+            select = f"SELECT {', '.join(duck.quote(c) for c in cols)} FROM {duck.quote(table)}"
+            expected = sorted(duck.query(select), key=repr)
+            assert sorted(lake.query(select), key=repr) == expected, table
