@@ -67,10 +67,11 @@ def spark_class() -> Path:
     return script
 
 
-def cluster_env() -> dict[str, str]:
-    """The environment of the cluster's processes and of the drivers tests run against it: loopback, and the
-    executors' Python workers run this interpreter (on a real cluster, the same Python with optimus on every node)."""
-    return {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+def spark_env() -> dict[str, str]:
+    """What the environment of the cluster's processes and of the Spark drivers tests run (`optimus` subprocesses) adds:
+    loopback, and the executors' Python workers run this interpreter (on a real cluster, the same Python with
+    optimus on every node; PySpark's default is whatever `python3` is on the PATH)."""
+    return {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
 
 
 def master_state(cluster: SparkCluster) -> dict[str, Any]:
@@ -89,6 +90,22 @@ def applications(cluster: SparkCluster) -> dict[str, dict[str, Any]]:
 def executor_logs(cluster: SparkCluster, app_id: str) -> list[Path]:
     """The stderr logs the worker's executors of an application wrote (work_dir/<app>/<executor>/stderr)."""
     return sorted((cluster.work_dir / app_id).glob("*/stderr"))
+
+
+def processes_with(variable: str, value: str) -> list[int]:
+    """The processes whose environment holds variable=value: what is left of a killed `optimus` (its Spark
+    driver's JVM inherits its OPTIMUS_* settings)."""
+    wanted = f"{variable}={value}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
 
 
 def _alive_workers(json_url: str) -> int:
@@ -126,7 +143,7 @@ def spark_cluster() -> Iterator[SparkCluster]:
     root = Path(tempfile.mkdtemp(prefix="optimus-spark-"))
     work_dir = root / "work"
     work_dir.mkdir()
-    env = cluster_env()
+    env = {**os.environ, **spark_env()}
     port, master_ui, worker_ui = _free_port(), _free_port(), _free_port()
     master_url = f"spark://127.0.0.1:{port}"
     json_url = f"http://127.0.0.1:{master_ui}/json/"

@@ -7,6 +7,7 @@ application is listed by the master and the worker's work folder holds its execu
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import assert_same_rows, data_tables_of, ingest_sample, optimus_process
-from spark_cluster import SparkCluster, applications, cluster_env, executor_logs
+from spark_cluster import SparkCluster, applications, executor_logs, spark_env
 
 # a plain job: squares summed by Python workers on the executor, a sum by Spark SQL in the executor's JVM
 PLAIN_JOB = """
@@ -49,7 +50,7 @@ def test_a_plain_job_through_the_master_runs_on_the_worker(spark_cluster: SparkC
     n = 10_000
     done = subprocess.run(
         [sys.executable, "-c", PLAIN_JOB, spark_cluster.master, name, str(n)],
-        env=cluster_env(),
+        env={**os.environ, **spark_env()},
         capture_output=True,
         text=True,
         timeout=300,
@@ -70,7 +71,7 @@ def test_ingest_through_the_master_equals_duckdb(spark_cluster: SparkCluster, tm
         duck.data_paths[0], warehouse=f"spark://{lake}", spark_master=spark_cluster.master, export_path=tmp_path / "exports"
     )
     before = set(applications(spark_cluster))
-    proc = optimus_process(on_cluster, **cluster_env(), OPTIMUS_SPARK_MASTER=spark_cluster.master)
+    proc = optimus_process(on_cluster, **spark_env(), OPTIMUS_SPARK_MASTER=spark_cluster.master)
     output = proc.communicate(timeout=900)[0].decode(errors="replace")
     assert proc.returncode == 0, output[-5000:]
 
