@@ -65,16 +65,29 @@ def gone(settings: Settings, within: float = 60) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.parametrize("rows", [1, 300])
-def test_killed_mid_file_then_rerun_equals_a_clean_run(clean: dict[str, Any], rows: int) -> None:
+# each case: the pause points of the runs killed in a row before the last run is let finish
+KILLS = {
+    # in the first event file, after its rows were written and before its commit: nothing committed yet
+    "mid-file": [{"OPTIMUS_TEST_PAUSE_AFTER_ROWS": "1"}],
+    # then, on the rerun, with every file committed, while a derived service's export is written
+    "mid-file-then-mid-export": [{"OPTIMUS_TEST_PAUSE_AFTER_ROWS": "1"}, {"OPTIMUS_TEST_PAUSE_AT": "export-writing"}],
+}
+
+
+@pytest.mark.parametrize("case", sorted(KILLS))
+def test_killed_then_rerun_equals_a_clean_run(clean: dict[str, Any], case: str) -> None:
     root = clean["root"]
-    settings = lake_settings(root, f"killed-{rows}", clean["data"])
-    marker = root / f"paused-{rows}"
-    proc = ingest_on_spark(settings, OPTIMUS_TEST_PAUSE_AFTER_ROWS=str(rows), OPTIMUS_TEST_PAUSE_MARKER=str(marker))
-    assert kill_when_paused(proc, marker, timeout=600), proc.stdout.read().decode(errors="replace")[-5000:]
-    gone(settings)
-    # the file it was writing stays running in the ledger: the rerun takes it again
-    assert query_rows(settings, "SELECT count(*) FROM ingest_files WHERE state = 'running'") == [(1,)]
+    settings = lake_settings(root, f"killed-{case}", clean["data"])
+    marker = root / f"paused-{case}"
+    for pause in KILLS[case]:
+        proc = ingest_on_spark(settings, OPTIMUS_TEST_PAUSE_MARKER=str(marker), **pause)
+        assert kill_when_paused(proc, marker, timeout=600), (
+            f"never paused at {pause}: " + proc.stdout.read().decode(errors="replace")[-5000:]
+        )
+        gone(settings)
+        if "OPTIMUS_TEST_PAUSE_AFTER_ROWS" in pause:
+            # the file it was writing stays running in the ledger: the rerun takes it again
+            assert query_rows(settings, "SELECT count(*) FROM ingest_files WHERE state = 'running'") == [(1,)]
 
     finished(ingest_on_spark(settings))
     assert query_rows(settings, "SELECT count(*) FROM ingest_files WHERE state <> 'done'") == [(0,)]
