@@ -93,8 +93,8 @@ def ingest_figure(
     def prepare() -> None:
         fresh(wh)
         fresh(work / "wh.duckdb.spill")
-        if target.startswith("spark://"):
-            fresh(Path(target.removeprefix("spark://")))
+        if target.startswith("spark:///"):  # spark:////abs/lake: the lake folder
+            fresh(Path(target.removeprefix("spark:///")))
         elif warehouse:
             _reset_postgres(warehouse)
 
@@ -240,7 +240,7 @@ def spark_figures(work: Path, files: list[Path], runs: int, f: dict[str, Figure]
     for master in SPARK_MASTERS:
         env = {"OPTIMUS_SPARK_MASTER": master, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
         try:
-            f[spark_key(master)] = ingest_figure(work, files, runs, ["Clickstream"], warehouse=f"spark://{lake}", env=env)
+            f[spark_key(master)] = ingest_figure(work, files, runs, ["Clickstream"], warehouse=f"spark:///{lake}", env=env)
         except Exception as exc:  # reported, not hidden
             out["spark_error"] = f"{master}: {str(exc)[-500:]}"
             return

@@ -68,7 +68,7 @@ def test_ingest_through_the_master_equals_duckdb(spark_cluster: SparkCluster, tm
     duck = ingest_sample(tmp_path / "duck")  # the reference, on DuckDB (in this process: no Spark here)
     lake = tmp_path / "lake"
     on_cluster = settings_for(
-        duck.data_paths[0], warehouse=f"spark://{lake}", spark_master=spark_cluster.master, export_path=tmp_path / "exports"
+        duck.data_paths[0], warehouse=f"spark:///{lake}", spark_master=spark_cluster.master, export_path=tmp_path / "exports"
     )
     before = set(applications(spark_cluster))
     proc = optimus_process(on_cluster, **spark_env(), OPTIMUS_SPARK_MASTER=spark_cluster.master)

@@ -25,16 +25,12 @@ MASTER = "local[2]"
 def lake_settings(root: Path, name: str, data: Path) -> Settings:
     return Settings(
         data_paths=[data],
-        warehouse=f"spark://{root / name}",
+        warehouse=f"spark:///{root / name}",
         spark_master=MASTER,
         export_path=root / f"{name}-exports",
         www_path=root / f"{name}-www",
         memory_limit="1GB",
     )
-
-
-def lake_of(settings: Settings) -> Path:
-    return Path(settings.warehouse.removeprefix("spark://"))
 
 
 def ingest_on_spark(settings: Settings, **env: str) -> Any:
@@ -99,7 +95,7 @@ def test_a_part_never_listed_is_not_read_and_is_swept(clean: dict[str, Any]) -> 
     """Beside each folder of committed parts, a copy under another name: what an attempt killed before the
     catalog commit leaves. Readers list only the manifest's parts, so no table changes; the next start removes it."""
     settings, tables = clean["settings"], clean["tables"]
-    lake = lake_of(settings)
+    lake = settings.lake_path()
     before = {table: table_rows(settings, table) for table in tables}
     folders = sorted({part.parent for part in lake.rglob("*.parquet")} - {lake})
     assert folders, f"no Parquet part in {lake}"
