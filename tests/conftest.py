@@ -26,8 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPTIMUS_TEST_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "json_to_relation"
 
-# a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation; a real Spark
-# standalone cluster on loopback (spark_cluster)
+# a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation
 pytest_plugins = ["postgres_server", "spark_cluster"]
 
 # Property-based (fuzz) tests, defined once for every test file: a bounded number of examples in the
