@@ -77,7 +77,13 @@ def env_for(data: Path, warehouse: str, work: Path) -> dict[str, str]:
 
 
 def ingest_figure(
-    work: Path, files: list[Path], runs: int, services: list[str], package_dir: Path | None = None, warehouse: str | None = None
+    work: Path,
+    files: list[Path],
+    runs: int,
+    services: list[str],
+    package_dir: Path | None = None,
+    warehouse: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Figure:
     data = data_path_with(work, files, package_dir)
     wh = work / "wh.duckdb"
@@ -87,10 +93,12 @@ def ingest_figure(
     def prepare() -> None:
         fresh(wh)
         fresh(work / "wh.duckdb.spill")
-        if warehouse:
+        if target.startswith("spark:///"):  # spark:////abs/lake: the lake folder
+            fresh(Path(target.removeprefix("spark:///")))
+        elif warehouse:
             _reset_postgres(warehouse)
 
-    return repeat(runs, prepare, lambda: run_process(optimus_argv(*args), env_for(data, target, work)))
+    return repeat(runs, prepare, lambda: run_process(optimus_argv(*args), {**env_for(data, target, work), **(env or {})}))
 
 
 def _reset_postgres(url: str) -> None:
@@ -237,6 +245,54 @@ def rescan_figure(work: Path, n_files: int, runs: int) -> Figure:
     return figure
 
 
+SPARK_MASTERS = ("local[1]", "local[2]")  # one core, then two: the speed-up from the second
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot run here (no pyspark, no Java), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        return "no Java (Debian's openjdk-17-jre-headless, or JAVA_HOME)"
+    return None
+
+
+def spark_figures(work: Path, files: list[Path], runs: int, f: dict[str, Figure], out: dict) -> None:
+    """The same Clickstream ingest as `ingest_all`, on a Spark warehouse (a lake in `work`) with each of
+    SPARK_MASTERS: every run a separate `optimus` process (its own JVM), the executors' Python this one."""
+    missing = spark_missing()
+    if missing:
+        out["spark_error"] = f"not measured: {missing}"
+        return
+    lake = work / "lake"
+    for master in SPARK_MASTERS:
+        env = {"OPTIMUS_SPARK_MASTER": master, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        try:
+            f[spark_key(master)] = ingest_figure(work, files, runs, ["Clickstream"], warehouse=f"spark:///{lake}", env=env)
+        except Exception as exc:  # reported, not hidden
+            out["spark_error"] = f"{master}: {str(exc)[-500:]}"
+            return
+
+
+def spark_key(master: str) -> str:
+    """The figure's name: `ingest_all_spark_local1` for local[1]."""
+    return "ingest_all_spark_" + "".join(c for c in master if c.isalnum())
+
+
+def spark_ratios(n_events: int, med: dict[str, float], ratios: dict[str, float], out: dict) -> None:
+    """Spark against itself (the second core) and against DuckDB on the same files, and its per-core rate
+    (local[1]: one core does all the work, the driver's included)."""
+    one, two = (med.get(spark_key(m)) for m in SPARK_MASTERS)
+    if one is None or two is None:
+        return
+    ratios["spark local[1] / local[2] (speed-up from the second core)"] = one / two
+    ratios["spark local[2] / duckdb ingest_all"] = two / med["ingest_all"]
+    out["events_per_second_spark"] = {master: round(n_events / med[spark_key(master)]) for master in SPARK_MASTERS}
+    out["events_per_second_spark_per_core"] = round(n_events / one)
+
+
 def postgres_url() -> str | None:
     url = os.environ.get("OPTIMUS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
     try:
@@ -255,9 +311,16 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    import importlib.metadata
+
     import pyarrow
 
     import optimus
+
+    try:
+        pyspark: str | None = importlib.metadata.version("pyspark")
+    except importlib.metadata.PackageNotFoundError:
+        pyspark = None
 
     return {
         "cores": os.cpu_count(),
@@ -267,6 +330,7 @@ def machine() -> dict:
         "duckdb": duckdb.__version__,
         "pyarrow": pyarrow.__version__,
         "optimus": optimus.__version__,
+        "pyspark": pyspark,
         "platform": platform.platform(),
     }
 
@@ -283,7 +347,7 @@ def sizes(files: list[Path]) -> dict:
     return {"files": len(files), "bytes_packed": packed, "bytes_unpacked": unpacked}
 
 
-def run_size(label: str, events: int, learners: int, days: int, args: argparse.Namespace, results: dict) -> None:
+def run_size(label: str, events: int, learners: int, days: int, args: argparse.Namespace, results: dict, spark: bool = False) -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     pkg, manifest = package(cache, events, learners, days, args.quick)
@@ -339,6 +403,8 @@ def run_size(label: str, events: int, learners: int, days: int, args: argparse.N
                 )
             except Exception as exc:  # reported, not hidden
                 out["postgres_error"] = str(exc)[-500:]
+    if spark:
+        spark_figures(work, files, runs, f, out)
     out["figures"] = {k: v.as_dict() for k, v in f.items()}
     med = {k: v.median for k, v in f.items()}
     ratios = {
@@ -354,6 +420,7 @@ def run_size(label: str, events: int, learners: int, days: int, args: argparse.N
     if "research" in med:
         ratios["research tables / summed gzip floor"] = med["research"] / med["floor_all"]
         ratios["all derived / summed gzip floor"] = (med["derived"] + med["research"]) / med["floor_all"]
+    spark_ratios(n_events, med, ratios, out)
     out["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
     out["events_per_second"] = round(n_events / med["ingest_all"])
     out["events_per_second_per_core"] = round(n_events / med["ingest_all"] / (os.cpu_count() or 1))
@@ -410,6 +477,12 @@ def print_table(results: dict) -> None:
         ratios.add_row("events/s per core (headline)", f"{out['events_per_second_per_core']:,}")
         if "events_per_second_postgres" in out:
             ratios.add_row("events/s on PostgreSQL", f"{out['events_per_second_postgres']:,}")
+        for master, rate in out.get("events_per_second_spark", {}).items():
+            ratios.add_row(f"events/s on Spark {master}", f"{rate:,}")
+        if "events_per_second_spark_per_core" in out:
+            ratios.add_row("events/s per core on Spark (local[1])", f"{out['events_per_second_spark_per_core']:,}")
+        if "spark_error" in out:
+            ratios.add_row("Spark", out["spark_error"][:200])
         console.print(ratios)
     if "rescan" in results:
         console.print(
@@ -437,7 +510,8 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
         f"Run `{results['name']}` on {results['date']}: {m['cores']} cores, {m['memory_gb']} GB, {m['cpu']}; "
-        f"Python {m['python']}, DuckDB {m['duckdb']}, pyarrow {m['pyarrow']}, Optimus {m['optimus']}.",
+        f"Python {m['python']}, DuckDB {m['duckdb']}, pyarrow {m['pyarrow']}, Optimus {m['optimus']}"
+        + (f", pyspark {m['pyspark']}." if m.get("pyspark") else "."),
         "",
     ]
     for label, out in results["sizes"].items():
@@ -462,6 +536,7 @@ def markdown(results: dict) -> str:
         if "postgres_error" in out:
             lines.append(f"| PostgreSQL | failed: {out['postgres_error'][:200]} |")
         lines.append("")
+        lines += spark_markdown(out)
     if "rescan" in results:
         r = results["rescan"]
         lines.append(
@@ -476,6 +551,41 @@ def markdown(results: dict) -> str:
             f"{mem['peak_rss_mb']:,.0f} MB, in {mem['median_s']:.1f} s."
         )
     return "\n".join(lines) + "\n"
+
+
+SPARK_ESTIMATE_EXECUTORS = (4, 16, 64)
+
+
+def spark_markdown(out: dict) -> list[str]:
+    """The Spark rows in the shape of docs/spark.md's table (which a run's figures replace), and the estimate
+    for N one-core executors: N x the per-core rate x the parallel efficiency measured from local[1] to local[2]."""
+    if "spark_error" in out:
+        return [f"Spark: {out['spark_error'][:300]}", ""]
+    if "events_per_second_spark_per_core" not in out:
+        return []
+    figures, events = out["figures"], out["input"]["events"]
+    one, two = (figures[spark_key(m)]["median_s"] for m in SPARK_MASTERS)
+    duck = figures["ingest_all"]["median_s"]
+    efficiency = one / two / 2
+    per_core = out["events_per_second_spark_per_core"]
+    lines = [
+        f"Spark, the same Clickstream ingest of {events:,} events (`--service Clickstream`), each run its own `optimus` process:",
+        "",
+        "| engine | cores | median s | events/s | events/s per core | speed-up over local[1] |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for master, seconds, cores in (("Spark local[1]", one, 1), ("Spark local[2]", two, 2)):
+        lines.append(
+            f"| {master} | {cores} | {seconds:.2f} | {events / seconds:,.0f} | {events / seconds / cores:,.0f} | {one / seconds:.2f} |"
+        )
+    cores = os.cpu_count() or 1  # DuckDB's threads: every core
+    lines.append(f"| DuckDB (ingest_all) | {cores} | {duck:.2f} | {events / duck:,.0f} | {events / duck / cores:,.0f} | {one / duck:.2f} |")
+    for n in SPARK_ESTIMATE_EXECUTORS:
+        lines.append(
+            f"| Spark, {n} executors (estimate) | {n} | {events / (per_core * n * efficiency):.2f} | {per_core * n * efficiency:,.0f} | {per_core * efficiency:,.0f} | {n * efficiency:.2f} |"
+        )
+    lines += ["", f"Parallel efficiency from one core to two: {efficiency:.2f} (the estimates assume it holds).", ""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -495,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only Clickstream's figures and their baselines (floors, read_json): issue 22's ratios at 10M",
     )
+    parser.add_argument("--skip-spark", action="store_true", help="leave out the Spark figures (local[1], local[2]; first size only)")
     parser.add_argument("--api-clients", type=int, default=50, help="concurrent clients of the API-under-load figure")
     parser.add_argument("--api-seconds", type=float, default=10.0, help="how long they run (0 skips the figure)")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks every figure is produced (seconds)")
@@ -509,9 +620,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "sizes": {},
     }
-    for count in (int(c) for c in args.events.split(",") if c):
+    for i, count in enumerate(int(c) for c in args.events.split(",") if c):
         learners = 100 if args.quick else max(1000, count // 100)
-        run_size(f"{count:,} events", count, learners, args.days, args, results)
+        # Spark on the first size only (1M by default): local[1] and local[2] of a bigger one take long on 2 cores
+        run_size(f"{count:,} events", count, learners, args.days, args, results, spark=i == 0 and not args.skip_spark)
     work = Path(args.cache) / "work-rescan"
     work.mkdir(parents=True, exist_ok=True)
     rescan = rescan_figure(work, args.rescan_files, max(3, args.runs))

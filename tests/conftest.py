@@ -27,7 +27,7 @@ SHARED = Path(os.environ.get("OPTIMUS_TEST_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "json_to_relation"
 
 # a real PostgreSQL server (pg_url) and the duckdb/postgres `backend` parametrisation
-pytest_plugins = ["postgres_server", "spark_server"]
+pytest_plugins = ["postgres_server", "spark_server", "spark_cluster"]
 
 # Property-based (fuzz) tests, defined once for every test file: a bounded number of examples in the
 # test command; derandomized under CI=true (the same examples every run: no flaky CI); more with
@@ -264,6 +264,66 @@ def assert_same_tables(warehouse: str, clean: str, ignore: dict[str, tuple[str, 
         return tables
     finally:
         con.close()
+
+
+# -- the same tables on two engines: values compared as the engine-equality test compares them -----------
+ENGINE_BOOKKEEPING = ("computed_at", "looked_up_at", "loaded_at", "file_id")  # when or by which file id a row came
+JSON_COLUMNS = ("event", "context", "doc")
+EXACT_FLOATS = ("sum_dt", "sum_dt2", "max_dt", "avg_dt", "sdv_dt")  # exact integer sums: no tolerance between engines
+
+
+def comparable(value: Any, column: str) -> Any:
+    """A value as engines are compared: floats to 6 places (but the exact time-on-task sums), JSON by its
+    value (engines space it differently), NUL as PostgreSQL must store it (text cannot hold one)."""
+    import json
+
+    if isinstance(value, float) and column not in EXACT_FLOATS:
+        return round(value, 6)
+    if column == "raw" and isinstance(value, str):
+        return value.replace("\x00", "\x01")
+    if column in JSON_COLUMNS and isinstance(value, str):
+        return json.dumps(json.loads(value), sort_keys=True)
+    return value
+
+
+def data_tables_of(settings: Settings) -> list[str]:
+    """`schema.table` of every data table of a DuckDB warehouse (see data_tables)."""
+    import duckdb
+
+    con = duckdb.connect(settings.warehouse_path() or settings.warehouse, read_only=True)
+    try:
+        return data_tables(con)
+    finally:
+        con.close()
+
+
+def table_rows(settings: Settings, table: str, skip: Sequence[str] = ()) -> tuple[list[str], list[tuple]]:
+    """A table's columns and rows (comparable, sorted) on any warehouse, through the Warehouse protocol, without
+    the bookkeeping columns and `skip`. `table` is `schema.name` as data_tables gives it: `main` is Optimus's
+    own schema, `edx` the raw one."""
+    schema, name = table.split(".", 1)
+    with reading(settings) as wh:
+        in_schema = None if schema == "main" else wh.raw_schema
+        cols = [c for c in wh.columns(name, in_schema) if c not in ENGINE_BOOKKEEPING and c not in skip]
+        target = f"{wh.quote(in_schema)}.{wh.quote(name)}" if in_schema else wh.quote(name)
+        rows = wh.query(f"SELECT {', '.join(wh.quote(c) for c in cols)} FROM {target}")
+    return cols, sorted((tuple(comparable(v, c) for v, c in zip(r, cols, strict=True)) for r in rows), key=repr)
+
+
+def assert_same_rows(settings: Settings, reference: Settings, tables: Sequence[str]) -> list[str]:
+    """Each of `tables` holds the same columns and rows on both warehouses (any engines, values comparable),
+    leaving out what records when or by which file or run a row came (VOLATILE_COLUMNS, RUN_RECORDS);
+    returns the tables compared."""
+    assert tables, "no table to compare"
+    for table in tables:
+        skip = (*VOLATILE_COLUMNS, *RUN_RECORDS.get(table.split(".")[-1], ()))
+        cols, rows = table_rows(settings, table, skip)
+        want_cols, want = table_rows(reference, table, skip)
+        assert cols == want_cols, f"{table}: columns {cols} != {want_cols}"
+        if rows != want:
+            extra, missing = [r for r in rows if r not in want], [r for r in want if r not in rows]
+            raise AssertionError(f"{table}: {len(rows)} rows, {len(want)} wanted; extra {extra[:3]}, missing {missing[:3]}")
+    return list(tables)
 
 
 RUN_RECORDS = {"email_crm_exports": ("id", "path", "exported_at", "run_id"), "email_crm_last": ("export_id",)}

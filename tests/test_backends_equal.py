@@ -14,40 +14,18 @@ import csv
 import gzip
 import json
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from conftest import query_rows
+from conftest import query_rows, table_rows
 from optimus.config import Settings
-from optimus.warehouse import connect
 
 pytestmark = pytest.mark.postgres
 
-BOOKKEEPING = ("computed_at", "looked_up_at", "loaded_at", "file_id")
-JSON_COLUMNS = ("event", "context", "doc")
-EXACT_FLOATS = ("sum_dt", "sum_dt2", "max_dt", "avg_dt", "sdv_dt")  # exact integer sums: no tolerance between engines
-
-
-def _norm(value: Any, column: str) -> Any:
-    if isinstance(value, float) and column not in EXACT_FLOATS:
-        return round(value, 6)
-    if column == "raw" and isinstance(value, str):
-        return value.replace("\x00", "\x01")  # PostgreSQL text cannot hold NUL (documented)
-    if column in JSON_COLUMNS and isinstance(value, str):
-        return json.dumps(json.loads(value), sort_keys=True)  # the same value; engines space JSON differently
-    return value
-
 
 def dump(settings: Settings, table: str) -> tuple[list[str], list[tuple]]:
-    wh = connect(settings, read_only=True)
-    try:
-        cols = [c for c in wh.columns(table) if c not in BOOKKEEPING]
-        rows = wh.query(f"SELECT {', '.join(wh.quote(c) for c in cols)} FROM {wh.quote(table)}")
-    finally:
-        wh.close()
-    return cols, sorted((tuple(_norm(v, c) for v, c in zip(r, cols, strict=True)) for r in rows), key=repr)
+    return table_rows(settings, f"main.{table}")
 
 
 def awkward_events(data: Path) -> int:
