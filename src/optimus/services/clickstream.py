@@ -31,6 +31,9 @@ from optimus.services.clickstream_reader import ReadAhead, gzip_intact
 from optimus.warehouse.base import Warehouse
 
 _LINES, _BAD, _COURSES, _COERCED = "_click_lines", "_click_bad", "_click_courses", "_click_coerced"
+# lines of a file the engine reads that are parsed before the rest: the course values of a day file
+# show up in its first lines, and the rest then skips the course-key regexes (about half the parse)
+_FIRST_LINES = 1 << 15
 
 
 @register
@@ -82,8 +85,8 @@ class Clickstream(Service):
                 f"UPDATE events SET file_id = ? WHERE event_date IN ({', '.join('?' for _ in old_days)}) AND file_id = ?",
                 [-file.id, *sorted(old_days), file.id],
             )
-        wh.execute(f"DROP TABLE IF EXISTS {_COURSES}")
-        wh.execute(f"CREATE TEMP TABLE {_COURSES} (v VARCHAR, k VARCHAR)")
+        # course values seen and their keys (exact, so kept from file to file for the connection's life)
+        wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_COURSES} (v VARCHAR, k VARCHAR)")
         if not wh.capabilities.scans_arrow_in_place:  # each block is loaded into this table once, then read
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
@@ -94,9 +97,15 @@ class Clickstream(Service):
                 engine_lines = self._engine_lines(wh, file, staged)
                 if engine_lines is not None:  # the engine read the file: its lines are parsed as one block
                     lines = int(wh.scalar(f"SELECT count(*) FROM {engine_lines}") or 0)
-                    if lines:
-                        loaded, quarantined, coerced = self._load_lines(wh, file, engine_lines, wh.execute, (1, lines), [])
-                        ctx.wrote(loaded)
+                    # the first lines alone first: the course values they hold are then known to the rest
+                    for lo, hi in ((1, min(lines, _FIRST_LINES)), (_FIRST_LINES + 1, lines)):
+                        if lo <= hi:
+                            span = (
+                                f"(SELECT * FROM {engine_lines} WHERE line BETWEEN {lo} AND {hi})" if lines > _FIRST_LINES else engine_lines
+                            )
+                            good, bad, changed_values = self._load_lines(wh, file, span, wh.execute, (lo, hi), [])
+                            loaded, quarantined, coerced = loaded + good, quarantined + bad, coerced + changed_values
+                            ctx.wrote(good)
                 else:
                     wh.hold_outside(self._reader.bytes_held)
                     reader = self._reader.batches(file.path)
@@ -123,7 +132,7 @@ class Clickstream(Service):
             ctx.touch_many(changed)
         finally:
             wh.hold_outside(0)
-            for table in (_LINES, _BAD, _COURSES, _COERCED):
+            for table in (_LINES, _BAD, _COERCED):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
         notes = []
