@@ -5,8 +5,10 @@ typed), `event_files` (which files hold each event, and on which line), `events_
 (lines that are not events, with line number and reason). Needs nothing.
 
 The rules of a line (junk, fingerprint, course, time, payload) are in optimus.formats.events.
-A file is read in blocks by a reader thread (decompression runs beside the engine, and the next
-file is read while this one is settled: services/clickstream_reader.py), each block
+An engine that reads files (DuckDB) reads and decompresses the file itself (Warehouse.event_lines);
+otherwise, or when it cannot read the file as plain lines (damage, bytes that are not UTF-8), the
+file is read in blocks by a reader thread (decompression runs beside the engine, and the next
+file is read while this one is settled: services/clickstream_reader.py). Each block
 is parsed set-at-a-time in SQL straight into `events`, and once the file is in, its events are
 compared by fingerprint only within the days it touches (docs/clickstream.md). Re-ingesting a changed file replaces what it held: events only it held and no
 longer holds disappear; events another file holds stay.
