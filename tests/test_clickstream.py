@@ -553,3 +553,51 @@ def test_engine_memory_leaves_room_for_the_blocks_held_outside_it(data_path: Pat
         assert limit(without) == "1.0 GiB"
     finally:
         without.close()
+
+
+def test_the_engine_reads_a_file_as_the_reader_does_and_leaves_odd_files_to_it(data_path: Path, settings_for: Any) -> None:
+    """Warehouse.event_lines on DuckDB: line numbers (blank lines counted), text and fingerprints are
+    those of a plain Python reading (SHA-1 of the line from its first `{` plus `\\n`); a file it cannot
+    read as plain lines gives None, and its failed read leaves the caller's transaction working;
+    a CRC-damaged archive (which DuckDB reads without noticing) fails gzip_intact."""
+    import hashlib
+
+    from optimus.services.clickstream_reader import gzip_intact
+
+    events = data_path / "clickstream_logs" / "events"
+    lines = [b'{"a": 1}', b"", b"  ", b'junk {"b": "x,y\\"q"}', b"# note", b'{"c": "\xc3\xa9"}', b"no object", b'{"d": 2}']
+    clean = events / "clean.log.gz"
+    clean.write_bytes(gzip.compress(b"\n".join(lines)))  # no final newline: the last line is a line
+    odd = {
+        "crlf.log.gz": gzip.compress(b'{"a": 1}\r\n{"b": 2}\r\n'),
+        "latin1.log.gz": gzip.compress(b'{"a": 1}\n{"b": "\xe9"}\n'),
+        "cut.log.gz": gzip.compress(b'{"a": 1}\n' * 50_000)[:-5000],
+        "long.log": b'{"a": "' + b"x" * 300 + b'"}\n',
+    }
+    for name, data in odd.items():
+        (events / name).write_bytes(data)
+    wh = connect(settings_for(data_path))
+    try:
+        assert wh.capabilities.reads_files
+        with wh.transaction():
+            wh.execute("CREATE TEMP TABLE probe (n INTEGER)")
+            for name in odd:
+                with wh.event_lines(events / name, 200) as rel:
+                    assert rel is None, name
+            wh.execute("INSERT INTO probe VALUES (1)")  # the failed reads did not fail this transaction
+            with wh.event_lines(clean, 1 << 20) as rel:
+                assert rel is not None
+                got = wh.query(f"SELECT line, raw, event_id FROM {rel} ORDER BY line")
+        assert wh.scalar("SELECT count(*) FROM probe") == 1
+    finally:
+        wh.close()
+    expected = []
+    for n, line in enumerate(lines, start=1):
+        at = line.find(b"{")
+        expected.append((n, line.decode() or None, hashlib.sha1(line[at:] + b"\n").hexdigest() if at >= 0 else None))
+    assert got == expected
+    assert gzip_intact(clean) and not gzip_intact(events / "cut.log.gz")
+    damaged = bytearray(gzip.compress(b'{"a": 1}\n' * 1000))
+    damaged[-8] ^= 0xFF  # the CRC-32 in the trailer
+    (events / "crc.log.gz").write_bytes(bytes(damaged))
+    assert not gzip_intact(events / "crc.log.gz")

@@ -5,8 +5,10 @@ typed), `event_files` (which files hold each event, and on which line), `events_
 (lines that are not events, with line number and reason). Needs nothing.
 
 The rules of a line (junk, fingerprint, course, time, payload) are in optimus.formats.events.
-A file is read in blocks by a reader thread (decompression runs beside the engine, and the next
-file is read while this one is settled: services/clickstream_reader.py), each block
+An engine that reads files (DuckDB) reads and decompresses the file itself (Warehouse.event_lines);
+otherwise, or when it cannot read the file as plain lines (damage, bytes that are not UTF-8), the
+file is read in blocks by a reader thread (decompression runs beside the engine, and the next
+file is read while this one is settled: services/clickstream_reader.py). Each block
 is parsed set-at-a-time in SQL straight into `events`, and once the file is in, its events are
 compared by fingerprint only within the days it touches (docs/clickstream.md). Re-ingesting a changed file replaces what it held: events only it held and no
 longer holds disappear; events another file holds stay.
@@ -15,6 +17,8 @@ longer holds disappear; events another file holds stay.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import date
 from typing import Any
 
@@ -25,10 +29,13 @@ from optimus.config import Settings
 from optimus.formats import events as rules
 from optimus.ledger import LedgerFile
 from optimus.services.base import FileResult, RunContext, Service, register
-from optimus.services.clickstream_reader import ReadAhead
+from optimus.services.clickstream_reader import ReadAhead, gzip_intact
 from optimus.warehouse.base import Warehouse
 
 _LINES, _BAD, _COURSES, _COERCED = "_click_lines", "_click_bad", "_click_courses", "_click_coerced"
+# lines of a file the engine reads that are parsed before the rest: the course values of a day file
+# show up in its first lines, and the rest then skips the course-key regexes (about half the parse)
+_FIRST_LINES = 1 << 15
 
 
 @register
@@ -44,6 +51,7 @@ class Clickstream(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._reader = ReadAhead(self._batch_bytes(), settings.max_line_bytes)
+        self._engine_reads = False  # set by setup: the engine reads event files itself (Warehouse.event_lines)
 
     @classmethod
     def _batch_bytes(cls) -> int:
@@ -55,9 +63,12 @@ class Clickstream(Service):
         return ReadAhead(cls._batch_bytes()).bytes_held
 
     def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
+        if self._engine_reads:  # the engine reads each file itself (a file it cannot read is read then, not ahead)
+            return
         self._reader.plan(now.path if now else None, then.path if then else None)
 
     def setup(self, wh: Warehouse) -> None:
+        self._engine_reads = wh.capabilities.reads_files
         cols = ", ".join(f"{wh.quote(n)} {t}" for n, t in rules.EVENT_COLUMNS.items())
         wh.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
         wh.execute(
@@ -76,22 +87,38 @@ class Clickstream(Service):
                 f"UPDATE events SET file_id = ? WHERE event_date IN ({', '.join('?' for _ in old_days)}) AND file_id = ?",
                 [-file.id, *sorted(old_days), file.id],
             )
-        wh.execute(f"DROP TABLE IF EXISTS {_COURSES}")
-        wh.execute(f"CREATE TEMP TABLE {_COURSES} (v VARCHAR, k VARCHAR)")
+        # course values seen and their keys (exact, so kept from file to file for the connection's life)
+        wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_COURSES} (v VARCHAR, k VARCHAR)")
         if not wh.capabilities.scans_arrow_in_place:  # each block is loaded into this table once, then read
             wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LINES} (line BIGINT, raw VARCHAR, event_id VARCHAR)")
         days: set[date] = set()
         loaded = quarantined = coerced = lines = 0
-        wh.hold_outside(self._reader.bytes_held)
+        damage: str | None = None
         try:
-            reader = self._reader.batches(file.path)
-            for batch in reader:
-                good, bad, changed_values = self._load_batch(wh, file, batch)
-                loaded += good
-                quarantined += bad
-                coerced += changed_values
-                lines += batch.table.num_rows
-                ctx.wrote(good)
+            with ExitStack() as staged:
+                engine_lines = self._engine_lines(wh, file, staged)
+                if engine_lines is not None:  # the engine read the file: its lines are parsed as one block
+                    lines = int(wh.scalar(f"SELECT count(*) FROM {engine_lines}") or 0)
+                    # the first lines alone first: the course values they hold are then known to the rest
+                    for lo, hi in ((1, min(lines, _FIRST_LINES)), (_FIRST_LINES + 1, lines)):
+                        if lo <= hi:
+                            span = (
+                                f"(SELECT * FROM {engine_lines} WHERE line BETWEEN {lo} AND {hi})" if lines > _FIRST_LINES else engine_lines
+                            )
+                            good, bad, changed_values = self._load_lines(wh, file, span, wh.execute, (lo, hi), [])
+                            loaded, quarantined, coerced = loaded + good, quarantined + bad, coerced + changed_values
+                            ctx.wrote(good)
+                else:
+                    wh.hold_outside(self._reader.bytes_held)
+                    reader = self._reader.batches(file.path)
+                    for batch in reader:
+                        good, bad, changed_values = self._load_batch(wh, file, batch)
+                        loaded += good
+                        quarantined += bad
+                        coerced += changed_values
+                        lines += batch.table.num_rows
+                        ctx.wrote(good)
+                    damage = reader.damage
             days = self._settle(wh, file.id, loaded) if loaded else set()
             changed = self._drop_orphans(wh, file.id, old_days) if old_days else set()
             all_days = sorted(days | old_days)
@@ -107,7 +134,7 @@ class Clickstream(Service):
             ctx.touch_many(changed)
         finally:
             wh.hold_outside(0)
-            for table in (_LINES, _BAD, _COURSES, _COERCED):
+            for table in (_LINES, _BAD, _COERCED):
                 wh.execute(f"DROP TABLE IF EXISTS {table}")
         new = int(wh.scalar("SELECT count(*) FROM events WHERE file_id = ?", [file.id]) or 0) if days else 0
         notes = []
@@ -119,36 +146,59 @@ class Clickstream(Service):
             notes.append(f"{new} events stored by this file; {loaded - new} held by other files or repeated")
         if coerced:
             notes.append(f"{coerced} values coerced (a key given twice, a user_id that is not a 64-bit whole number)")
-        return FileResult(rows=loaded, quarantined=quarantined, note="; ".join(notes) or None, coerced=coerced, damage=reader.damage)
+        return FileResult(rows=loaded, quarantined=quarantined, note="; ".join(notes) or None, coerced=coerced, damage=damage)
+
+    def _engine_lines(self, wh: Warehouse, file: LedgerFile, stack: ExitStack) -> str | None:
+        """The file's lines as a relation the engine read itself (Warehouse.event_lines, held open by
+        `stack`), or None: the engine reads no files, or not this one as plain lines, or the archive is
+        damaged (checked beside the engine's read: the engine does not check CRCs). Then the reader of
+        clickstream_reader reads it, which keeps what a damaged archive holds."""
+        if not self._engine_reads:
+            return None
+        with ThreadPoolExecutor(1, thread_name_prefix="optimus-gzip-check") as pool:
+            intact = pool.submit(gzip_intact, file.path)
+            lines = stack.enter_context(wh.event_lines(file.path, self.settings.max_line_bytes))
+            whole = intact.result()
+        if lines is None or not whole:
+            stack.close()
+            return None
+        return lines
 
     def _load_batch(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> tuple[int, int, int]:
-        """One block: its events straight into `events` (parsed and stored in one statement, no
-        copy of the block in between), then its bad lines to quarantine; returns (events, bad
-        lines, coerced values)."""
+        """One block the reader made: loaded (or, where the engine reads Arrow in place, read as
+        `arrow_block`), then settled by _load_lines."""
         rows = batch.table.num_rows
         if not rows:
             return 0, len(batch.bad), 0
         lo, hi = batch.table["line"][0].as_py(), batch.table["line"][-1].as_py()
-        block = _block(file.id, lo, hi)
         if wh.capabilities.scans_arrow_in_place:  # the block is read in place, as `arrow_block`, by each statement
-            lines, run = "arrow_block", lambda sql: wh.execute_over_arrow(sql, batch.table)
-        else:
-            wh.execute(f"DELETE FROM {_LINES}")
-            wh.load_arrow(_LINES, batch.table)
-            lines, run = _LINES, wh.execute
+            return self._load_lines(wh, file, "arrow_block", lambda sql: wh.execute_over_arrow(sql, batch.table), (lo, hi), batch.bad)
+        wh.execute(f"DELETE FROM {_LINES}")
+        wh.load_arrow(_LINES, batch.table)
+        return self._load_lines(wh, file, _LINES, wh.execute, (lo, hi), batch.bad)
+
+    def _load_lines(
+        self, wh: Warehouse, file: LedgerFile, lines: str, run: Any, span: tuple[int, int], unread: list[tuple[int, str, str]]
+    ) -> tuple[int, int, int]:
+        """Lines of a file (`lines(line, raw, event_id)`, lines `span` of the file; `run` runs a
+        statement that reads it): their events straight into `events` (parsed and stored in one
+        statement, no copy in between), then their bad lines to quarantine, with `unread` (lines the
+        reader could not give as text); returns (events, bad lines, coerced values)."""
+        lo, hi = span
+        block = _block(file.id, lo, hi)
         cols = ", ".join(wh.quote(c) for c in rules.EVENT_COLUMNS if c != "file_id")
         parsed = rules.parse_sql(wh.sql, lines, _COURSES)
         run(f"INSERT INTO events ({cols}, file_id) SELECT {cols}, {int(file.id)} FROM ({parsed}) p WHERE reason IS NULL")
         good = int(wh.scalar(f"SELECT count(*) FROM events WHERE {block}") or 0)
         coerced = self._coerced(wh, lines, run, block) if good else 0
-        bad = len(batch.bad)
-        if good < rows:  # the lines that did not become events (few) are parsed again, alone
+        bad = len(unread)
+        if good < hi - lo + 1:  # the lines that did not become events (few, and blank lines) are parsed again, alone
             rest = f"(SELECT * FROM {lines} l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE {_block(file.id, lo, hi, 'e.')} AND e.line = l.line)) rest"
             wh.execute(f"DROP TABLE IF EXISTS {_BAD}")
             run(f"CREATE TEMP TABLE {_BAD} AS SELECT line, reason, raw FROM ({rules.parse_sql(wh.sql, rest)}) p WHERE reason IS NOT NULL")
             if coerced:  # keys given twice on lines not loaded were not coerced
                 coerced -= int(wh.scalar(rules.duplicate_keys_sql(wh.sql, _BAD)) or 0)
-            bad = self._quarantine(wh, file, batch)
+            bad = self._quarantine(wh, file, unread)
         # course values seen: their keys are looked up in the next blocks, not computed again
         wh.execute(
             f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
@@ -191,7 +241,7 @@ class Clickstream(Service):
             )
         return set(days)
 
-    def _quarantine(self, wh: Warehouse, file: LedgerFile, batch: rules.LineBatch) -> int:
+    def _quarantine(self, wh: Warehouse, file: LedgerFile, unread: list[tuple[int, str, str]]) -> int:
         """Bad lines (in `_BAD`) to events_quarantine; lines SQL calls 'no object' or 'invalid JSON' get a precise reason."""
         wh.execute(
             f"INSERT INTO events_quarantine (file_id, path, line, reason, raw) SELECT ?, ?, line, reason, left(raw, {rules.RAW_LIMIT}) "
@@ -203,7 +253,7 @@ class Clickstream(Service):
             for line, raw in wh.query(f"SELECT line, raw FROM {_BAD} WHERE reason IN (?, ?)", [rules.NO_OBJECT, rules.INVALID_JSON])
         ]
         rows = [(line, _not_object(raw) if reason == rules.NO_OBJECT else reason, raw) for line, reason, raw in rows]
-        rows += batch.bad
+        rows += unread
         if rows:
             wh.load_arrow(
                 "events_quarantine",
@@ -217,7 +267,7 @@ class Clickstream(Service):
                     }
                 ),
             )
-        return int(wh.scalar(f"SELECT count(*) FROM {_BAD}") or 0) + len(batch.bad)
+        return int(wh.scalar(f"SELECT count(*) FROM {_BAD}") or 0) + len(unread)
 
     # -- what a file held before ---------------------------------------------------------------
     def _forget_links(self, wh: Warehouse, file_id: int) -> set[date]:

@@ -104,6 +104,22 @@ class Warehouse(Protocol):
         """A hint: an unnumbered stage_tsv of `path` follows the current file (a backend may start
         reading it now); None: nothing follows, let go of what was read."""
 
+    def event_lines(self, path: Path, max_line: int) -> AbstractContextManager[str | None]:
+        """The lines of a tracking-log file (`.log` or `.log.gz`), read and decompressed by the engine
+        itself, as the name of a relation `(line, raw, event_id)` valid inside the context: `line` the
+        1-based line number in the file, `raw` the line's text without its `\\n` (NULL or blank for an
+        empty line), `event_id` the fingerprint of optimus.formats.events (the SHA-1 hex of the line
+        from its first `{`, with one `\\n` after it; NULL without a `{`). The shared SQL of
+        Clickstream (formats.events.parse_sql) then parses, resolves and quarantines from it.
+
+        None when the engine does not read files (capabilities.reads_files False: PostgreSQL, where
+        the caller reads the file in Python and loads its lines by COPY) or cannot read this file as
+        plain lines: an archive it cannot read to the end, bytes that are not UTF-8, a carriage
+        return, a NUL, a line over `max_line` bytes or nested too deep. The caller then reads the
+        file with its own reader, which keeps what a damaged archive holds and quarantines each odd
+        line alone (docs/clickstream.md). A reading never fails the caller's transaction.
+        An engine that reads files in parallel (Spark: spark.read.text) implements this alone."""
+
     def hold_outside(self, nbytes: int) -> None:
         """The process now holds `nbytes` of data outside the engine (0: none again); an engine with
         a memory limit lowers it by as much, so that the process as a whole keeps to the setting."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
+from optimus.formats.events import MAX_DEPTH
 from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
 from optimus.warehouse.dialects.duckdb import DuckDBDialect
@@ -90,9 +92,10 @@ class DuckDBWarehouse:
         self._registered: set[str] = set()
         self._parent: DuckDBWarehouse | None = None  # where a reader's prepared cursor goes back (see reader)
         self._spare: list[duckdb.DuckDBPyConnection] = []
-        self._lock_down(folders, files)
+        self._reads = 0  # event files read by event_lines (each into a table of its own)
+        self._lock_down(folders, files, lines_db=not read_only)
 
-    def _lock_down(self, folders: dict[Path, str], files: Sequence[Path] = ()) -> None:
+    def _lock_down(self, folders: dict[Path, str], files: Sequence[Path] = (), lines_db: bool = False) -> None:
         """Shut the engine off from the host for the rest of the process, before any other statement.
 
         DuckDB's settings are instance-wide and a cursor shares them, so this holds for every query
@@ -104,6 +107,8 @@ class DuckDBWarehouse:
         instance is still private to this constructor, no query of anyone else has run on it.
         """
         try:
+            if lines_db:  # where event_lines stages a file's lines (ATTACH is refused once external access is off)
+                self.con.execute(f"ATTACH ':memory:' AS {_LINES_DB}")
             for _ in range(READER_CURSORS):
                 cursor = self.con.cursor()
                 cursor.execute(f"SET SESSION max_execution_time = {int(QUERY_TIMEOUT_SECONDS * 1000)}")
@@ -336,6 +341,61 @@ class DuckDBWarehouse:
                 "(open it through optimus.pipeline.open_warehouse, which leaves room for what the services hold)"
             )
 
+    @contextmanager
+    def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
+        """The file's lines read by DuckDB itself: read_csv with one VARCHAR column and no quote, escape
+        or delimiter (the delimiter is NUL: a line holding one is an error), read by one thread so that
+        rows are stored in the file's order and rowid numbers them (row_number() would cost a window).
+
+        The lines go to a table of an in-memory database attached at open (`optimus_lines`), written on
+        a cursor of its own: a read that fails (an archive cut short, bytes that are not UTF-8, a CR)
+        fails there, in the cursor's own transaction, never in the caller's (DuckDB has no savepoints),
+        and the caller's transaction sees the table at its first read of that database. The table is
+        buffer-managed like any other: past memory_limit it goes to the temp directory, so a day file
+        of many gigabytes streams through, it is not held. DuckDB does not check a gzip member's CRC,
+        so the caller checks the archive (Clickstream: clickstream_reader.gzip_intact) beside this.
+        The fingerprint is DuckDB's sha1() (the same bytes hashed as hashlib.sha1: stable across versions).
+        """
+        if (
+            self._parent is not None
+            or not self.con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [_LINES_DB]).fetchall()[0][0]
+        ):
+            yield None  # a read-only warehouse reads no files
+            return
+        self._reads += 1
+        table, view = f"{_LINES_DB}.lines_{self._reads}", f"_optimus_event_lines_{self._reads}"
+        cursor = self.con.cursor()
+        try:
+            try:
+                cursor.execute(
+                    f"CREATE OR REPLACE TABLE {table} AS SELECT raw FROM read_csv(?, columns = {{'raw': 'VARCHAR'}}, header = false, "
+                    "auto_detect = false, delim = chr(0), quote = '', escape = '', new_line = '\\n', strict_mode = true, parallel = false)",
+                    [str(path)],
+                )
+                odd, base = cursor.execute(
+                    f"SELECT count(*) FILTER (WHERE strlen(raw) > ? OR (strlen(raw) >= ? AND "
+                    f"strlen(raw) - strlen(replace(replace(raw, '[', ''), '{{', '')) > ?)), coalesce(min(rowid), 0) FROM {table}",
+                    [max_line, 2 * MAX_DEPTH, MAX_DEPTH],
+                ).fetchall()[0]
+            except duckdb.Error as exc:
+                log.info("%s: read by Optimus's own reader (DuckDB cannot read it as plain lines: %s)", path, str(exc).splitlines()[0])
+                odd, base = 1, 0
+            if odd:  # lines too long or too deep: the reader that quarantines them one by one reads the file
+                yield None
+                return
+            with self._lock:
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT rowid - {int(base)} + 1 AS line, raw, "
+                    f"CASE WHEN strpos(raw, '{{') > 0 THEN sha1(substr(raw, strpos(raw, '{{')) || chr(10)) END AS event_id FROM {table}"
+                )
+            yield view
+        finally:  # (after an error the caller's transaction may refuse statements: it rolls back, the view with it)
+            with self._lock, suppress(duckdb.Error):
+                self.con.execute(f"DROP VIEW IF EXISTS {view}")
+            with suppress(duckdb.Error):
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.close()
+
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
         q = self.quote
@@ -431,6 +491,11 @@ class DuckDBWarehouse:
         except duckdb.Error:
             return True
 
+
+log = logging.getLogger(__name__)
+
+# The in-memory database where event_lines stages an event file's lines (see there).
+_LINES_DB = "optimus_lines"
 
 # A file read ahead waits in memory as Arrow (about its size again) until it is staged.
 _READ_AHEAD_BYTES = 64 << 20

@@ -423,6 +423,12 @@ class PostgresWarehouse:
     def hold_outside(self, nbytes: int) -> None:
         """Nothing to do: the server's memory is not this process's."""
 
+    @contextmanager
+    def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
+        """None: the server cannot read this process's files (capabilities.reads_files is False); the
+        caller reads them and loads the lines by COPY, then runs the same SQL over them."""
+        yield None
+
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
         self.execute(f"DROP TABLE IF EXISTS pg_temp.{self.quote(staging)}")

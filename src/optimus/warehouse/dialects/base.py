@@ -37,6 +37,9 @@ class Capabilities:
     # statements of every kind (DDL too) commit together or not at all: the pipeline stores a file's
     # rows and its ledger state in one transaction (docs/architecture.md: the strategy without it)
     transactions: bool = True
+    # the engine reads and decompresses event files itself (Warehouse.event_lines gives their lines as a
+    # relation); without it the caller reads them and loads the lines with the bulk loader (COPY)
+    reads_files: bool = False
 
 
 # try_cast's rule (docs/postgresql.md, "try_cast"): the edX TSV dumps come from MySQL, so a typed value is

@@ -17,8 +17,8 @@ def _struct(shape: JsonShape) -> dict[str, object]:
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
-    # Arrow is scanned where it lies; row groups carry min/max statistics
-    capabilities = Capabilities(scans_arrow_in_place=True, prunes_by_min_max=True, transactions=True)
+    # Arrow is scanned where it lies; row groups carry min/max statistics; read_csv reads .gz files itself
+    capabilities = Capabilities(scans_arrow_in_place=True, prunes_by_min_max=True, transactions=True, reads_files=True)
 
     def _cast_or_null(self, text: str, target: str) -> str:
         cast = f"TRY_CAST({text} AS {target})"
