@@ -613,6 +613,12 @@ class SparkWarehouse:
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
         self._statement(sql, (), whole, rows=False)
 
+    @contextmanager
+    def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
+        """None for now: Clickstream reads the file in Python and hands its lines over as Arrow (issue 21
+        moves this read into Spark, one task per .gz file)."""
+        yield None
+
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         return self.catalog.stage_tsv(path, staging, numbered)
 
