@@ -93,6 +93,21 @@ class Dialect:
         """An identifier, quoted (standard double quotes, doubled inside)."""
         return '"' + identifier.replace('"', '""') + '"'
 
+    def literal(self, value: str) -> str:
+        """A string literal holding exactly `value` (standard: single quotes, doubled inside; an engine
+        whose literals read backslash escapes doubles those too). Shared SQL writes a literal holding a
+        backslash through this."""
+        return sql_string(value)
+
+    def type_name(self, sql_type: str) -> str:
+        """The engine's name for a type the shared SQL names (`VARCHAR`, `DOUBLE PRECISION`, `JSON`,
+        `TIMESTAMP` (naive), `BIGINT`, ...), for CAST and column definitions."""
+        return sql_type
+
+    def char(self, code: int) -> str:
+        """The text of the one character with Unicode code point `code` (standard enough: `chr`)."""
+        return f"chr({code})"
+
     def try_cast(self, expr: str, sql_type: str) -> str:
         """The text `expr` as a value of `sql_type` (one of TRY_CAST_TYPES), NULL (not an error) when it
         is not the text a MySQL export writes for a value of the type (MYSQL_TEXT) or the value does
