@@ -406,6 +406,9 @@ TYPED_SAMPLES: dict[str, tuple[str, Any]] = {
 }
 
 
+_DOT_TO_END = re.compile(r"^/courses/(.*)/x\Z")  # RE2's `^/courses/(.*)/x$` in Python
+
+
 def _course_url(d: Dialect, v: str) -> str:
     return d.regex_extract(v, rules.course_in_url_re(d))
 
@@ -487,7 +490,7 @@ CASES: dict[str, Case] = {
     "regex_extract": Case(
         (*PAGES, "/courses/a\rb/x", "/courses/a\u2028b\x85/x", "/courses/a\nb/x", "/courses/ab/x\n"),
         expr=lambda d, v: f"coalesce({_course_url(d, v)}, '-') || '|' || coalesce({d.regex_extract(v, '^/courses/(.*)/x$')}, '-')",
-        reference=lambda v: "-|-" if v is None else f"{_group(courses._IN_URL.search(v), 1) or '-'}|{_group(re.search('^/courses/(.*)/x\\Z', v), 1) or '-'}",
+        reference=lambda v: "-|-" if v is None else f"{_group(courses._IN_URL.search(v), 1) or '-'}|{_group(_DOT_TO_END.search(v), 1) or '-'}",
     ),
     "first_alternative": Case(
         ("xa-b", "xa", "xab", "ya-b", "x-a", "xa-bxa"),
