@@ -388,3 +388,20 @@ def spark() -> Iterator[Any]:
         yield session
     finally:
         session.stop()
+
+
+class SparkSQL:
+    """The one place tests run SQL on Spark: plain `spark.sql` with `?` parameters, answering like a
+    Warehouse's `sql`/`query`/`scalar` (until the Spark warehouse lands and takes its place)."""
+
+    def __init__(self, session: Any) -> None:
+        from optimus.warehouse.dialects.spark import SparkDialect
+
+        self.session = session
+        self.sql = SparkDialect()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.session.sql(sql, args=list(params or [])).collect()]
+
+    def scalar(self, sql: str) -> Any:
+        return self.query(sql)[0][0]

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import duckdb_and_postgres, make_data_path
+from conftest import SparkSQL, duckdb_and_postgres, make_data_path
 from optimus import courses
 from optimus.config import Settings
 from optimus.formats import events as rules
@@ -52,22 +52,6 @@ class Case:
     reference: Callable[[Any], Any] | None = None
     read: Callable[[Any], Any] = lambda value: value
     many: bool = False
-
-
-class SparkSQL:
-    """The one place these tests run SQL on Spark: plain `spark.sql` with `?` parameters, answering like a
-    Warehouse's `sql`/`query`/`scalar` (until the Spark warehouse lands and takes its place)."""
-
-    sql = SparkDialect()
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.session.sql(sql, args=list(params or [])).collect()]
-
-    def scalar(self, sql: str) -> Any:
-        return self.query(sql)[0][0]
 
 
 def _run(wh: Warehouse | SparkSQL, case: Case) -> list[Any]:
@@ -441,7 +425,9 @@ CASES: dict[str, Case] = {
     # docs/postgresql.md ("try_cast"), fuzzed below (test_try_cast_fuzzed_is_equal_on_every_engine)
     "try_cast": Case(
         inputs=TRY_CAST_TEXTS,
-        expr=lambda d, v: " || '|' || ".join(f"coalesce(CAST({d.try_cast(v, t)} AS {d.type_name('VARCHAR')}), '-')" for t in TRY_CAST_TYPES),
+        expr=lambda d, v: " || '|' || ".join(
+            f"coalesce(CAST({d.try_cast(v, t)} AS {d.type_name('VARCHAR')}), '-')" for t in TRY_CAST_TYPES
+        ),
         reference=lambda v: tuple(reference_try_cast(v, t) for t in TRY_CAST_TYPES),
         read=lambda text: tuple(
             None if part == "-" else _TYPED_TEXT[t](part) for t, part in zip(TRY_CAST_TYPES, text.split("|"), strict=True)
@@ -490,7 +476,9 @@ CASES: dict[str, Case] = {
     "regex_extract": Case(
         (*PAGES, "/courses/a\rb/x", "/courses/a\u2028b\x85/x", "/courses/a\nb/x", "/courses/ab/x\n"),
         expr=lambda d, v: f"coalesce({_course_url(d, v)}, '-') || '|' || coalesce({d.regex_extract(v, '^/courses/(.*)/x$')}, '-')",
-        reference=lambda v: "-|-" if v is None else f"{_group(courses._IN_URL.search(v), 1) or '-'}|{_group(_DOT_TO_END.search(v), 1) or '-'}",
+        reference=lambda v: (
+            "-|-" if v is None else f"{_group(courses._IN_URL.search(v), 1) or '-'}|{_group(_DOT_TO_END.search(v), 1) or '-'}"
+        ),
     ),
     "first_alternative": Case(
         ("xa-b", "xa", "xab", "ya-b", "x-a", "xa-bxa"),
@@ -563,7 +551,11 @@ CASES: dict[str, Case] = {
         ),
         many=True,
         read=sorted,  # the rows come in no set order
-        reference=lambda v: sorted((k, None if x is None else _value_text(x)) for k, x in m.items()) if isinstance(m := (_object(v) or {}).get("m"), dict) else [],
+        reference=lambda v: (
+            sorted((k, None if x is None else _value_text(x)) for k, x in m.items())
+            if isinstance(m := (_object(v) or {}).get("m"), dict)
+            else []
+        ),
     ),
     "json_value_text": Case(
         (
@@ -615,7 +607,9 @@ def _public_fragments(cls: type) -> set[str]:
 
 def test_every_fragment_has_a_case() -> None:
     """A fragment (a public method of a dialect) without a case here fails: its engines are unchecked."""
-    fragments = _public_fragments(Dialect) | _public_fragments(DuckDBDialect) | _public_fragments(PostgresDialect) | _public_fragments(SparkDialect)
+    fragments = (
+        _public_fragments(Dialect) | _public_fragments(DuckDBDialect) | _public_fragments(PostgresDialect) | _public_fragments(SparkDialect)
+    )
     assert sorted(fragments - set(CASES)) == []
     assert sorted(set(CASES) - fragments) == []  # (a case of a fragment that is gone goes too)
 

@@ -247,4 +247,3 @@ class SparkDialect(Dialect):
         pattern = "".join(c if c.isalnum() else "\\" + c for c in separator)  # the separator, literally, as a regex
         piece = "_optimus_part"
         return f"array_join(transform(split({text}, {self.literal(pattern)}, -1), {piece} -> {part(piece)}), {self.literal(joiner)})"
-
