@@ -381,9 +381,12 @@ def spark() -> Iterator[Any]:
         _required_part_missing("pyspark is not installed: pip install -e '.[spark]' (./scripts/setup-env test installs it)")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         _required_part_missing("Spark needs Java 17 (openjdk-17-jre-headless): ./scripts/setup-env test installs it")
+    from optimus.warehouse.dialects.spark import SESSION_SQL
     from optimus.warehouse.spark_session import spark_session
 
     session = spark_session("local[2]", app_name="optimus-tests")
+    for statement in SESSION_SQL:  # as the Spark warehouse does on a new session
+        session.sql(statement)
     try:
         yield session
     finally:

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote
@@ -393,6 +393,10 @@ TYPED_SAMPLES: dict[str, tuple[str, Any]] = {
 _DOT_TO_END = re.compile(r"^/courses/(.*)/x\Z")  # RE2's `^/courses/(.*)/x$` in Python
 
 
+def _timestamp(d: Dialect, text: str) -> str:
+    return f"CAST({d.literal(text)} AS {d.type_name('TIMESTAMP')})"
+
+
 def _course_url(d: Dialect, v: str) -> str:
     return d.regex_extract(v, rules.course_in_url_re(d))
 
@@ -575,6 +579,20 @@ CASES: dict[str, Case] = {
     "whole_number": Case(NUMBERS, expr=lambda d, v: d.whole_number(v), reference=_whole_number),
     "timestamp_from_text": Case(TIMES, expr=lambda d, v: d.timestamp_from_text(v)),
     "utc_timestamp_from_text": Case(ZONED, expr=lambda d, v: d.utc_timestamp_from_text(v)),
+    "microseconds_between": Case(
+        (
+            ("2014-03-01 10:00:00.000001", "2014-03-01 10:00:00"),
+            ("2014-03-01 10:00:00", "2014-03-01 10:00:00.5"),
+            ("2014-03-02 00:00:00", "2014-02-28 23:59:59.999999"),
+            ("2024-01-01 00:00:00", "2014-03-01 10:00:00.123456"),
+            ("2014-03-01 10:00:00", "2014-03-01 10:00:00"),
+        ),
+        query=lambda d, pair: f"SELECT {d.microseconds_between(_timestamp(d, pair[0]), _timestamp(d, pair[1]))}",
+        reference=lambda pair: (datetime.fromisoformat(pair[0]) - datetime.fromisoformat(pair[1])) // timedelta(microseconds=1),
+    ),
+    "inline_cte": Case(
+        ("a", "b"), query=lambda d, v: f"WITH c AS{d.inline_cte()} (SELECT {d.literal(v)} AS x) SELECT x FROM c", reference=lambda v: v
+    ),
     "compute_once": Case(
         ("a", "b"),
         query=lambda d, value: f"SELECT x FROM (SELECT {value!r} AS x{d.compute_once()}) s",
@@ -643,6 +661,19 @@ def test_fragment_is_equal_on_spark(duck: Warehouse, spark: Any, fragment: str) 
     case = CASES[fragment]
     want, got = _run(duck, case), _run(SparkSQL(spark), case)
     assert list(zip(case.inputs, got, strict=True)) == list(zip(case.inputs, want, strict=True))
+
+
+@pytest.mark.spark
+def test_spark_session_functions_are_duckdbs(duck: Warehouse, spark: Any) -> None:
+    """What conftest's `spark` ran from dialects/spark.SESSION_SQL (as the Spark warehouse does) answers as DuckDB does."""
+    texts = [None, "", "abc", "a{b{", "{", "é{", "x/xblock/y"]
+    sql = "SELECT id, strpos(v, '{'), strpos(v, ''), strpos(v, '/xblock/'), strpos('a', v) FROM ({}) s ORDER BY id"
+    for wh in (duck, SparkSQL(spark)):
+        rows = " UNION ALL ".join(f"SELECT {i} AS id, CAST(? AS {wh.sql.type_name('VARCHAR')}) AS v" for i in range(len(texts)))
+        got = wh.query(sql.replace("({})", f"({rows})"), texts)
+        assert [tuple(r[1:]) for r in got] == [
+            (None,) * 4 if v is None else (v.find("{") + 1, 1, v.find("/xblock/") + 1, "a".find(v) + 1) for v in texts
+        ], type(wh.sql).__name__
 
 
 # -- try_cast, fuzzed: any text, on every type, on every engine, against reference_try_cast -----------

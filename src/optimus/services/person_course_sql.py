@@ -308,7 +308,7 @@ def person_course_insert(wh: Warehouse) -> str:
     return f"""
         {insert}
         WITH
-        learner_events AS NOT MATERIALIZED ({learner_events(wh, f"e.{inscope}", blocks=True)}),
+        learner_events AS{wh.sql.inline_cte()} ({learner_events(wh, f"e.{inscope}", blocks=True)}),
         accounts AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src["auth_user"]} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
         user_ids_by_username AS (SELECT course_key, username, min(id) AS user_id FROM {src["auth_user"]} a

@@ -253,7 +253,16 @@ class Dialect:
         NULL when it does not parse."""
         raise NotImplementedError(f"{type(self).__name__} has no utc_timestamp_from_text")
 
+    def microseconds_between(self, later: str, earlier: str) -> str:
+        """`later - earlier` (two TIMESTAMPs) in whole microseconds, a BIGINT (NULL when either is NULL)."""
+        return f"CAST(round(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000000) AS BIGINT)"
+
     # -- plans -----------------------------------------------------------------------------------
+    def inline_cte(self) -> str:
+        """Text after a CTE's `AS` asking that it be computed where used, not once and kept (PostgreSQL
+        and DuckDB: `NOT MATERIALIZED`); nothing where the engine inlines CTEs anyway."""
+        return " NOT MATERIALIZED"
+
     def compute_once(self) -> str:
         """Text ending a subquery so its SELECT-list expressions are computed once per row, not once
         per use above it (a planner fence); nothing where the engine does so anyway."""

@@ -48,6 +48,11 @@ _TIME_FIRST = "^\\s*-?[0-9]{4,6}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{1,2}:[0-9]| [0-9]{
 _TIME_OTHER = "^\\s*-?[0-9]{4,6}[-/][0-9]{1,2}[-/][0-9]{1,2}(T[0-9]{1,2}:[0-9]| +[0-9]{1,2}:[0-9]|\\s*$)"
 _EPOCH = "(?i)^\\s*epoch\\s*$"  # DuckDB's (and PostgreSQL's) word for 1970-01-01
 
+# What the Spark backend runs on each new session (as warehouse/postgres.py creates its helpers on
+# connect): functions the shared SQL calls that Spark lacks under that name (DuckDB's and PostgreSQL's
+# strpos: 1-based, 0 when absent, NULL for NULL)
+SESSION_SQL = ("CREATE OR REPLACE TEMPORARY FUNCTION strpos(haystack STRING, needle STRING) RETURNS INT RETURN locate(needle, haystack)",)
+
 
 def _java_regex(pattern: str) -> str:
     """An RE2 pattern (the syntax RE2 and PostgreSQL share, base.py) as a Java pattern matching the same
@@ -224,6 +229,12 @@ class SparkDialect(Dialect):
     def whole_number(self, text: str) -> str:
         # DECIMAL(38, 18) holds every 64-bit integer and 18 digits of fraction; round() is half away from zero
         return f"CASE WHEN {self.regex_matches(text, _NUMBER)} THEN try_cast(round(try_cast({text} AS DECIMAL(38, 18))) AS BIGINT) END"
+
+    def microseconds_between(self, later: str, earlier: str) -> str:
+        return f"timestampdiff(MICROSECOND, {earlier}, {later})"  # an interval has no EPOCH to extract
+
+    def inline_cte(self) -> str:
+        return ""  # Spark inlines a CTE (and has no MATERIALIZED keyword)
 
     def _as_duckdb_reads(self, text: str, target: str) -> str:
         """Spark's cast of `text` to `target` where DuckDB reads the text as a time, NULL elsewhere."""
