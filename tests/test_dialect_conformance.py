@@ -590,6 +590,20 @@ CASES: dict[str, Case] = {
         query=lambda d, pair: f"SELECT {d.microseconds_between(_timestamp(d, pair[0]), _timestamp(d, pair[1]))}",
         reference=lambda pair: (datetime.fromisoformat(pair[0]) - datetime.fromisoformat(pair[1])) // timedelta(microseconds=1),
     ),
+    "days_between": Case(
+        (("2014-03-10", "2014-03-01"), ("2014-03-01", "2014-03-10"), ("2016-03-01", "2016-02-28"), ("2014-03-01", "2014-03-01")),
+        query=lambda d, pair: f"SELECT {d.days_between(*(f'CAST({d.literal(t)} AS DATE)' for t in pair))}",
+        reference=lambda pair: (date.fromisoformat(pair[0]) - date.fromisoformat(pair[1])).days,
+    ),
+    # NULLs skipped, several ORDER BY terms with NULLS LAST (answer_order_sql's), a separator with a backslash
+    "ordered_string_agg": Case(
+        (",", "\\", ""),
+        query=lambda d, sep: (
+            f"SELECT {d.ordered_string_agg('t', sep, 'n NULLS LAST, t')} FROM (SELECT 'c' AS t, 1 AS n UNION ALL SELECT 'b', NULL "
+            "UNION ALL SELECT 'a', NULL UNION ALL SELECT NULL, 0 UNION ALL SELECT 'd', 0) s"
+        ),
+        reference=lambda sep: sep.join(["d", "c", "a", "b"]),
+    ),
     "inline_cte": Case(
         ("a", "b"), query=lambda d, v: f"WITH c AS{d.inline_cte()} (SELECT {d.literal(v)} AS x) SELECT x FROM c", reference=lambda v: v
     ),

@@ -439,7 +439,7 @@ def course_profile_insert(wh: Warehouse) -> str:
         "close_date": "course_dates.end_date",
         "course_length_weeks": (
             "CASE WHEN course_dates.start_date IS NOT NULL AND course_dates.end_date IS NOT NULL THEN "
-            "CAST(ceil((CAST(course_dates.end_date AS DATE) - CAST(course_dates.start_date AS DATE)) / 7.0) AS INTEGER) END"
+            f"CAST(ceil({wh.sql.days_between('CAST(course_dates.end_date AS DATE)', 'CAST(course_dates.start_date AS DATE)')} / 7.0) AS INTEGER) END"
         ),
         "registered": nlearners("p.registered = 1"),
         # among registered learners (make_course_report_tables.py:make_totals_by_course counts person_course rows, all registered)

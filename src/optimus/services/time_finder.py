@@ -239,7 +239,7 @@ class TimeFinder(Service):
             params.append(ctx.last_run_started)
         wh.execute(f"DELETE FROM event_time_anomalies WHERE file_id IN ({files})", params)
         before = int(wh.scalar("SELECT count(*) FROM event_time_anomalies"))
-        offset = "(CAST(e.time AS DATE) - f.file_date)"
+        offset = wh.sql.days_between("CAST(e.time AS DATE)", "f.file_date")
         wh.execute(
             f"""INSERT INTO event_time_anomalies (file_id, path, file_date, course_key, nevents, min_offset_days, max_offset_days,
                     min_time, max_time, rules_version, computed_at)

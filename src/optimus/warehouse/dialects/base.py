@@ -257,6 +257,16 @@ class Dialect:
         """`later - earlier` (two TIMESTAMPs) in whole microseconds, a BIGINT (NULL when either is NULL)."""
         return f"CAST(round(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000000) AS BIGINT)"
 
+    def days_between(self, later: str, earlier: str) -> str:
+        """`later - earlier` (two DATEs) in days, an integer (NULL when either is NULL)."""
+        return f"({later} - {earlier})"
+
+    # -- aggregates ------------------------------------------------------------------------------
+    def ordered_string_agg(self, expr: str, separator: str, order: str) -> str:
+        """The texts `expr` of a group joined by `separator` (a plain string) in the order of the ORDER BY
+        terms `order`; NULLs skipped, NULL for a group of none."""
+        return f"string_agg({expr}, {self.literal(separator)} ORDER BY {order})"
+
     # -- plans -----------------------------------------------------------------------------------
     def inline_cte(self) -> str:
         """Text after a CTE's `AS` asking that it be computed where used, not once and kept (PostgreSQL

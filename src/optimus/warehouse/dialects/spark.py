@@ -233,6 +233,12 @@ class SparkDialect(Dialect):
     def microseconds_between(self, later: str, earlier: str) -> str:
         return f"timestampdiff(MICROSECOND, {earlier}, {later})"  # an interval has no EPOCH to extract
 
+    def days_between(self, later: str, earlier: str) -> str:
+        return f"datediff({later}, {earlier})"  # a DATE minus a DATE is an INTERVAL on Spark
+
+    def ordered_string_agg(self, expr: str, separator: str, order: str) -> str:
+        return f"string_agg({expr}, {self.literal(separator)}) WITHIN GROUP (ORDER BY {order})"
+
     def inline_cte(self) -> str:
         return ""  # Spark inlines a CTE (and has no MATERIALIZED keyword)
 
