@@ -516,8 +516,8 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
            j_event_source AS event_source, j_ip AS ip, j_agent AS agent, j_host AS host, j_referer AS referer,
            j_accept_language AS accept_language, j_session AS session, j_page AS page,
            {d.json_member_text("c", "org_id")} AS org_id, {d.json_member_text("c", "module", "usage_key")} AS module_id,
-           CAST(coalesce({d.json_or_null("event_inner")}, j_event) AS JSON) AS event,
-           CAST(j_context AS JSON) AS context
+           CAST(coalesce({d.json_or_null("event_inner")}, j_event) AS {d.type_name("JSON")}) AS event,
+           CAST(j_context AS {d.type_name("JSON")}) AS context
     FROM k
     """
 

@@ -50,8 +50,11 @@ _EPOCH = "(?i)^\\s*epoch\\s*$"  # DuckDB's (and PostgreSQL's) word for 1970-01-0
 
 # What the Spark backend runs on each new session (as warehouse/postgres.py creates its helpers on
 # connect): functions the shared SQL calls that Spark lacks under that name (DuckDB's and PostgreSQL's
-# strpos: 1-based, 0 when absent, NULL for NULL)
-SESSION_SQL = ("CREATE OR REPLACE TEMPORARY FUNCTION strpos(haystack STRING, needle STRING) RETURNS INT RETURN locate(needle, haystack)",)
+# strpos: 1-based, 0 when absent, NULL for NULL; isfinite: a Spark timestamp is never infinite)
+SESSION_SQL = (
+    "CREATE OR REPLACE TEMPORARY FUNCTION strpos(haystack STRING, needle STRING) RETURNS INT RETURN locate(needle, haystack)",
+    "CREATE OR REPLACE TEMPORARY FUNCTION isfinite(t TIMESTAMP_NTZ) RETURNS BOOLEAN RETURN CASE WHEN t IS NOT NULL THEN true END",
+)
 
 
 def _java_regex(pattern: str) -> str:
