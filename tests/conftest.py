@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -420,3 +421,50 @@ def duckdb_and_postgres(root: Path, pg_server: str, label: str) -> Iterator[dict
         for wh in opened.values():
             wh.close()
         drop_database(pg_server, name)
+
+
+def _required_part_missing(message: str) -> None:
+    """A part a test needs is not on this machine: fail under CI=true (never skipped there), skip otherwise."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One real local Spark session (`local[2]`, the settings of warehouse/spark_session.py) for the
+    whole test session: one JVM. Without pyspark or Java a test using it is skipped, saying why; under
+    CI=true it fails."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        _required_part_missing("pyspark is not installed: pip install -e '.[spark]' (./scripts/setup-env test installs it)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        _required_part_missing("Spark needs Java 17 (openjdk-17-jre-headless): ./scripts/setup-env test installs it")
+    from optimus.warehouse.dialects.spark import SESSION_SQL
+    from optimus.warehouse.spark_session import spark_session
+
+    session = spark_session("local[2]", app_name="optimus-tests")
+    for statement in SESSION_SQL:  # as the Spark warehouse does on a new session
+        session.sql(statement)
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+class SparkSQL:
+    """The one place tests run SQL on Spark: plain `spark.sql` with `?` parameters, answering like a
+    Warehouse's `sql`/`query`/`scalar` (until the Spark warehouse lands and takes its place)."""
+
+    def __init__(self, session: Any) -> None:
+        from optimus.warehouse.dialects.spark import SparkDialect
+
+        self.session = session
+        self.sql = SparkDialect()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.session.sql(sql, args=list(params or [])).collect()]
+
+    def scalar(self, sql: str) -> Any:
+        return self.query(sql)[0][0]

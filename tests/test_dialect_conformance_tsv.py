@@ -1,7 +1,7 @@
 """Dialect conformance of the edX TSV fragments (h2's block; tests/test_dialect_conformance.py holds the
 others): each fragment, and the escape decoding built from them (formats/sql_tables.decode_escapes_sql),
-run on DuckDB and PostgreSQL over the same inputs, gives equal output, equal to the plain-Python
-reference; fuzzed with hypothesis."""
+run on DuckDB, PostgreSQL and a local Spark over the same inputs, gives equal output, equal to the
+plain-Python reference; fuzzed with hypothesis."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SparkSQL
 from optimus.config import Settings
 from optimus.formats import sql_tables
 from optimus.warehouse import Warehouse, connect
@@ -54,8 +55,8 @@ def engines(data_path: Path, settings_for: Callable[..., Settings], pg_url: str)
         duck.close()
 
 
-def _run(wh: Warehouse, expression: str, values: list[str | None]) -> list[Any]:
-    rows = " UNION ALL ".join("SELECT CAST(? AS BIGINT) AS i, CAST(? AS VARCHAR) AS v" for _ in values)
+def _run(wh: Warehouse | SparkSQL, expression: str, values: list[str | None]) -> list[Any]:
+    rows = " UNION ALL ".join(f"SELECT CAST(? AS BIGINT) AS i, CAST(? AS {wh.sql.type_name('VARCHAR')}) AS v" for _ in values)
     flat = [x for i, v in enumerate(values) for x in (i, v)]
     return [r[1] for r in wh.query(f"SELECT i, {expression} FROM ({rows}) t ORDER BY i", flat)]
 
@@ -85,6 +86,21 @@ def test_each_fragment_is_equal_on_every_engine_and_to_the_reference(engines: li
         want = [reference(v) for v in values]
         for wh in engines:
             assert _run(wh, fragment(wh.sql), values) == want, type(wh.sql).__name__
+
+    fuzzed()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_fragment_is_equal_on_spark_and_to_the_reference(spark: Any, name: str) -> None:
+    fragment, reference = CASES[name]
+    wh = SparkSQL(spark)
+    assert _run(wh, fragment(wh.sql), _FIXED) == [reference(v) for v in _FIXED]
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.lists(_VALUE, min_size=1, max_size=8))
+    def fuzzed(values: list[str | None]) -> None:
+        assert _run(wh, fragment(wh.sql), values) == [reference(v) for v in values]
 
     fuzzed()
 

@@ -304,11 +304,17 @@ EVENT_SHAPE: dict[str, Any] = {
 }
 CONTEXT_SHAPE: dict[str, Any] = {"course_id": "text", "user_id": "text", "org_id": "text", "module": {"usage_key": "text"}}
 _TEXT_MEMBERS = [k for k, v in EVENT_SHAPE.items() if v == "text"]
-_EOL = "chr(13) || chr(10)"
-_BLANK = "' ' || chr(9) || chr(65279)"  # what may stand before a comment's `#`
+_EOL = (13, 10)
+_BLANK = (32, 9, 65279)  # what may stand before a comment's `#`
 # what Python's str.strip() and `\s` take for white space (courses.parse strips and matches with them)
 _SPACE_CHARS = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
-_SPACE_SQL = " || ".join(f"chr({c})" for c in _SPACE_CHARS)
+
+
+def _chars(d: Dialect, codes: tuple[int, ...] | list[int]) -> str:
+    """SQL text of these characters, each written by the dialect (Spark's chr(n) is chr(n % 256))."""
+    return " || ".join(d.char(c) for c in codes)
+
+
 # the same characters inside a regex bracket, in the syntax RE2 and PostgreSQL share (`\xHH`, or the character itself)
 _S = "".join(f"\\x{c:02x}" if c < 0x100 else chr(c) for c in _SPACE_CHARS)
 # courses._NEW and courses._OLD (Python's `$` also matches before a final newline: `\n?$`)
@@ -341,7 +347,7 @@ def stripped(d: Dialect, text: str) -> str:
     last character may be white space (a code point under 33 or over 132: every one of _SPACE_CHARS) is trimmed."""
     return (
         f"CASE WHEN ascii({text}) BETWEEN 33 AND 132 AND ascii(substr({text}, length({text}))) BETWEEN 33 AND 132 "
-        f"THEN {text} ELSE {d.trim_chars(text, _SPACE_SQL)} END"
+        f"THEN {text} ELSE {d.trim_chars(text, _chars(d, _SPACE_CHARS))} END"
     )
 
 
@@ -360,7 +366,7 @@ def _course_key_layers(d: Dialect, names: list[str], known: bool = False) -> tup
     norm, match, key = [], [], []
     for n in names:
         skip = f"WHEN {n}_hit THEN NULL " if known else ""
-        trimmed = d.trim_chars(n, _SPACE_SQL)
+        trimmed = d.trim_chars(n, _chars(d, _SPACE_CHARS))
         norm.append(f"CASE {skip}WHEN {d.contains(n, '%')} THEN {d.url_decode_or_null(trimmed)} ELSE {trimmed} END AS {n}_t")
         match.append(
             f"CASE WHEN {n}_t IS NOT NULL THEN {d.regex_groups(f'{n}_t', COURSE_NEW_RE, _NEW_GROUPS)} END AS {n}_n, "
@@ -412,7 +418,7 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
     )
     members = ", ".join(f"{d.json_member_text('j', m)} AS j_{m}" for m in _TEXT_MEMBERS)
     starts = d.starts_with("raw", "{")
-    comment = d.starts_with(d.trim_chars("raw", _BLANK, "leading"), "#")
+    comment = d.starts_with(d.trim_chars("raw", _chars(d, _BLANK), "leading"), "#")
 
     def time_re(pattern: str) -> str:
         return d.regex_matches("j_time", pattern)
@@ -454,7 +460,7 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
                     WHEN {comment} THEN NULL
                     WHEN strpos(raw, '{{') > 0 THEN substr(raw, strpos(raw, '{{')) END AS js
         FROM {lines}
-        WHERE {starts} OR {d.trim_chars("raw", "' ' || chr(9) || " + _EOL)} <> ''
+        WHERE {starts} OR {d.trim_chars("raw", _chars(d, (32, 9, *_EOL)))} <> ''
     ), j AS (
         SELECT line, raw, event_id, js, {d.parse_json_object("js", EVENT_SHAPE)} AS j FROM s{once}
     ), f AS (
@@ -500,7 +506,7 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
         SELECT *, {key} FROM (SELECT *, {match} FROM (SELECT *, {norm} FROM h{once}) k1{once}) k2
     )
     SELECT line, reason,
-           CASE WHEN reason IS NOT NULL THEN {d.trim_chars("raw", _EOL, "trailing")} END AS raw,
+           CASE WHEN reason IS NOT NULL THEN {d.trim_chars("raw", _chars(d, _EOL), "trailing")} END AS raw,
            CASE WHEN reason IS NULL THEN event_id END AS event_id,
            ts AS {d.quote("time")}, CAST(ts AS DATE) AS event_date,
            {stripped(d, "j_username")} AS username, {d.whole_number(d.json_member_text("c", "user_id"))} AS user_id,
@@ -510,8 +516,8 @@ def parse_sql(d: Dialect, lines: str, courses: str | None = None) -> str:
            j_event_source AS event_source, j_ip AS ip, j_agent AS agent, j_host AS host, j_referer AS referer,
            j_accept_language AS accept_language, j_session AS session, j_page AS page,
            {d.json_member_text("c", "org_id")} AS org_id, {d.json_member_text("c", "module", "usage_key")} AS module_id,
-           CAST(coalesce({d.json_or_null("event_inner")}, j_event) AS JSON) AS event,
-           CAST(j_context AS JSON) AS context
+           CAST(coalesce({d.json_or_null("event_inner")}, j_event) AS {d.type_name("JSON")}) AS event,
+           CAST(j_context AS {d.type_name("JSON")}) AS context
     FROM k
     """
 
@@ -527,11 +533,10 @@ def duplicate_keys_sql(d: Dialect, lines: str) -> str:
     )
 
 
-def lost_user_ids_sql(where: str) -> str:
+def lost_user_ids_sql(d: Dialect, where: str) -> str:
     """A SELECT of one number: stored events whose `context.user_id` was given (not empty, not
-    null) but is not a whole number that fits 64 bits, so `user_id` is NULL. Same SQL on both
-    engines (`->>` reads a JSON key on each)."""
-    return f"SELECT count(*) FROM events WHERE {where} AND user_id IS NULL AND coalesce(context ->> 'user_id', '') <> ''"
+    null) but is not a whole number that fits 64 bits, so `user_id` is NULL."""
+    return f"SELECT count(*) FROM events WHERE {where} AND user_id IS NULL AND coalesce({d.json_text('context', 'user_id')}, '') <> ''"
 
 
 def first_brace_text(raw: str) -> str | None:

@@ -204,18 +204,16 @@ def decode_escapes_sql(column: str, sql: Dialect) -> str:
 
     def unescape(value: str) -> str:  # the letter escapes, in a value that holds no escaped backslash
         for escaped, char in letters:
-            value = f"replace({value}, {_literal(escaped)}, chr({ord(char)}))"
+            value = f"replace({value}, {sql.literal(escaped)}, {sql.char(ord(char))})"
         return value
 
-    stood_in = unescape(f"replace({column}, '\\\\', '{_BACKSLASH}')")
-    fast = f"replace({stood_in}, '{_BACKSLASH}', '\\')"
+    # literals through the dialect: an engine may read backslash escapes in them (Spark)
+    one, two, stand_in = sql.literal("\\"), sql.literal("\\\\"), sql.literal(_BACKSLASH)
+    stood_in = unescape(f"replace({column}, {two}, {stand_in})")
+    fast = f"replace({stood_in}, {stand_in}, {one})"
     split = sql.split_map_join(column, "\\\\", unescape, "\\")
     others = " OR ".join(has(text) for text in [*(e for e, _c in letters), _BACKSLASH])
     return (
         f"CASE WHEN {has(chr(92))} THEN (CASE WHEN {has(_BACKSLASH)} THEN {split} "
-        f"WHEN {others} THEN {fast} ELSE replace({column}, '\\\\', '\\') END) ELSE {column} END"
+        f"WHEN {others} THEN {fast} ELSE replace({column}, {two}, {one}) END) ELSE {column} END"
     )
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

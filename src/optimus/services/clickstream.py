@@ -213,7 +213,7 @@ class Clickstream(Service):
         ids that are not 64-bit whole numbers (stored NULL)."""
         wh.execute(f"DROP TABLE IF EXISTS {_COERCED}")
         run(f"CREATE TEMP TABLE {_COERCED} AS {rules.duplicate_keys_sql(wh.sql, lines)}")
-        return int(wh.scalar(f"SELECT * FROM {_COERCED}") or 0) + int(wh.scalar(rules.lost_user_ids_sql(block)) or 0)
+        return int(wh.scalar(f"SELECT * FROM {_COERCED}") or 0) + int(wh.scalar(rules.lost_user_ids_sql(wh.sql, block)) or 0)
 
     def _settle(self, wh: Warehouse, file_id: int, loaded: int) -> set[date]:
         """Once the whole file is in `events`: link each of its events to it (at its first line),

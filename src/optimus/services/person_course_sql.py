@@ -308,7 +308,7 @@ def person_course_insert(wh: Warehouse) -> str:
     return f"""
         {insert}
         WITH
-        learner_events AS NOT MATERIALIZED ({learner_events(wh, f"e.{inscope}", blocks=True)}),
+        learner_events AS{wh.sql.inline_cte()} ({learner_events(wh, f"e.{inscope}", blocks=True)}),
         accounts AS (SELECT course_key, id AS user_id, min(username) AS username, min(email) AS email FROM {src["auth_user"]} a
                WHERE {inscope} AND id IS NOT NULL GROUP BY course_key, id),
         user_ids_by_username AS (SELECT course_key, username, min(id) AS user_id FROM {src["auth_user"]} a
@@ -439,7 +439,7 @@ def course_profile_insert(wh: Warehouse) -> str:
         "close_date": "course_dates.end_date",
         "course_length_weeks": (
             "CASE WHEN course_dates.start_date IS NOT NULL AND course_dates.end_date IS NOT NULL THEN "
-            "CAST(ceil((CAST(course_dates.end_date AS DATE) - CAST(course_dates.start_date AS DATE)) / 7.0) AS INTEGER) END"
+            f"CAST(ceil({wh.sql.days_between('CAST(course_dates.end_date AS DATE)', 'CAST(course_dates.start_date AS DATE)')} / 7.0) AS INTEGER) END"
         ),
         "registered": nlearners("p.registered = 1"),
         # among registered learners (make_course_report_tables.py:make_totals_by_course counts person_course rows, all registered)

@@ -133,10 +133,11 @@ STATE_SHAPE = {"attempts": "text", "done": "text", "correct_map": "json", "stude
 def answer_order_sql(wh: Warehouse, key: str) -> str:
     """ORDER BY terms putting a capa answer id (`{problem}_{response}_{input}`, response from 2, input
     from 1) in the order the problem shows its inputs: response number, then input number, as numbers
-    (so `_10_1` comes after `_2_1`), the id itself last (only for ids of another shape)."""
+    (so `_10_1` comes after `_2_1`), the id itself last (only for ids of another shape, whose numbers are
+    NULL: last, said so, as Spark puts NULLs first)."""
     response = wh.sql.try_cast(wh.sql.regex_extract(key, "_([0-9]{1,9})_[0-9]{1,9}$"), "BIGINT")
     inp = wh.sql.try_cast(wh.sql.regex_extract(key, "_([0-9]{1,9})$"), "BIGINT")
-    return f"{response}, {inp}, {key}"
+    return f"{response} NULLS LAST, {inp} NULLS LAST, {key}"
 
 
 @register

@@ -149,9 +149,13 @@ class ProblemEvents(CourseTables):
         # both engines write the same text (a string quoted as JSON; a list as json_value_text writes it)
         as_json = "CAST(a.value AS VARCHAR)"
         value = f"CASE WHEN {d.starts_with(as_json, '[')} THEN {d.json_value_text('a.value')} ELSE coalesce({as_json}, 'null') END"
-        quoted_key = "'\"' || replace(replace(a.key, '\\', '\\\\'), '\"', '\\\"') || '\"'"
+        # the key as a JSON string (its backslashes and quotes escaped): literals through the dialect (Spark reads escapes in them)
+        quoted_key = (
+            f"'\"' || replace(replace(a.key, {d.literal(chr(92))}, {d.literal(chr(92) * 2)}), '\"', {d.literal(chr(92) + chr(34))}) || '\"'"
+        )
+        pair = f"{quoted_key} || ':' || {value}"
         answers = (
-            f"(SELECT '{{' || coalesce(string_agg({quoted_key} || ':' || {value}, ',' ORDER BY {answer_order_sql(wh, 'a.key')}), '') || '}}' "
+            f"(SELECT '{{' || coalesce({d.ordered_string_agg(pair, ',', answer_order_sql(wh, 'a.key'))}, '') || '}}' "
             f"FROM {d.json_object_entries(d.json_member('c.p', 'answers'), 'a')})"
         )
         computed = {

@@ -186,11 +186,10 @@ class TimeFinder(Service):
         insert, select = S.insert_by_name(wh, "person_course_day", DAY_COLUMNS, columns)
         sql = f"""
             {insert}
-            WITH learner_events AS NOT MATERIALIZED ({S.learner_events(wh, "true", read)}),
+            WITH learner_events AS{wh.sql.inline_cte()} ({S.learner_events(wh, "true", read)}),
             event_gaps AS (
                 SELECT course_key, who, day,
-                       CAST(round(EXTRACT(EPOCH FROM (time - lag(time) OVER (PARTITION BY course_key, who ORDER BY time))) * 1000000)
-                            AS BIGINT) AS gap_us
+                       {wh.sql.microseconds_between("time", "lag(time) OVER (PARTITION BY course_key, who ORDER BY time)")} AS gap_us
                 FROM learner_events WHERE who IS NOT NULL AND in_day_table
             ),
             day_gaps AS (
@@ -240,7 +239,7 @@ class TimeFinder(Service):
             params.append(ctx.last_run_started)
         wh.execute(f"DELETE FROM event_time_anomalies WHERE file_id IN ({files})", params)
         before = int(wh.scalar("SELECT count(*) FROM event_time_anomalies"))
-        offset = "(CAST(e.time AS DATE) - f.file_date)"
+        offset = wh.sql.days_between("CAST(e.time AS DATE)", "f.file_date")
         wh.execute(
             f"""INSERT INTO event_time_anomalies (file_id, path, file_date, course_key, nevents, min_offset_days, max_offset_days,
                     min_time, max_time, rules_version, computed_at)

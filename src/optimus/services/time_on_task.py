@@ -22,9 +22,9 @@ KINDS = ("video", "problem", "forum", "text")
 ORDER = "ORDER BY time, event_id"
 
 
-def gap_us(later: str, earlier: str) -> str:
+def gap_us(wh: Warehouse, later: str, earlier: str) -> str:
     """`later - earlier` in whole microseconds (timestamps hold nothing finer)."""
-    return f"CAST(round(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000000) AS BIGINT)"
+    return wh.sql.microseconds_between(later, earlier)
 
 
 def seconds(us_sum: str) -> str:
@@ -60,12 +60,12 @@ def task_gaps_sql(wh: Warehouse) -> str:
     before = f"OVER (PARTITION BY course_key, username {ORDER} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     lags = ", ".join(f"CASE WHEN is_{k} THEN max(CASE WHEN is_{k} THEN time END) {before} END AS last_{k}" for k in (*KINDS, "x"))
     dts = ", ".join(
-        f"CASE WHEN is_{k} THEN {gap_us('time', f'last_{k}')} END AS dt_{k}, "
-        f"CASE WHEN is_{k} THEN {gap_us('time', 'last_x')} END AS serial_dt_{k}"
+        f"CASE WHEN is_{k} THEN {gap_us(wh, 'time', f'last_{k}')} END AS dt_{k}, "
+        f"CASE WHEN is_{k} THEN {gap_us(wh, 'time', 'last_x')} END AS serial_dt_{k}"
         for k in KINDS
     )
     return f"""
-        SELECT course_key, username, CAST(time AS DATE) AS day, {gap_us("time", "last_time")} AS dt, {dts}
+        SELECT course_key, username, CAST(time AS DATE) AS day, {gap_us(wh, "time", "last_time")} AS dt, {dts}
         FROM (
             SELECT course_key, username, time, {", ".join(f"is_{k}" for k in KINDS)},
                    max(time) {before} AS last_time, {lags}
@@ -176,7 +176,7 @@ def asset_modules_sql(wh: Warehouse, keyed: str) -> str:
         WHERE ids.module_id IS NOT NULL AND strpos(ids.module_id, '"') = 0"""
 
 
-def asset_days_sql(modules: str) -> str:
+def asset_days_sql(wh: Warehouse, modules: str) -> str:
     """time_on_asset_daily in microseconds: per course, day, learner and module, the sums of the gaps
     between the learner's consecutive events on the module strictly under 5 and 30 minutes.
     `modules`: a relation of asset_modules_sql's rows."""
@@ -185,7 +185,7 @@ def asset_days_sql(modules: str) -> str:
                sum(CASE WHEN dt < {SHORT_US} THEN dt END) AS us5, sum(CASE WHEN dt < {LONG_US} THEN dt END) AS us30
         FROM (
             SELECT course_key, username, module_id, CAST(time AS DATE) AS day,
-                   {gap_us("time", f"lag(time) OVER (PARTITION BY course_key, username, module_id {ORDER})")} AS dt
+                   {gap_us(wh, "time", f"lag(time) OVER (PARTITION BY course_key, username, module_id {ORDER})")} AS dt
             FROM {modules} modules
         ) gaps
         GROUP BY course_key, day, username, module_id"""
@@ -295,7 +295,7 @@ class TimeOnAsset(CourseTables):
             wh.execute(f"DROP TABLE IF EXISTS {name}")
         wh.execute(f"CREATE TEMP TABLE {keys} AS {asset_keys_sql(wh)}")
         wh.execute(f"CREATE TEMP TABLE {modules} AS {asset_modules_sql(wh, keys)}")
-        wh.execute(f"CREATE TEMP TABLE {days} AS {asset_days_sql(modules)}")
+        wh.execute(f"CREATE TEMP TABLE {days} AS {asset_days_sql(wh, modules)}")
         for name in (keys, modules):
             wh.execute(f"DROP TABLE {name}")
         self._days_built = True

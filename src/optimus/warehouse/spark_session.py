@@ -17,6 +17,9 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.ansi.doubleQuotedIdentifiers": "true",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    # JSON naming a key twice is valid JSON to DuckDB and PostgreSQL: try_parse_json must not read it as NULL
+    # (dialects/spark.py parses JSON into VARIANTs)
+    "spark.sql.variant.allowDuplicateKeys": "true",
     "spark.sql.shuffle.partitions": "4",
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.enabled": "false",

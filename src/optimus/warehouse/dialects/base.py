@@ -96,6 +96,21 @@ class Dialect:
         """An identifier, quoted (standard double quotes, doubled inside)."""
         return '"' + identifier.replace('"', '""') + '"'
 
+    def literal(self, value: str) -> str:
+        """A string literal holding exactly `value` (standard: single quotes, doubled inside; an engine
+        whose literals read backslash escapes doubles those too). Shared SQL writes a literal holding a
+        backslash through this."""
+        return sql_string(value)
+
+    def type_name(self, sql_type: str) -> str:
+        """The engine's name for a type the shared SQL names (`VARCHAR`, `DOUBLE PRECISION`, `JSON`,
+        `TIMESTAMP` (naive), `BIGINT`, ...), for CAST and column definitions."""
+        return sql_type
+
+    def char(self, code: int) -> str:
+        """The text of the one character with Unicode code point `code` (standard enough: `chr`)."""
+        return f"chr({code})"
+
     def try_cast(self, expr: str, sql_type: str) -> str:
         """The text `expr` as a value of `sql_type` (one of TRY_CAST_TYPES), NULL (not an error) when it
         is not the text a MySQL export writes for a value of the type (MYSQL_TEXT) or the value does
@@ -241,7 +256,26 @@ class Dialect:
         NULL when it does not parse."""
         raise NotImplementedError(f"{type(self).__name__} has no utc_timestamp_from_text")
 
+    def microseconds_between(self, later: str, earlier: str) -> str:
+        """`later - earlier` (two TIMESTAMPs) in whole microseconds, a BIGINT (NULL when either is NULL)."""
+        return f"CAST(round(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000000) AS BIGINT)"
+
+    def days_between(self, later: str, earlier: str) -> str:
+        """`later - earlier` (two DATEs) in days, an integer (NULL when either is NULL)."""
+        return f"({later} - {earlier})"
+
+    # -- aggregates ------------------------------------------------------------------------------
+    def ordered_string_agg(self, expr: str, separator: str, order: str) -> str:
+        """The texts `expr` of a group joined by `separator` (a plain string) in the order of the ORDER BY
+        terms `order`; NULLs skipped, NULL for a group of none."""
+        return f"string_agg({expr}, {self.literal(separator)} ORDER BY {order})"
+
     # -- plans -----------------------------------------------------------------------------------
+    def inline_cte(self) -> str:
+        """Text after a CTE's `AS` asking that it be computed where used, not once and kept (PostgreSQL
+        and DuckDB: `NOT MATERIALIZED`); nothing where the engine inlines CTEs anyway."""
+        return " NOT MATERIALIZED"
+
     def compute_once(self) -> str:
         """Text ending a subquery so its SELECT-list expressions are computed once per row, not once
         per use above it (a planner fence); nothing where the engine does so anyway."""

@@ -27,6 +27,29 @@ HELPER_TYPES = {
 }
 
 
+def _re2_dot(pattern: str) -> str:
+    """An RE2 pattern with each `.` outside brackets as `[^\n]`: RE2's `.` takes any character but a
+    newline, PostgreSQL's takes a newline too (its newline-sensitive flags would change `[^...]` as well)."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]" or out[-1] in ("[", "[^")
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("[^", i):
+                c, i = "[^", i + 1
+        elif c == ".":
+            c = "[^\\n]"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def helper_name(pg_type: str) -> str:
     """The try-cast helper function for a PostgreSQL type."""
     return "optimus_try_" + pg_type.replace(" ", "_")
@@ -45,16 +68,16 @@ class PostgresDialect(Dialect):
         return f"optimus_try_url_decode({expr})"
 
     def regex_matches(self, expr: str, pattern: str) -> str:
-        return f"({expr} ~ {sql_string(pattern)})"
+        return f"({expr} ~ {sql_string(_re2_dot(pattern))})"
 
     def regex_groups(self, expr: str, pattern: str, groups: tuple[str, ...]) -> str:
-        return f"regexp_match({expr}, {sql_string(pattern)})"  # text[], NULL on no match
+        return f"regexp_match({expr}, {sql_string(_re2_dot(pattern))})"  # text[], NULL on no match
 
     def regex_group(self, matched: str, groups: tuple[str, ...], group: str) -> str:
         return f"nullif({_member(matched)}[{groups.index(group) + 1}], '')"
 
     def regex_extract(self, expr: str, pattern: str) -> str:
-        return f"nullif((regexp_match({expr}, {sql_string(pattern)}))[1], '')"
+        return f"nullif((regexp_match({expr}, {sql_string(_re2_dot(pattern))}))[1], '')"
 
     def first_alternative(self, prefix: str, alternatives: tuple[str, ...], suffix: str) -> str:
         # PostgreSQL's alternation takes the longest match: each alternative is kept from matching
