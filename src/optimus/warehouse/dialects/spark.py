@@ -97,8 +97,7 @@ def _java_regex(pattern: str) -> str:
 
 class SparkDialect(Dialect):
     name = "spark"
-    # Arrow reaches Spark through a DataFrame (a copy); Parquet row groups carry min/max statistics. Plain
-    # transactions=True: a Spark warehouse publishes a statement's Parquet parts by listing them in its
+    # Arrow reaches Spark through a DataFrame (a copy). transactions=True: a Spark warehouse publishes a statement's Parquet parts by listing them in its
     # DuckDB catalog, in the catalog's transaction, together with the ledger (warehouse/spark.py)
     capabilities = Capabilities(scans_arrow_in_place=False, prunes_by_min_max=False, transactions=True)
 
