@@ -601,3 +601,30 @@ def test_the_engine_reads_a_file_as_the_reader_does_and_leaves_odd_files_to_it(d
     damaged[-8] ^= 0xFF  # the CRC-32 in the trailer
     (events / "crc.log.gz").write_bytes(bytes(damaged))
     assert not gzip_intact(events / "crc.log.gz")
+
+
+def test_the_engine_reads_an_event_file_linked_from_outside_the_data_path(tmp_path: Path, data_path: Path, settings_for: Any) -> None:
+    """A day file that is a link to a store outside the data path (discovery ledgers its resolved path)
+    is read by the engine (event_lines gives its lines), and an ingest of it stores what a copy of
+    it stores; the file beside it in the store, which no link names, stays out of the engine's reach."""
+    store = tmp_path / "store"
+    store.mkdir()
+    text = b"".join(
+        b'{"username": "u%d", "event_type": "play", "time": "2024-01-05T10:00:%02d+00:00", "context": {}}\n' % (n, n) for n in range(40)
+    )
+    (store / "UQx-edx-events-2024-01-05.log.gz").write_bytes(gzip.compress(text))
+    (store / "UQx-edx-events-2024-01-06.log.gz").write_bytes(gzip.compress(text))
+    linked = data_path / "clickstream_logs" / "events" / "UQx-edx-events-2024-01-05.log.gz"
+    linked.symlink_to(store / "UQx-edx-events-2024-01-05.log.gz")
+    settings = settings_for(data_path)
+    wh = connect(settings)
+    try:
+        with wh.event_lines(linked.resolve(), 1 << 20) as rel:
+            assert rel is not None
+            assert wh.scalar(f"SELECT count(*) FROM {rel} WHERE raw <> ''") == 40
+        with wh.event_lines((store / "UQx-edx-events-2024-01-06.log.gz").resolve(), 1 << 20) as rel:
+            assert rel is None
+    finally:
+        wh.close()
+    ingest(settings, "Clickstream")
+    assert sorted(r[0] for r in query_rows(settings, "SELECT username FROM events")) == sorted(f"u{n}" for n in range(40))

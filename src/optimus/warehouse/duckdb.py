@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,7 +50,7 @@ class DuckDBWarehouse:
             raise WarehouseError(f"warehouse {path} does not exist yet (run 'optimus ingest' first)")
         spill = settings.spill_path or path.parent / f"{path.name}.spill"
         folders = {} if read_only else allowed_folders(settings, spill)
-        files = [] if read_only else [f.absolute() for f in also_allowed]
+        files = [] if read_only else [*(f.absolute() for f in also_allowed), *linked_event_files(settings, folders)]
         check_allowed_folders(settings, folders, files)
         config: dict[str, Any] = {
             "memory_limit": settings.memory_limit,
@@ -511,6 +512,29 @@ def allowed_folders(settings: Settings, spill: Path) -> dict[Path, str]:
                 folders.setdefault(latest, f"the folder {data_path / sub / 'latest'} points at, in data path")
     folders.setdefault(spill.absolute(), "the spill folder")
     return folders
+
+
+def linked_event_files(settings: Settings, folders: dict[Path, str]) -> list[Path]:
+    """The files that links under clickstream_logs/latest point at, outside `folders`: discovery
+    ledgers an event file by its resolved path (a package whose day files are links to a store, as
+    the benchmark makes), and without these the engine could not read them (event_lines), so every
+    such file would go to the slower Python reader. Each file exactly, not its folder: nothing
+    beside a linked file becomes readable. Links made after the warehouse opened are not in the
+    list; their files are read by the Python reader."""
+    from optimus.discovery import latest_folder
+
+    prefixes = [_as_prefix(f) for f in folders]
+    found: list[Path] = []
+    for data_path in settings.data_paths:
+        latest = latest_folder(data_path / "clickstream_logs")
+        if latest is None:
+            continue
+        for root, _dirs, names in os.walk(latest, followlinks=False):
+            for name in names:
+                path = Path(root) / name
+                if path.is_symlink() and (target := path.resolve()).is_file() and not str(target).startswith(tuple(prefixes)):
+                    found.append(target)
+    return found
 
 
 def _as_prefix(folder: Path) -> str:
