@@ -628,3 +628,26 @@ def test_the_engine_reads_an_event_file_linked_from_outside_the_data_path(tmp_pa
         wh.close()
     ingest(settings, "Clickstream")
     assert sorted(r[0] for r in query_rows(settings, "SELECT username FROM events")) == sorted(f"u{n}" for n in range(40))
+
+
+def test_an_event_file_read_ahead_is_the_file_asked_for(data_path: Path, settings_for: Any) -> None:
+    """prefetch_event_lines: the file read ahead gives the lines of a plain reading when it is the one
+    asked for next; when another file is asked for, that one is read (the read ahead let go); lines
+    read ahead are visible to the next transaction; None lets go of a read."""
+    events = data_path / "clickstream_logs" / "events"
+    texts = {name: [f'{{"n": {k}, "f": "{name}"}}' for k in range(n)] for name, n in (("a.log.gz", 30), ("b.log.gz", 50), ("c.log", 7))}
+    for name, lines in texts.items():
+        data = "\n".join(lines).encode() + b"\n"
+        (events / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    wh = connect(settings_for(data_path))
+    try:
+        got = {}
+        for ask, ahead in (("a.log.gz", "b.log.gz"), ("b.log.gz", "c.log"), ("a.log.gz", None), ("c.log", "c.log")):
+            with wh.transaction(), wh.event_lines(events / ask, 1 << 20) as rel:
+                assert rel is not None
+                wh.prefetch_event_lines(events / ahead if ahead else None, 1 << 20)
+                got[ask] = [r[0] for r in wh.query(f"SELECT raw FROM {rel} ORDER BY line")]
+            assert got[ask] == texts[ask], ask
+        wh.prefetch_event_lines(None, 1 << 20)
+    finally:
+        wh.close()

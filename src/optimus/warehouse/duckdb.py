@@ -83,6 +83,8 @@ class DuckDBWarehouse:
         self._parent: DuckDBWarehouse | None = None  # where a reader's prepared cursor goes back (see reader)
         self._spare: list[duckdb.DuckDBPyConnection] = []
         self._reads = 0  # event files read by event_lines (each into a table of its own)
+        # an event file being read ahead: (path, table, cursor, the read's future giving its first rowid or None)
+        self._lines_ahead: tuple[Path, str, duckdb.DuckDBPyConnection, Future] | None = None
         self._lock_down(folders, files, lines_db=not read_only)
 
     def _lock_down(self, folders: dict[Path, str], files: Sequence[Path] = (), lines_db: bool = False) -> None:
@@ -331,6 +333,59 @@ class DuckDBWarehouse:
                 "(open it through optimus.pipeline.open_warehouse, which leaves room for what the services hold)"
             )
 
+    def prefetch_event_lines(self, path: Path | None, max_line: int) -> None:
+        """Start reading the event file `path` (event_lines of it follows the current file's) on a cursor and
+        thread of its own, so that its read (one thread: gzip is serial) runs beside the parse of the file
+        before instead of after it. None lets go of what was read ahead (its table is dropped)."""
+        with self._lock:
+            ahead, self._lines_ahead = self._lines_ahead, None
+        if ahead is not None:
+            self._release_lines(*ahead)
+        if path is None or not self._reads_lines():
+            return
+        if self._ahead_pool is None:
+            self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="optimus-read-ahead")
+        with self._lock:
+            self._reads += 1
+            table, cursor = f"{_LINES_DB}.lines_{self._reads}", self.con.cursor()
+            self._lines_ahead = (path, table, cursor, self._ahead_pool.submit(self._stage_lines, cursor, table, path, max_line))
+
+    def _reads_lines(self) -> bool:
+        """Whether this connection reads event files (a writer; a read-only one or a reader view does not)."""
+        with self._lock:
+            return self._parent is None and bool(
+                self.con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [_LINES_DB]).fetchall()[0][0]
+            )
+
+    def _release_lines(self, path: Path, table: str, cursor: duckdb.DuckDBPyConnection, staged: Future | None) -> None:
+        """Drop a staged file's table (once its read, if still running, is over) and close its cursor."""
+        if staged is not None:
+            with suppress(Exception):
+                staged.result()
+        with suppress(duckdb.Error):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.close()
+
+    @staticmethod
+    def _stage_lines(cursor: duckdb.DuckDBPyConnection, table: str, path: Path, max_line: int) -> int | None:
+        """Read the file's lines into `table` on `cursor` (its own transaction); returns the rowid of its
+        first line, or None when it cannot be read as plain lines (see event_lines)."""
+        try:
+            cursor.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT raw FROM read_csv(?, columns = {{'raw': 'VARCHAR'}}, header = false, "
+                "auto_detect = false, delim = chr(0), quote = '', escape = '', new_line = '\\n', strict_mode = true, parallel = false)",
+                [str(path)],
+            )
+            odd, base = cursor.execute(
+                f"SELECT count(*) FILTER (WHERE strlen(raw) > ? OR (strlen(raw) >= ? AND "
+                f"strlen(raw) - strlen(replace(replace(raw, '[', ''), '{{', '')) > ?)), coalesce(min(rowid), 0) FROM {table}",
+                [max_line, 2 * MAX_DEPTH, MAX_DEPTH],
+            ).fetchall()[0]
+        except duckdb.Error as exc:
+            log.info("%s: read by Optimus's own reader (DuckDB cannot read it as plain lines: %s)", path, str(exc).splitlines()[0])
+            return None
+        return None if odd else int(base)  # lines too long or too deep: the reader that quarantines them one by one reads it
+
     @contextmanager
     def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
         """The file's lines read by DuckDB itself: read_csv with one VARCHAR column and no quote, escape
@@ -344,33 +399,28 @@ class DuckDBWarehouse:
         buffer-managed like any other: past memory_limit it goes to the temp directory, so a day file
         of many gigabytes streams through, it is not held. DuckDB does not check a gzip member's CRC,
         so the caller checks the archive (Clickstream: clickstream_reader.gzip_intact) beside this.
+        A file named by prefetch_event_lines is taken as read ahead (waiting for the end of its read).
         The fingerprint is DuckDB's sha1() (the same bytes hashed as hashlib.sha1: stable across versions).
         """
-        if (
-            self._parent is not None
-            or not self.con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [_LINES_DB]).fetchall()[0][0]
-        ):
+        if not self._reads_lines():
             yield None  # a read-only warehouse reads no files
             return
-        self._reads += 1
-        table, view = f"{_LINES_DB}.lines_{self._reads}", f"_optimus_event_lines_{self._reads}"
-        cursor = self.con.cursor()
+        with self._lock:
+            ahead, self._lines_ahead = self._lines_ahead, None
+        if ahead is not None and ahead[0] != path:
+            self._release_lines(*ahead)
+            ahead = None
+        if ahead is not None:
+            _path, table, cursor, staged = ahead
+            base = staged.result()
+        else:
+            with self._lock:
+                self._reads += 1
+                table, cursor = f"{_LINES_DB}.lines_{self._reads}", self.con.cursor()
+            base = self._stage_lines(cursor, table, path, max_line)
+        view = f"_optimus_event_lines_{table.rsplit('_', 1)[1]}"
         try:
-            try:
-                cursor.execute(
-                    f"CREATE OR REPLACE TABLE {table} AS SELECT raw FROM read_csv(?, columns = {{'raw': 'VARCHAR'}}, header = false, "
-                    "auto_detect = false, delim = chr(0), quote = '', escape = '', new_line = '\\n', strict_mode = true, parallel = false)",
-                    [str(path)],
-                )
-                odd, base = cursor.execute(
-                    f"SELECT count(*) FILTER (WHERE strlen(raw) > ? OR (strlen(raw) >= ? AND "
-                    f"strlen(raw) - strlen(replace(replace(raw, '[', ''), '{{', '')) > ?)), coalesce(min(rowid), 0) FROM {table}",
-                    [max_line, 2 * MAX_DEPTH, MAX_DEPTH],
-                ).fetchall()[0]
-            except duckdb.Error as exc:
-                log.info("%s: read by Optimus's own reader (DuckDB cannot read it as plain lines: %s)", path, str(exc).splitlines()[0])
-                odd, base = 1, 0
-            if odd:  # lines too long or too deep: the reader that quarantines them one by one reads the file
+            if base is None:
                 yield None
                 return
             with self._lock:
@@ -382,9 +432,7 @@ class DuckDBWarehouse:
         finally:  # (after an error the caller's transaction may refuse statements: it rolls back, the view with it)
             with self._lock, suppress(duckdb.Error):
                 self.con.execute(f"DROP VIEW IF EXISTS {view}")
-            with suppress(duckdb.Error):
-                cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.close()
+            self._release_lines(path, table, cursor, None)
 
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
@@ -418,6 +466,7 @@ class DuckDBWarehouse:
             view.con = self._spare.pop() if pooled else self.con.cursor()
         view._depth, view._lock, view._staged = 0, threading.RLock(), 0
         view._ahead, view._ahead_pool, view._registered = None, None, set()
+        view._lines_ahead, view._reads = None, 0
         view._memory_limit, view._outside = self._memory_limit, 0
         view._parent, view._spare = (self if pooled else None), []
         return view
@@ -467,6 +516,9 @@ class DuckDBWarehouse:
                     return
         with self._lock:
             self._ahead = None
+            ahead, self._lines_ahead = self._lines_ahead, None
+            if ahead is not None:
+                self._release_lines(*ahead)
             if self._ahead_pool is not None:
                 self._ahead_pool.shutdown(wait=True)  # the read-ahead thread's cursor must close first
             for cursor in self._spare:
