@@ -601,3 +601,53 @@ def test_the_engine_reads_a_file_as_the_reader_does_and_leaves_odd_files_to_it(d
     damaged[-8] ^= 0xFF  # the CRC-32 in the trailer
     (events / "crc.log.gz").write_bytes(bytes(damaged))
     assert not gzip_intact(events / "crc.log.gz")
+
+
+def test_the_engine_reads_an_event_file_linked_from_outside_the_data_path(tmp_path: Path, data_path: Path, settings_for: Any) -> None:
+    """A day file that is a link to a store outside the data path (discovery ledgers its resolved path)
+    is read by the engine (event_lines gives its lines), and an ingest of it stores what a copy of
+    it stores; the file beside it in the store, which no link names, stays out of the engine's reach."""
+    store = tmp_path / "store"
+    store.mkdir()
+    text = b"".join(
+        b'{"username": "u%d", "event_type": "play", "time": "2024-01-05T10:00:%02d+00:00", "context": {}}\n' % (n, n) for n in range(40)
+    )
+    (store / "UQx-edx-events-2024-01-05.log.gz").write_bytes(gzip.compress(text))
+    (store / "UQx-edx-events-2024-01-06.log.gz").write_bytes(gzip.compress(text))
+    linked = data_path / "clickstream_logs" / "events" / "UQx-edx-events-2024-01-05.log.gz"
+    linked.symlink_to(store / "UQx-edx-events-2024-01-05.log.gz")
+    settings = settings_for(data_path)
+    wh = connect(settings)
+    try:
+        with wh.event_lines(linked.resolve(), 1 << 20) as rel:
+            assert rel is not None
+            assert wh.scalar(f"SELECT count(*) FROM {rel} WHERE raw <> ''") == 40
+        with wh.event_lines((store / "UQx-edx-events-2024-01-06.log.gz").resolve(), 1 << 20) as rel:
+            assert rel is None
+    finally:
+        wh.close()
+    ingest(settings, "Clickstream")
+    assert sorted(r[0] for r in query_rows(settings, "SELECT username FROM events")) == sorted(f"u{n}" for n in range(40))
+
+
+def test_an_event_file_read_ahead_is_the_file_asked_for(data_path: Path, settings_for: Any) -> None:
+    """prefetch_event_lines: the file read ahead gives the lines of a plain reading when it is the one
+    asked for next; when another file is asked for, that one is read (the read ahead let go); lines
+    read ahead are visible to the next transaction; None lets go of a read."""
+    events = data_path / "clickstream_logs" / "events"
+    texts = {name: [f'{{"n": {k}, "f": "{name}"}}' for k in range(n)] for name, n in (("a.log.gz", 30), ("b.log.gz", 50), ("c.log", 7))}
+    for name, lines in texts.items():
+        data = "\n".join(lines).encode() + b"\n"
+        (events / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    wh = connect(settings_for(data_path))
+    try:
+        got = {}
+        for ask, ahead in (("a.log.gz", "b.log.gz"), ("b.log.gz", "c.log"), ("a.log.gz", None), ("c.log", "c.log")):
+            with wh.transaction(), wh.event_lines(events / ask, 1 << 20) as rel:
+                assert rel is not None
+                wh.prefetch_event_lines(events / ahead if ahead else None, 1 << 20)
+                got[ask] = [r[0] for r in wh.query(f"SELECT raw FROM {rel} ORDER BY line")]
+            assert got[ask] == texts[ask], ask
+        wh.prefetch_event_lines(None, 1 << 20)
+    finally:
+        wh.close()

@@ -17,9 +17,10 @@ longer holds disappear; events another file holds stay.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -52,6 +53,10 @@ class Clickstream(Service):
         super().__init__(settings)
         self._reader = ReadAhead(self._batch_bytes(), settings.max_line_bytes)
         self._engine_reads = False  # set by setup: the engine reads event files itself (Warehouse.event_lines)
+        self._wh: Warehouse | None = None  # the warehouse of setup (read ahead is let go on it)
+        self._then: Path | None = None  # the file ingested after this one (the engine reads it ahead)
+        self._pool: ThreadPoolExecutor | None = None  # runs gzip_intact beside the engine's reads
+        self._checks: dict[Path, Future[bool]] = {}  # gzip_intact of the files being read (this one, the next)
 
     @classmethod
     def _batch_bytes(cls) -> int:
@@ -63,12 +68,24 @@ class Clickstream(Service):
         return ReadAhead(cls._batch_bytes()).bytes_held
 
     def read_ahead(self, now: LedgerFile | None, then: LedgerFile | None) -> None:
-        if self._engine_reads:  # the engine reads each file itself (a file it cannot read is read then, not ahead)
+        if self._engine_reads:  # the engine reads the next file once this one's lines are read (see _engine_lines)
+            self._then = then.path if then else None
+            if now is None:
+                self._let_go()
             return
         self._reader.plan(now.path if now else None, then.path if then else None)
 
+    def _let_go(self) -> None:
+        """Nothing more follows: what the engine read ahead, and the check of it, are let go."""
+        if self._wh is not None:
+            self._wh.prefetch_event_lines(None, self.settings.max_line_bytes)
+        self._checks.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def setup(self, wh: Warehouse) -> None:
-        self._engine_reads = wh.capabilities.reads_files
+        self._engine_reads, self._wh = wh.capabilities.reads_files, wh
         cols = ", ".join(f"{wh.quote(n)} {t}" for n, t in rules.EVENT_COLUMNS.items())
         wh.execute(f"CREATE TABLE IF NOT EXISTS events ({cols})")
         wh.execute(
@@ -155,10 +172,15 @@ class Clickstream(Service):
         clickstream_reader reads it, which keeps what a damaged archive holds."""
         if not self._engine_reads:
             return None
-        with ThreadPoolExecutor(1, thread_name_prefix="optimus-gzip-check") as pool:
-            intact = pool.submit(gzip_intact, file.path)
-            lines = stack.enter_context(wh.event_lines(file.path, self.settings.max_line_bytes))
-            whole = intact.result()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="optimus-gzip-check")
+        intact = self._checks.pop(file.path, None) or self._pool.submit(gzip_intact, file.path)
+        lines = stack.enter_context(wh.event_lines(file.path, self.settings.max_line_bytes))
+        then = self._then
+        if then is not None and then != file.path:  # the next file is read (and checked) while this one is parsed
+            self._checks = {then: self._pool.submit(gzip_intact, then)}
+            wh.prefetch_event_lines(then, self.settings.max_line_bytes)
+        whole = intact.result()
         if lines is None or not whole:
             stack.close()
             return None

@@ -120,6 +120,11 @@ class Warehouse(Protocol):
         line alone (docs/clickstream.md). A reading never fails the caller's transaction.
         An engine that reads files in parallel (Spark: spark.read.text) implements this alone."""
 
+    def prefetch_event_lines(self, path: Path | None, max_line: int) -> None:
+        """A hint: event_lines(path, max_line) follows the current file's; an engine that reads files may
+        start reading this one now, beside the work on the current one. None: nothing follows, let go
+        of what was read ahead. A no-op where the engine reads no files."""
+
     def hold_outside(self, nbytes: int) -> None:
         """The process now holds `nbytes` of data outside the engine (0: none again); an engine with
         a memory limit lowers it by as much, so that the process as a whole keeps to the setting."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,7 +61,7 @@ class DuckDBWarehouse:
         folders = {} if read_only else allowed_folders(settings, spill)
         for folder in lake_folders:
             folders.setdefault(folder.absolute(), "the lake's folder")
-        files = [] if read_only else [f.absolute() for f in also_allowed]
+        files = [] if read_only else [*(f.absolute() for f in also_allowed), *linked_event_files(settings, folders)]
         check_allowed_folders(settings, folders, files)
         config: dict[str, Any] = {
             "memory_limit": settings.memory_limit,
@@ -93,6 +94,8 @@ class DuckDBWarehouse:
         self._parent: DuckDBWarehouse | None = None  # where a reader's prepared cursor goes back (see reader)
         self._spare: list[duckdb.DuckDBPyConnection] = []
         self._reads = 0  # event files read by event_lines (each into a table of its own)
+        # an event file being read ahead: (path, table, cursor, the read's future giving its first rowid or None)
+        self._lines_ahead: tuple[Path, str, duckdb.DuckDBPyConnection, Future] | None = None
         self._lock_down(folders, files, lines_db=not read_only)
 
     def _lock_down(self, folders: dict[Path, str], files: Sequence[Path] = (), lines_db: bool = False) -> None:
@@ -341,6 +344,59 @@ class DuckDBWarehouse:
                 "(open it through optimus.pipeline.open_warehouse, which leaves room for what the services hold)"
             )
 
+    def prefetch_event_lines(self, path: Path | None, max_line: int) -> None:
+        """Start reading the event file `path` (event_lines of it follows the current file's) on a cursor and
+        thread of its own, so that its read (one thread: gzip is serial) runs beside the parse of the file
+        before instead of after it. None lets go of what was read ahead (its table is dropped)."""
+        with self._lock:
+            ahead, self._lines_ahead = self._lines_ahead, None
+        if ahead is not None:
+            self._release_lines(*ahead)
+        if path is None or not self._reads_lines():
+            return
+        if self._ahead_pool is None:
+            self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="optimus-read-ahead")
+        with self._lock:
+            self._reads += 1
+            table, cursor = f"{_LINES_DB}.lines_{self._reads}", self.con.cursor()
+            self._lines_ahead = (path, table, cursor, self._ahead_pool.submit(self._stage_lines, cursor, table, path, max_line))
+
+    def _reads_lines(self) -> bool:
+        """Whether this connection reads event files (a writer; a read-only one or a reader view does not)."""
+        with self._lock:
+            return self._parent is None and bool(
+                self.con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [_LINES_DB]).fetchall()[0][0]
+            )
+
+    def _release_lines(self, path: Path, table: str, cursor: duckdb.DuckDBPyConnection, staged: Future | None) -> None:
+        """Drop a staged file's table (once its read, if still running, is over) and close its cursor."""
+        if staged is not None:
+            with suppress(Exception):
+                staged.result()
+        with suppress(duckdb.Error):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.close()
+
+    @staticmethod
+    def _stage_lines(cursor: duckdb.DuckDBPyConnection, table: str, path: Path, max_line: int) -> int | None:
+        """Read the file's lines into `table` on `cursor` (its own transaction); returns the rowid of its
+        first line, or None when it cannot be read as plain lines (see event_lines)."""
+        try:
+            cursor.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT raw FROM read_csv(?, columns = {{'raw': 'VARCHAR'}}, header = false, "
+                "auto_detect = false, delim = chr(0), quote = '', escape = '', new_line = '\\n', strict_mode = true, parallel = false)",
+                [str(path)],
+            )
+            odd, base = cursor.execute(
+                f"SELECT count(*) FILTER (WHERE strlen(raw) > ? OR (strlen(raw) >= ? AND "
+                f"strlen(raw) - strlen(replace(replace(raw, '[', ''), '{{', '')) > ?)), coalesce(min(rowid), 0) FROM {table}",
+                [max_line, 2 * MAX_DEPTH, MAX_DEPTH],
+            ).fetchall()[0]
+        except duckdb.Error as exc:
+            log.info("%s: read by Optimus's own reader (DuckDB cannot read it as plain lines: %s)", path, str(exc).splitlines()[0])
+            return None
+        return None if odd else int(base)  # lines too long or too deep: the reader that quarantines them one by one reads it
+
     @contextmanager
     def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
         """The file's lines read by DuckDB itself: read_csv with one VARCHAR column and no quote, escape
@@ -354,33 +410,28 @@ class DuckDBWarehouse:
         buffer-managed like any other: past memory_limit it goes to the temp directory, so a day file
         of many gigabytes streams through, it is not held. DuckDB does not check a gzip member's CRC,
         so the caller checks the archive (Clickstream: clickstream_reader.gzip_intact) beside this.
+        A file named by prefetch_event_lines is taken as read ahead (waiting for the end of its read).
         The fingerprint is DuckDB's sha1() (the same bytes hashed as hashlib.sha1: stable across versions).
         """
-        if (
-            self._parent is not None
-            or not self.con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [_LINES_DB]).fetchall()[0][0]
-        ):
+        if not self._reads_lines():
             yield None  # a read-only warehouse reads no files
             return
-        self._reads += 1
-        table, view = f"{_LINES_DB}.lines_{self._reads}", f"_optimus_event_lines_{self._reads}"
-        cursor = self.con.cursor()
+        with self._lock:
+            ahead, self._lines_ahead = self._lines_ahead, None
+        if ahead is not None and ahead[0] != path:
+            self._release_lines(*ahead)
+            ahead = None
+        if ahead is not None:
+            _path, table, cursor, staged = ahead
+            base = staged.result()
+        else:
+            with self._lock:
+                self._reads += 1
+                table, cursor = f"{_LINES_DB}.lines_{self._reads}", self.con.cursor()
+            base = self._stage_lines(cursor, table, path, max_line)
+        view = f"_optimus_event_lines_{table.rsplit('_', 1)[1]}"
         try:
-            try:
-                cursor.execute(
-                    f"CREATE OR REPLACE TABLE {table} AS SELECT raw FROM read_csv(?, columns = {{'raw': 'VARCHAR'}}, header = false, "
-                    "auto_detect = false, delim = chr(0), quote = '', escape = '', new_line = '\\n', strict_mode = true, parallel = false)",
-                    [str(path)],
-                )
-                odd, base = cursor.execute(
-                    f"SELECT count(*) FILTER (WHERE strlen(raw) > ? OR (strlen(raw) >= ? AND "
-                    f"strlen(raw) - strlen(replace(replace(raw, '[', ''), '{{', '')) > ?)), coalesce(min(rowid), 0) FROM {table}",
-                    [max_line, 2 * MAX_DEPTH, MAX_DEPTH],
-                ).fetchall()[0]
-            except duckdb.Error as exc:
-                log.info("%s: read by Optimus's own reader (DuckDB cannot read it as plain lines: %s)", path, str(exc).splitlines()[0])
-                odd, base = 1, 0
-            if odd:  # lines too long or too deep: the reader that quarantines them one by one reads the file
+            if base is None:
                 yield None
                 return
             with self._lock:
@@ -392,9 +443,7 @@ class DuckDBWarehouse:
         finally:  # (after an error the caller's transaction may refuse statements: it rolls back, the view with it)
             with self._lock, suppress(duckdb.Error):
                 self.con.execute(f"DROP VIEW IF EXISTS {view}")
-            with suppress(duckdb.Error):
-                cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.close()
+            self._release_lines(path, table, cursor, None)
 
     def drop_staged(self, staging: str) -> None:
         """Remove what stage_tsv created."""
@@ -428,6 +477,7 @@ class DuckDBWarehouse:
             view.con = self._spare.pop() if pooled else self.con.cursor()
         view._depth, view._lock, view._staged = 0, threading.RLock(), 0
         view._ahead, view._ahead_pool, view._registered = None, None, set()
+        view._lines_ahead, view._reads = None, 0
         view._memory_limit, view._outside = self._memory_limit, 0
         view._parent, view._spare = (self if pooled else None), []
         return view
@@ -477,6 +527,9 @@ class DuckDBWarehouse:
                     return
         with self._lock:
             self._ahead = None
+            ahead, self._lines_ahead = self._lines_ahead, None
+            if ahead is not None:
+                self._release_lines(*ahead)
             if self._ahead_pool is not None:
                 self._ahead_pool.shutdown(wait=True)  # the read-ahead thread's cursor must close first
             for cursor in self._spare:
@@ -522,6 +575,29 @@ def allowed_folders(settings: Settings, spill: Path) -> dict[Path, str]:
                 folders.setdefault(latest, f"the folder {data_path / sub / 'latest'} points at, in data path")
     folders.setdefault(spill.absolute(), "the spill folder")
     return folders
+
+
+def linked_event_files(settings: Settings, folders: dict[Path, str]) -> list[Path]:
+    """The files that links under clickstream_logs/latest point at, outside `folders`: discovery
+    ledgers an event file by its resolved path (a package whose day files are links to a store, as
+    the benchmark makes), and without these the engine could not read them (event_lines), so every
+    such file would go to the slower Python reader. Each file exactly, not its folder: nothing
+    beside a linked file becomes readable. Links made after the warehouse opened are not in the
+    list; their files are read by the Python reader."""
+    from optimus.discovery import latest_folder
+
+    prefixes = [_as_prefix(f) for f in folders]
+    found: list[Path] = []
+    for data_path in settings.data_paths:
+        latest = latest_folder(data_path / "clickstream_logs")
+        if latest is None:
+            continue
+        for root, _dirs, names in os.walk(latest, followlinks=False):
+            for name in names:
+                path = Path(root) / name
+                if path.is_symlink() and (target := path.resolve()).is_file() and not str(target).startswith(tuple(prefixes)):
+                    found.append(target)
+    return found
 
 
 def _as_prefix(folder: Path) -> str:

@@ -423,6 +423,9 @@ class PostgresWarehouse:
     def hold_outside(self, nbytes: int) -> None:
         """Nothing to do: the server's memory is not this process's."""
 
+    def prefetch_event_lines(self, path: Path | None, max_line: int) -> None:
+        """Nothing to do: the server reads no files of this process (see event_lines)."""
+
     @contextmanager
     def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
         """None: the server cannot read this process's files (capabilities.reads_files is False); the

@@ -613,6 +613,9 @@ class SparkWarehouse:
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
         self._statement(sql, (), whole, rows=False)
 
+    def prefetch_event_lines(self, path: Path | None, max_line: int) -> None:
+        """Nothing yet: Spark reads a file when event_lines asks for it."""
+
     @contextmanager
     def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
         """None for now: Clickstream reads the file in Python and hands its lines over as Arrow (issue 21
