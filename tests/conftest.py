@@ -98,6 +98,10 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+# the services whose SQL runs on Spark today (issue 21): what the Spark API and attack tests ingest into a lake
+SPARK_SERVICES = ("DatabaseState", "DiscussionForums", "CourseStructure")
+
+
 @contextmanager
 def reading(settings: Settings) -> Iterator[Any]:
     """The settings' warehouse opened read-only for the length of a `with`."""

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ingest, serve_on_loopback, settings_env
+from conftest import SPARK_SERVICES, ingest, serve_on_loopback, settings_env
 from optimus.api.app import create_app
 from optimus.api.state import ReadViews, ServerState
 from optimus.config import Settings
@@ -30,8 +30,6 @@ from optimus.warehouse import connect
 
 TOKEN = "spark-api-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# the services whose SQL runs on Spark today; the others join as their SQL is made to (issue 21)
-SPARK_SERVICES = ("DatabaseState", "DiscussionForums", "CourseStructure")
 # what says when or how fast something ran, or where this run's files are: not the same on two runs
 VOLATILE = {
     "startdate",
