@@ -74,7 +74,7 @@ def test_ingest_through_the_master_equals_duckdb(spark_cluster: SparkCluster, tm
         duck.data_paths[0], warehouse=f"spark:///{lake}", spark_master=spark_cluster.master, export_path=tmp_path / "exports"
     )
     before = set(applications(spark_cluster))
-    proc = optimus_process(on_cluster, **spark_env(), OPTIMUS_SPARK_MASTER=spark_cluster.master)
+    proc = optimus_process(on_cluster, **spark_env())  # settings_env passes spark_master
     output = proc.communicate(timeout=900)[0].decode(errors="replace")
     assert proc.returncode == 0, output[-5000:]
 

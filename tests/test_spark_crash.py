@@ -36,7 +36,7 @@ def lake_settings(root: Path, name: str, data: Path) -> Settings:
 
 def ingest_on_spark(settings: Settings, **env: str) -> Any:
     """`optimus ingest` on the Spark warehouse, in a subprocess."""
-    return optimus_process(settings, **spark_env(), OPTIMUS_SPARK_MASTER=MASTER, **env)
+    return optimus_process(settings, **spark_env(), **env)
 
 
 def finished(proc: Any) -> None:
