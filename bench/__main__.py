@@ -261,14 +261,15 @@ def spark_missing() -> str | None:
 
 def spark_figures(work: Path, files: list[Path], runs: int, f: dict[str, Figure], out: dict) -> None:
     """The same Clickstream ingest as `ingest_all`, on a Spark warehouse (a lake in `work`) with each of
-    SPARK_MASTERS: every run a separate `optimus` process (its own JVM), the executors' Python this one."""
+    SPARK_MASTERS: every run a separate `optimus` process (its own JVM), the executors' Python its own
+    (warehouse/spark_session.py)."""
     missing = spark_missing()
     if missing:
         out["spark_error"] = f"not measured: {missing}"
         return
     lake = work / "lake"
     for master in SPARK_MASTERS:
-        env = {"OPTIMUS_SPARK_MASTER": master, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        env = {"OPTIMUS_SPARK_MASTER": master, "SPARK_LOCAL_IP": "127.0.0.1"}
         try:
             f[spark_key(master)] = ingest_figure(work, files, runs, ["Clickstream"], warehouse=f"spark:///{lake}", env=env)
         except Exception as exc:  # reported, not hidden

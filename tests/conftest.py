@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -99,6 +98,10 @@ def settings_for(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+# the services whose SQL runs on Spark today (issue 21): what the Spark API and attack tests ingest into a lake
+SPARK_SERVICES = ("DatabaseState", "DiscussionForums", "CourseStructure")
+
+
 @contextmanager
 def reading(settings: Settings) -> Iterator[Any]:
     """The settings' warehouse opened read-only for the length of a `with`."""
@@ -167,6 +170,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "OPTIMUS_EXPORT_PATH": str(settings.export_path),
         "OPTIMUS_WWW_PATH": str(settings.www_path),
         "OPTIMUS_MEMORY_LIMIT": settings.memory_limit,
+        "OPTIMUS_SPARK_MASTER": settings.spark_master,
         **({"OPTIMUS_RELEASE_SECRET_FILE": str(settings.release_secret_file)} if settings.release_secret_file else {}),
     }
 
@@ -423,7 +427,7 @@ def duckdb_and_postgres(root: Path, pg_server: str, label: str) -> Iterator[dict
         drop_database(pg_server, name)
 
 
-def _required_part_missing(message: str) -> None:
+def required_part_missing(message: str) -> None:
     """A part a test needs is not on this machine: fail under CI=true (never skipped there), skip otherwise."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
@@ -435,12 +439,9 @@ def spark() -> Iterator[Any]:
     """One real local Spark session (`local[2]`, the settings of warehouse/spark_session.py) for the
     whole test session: one JVM. Without pyspark or Java a test using it is skipped, saying why; under
     CI=true it fails."""
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        _required_part_missing("pyspark is not installed: pip install -e '.[spark]' (./scripts/setup-env test installs it)")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        _required_part_missing("Spark needs Java 17 (openjdk-17-jre-headless): ./scripts/setup-env test installs it")
+    from spark_server import require_spark
+
+    require_spark()
     from optimus.warehouse.dialects.spark import SESSION_SQL
     from optimus.warehouse.spark_session import spark_session
 

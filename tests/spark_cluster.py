@@ -9,20 +9,18 @@ until the master's `/json` lists the worker ALIVE, and at the end of the session
 One SparkContext per Python process: a test that drives this cluster runs its Spark driver
 (`optimus ingest`, or a plain job) in a subprocess, so it never meets the `local[N]` context another
 test may have made in the test process. Fixture: `spark_cluster` (a SparkCluster). Without pyspark
-or Java the tests that use it are skipped, saying why; under CI=true they fail.
+or Java the tests that use it are skipped, saying why; under CI=true they fail (spark_server.require_spark).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+
+from spark_server import require_spark
 
 
 class SparkCluster(NamedTuple):
@@ -41,37 +41,17 @@ class SparkCluster(NamedTuple):
     work_dir: Path  # the worker's --work-dir: one folder per application, one per executor, with its logs
 
 
-def missing(message: str) -> None:
-    """A required part of the machine is absent: fail under CI=true (never a silent skip there), else skip."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def spark_class() -> Path:
-    """pyspark's `bin/spark-class` (the launcher Spark's own sbin scripts call)."""
-    spec = importlib.util.find_spec("pyspark")
-    if spec is None or spec.origin is None:
-        missing("pyspark is not installed: pip install -e '.[spark]' (./scripts/setup-env test does)")
-    script = Path(str(spec.origin)).parent / "bin" / "spark-class"
-    if not script.is_file():
-        missing(f"pyspark has no {script}")
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        missing("no Java to run Spark: install Debian's openjdk-17-jre-headless (./scripts/setup-env test does) or set JAVA_HOME")
-    return script
-
-
 def spark_env() -> dict[str, str]:
-    """What the environment of the cluster's processes and of the Spark drivers tests run (`optimus` subprocesses) adds:
-    loopback, and the executors' Python workers run this interpreter (on a real cluster, the same Python with
-    optimus on every node; PySpark's default is whatever `python3` is on the PATH)."""
-    return {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    """What the environment of the cluster's processes and of the Spark drivers tests run (`optimus` subprocesses)
+    adds: loopback for the master's and worker's web UIs. (The drivers' executors run the driver's Python:
+    warehouse/spark_session.py sets PYSPARK_PYTHON unless it is set.)"""
+    return {"SPARK_LOCAL_IP": "127.0.0.1"}
 
 
 def master_state(cluster: SparkCluster) -> dict[str, Any]:
@@ -139,7 +119,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def spark_cluster() -> Iterator[SparkCluster]:
     """A standalone master and one worker on 127.0.0.1, for the whole session; stopped at its end."""
-    script = spark_class()
+    script = require_spark()
     root = Path(tempfile.mkdtemp(prefix="optimus-spark-"))
     work_dir = root / "work"
     work_dir.mkdir()

@@ -1,4 +1,5 @@
-"""Attacks on the SQL endpoint's engine (DuckDB), as issue 13 tried them.
+"""Attacks on the SQL endpoint's engine (DuckDB), as issue 13 tried them, on a DuckDB warehouse and
+on a Spark warehouse (issue 21: its readers are DuckDB over the lake's catalog, only the lake readable).
 
 The SQLGlot filter of api/sql.py is bypassed (its `check` returns the query unchanged, or
 `read_only_query` is called directly), so what is tested is the engine's own refusal. A canary file
@@ -6,7 +7,9 @@ holding a random token lies outside every folder the engine may touch (and as `s
 working folder, for DuckDB's replacement scan of a bare file name); every attack must be refused or
 return no canary, write nothing, and leave the warehouse as it was. The same attacks run on the
 daemon's writable instance (its read views, in-process and through the API), on `optimus serve`, on
-a local `optimus sql` and on `optimus sql` through a running daemon.
+a local `optimus sql` and on `optimus sql` through a running daemon. On the Spark warehouse the
+attacks include Spark SQL's own reach (`reflect`, `java_method`, `text.`path``): none may run on Spark,
+and the daemon's writer never starts a Spark session for them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import quoted, settings_env
+from conftest import SPARK_SERVICES, quoted, settings_env
 from optimus import config
 from optimus.api.app import create_app
 from optimus.api.state import ReadViews
@@ -41,7 +44,8 @@ from optimus.warehouse import connect
 from optimus.warehouse.base import QUERY_MAX_BYTES, QUERY_TIMEOUT_SECONDS
 
 TOKEN = "attack-test-api-token-" + secrets.token_hex(8)
-CANARY = "canary-" + secrets.token_hex(16)
+CANARY_HEX = secrets.token_hex(16)
+CANARY = "canary-" + CANARY_HEX
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 # Every family of host access: {outside} is a folder outside every allowed one, {data} the data path,
@@ -101,12 +105,19 @@ ATTACKS = [
     "SELECT content FROM read_text('{config}')",
     "SELECT content FROM read_text('{lock}')",
     "SELECT * FROM glob('/root/**')",
+    # Spark SQL's reach (issue 21): the JVM's methods (the canary built by the query, so that only running it shows it)
+    # and Spark's data sources; a Spark warehouse answers them with DuckDB, which has none of them
+    "SELECT reflect('java.lang.String', 'valueOf', concat('canary-', '{canary_hex}'))",
+    "SELECT java_method('java.lang.String', 'valueOf', concat('canary-', '{canary_hex}'))",
+    "SELECT * FROM text.`{outside}/canary.csv`",
+    "SELECT * FROM csv.`{outside}/canary.csv`",
+    "SELECT * FROM parquet.`{outside}/canary.parquet`",
 ]
 WRITTEN = ("written.csv", "exported", "attached.duckdb")
 
 
 def _fill(query: str, place: dict[str, Path]) -> str:
-    return query.format(canary=CANARY, **{k: str(v) for k, v in place.items()})
+    return query.format(canary=CANARY, canary_hex=CANARY_HEX, **{k: str(v) for k, v in place.items()})
 
 
 def _leaks(text: str, place: dict[str, Path]) -> list[str]:
@@ -125,11 +136,14 @@ def _written(place: dict[str, Path]) -> list[str]:
 
 
 # -- the warehouse attacked --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A sample package ingested by the real CLI, a config file holding the api_token, and canary files
-    (CSV, JSON, Parquet) in a folder outside every allowed one, which is also the working folder."""
-    root = tmp_path_factory.mktemp("attacks")
+@pytest.fixture(scope="module", params=["duckdb", "spark"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A sample package ingested by the real CLI (into DuckDB, or into a Spark lake by the services that run
+    on Spark today), a config file holding the api_token, and canary files (CSV, JSON, Parquet) in a
+    folder outside every allowed one, which is also the working folder."""
+    spark = request.param == "spark"
+    master = request.getfixturevalue("spark_master") if spark else "local[*]"
+    root = tmp_path_factory.mktemp(f"attacks-{request.param}")
     generate(root / "data", courses=1, learners=6, days=1, seed=5)
     outside = root / "outside"
     outside.mkdir()
@@ -139,7 +153,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     duckdb.connect().execute(f"COPY (SELECT '{CANARY}' AS token) TO '{outside / 'canary.parquet'}' (FORMAT parquet)")
     settings = Settings(
         data_paths=[root / "data"],
-        warehouse=str(root / "wh" / "optimus.duckdb"),
+        warehouse=f"spark:///{root / 'lake'}" if spark else str(root / "wh" / "optimus.duckdb"),
+        spark_master=master,
         export_path=root / "exports",
         www_path=root / "www",
         memory_limit="1GB",
@@ -149,22 +164,28 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     conf.write_text(
         f'data_paths = ["{root / "data"}"]\nwarehouse = "{settings.warehouse}"\nexport_path = "{root / "exports"}"\n'
         f'www_path = "{root / "www"}"\nmemory_limit = "1GB"\napi_token = "{TOKEN}"\nrescan_interval = 3600\n'
+        f'spark_master = "{master}"\n'
     )
     env = {**{k: None for k in os.environ if k.startswith("OPTIMUS_") and not k.startswith("OPTIMUS_TEST")}, **settings_env(settings)}
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(cli_app, ["ingest"], env=env, catch_exceptions=False)
+    services = [arg for name in SPARK_SERVICES for arg in ("--service", name)] if spark else []
+    result = CliRunner().invoke(cli_app, ["ingest", *services], env=env, catch_exceptions=False)
     assert "DatabaseState" in result.output, result.output
     place = {"outside": outside, "data": root / "data", "config": conf, "lock": lock_path(settings)}
     return {"root": root, "settings": config.load(conf, env={}), "place": place}
 
 
-_TABLES = "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary"
+# a Spark warehouse's lake tables are views of its catalog (over their Parquet parts)
+_TABLES = (
+    "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary "
+    "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT temporary AND NOT internal"
+)
 
 
 def _tables(settings: Settings) -> dict[str, int]:
-    """Rows per `schema.table` of the warehouse file (Optimus's tables and the raw edx ones)."""
-    con = duckdb.connect(settings.warehouse, read_only=True)
+    """Rows per `schema.table` of the warehouse file, or of a lake's catalog (Optimus's tables and the raw edx ones)."""
+    con = duckdb.connect(str(settings.warehouse_path()), read_only=True)
     try:
         names = [r[0] for r in con.execute(_TABLES).fetchall()]
         return {n: con.execute(f"SELECT count(*) FROM {quoted(n)}").fetchall()[0][0] for n in names}
@@ -214,11 +235,21 @@ def test_read_views_of_the_daemon_refuse_every_host_access(target: dict[str, Any
         assert view.con.execute("SELECT current_setting('max_execution_time')").fetchall()[0][0] == int(QUERY_TIMEOUT_SECONDS * 1000)
     _assert_held(answers, place)
     assert _tables_of(wh) == before
+    _never_ran_spark(wh)
 
 
 def _tables_of(wh: Any) -> dict[str, int]:
-    """_tables, through an open warehouse."""
-    return {n: wh.scalar(f"SELECT count(*) FROM {quoted(n)}") for (n,) in wh.query(_TABLES)}
+    """_tables, through a read view of an open warehouse (DuckDB: no Spark job on a lake)."""
+    view = wh.reader()
+    try:
+        return {n: view.scalar(f"SELECT count(*) FROM {quoted(n)}") for (n,) in view.query(_TABLES)}
+    finally:
+        view.close()
+
+
+def _never_ran_spark(wh: Any) -> None:
+    """The warehouse never started a Spark session: none of the untrusted SQL reached Spark SQL."""
+    assert not getattr(wh, "spark_started", False), "a Spark session was started"
 
 
 def test_the_daemons_own_connection_cannot_reach_the_host_or_unlock_itself(target: dict[str, Any], daemon_instance: Any) -> None:
@@ -256,6 +287,7 @@ def test_the_api_on_the_daemon_refuses_every_host_access(target: dict[str, Any],
             assert response.status_code in (200, 400, 422), (query, response.status_code, response.text)
             answers[query] = response.text
     _assert_held(answers, place)
+    _never_ran_spark(wh)
 
 
 def test_a_query_past_its_time_is_stopped(target: dict[str, Any], daemon_instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 from conftest import assert_same_rows, data_tables_of, ingest_sample, optimus_process
 from spark_cluster import SparkCluster, applications, executor_logs, spark_env
 
-# a plain job: squares summed by Python workers on the executor, a sum by Spark SQL in the executor's JVM
+# a plain job: squares summed by Python workers on the executor, a sum by Spark SQL in the executor's JVM, and
+# which Python the executor's workers run (spark_session sets the driver's own, PYSPARK_PYTHON being unset here)
 PLAIN_JOB = """
 import json, sys
 from optimus.warehouse.spark_session import spark_session
@@ -27,7 +28,8 @@ spark = spark_session(sys.argv[1], sys.argv[2])
 n = int(sys.argv[3])
 squares = spark.sparkContext.parallelize(range(n), 4).map(lambda x: x * x).sum()
 tripled = spark.range(n).selectExpr("sum(id * 3) AS s").collect()[0]["s"]
-print(json.dumps({"app": spark.sparkContext.applicationId, "squares": squares, "tripled": tripled}))
+pythons = spark.sparkContext.parallelize(range(4), 4).map(lambda _: sys.executable).distinct().collect()
+print(json.dumps({"app": spark.sparkContext.applicationId, "squares": squares, "tripled": tripled, "pythons": pythons}))
 spark.stop()
 """
 
@@ -50,7 +52,7 @@ def test_a_plain_job_through_the_master_runs_on_the_worker(spark_cluster: SparkC
     n = 10_000
     done = subprocess.run(
         [sys.executable, "-c", PLAIN_JOB, spark_cluster.master, name, str(n)],
-        env={**os.environ, **spark_env()},
+        env={**{k: v for k, v in os.environ.items() if k != "PYSPARK_PYTHON"}, **spark_env()},
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,6 +61,7 @@ def test_a_plain_job_through_the_master_runs_on_the_worker(spark_cluster: SparkC
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["squares"] == sum(i * i for i in range(n))
     assert answer["tripled"] == 3 * sum(range(n))
+    assert answer["pythons"] == [sys.executable]
     app = finished_on_the_worker(spark_cluster, answer["app"])
     assert app["name"] == name
 
@@ -71,7 +74,7 @@ def test_ingest_through_the_master_equals_duckdb(spark_cluster: SparkCluster, tm
         duck.data_paths[0], warehouse=f"spark:///{lake}", spark_master=spark_cluster.master, export_path=tmp_path / "exports"
     )
     before = set(applications(spark_cluster))
-    proc = optimus_process(on_cluster, **spark_env(), OPTIMUS_SPARK_MASTER=spark_cluster.master)
+    proc = optimus_process(on_cluster, **spark_env())  # settings_env passes spark_master
     output = proc.communicate(timeout=900)[0].decode(errors="replace")
     assert proc.returncode == 0, output[-5000:]
 

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import assert_same_rows, data_tables_of, ingest_sample, kill_when_paused, optimus_process, query_rows, table_rows
 from optimus.config import Settings
-from spark_cluster import processes_with, spark_class, spark_env
+from spark_cluster import processes_with, spark_env
+from spark_server import require_spark
 
 MASTER = "local[2]"
 
@@ -35,7 +36,7 @@ def lake_settings(root: Path, name: str, data: Path) -> Settings:
 
 def ingest_on_spark(settings: Settings, **env: str) -> Any:
     """`optimus ingest` on the Spark warehouse, in a subprocess."""
-    return optimus_process(settings, **spark_env(), OPTIMUS_SPARK_MASTER=MASTER, **env)
+    return optimus_process(settings, **spark_env(), **env)
 
 
 def finished(proc: Any) -> None:
@@ -45,7 +46,7 @@ def finished(proc: Any) -> None:
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    spark_class()  # pyspark and Java, or skip (fail under CI=true)
+    require_spark()  # pyspark and Java, or skip (fail under CI=true)
     root = tmp_path_factory.mktemp("spark-crash")
     duck = ingest_sample(root / "duck")  # the sample package, and which tables a run makes
     settings = lake_settings(root, "clean", duck.data_paths[0])

@@ -1,10 +1,12 @@
 """The one place a Spark session is made (issue 21): loopback binding, ANSI SQL with double-quoted
 identifiers (the shared SQL quotes names as standard SQL does), UTC, naive timestamps (DuckDB's and
-PostgreSQL's TIMESTAMP), few shuffle partitions. One JVM per process: getOrCreate reuses it."""
+PostgreSQL's TIMESTAMP), few shuffle partitions, the executors' Python. One JVM per process:
+getOrCreate reuses it."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -32,7 +34,12 @@ BASE_CONF: dict[str, str] = {
 
 def spark_session(master: str = "local[*]", app_name: str = "optimus", conf: Mapping[str, str] | None = None) -> SparkSession:
     """A Spark session on `master` (local[N], spark://host:port); the driver binds to loopback unless
-    SPARK_LOCAL_IP says otherwise (Spark picks a non-loopback address by default)."""
+    SPARK_LOCAL_IP says otherwise (Spark picks a non-loopback address by default).
+
+    The executors' Python workers run this interpreter (the one with optimus and pyarrow) unless
+    PYSPARK_PYTHON says otherwise: PySpark's default is whatever `python3` is on the PATH. The driver
+    sends that path to every executor, so on a cluster whose nodes install Python elsewhere, set
+    PYSPARK_PYTHON (or spark.pyspark.python) to the nodes' path (docs/spark.md)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # the default install stays light
@@ -40,6 +47,7 @@ def spark_session(master: str = "local[*]", app_name: str = "optimus", conf: Map
 
         raise WarehouseError("the Spark warehouse needs pyspark: pip install 'optimus[spark]' (and Java 17)") from exc
     local_ip = os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     settings = {**BASE_CONF, "spark.driver.host": local_ip, "spark.driver.bindAddress": local_ip, **(conf or {})}
     for key, value in settings.items():
