@@ -237,8 +237,8 @@ class ProblemAnalysis(CourseTables):
             FROM ({numbered}) n JOIN ({axis}) a ON a.course_key = n.course_key AND a.url_name = n.problem_id"""
         ranked = f"""
             SELECT p.*,
-                   row_number() OVER (PARTITION BY p.course_key ORDER BY p.content_index, p.item_number, p.item_id, p.points) AS item_nid,
-                   dense_rank() OVER (PARTITION BY p.course_key ORDER BY p.content_index, p.problem_id) AS problem_nid
+                   row_number() OVER (PARTITION BY p.course_key ORDER BY p.content_index NULLS LAST, p.item_number NULLS LAST, p.item_id NULLS LAST, p.points NULLS LAST) AS item_nid,
+                   dense_rank() OVER (PARTITION BY p.course_key ORDER BY p.content_index NULLS LAST, p.problem_id NULLS LAST) AS problem_nid
             FROM ({placed}) p"""
         computed = {
             "course_id": course_id_sql("r.course_key"),

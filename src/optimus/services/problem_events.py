@@ -154,10 +154,13 @@ class ProblemEvents(CourseTables):
             f"'\"' || replace(replace(a.key, {d.literal(chr(92))}, {d.literal(chr(92) * 2)}), '\"', {d.literal(chr(92) + chr(34))}) || '\"'"
         )
         pair = f"{quoted_key} || ':' || {value}"
-        answers = (
-            f"(SELECT '{{' || coalesce({d.ordered_string_agg(pair, ',', answer_order_sql(wh, 'a.key'))}, '') || '}}' "
-            f"FROM {d.json_object_entries(d.json_member('c.p', 'answers'), 'a')})"
-        )
+        # one row per check with answers to write, joined back by the event (event_id and time: the same
+        # event, as dedup keeps one per event day); a join and GROUP BY, not a scalar subquery per row,
+        # which Spark cannot correlate over a generator. A check whose answers have no member gets `{}`.
+        answers = f"""
+            SELECT c.event_id, c.time, '{{' || coalesce({d.ordered_string_agg(pair, ",", answer_order_sql(wh, "a.key"))}, '') || '}}' AS text
+            FROM ({checks_sql(wh)}) c, {d.json_object_entries(d.json_member("c.p", "answers"), "a")}
+            GROUP BY c.event_id, c.time"""
         computed = {
             "course_id": course_id_sql("c.course_key"),
             "course_key": "c.course_key",
@@ -167,13 +170,13 @@ class ProblemEvents(CourseTables):
             "user_id": "c.user_id",
             "module_id": "c.pkey",
             "problem_url_name": block_name_sql("c.pkey"),
-            "student_answers": f"CASE WHEN {d.json_member('c.p', 'answers')} IS NOT NULL THEN {answers} END",
+            "student_answers": f"CASE WHEN {d.json_member('c.p', 'answers')} IS NOT NULL THEN coalesce(ans.text, '{{}}') END",
             "attempts": d.try_cast(d.json_member_text("c.p", "attempts"), "BIGINT"),
             "success": d.json_member_text("c.p", "success"),
             "grade": d.try_cast(d.json_member_text("c.p", "grade"), "DOUBLE PRECISION"),
             "max_grade": d.try_cast(d.json_member_text("c.p", "max_grade"), "DOUBLE PRECISION"),
         }
-        return computed, f"FROM ({checks_sql(wh)}) c"
+        return computed, f"FROM ({checks_sql(wh)}) c LEFT JOIN ({answers}) ans ON ans.event_id = c.event_id AND ans.time = c.time"
 
     def _problem_events(self, wh: Warehouse) -> tuple[dict[str, str], str]:
         d = wh.sql

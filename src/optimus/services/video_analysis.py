@@ -319,7 +319,7 @@ class VideoAnalysis(CourseTables):
         per_video = f"""
             SELECT course_key, video_id, count(*) AS viewers, max(length_ms) AS length_ms,
                    CAST(sum(watched_ms) AS DOUBLE PRECISION) / nullif(count(watched_ms) * max(length_ms), 0) AS mean_fraction,
-                   percentile_disc(0.5) WITHIN GROUP (ORDER BY CAST(watched_ms AS DOUBLE PRECISION) / length_ms) AS median_fraction,
+                   percentile_disc(0.5) WITHIN GROUP (ORDER BY CAST(watched_ms AS DOUBLE PRECISION) / length_ms NULLS LAST) AS median_fraction,
                    {deciles}
             FROM ({learners}) fl
             GROUP BY course_key, video_id"""
