@@ -117,8 +117,8 @@ class UserInfoCombo(CourseTables):
             "e.mode",
             *[_int_of_bool("c.distinction") if f == "distinction" else f"c.{q(f)}" for f in CERTIFICATE_FIELDS],
             "m.hash_id",
-            "CAST(NULL AS DOUBLE PRECISION)",
-            "CAST(NULL AS VARCHAR)",
+            f"CAST(NULL AS {wh.sql.type_name('DOUBLE PRECISION')})",
+            f"CAST(NULL AS {wh.sql.type_name('VARCHAR')})",
             "CAST(NULL AS INTEGER)",
         ]
         sql = (
