@@ -26,8 +26,9 @@ RESEARCH = tuple(name for name, cls in load_services().items() if issubclass(cls
 # What keeps a service's tables from equalling DuckDB's on Spark today, outside the research SQL (strict
 # xfail: the day a cause is fixed, its services pass and their mark must go).
 JSON_PATH_LITERAL = (
-    "dialects/spark.py writes a JSON member's path as a Spark literal ('$[\\'id\\']'); warehouse/spark.py parses "
-    "statements with standard literals, so the statement falls to DuckDB and fails"
+    "dialects/spark.literal writes Spark literals (backslash escapes) but warehouse/spark.py parses statements "
+    "with standard literals: a JSON path '$[\\'id\\']' ends at its escaped quote, the statement falls to DuckDB "
+    "and fails (and a regex's backslash is escaped twice)"
 )
 DUMPS_EMPTY = "DatabaseState marks each SQL dump done with 0 rows on Spark: the raw edx.* lake tables are empty"
 BLOCKED = {
