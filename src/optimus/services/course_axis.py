@@ -106,7 +106,7 @@ class CourseAxis(CourseTables):
             "course_key": "b.course_key",
             "course_id": course_id_sql("b.course_key"),
             "category": "b.category",
-            "index": "CAST(row_number() OVER (PARTITION BY b.course_key ORDER BY b.position) AS INTEGER)",
+            "index": "CAST(row_number() OVER (PARTITION BY b.course_key ORDER BY b.position NULLS LAST) AS INTEGER)",
             "url_name": "CASE WHEN b.category = 'vertical' AND count(*) OVER (PARTITION BY b.course_key, b.url_name) > 1 "
             "THEN b.url_name || '_vertical' ELSE b.url_name END",
             "name": "coalesce(b.display_name, b.url_name)",

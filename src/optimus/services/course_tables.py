@@ -149,14 +149,16 @@ def per_course(wh: Warehouse, tables: list[Table], courses: list[str] | None) ->
     """Each built table with each of the given courses (default: every course it holds), for an export."""
     for table in tables:
         if wh.table_exists(table.name):
-            keys = courses or [k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {wh.quote(table.name)} ORDER BY course_key")]
+            keys = courses or [
+                k for (k,) in wh.query(f"SELECT DISTINCT course_key FROM {wh.quote(table.name)} ORDER BY course_key NULLS LAST")
+            ]
             yield from ((table, key) for key in keys)
 
 
 def rows_sql(wh: Warehouse, table: Table, leave_out: tuple[str, ...] = ()) -> str:
     """One course's rows of a table (parameter: the course_key), in its declared order."""
     cols = ", ".join(wh.quote(c) for c in table.columns if c not in leave_out)
-    order = ", ".join(wh.quote(c) for c in table.order_by)
+    order = ", ".join(f"{wh.quote(c)} NULLS LAST" for c in table.order_by)  # Spark puts NULLs first otherwise
     return f"SELECT {cols} FROM {wh.quote(table.name)} WHERE course_key = ? ORDER BY {order}"
 
 

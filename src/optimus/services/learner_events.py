@@ -451,7 +451,7 @@ def _event_columns(wh: Warehouse, row: str, account_id: str, fields: dict[str, s
     return f"""{row}.event_id, {row}.time, CAST({row}.time AS DATE) AS day, {row}.course_id, {row}.course_key,
                {uid} AS uid,
                nullif({row}.username, '') AS username,
-               CASE WHEN {uid} IS NOT NULL THEN 'u' || CAST({uid} AS VARCHAR)
+               CASE WHEN {uid} IS NOT NULL THEN 'u' || CAST({uid} AS {wh.sql.type_name("VARCHAR")})
                     WHEN nullif({row}.username, '') IS NOT NULL THEN 'n' || {row}.username END AS who,
                {row}.event_type, {row}.event_source, nullif({row}.ip, '') AS ip,
                {event_chapter_sql(wh, row, fields)} AS chapter,

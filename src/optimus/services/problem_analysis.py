@@ -237,8 +237,8 @@ class ProblemAnalysis(CourseTables):
             FROM ({numbered}) n JOIN ({axis}) a ON a.course_key = n.course_key AND a.url_name = n.problem_id"""
         ranked = f"""
             SELECT p.*,
-                   row_number() OVER (PARTITION BY p.course_key ORDER BY p.content_index, p.item_number, p.item_id, p.points) AS item_nid,
-                   dense_rank() OVER (PARTITION BY p.course_key ORDER BY p.content_index, p.problem_id) AS problem_nid
+                   row_number() OVER (PARTITION BY p.course_key ORDER BY p.content_index NULLS LAST, p.item_number NULLS LAST, p.item_id NULLS LAST, p.points NULLS LAST) AS item_nid,
+                   dense_rank() OVER (PARTITION BY p.course_key ORDER BY p.content_index NULLS LAST, p.problem_id NULLS LAST) AS problem_nid
             FROM ({placed}) p"""
         computed = {
             "course_id": course_id_sql("r.course_key"),
@@ -254,7 +254,7 @@ class ProblemAnalysis(CourseTables):
             "content_index": "r.content_index",
             "problem_weight": "coalesce(r.weight, 1.0)",
             "item_points_possible": "1.0",
-            "problem_points_possible": "CAST(r.n_items AS DOUBLE PRECISION)",
+            "problem_points_possible": f"CAST(r.n_items AS {wh.sql.type_name('DOUBLE PRECISION')})",
             "emperical_item_points_possible": "r.points / r.n_items",
             "emperical_problem_points_possible": "r.points",
             "assignment_type": "coalesce(r.assignment_type, '')",
@@ -293,7 +293,7 @@ class ProblemAnalysis(CourseTables):
             "course_key": "pi.course_key",
             "problem_nid": "ci.problem_nid",
             "problem_raw_score": "sum(pi.item_grade)",
-            "problem_pct_score": "CAST(sum(pi.item_grade) AS DOUBLE PRECISION) / sum(ci.item_points_possible) * 100",
+            "problem_pct_score": f"CAST(sum(pi.item_grade) AS {wh.sql.type_name('DOUBLE PRECISION')}) / sum(ci.item_points_possible) * 100",
             "grade": "max(pi.grade)",
             "n_attempts": "max(pi.n_attempts)",
             "date": "max(pi.date)",
@@ -317,17 +317,18 @@ class ProblemAnalysis(CourseTables):
         # exact integer sums, then one division each (the same double on every engine): the sample
         # standard deviation (BigQuery's STDDEV is STDDEV_SAMP) from n, sum(g) and sum(g*g); the mean
         # percentage from each learner's percentage cut to 1e-6 (floor), summed as an integer
-        var_num = f"CAST({n} * sum(u.g * u.g) - sum(u.g) * sum(u.g) AS DOUBLE PRECISION)"
+        dbl = wh.sql.type_name("DOUBLE PRECISION")
+        var_num = f"CAST({n} * sum(u.g * u.g) - sum(u.g) * sum(u.g) AS {dbl})"
         computed = {
             "course_id": course_id_sql("u.course_key"),
             "course_key": "u.course_key",
             "problem_nid": "u.problem_nid",
             "problem_id": "u.problem_id",
-            "avg_problem_raw_score": f"CAST(sum(u.g) AS DOUBLE PRECISION) / {n}",
-            "sdv_problem_raw_score": f"CASE WHEN {n} > 1 THEN sqrt({var_num} / CAST({n} * ({n} - 1) AS DOUBLE PRECISION)) END",
-            "max_possible_raw_score": "CAST(max(u.possible) AS DOUBLE PRECISION)",
+            "avg_problem_raw_score": f"CAST(sum(u.g) AS {dbl}) / {n}",
+            "sdv_problem_raw_score": f"CASE WHEN {n} > 1 THEN sqrt({var_num} / CAST({n} * ({n} - 1) AS {dbl})) END",
+            "max_possible_raw_score": f"CAST(max(u.possible) AS {dbl})",
             "avg_problem_pct_score": (
-                f"CAST(sum(CAST(floor(CAST(u.g AS DOUBLE PRECISION) * 100000000 / u.possible) AS BIGINT)) AS DOUBLE PRECISION) / 1000000 / {n}"
+                f"CAST(sum(CAST(floor(CAST(u.g AS {dbl}) * 100000000 / u.possible) AS BIGINT)) AS {dbl}) / 1000000 / {n}"
             ),
             "n_unique_users_attempted": "count(DISTINCT u.user_id)",
             "problem_name": "min(u.problem_name)",

@@ -113,10 +113,10 @@ def checks_sql(wh: Warehouse) -> str:
     else username)."""
     d = wh.sql
     events = source(wh, "events")
-    doc = d.parse_json_object("CAST(e.event AS VARCHAR)", CHECK_SHAPE)
+    doc = d.parse_json_object(f"CAST(e.event AS {d.type_name('VARCHAR')})", CHECK_SHAPE)
     return f"""
         SELECT e.*, coalesce(nullif(e.module_id, ''), {d.json_member_text("e.p", "problem_id")}) AS pkey,
-               CASE WHEN e.user_id IS NOT NULL THEN 'u' || CAST(e.user_id AS VARCHAR)
+               CASE WHEN e.user_id IS NOT NULL THEN 'u' || CAST(e.user_id AS {d.type_name("VARCHAR")})
                     WHEN nullif(e.username, '') IS NOT NULL THEN 'n' || e.username END AS who
         FROM (SELECT e.event_id, e.time, e.username, e.user_id, e.course_key, e.module_id, {doc} AS p
               FROM {events} e
@@ -147,17 +147,20 @@ class ProblemEvents(CourseTables):
         d = wh.sql
         # the answers object as compact JSON, its inputs in the problem's order (answer_order_sql), so
         # both engines write the same text (a string quoted as JSON; a list as json_value_text writes it)
-        as_json = "CAST(a.value AS VARCHAR)"
+        as_json = f"CAST(a.value AS {d.type_name('VARCHAR')})"
         value = f"CASE WHEN {d.starts_with(as_json, '[')} THEN {d.json_value_text('a.value')} ELSE coalesce({as_json}, 'null') END"
         # the key as a JSON string (its backslashes and quotes escaped): literals through the dialect (Spark reads escapes in them)
         quoted_key = (
             f"'\"' || replace(replace(a.key, {d.literal(chr(92))}, {d.literal(chr(92) * 2)}), '\"', {d.literal(chr(92) + chr(34))}) || '\"'"
         )
         pair = f"{quoted_key} || ':' || {value}"
-        answers = (
-            f"(SELECT '{{' || coalesce({d.ordered_string_agg(pair, ',', answer_order_sql(wh, 'a.key'))}, '') || '}}' "
-            f"FROM {d.json_object_entries(d.json_member('c.p', 'answers'), 'a')})"
-        )
+        # one row per check with answers to write, joined back by the event (event_id and time: the same
+        # event, as dedup keeps one per event day); a join and GROUP BY, not a scalar subquery per row,
+        # which Spark cannot correlate over a generator. A check whose answers have no member gets `{}`.
+        answers = f"""
+            SELECT c.event_id, c.time, '{{' || coalesce({d.ordered_string_agg(pair, ",", answer_order_sql(wh, "a.key"))}, '') || '}}' AS text
+            FROM ({checks_sql(wh)}) c, {d.json_object_entries(d.json_member("c.p", "answers"), "a")}
+            GROUP BY c.event_id, c.time"""
         computed = {
             "course_id": course_id_sql("c.course_key"),
             "course_key": "c.course_key",
@@ -167,13 +170,13 @@ class ProblemEvents(CourseTables):
             "user_id": "c.user_id",
             "module_id": "c.pkey",
             "problem_url_name": block_name_sql("c.pkey"),
-            "student_answers": f"CASE WHEN {d.json_member('c.p', 'answers')} IS NOT NULL THEN {answers} END",
+            "student_answers": f"CASE WHEN {d.json_member('c.p', 'answers')} IS NOT NULL THEN coalesce(ans.text, '{{}}') END",
             "attempts": d.try_cast(d.json_member_text("c.p", "attempts"), "BIGINT"),
             "success": d.json_member_text("c.p", "success"),
             "grade": d.try_cast(d.json_member_text("c.p", "grade"), "DOUBLE PRECISION"),
             "max_grade": d.try_cast(d.json_member_text("c.p", "max_grade"), "DOUBLE PRECISION"),
         }
-        return computed, f"FROM ({checks_sql(wh)}) c"
+        return computed, f"FROM ({checks_sql(wh)}) c LEFT JOIN ({answers}) ans ON ans.event_id = c.event_id AND ans.time = c.time"
 
     def _problem_events(self, wh: Warehouse) -> tuple[dict[str, str], str]:
         d = wh.sql
@@ -181,8 +184,9 @@ class ProblemEvents(CourseTables):
         handler = "(strpos(e.event_type, '/xblock/') > 0 AND strpos(e.event_type, 'xmodule_handler/') > 0)"
         # a payload that is an object is parsed once; any other (a browser's string holding an object) is
         # read by json_text, which reads an object the same way
-        is_object = "CAST(e.event AS VARCHAR) LIKE '{%'"
-        doc = d.parse_json_object(f"CASE WHEN {is_object} THEN CAST(e.event AS VARCHAR) END", EVENT_SHAPE)
+        event_text = f"CAST(e.event AS {d.type_name('VARCHAR')})"
+        is_object = f"{event_text} LIKE '{{%'"
+        doc = d.parse_json_object(f"CASE WHEN {is_object} THEN {event_text} END", EVENT_SHAPE)
 
         def text(key: str) -> str:
             return f"(CASE WHEN e.is_object THEN {d.json_member_text('e.p', key)} ELSE {d.json_text('e.event', key)} END)"
@@ -265,7 +269,7 @@ class ProblemEvents(CourseTables):
             "n_checks": "count(*)",
             "n_learners": "count(DISTINCT a.who)",
             "n_correct": "sum(CASE WHEN m.correctness = 'correct' THEN 1 ELSE 0 END)",
-            "share_correct": "CAST(sum(CASE WHEN m.correctness = 'correct' THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / count(*)",
+            "share_correct": f"CAST(sum(CASE WHEN m.correctness = 'correct' THEN 1 ELSE 0 END) AS {d.type_name('DOUBLE PRECISION')}) / count(*)",
         }
         body = f"""FROM ({answers}) a
         LEFT JOIN ({marks}) m ON m.event_id = a.event_id AND m.answer_id = a.answer_id

@@ -86,7 +86,7 @@ class UserInfoCombo(CourseTables):
     def build(self, wh: Warehouse, table: Table) -> None:
         q = wh.quote
         users = (
-            f"(SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY course_key, id ORDER BY username) AS rn "
+            f"(SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY course_key, id ORDER BY username NULLS LAST) AS rn "
             f"FROM {source(wh, 'auth_user')} x WHERE x.{IN_SCOPE} AND x.id IS NOT NULL) y WHERE rn = 1)"
         )
         ids = (
@@ -117,8 +117,8 @@ class UserInfoCombo(CourseTables):
             "e.mode",
             *[_int_of_bool("c.distinction") if f == "distinction" else f"c.{q(f)}" for f in CERTIFICATE_FIELDS],
             "m.hash_id",
-            "CAST(NULL AS DOUBLE PRECISION)",
-            "CAST(NULL AS VARCHAR)",
+            f"CAST(NULL AS {wh.sql.type_name('DOUBLE PRECISION')})",
+            f"CAST(NULL AS {wh.sql.type_name('VARCHAR')})",
             "CAST(NULL AS INTEGER)",
         ]
         sql = (

@@ -243,7 +243,7 @@ class VideoAnalysis(CourseTables):
             "video_id": "s.video_id",
             "chapter_name": "a.chapter_name",
             "videos_viewed": "sum(CASE WHEN s.position > 0 THEN 1 ELSE 0 END)",
-            "videos_watched": "sum(CASE WHEN s.position > CAST(a.video_length AS DOUBLE PRECISION) * 0.95 THEN 1 ELSE 0 END)",
+            "videos_watched": f"sum(CASE WHEN s.position > CAST(a.video_length AS {wh.sql.type_name('DOUBLE PRECISION')}) * 0.95 THEN 1 ELSE 0 END)",
         }
         self._insert(
             wh,
@@ -261,7 +261,7 @@ class VideoAnalysis(CourseTables):
             "user_id": "pc.user_id",
             "course_id": course_id_sql("pc.course_key"),
             "n_unique_videos_watched": "count(*)",
-            "fract_total_videos_watched": "CAST(count(*) AS DOUBLE PRECISION) / nullif(max(nv.n_total_videos), 0)",
+            "fract_total_videos_watched": f"CAST(count(*) AS {wh.sql.type_name('DOUBLE PRECISION')}) / nullif(max(nv.n_total_videos), 0)",
             "viewed": "pc.viewed",
             "certified": "pc.certified",
             "verified": "(pc.mode = 'verified')",
@@ -309,7 +309,7 @@ class VideoAnalysis(CourseTables):
             WHERE ve.event_type IN {in_list(VIDEO_VIEW)} AND ve.username IS NOT NULL AND ve.video_id IS NOT NULL
             GROUP BY ve.course_key, ve.video_id, ve.username"""
         # milliseconds reached, at most the length: exact integers, so that sums are the same on every engine
-        watched_ms = "CAST(floor(least(l.furthest, CAST(len.video_length AS DOUBLE PRECISION)) * 1000) AS BIGINT)"
+        watched_ms = f"CAST(floor(least(l.furthest, CAST(len.video_length AS {wh.sql.type_name('DOUBLE PRECISION')})) * 1000) AS BIGINT)"
         learners = f"""
             SELECT l.course_key, l.video_id, l.furthest, CAST(len.video_length AS BIGINT) * 1000 AS length_ms,
                    CASE WHEN l.furthest IS NOT NULL AND len.video_length IS NOT NULL THEN {watched_ms} END AS watched_ms
@@ -318,8 +318,8 @@ class VideoAnalysis(CourseTables):
         deciles = ", ".join(f"sum(CASE WHEN 10 * watched_ms > {k - 1} * length_ms THEN 1 ELSE 0 END) AS decile_{k}" for k in DECILES)
         per_video = f"""
             SELECT course_key, video_id, count(*) AS viewers, max(length_ms) AS length_ms,
-                   CAST(sum(watched_ms) AS DOUBLE PRECISION) / nullif(count(watched_ms) * max(length_ms), 0) AS mean_fraction,
-                   percentile_disc(0.5) WITHIN GROUP (ORDER BY CAST(watched_ms AS DOUBLE PRECISION) / length_ms) AS median_fraction,
+                   CAST(sum(watched_ms) AS {wh.sql.type_name("DOUBLE PRECISION")}) / nullif(count(watched_ms) * max(length_ms), 0) AS mean_fraction,
+                   percentile_disc(0.5) WITHIN GROUP (ORDER BY CAST(watched_ms AS {wh.sql.type_name("DOUBLE PRECISION")}) / length_ms NULLS LAST) AS median_fraction,
                    {deciles}
             FROM ({learners}) fl
             GROUP BY course_key, video_id"""
