@@ -11,11 +11,12 @@ less the split's first row_id: exact whatever the splitting. Each file is then a
 
 The fingerprint is the SHA-1 of the line's UTF-8 bytes from its first `{`, with one `\\n` after it
 (formats/events.py; DuckDB's sha1 and the Python reader hash the same bytes). A file Spark cannot
-give as Optimus's reader would is None, and the caller's reader reads it: a damaged archive (Hadoop's
-gzip reader fails on a cut, a bad CRC or trailing bytes; the caller also checks with gzip_intact), a
-byte-order mark (Hadoop drops it silently), bytes that are not UTF-8, a CR or a NUL (the lines are
-split on `\\n` alone, so both stay in the text and are found), a line too long or too deep
-(formats.events.beyond_limits_sql, DuckDB's check too), or a path Hadoop would read as a glob.
+give as Optimus's reader would is None, and the caller's reader reads it: an archive that is not
+whole (formats.archive.gzip_intact, run beside Spark's read: Hadoop's gzip reader fails on some damage
+but stops quietly where some archives are cut, and drops a leading byte-order mark), bytes that are not
+UTF-8, a CR or a NUL (the lines are split on `\\n` alone, so both stay in the text and are found), a
+line too long or too deep (formats.events.beyond_limits_sql, DuckDB's check too), or a path Hadoop
+would read as a glob or a URI.
 """
 
 from __future__ import annotations
