@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import threading
@@ -60,6 +61,20 @@ def fixtures_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return FIXTURES
+
+
+def python_event_lines(data: bytes) -> list[tuple[int, str | None, str | None]]:
+    """A plain Python reading of a tracking log's (decompressed) bytes, what Warehouse.event_lines must
+    give: (line number, text without its `\\n` or None when empty, SHA-1 hex of the line from its first
+    `{` plus one `\\n`, or None without a `{`); a last line without `\\n` is a line."""
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    out = []
+    for n, line in enumerate(parts, start=1):
+        at = line.find(b"{")
+        out.append((n, line.decode() or None, hashlib.sha1(line[at:] + b"\n").hexdigest() if at >= 0 else None))
+    return out
 
 
 def make_data_path(root: Path, package: str = "2024-01-07") -> Path:

@@ -274,6 +274,16 @@ def _with(batch: LineBatch, long_lines: list[tuple[int, str, str]]) -> LineBatch
     return batch
 
 
+def beyond_limits_sql(raw: str, max_line: int, byte_length: str) -> str:
+    """SQL true for a line, read by an engine, that the reader of this module would quarantine alone:
+    over `max_line` bytes, or possibly nested deeper than MAX_DEPTH (brackets counted: a cheap bound).
+    An engine that reads event files gives a file holding one to that reader instead
+    (Warehouse.event_lines). `byte_length` names the engine's function giving a text's UTF-8 bytes."""
+    size = f"{byte_length}({raw})"
+    brackets = f"{size} - {byte_length}(replace(replace({raw}, '[', ''), '{{', ''))"
+    return f"({size} > {int(max_line)} OR ({size} >= {2 * MAX_DEPTH} AND {brackets} > {MAX_DEPTH}))"
+
+
 def refine_reason(raw: str) -> str:
     """Why a line that holds a `{` is not valid JSON: two objects, truncated, or plain invalid."""
     text = raw[raw.find("{") :].rstrip("\r\n")

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.formats.events import MAX_DEPTH
+from optimus.formats.events import beyond_limits_sql
 from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
 from optimus.warehouse.dialects.duckdb import DuckDBDialect
@@ -388,9 +388,7 @@ class DuckDBWarehouse:
                 [str(path)],
             )
             odd, base = cursor.execute(
-                f"SELECT count(*) FILTER (WHERE strlen(raw) > ? OR (strlen(raw) >= ? AND "
-                f"strlen(raw) - strlen(replace(replace(raw, '[', ''), '{{', '')) > ?)), coalesce(min(rowid), 0) FROM {table}",
-                [max_line, 2 * MAX_DEPTH, MAX_DEPTH],
+                f"SELECT count(*) FILTER (WHERE {beyond_limits_sql('raw', max_line, 'strlen')}), coalesce(min(rowid), 0) FROM {table}"
             ).fetchall()[0]
         except duckdb.Error as exc:
             log.info("%s: read by Optimus's own reader (DuckDB cannot read it as plain lines: %s)", path, str(exc).splitlines()[0])

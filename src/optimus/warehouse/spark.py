@@ -618,9 +618,12 @@ class SparkWarehouse:
 
     @contextmanager
     def event_lines(self, path: Path, max_line: int) -> Iterator[str | None]:
-        """None for now: Clickstream reads the file in Python and hands its lines over as Arrow (issue 21
-        moves this read into Spark, one task per .gz file)."""
-        yield None
+        """The file read by Spark (warehouse/spark_events.py, written for a list of files: one task per
+        .gz file), as a lake view of its lines; None where Spark cannot read it as plain lines."""
+        from optimus.warehouse.spark_events import read_event_files
+
+        with read_event_files(self, [path], max_line) as relations:
+            yield relations[path]
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
         return self.catalog.stage_tsv(path, staging, numbered)
