@@ -15,16 +15,16 @@ Routing, decided per statement by its tables (parsed with SQLGlot):
   Arrow, lake tables as `spark.read.schema(declared).parquet(parts)`. A write's result becomes new
   parts (INSERT), or a copy-on-write of only the parts holding matching rows (DELETE, UPDATE: a
   part whose rows all match is just unlisted); a catalog table written from lake data gets the
-  rows through Arrow (INSERT ... SELECT); a TEMP table made from lake data is a lake table listed as
-  temporary (a TEMP view in the catalog, dropped at close or at the next open). Two lake writes need
-  no Spark job: INSERT ... VALUES (literals, evaluated by DuckDB, written by the driver) and
-  finding the parts a DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads
-  the Parquet files).
-- A TEMP table made from a SELECT that reads no lake table is DuckDB's: its text must then be
-  plain SQL (no Spark fragment).
-String literals in statements are read as standard SQL (quotes doubled, backslash literal: what
-dialects/base.sql_string writes) and written out again for Spark's parser; `?` parameters are
-inlined as literals.
+  rows through Arrow (INSERT ... SELECT); a TEMP table (without a key) is a lake table listed as
+  temporary (a TEMP view in the catalog, dropped at close or at the next open), whatever it is
+  made from: what reads it holds Spark fragments. Two lake writes need no Spark job: INSERT ...
+  VALUES (literals, evaluated by DuckDB, written by the driver) and finding the parts a
+  DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads the Parquet files).
+Statements are SQL as the Spark dialect writes it (dialects/spark.py): its literals read backslash
+escapes (a quote doubled is read as standard SQL means it), and `?` parameters are inlined as its
+literals. What SQLGlot writes back for Spark spells the shared SQL's meanings: standard type names
+(VARCHAR, DOUBLE PRECISION, JSON: a JSON value is its text) as Spark's, and NULLS LAST where Spark
+would sort NULLs first (DuckDB sorts them last either way).
 
 transactions=True: every change of the part lists and the ledger happens inside one DuckDB
 transaction of the catalog, so a file's new parts, its replaced parts and its ledger row commit
@@ -56,7 +56,7 @@ from optimus.config import Settings
 from optimus.errors import WarehouseError
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
-from optimus.warehouse.dialects.spark import SparkDialect
+from optimus.warehouse.dialects.spark import SESSION_SQL, SparkDialect
 from optimus.warehouse.duckdb import DuckDBWarehouse
 from optimus.warehouse.lake import MAIN, MANIFEST_TABLES, Lake, LakeTable
 
@@ -70,14 +70,19 @@ CATALOG_TABLES = frozenset(
 
 
 class _Statements(Spark):
-    """SQLGlot's Spark dialect reading the shared SQL's spelling: double-quoted identifiers and
-    standard string literals (a quote doubled inside, a backslash as itself), and TIMESTAMP without a
-    zone (the session's spark.sql.timestampType, and DuckDB's and PostgreSQL's TIMESTAMP)."""
+    """SQLGlot's Spark dialect reading the shared SQL as this warehouse is given it: double-quoted
+    identifiers; string literals as Spark reads them (backslash escapes: SparkDialect.literal writes
+    every literal that holds a backslash or a quote) and a quote doubled inside as standard SQL means
+    it (Spark would read `'it''s'` as two literals); NULLs sorted last in both directions, as DuckDB
+    sorts them (the generated Spark SQL says NULLS LAST where Spark would put them first); and
+    TIMESTAMP without a zone (the session's spark.sql.timestampType, and DuckDB's and PostgreSQL's)."""
+
+    NULL_ORDERING = "nulls_are_last"
 
     class Tokenizer(Spark.Tokenizer):
         QUOTES = ["'"]
         IDENTIFIERS = ['"', "`"]
-        STRING_ESCAPES = ["'"]
+        STRING_ESCAPES = ["\\", "'"]
         KEYWORDS = {**Spark.Tokenizer.KEYWORDS, "TIMESTAMP": TokenType.TIMESTAMP}
 
 
@@ -142,7 +147,10 @@ class SparkWarehouse:
         if self._spark is None:
             from optimus.warehouse.spark_session import spark_session
 
-            self._spark = spark_session(self.master)
+            session = spark_session(self.master)
+            for statement in SESSION_SQL:  # functions the shared SQL calls that Spark lacks under that name
+                session.sql(statement)
+            self._spark = session
         return self._spark
 
     def _lake_frame(self, table: LakeTable, parts: Sequence[Path] | None = None, with_part: bool = False) -> DataFrame:
@@ -181,6 +189,9 @@ class SparkWarehouse:
         ctes = {c.alias for c in node.find_all(exp.CTE)}
         for cte in node.find_all(exp.CTE):  # Spark has no [NOT] MATERIALIZED: a planner hint, not a meaning
             cte.set("materialized", None)
+        for kind in list(node.find_all(exp.DataType)):  # a JSON value is its text (SQLGlot would write to_json)
+            if kind.this == exp.DataType.Type.JSON:
+                kind.replace(exp.DataType.build("STRING", dialect="spark"))
         for table in list(node.find_all(exp.Table)):
             if not isinstance(table.this, exp.Identifier) or (table.name in ctes or table.name in self._views) and not table.db:
                 continue
@@ -264,7 +275,7 @@ class SparkWarehouse:
             and self._kind(target.db or MAIN, target.name) == "catalog"
         ):
             # a bookkeeping row changed by what lake tables hold: DuckDB reads them through their views
-            self.catalog.execute(_inline(sql, params))
+            self.catalog.execute(sql, params)
             return None
         with self.transaction():
             self._change(stmt, sql, arrow)
@@ -274,7 +285,7 @@ class SparkWarehouse:
         if self._reads_lake(stmt):
             return True
         if isinstance(stmt, exp.Create) and (stmt.kind or "").upper() == "TABLE":
-            return not _temporary(stmt) and self._new_lake_table(stmt)
+            return self._new_lake_table(stmt)
         return False
 
     def _new_lake_table(self, stmt: exp.Create) -> bool:
@@ -380,7 +391,7 @@ class SparkWarehouse:
             raise WarehouseError(f"table {name} already exists")
         if schema_node is not None:
             columns = [(c.name, c.args["kind"].sql("duckdb")) for c in schema_node.expressions if isinstance(c, exp.ColumnDef)]
-            self.lake.create(schema, name, columns)
+            self.lake.create(schema, name, columns, temporary=_temporary(stmt))
             if stmt.expression is not None:
                 raise WarehouseError("CREATE TABLE with both columns and AS is not supported")
             return
@@ -700,7 +711,7 @@ def _inline(sql: str, params: Sequence[Any]) -> str:
 
 
 def _literal(value: Any) -> str:
-    """A value as a literal of the statements' spelling (standard SQL strings: see _Statements)."""
+    """A value as a literal of the statements' spelling (the Spark dialect's: see _Statements)."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -710,10 +721,10 @@ def _literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, datetime):
-        return f"CAST({sql_string(value.isoformat(sep=' '))} AS TIMESTAMP)"
+        return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
     if isinstance(value, date):
-        return f"CAST({sql_string(value.isoformat())} AS DATE)"
-    return sql_string(str(value))
+        return f"CAST('{value.isoformat()}' AS DATE)"
+    return SparkWarehouse.sql.literal(str(value))
 
 
 def _temporary(stmt: exp.Create) -> bool:
