@@ -135,6 +135,10 @@ class SparkWarehouse:
         self._depth = 0
         self._written: list[Path] = []  # parts written in the open transaction (removed if it rolls back)
         self._views: set[str] = set()
+        # what each registered view holds now (_register: a view still holding it is not sent again)
+        self._registered: dict[str, tuple[Any, ...]] = {}
+        self._catalog_versions: dict[tuple[str, str], int] = {}  # bumped at each change of a catalog table
+        self._catalog_epoch = 0  # bumped when a change cannot be told apart (a rollback, a statement not parsed)
 
     @property
     def spark_started(self) -> bool:
@@ -170,18 +174,56 @@ class SparkWarehouse:
         data = self.catalog.query_arrow(f"SELECT * FROM {self._qualified(schema, name)}")
         return self.spark.createDataFrame(data) if data.num_rows else self.spark.createDataFrame([], _spark_schema(data.schema))
 
-    def _frame_for(self, schema: str, name: str, arrow: pa.Table | None) -> DataFrame:
-        if name == "arrow_block" and schema == MAIN and arrow is not None:
-            return self.spark.createDataFrame(arrow) if arrow.num_rows else self.spark.createDataFrame([], _spark_schema(arrow.schema))
+    def _register(self, view: str, schema: str, name: str, arrow: pa.Table | None) -> None:
+        """The Spark temporary view `view` standing for a table, registered unless it already holds what
+        the table holds now: a lake table's listed parts (immutable files), a catalog table's version
+        (bumped by every change this connection makes to it: _catalog_changed). A catalog table is sent
+        as Arrow, so each change costs one copy, not each statement reading it."""
+        signature: tuple[Any, ...] | None
         table = self.lake.table(schema, name)
+        if name == "arrow_block" and schema == MAIN and arrow is not None:
+            frame, signature = (
+                self.spark.createDataFrame(arrow) if arrow.num_rows else self.spark.createDataFrame([], _spark_schema(arrow.schema))
+            ), None
+        elif table is not None:
+            files = [self.lake.root / table.schema_part] + [p for p, _ in self.lake.parts(schema, name)]
+            signature = ("lake", tuple(table.columns), tuple(files))
+            if self._registered.get(view) == signature:
+                return
+            frame = self._lake_frame(table, files)
+        elif (definition := self.lake.view(schema, name)) is not None:
+            parsed = _parse(definition)
+            assert isinstance(parsed, exp.Create) and parsed.expression is not None
+            frame, signature = self.spark.sql(self._for_spark(parsed.expression, arrow).sql(dialect="spark")), None
+        else:
+            signature = ("catalog", self._catalog_epoch, self._catalog_versions.get((schema, name), 0))
+            if name in MANIFEST_TABLES or self._registered.get(view) != signature:
+                frame = self._catalog_frame(schema, name)
+            else:
+                return
+        frame.createOrReplaceTempView(view)
+        self._views.add(view)
+        if signature is None:
+            self._registered.pop(view, None)
+        else:
+            self._registered[view] = signature
+
+    def _catalog_changed(self, stmt: exp.Expression | None = None, table: tuple[str, str] | None = None) -> None:
+        """A catalog table changed (`table`, or the one `stmt` writes): Spark's copy of it is stale."""
         if table is not None:
-            return self._lake_frame(table)
-        definition = self.lake.view(schema, name)
-        if definition is not None:
-            view = _parse(definition)
-            assert isinstance(view, exp.Create) and view.expression is not None
-            return self.spark.sql(self._for_spark(view.expression, arrow).sql(dialect="spark"))
-        return self._catalog_frame(schema, name)
+            self._catalog_versions[table] = self._catalog_versions.get(table, 0) + 1
+            return
+        if isinstance(stmt, exp.Query) and not any(isinstance(c.this, exp.DML) for c in stmt.find_all(exp.CTE)):
+            return  # a query changes nothing
+        written = [] if stmt is None else (stmt.args.get("tables") or [stmt.this]) if isinstance(stmt, exp.Drop) else [stmt.this]
+        targets = [t.this if isinstance(t, exp.Schema) else t for t in written]
+        if isinstance(stmt, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Alter, exp.Drop)) and all(
+            isinstance(t, exp.Table) for t in targets
+        ):
+            for target in targets:
+                self._catalog_changed(table=(target.db or MAIN, target.name))
+        else:
+            self._catalog_epoch += 1
 
     def _for_spark(self, node: exp.Expression, arrow: pa.Table | None = None, skip: exp.Table | None = None) -> exp.Expression:
         """`node` with each table it reads replaced by a Spark temporary view of it (registered now)."""
@@ -197,8 +239,7 @@ class SparkWarehouse:
                 continue
             schema, name = table.db or MAIN, table.name
             view = _view_name(schema, name)
-            self._frame_for(schema, name, arrow).createOrReplaceTempView(view)
-            self._views.add(view)
+            self._register(view, schema, name, arrow)
             alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name))
             table.replace(exp.Table(this=exp.to_identifier(view), alias=alias))
         return node
@@ -253,6 +294,7 @@ class SparkWarehouse:
         """Run one statement where it belongs (see the module's docstring); with rows=True, its rows as Arrow."""
         stmt = _parse(sql)
         if stmt is None or not self._needs_spark(stmt, arrow):
+            self._catalog_changed(stmt)
             if arrow is not None:
                 self.catalog.execute_over_arrow(sql, arrow)
                 return None
@@ -275,6 +317,7 @@ class SparkWarehouse:
             and self._kind(target.db or MAIN, target.name) == "catalog"
         ):
             # a bookkeeping row changed by what lake tables hold: DuckDB reads them through their views
+            self._catalog_changed(stmt)
             self.catalog.execute(sql, params)
             return None
         with self.transaction():
@@ -350,6 +393,7 @@ class SparkWarehouse:
         assert source is not None
         kind = self._kind(target.db or MAIN, target.name)
         if kind != "lake":  # a catalog table filled from lake data: the rows come through Arrow
+            self._catalog_changed(stmt)
             rows = self._run(source, arrow).toArrow()
             cols = f" ({', '.join(self.quote(c) for c in given)})" if given else ""
             self.catalog.execute_over_arrow(
@@ -376,8 +420,10 @@ class SparkWarehouse:
         exists = self._kind(schema, name) != "catalog" or self.catalog.table_exists(name, None if schema == MAIN else schema)
         if exists and stmt.args.get("exists"):
             return
-        if kind == "VIEW":
+        if kind == "VIEW":  # Spark reads it as its definition; DuckDB's readers (the API) as a view of the catalog
+            assert stmt.expression is not None
             self.lake.add_view(schema, name, sql)
+            self.catalog.execute(f"CREATE OR REPLACE VIEW {self._qualified(schema, name)} AS {stmt.expression.sql(dialect='duckdb')}")
             return
         if exists and stmt.args.get("replace"):
             self._drop(exp.Drop(kind="TABLE", exists=True, tables=[target]), "")
@@ -385,6 +431,7 @@ class SparkWarehouse:
         if not _temporary(stmt) and not self._new_lake_table(stmt):  # a catalog table made from lake data
             assert stmt.expression is not None
             rows = self._run(stmt.expression, arrow).toArrow()
+            self._catalog_changed(stmt)
             self.catalog.execute_over_arrow(f"CREATE TABLE {self._qualified(schema, name)} AS SELECT * FROM arrow_block", rows)
             return
         if exists:
@@ -522,7 +569,9 @@ class SparkWarehouse:
                 self.lake.drop(schema, name)
             elif where == "view":
                 self.lake.drop_view(schema, name)
+                self.catalog.execute(f"DROP VIEW IF EXISTS {self._qualified(schema, name)}")
             else:
+                self._catalog_changed(table=(schema, name))
                 self.catalog.execute(f"DROP {kind}{exists} {self._qualified(schema, name)}")
 
     def _lake_target(self, target: exp.Table, stmt: exp.Expression) -> LakeTable:
@@ -549,6 +598,7 @@ class SparkWarehouse:
             return
         stmt = _parse(sql)
         if stmt is None or not self._needs_spark(stmt, None):
+            self._catalog_changed(stmt)
             self.catalog.executemany(sql, rows)
             return
         with self.transaction():
@@ -567,8 +617,8 @@ class SparkWarehouse:
                 self.execute(sql, row)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        data = self.query_arrow(sql, params)
-        return [tuple(r.values()) for r in data.to_pylist()]
+        data = self.query_arrow(sql, params)  # by position: two columns may have one name
+        return list(zip(*(column.to_pylist() for column in data.columns), strict=True)) if data.num_columns else []
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self.query_arrow(sql, params).to_pylist()
@@ -599,6 +649,7 @@ class SparkWarehouse:
                 with self.catalog.transaction():
                     yield
             except BaseException:
+                self._catalog_epoch += 1  # the catalog's tables are as they were: Spark's copies are not
                 for path in self._written:  # never listed: garbage now (sweep would find it later)
                     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
                 raise
@@ -615,6 +666,7 @@ class SparkWarehouse:
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:
         lake_table = self.lake.table(schema or MAIN, table)
         if lake_table is None:
+            self._catalog_changed(table=(schema or MAIN, table))
             return self.catalog.load_arrow(table, data, schema)
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
         with self.transaction():
@@ -631,6 +683,7 @@ class SparkWarehouse:
         yield None
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
+        self._catalog_epoch += 1
         return self.catalog.stage_tsv(path, staging, numbered)
 
     def prefetch_tsv(self, path: Path | None) -> None:
@@ -640,6 +693,7 @@ class SparkWarehouse:
         self.catalog.hold_outside(nbytes)
 
     def drop_staged(self, staging: str) -> None:
+        self._catalog_epoch += 1
         self.catalog.drop_staged(staging)
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
@@ -672,6 +726,7 @@ class SparkWarehouse:
             for view in self._views:
                 self._spark.catalog.dropTempView(view)
             self._views.clear()
+            self._registered.clear()
         self.catalog.close()
 
     def _qualified(self, schema: str, name: str) -> str:
