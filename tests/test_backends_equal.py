@@ -25,7 +25,6 @@ from conftest import assert_same_rows, data_tables_of, query_rows, reading, tabl
 from optimus.config import Settings
 
 
-
 def dump(settings: Settings, table: str) -> tuple[list[str], list[tuple]]:
     return table_rows(settings, f"main.{table}")
 

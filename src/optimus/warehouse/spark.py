@@ -183,8 +183,9 @@ class SparkWarehouse:
         table = self.lake.table(schema, name)
         if name == "arrow_block" and schema == MAIN and arrow is not None:
             frame, signature = (
-                self.spark.createDataFrame(arrow) if arrow.num_rows else self.spark.createDataFrame([], _spark_schema(arrow.schema))
-            ), None
+                (self.spark.createDataFrame(arrow) if arrow.num_rows else self.spark.createDataFrame([], _spark_schema(arrow.schema))),
+                None,
+            )
         elif table is not None:
             files = [self.lake.root / table.schema_part] + [p for p, _ in self.lake.parts(schema, name)]
             signature = ("lake", tuple(table.columns), tuple(files))
