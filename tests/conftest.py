@@ -307,12 +307,19 @@ def comparable(value: Any, column: str) -> Any:
 
 
 def data_tables_of(settings: Settings) -> list[str]:
-    """`schema.table` of every data table of a DuckDB warehouse (see data_tables)."""
+    """`schema.table` of every data table of a DuckDB warehouse (see data_tables), or of a Spark
+    warehouse: its catalog's tables and its lake tables (not the manifest, not a TEMP table)."""
     import duckdb
 
-    con = duckdb.connect(settings.warehouse_path() or settings.warehouse, read_only=True)
+    lake = settings.lake_path()
+    con = duckdb.connect(str(lake / "_catalog.duckdb") if lake else settings.warehouse_path() or settings.warehouse, read_only=True)
     try:
-        return data_tables(con)
+        if lake is None:
+            return data_tables(con)
+        listed = con.execute("SELECT schema_name, table_name FROM lake_tables WHERE NOT temporary").fetchall()
+        manifest = {"lake_tables", "lake_parts", "lake_views"}
+        in_lake = [f"{schema}.{name}" for schema, name in listed if name not in BOOKKEEPING_TABLES]
+        return sorted([t for t in data_tables(con) if t.split(".", 1)[1] not in manifest] + in_lake)
     finally:
         con.close()
 

@@ -181,6 +181,85 @@ def test_temp_tables_go_with_their_connection(lake_settings: Settings) -> None:
         wh.close()
 
 
+def test_literals_types_and_functions_read_as_the_shared_sql_means_them(wh: Warehouse) -> None:
+    """A literal written by the dialect (quotes, backslashes), a parameter holding them, the shared SQL's
+    type names in CASTs and the session's functions (strpos) mean on Spark what they mean on DuckDB."""
+    fill(wh)
+    text = "it's a \\ back\\slash, 'quoted', \\n not a line end"
+    backslash_n = wh.sql.regex_matches(wh.sql.literal(text), "[\\\\]n")
+    answer = wh.query(
+        f"SELECT {wh.sql.literal(text)}, ?, CAST(n AS VARCHAR), CAST(n AS DOUBLE PRECISION) / 4, CAST(? AS JSON), strpos(course, 'c'), "
+        f"{backslash_n} FROM t WHERE n = 2",
+        [text, '{"a": 1}'],
+    )
+    assert answer == [(text, text, "2", 0.5, '{"a": 1}', 1, True)]
+
+
+def test_nulls_sort_last_as_on_duckdb(wh: Warehouse) -> None:
+    """Spark sorts NULLs first ascending; the shared SQL means DuckDB's order (last, either way), in an
+    ORDER BY, a window and an ordered aggregate alike."""
+    fill(wh)
+    ascending = [n for _, _, n in sorted((note is None, note or "", n) for n, _, note in ROWS)]
+    noted = sorted(sorted((n, note) for n, _, note in ROWS if note is not None), key=lambda r: r[1], reverse=True)  # n ascending within
+    descending = [n for n, _ in noted] + sorted(n for n, _, note in ROWS if note is None)
+    assert [r[0] for r in wh.query("SELECT n FROM t ORDER BY note, n")] == ascending
+    assert [r[0] for r in wh.query("SELECT n FROM t ORDER BY note DESC, n")] == descending
+    ranked = wh.query("SELECT n, row_number() OVER (ORDER BY note, n) FROM t")
+    assert sorted(ranked, key=lambda r: r[1]) == [(n, i) for i, n in enumerate(ascending, 1)]
+    first = wh.scalar(f"SELECT {wh.sql.ordered_string_agg('CAST(n AS VARCHAR)', ',', 'note, n')} FROM t")
+    assert first == ",".join(str(n) for n in ascending)
+
+
+def test_a_view_over_lake_tables_is_read_by_spark_and_by_readers(wh: Warehouse) -> None:
+    """CREATE VIEW over a lake table: Spark statements read its definition, DuckDB readers (the API) a view."""
+    fill(wh)
+    wh.execute("CREATE VIEW per_course AS SELECT course, count(*) AS k FROM t GROUP BY course")
+    counts = sorted({(c, sum(1 for r in ROWS if r[1] == c)) for _, c, _ in ROWS})
+    assert sorted(wh.query("SELECT course, k FROM per_course")) == counts
+    reader = wh.reader()
+    try:
+        assert sorted(reader.query("SELECT course, k FROM per_course")) == counts
+    finally:
+        reader.close()
+    wh.execute("DROP VIEW IF EXISTS per_course")
+    assert not wh.table_exists("per_course")
+    assert "per_course" not in {r[0] for r in wh.reader().query("SELECT view_name FROM duckdb_views()")}
+
+
+def test_a_catalog_table_changed_between_spark_statements_is_read_fresh(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catalog tables are sent to Spark once per change, not per statement: whatever changes one (a
+    statement, executemany, load_arrow, a rollback) makes the next Spark statement see it as it is."""
+    import pyarrow as pa
+
+    fill(wh)
+    assert isinstance(wh, SparkWarehouse)
+    sent: list[str] = []
+    real = wh._catalog_frame
+    monkeypatch.setattr(wh, "_catalog_frame", lambda schema, name: sent.append(name) or real(schema, name))
+    wh.execute("CREATE TABLE w (course VARCHAR PRIMARY KEY, weight BIGINT)")  # a key: a catalog table
+    weighted = "SELECT sum(t.n * w.weight) FROM t JOIN w ON w.course = t.course"
+
+    def expect(weights: dict[str, int]) -> None:
+        assert wh.scalar(weighted) == sum(n * weights[c] for n, c, _ in ROWS if c in weights)
+
+    wh.execute("INSERT INTO w VALUES ('c0', 1)")
+    expect({"c0": 1})
+    expect({"c0": 1})
+    assert sent == ["w"]  # read twice, sent once
+    wh.execute("UPDATE w SET weight = ? WHERE course = ?", [5, "c0"])
+    expect({"c0": 5})
+    wh.executemany("INSERT INTO w VALUES (?, ?)", [["c1", 2]])
+    expect({"c0": 5, "c1": 2})
+    wh.load_arrow("w", pa.table({"course": ["c2"], "weight": pa.array([3], pa.int64())}))
+    expect({"c0": 5, "c1": 2, "c2": 3})
+    with pytest.raises(RuntimeError), wh.transaction():
+        wh.execute("DELETE FROM w WHERE course = 'c0'")
+        expect({"c1": 2, "c2": 3})
+        raise RuntimeError("roll back")
+    expect({"c0": 5, "c1": 2, "c2": 3})
+    assert len(sent) == 6
+
+
 def test_the_read_only_connection_is_duckdb_over_the_lake(wh: Warehouse, lake_settings: Settings) -> None:
     fill(wh)
     wh.close()

@@ -15,16 +15,16 @@ Routing, decided per statement by its tables (parsed with SQLGlot):
   Arrow, lake tables as `spark.read.schema(declared).parquet(parts)`. A write's result becomes new
   parts (INSERT), or a copy-on-write of only the parts holding matching rows (DELETE, UPDATE: a
   part whose rows all match is just unlisted); a catalog table written from lake data gets the
-  rows through Arrow (INSERT ... SELECT); a TEMP table made from lake data is a lake table listed as
-  temporary (a TEMP view in the catalog, dropped at close or at the next open). Two lake writes need
-  no Spark job: INSERT ... VALUES (literals, evaluated by DuckDB, written by the driver) and
-  finding the parts a DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads
-  the Parquet files).
-- A TEMP table made from a SELECT that reads no lake table is DuckDB's: its text must then be
-  plain SQL (no Spark fragment).
-String literals in statements are read as standard SQL (quotes doubled, backslash literal: what
-dialects/base.sql_string writes) and written out again for Spark's parser; `?` parameters are
-inlined as literals.
+  rows through Arrow (INSERT ... SELECT); a TEMP table (without a key) is a lake table listed as
+  temporary (a TEMP view in the catalog, dropped at close or at the next open), whatever it is
+  made from: what reads it holds Spark fragments. Two lake writes need no Spark job: INSERT ...
+  VALUES (literals, evaluated by DuckDB, written by the driver) and finding the parts a
+  DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads the Parquet files).
+Statements are SQL as the Spark dialect writes it (dialects/spark.py): its literals read backslash
+escapes (a quote doubled is read as standard SQL means it), and `?` parameters are inlined as its
+literals. What SQLGlot writes back for Spark spells the shared SQL's meanings: standard type names
+(VARCHAR, DOUBLE PRECISION, JSON: a JSON value is its text) as Spark's, and NULLS LAST where Spark
+would sort NULLs first (DuckDB sorts them last either way).
 
 transactions=True: every change of the part lists and the ledger happens inside one DuckDB
 transaction of the catalog, so a file's new parts, its replaced parts and its ledger row commit
@@ -56,7 +56,7 @@ from optimus.config import Settings
 from optimus.errors import WarehouseError
 from optimus.warehouse.base import QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
-from optimus.warehouse.dialects.spark import SparkDialect
+from optimus.warehouse.dialects.spark import SESSION_SQL, SparkDialect
 from optimus.warehouse.duckdb import DuckDBWarehouse
 from optimus.warehouse.lake import MAIN, MANIFEST_TABLES, Lake, LakeTable
 
@@ -70,14 +70,19 @@ CATALOG_TABLES = frozenset(
 
 
 class _Statements(Spark):
-    """SQLGlot's Spark dialect reading the shared SQL's spelling: double-quoted identifiers and
-    standard string literals (a quote doubled inside, a backslash as itself), and TIMESTAMP without a
-    zone (the session's spark.sql.timestampType, and DuckDB's and PostgreSQL's TIMESTAMP)."""
+    """SQLGlot's Spark dialect reading the shared SQL as this warehouse is given it: double-quoted
+    identifiers; string literals as Spark reads them (backslash escapes: SparkDialect.literal writes
+    every literal that holds a backslash or a quote) and a quote doubled inside as standard SQL means
+    it (Spark would read `'it''s'` as two literals); NULLs sorted last in both directions, as DuckDB
+    sorts them (the generated Spark SQL says NULLS LAST where Spark would put them first); and
+    TIMESTAMP without a zone (the session's spark.sql.timestampType, and DuckDB's and PostgreSQL's)."""
+
+    NULL_ORDERING = "nulls_are_last"
 
     class Tokenizer(Spark.Tokenizer):
         QUOTES = ["'"]
         IDENTIFIERS = ['"', "`"]
-        STRING_ESCAPES = ["'"]
+        STRING_ESCAPES = ["\\", "'"]
         KEYWORDS = {**Spark.Tokenizer.KEYWORDS, "TIMESTAMP": TokenType.TIMESTAMP}
 
 
@@ -130,6 +135,10 @@ class SparkWarehouse:
         self._depth = 0
         self._written: list[Path] = []  # parts written in the open transaction (removed if it rolls back)
         self._views: set[str] = set()
+        # what each registered view holds now (_register: a view still holding it is not sent again)
+        self._registered: dict[str, tuple[Any, ...]] = {}
+        self._catalog_versions: dict[tuple[str, str], int] = {}  # bumped at each change of a catalog table
+        self._catalog_epoch = 0  # bumped when a change cannot be told apart (a rollback, a statement not parsed)
 
     @property
     def spark_started(self) -> bool:
@@ -142,7 +151,10 @@ class SparkWarehouse:
         if self._spark is None:
             from optimus.warehouse.spark_session import spark_session
 
-            self._spark = spark_session(self.master)
+            session = spark_session(self.master)
+            for statement in SESSION_SQL:  # functions the shared SQL calls that Spark lacks under that name
+                session.sql(statement)
+            self._spark = session
         return self._spark
 
     def _lake_frame(self, table: LakeTable, parts: Sequence[Path] | None = None, with_part: bool = False) -> DataFrame:
@@ -162,18 +174,57 @@ class SparkWarehouse:
         data = self.catalog.query_arrow(f"SELECT * FROM {self._qualified(schema, name)}")
         return self.spark.createDataFrame(data) if data.num_rows else self.spark.createDataFrame([], _spark_schema(data.schema))
 
-    def _frame_for(self, schema: str, name: str, arrow: pa.Table | None) -> DataFrame:
-        if name == "arrow_block" and schema == MAIN and arrow is not None:
-            return self.spark.createDataFrame(arrow) if arrow.num_rows else self.spark.createDataFrame([], _spark_schema(arrow.schema))
+    def _register(self, view: str, schema: str, name: str, arrow: pa.Table | None) -> None:
+        """The Spark temporary view `view` standing for a table, registered unless it already holds what
+        the table holds now: a lake table's listed parts (immutable files), a catalog table's version
+        (bumped by every change this connection makes to it: _catalog_changed). A catalog table is sent
+        as Arrow, so each change costs one copy, not each statement reading it."""
+        signature: tuple[Any, ...] | None
         table = self.lake.table(schema, name)
+        if name == "arrow_block" and schema == MAIN and arrow is not None:
+            frame, signature = (
+                (self.spark.createDataFrame(arrow) if arrow.num_rows else self.spark.createDataFrame([], _spark_schema(arrow.schema))),
+                None,
+            )
+        elif table is not None:
+            files = [self.lake.root / table.schema_part] + [p for p, _ in self.lake.parts(schema, name)]
+            signature = ("lake", tuple(table.columns), tuple(files))
+            if self._registered.get(view) == signature:
+                return
+            frame = self._lake_frame(table, files)
+        elif (definition := self.lake.view(schema, name)) is not None:
+            parsed = _parse(definition)
+            assert isinstance(parsed, exp.Create) and parsed.expression is not None
+            frame, signature = self.spark.sql(self._for_spark(parsed.expression, arrow).sql(dialect="spark")), None
+        else:
+            signature = ("catalog", self._catalog_epoch, self._catalog_versions.get((schema, name), 0))
+            if name in MANIFEST_TABLES or self._registered.get(view) != signature:
+                frame = self._catalog_frame(schema, name)
+            else:
+                return
+        frame.createOrReplaceTempView(view)
+        self._views.add(view)
+        if signature is None:
+            self._registered.pop(view, None)
+        else:
+            self._registered[view] = signature
+
+    def _catalog_changed(self, stmt: exp.Expression | None = None, table: tuple[str, str] | None = None) -> None:
+        """A catalog table changed (`table`, or the one `stmt` writes): Spark's copy of it is stale."""
         if table is not None:
-            return self._lake_frame(table)
-        definition = self.lake.view(schema, name)
-        if definition is not None:
-            view = _parse(definition)
-            assert isinstance(view, exp.Create) and view.expression is not None
-            return self.spark.sql(self._for_spark(view.expression, arrow).sql(dialect="spark"))
-        return self._catalog_frame(schema, name)
+            self._catalog_versions[table] = self._catalog_versions.get(table, 0) + 1
+            return
+        if isinstance(stmt, exp.Query) and not any(isinstance(c.this, exp.DML) for c in stmt.find_all(exp.CTE)):
+            return  # a query changes nothing
+        written = [] if stmt is None else (stmt.args.get("tables") or [stmt.this]) if isinstance(stmt, exp.Drop) else [stmt.this]
+        targets = [t.this if isinstance(t, exp.Schema) else t for t in written]
+        if isinstance(stmt, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Alter, exp.Drop)) and all(
+            isinstance(t, exp.Table) for t in targets
+        ):
+            for target in targets:
+                self._catalog_changed(table=(target.db or MAIN, target.name))
+        else:
+            self._catalog_epoch += 1
 
     def _for_spark(self, node: exp.Expression, arrow: pa.Table | None = None, skip: exp.Table | None = None) -> exp.Expression:
         """`node` with each table it reads replaced by a Spark temporary view of it (registered now)."""
@@ -181,13 +232,15 @@ class SparkWarehouse:
         ctes = {c.alias for c in node.find_all(exp.CTE)}
         for cte in node.find_all(exp.CTE):  # Spark has no [NOT] MATERIALIZED: a planner hint, not a meaning
             cte.set("materialized", None)
+        for kind in list(node.find_all(exp.DataType)):  # a JSON value is its text (SQLGlot would write to_json)
+            if kind.this == exp.DataType.Type.JSON:
+                kind.replace(exp.DataType.build("STRING", dialect="spark"))
         for table in list(node.find_all(exp.Table)):
             if not isinstance(table.this, exp.Identifier) or (table.name in ctes or table.name in self._views) and not table.db:
                 continue
             schema, name = table.db or MAIN, table.name
             view = _view_name(schema, name)
-            self._frame_for(schema, name, arrow).createOrReplaceTempView(view)
-            self._views.add(view)
+            self._register(view, schema, name, arrow)
             alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name))
             table.replace(exp.Table(this=exp.to_identifier(view), alias=alias))
         return node
@@ -242,6 +295,7 @@ class SparkWarehouse:
         """Run one statement where it belongs (see the module's docstring); with rows=True, its rows as Arrow."""
         stmt = _parse(sql)
         if stmt is None or not self._needs_spark(stmt, arrow):
+            self._catalog_changed(stmt)
             if arrow is not None:
                 self.catalog.execute_over_arrow(sql, arrow)
                 return None
@@ -264,7 +318,8 @@ class SparkWarehouse:
             and self._kind(target.db or MAIN, target.name) == "catalog"
         ):
             # a bookkeeping row changed by what lake tables hold: DuckDB reads them through their views
-            self.catalog.execute(_inline(sql, params))
+            self._catalog_changed(stmt)
+            self.catalog.execute(sql, params)
             return None
         with self.transaction():
             self._change(stmt, sql, arrow)
@@ -274,7 +329,7 @@ class SparkWarehouse:
         if self._reads_lake(stmt):
             return True
         if isinstance(stmt, exp.Create) and (stmt.kind or "").upper() == "TABLE":
-            return not _temporary(stmt) and self._new_lake_table(stmt)
+            return self._new_lake_table(stmt)
         return False
 
     def _new_lake_table(self, stmt: exp.Create) -> bool:
@@ -339,6 +394,7 @@ class SparkWarehouse:
         assert source is not None
         kind = self._kind(target.db or MAIN, target.name)
         if kind != "lake":  # a catalog table filled from lake data: the rows come through Arrow
+            self._catalog_changed(stmt)
             rows = self._run(source, arrow).toArrow()
             cols = f" ({', '.join(self.quote(c) for c in given)})" if given else ""
             self.catalog.execute_over_arrow(
@@ -365,8 +421,10 @@ class SparkWarehouse:
         exists = self._kind(schema, name) != "catalog" or self.catalog.table_exists(name, None if schema == MAIN else schema)
         if exists and stmt.args.get("exists"):
             return
-        if kind == "VIEW":
+        if kind == "VIEW":  # Spark reads it as its definition; DuckDB's readers (the API) as a view of the catalog
+            assert stmt.expression is not None
             self.lake.add_view(schema, name, sql)
+            self.catalog.execute(f"CREATE OR REPLACE VIEW {self._qualified(schema, name)} AS {stmt.expression.sql(dialect='duckdb')}")
             return
         if exists and stmt.args.get("replace"):
             self._drop(exp.Drop(kind="TABLE", exists=True, tables=[target]), "")
@@ -374,13 +432,14 @@ class SparkWarehouse:
         if not _temporary(stmt) and not self._new_lake_table(stmt):  # a catalog table made from lake data
             assert stmt.expression is not None
             rows = self._run(stmt.expression, arrow).toArrow()
+            self._catalog_changed(stmt)
             self.catalog.execute_over_arrow(f"CREATE TABLE {self._qualified(schema, name)} AS SELECT * FROM arrow_block", rows)
             return
         if exists:
             raise WarehouseError(f"table {name} already exists")
         if schema_node is not None:
             columns = [(c.name, c.args["kind"].sql("duckdb")) for c in schema_node.expressions if isinstance(c, exp.ColumnDef)]
-            self.lake.create(schema, name, columns)
+            self.lake.create(schema, name, columns, temporary=_temporary(stmt))
             if stmt.expression is not None:
                 raise WarehouseError("CREATE TABLE with both columns and AS is not supported")
             return
@@ -511,7 +570,9 @@ class SparkWarehouse:
                 self.lake.drop(schema, name)
             elif where == "view":
                 self.lake.drop_view(schema, name)
+                self.catalog.execute(f"DROP VIEW IF EXISTS {self._qualified(schema, name)}")
             else:
+                self._catalog_changed(table=(schema, name))
                 self.catalog.execute(f"DROP {kind}{exists} {self._qualified(schema, name)}")
 
     def _lake_target(self, target: exp.Table, stmt: exp.Expression) -> LakeTable:
@@ -538,6 +599,7 @@ class SparkWarehouse:
             return
         stmt = _parse(sql)
         if stmt is None or not self._needs_spark(stmt, None):
+            self._catalog_changed(stmt)
             self.catalog.executemany(sql, rows)
             return
         with self.transaction():
@@ -556,8 +618,8 @@ class SparkWarehouse:
                 self.execute(sql, row)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        data = self.query_arrow(sql, params)
-        return [tuple(r.values()) for r in data.to_pylist()]
+        data = self.query_arrow(sql, params)  # by position: two columns may have one name
+        return list(zip(*(column.to_pylist() for column in data.columns), strict=True)) if data.num_columns else []
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self.query_arrow(sql, params).to_pylist()
@@ -588,6 +650,7 @@ class SparkWarehouse:
                 with self.catalog.transaction():
                     yield
             except BaseException:
+                self._catalog_epoch += 1  # the catalog's tables are as they were: Spark's copies are not
                 for path in self._written:  # never listed: garbage now (sweep would find it later)
                     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
                 raise
@@ -604,6 +667,7 @@ class SparkWarehouse:
     def load_arrow(self, table: str, data: pa.Table | pa.RecordBatchReader, schema: str | None = None) -> int:
         lake_table = self.lake.table(schema or MAIN, table)
         if lake_table is None:
+            self._catalog_changed(table=(schema or MAIN, table))
             return self.catalog.load_arrow(table, data, schema)
         whole = data.read_all() if isinstance(data, pa.RecordBatchReader) else data
         with self.transaction():
@@ -626,6 +690,7 @@ class SparkWarehouse:
             yield relations[path]
 
     def stage_tsv(self, path: Path, staging: str, numbered: bool = True) -> tuple[list[str], list[tuple[int, str, str]]]:
+        self._catalog_epoch += 1
         return self.catalog.stage_tsv(path, staging, numbered)
 
     def prefetch_tsv(self, path: Path | None) -> None:
@@ -635,6 +700,7 @@ class SparkWarehouse:
         self.catalog.hold_outside(nbytes)
 
     def drop_staged(self, staging: str) -> None:
+        self._catalog_epoch += 1
         self.catalog.drop_staged(staging)
 
     def try_cast_sql(self, expr: str, sql_type: str) -> str:
@@ -667,6 +733,7 @@ class SparkWarehouse:
             for view in self._views:
                 self._spark.catalog.dropTempView(view)
             self._views.clear()
+            self._registered.clear()
         self.catalog.close()
 
     def _qualified(self, schema: str, name: str) -> str:
@@ -706,7 +773,7 @@ def _inline(sql: str, params: Sequence[Any]) -> str:
 
 
 def _literal(value: Any) -> str:
-    """A value as a literal of the statements' spelling (standard SQL strings: see _Statements)."""
+    """A value as a literal of the statements' spelling (the Spark dialect's: see _Statements)."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -716,10 +783,10 @@ def _literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, datetime):
-        return f"CAST({sql_string(value.isoformat(sep=' '))} AS TIMESTAMP)"
+        return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
     if isinstance(value, date):
-        return f"CAST({sql_string(value.isoformat())} AS DATE)"
-    return sql_string(str(value))
+        return f"CAST('{value.isoformat()}' AS DATE)"
+    return SparkWarehouse.sql.literal(str(value))
 
 
 def _temporary(stmt: exp.Create) -> bool:
