@@ -8,7 +8,18 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = {"floor_one", "ingest_one", "floor_all", "ingest_all", "duckdb_raw", "python", "db_state", "read_csv", "derived"}
+FIGURES = {
+    "floor_one",
+    "ingest_one",
+    "floor_all",
+    "ingest_all",
+    "duckdb_raw",
+    "duckdb_declared",
+    "python",
+    "db_state",
+    "read_csv",
+    "derived",
+}
 SPARK_FIGURES = {"ingest_all_spark_local1", "ingest_all_spark_local2"}  # the same ingest on Spark, one core then two
 
 
@@ -32,7 +43,7 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     # the research tables' services are measured apart, on top of the original's derived tables
     research = size.get("research_services", [])
     assert ("research" in size["figures"]) == bool(research)
-    assert len(size["ratios"]) == 6 + 2 * bool(research) + 2 and size["events_per_second_per_core"] > 0
+    assert len(size["ratios"]) == 7 + 2 * bool(research) + 2 and size["events_per_second_per_core"] > 0
     # Spark's rates come from its own figures: one core's rate is local[1]'s
     spark = size["events_per_second_spark"]
     assert set(spark) == {"local[1]", "local[2]"} and size["events_per_second_spark_per_core"] == spark["local[1]"] > 0

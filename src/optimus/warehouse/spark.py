@@ -232,6 +232,8 @@ class SparkWarehouse:
         ctes = {c.alias for c in node.find_all(exp.CTE)}
         for cte in node.find_all(exp.CTE):  # Spark has no [NOT] MATERIALIZED: a planner hint, not a meaning
             cte.set("materialized", None)
+        for select in list(node.find_all(exp.Select)):
+            _lateral_views(select)
         for kind in list(node.find_all(exp.DataType)):  # a JSON value is its text (SQLGlot would write to_json)
             if kind.this == exp.DataType.Type.JSON:
                 kind.replace(exp.DataType.build("STRING", dialect="spark"))
@@ -800,6 +802,33 @@ def _target(node: exp.Expression) -> tuple[exp.Table, list[str] | None]:
         return node.this, [c.name for c in node.expressions]
     assert isinstance(node, exp.Table)
     return node, None
+
+
+def _lateral_views(select: exp.Select) -> None:
+    """`FROM t, LATERAL inline(...) AS a` (the dialect's json_object_entries) as Hive's `FROM t LATERAL
+    VIEW inline(...) a AS key, value`: the same rows, but Spark plans a LATERAL join as a correlated
+    subquery, which may not reference a VARIANT column (the parsed JSON the entries come from), while
+    a LATERAL VIEW is a generator over each row. Only trailing comma joins move (a LATERAL VIEW
+    applies after every join)."""
+    joins = select.args.get("joins") or []
+    moved: list[exp.Lateral] = []
+    while joins:
+        last = joins[-1]
+        lateral = last.this
+        if not (isinstance(lateral, exp.Lateral) and isinstance(lateral.this, exp.Inline) and not last.args.get("on")):
+            break
+        alias = lateral.args.get("alias")
+        name = alias.this if isinstance(alias, exp.TableAlias) else exp.to_identifier("_optimus_lateral")
+        view = exp.Lateral(
+            this=lateral.this,
+            view=True,
+            alias=exp.TableAlias(this=name, columns=[exp.to_identifier("key"), exp.to_identifier("value")]),
+        )
+        moved.insert(0, view)
+        joins.pop()
+    if moved:
+        select.set("joins", joins or None)
+        select.set("laterals", [*(select.args.get("laterals") or []), *moved])
 
 
 def _view_name(schema: str, name: str) -> str:
