@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 # the settings every Optimus Spark session runs with; a caller's `conf` adds to them
 BASE_CONF: dict[str, str] = {
+    # the driver holds the catalog tables handed to Spark and one long session's views: Spark's default
+    # heap of 1 GB ran out in the test session (many warehouses in one JVM); a ceiling, not a reservation
+    "spark.driver.memory": "4g",
     "spark.sql.ansi.enabled": "true",
     "spark.sql.ansi.doubleQuotedIdentifiers": "true",
     "spark.sql.session.timeZone": "UTC",
