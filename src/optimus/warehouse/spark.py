@@ -562,6 +562,8 @@ class SparkWarehouse:
         if not isinstance(relation, (exp.Table, exp.Subquery)) or relation.args.get("joins"):
             raise WarehouseError(f"{table.name}: UPDATE ... FROM on a lake table takes one table or subquery, not {relation.sql()[:100]}")
         other = relation.alias_or_name
+        if isinstance(relation, exp.Table):  # as a subquery: _for_spark replaces the tables inside a node
+            relation = exp.select("*").from_(relation.copy()).subquery(other)
         parts = self.lake.parts(table.schema, table.name)
         conjuncts = list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
         own = [c for c in conjuncts if isinstance(c, exp.Expression) and _only_of(c, alias)]
