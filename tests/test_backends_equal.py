@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import assert_same_rows, data_tables_of, query_rows, reading, table_rows
+from conftest import assert_same_rows, data_tables_of, ingest, query_rows, reading, table_rows
 from optimus.config import Settings
 
 
@@ -148,3 +148,93 @@ def test_pipeline_is_identical_on_duckdb_and_spark(tmp_path: Path, settings_for,
         assert wh.scalar("SELECT count(*) FROM events_geo") == wh.scalar("SELECT count(*) FROM events") > 0
     on_duck_crm = latest_export(duck)
     assert len(on_duck_crm) > 1 and latest_export(lake) == on_duck_crm
+
+
+# -- a changed event file ingested again, then a file removed (issue 21: UPDATE ... FROM on the lake) -----
+def _event_id(line: bytes) -> str:
+    """An event's id as Clickstream makes it (SHA-1 of the line from its first `{`, plus `\\n`)."""
+    import hashlib
+
+    return hashlib.sha1(line[line.find(b"{") :] + b"\n").hexdigest()
+
+
+def _held(settings: Settings) -> dict[str, list[tuple]]:
+    """Which file (by name) and line holds each event, and each file's links and quarantined lines (the
+    file ids of two warehouses may differ: files are named)."""
+    named = "(SELECT id, regexp_replace(path, '^.*/', '') AS name FROM ingest_files)"
+    return {
+        "events": sorted(query_rows(settings, f"SELECT e.event_id, i.name, e.line FROM events e JOIN {named} i ON i.id = e.file_id")),
+        "event_files": sorted(
+            query_rows(settings, f"SELECT f.event_id, i.name, f.line FROM event_files f JOIN {named} i ON i.id = f.file_id")
+        ),
+        "quarantine": sorted(
+            query_rows(settings, f"SELECT i.name, q.line, q.reason FROM events_quarantine q JOIN {named} i ON i.id = q.file_id")
+        ),
+    }
+
+
+@pytest.mark.parametrize("engine", [pytest.param("spark", marks=pytest.mark.spark), pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_changed_and_removed_event_files_are_identical_on_engines(tmp_path: Path, settings_for, engine: str, request) -> None:
+    """A day file changed after its ingest (lines dropped, lines added, events another file holds kept
+    and dropped, a bad line) is ingested again, then another file is removed: the other engine ends with
+    DuckDB's events, links and quarantine, each event held by the file Python expects."""
+    import os
+    import time
+
+    from optimus.sample import generate
+    from optimus.services.clickstream import Clickstream
+    from optimus.warehouse import connect
+
+    data = tmp_path / "sample"
+    generate(data, courses=2, learners=30, days=3, seed=7, malformed=False)  # every line an event: ids known here
+    files = sorted((data / "clickstream_logs" / "events").glob("*.log.gz"))
+    a_path, b_path = files[0], files[1]
+    a = [x for x in gzip.decompress(a_path.read_bytes()).split(b"\n") if x.strip()]
+    b = [x for x in gzip.decompress(b_path.read_bytes()).split(b"\n") if x.strip()]
+    assert len(a) > 40 and len(b) > 10, (len(a), len(b))
+    b = b + a[:10]  # B holds A's first ten events too
+    b_path.write_bytes(gzip.compress(b"\n".join(b) + b"\n"))
+    duck = settings_for(data)
+    them = settings_for(
+        data, **(request.getfixturevalue("spark_lake") if engine == "spark" else {"warehouse": request.getfixturevalue("pg_url")})
+    )
+    for settings in (duck, them):
+        ingest(settings, "Clickstream")
+    assert _held(them) == _held(duck)
+
+    # A changes: keeps 5 events B holds and drops 5 (re-pointed to B), drops half its own (deleted),
+    # takes 5 of B's (held by A now, the file it comes first in), gains new events and a bad line
+    new = [json.dumps(dict(json.loads(line), reingested=i)).encode() for i, line in enumerate(a[10:20])]
+    a2 = a[:5] + a[10::2] + b[:5] + new + [b'{"username": "x", "time": "not a time"}']
+    a_path.write_bytes(gzip.compress(b"\n".join(a2) + b"\n"))
+    later = time.time() + 5
+    os.utime(a_path, (later, later))
+    for settings in (duck, them):
+        ingest(settings, "Clickstream")
+    got = _held(them)
+    assert got == _held(duck)
+    others = [x for p in files[1:] for x in gzip.decompress(p.read_bytes()).split(b"\n") if x.strip()]
+    want = {_event_id(x) for x in a2[:-1] + others}
+    assert {e for e, _, _ in got["events"]} == want
+    holder = {e: f for e, f, _ in got["events"]}
+    assert all(holder[_event_id(x)] == b_path.name for x in a[5:10])  # dropped by A, held by B: re-pointed
+    assert all(holder[_event_id(x)] == a_path.name for x in new)
+    assert set(got["events"]) <= set(got["event_files"])  # each event's file and line hold it
+    assert [f for f, _, _ in got["quarantine"]] == [a_path.name]  # the bad line; none of the first reading's
+
+    # B is removed: what only B held goes (A's dropped shared events with it), what A holds stays
+    for settings in (duck, them):
+        wh = connect(settings)
+        try:
+            b_id = wh.scalar("SELECT id FROM ingest_files WHERE path = ?", [str(b_path.resolve())])
+            Clickstream(settings).remove_file(wh, int(b_id))
+        finally:
+            wh.close()
+    got = _held(them)
+    assert got == _held(duck)
+    rest = [x for p in files[2:] for x in gzip.decompress(p.read_bytes()).split(b"\n") if x.strip()]
+    assert {e for e, _, _ in got["events"]} == {_event_id(x) for x in a2[:-1] + rest}
+    assert {e: f for e, f, _ in got["events"] if f == a_path.name}.keys() == {_event_id(x) for x in a2[:-1]}
+    assert set(got["events"]) <= set(got["event_files"])
+    tables = ["main.events", "main.event_files", "main.events_quarantine"]
+    assert_same_rows(them, duck, tables)

@@ -40,8 +40,11 @@ def part_files(settings: Settings) -> set[Path]:
     return {p for p in (lake / "tables").rglob("*.parquet")}
 
 
-def listed_parts(wh: Warehouse) -> list[str]:
-    return [r[0] for r in wh.reader().query("SELECT path FROM lake_parts ORDER BY path")]
+def listed_parts(wh: Warehouse, table: str | None = None) -> list[str]:
+    """The parts the manifest lists (of one table, or of all)."""
+    return [
+        r[0] for r in wh.reader().query("SELECT path FROM lake_parts WHERE table_name = coalesce(?, table_name) ORDER BY path", [table])
+    ]
 
 
 ROWS = [(i, f"c{i % 3}", None if i % 4 == 0 else f"it's \\{i}") for i in range(1, 25)]
@@ -114,6 +117,38 @@ def test_delete_and_update_copy_only_the_parts_with_matching_rows(wh: Warehouse,
         assert sorted(view.query("SELECT n, course, note FROM t")) == sorted(expected)
     finally:
         view.close()
+
+
+def test_update_from_sets_the_joined_rows_as_duckdb_does(wh: Warehouse, data_path: Path, settings_for: Callable[..., Settings]) -> None:
+    """UPDATE ... FROM a table and from a subquery (what re-pointing a changed event file's events runs)
+    gives DuckDB's rows, rewrites only the parts with a joined row, and a row joined twice is an error
+    that changes nothing."""
+    duck = connect(settings_for(data_path))
+    statements = [
+        ("UPDATE t SET note = w.label, n = t.n + w.k FROM w WHERE t.course = w.course AND t.n > ?", [4]),
+        ("UPDATE t AS x SET n = -x.n FROM (SELECT course, k FROM w WHERE k = ?) AS s WHERE x.course = s.course AND x.note IS NULL", [8]),
+    ]
+    try:
+        for each in (wh, duck):
+            fill(each)
+            each.execute("CREATE TABLE w (course VARCHAR, k BIGINT, label VARCHAR)")
+            each.executemany("INSERT INTO w VALUES (?, ?, ?)", [("c0", 7, "seven"), ("c1", 8, "eight"), ("c9", 9, "none")])
+        parts = set(listed_parts(wh, "t"))
+        for sql, params in statements:
+            for each in (wh, duck):
+                each.execute(sql, params)
+            got = sorted(wh.query("SELECT n, course, note FROM t"), key=repr)
+            assert got == sorted(duck.query("SELECT n, course, note FROM t"), key=repr)
+            assert got != sorted(ROWS, key=repr)
+        assert len(parts - set(listed_parts(wh, "t"))) == 2  # c0's and c1's parts rewritten, c2's the same file
+        before, rows = listed_parts(wh, "t"), sorted(wh.query("SELECT n, course, note FROM t"), key=repr)
+        wh.execute("INSERT INTO w VALUES ('c0', 70, 'again')")
+        with pytest.raises(WarehouseError, match="more than one row"):
+            wh.execute("UPDATE t SET n = w.k FROM w WHERE t.course = w.course")
+        assert listed_parts(wh, "t") == before
+        assert sorted(wh.query("SELECT n, course, note FROM t"), key=repr) == rows
+    finally:
+        duck.close()
 
 
 def test_parameters_are_taken_in_the_order_written(wh: Warehouse) -> None:

@@ -14,7 +14,7 @@ Routing, decided per statement by its tables (parsed with SQLGlot):
   fragments, `wh.sql`); the catalog tables it reads are handed to Spark as temporary views from
   Arrow, lake tables as `spark.read.schema(declared).parquet(parts)`. A write's result becomes new
   parts (INSERT), or a copy-on-write of only the parts holding matching rows (DELETE, UPDATE: a
-  part whose rows all match is just unlisted); a catalog table written from lake data gets the
+  part whose rows all match is just unlisted; UPDATE ... FROM as a LEFT JOIN of those parts); a catalog table written from lake data gets the
   rows through Arrow (INSERT ... SELECT); a TEMP table (without a key) is a lake table listed as
   temporary (a TEMP view in the catalog, dropped at close or at the next open), whatever it is
   made from: what reads it holds Spark fragments. Two lake writes need no Spark job: INSERT ...
@@ -41,6 +41,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -519,19 +520,21 @@ class SparkWarehouse:
     def _update(self, stmt: exp.Update, arrow: pa.Table | None) -> None:
         target = stmt.this
         assert isinstance(target, exp.Table)
-        if stmt.args.get("from"):
-            raise WarehouseError(f"{target.name}: UPDATE ... FROM on a lake table is not supported (use a subquery)")
         table = self._lake_target(target, stmt)
         alias = target.alias or target.name
         where = stmt.args.get("where")
         cond = where.this if where is not None else None
-        full, partial = self._matching_parts(table, alias, cond, arrow)
-        if not full and not partial:
-            return
         sets = {}
         for assignment in stmt.expressions:
             assert isinstance(assignment, exp.EQ)
             sets[assignment.this.name] = self._for_spark(assignment.expression, arrow).sql(dialect="spark")
+        source = stmt.args.get("from_") or stmt.args.get("from")
+        if source is not None:
+            self._update_from(table, alias, sets, source.this, cond, arrow)
+            return
+        full, partial = self._matching_parts(table, alias, cond, arrow)
+        if not full and not partial:
+            return
         test = f"coalesce(({self._for_spark(cond, arrow).sql(dialect='spark')}), false)" if cond is not None else "true"
         view = _view_name(table.schema, table.name) + "_rewrite"
         self._lake_frame(table, full + partial).createOrReplaceTempView(view)
@@ -541,6 +544,72 @@ class SparkWarehouse:
         )
         added = self._write(self.spark.sql(f"SELECT {columns} FROM {view} AS {_tick(alias)}"), table)
         self.lake.change_parts(table.schema, table.name, add=added, remove=full + partial)
+
+    def _update_from(
+        self,
+        table: LakeTable,
+        alias: str,
+        sets: dict[str, str],
+        relation: exp.Expression,
+        cond: exp.Expression | None,
+        arrow: pa.Table | None,
+    ) -> None:
+        """`UPDATE t SET ... FROM r WHERE cond`: the copy-on-write of the parts holding a row that joins
+        `r` (found by a Spark job over the parts the condition's plain tests of t's own columns leave,
+        counted by DuckDB), written as `t LEFT JOIN r ON cond`: a joined row takes the SET values, the
+        rest are kept. A row that joins two rows of `r` is an error here (PostgreSQL would take one of
+        them, which one unspecified): the rewrite would hold more rows than it replaces."""
+        if not isinstance(relation, (exp.Table, exp.Subquery)) or relation.args.get("joins"):
+            raise WarehouseError(f"{table.name}: UPDATE ... FROM on a lake table takes one table or subquery, not {relation.sql()[:100]}")
+        other = relation.alias_or_name
+        if isinstance(relation, exp.Table):  # as a subquery: _for_spark replaces the tables inside a node
+            relation = exp.select("*").from_(relation.copy()).subquery(other)
+        parts = self.lake.parts(table.schema, table.name)
+        conjuncts = list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
+        own = [c for c in conjuncts if isinstance(c, exp.Expression) and _only_of(c, alias)]
+        if parts and own:  # DuckDB narrows the parts first, by the tests of t's own columns (file_id = 7)
+            counted = self._matching_by_catalog(parts, alias, reduce(lambda a, b: exp.And(this=a, expression=b), own))
+            if counted is not None:
+                parts = [(p, n) for p, n in parts if counted.get(p.absolute())]
+        if not parts:
+            return
+        on = self._for_spark(cond, arrow).sql(dialect="spark") if cond is not None else "true"
+        relation_sql = self._for_spark(relation, arrow).sql(dialect="spark")  # keeps its alias (and column names)
+        view = _view_name(table.schema, table.name) + "_target"
+        self._lake_frame(table, [p for p, _ in parts], with_part=True).createOrReplaceTempView(view)
+        self._views.add(view)
+        hit = {
+            _local_path(r[0])
+            for r in self.spark.sql(
+                f"SELECT DISTINCT {_tick(alias)}._optimus_part FROM {view} AS {_tick(alias)} "
+                f"JOIN (SELECT * FROM {relation_sql}) AS {_tick(other)} ON {on}"
+            ).collect()
+        }
+        parts = [(p, n) for p, n in parts if p.absolute() in hit]
+        if not parts:
+            return
+        view = _view_name(table.schema, table.name) + "_rewrite"
+        self._lake_frame(table, [p for p, _ in parts]).createOrReplaceTempView(view)
+        self._views.add(view)
+        matched = f"{_tick(other)}.`_optimus_hit`"
+        columns = ", ".join(
+            f"CASE WHEN {matched} THEN {sets[c]} ELSE {_tick(alias)}.{_tick(c)} END AS {_tick(c)}"
+            if c in sets
+            else f"{_tick(alias)}.{_tick(c)}"
+            for c, _ in table.columns
+        )
+        added = self._write(
+            self.spark.sql(
+                f"SELECT {columns} FROM {view} AS {_tick(alias)} "
+                f"LEFT JOIN (SELECT *, true AS `_optimus_hit` FROM {relation_sql}) AS {_tick(other)} ON {on}"
+            ),
+            table,
+        )
+        if sum(n for _, n in added) != sum(n for _, n in parts):
+            raise WarehouseError(
+                f"{table.name}: UPDATE ... FROM joins a row to more than one row of {other}: which one sets it is undefined"
+            )
+        self.lake.change_parts(table.schema, table.name, add=added, remove=[p for p, _ in parts])
 
     def _alter(self, stmt: exp.Alter) -> None:
         target = stmt.this
@@ -829,6 +898,12 @@ def _lateral_views(select: exp.Select) -> None:
     if moved:
         select.set("joins", joins or None)
         select.set("laterals", [*(select.args.get("laterals") or []), *moved])
+
+
+def _only_of(node: exp.Expression, alias: str) -> bool:
+    """A plain test (see _PLAIN) of columns all qualified by `alias`: one DuckDB can count on the table alone."""
+    columns = list(node.find_all(exp.Column))
+    return bool(columns) and all(c.table == alias for c in columns) and all(isinstance(n, _PLAIN) for n in node.walk())
 
 
 def _view_name(schema: str, name: str) -> str:
