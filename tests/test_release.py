@@ -10,6 +10,7 @@ quasi-identifier fails. The method's pure functions are checked on crafted rows 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -354,6 +355,12 @@ def test_the_secret_is_made_once_private_and_refused_where_data_lives(tmp_path: 
         with pytest.raises(R.ReleaseError, match="outside"):
             R.check_secret_location(inside, settings, tmp_path / "out")
     R.check_secret_location(tmp_path / "keys" / "k", settings, tmp_path / "out")
+    # a lake warehouse: anywhere in its folder (its tables, its catalog, beside them) is the warehouse
+    lake = dataclasses.replace(settings, warehouse=f"spark:///{tmp_path / 'lake'}")
+    for inside in (tmp_path / "lake" / "k", tmp_path / "lake" / "tables" / "k", tmp_path / "lake" / "_catalog.duckdb"):
+        with pytest.raises(R.ReleaseError, match="lake folder"):
+            R.check_secret_location(inside, lake, tmp_path / "out")
+    R.check_secret_location(tmp_path / "keys" / "k", lake, tmp_path / "out")
 
 
 def test_a_learner_hash_is_never_empty() -> None:

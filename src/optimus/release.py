@@ -140,14 +140,17 @@ class ReleaseError(OptimusError):
 
 
 def check_secret_location(secret: Path, settings: Settings, out_dir: Path | None = None) -> None:
-    """Refuse a secret kept where the data, the warehouse, the exports or the release are."""
+    """Refuse a secret kept where the data, the warehouse (a lake: its whole folder), the exports or the release are."""
     places: dict[str, Path] = {f"data path {p}": p for p in settings.data_paths}
     places["export_path"] = settings.export_path
     places["www_path"] = settings.www_path
     if out_dir is not None:
         places["the release folder"] = out_dir
-    wh = settings.warehouse_path()
-    if wh is not None:
+    lake = settings.lake_path()
+    wh = None if lake is not None else settings.warehouse_path()
+    if lake is not None:  # the catalog, the tables and what lies beside them
+        places["the lake folder"] = lake
+    elif wh is not None:
         places["the warehouse file"] = wh
     real = secret.resolve()
     for what, place in places.items():
