@@ -1,4 +1,4 @@
-"""`optimus copy --to postgresql://...`: move an embedded warehouse onto a PostgreSQL server."""
+"""`optimus copy --to postgresql://...`: move an embedded warehouse or a Spark lake onto a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -17,13 +17,17 @@ def copy(
     schema: str | None = typer.Option(None, "--schema", help="Schema to copy into (default: the warehouse_schema setting)."),
     cfg: Path | None = ConfigOption,
 ) -> None:
-    """Copy every table of the embedded DuckDB warehouse (ledger included) into a PostgreSQL one.
+    """Copy every table of the embedded DuckDB warehouse or Spark lake (ledger included) into a PostgreSQL one.
+
+    A lake is read through its DuckDB catalog (no Spark): its tables and the raw edX tables, not its manifest.
 
     Afterwards, set `warehouse` to the PostgreSQL URL: an ingest then ingests nothing that was copied.
     """
     settings = load_settings(cfg)
     if settings.warehouse_path() is None:
-        fail(f"the configured warehouse {settings.warehouse_url} is not an embedded DuckDB file; 'optimus copy' copies one into PostgreSQL")
+        fail(
+            f"the configured warehouse {settings.warehouse_url} is neither an embedded DuckDB file nor a Spark lake; 'optimus copy' copies one into PostgreSQL"
+        )
     if not to.startswith(("postgresql://", "postgres://")):
         fail(f"--to must be a postgresql:// URL, not {to!r}")
     target = dataclasses.replace(settings, warehouse=to, warehouse_schema=schema or settings.warehouse_schema)

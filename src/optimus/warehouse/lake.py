@@ -37,6 +37,16 @@ _MANIFEST = [
 MANIFEST_TABLES = ("lake_tables", "lake_parts", "lake_views")
 
 
+def is_catalog(con: DuckDBWarehouse) -> bool:
+    """Whether a DuckDB file is a lake's catalog: it holds the manifest (a writer creates it at open)."""
+    return con.table_exists("lake_tables")
+
+
+def listed_tables(catalog: DuckDBWarehouse) -> list[tuple[str, str]]:
+    """(schema, name) of every lake table but the TEMP ones: each is a DuckDB view in the catalog."""
+    return [(r[0], r[1]) for r in catalog.query("SELECT schema_name, table_name FROM lake_tables WHERE NOT temporary")]
+
+
 @dataclass(frozen=True)
 class LakeTable:
     schema: str

@@ -1,6 +1,10 @@
 """Copy an embedded DuckDB warehouse's tables into a PostgreSQL one (the storage half of `optimus copy`;
 optimus/transfer.py adds the pipeline's DDL, so this module knows nothing of services).
 
+The source is a DuckDB file, or a Spark warehouse read as its readers read it: DuckDB over the lake's
+catalog (connect(read_only=True), no Spark), where each lake table is a view over its listed parts;
+`source_tables` takes those and leaves out the lake's manifest, its own bookkeeping.
+
 Every table is copied, in one PostgreSQL transaction: the framework's and the services' tables
 are first created by their own DDL (`setup`, so keys, defaults and sequences are the real ones), tables
 only the data created (edX raw tables, from DuckDB's raw schema into PostgreSQL's) are created
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from optimus.errors import WarehouseError
+from optimus.warehouse import lake
 from optimus.warehouse.base import Warehouse
 from optimus.warehouse.duckdb import DuckDBWarehouse
 from optimus.warehouse.postgres import PostgresWarehouse
@@ -70,7 +75,7 @@ class CopyReport:
 def copy_tables(
     src: Warehouse, dst: Warehouse, setup: Callable[[], object], progress: Callable[[str, int], None] | None = None
 ) -> CopyReport:
-    """Copy every table of `src` (a DuckDB warehouse) into `dst` (a PostgreSQL one, holding no warehouse
+    """Copy every table of `src` (a DuckDB warehouse, or a lake's catalog) into `dst` (a PostgreSQL one, holding no warehouse
     yet); `setup` creates the destination's tables by their own DDL, inside the copy's transaction."""
     from optimus.warehouse import schema
 
@@ -92,11 +97,7 @@ def copy_tables(
     # (source schema, table, destination schema): Optimus's own tables, then the raw edX tables
     tables = [
         (schema_name, name, None if schema_name == "main" else dst.raw_schema)
-        for schema_name, name in src.query(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name IN ('main', ?) "
-            "ORDER BY schema_name <> 'main', table_name",
-            [src.raw_schema],
-        )
+        for schema_name, name in sorted(source_tables(src), key=lambda t: (t[0] != "main", t[1]))
     ]
     report = CopyReport()
     with dst.transaction():
@@ -119,6 +120,19 @@ def copy_tables(
                 progress(shown, rows)
         _advance_sequences(dst)
     return report
+
+
+def source_tables(src: DuckDBWarehouse) -> list[tuple[str, str]]:
+    """(schema, table) of every table a copy takes, Optimus's own (main) and the raw edX ones. A lake's
+    catalog (warehouse/lake.py) holds the ledger and the tables with keys; its lake tables are DuckDB
+    views over their listed parts, and its manifest is the lake's bookkeeping, not data."""
+    schemas = ("main", src.raw_schema)
+    tables = src.query("SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name IN (?, ?)", list(schemas))
+    found = [(s, t) for s, t in tables]
+    if lake.is_catalog(src):
+        found = [(s, t) for s, t in found if t not in lake.MANIFEST_TABLES]
+        found += [(s, t) for s, t in lake.listed_tables(src) if s in schemas]
+    return found
 
 
 def _ensure_table(dst: PostgresWarehouse, table: str, columns: list[tuple[str, str]], report: CopyReport, schema: str | None) -> None:
