@@ -202,13 +202,15 @@ def test_warehouse_does_no_orchestration() -> None:
 
 def _backend_classes() -> dict[str, set[str]]:
     """Each backend class defined under warehouse/, with every attribute it has (methods, class
-    attributes and the `self.x` it assigns)."""
+    attributes and the `self.x` it assigns), its bases' under warehouse/ included."""
     classes: dict[str, set[str]] = {}
+    bases: dict[str, list[str]] = {}
     for module, (_path, tree) in MODULES.items():
         if not _in_warehouse(module):
             continue
         for node in tree.body:
-            if isinstance(node, ast.ClassDef) and node.name.endswith("Warehouse") and node.name != "Warehouse":
+            if isinstance(node, ast.ClassDef) and node.name != "Warehouse":
+                bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
                 names = classes.setdefault(node.name, set())
                 for inner in ast.walk(node):
                     if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -224,7 +226,11 @@ def _backend_classes() -> dict[str, set[str]]:
                         names.add(inner.target.id)
                     elif isinstance(inner, ast.Assign):
                         names.update(t.id for t in inner.targets if isinstance(t, ast.Name))
-    return classes
+
+    def members(name: str) -> set[str]:
+        return classes.get(name, set()).union(*(members(b) for b in bases.get(name, [])))
+
+    return {name: members(name) for name in classes if name.endswith("Warehouse")}
 
 
 BACKENDS = _backend_classes()

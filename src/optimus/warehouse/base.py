@@ -8,8 +8,8 @@ callers branch on instead of the engine's name (tests/test_import_contract.py ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,36 @@ def raw_schema_for(warehouse_schema: str | None) -> str:
     """The raw tables' schema beside an Optimus schema: `edx` beside the default one (and on DuckDB),
     `<schema>_edx` beside any other, so two Optimus schemas in one database never share raw tables."""
     return RAW_SCHEMA if warehouse_schema in (None, "optimus") else f"{warehouse_schema}_{RAW_SCHEMA}"
+
+
+class NestingTransactions:
+    """`transaction()` for a backend whose transactions nest by joining: one opened inside another is
+    part of it, and only the outermost commits or rolls back (a service's rows and the ledger's mark of
+    the file commit together). The backend gives `_lock` (re-entrant, held for the whole transaction)
+    and `_outermost()`, its real transaction."""
+
+    _depth = 0
+    _lock: AbstractContextManager[Any]
+
+    def _outermost(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self._outermost():
+                    yield
+            finally:
+                self._depth = 0
 
 
 # The caps of an untrusted query (the API's /sql and `optimus sql`, on every backend), in one place.

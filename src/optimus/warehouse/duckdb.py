@@ -19,12 +19,12 @@ from optimus.config import Settings, check_allowed_folders
 from optimus.errors import QueryRefused, WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
 from optimus.formats.events import beyond_limits_sql
-from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, QueryAnswer, raw_schema_for
+from optimus.warehouse.base import QUERY_TIMEOUT_SECONDS, NestingTransactions, QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
 from optimus.warehouse.dialects.duckdb import DuckDBDialect
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(NestingTransactions):
     """A DuckDB file opened read-write by one process (DuckDB locks the file for others)."""
 
     sql: Dialect = DuckDBDialect()
@@ -160,25 +160,14 @@ class DuckDBWarehouse:
         return rows[0][0] if rows else None
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self.con.execute("BEGIN TRANSACTION")
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self._depth = 0
-                self.con.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            self.con.execute("COMMIT")
+    def _outermost(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     # -- catalogue --------------------------------------------------------------------------
     # the catalogue of one schema only (default: Optimus's own, main): a raw edX table of the same

@@ -31,7 +31,7 @@ from psycopg.adapt import Loader
 from optimus.config import Settings
 from optimus.errors import WarehouseError, WarehouseLocked
 from optimus.formats import sql_tables
-from optimus.warehouse.base import QueryAnswer, raw_schema_for
+from optimus.warehouse.base import NestingTransactions, QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
 from optimus.warehouse.dialects.postgres import HELPER_TYPES, PostgresDialect, helper_name
 from optimus.warehouse.postgres_query import run_untrusted
@@ -167,7 +167,7 @@ def _connect_error(url: str, exc: Exception) -> WarehouseError:
     return WarehouseError(f"{where}: cannot connect: {text}")
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(NestingTransactions):
     """One connection to a PostgreSQL server; a writer also holds the schema's advisory lock."""
 
     sql: Dialect = PostgresDialect()
@@ -328,32 +328,21 @@ class PostgresWarehouse:
         return rows[0][0] if rows else None
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self.con.execute("BEGIN")
-            self._depth = 1
+    def _outermost(self) -> Iterator[None]:
+        self.con.execute("BEGIN")
+        self._failure = None
+        try:
+            yield
+        except BaseException:
             self._failure = None
-            try:
-                yield
-            except BaseException:
-                self._depth = 0
-                self._failure = None
-                if not self.con.closed and not self.con.broken:
-                    self.con.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            if self.con.info.transaction_status == pq.TransactionStatus.INERROR:
-                failure, self._failure = self._failure, None
+            if not self.con.closed and not self.con.broken:
                 self.con.execute("ROLLBACK")
-                raise WarehouseError(f"the transaction was rolled back after an error: {failure}")
-            self.con.execute("COMMIT")
+            raise
+        if self.con.info.transaction_status == pq.TransactionStatus.INERROR:
+            failure, self._failure = self._failure, None
+            self.con.execute("ROLLBACK")
+            raise WarehouseError(f"the transaction was rolled back after an error: {failure}")
+        self.con.execute("COMMIT")
 
     # -- catalogue --------------------------------------------------------------------------
     def table_exists(self, name: str, schema: str | None = None) -> bool:
