@@ -341,8 +341,10 @@ class SparkWarehouse:
         a lake view with a DuckDB view of a readable definition). named: its columns' names are Spark's
         too (each a column or an alias); columns: it gives that many columns (no `*`)."""
         for part in node.walk():
-            if not isinstance(part, _READABLE) or isinstance(part, exp.TryCast):
+            if not isinstance(part, _READABLE):
                 return False
+            if isinstance(part, exp.TryCast) and not (isinstance(part.this, exp.Literal) and part.to.this in _DATES):
+                return False  # (a date or time literal, as a parameter is inlined, is read as a TRY_CAST)
             if isinstance(part, exp.DataType) and part.this == exp.DataType.Type.JSON:
                 return False  # a JSON value is its text on Spark, a JSON value on DuckDB
         if named or columns is not None:
@@ -828,6 +830,7 @@ class SparkWarehouse:
         return self.quote(name) if schema == MAIN else f"{self.quote(schema)}.{self.quote(name)}"
 
 
+_DATES = (exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP)
 # the nodes of a query both engines read alike, to the type of each value (see SparkWarehouse._duckdb_reads):
 # no function but these (sum is HUGEINT on DuckDB, BIGINT on Spark), no arithmetic that may overflow otherwise
 _READABLE = (
