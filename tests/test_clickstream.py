@@ -645,3 +645,30 @@ def test_an_event_file_read_ahead_is_the_file_asked_for(data_path: Path, setting
         wh.prefetch_event_lines(None, 1 << 20)
     finally:
         wh.close()
+
+
+def test_one_span_or_two_store_the_same(fixtures_dir, tmp_path, settings_for, monkeypatch):
+    """An engine that declares costly_statements (Spark) parses a file it reads in one span, not its
+    first lines apart: that changes how many statements, never what is stored (both ways on DuckDB,
+    the first span cut at 1000 of the day file's 6460 lines, with a bad line every 700)."""
+    import dataclasses
+
+    from conftest import assert_same_rows
+    from optimus.services import clickstream
+    from optimus.warehouse.duckdb import DuckDBWarehouse
+
+    monkeypatch.setattr(clickstream, "_FIRST_LINES", 1000)
+    lines = gzip.decompress((fixtures_dir / "tracking.log-20130609.gz").read_bytes()).splitlines(keepends=True)
+    mixed = tmp_path / "tracking-events-2013-06-09.log.gz"
+    mixed.write_bytes(gzip.compress(b"".join(b"not an event\n" + line if i % 700 == 0 else line for i, line in enumerate(lines, 1))))
+    stored = []
+    for costly in (False, True):
+        data = make_data_path(tmp_path / f"data-{costly}")
+        (events_dir(data) / mixed.name).symlink_to(mixed)
+        monkeypatch.setattr(DuckDBWarehouse, "capabilities", dataclasses.replace(DuckDBWarehouse.capabilities, costly_statements=costly))
+        settings = settings_for(data, warehouse=str(tmp_path / f"wh-{costly}" / "optimus.duckdb"))
+        ingest(settings, "Clickstream")
+        stored.append(settings)
+    assert query_rows(stored[0], "SELECT count(*) FROM events")[0][0] > 1000
+    assert query_rows(stored[0], "SELECT count(*) FROM events_quarantine")[0][0] == len(lines) // 700
+    assert_same_rows(stored[1], stored[0], ["main.events", "main.event_files", "main.events_quarantine"])

@@ -184,6 +184,32 @@ def test_bookkeeping_never_starts_spark(wh: Warehouse) -> None:
     assert not wh.spark_started
 
 
+def test_plain_statements_are_duckdbs_and_see_the_open_transaction(wh: Warehouse) -> None:
+    """Reads both engines read alike (rows for the driver, an INSERT ... SELECT, a DELETE's condition)
+    run on DuckDB over the catalog's views, with no Spark job: inside a transaction they see its parts
+    not yet committed, TEMP tables included; a read with a Spark-only meaning (sum's type) runs on
+    Spark over the same parts, and a rollback takes back what DuckDB wrote."""
+    fill(wh)
+    assert isinstance(wh, SparkWarehouse)
+    c1 = sorted(n for n, c, _ in ROWS if c == "c1")
+    with pytest.raises(RuntimeError), wh.transaction():
+        wh.execute("CREATE TEMP TABLE picked (n BIGINT, course VARCHAR)")
+        wh.execute("INSERT INTO picked SELECT n, course FROM t WHERE course = ?", ["c1"])
+        assert wh.query("SELECT n FROM picked ORDER BY n") == [(n,) for n in c1]
+        wh.execute("DELETE FROM t WHERE n IN (SELECT n FROM picked) AND n > ?", [c1[1]])
+        kept = [r for r in ROWS if not (r[1] == "c1" and r[0] > c1[1])]
+        assert wh.query("SELECT course, count(*) FROM t GROUP BY course ORDER BY course") == sorted(
+            (c, sum(1 for r in kept if r[1] == c)) for c in ("c0", "c1", "c2")
+        )
+        assert wh.query_dicts("SELECT max(n) AS top FROM t WHERE course = 'c1'") == [{"top": c1[1]}]
+        assert not wh.spark_started  # none of it needed Spark
+        assert wh.scalar("SELECT sum(n) FROM t") == sum(r[0] for r in kept)  # Spark, over the same uncommitted parts
+        assert wh.spark_started
+        raise RuntimeError("roll back")
+    assert sorted(wh.query("SELECT n, course, note FROM t")) == ROWS
+    assert not wh.table_exists("picked")
+
+
 def test_a_temp_table_from_lake_data_joins_both_ways(wh: Warehouse) -> None:
     fill(wh)
     wh.execute("CREATE TEMP TABLE picked AS SELECT n FROM t WHERE course = 'c0'")

@@ -117,11 +117,11 @@ class Clickstream(Service):
                 if engine_lines is not None:  # the engine read the file: its lines are parsed as one block
                     lines = int(wh.scalar(f"SELECT count(*) FROM {engine_lines}") or 0)
                     # the first lines alone first: the course values they hold are then known to the rest
-                    for lo, hi in ((1, min(lines, _FIRST_LINES)), (_FIRST_LINES + 1, lines)):
+                    # (not where a statement costs more than the regexes it saves: then the file in one span)
+                    first = lines if wh.capabilities.costly_statements else _FIRST_LINES
+                    for lo, hi in ((1, min(lines, first)), (first + 1, lines)):
                         if lo <= hi:
-                            span = (
-                                f"(SELECT * FROM {engine_lines} WHERE line BETWEEN {lo} AND {hi})" if lines > _FIRST_LINES else engine_lines
-                            )
+                            span = f"(SELECT * FROM {engine_lines} WHERE line BETWEEN {lo} AND {hi})" if lines > first else engine_lines
                             good, bad, changed_values = self._load_lines(wh, file, span, wh.execute, (lo, hi), [])
                             loaded, quarantined, coerced = loaded + good, quarantined + bad, coerced + changed_values
                             ctx.wrote(good)

@@ -20,6 +20,10 @@ Routing, decided per statement by its tables (parsed with SQLGlot):
   made from: what reads it holds Spark fragments. Two lake writes need no Spark job: INSERT ...
   VALUES (literals, evaluated by DuckDB, written by the driver) and finding the parts a
   DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads the Parquet files).
+- a statement DuckDB reads as Spark would (_duckdb_reads: plain nodes over tables the catalog has a
+  view of) needs no Spark job either: a query's rows for the driver, an INSERT ... SELECT into a lake
+  table (DuckDB writes the part), a DELETE's matching and kept rows. DuckDB reads the lake tables'
+  views on this connection, so within a transaction it sees the parts written in it (docs/spark.md).
 Statements are SQL as the Spark dialect writes it (dialects/spark.py): its literals read backslash
 escapes (a quote doubled is read as standard SQL means it), and `?` parameters are inlined as its
 literals. What SQLGlot writes back for Spark spells the shared SQL's meanings: standard type names
@@ -294,8 +298,9 @@ class SparkWarehouse:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._statement(sql, params, None, rows=False)
 
-    def _statement(self, sql: str, params: Sequence[Any], arrow: pa.Table | None, rows: bool) -> pa.Table | None:
-        """Run one statement where it belongs (see the module's docstring); with rows=True, its rows as Arrow."""
+    def _statement(self, sql: str, params: Sequence[Any], arrow: pa.Table | None, rows: bool, named: bool = True) -> pa.Table | None:
+        """Run one statement where it belongs (see the module's docstring); with rows=True, its rows as
+        Arrow (named=False: read by position, so its columns' names need not be Spark's)."""
         stmt = _parse(sql)
         if stmt is None or not self._needs_spark(stmt, arrow):
             self._catalog_changed(stmt)
@@ -309,6 +314,9 @@ class SparkWarehouse:
         if params:
             stmt = _parse(_inline(sql, params))
             assert stmt is not None
+        if rows and arrow is None and isinstance(stmt, exp.Query) and self._duckdb_reads(stmt, named=named):
+            # rows for the driver that DuckDB reads alike: no Spark job (see the module's docstring)
+            return self.catalog.query_arrow(stmt.sql(dialect="duckdb"))
         if isinstance(stmt, exp.Query) and any(isinstance(c.this, exp.Insert) for c in stmt.find_all(exp.CTE)):
             with self.transaction():
                 return self._run(self._returning(stmt, arrow), arrow).toArrow()
@@ -327,6 +335,45 @@ class SparkWarehouse:
         with self.transaction():
             self._change(stmt, sql, arrow)
         return None
+
+    def _duckdb_reads(self, node: exp.Expression, named: bool = False, columns: int | None = None) -> bool:
+        """Whether DuckDB reads `node` (a query, or a condition) as Spark would: only nodes both engines
+        read alike (_READABLE), over tables the catalog can read (a catalog table, a lake table's view,
+        a lake view with a DuckDB view of a readable definition). named: its columns' names are Spark's
+        too (each a column or an alias); columns: it gives that many columns (no `*`)."""
+        for part in node.walk():
+            if not isinstance(part, _READABLE):
+                return False
+            if isinstance(part, exp.TryCast) and not (isinstance(part.this, exp.Literal) and part.to.this in _DATES):
+                return False  # (a date or time literal, as a parameter is inlined, is read as a TRY_CAST)
+            if isinstance(part, exp.DataType) and part.this == exp.DataType.Type.JSON:
+                return False  # a JSON value is its text on Spark, a JSON value on DuckDB
+        if named or columns is not None:
+            if not isinstance(node, exp.Select):
+                return False
+            if named and not all(isinstance(e, (exp.Column, exp.Alias)) for e in node.expressions):
+                return False
+            if columns is not None and (len(node.expressions) != columns or any(isinstance(e, exp.Star) for e in node.expressions)):
+                return False
+        ctes = {c.alias for c in node.find_all(exp.CTE)}
+        for table in node.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
+                continue
+            schema, name = table.db or MAIN, table.name
+            if name == "arrow_block" and schema == MAIN:
+                return False
+            if self._kind(schema, name) == "view":
+                definition = _parse(self.lake.view(schema, name) or "")
+                if not (
+                    isinstance(definition, exp.Create)
+                    and definition.expression is not None
+                    and self._duckdb_reads(definition.expression)
+                    and self.catalog.scalar(
+                        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND schema_name = ? AND NOT internal", [name, schema]
+                    )
+                ):
+                    return False
+        return True
 
     def _needs_spark(self, stmt: exp.Expression, arrow: pa.Table | None) -> bool:
         if self._reads_lake(stmt):
@@ -411,6 +458,9 @@ class SparkWarehouse:
         if isinstance(source, exp.Values):  # literals: no Spark job for a few rows
             data = self.catalog.query_arrow(source.sql(dialect="duckdb"))
             return self._load(table, data.rename_columns(given or [c for c, _ in table.columns][: data.num_columns]))
+        names = list(given) if given is not None else [c for c, _ in table.columns]
+        if arrow is None and self._duckdb_reads(source, columns=len(names)):
+            return self._copy_by_catalog(table, source.sql(dialect="duckdb"), names, add=True)
         added = self._write(self._run(source, arrow), table, given)
         self.lake.change_parts(table.schema, table.name, add=added)
         return added
@@ -469,11 +519,37 @@ class SparkWarehouse:
         partial = [p for p, n in parts if 0 < matched.get(p.absolute(), 0) < n]
         return full, partial
 
+    def _copy_by_catalog(
+        self, table: LakeTable, source: str, names: Sequence[str], add: bool = False, remove: Sequence[Path] = ()
+    ) -> list[tuple[Path, int]]:
+        """The rows of `source` (DuckDB's SQL, columns `names` by position) written by DuckDB as a new part
+        with the declared columns and types, without a Spark job (JSON as its text, as Spark keeps it);
+        add=True: listed at once (and `remove` unlisted)."""
+        q = self.quote
+        position = {n: i for i, n in enumerate(names)}
+        columns = ", ".join(
+            f"CAST({f'_c{position[c]}' if c in position else 'NULL'} AS {'VARCHAR' if t.upper() == 'JSON' else t}) AS {q(c)}"
+            for c, t in table.columns
+        )
+        aliases = ", ".join(f"_c{i}" for i in range(len(names)))
+        part = self.lake.new_part(table.schema, table.name)
+        self._written.append(part)
+        self.catalog.execute(
+            f"COPY (SELECT {columns} FROM ({source}) AS _optimus_source({aliases})) TO {sql_string(str(part))} (FORMAT parquet)"
+        )
+        rows = pq.read_metadata(part).num_rows
+        added = [(part, rows)] if rows else []
+        if not rows:
+            part.unlink()
+        if add:
+            self.lake.change_parts(table.schema, table.name, add=added, remove=list(remove))
+        return added
+
     def _matching_by_catalog(self, parts: list[tuple[Path, int]], alias: str, where: exp.Expression) -> dict[Path, int] | None:
-        """Matching rows per part, counted by DuckDB when the condition is plain comparisons of columns
-        and literals (the same in both engines: `file_id = 7`), without starting a Spark job; None
-        for any other condition."""
-        if not all(isinstance(node, _PLAIN) for node in where.walk()):
+        """Matching rows per part, counted by DuckDB when it reads the condition as Spark would
+        (_duckdb_reads: `file_id = 7`, `line NOT IN (SELECT line FROM event_files ...)`), without a
+        Spark job; None for any other condition."""
+        if not self._duckdb_reads(where):
             return None
         listed = ", ".join(sql_string(str(p)) for p, _ in parts)
         rows = self.catalog.query(
@@ -505,7 +581,17 @@ class SparkWarehouse:
         cond = where.this if where is not None else None
         full, partial = self._matching_parts(table, alias, cond, arrow)
         added: list[tuple[Path, int]] = []
-        if partial:
+        if partial and cond is not None and arrow is None and self._duckdb_reads(cond):  # the rows kept, written by DuckDB
+            listed = ", ".join(sql_string(str(p)) for p in [self.lake.root / table.schema_part, *partial])
+            names = [c for c, _ in table.columns]
+            kept = ", ".join(self.quote(c) for c in names)
+            added = self._copy_by_catalog(
+                table,
+                f"SELECT {kept} FROM read_parquet([{listed}], union_by_name = true) AS {self.quote(alias)} "
+                f"WHERE NOT coalesce(({cond.sql(dialect='duckdb')}), false)",
+                names,
+            )
+        elif partial:
             assert cond is not None
             view = _view_name(table.schema, table.name) + "_rewrite"
             self._lake_frame(table, partial).createOrReplaceTempView(view)
@@ -689,7 +775,9 @@ class SparkWarehouse:
                 self.execute(sql, row)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        data = self.query_arrow(sql, params)  # by position: two columns may have one name
+        data = self._statement(sql, params, None, rows=True, named=False)  # by position: two columns may have one name
+        if data is None:
+            raise WarehouseError(f"not a query: {sql[:200]}")
         return list(zip(*(column.to_pylist() for column in data.columns), strict=True)) if data.num_columns else []
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -811,10 +899,15 @@ class SparkWarehouse:
         return self.quote(name) if schema == MAIN else f"{self.quote(schema)}.{self.quote(name)}"
 
 
-# the nodes of a condition both engines read alike (see SparkWarehouse._matching_by_catalog)
-_PLAIN = (
+_DATES = (exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP)
+# the nodes of a query both engines read alike, to the type of each value (see SparkWarehouse._duckdb_reads):
+# no function but these (sum is HUGEINT on DuckDB, BIGINT on Spark), no arithmetic that may overflow otherwise
+_READABLE = (
     exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.And, exp.Or, exp.Not,
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between, exp.Cast, exp.DataType,
+    exp.Neg, exp.Select, exp.From, exp.Where, exp.Table, exp.TableAlias, exp.Star, exp.Distinct, exp.Limit,
+    exp.Group, exp.Having, exp.Order, exp.Ordered, exp.Alias, exp.Subquery, exp.Exists, exp.Tuple, exp.Join,
+    exp.With, exp.CTE, exp.Count, exp.Min, exp.Max, exp.Coalesce, exp.Case, exp.If, exp.Left, exp.Add, exp.Sub,
 )  # fmt: skip
 
 

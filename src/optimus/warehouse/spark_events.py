@@ -4,10 +4,11 @@ files, so a `.gz` file is one task and an uncompressed file may be split across 
 The lines of every file are written once, as a temporary lake table of (file, split, row_id, raw,
 event_id, odd): `row_id` is monotonically_increasing_id(), which counts the rows of a task in the
 order it read them, so within one split (a file, or a block of an uncompressed file, each read
-whole by one task) the rows are numbered in file order. A small job over that table then counts the
-lines of each split, and a file's line number is its row_id plus the lines of the splits before it
+whole by one task) the rows are numbered in file order. DuckDB then counts the lines of each split
+over the parts written (no second Spark job), and a file's line number is its row_id plus the lines of the splits before it
 less the split's first row_id: exact whatever the splitting. Each file is then a lake view
-`(line, raw, event_id)` of that table, which the shared parse SQL reads like any lake table.
+`(line, raw, event_id)` of that table, which the shared parse SQL reads like any lake table (and a
+TEMP view of the catalog, so DuckDB reads it too: SparkWarehouse._duckdb_reads).
 
 The fingerprint is the SHA-1 of the line's UTF-8 bytes from its first `{`, with one `\\n` after it
 (formats/events.py; DuckDB's sha1 and the Python reader hash the same bytes). A file Spark cannot
@@ -121,7 +122,10 @@ def read_event_files(wh: SparkWarehouse, paths: Sequence[Path], max_line: int) -
                 if any(s.odd for s in file_splits) or (key is None and _has_lines(path)):
                     continue  # (a file with lines Spark named otherwise: never taken for an empty one)
                 view = f"{table}_{len(views)}"
-                wh.lake.add_view(MAIN, view, _view_sql(view, table, file_splits))
+                definition = _view_sql(view, table, file_splits)
+                wh.lake.add_view(MAIN, view, definition)
+                # and for DuckDB, which then reads it where it reads as Spark (SparkWarehouse._duckdb_reads)
+                wh.catalog.execute(definition.replace("CREATE VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
                 views.append(view)
                 names[path] = view
         yield names
@@ -129,6 +133,7 @@ def read_event_files(wh: SparkWarehouse, paths: Sequence[Path], max_line: int) -
         with suppress(Exception), wh.transaction():
             for view in views:
                 wh.lake.drop_view(MAIN, view)
+                wh.catalog.execute(f'DROP VIEW IF EXISTS "{view}"')
             wh.lake.drop(MAIN, table)
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -136,8 +141,6 @@ def read_event_files(wh: SparkWarehouse, paths: Sequence[Path], max_line: int) -
 def _read(wh: SparkWarehouse, paths: Sequence[Path], max_line: int) -> tuple[str, Path, dict[Path, list[Split]]] | None:
     """The files' lines written as Parquet parts (one job), and per file its splits as (start, lines,
     first row_id, any odd line), in file order; None when Spark cannot read one of them."""
-    from pyspark.sql.functions import expr
-
     spark = wh.spark
     table = "_optimus_event_lines_" + uuid.uuid4().hex[:12]
     folder = wh.lake.new_part(MAIN, table, folder=True)
@@ -152,19 +155,23 @@ def _read(wh: SparkWarehouse, paths: Sequence[Path], max_line: int) -> tuple[str
             f"{_odd_sql(max_line)} AS odd",
         )
         frame.write.option("maxRecordsPerFile", ROWS_PER_PART).parquet(str(folder))
-        counted = (
-            spark.read.parquet(str(folder))
-            .groupBy("file", "split")
-            .agg(expr("min(row_id) AS first"), expr("count(*) AS lines"), expr("max(odd) AS odd"))
-            .collect()
-        )
     except Exception as exc:  # (Py4J and Spark errors: a damaged archive, an unreadable file)
         shutil.rmtree(folder, ignore_errors=True)
         log.info("%s: read by Optimus's own reader (Spark cannot read it as plain lines: %s)", paths, str(exc).splitlines()[0][:300])
         return None
+    # the lines of each split, counted by DuckDB over the parts just written (a Spark job costs seconds)
+    written = [p for p, _ in _parts(folder)]
+    counted = (
+        wh.catalog.query(
+            f"SELECT file, split, min(row_id), count(*), bool_or(odd) FROM read_parquet([{', '.join(sql_string(str(p)) for p in written)}]) "
+            "GROUP BY file, split ORDER BY file, split"
+        )
+        if written
+        else []
+    )
     splits: dict[Path, list[Split]] = {}
-    for row in sorted(counted, key=lambda r: (r["file"], r["split"])):
-        split = Split(row["file"], int(row["split"]), int(row["lines"]), int(row["first"]), bool(row["odd"]))
+    for url, start, first, lines, odd in counted:
+        split = Split(url, int(start), int(lines), int(first), bool(odd))
         splits.setdefault(_local(split.url), []).append(split)
     return table, folder, splits
 

@@ -40,6 +40,9 @@ class Capabilities:
     # the engine reads and decompresses event files itself (Warehouse.event_lines gives their lines as a
     # relation); without it the caller reads them and loads the lines with the bulk loader (COPY)
     reads_files: bool = False
+    # each statement costs a job of its own (seconds, where DuckDB's cost milliseconds): work done in
+    # fewer statements is worth more than what a statement more would save (Clickstream's first lines)
+    costly_statements: bool = False
 
 
 # try_cast's rule (docs/postgresql.md, "try_cast"): the edX TSV dumps come from MySQL, so a typed value is

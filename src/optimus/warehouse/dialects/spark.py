@@ -99,7 +99,9 @@ class SparkDialect(Dialect):
     name = "spark"
     # Arrow reaches Spark through a DataFrame (a copy). transactions=True: a Spark warehouse publishes a statement's Parquet parts by listing them in its
     # DuckDB catalog, in the catalog's transaction, together with the ledger (warehouse/spark.py)
-    capabilities = Capabilities(scans_arrow_in_place=False, prunes_by_min_max=False, transactions=True, reads_files=True)
+    capabilities = Capabilities(
+        scans_arrow_in_place=False, prunes_by_min_max=False, transactions=True, reads_files=True, costly_statements=True
+    )
 
     # -- literals, names and types -----------------------------------------------------------------
     def literal(self, value: str) -> str:
