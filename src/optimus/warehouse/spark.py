@@ -59,7 +59,7 @@ from sqlglot.tokens import TokenType
 
 from optimus.config import Settings
 from optimus.errors import WarehouseError
-from optimus.warehouse.base import QueryAnswer, raw_schema_for
+from optimus.warehouse.base import NestingTransactions, QueryAnswer, raw_schema_for
 from optimus.warehouse.dialects.base import Dialect, sql_string
 from optimus.warehouse.dialects.spark import SESSION_SQL, SparkDialect
 from optimus.warehouse.duckdb import DuckDBWarehouse
@@ -113,7 +113,7 @@ def duckdb_type(spark_simple: str) -> str:
     return exp.DataType.build(spark_simple, dialect="spark").sql("duckdb")
 
 
-class SparkWarehouse:
+class SparkWarehouse(NestingTransactions):
     """A lake of Parquet tables computed by Spark, listed in a DuckDB catalog opened by one writer."""
 
     sql: Dialect = SparkDialect()
@@ -137,7 +137,7 @@ class SparkWarehouse:
             self.catalog.close()
             raise
         self._spark: SparkSession | None = None  # started at the first statement that needs it
-        self._depth = 0
+        self._lock = self.catalog._lock  # a transaction holds the catalog's (one writer)
         self._written: list[Path] = []  # parts written in the open transaction (removed if it rolls back)
         self._views: set[str] = set()
         # what each registered view holds now (_register: a view still holding it is not sent again)
@@ -794,28 +794,18 @@ class SparkWarehouse:
         return rows[0][0] if rows else None
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
+    def _outermost(self) -> Iterator[None]:
+        self._written = []
+        try:
+            with self.catalog.transaction():
                 yield
-            finally:
-                self._depth -= 1
-            return
-        with self.catalog._lock:
-            self._depth = 1
+        except BaseException:
+            self._catalog_epoch += 1  # the catalog's tables are as they were: Spark's copies are not
+            for path in self._written:  # never listed: garbage now (sweep would find it later)
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            raise
+        finally:
             self._written = []
-            try:
-                with self.catalog.transaction():
-                    yield
-            except BaseException:
-                self._catalog_epoch += 1  # the catalog's tables are as they were: Spark's copies are not
-                for path in self._written:  # never listed: garbage now (sweep would find it later)
-                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-                raise
-            finally:
-                self._depth = 0
-                self._written = []
 
     def table_exists(self, name: str, schema: str | None = None) -> bool:
         return self.catalog.table_exists(name, schema) or self.lake.view(schema or MAIN, name) is not None
@@ -994,9 +984,9 @@ def _lateral_views(select: exp.Select) -> None:
 
 
 def _only_of(node: exp.Expression, alias: str) -> bool:
-    """A plain test (see _PLAIN) of columns all qualified by `alias`: one DuckDB can count on the table alone."""
+    """A plain test (see _READABLE) of columns all qualified by `alias`: one DuckDB can count on the table alone."""
     columns = list(node.find_all(exp.Column))
-    return bool(columns) and all(c.table == alias for c in columns) and all(isinstance(n, _PLAIN) for n in node.walk())
+    return bool(columns) and all(c.table == alias for c in columns) and all(isinstance(n, _READABLE) for n in node.walk())
 
 
 def _view_name(schema: str, name: str) -> str:
