@@ -15,6 +15,7 @@ from conftest import BOOKKEEPING_TABLES, VOLATILE_COLUMNS, ingest, reading
 from optimus.config import Settings, load
 from optimus.errors import ConfigError, WarehouseError
 from optimus.warehouse import Warehouse, connect, schema
+from optimus.warehouse import spark as spark_warehouse
 from optimus.warehouse.spark import SparkWarehouse
 
 pytestmark = pytest.mark.spark
@@ -208,6 +209,18 @@ def test_plain_statements_are_duckdbs_and_see_the_open_transaction(wh: Warehouse
         raise RuntimeError("roll back")
     assert sorted(wh.query("SELECT n, course, note FROM t")) == ROWS
     assert not wh.table_exists("picked")
+
+
+def test_a_big_insert_select_is_sparks(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An INSERT ... SELECT DuckDB reads alike still runs on Spark when it reads more lake rows than the
+    driver should write (DRIVER_WRITE_ROWS): set work at scale is the executors'."""
+    fill(wh)
+    assert isinstance(wh, SparkWarehouse)
+    monkeypatch.setattr(spark_warehouse, "DRIVER_WRITE_ROWS", len(ROWS) - 1)
+    wh.execute("CREATE TEMP TABLE picked (n BIGINT, course VARCHAR)")
+    wh.execute("INSERT INTO picked SELECT n, course FROM t WHERE course = ?", ["c1"])
+    assert wh.spark_started
+    assert sorted(wh.query("SELECT n FROM picked")) == sorted((n,) for n, c, _ in ROWS if c == "c1")
 
 
 def test_a_temp_table_from_lake_data_joins_both_ways(wh: Warehouse) -> None:

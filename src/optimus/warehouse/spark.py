@@ -22,7 +22,7 @@ Routing, decided per statement by its tables (parsed with SQLGlot):
   DELETE/UPDATE touches when its condition is plain comparisons (DuckDB reads the Parquet files).
 - a statement DuckDB reads as Spark would (_duckdb_reads: plain nodes over tables the catalog has a
   view of) needs no Spark job either: a query's rows for the driver, an INSERT ... SELECT into a lake
-  table (DuckDB writes the part), a DELETE's matching and kept rows. DuckDB reads the lake tables'
+  table that reads at most DRIVER_WRITE_ROWS lake rows (DuckDB writes the part), a DELETE's matching and kept rows. DuckDB reads the lake tables'
   views on this connection, so within a transaction it sees the parts written in it (docs/spark.md).
 Statements are SQL as the Spark dialect writes it (dialects/spark.py): its literals read backslash
 escapes (a quote doubled is read as standard SQL means it), and `?` parameters are inlined as its
@@ -375,6 +375,21 @@ class SparkWarehouse(NestingTransactions):
                     return False
         return True
 
+    def _lake_rows_read(self, node: exp.Expression) -> float:
+        """The rows of the lake tables `node` reads, from the catalog's part counts (a lake view's: not
+        counted, so unbounded)."""
+        ctes = {c.alias for c in node.find_all(exp.CTE)}
+        rows = 0
+        for table in node.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
+                continue
+            kind = self._kind(table.db or MAIN, table.name)
+            if kind == "view":
+                return float("inf")
+            if kind == "lake":
+                rows += sum(n for _, n in self.lake.parts(table.db or MAIN, table.name))
+        return rows
+
     def _needs_spark(self, stmt: exp.Expression, arrow: pa.Table | None) -> bool:
         if self._reads_lake(stmt):
             return True
@@ -459,7 +474,7 @@ class SparkWarehouse(NestingTransactions):
             data = self.catalog.query_arrow(source.sql(dialect="duckdb"))
             return self._load(table, data.rename_columns(given or [c for c, _ in table.columns][: data.num_columns]))
         names = list(given) if given is not None else [c for c, _ in table.columns]
-        if arrow is None and self._duckdb_reads(source, columns=len(names)):
+        if arrow is None and self._lake_rows_read(source) <= DRIVER_WRITE_ROWS and self._duckdb_reads(source, columns=len(names)):
             return self._copy_by_catalog(table, source.sql(dialect="duckdb"), names, add=True)
         added = self._write(self._run(source, arrow), table, given)
         self.lake.change_parts(table.schema, table.name, add=added)
@@ -889,6 +904,9 @@ class SparkWarehouse(NestingTransactions):
         return self.quote(name) if schema == MAIN else f"{self.quote(schema)}.{self.quote(name)}"
 
 
+# an INSERT ... SELECT DuckDB reads alike and that reads at most this many rows of lake tables is written by
+# DuckDB on the driver; a bigger one is set work for Spark's executors (what a cluster is for)
+DRIVER_WRITE_ROWS = 4_000_000
 _DATES = (exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP)
 # the nodes of a query both engines read alike, to the type of each value (see SparkWarehouse._duckdb_reads):
 # no function but these (sum is HUGEINT on DuckDB, BIGINT on Spark), no arithmetic that may overflow otherwise
