@@ -288,12 +288,7 @@ class SparkWarehouse(NestingTransactions):
         return "catalog"
 
     def _reads_lake(self, node: exp.Expression) -> bool:
-        ctes = {c.alias for c in node.find_all(exp.CTE)}
-        return any(
-            self._kind(t.db or MAIN, t.name) != "catalog"
-            for t in node.find_all(exp.Table)
-            if isinstance(t.this, exp.Identifier) and not (t.name in ctes and not t.db)
-        )
+        return any(self._kind(schema, name) != "catalog" for schema, name in _tables_read(node))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._statement(sql, params, None, rows=False)
@@ -355,11 +350,7 @@ class SparkWarehouse(NestingTransactions):
                 return False
             if columns is not None and (len(node.expressions) != columns or any(isinstance(e, exp.Star) for e in node.expressions)):
                 return False
-        ctes = {c.alias for c in node.find_all(exp.CTE)}
-        for table in node.find_all(exp.Table):
-            if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
-                continue
-            schema, name = table.db or MAIN, table.name
+        for schema, name in _tables_read(node):
             if name == "arrow_block" and schema == MAIN:
                 return False
             if self._kind(schema, name) == "view":
@@ -378,16 +369,13 @@ class SparkWarehouse(NestingTransactions):
     def _lake_rows_read(self, node: exp.Expression) -> float:
         """The rows of the lake tables `node` reads, from the catalog's part counts (a lake view's: not
         counted, so unbounded)."""
-        ctes = {c.alias for c in node.find_all(exp.CTE)}
         rows = 0
-        for table in node.find_all(exp.Table):
-            if not isinstance(table.this, exp.Identifier) or (table.name in ctes and not table.db):
-                continue
-            kind = self._kind(table.db or MAIN, table.name)
+        for schema, name in _tables_read(node):
+            kind = self._kind(schema, name)
             if kind == "view":
                 return float("inf")
             if kind == "lake":
-                rows += sum(n for _, n in self.lake.parts(table.db or MAIN, table.name))
+                rows += sum(n for _, n in self.lake.parts(schema, name))
         return rows
 
     def _needs_spark(self, stmt: exp.Expression, arrow: pa.Table | None) -> bool:
@@ -999,6 +987,14 @@ def _lateral_views(select: exp.Select) -> None:
     if moved:
         select.set("joins", joins or None)
         select.set("laterals", [*(select.args.get("laterals") or []), *moved])
+
+
+def _tables_read(node: exp.Expression) -> Iterator[tuple[str, str]]:
+    """(schema, name) of each named table `node` reads, its CTEs' names left out."""
+    ctes = {c.alias for c in node.find_all(exp.CTE)}
+    for table in node.find_all(exp.Table):
+        if isinstance(table.this, exp.Identifier) and not (table.name in ctes and not table.db):
+            yield table.db or MAIN, table.name
 
 
 def _only_of(node: exp.Expression, alias: str) -> bool:
