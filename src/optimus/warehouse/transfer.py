@@ -128,7 +128,7 @@ def source_tables(src: DuckDBWarehouse) -> list[tuple[str, str]]:
     views over their listed parts, and its manifest is the lake's bookkeeping, not data."""
     schemas = ("main", src.raw_schema)
     tables = src.query("SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name IN (?, ?)", list(schemas))
-    found = [(s, t) for s, t in tables]
+    found = list(tables)
     if lake.is_catalog(src):
         found = [(s, t) for s, t in found if t not in lake.MANIFEST_TABLES]
         found += [(s, t) for s, t in lake.listed_tables(src) if s in schemas]
