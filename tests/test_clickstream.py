@@ -647,10 +647,10 @@ def test_an_event_file_read_ahead_is_the_file_asked_for(data_path: Path, setting
         wh.close()
 
 
-def test_one_span_or_two_store_the_same(fixtures_dir, tmp_path, settings_for, monkeypatch):
-    """An engine that declares costly_statements (Spark) parses a file it reads in one span, not its
-    first lines apart: that changes how many statements, never what is stored (both ways on DuckDB,
-    the first span cut at 1000 of the day file's 6460 lines, with a bad line every 700)."""
+def test_courses_learnt_first_or_not_store_the_same(fixtures_dir, tmp_path, settings_for, monkeypatch):
+    """An engine that declares costly_statements (Spark) does not learn a file's course values from
+    its first lines before the parse: that changes how many statements, never what is stored (both
+    ways on DuckDB, the first 1000 of the day file's 6460 lines learnt first, a bad line every 700)."""
     import dataclasses
 
     from conftest import assert_same_rows
