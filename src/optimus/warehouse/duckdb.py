@@ -110,10 +110,8 @@ class DuckDBWarehouse(NestingTransactions):
         instance is still private to this constructor, no query of anyone else has run on it.
         """
         try:
-            if lines_db:  # where event_lines stages a file's lines (ATTACH is refused once external access is off);
-                # compressed: a day file bigger than the memory limit then spills less (1.65M lines staged
-                # under 600 MB: 6.9 s without, 4.4 s with; no cost where the lines fit, docs/performance.md)
-                self.con.execute(f"ATTACH ':memory:' AS {_LINES_DB} (COMPRESS)")
+            if lines_db:  # where event_lines stages a file's lines (ATTACH is refused once external access is off)
+                self.con.execute(f"ATTACH ':memory:' AS {_LINES_DB}")
             for _ in range(READER_CURSORS):
                 cursor = self.con.cursor()
                 cursor.execute(f"SET SESSION max_execution_time = {int(QUERY_TIMEOUT_SECONDS * 1000)}")
@@ -396,8 +394,8 @@ class DuckDBWarehouse(NestingTransactions):
         a cursor of its own: a read that fails (an archive cut short, bytes that are not UTF-8, a CR)
         fails there, in the cursor's own transaction, never in the caller's (DuckDB has no savepoints),
         and the caller's transaction sees the table at its first read of that database. The table is
-        buffer-managed like any other (in a database that compresses): past memory_limit it goes to the
-        temp directory, so a day file of many gigabytes streams through, it is not held. DuckDB does not check a gzip member's CRC,
+        buffer-managed like any other: past memory_limit it goes to the temp directory, so a day file
+        of many gigabytes streams through, it is not held. DuckDB does not check a gzip member's CRC,
         so the caller checks the archive (Clickstream: clickstream_reader.gzip_intact) beside this.
         A file named by prefetch_event_lines is taken as read ahead (waiting for the end of its read).
         The fingerprint is DuckDB's sha1() (the same bytes hashed as hashlib.sha1: stable across versions).
