@@ -662,6 +662,14 @@ def test_courses_learnt_first_or_not_store_the_same(fixtures_dir, tmp_path, sett
     mixed = tmp_path / "tracking-events-2013-06-09.log.gz"
     mixed.write_bytes(gzip.compress(b"".join(b"not an event\n" + line if i % 700 == 0 else line for i, line in enumerate(lines, 1))))
     stored = []
+    learnt: list[int] = []  # course values the cache held after each learning statement
+    learn = clickstream.Clickstream._learn_courses
+
+    def counted(wh, lines):
+        learn(wh, lines)
+        learnt.append(int(wh.scalar(f"SELECT count(*) FROM {clickstream._COURSES}") or 0))
+
+    monkeypatch.setattr(clickstream.Clickstream, "_learn_courses", staticmethod(counted))
     for costly in (False, True):
         data = make_data_path(tmp_path / f"data-{costly}")
         (events_dir(data) / mixed.name).symlink_to(mixed)
@@ -669,6 +677,7 @@ def test_courses_learnt_first_or_not_store_the_same(fixtures_dir, tmp_path, sett
         settings = settings_for(data, warehouse=str(tmp_path / f"wh-{costly}" / "optimus.duckdb"))
         ingest(settings, "Clickstream")
         stored.append(settings)
+    assert len(learnt) == 1 and learnt[0] > 0  # learnt once, on DuckDB as it is, and it found course values
     assert query_rows(stored[0], "SELECT count(*) FROM events")[0][0] > 1000
     assert query_rows(stored[0], "SELECT count(*) FROM events_quarantine")[0][0] == len(lines) // 700
     assert_same_rows(stored[1], stored[0], ["main.events", "main.event_files", "main.events_quarantine"])
