@@ -219,11 +219,7 @@ class Clickstream(Service):
             if coerced:  # keys given twice on lines not loaded were not coerced
                 coerced -= int(wh.scalar(rules.duplicate_keys_sql(wh.sql, _BAD)) or 0)
             bad = self._quarantine(wh, file, unread)
-        # course values seen: their keys are looked up in the next blocks, not computed again
-        wh.execute(
-            f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM events WHERE {block} "
-            f"AND course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
-        )
+        self._remember_courses(wh, f"(SELECT course_id, course_key FROM events WHERE {block}) stored")
         return good, bad, coerced
 
     @staticmethod
@@ -232,8 +228,14 @@ class Clickstream(Service):
         before the file is parsed. Not by storing those lines first: one INSERT of a whole file writes
         its rows as it goes, where a second INSERT into the same transaction leaves rows that the
         checkpoint compresses again on one thread (0.45 CPU-s on a 164k-line day file, docs/performance.md)."""
+        Clickstream._remember_courses(wh, f"({rules.parse_sql(wh.sql, lines, _COURSES)}) p")
+
+    @staticmethod
+    def _remember_courses(wh: Warehouse, rows: str) -> None:
+        """The course values of `rows` (course_id, course_key) not yet in the course cache, into it:
+        their keys are then looked up in the next blocks and files, not computed again."""
         wh.execute(
-            f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM ({rules.parse_sql(wh.sql, lines, _COURSES)}) p "
+            f"INSERT INTO {_COURSES} SELECT DISTINCT course_id, course_key FROM {rows} "
             f"WHERE course_id IS NOT NULL AND course_id NOT IN (SELECT v FROM {_COURSES})"
         )
 
